@@ -1,0 +1,142 @@
+//! Builds the shared state from a validated [`Config`], binds the listener, and shuts down
+//! gracefully: stop accepting, let in-flight requests finish within the grace period, then cut
+//! what remains.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::proxy::guard::AddressGuard;
+use crate::proxy::identity::Agents;
+use crate::proxy::resolve::Resolver;
+use crate::proxy::tls::{CaError, CertificateAuthority, LeafCache, RootsError};
+use crate::proxy::upstream::Upstream;
+use crate::proxy::{GuardedConnector, Lifecycle, ProxyServer};
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The CA could not be created or loaded.
+    #[error("certificate authority: {0}")]
+    Ca(#[from] CaError),
+    /// The upstream trust store could not be built.
+    #[error(transparent)]
+    Roots(#[from] RootsError),
+    /// The listening address is unavailable.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+}
+
+/// How shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every in-flight request finished within the grace period.
+    Clean,
+    /// The grace period ran out; remaining connections were cut.
+    Cut,
+}
+
+/// A running proxy.
+pub struct Gatehouse {
+    addr: SocketAddr,
+    ca_cert: PathBuf,
+    lifecycle: Lifecycle,
+    listener: JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Gatehouse {
+    /// Creates the CA if needed, binds the listener and starts serving.
+    pub async fn start(config: Config) -> Result<Gatehouse, StartError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (ca, created) = CertificateAuthority::load_or_create(&config.ca.dir)?;
+        let ca_cert = CertificateAuthority::cert_path(&config.ca.dir);
+        if created {
+            tracing::info!(path = %ca_cert.display(), "created a new local CA; agents must trust this certificate");
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+
+        let mut guard = AddressGuard::new(config.network.allow_cidrs.clone());
+        guard.add_own_listener(addr);
+        let resolver = Arc::new(Resolver::new(guard, config.network.dns_cache_ttl));
+        let connector = GuardedConnector::new(resolver.clone(), config.upstream.connect_timeout);
+        let lifecycle = Lifecycle::default();
+        let upstream = Upstream::new(
+            &config.upstream,
+            connector.clone(),
+            config.limits.max_request_body_bytes,
+            lifecycle.clone(),
+        )?;
+        let pipeline = Pipeline::new(
+            resolver,
+            upstream,
+            config.tunnel_hosts.clone(),
+            config.limits.max_request_body_bytes,
+        );
+        let leaves = LeafCache::new(
+            Arc::new(ca),
+            config.ca.leaf_cache_size,
+            config.ca.leaf_cache_ttl,
+            config.ca.leaf_validity,
+        )?;
+        let server = ProxyServer::new(
+            Arc::new(pipeline),
+            Agents::new(&config.identity),
+            Arc::new(leaves),
+            connector,
+            config.limits.clone(),
+            lifecycle.clone(),
+        );
+        let listener = tokio::spawn(server.serve(listener));
+        tracing::info!(%addr, config = %config.source, ca = %ca_cert.display(), "gatehouse listening");
+        Ok(Gatehouse {
+            addr,
+            ca_cert,
+            lifecycle,
+            listener,
+            grace: config.limits.shutdown_grace,
+        })
+    }
+
+    /// The address the proxy listens on (useful when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The CA certificate agents must trust.
+    pub fn ca_cert_path(&self) -> &std::path::Path {
+        &self.ca_cert
+    }
+
+    /// Stops accepting, drains in-flight requests within the grace period, then cuts the rest.
+    pub async fn shutdown(self) -> Drained {
+        self.lifecycle.shutdown.cancel();
+        let _ = self.listener.await;
+        self.lifecycle.tasks.close();
+        let drained = tokio::time::timeout(self.grace, self.lifecycle.tasks.wait()).await;
+        if drained.is_ok() {
+            tracing::info!("shutdown complete; all requests drained");
+            return Drained::Clean;
+        }
+        tracing::warn!(grace = ?self.grace, "grace period over; cutting remaining connections");
+        self.lifecycle.abort.cancel();
+        self.lifecycle.tasks.wait().await;
+        Drained::Cut
+    }
+}

@@ -1,0 +1,354 @@
+//! Raw YAML structs → validated runtime [`Config`]. Every check reports the file, line and key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawAgent, RawConfig};
+use super::{
+    AgentConfig, CaConfig, Config, ConfigError, HostPattern, HostPatterns, IdentityConfig, Limits,
+    LogConfig, LogFormat, NetworkConfig, Place, Secret, UpstreamConfig,
+};
+
+/// The agent name reserved for requests admitted without credentials.
+pub const ANONYMOUS_AGENT: &str = "anonymous";
+
+/// Parses and validates `text`, naming `file` in errors.
+pub fn compile(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|err| syntax_error(err, text, file))?;
+    Compiler { file }.config(raw)
+}
+
+fn syntax_error(err: serde_saphyr::Error, text: &str, file: &str) -> ConfigError {
+    let line = err.location().map(|l| l.line()).filter(|l| *l > 0);
+    let key = line
+        .and_then(|l| text.lines().nth((l - 1) as usize))
+        .map(key_on_line)
+        .unwrap_or_default();
+    let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+    let message = err.render_with_options(options);
+    let message = message.lines().next().unwrap_or_default().to_string();
+    ConfigError::Syntax {
+        place: Place {
+            file: file.to_string(),
+            line,
+            key,
+        },
+        message,
+    }
+}
+
+/// The mapping key written on a YAML line (`  - id: x` → `id`), or the line itself when it has none.
+fn key_on_line(line: &str) -> String {
+    let trimmed = line.trim_start().trim_start_matches("- ").trim();
+    match trimmed.split_once(':') {
+        Some((key, _)) => key.trim().trim_matches(['"', '\'']).to_string(),
+        None => trimmed.to_string(),
+    }
+}
+
+struct Compiler<'a> {
+    file: &'a str,
+}
+
+impl Compiler<'_> {
+    fn invalid(&self, at: Option<&Location>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            place: Place {
+                file: self.file.to_string(),
+                line: at.map(|l| l.line()).filter(|l| *l > 0),
+                key: key.to_string(),
+            },
+            message: message.into(),
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen = match &raw.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(s) => s.value.trim().parse().map_err(|_| {
+                self.invalid(
+                    Some(&s.referenced),
+                    "listen",
+                    format!("`{}` is not an address like 127.0.0.1:8080", s.value),
+                )
+            })?,
+        };
+        Ok(Config {
+            source: self.file.to_string(),
+            listen,
+            ca: self.ca(&raw)?,
+            upstream: self.upstream(&raw)?,
+            network: self.network(&raw)?,
+            tunnel_hosts: self.tunnel_hosts(&raw)?,
+            identity: self.identity(&raw)?,
+            limits: self.limits(&raw)?,
+            log: self.log(&raw)?,
+        })
+    }
+
+    fn ca(&self, raw: &RawConfig) -> Result<CaConfig, ConfigError> {
+        let ca = &raw.ca;
+        let leaf_cache_size = positive(self, &ca.leaf_cache_size, "ca.leaf_cache_size", 1000)?;
+        Ok(CaConfig {
+            dir: PathBuf::from(ca.dir.clone().unwrap_or_else(|| "certs".to_string())),
+            leaf_cache_size,
+            leaf_cache_ttl: self.duration(&ca.leaf_cache_ttl, "ca.leaf_cache_ttl", 3600)?,
+            leaf_validity: self.duration(&ca.leaf_validity, "ca.leaf_validity", 7 * 86400)?,
+        })
+    }
+
+    fn upstream(&self, raw: &RawConfig) -> Result<UpstreamConfig, ConfigError> {
+        let up = &raw.upstream;
+        Ok(UpstreamConfig {
+            connect_timeout: self.duration(&up.connect_timeout, "upstream.connect_timeout", 10)?,
+            response_timeout: self.duration(&up.response_timeout, "upstream.response_timeout", 300)?,
+            idle_timeout: self.duration(&up.idle_timeout, "upstream.idle_timeout", 120)?,
+            total_timeout: self.duration(&up.total_timeout, "upstream.total_timeout", 1800)?,
+            pool_idle_timeout: self.duration(&up.pool_idle_timeout, "upstream.pool_idle_timeout", 90)?,
+            pool_max_idle_per_host: up.pool_max_idle_per_host.unwrap_or(32),
+            extra_ca_files: up
+                .extra_ca_files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| self.existing_file(f, &format!("upstream.extra_ca_files[{i}]")))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn network(&self, raw: &RawConfig) -> Result<NetworkConfig, ConfigError> {
+        let net = &raw.network;
+        let mut allow_cidrs = Vec::new();
+        for (i, cidr) in net.allow_cidrs.iter().enumerate() {
+            let text = cidr.value.trim();
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    self.invalid(
+                        Some(&cidr.referenced),
+                        &format!("network.allow_cidrs[{i}]"),
+                        format!("`{text}` is not a CIDR like 10.0.0.0/8 or fd00::/8"),
+                    )
+                })?;
+            allow_cidrs.push(parsed.trunc());
+        }
+        Ok(NetworkConfig {
+            allow_cidrs,
+            dns_cache_ttl: self.duration(&net.dns_cache_ttl, "network.dns_cache_ttl", 30)?,
+        })
+    }
+
+    fn tunnel_hosts(&self, raw: &RawConfig) -> Result<HostPatterns, ConfigError> {
+        let patterns = raw
+            .tunnel
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                HostPattern::parse(&host.value).map_err(|message| {
+                    self.invalid(Some(&host.referenced), &format!("tunnel.hosts[{i}]"), message)
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(HostPatterns(patterns))
+    }
+
+    fn identity(&self, raw: &RawConfig) -> Result<IdentityConfig, ConfigError> {
+        let mut seen = HashSet::new();
+        let mut agents = Vec::new();
+        for (i, agent) in raw.identity.agents.iter().enumerate() {
+            let compiled = self.agent(agent, i)?;
+            if !seen.insert(compiled.id.clone()) {
+                return Err(self.invalid(
+                    Some(&agent.id.referenced),
+                    &format!("identity.agents[{i}].id"),
+                    format!("agent `{}` is declared twice", compiled.id),
+                ));
+            }
+            agents.push(compiled);
+        }
+        Ok(IdentityConfig {
+            allow_anonymous: raw.identity.allow_anonymous,
+            agents,
+        })
+    }
+
+    fn agent(&self, agent: &RawAgent, i: usize) -> Result<AgentConfig, ConfigError> {
+        let key = format!("identity.agents[{i}]");
+        let id = agent.id.value.trim().to_string();
+        if let Err(message) = validate_agent_id(&id) {
+            return Err(self.invalid(Some(&agent.id.referenced), &format!("{key}.id"), message));
+        }
+        let token = match (&agent.token_env, &agent.token_file) {
+            (Some(var), None) => match std::env::var(var.value.trim()) {
+                Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
+                _ => {
+                    return Err(self.invalid(
+                        Some(&var.referenced),
+                        &format!("{key}.token_env"),
+                        format!(
+                            "environment variable `{}` (token of agent `{id}`) is not set or empty",
+                            var.value.trim()
+                        ),
+                    ));
+                }
+            },
+            (None, Some(file)) => {
+                let path = self.existing_file(file, &format!("{key}.token_file"))?;
+                let token = std::fs::read_to_string(&path).map_err(|e| {
+                    self.invalid(Some(&file.referenced), &format!("{key}.token_file"), e.to_string())
+                })?;
+                let token = token.trim().to_string();
+                if token.is_empty() {
+                    return Err(self.invalid(
+                        Some(&file.referenced),
+                        &format!("{key}.token_file"),
+                        format!("token file of agent `{id}` is empty"),
+                    ));
+                }
+                token
+            }
+            _ => {
+                return Err(self.invalid(
+                    Some(&agent.id.referenced),
+                    &key,
+                    format!(
+                        "agent `{id}` needs exactly one of `token_env` or `token_file` \
+                         (tokens are never written in the config itself)"
+                    ),
+                ));
+            }
+        };
+        Ok(AgentConfig {
+            id,
+            team: agent.team.clone(),
+            env: agent.env.clone(),
+            labels: agent.labels.clone(),
+            token: Secret::new(token),
+        })
+    }
+
+    fn limits(&self, raw: &RawConfig) -> Result<Limits, ConfigError> {
+        let l = &raw.limits;
+        let max_header_bytes = positive(self, &l.max_header_bytes, "limits.max_header_bytes", 65536)?;
+        if max_header_bytes < 8192 {
+            let at = l.max_header_bytes.as_ref().map(|s| &s.referenced);
+            return Err(self.invalid(
+                at,
+                "limits.max_header_bytes",
+                "must be at least 8192 bytes",
+            ));
+        }
+        Ok(Limits {
+            max_connections: positive(self, &l.max_connections, "limits.max_connections", 4096)?,
+            max_header_bytes,
+            max_request_body_bytes: match &l.max_request_body_bytes {
+                Some(v) if v.value == 0 => {
+                    return Err(self.invalid(
+                        Some(&v.referenced),
+                        "limits.max_request_body_bytes",
+                        "must be greater than 0",
+                    ));
+                }
+                Some(v) => v.value,
+                None => 32 * 1024 * 1024,
+            },
+            client_header_timeout: self.duration(
+                &l.client_header_timeout,
+                "limits.client_header_timeout",
+                30,
+            )?,
+            shutdown_grace: self.duration(&l.shutdown_grace, "limits.shutdown_grace", 10)?,
+        })
+    }
+
+    fn log(&self, raw: &RawConfig) -> Result<LogConfig, ConfigError> {
+        let format = match &raw.log.format {
+            None => LogFormat::Human,
+            Some(f) => match f.value.trim() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(self.invalid(
+                        Some(&f.referenced),
+                        "log.format",
+                        format!("`{other}` is not a log format: use `human` or `json`"),
+                    ));
+                }
+            },
+        };
+        Ok(LogConfig {
+            format,
+            level: raw.log.level.clone().unwrap_or_else(|| "info".to_string()),
+        })
+    }
+
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default_secs: u64,
+    ) -> Result<Duration, ConfigError> {
+        let Some(value) = value else {
+            return Ok(Duration::from_secs(default_secs));
+        };
+        match humantime::parse_duration(value.value.trim()) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(self.invalid(
+                Some(&value.referenced),
+                key,
+                format!("`{}` is not a positive duration like 500ms, 10s or 5m", value.value),
+            )),
+        }
+    }
+
+    fn existing_file(&self, value: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let path = PathBuf::from(value.value.trim());
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(self.invalid(
+                Some(&value.referenced),
+                key,
+                format!("file `{}` does not exist", path.display()),
+            ))
+        }
+    }
+}
+
+fn positive(
+    compiler: &Compiler<'_>,
+    value: &Option<Spanned<usize>>,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.value == 0 => {
+            Err(compiler.invalid(Some(&v.referenced), key, "must be greater than 0"))
+        }
+        Some(v) => Ok(v.value),
+    }
+}
+
+/// Agent ids travel in `Proxy-Authorization` user names and in logs: keep them to a safe alphabet.
+pub fn validate_agent_id(id: &str) -> Result<(), String> {
+    if id == ANONYMOUS_AGENT {
+        return Err(format!("`{ANONYMOUS_AGENT}` is reserved for unauthenticated requests"));
+    }
+    let ok_len = (1..=64).contains(&id.len());
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` is not a valid agent id: 1 to 64 characters of A-Z, a-z, 0-9, `-`, `_`, `.`"
+        ))
+    }
+}

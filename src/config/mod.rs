@@ -1,0 +1,201 @@
+//! Configuration: the YAML file operators write, parsed once into validated runtime types.
+//!
+//! `raw` mirrors the file; `compile` checks every value and builds what the proxy uses at runtime
+//! (socket addresses, CIDRs, host patterns, secrets read from the environment). Errors name the
+//! file, the line and the key.
+
+mod compile;
+mod error;
+mod host_pattern;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use compile::{ANONYMOUS_AGENT, validate_agent_id};
+pub use error::{ConfigError, Place};
+pub use host_pattern::{HostPattern, HostPatterns};
+
+/// The default config, compiled into the binary so `gatehouse run` works on a fresh machine.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/gatehouse.yaml");
+
+/// Where `gatehouse run` looks for its config when `--config` is not given.
+pub const DEFAULT_PATH: &str = "config/gatehouse.yaml";
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (`<embedded>` for the built-in default).
+    pub source: String,
+    /// Address the proxy listens on.
+    pub listen: SocketAddr,
+    /// The local certificate authority.
+    pub ca: CaConfig,
+    /// How requests are forwarded.
+    pub upstream: UpstreamConfig,
+    /// Which destinations the network guard admits.
+    pub network: NetworkConfig,
+    /// Hosts relayed without interception.
+    pub tunnel_hosts: HostPatterns,
+    /// Who may use the proxy.
+    pub identity: IdentityConfig,
+    /// Resource limits that protect the proxy from its clients.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The local CA and the leaf certificates minted from it.
+#[derive(Debug, Clone)]
+pub struct CaConfig {
+    /// Directory holding `gatehouse-ca.pem` and `gatehouse-ca.key`.
+    pub dir: PathBuf,
+    /// How many leaf certificates are kept.
+    pub leaf_cache_size: usize,
+    /// How long a cached leaf is reused before a fresh one is minted.
+    pub leaf_cache_ttl: Duration,
+    /// Validity period written into each leaf.
+    pub leaf_validity: Duration,
+}
+
+/// Upstream connections.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Time allowed to open the TCP connection.
+    pub connect_timeout: Duration,
+    /// Time allowed until the upstream's response headers arrive.
+    pub response_timeout: Duration,
+    /// Longest silence allowed inside a response body.
+    pub idle_timeout: Duration,
+    /// Longest time a whole exchange may take, body included.
+    pub total_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// Extra PEM files whose certificates are trusted as upstream roots.
+    pub extra_ca_files: Vec<PathBuf>,
+}
+
+/// The network guard's exceptions.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Non-global ranges that are nevertheless allowed as destinations.
+    pub allow_cidrs: Vec<IpNet>,
+    /// How long a resolved (and checked) address stays pinned for a host.
+    pub dns_cache_ttl: Duration,
+}
+
+/// Agents and how they prove who they are.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityConfig {
+    /// Requests without credentials are admitted as the `anonymous` agent.
+    pub allow_anonymous: bool,
+    /// Declared agents.
+    pub agents: Vec<AgentConfig>,
+}
+
+/// One declared agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Agent id, the user name in `Proxy-Authorization`.
+    pub id: String,
+    /// Team the agent belongs to.
+    pub team: Option<String>,
+    /// Environment (`prod`, `staging`, ...).
+    pub env: Option<String>,
+    /// Free-form labels, available to rules.
+    pub labels: BTreeMap<String, String>,
+    /// The agent's token, read from an environment variable or file.
+    pub token: Secret,
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself; callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Limits on what clients may make the proxy hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Concurrent client connections.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers).
+    pub max_header_bytes: usize,
+    /// Largest request body forwarded.
+    pub max_request_body_bytes: u64,
+    /// Time a client has to send a complete request head.
+    pub client_header_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Human-readable or JSON lines.
+    pub format: LogFormat,
+    /// Default filter (`info`, `gatehouse=debug`, ...); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Human,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+impl Config {
+    /// Loads `path`, or when none is given, `config/gatehouse.yaml` if it exists, else the
+    /// embedded default.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => Self::load_file(path),
+            None if Path::new(DEFAULT_PATH).is_file() => Self::load_file(Path::new(DEFAULT_PATH)),
+            None => Self::from_yaml(EMBEDDED_DEFAULT, "<embedded>"),
+        }
+    }
+
+    /// Loads and validates one file.
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_yaml(&text, &file)
+    }
+
+    /// Parses and validates YAML text; `file` is only used in error messages.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        compile::compile(text, file)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! Serde structs that mirror `gatehouse.yaml` exactly. Nothing here is validated beyond its YAML
+//! shape; [`super::compile`] turns these into the runtime [`super::Config`]. Values that need a
+//! check after parsing are `Spanned`, so a failed check can still name its line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub listen: Option<Spanned<String>>,
+    pub ca: RawCa,
+    pub upstream: RawUpstream,
+    pub network: RawNetwork,
+    pub tunnel: RawTunnel,
+    pub identity: RawIdentity,
+    pub limits: RawLimits,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCa {
+    pub dir: Option<String>,
+    pub leaf_cache_size: Option<Spanned<usize>>,
+    pub leaf_cache_ttl: Option<Spanned<String>>,
+    pub leaf_validity: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    pub connect_timeout: Option<Spanned<String>>,
+    pub response_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub total_timeout: Option<Spanned<String>>,
+    pub pool_idle_timeout: Option<Spanned<String>>,
+    pub pool_max_idle_per_host: Option<usize>,
+    pub extra_ca_files: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNetwork {
+    pub allow_cidrs: Vec<Spanned<String>>,
+    pub dns_cache_ttl: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTunnel {
+    pub hosts: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentity {
+    pub allow_anonymous: bool,
+    pub agents: Vec<RawAgent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_connections: Option<Spanned<usize>>,
+    pub max_header_bytes: Option<Spanned<usize>>,
+    pub max_request_body_bytes: Option<Spanned<u64>>,
+    pub client_header_timeout: Option<Spanned<String>>,
+    pub shutdown_grace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: Option<Spanned<String>>,
+    pub level: Option<String>,
+}

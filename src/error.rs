@@ -1,0 +1,191 @@
+//! The one error type a request can end with, and the single mapping from an error to the HTTP
+//! status, the reason shown to the agent, and the log line.
+//!
+//! Every module has its own `thiserror` enum; each converts into a [`ProxyError`] that knows whose
+//! side the failure is on, so operators can tell a misbehaving agent from a broken upstream or a
+//! bug of ours.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::proxy::body::{ProxyBody, full};
+
+/// Whose fault a failed request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The agent sent something we refuse or cannot parse.
+    Agent,
+    /// The upstream could not be reached, failed TLS, timed out, or broke the protocol.
+    Upstream,
+    /// Our own failure; the request is denied (fail closed), never forwarded uninspected.
+    Internal,
+}
+
+impl Side {
+    /// Stable lower-case name used in logs and error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Agent => "agent",
+            Side::Upstream => "upstream",
+            Side::Internal => "internal",
+        }
+    }
+}
+
+/// What went wrong, at the granularity that decides the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed or unsupported request.
+    BadRequest,
+    /// Missing or wrong proxy credentials.
+    ProxyAuthRequired,
+    /// Refused by a guard (SSRF, connect rules).
+    Forbidden,
+    /// Host, `:authority` or SNI disagree with the CONNECT target (domain fronting).
+    Misdirected,
+    /// Request body larger than the configured limit.
+    PayloadTooLarge,
+    /// The upstream could not be reached or answered with something unusable.
+    BadGateway,
+    /// The upstream did not answer in time.
+    GatewayTimeout,
+    /// The proxy is at its connection limit or shutting down.
+    Unavailable,
+    /// A failure of our own.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status this kind maps to.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code, sent in the error body and the `x-gatehouse-error` header.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::ProxyAuthRequired => "proxy_auth_required",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Misdirected => "misdirected_request",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::BadGateway => "bad_gateway",
+            ErrorKind::GatewayTimeout => "gateway_timeout",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal_error",
+        }
+    }
+}
+
+/// A request that ends in an error response. The reason never contains secrets or body content.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} ({} side): {reason}", kind.code(), side.as_str())]
+pub struct ProxyError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Whose side it is on.
+    pub side: Side,
+    /// Human-readable reason, shown to the agent and logged.
+    pub reason: String,
+}
+
+impl ProxyError {
+    /// Builds an error of `kind` on `side`.
+    pub fn new(kind: ErrorKind, side: Side, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            side,
+            reason: reason.into(),
+        }
+    }
+
+    /// A malformed request from the agent.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, Side::Agent, reason)
+    }
+
+    /// A failure of ours; the request is denied.
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, Side::Internal, reason)
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The response the agent receives: a small JSON body with the code and reason, and for 407 the
+    /// `Proxy-Authenticate` challenge.
+    pub fn to_response(&self) -> Response<ProxyBody> {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.kind.code(),
+                "side": self.side.as_str(),
+                "message": self.reason,
+            }
+        });
+        let mut response = Response::new(full(Bytes::from(body.to_string())));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            "x-gatehouse-error",
+            HeaderValue::from_static(self.kind.code()),
+        );
+        if self.kind == ErrorKind::ProxyAuthRequired {
+            headers.insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"gatehouse\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_its_status() {
+        let table = [
+            (ErrorKind::BadRequest, 400),
+            (ErrorKind::ProxyAuthRequired, 407),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::Misdirected, 421),
+            (ErrorKind::PayloadTooLarge, 413),
+            (ErrorKind::BadGateway, 502),
+            (ErrorKind::GatewayTimeout, 504),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Internal, 500),
+        ];
+        for (kind, status) in table {
+            assert_eq!(kind.status().as_u16(), status, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn auth_errors_carry_the_basic_challenge() {
+        let err = ProxyError::new(ErrorKind::ProxyAuthRequired, Side::Agent, "no credentials");
+        let response = err.to_response();
+        assert_eq!(response.status(), 407);
+        assert_eq!(
+            response.headers()[header::PROXY_AUTHENTICATE],
+            "Basic realm=\"gatehouse\""
+        );
+        assert_eq!(response.headers()["x-gatehouse-error"], "proxy_auth_required");
+    }
+}

@@ -1,0 +1,212 @@
+//! What an unmodified agent process needs to go through the proxy: proxy variables carrying its
+//! credentials and a fresh execution id, and CA trust for common runtimes. Used by `gatehouse
+//! exec` (sets them for a child) and `gatehouse env` (prints them as shell exports).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::{ANONYMOUS_AGENT, Config};
+use crate::proxy::tls::{CaError, CertificateAuthority, native_roots_pem};
+
+/// Name of the bundle (system roots + Gatehouse CA) written next to the CA.
+pub const BUNDLE_FILE: &str = "gatehouse-bundle.pem";
+
+/// Variables that point a runtime's proxy support at Gatehouse.
+const PROXY_VARS: [&str; 6] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+
+/// Variables through which runtimes take a CA bundle.
+const CA_VARS: [&str; 11] = [
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+    "HTTPLIB2_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CARGO_HTTP_CAINFO",
+    "DENO_CERT",
+];
+
+/// Characters escaped in the user-info part of the proxy URL.
+const USERINFO: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'+');
+
+/// Why the environment could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// `--agent` names an agent the config does not declare.
+    #[error("agent `{0}` is not declared in the config")]
+    UnknownAgent(String),
+    /// No agent was named and the config admits no anonymous agents.
+    #[error("name an agent with --agent ({0}); anonymous agents are not admitted")]
+    NoAgent(String),
+    /// The CA could not be created or loaded.
+    #[error("certificate authority: {0}")]
+    Ca(#[from] CaError),
+    /// The bundle could not be written.
+    #[error("{path}: {source}")]
+    Bundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The variables for one agent process.
+#[derive(Debug, Clone)]
+pub struct AgentEnv {
+    /// Agent id.
+    pub agent: String,
+    /// Fresh execution id.
+    pub execution: String,
+    /// Name/value pairs to set.
+    pub vars: Vec<(String, String)>,
+}
+
+impl AgentEnv {
+    /// The variables as POSIX shell `export` lines.
+    pub fn as_shell(&self) -> String {
+        self.vars
+            .iter()
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', r"'\''")))
+            .collect()
+    }
+}
+
+/// Prepares the environment for `agent` (or the anonymous agent) under `config`.
+pub fn agent_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, LaunchError> {
+    let (agent, token) = credentials(config, agent)?;
+    let execution = execution_id();
+    let bundle = write_bundle(&config.ca.dir)?;
+    let user = format!("{agent}+{execution}");
+    let proxy_url = format!(
+        "http://{}:{}@{}",
+        utf8_percent_encode(&user, USERINFO),
+        utf8_percent_encode(&token, USERINFO),
+        client_address(config.listen)
+    );
+    let bundle = bundle.display().to_string();
+    let mut vars: Vec<(String, String)> = PROXY_VARS.iter().map(|k| (k.to_string(), proxy_url.clone())).collect();
+    vars.extend(CA_VARS.iter().map(|k| (k.to_string(), bundle.clone())));
+    vars.push(("GATEHOUSE_AGENT".into(), agent.clone()));
+    vars.push(("GATEHOUSE_EXECUTION_ID".into(), execution.clone()));
+    Ok(AgentEnv { agent, execution, vars })
+}
+
+fn credentials(config: &Config, agent: Option<&str>) -> Result<(String, String), LaunchError> {
+    let declared = &config.identity.agents;
+    match agent {
+        Some(id) if id == ANONYMOUS_AGENT && config.identity.allow_anonymous => Ok((id.to_string(), String::new())),
+        Some(id) => declared
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| (a.id.clone(), a.token.expose().to_string()))
+            .ok_or_else(|| LaunchError::UnknownAgent(id.to_string())),
+        None if config.identity.allow_anonymous => Ok((ANONYMOUS_AGENT.to_string(), String::new())),
+        None => match declared.as_slice() {
+            [only] => Ok((only.id.clone(), only.token.expose().to_string())),
+            _ => {
+                let ids: Vec<&str> = declared.iter().map(|a| a.id.as_str()).collect();
+                Err(LaunchError::NoAgent(format!("declared: {}", ids.join(", "))))
+            }
+        },
+    }
+}
+
+/// Where a local client reaches a proxy listening on `listen`.
+fn client_address(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port()).to_string()
+}
+
+fn execution_id() -> String {
+    let mut bytes = [0u8; 8];
+    let rng = ring::rand::SystemRandom::new();
+    if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes.copy_from_slice(&(nanos as u64).to_be_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("exec-{hex}")
+}
+
+/// Writes system roots plus the Gatehouse CA to one PEM file and returns its absolute path.
+fn write_bundle(ca_dir: &Path) -> Result<PathBuf, LaunchError> {
+    let (ca, _) = CertificateAuthority::load_or_create(ca_dir)?;
+    let path = ca_dir.join(BUNDLE_FILE);
+    let io = |source| LaunchError::Bundle { path: path.clone(), source };
+    let mut contents = native_roots_pem();
+    contents.push_str(ca.cert_pem());
+    let tmp = ca_dir.join(format!(".{BUNDLE_FILE}.{}", std::process::id()));
+    std::fs::write(&tmp, contents).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::path::absolute(&path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str, dir: &Path) -> Config {
+        let yaml = format!("ca:\n  dir: {}\n{yaml}", dir.display());
+        Config::from_yaml(&yaml, "t").unwrap()
+    }
+
+    #[test]
+    fn anonymous_env_points_every_runtime_at_the_proxy_and_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("listen: 0.0.0.0:3128\nidentity:\n  allow_anonymous: true\n", dir.path());
+        let env = agent_env(&cfg, None).unwrap();
+        let get = |k: &str| env.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(get("HTTPS_PROXY"), format!("http://anonymous+{}:@127.0.0.1:3128", env.execution));
+        assert_eq!(get("https_proxy"), get("HTTPS_PROXY"));
+        let bundle = get("SSL_CERT_FILE");
+        assert!(Path::new(&bundle).is_absolute());
+        let text = std::fs::read_to_string(&bundle).unwrap();
+        let ca = std::fs::read_to_string(CertificateAuthority::cert_path(dir.path())).unwrap();
+        assert!(text.ends_with(&ca), "bundle ends with the Gatehouse CA");
+        for var in CA_VARS {
+            assert_eq!(get(var), bundle, "{var}");
+        }
+        let again = agent_env(&cfg, None).unwrap();
+        assert_ne!(env.execution, again.execution, "each launch gets a fresh execution id");
+    }
+
+    #[test]
+    fn declared_agents_need_their_token_and_a_name_when_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("tok");
+        std::fs::write(&token, "p@ss:word").unwrap();
+        let agents = format!(
+            "identity:\n  agents:\n    - id: a\n      token_file: {t}\n    - id: b\n      token_file: {t}\n",
+            t = token.display()
+        );
+        let cfg = config(&agents, dir.path());
+        assert!(matches!(agent_env(&cfg, None), Err(LaunchError::NoAgent(_))));
+        assert!(matches!(agent_env(&cfg, Some("zed")), Err(LaunchError::UnknownAgent(_))));
+        let env = agent_env(&cfg, Some("b")).unwrap();
+        let proxy = &env.vars[0].1;
+        assert!(proxy.starts_with(&format!("http://b+{}:p%40ss%3Aword@", env.execution)), "{proxy}");
+    }
+
+    #[test]
+    fn shell_exports_are_quoted() {
+        let env = AgentEnv {
+            agent: "a".into(),
+            execution: "e".into(),
+            vars: vec![("X".into(), "it's".into())],
+        };
+        assert_eq!(env.as_shell(), "export X='it'\\''s'\n");
+    }
+}

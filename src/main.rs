@@ -1,0 +1,167 @@
+//! The `gatehouse` command line. Parsing and wiring only; everything else is in the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gatehouse::config::{Config, LogFormat};
+use gatehouse::launch::agent_env;
+use gatehouse::proxy::tls::CertificateAuthority;
+use gatehouse::{Gatehouse, app::Drained};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "Egress proxy that puts policy-as-code between AI agents and everything they call")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// Config file (default: config/gatehouse.yaml, else the embedded default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Manage the local certificate authority.
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
+    /// Run a program with everything it needs to go through the proxy.
+    Exec {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Agent to run as (default: anonymous if admitted, else the only declared agent).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Print the variables `exec` would set, as shell exports.
+    Env {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Agent to run as.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaAction {
+    /// Create the CA if it does not exist yet, and print its certificate's path.
+    Init {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print the path of the CA certificate agents must trust.
+    Path {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("gatehouse: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(config: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(config)?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = load(config.as_deref())?;
+            init_logging(config.log.format, &config.log.level);
+            serve(config)
+        }
+        Command::Ca { action: CaAction::Init { config } } => {
+            let config = load(config.as_deref())?;
+            let (_, created) = CertificateAuthority::load_or_create(&config.ca.dir)?;
+            let path = CertificateAuthority::cert_path(&config.ca.dir);
+            let state = if created { "created" } else { "already exists" };
+            eprintln!("gatehouse: CA {state}");
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ca { action: CaAction::Path { config } } => {
+            let config = load(config.as_deref())?;
+            println!("{}", std::path::absolute(CertificateAuthority::cert_path(&config.ca.dir))?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exec { config, agent, command } => {
+            let config = load(config.as_deref())?;
+            let env = agent_env(&config, agent.as_deref())?;
+            let (program, args) = command.split_first().context("no command given")?;
+            let err = exec(program, args, &env.vars);
+            anyhow::bail!("cannot run `{program}`: {err}")
+        }
+        Command::Env { config, agent } => {
+            let config = load(config.as_deref())?;
+            print!("{}", agent_env(&config, agent.as_deref())?.as_shell());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Replaces this process with `program`; returns only on failure.
+fn exec(program: &str, args: &[String], vars: &[(String, String)]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(program)
+        .args(args)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .exec()
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let gatehouse = Gatehouse::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("shutdown signal received");
+        match gatehouse.shutdown().await {
+            Drained::Clean => Ok(ExitCode::SUCCESS),
+            Drained::Cut => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}

@@ -1,0 +1,68 @@
+//! Per-request context: what the pipeline knows about one request as it moves through the steps.
+
+use std::sync::Arc;
+
+use http::Request;
+use tokio::time::Instant;
+
+use crate::error::ProxyError;
+use crate::proxy::ClientInfo;
+use crate::proxy::resolve::Pinned;
+use crate::proxy::target::Target;
+
+/// One request's facts, gathered step by step.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// Short random id, in every log line about this request.
+    pub id: String,
+    /// The connection (and tunnel) it came from, with the agent's identity.
+    pub client: Arc<ClientInfo>,
+    /// When the proxy received it.
+    pub started: Instant,
+    /// Method.
+    pub method: http::Method,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Destination host and port.
+    pub target: Target,
+    /// Path without the query (queries may hold secrets and never reach logs).
+    pub path: String,
+    /// The checked addresses the upstream connection will use, once located.
+    pub destination: Option<Pinned>,
+}
+
+impl RequestCtx {
+    /// Gathers the facts a request carries on arrival. Its URI is absolute (the proxy made it so).
+    pub fn new<B>(client: Arc<ClientInfo>, req: &Request<B>) -> Result<Self, ProxyError> {
+        let uri = req.uri();
+        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| ProxyError::bad_request("request URI has no host"))?;
+        let target = Target::from_authority(authority, Some(default_port))
+            .map_err(|reason| ProxyError::bad_request(format!("bad request target: {reason}")))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(ProxyError::bad_request(format!("unsupported scheme `{scheme}`")));
+        }
+        Ok(Self {
+            id: request_id(),
+            client,
+            started: Instant::now(),
+            method: req.method().clone(),
+            scheme,
+            target,
+            path: uri.path().to_string(),
+            destination: None,
+        })
+    }
+}
+
+fn request_id() -> String {
+    let mut bytes = [0u8; 8];
+    let rng = ring::rand::SystemRandom::new();
+    if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
+        return "unknown".to_string();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,118 @@
+//! The life of a request, in order. Each step is a call into the module that owns it; this module
+//! only orders them and says why each stands where it stands.
+//!
+//! Steps that later issues add (inspect, detect, evaluate, reserve, approve, redact) slot in
+//! between `bound the body` and `forward`; today every request that passes identity and the
+//! network guard is allowed.
+
+mod ctx;
+mod record;
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+pub use ctx::RequestCtx;
+pub use record::path_shape;
+
+use crate::config::HostPatterns;
+use crate::error::{ErrorKind, ProxyError, Side};
+use crate::proxy::body::{ProxyBody, limit_request};
+use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
+use crate::proxy::target::Target;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::{ClientInfo, ConnectPlan, Handler};
+use record::Record;
+
+/// Everything the steps need, built once from the validated config.
+pub struct Pipeline {
+    resolver: Arc<Resolver>,
+    upstream: Arc<Upstream>,
+    tunnel_hosts: HostPatterns,
+    max_request_body_bytes: u64,
+}
+
+impl Pipeline {
+    /// Assembles the pipeline.
+    pub fn new(
+        resolver: Arc<Resolver>,
+        upstream: Arc<Upstream>,
+        tunnel_hosts: HostPatterns,
+        max_request_body_bytes: u64,
+    ) -> Self {
+        Self {
+            resolver,
+            upstream,
+            tunnel_hosts,
+            max_request_body_bytes,
+        }
+    }
+
+    /// One request, from arrival to the response the agent receives.
+    pub async fn handle(&self, client: Arc<ClientInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
+        // 1. accept: the proxy authenticated the agent and made the URI absolute; gather the facts.
+        let ctx = match RequestCtx::new(client, &req) {
+            Ok(ctx) => ctx,
+            Err(err) => {
+                tracing::warn!(reason = %err.reason, "request refused before it could be recorded");
+                return err.to_response();
+            }
+        };
+        // 13. record: a drop guard, so the record is written on success, error, and also when
+        //     the agent hangs up and this future is dropped mid-step.
+        let mut record = Record::begin(ctx);
+        match self.run(&mut record.ctx, req).await {
+            Ok(response) => {
+                record.responded(response.status());
+                response
+            }
+            Err(err) => {
+                record.failed(&err);
+                err.to_response()
+            }
+        }
+    }
+
+    async fn run(&self, ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+        // 2. connect rules: a plain-HTTP request never passed a CONNECT, so its host-level
+        //    check runs here, before anything else touches it.
+        if ctx.client.tunnel.is_none() {
+            self.destination(&ctx.target).await?;
+        }
+        // 4. inspect: bound the body before anyone reads it; oversize is refused, not forwarded.
+        let req = limit_request(req, self.max_request_body_bytes)
+            .map_err(|e| ProxyError::new(ErrorKind::PayloadTooLarge, Side::Agent, e.to_string()))?;
+        // 6. locate: the checked, pinned address the upstream connection will really use.
+        ctx.destination = Some(self.destination(&ctx.target).await?);
+        // 11. forward: pooled, verified, bounded in time.
+        let response = self.upstream.forward(req, ctx.started).await?;
+        // 12. respond: the body streams back untouched, frame by frame.
+        Ok(response)
+    }
+
+    /// The network guard's verdict on a destination: its checked addresses, or a refusal.
+    async fn destination(&self, target: &Target) -> Result<Pinned, ProxyError> {
+        self.resolver.resolve(target).await.map_err(|e| match e {
+            ResolveError::Refused { .. } => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
+            ResolveError::Lookup { .. } => ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string()),
+        })
+    }
+}
+
+impl Handler for Pipeline {
+    async fn connect(&self, _client: &ClientInfo, target: &Target) -> Result<ConnectPlan, ProxyError> {
+        // 2. connect rules: host-level verdict before any TLS work. The guard refuses
+        //    non-global destinations; listed hosts are relayed without interception.
+        let pinned = self.destination(target).await?;
+        if self.tunnel_hosts.matches(&target.host.as_string()) {
+            Ok(ConnectPlan::Relay(pinned))
+        } else {
+            Ok(ConnectPlan::Intercept)
+        }
+    }
+
+    async fn request(&self, client: Arc<ClientInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
+        self.handle(client, req).await
+    }
+}

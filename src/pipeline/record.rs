@@ -1,0 +1,125 @@
+//! Step 13, record: one log line per request, written by a drop guard so it is also written when
+//! the agent hangs up mid-request. Carries who, where, what happened and why — never bodies,
+//! query strings or credentials.
+
+use http::StatusCode;
+
+use super::ctx::RequestCtx;
+use crate::error::ProxyError;
+
+/// How a request ended.
+#[derive(Debug, Default)]
+enum Outcome {
+    /// The future was dropped before a response was produced (agent hung up).
+    #[default]
+    Cancelled,
+    /// A response was produced.
+    Responded(StatusCode),
+    /// The request failed with this error.
+    Failed(ProxyError),
+}
+
+/// Owns the request's context while the steps run, and writes its record when dropped.
+pub struct Record {
+    /// The request's facts; steps update them through this field.
+    pub ctx: RequestCtx,
+    outcome: Outcome,
+}
+
+impl Record {
+    /// Starts the record of `ctx`.
+    pub fn begin(ctx: RequestCtx) -> Self {
+        Self {
+            ctx,
+            outcome: Outcome::Cancelled,
+        }
+    }
+
+    /// Notes the response status.
+    pub fn responded(&mut self, status: StatusCode) {
+        if !matches!(self.outcome, Outcome::Failed(_)) {
+            self.outcome = Outcome::Responded(status);
+        }
+    }
+
+    /// Notes the error the request ended with.
+    pub fn failed(&mut self, err: &ProxyError) {
+        self.outcome = Outcome::Failed(err.clone());
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let ctx = &self.ctx;
+        let identity = &ctx.client.identity;
+        let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        let destination = ctx
+            .destination
+            .as_ref()
+            .and_then(|d| d.first())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (status, outcome, side, reason) = match &self.outcome {
+            Outcome::Cancelled => (0, "cancelled", "agent", "agent closed the request before a response"),
+            Outcome::Responded(status) => (status.as_u16(), "forwarded", "", ""),
+            Outcome::Failed(err) => (err.status().as_u16(), err.kind.code(), err.side.as_str(), err.reason.as_str()),
+        };
+        tracing::info!(
+            target: "gatehouse::request",
+            request = %ctx.id,
+            agent = %identity.agent,
+            execution = identity.execution.as_deref().unwrap_or(""),
+            method = %ctx.method,
+            scheme = %ctx.scheme,
+            host = %ctx.target.host,
+            port = ctx.target.port,
+            path = %path_shape(&ctx.path),
+            destination = %destination,
+            status,
+            outcome,
+            side,
+            reason,
+            elapsed_ms = format_args!("{elapsed_ms:.2}"),
+            "request"
+        );
+    }
+}
+
+/// The path with every segment that could carry an identifier or a secret replaced by `*`:
+/// only short lower-case words and version tags (`v1`, `chat`, `completions`) survive.
+pub fn path_shape(path: &str) -> String {
+    let shaped: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let wordlike = segment.len() <= 32
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'));
+            let version = segment.len() <= 4
+                && segment.starts_with('v')
+                && segment[1..].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+            if wordlike || version { segment } else { "*" }
+        })
+        .collect();
+    shaped.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_shape;
+
+    #[test]
+    fn path_shape_hides_identifiers_and_secrets() {
+        let table = [
+            ("/v1/chat/completions", "/v1/chat/completions"),
+            ("/v1beta/models/gemini:generateContent", "/*/models/*"),
+            ("/bot123456:AAH-secret/sendMessage", "/*/*"),
+            ("/users/john@example.com/orders", "/users/*/orders"),
+            ("/accounts/42", "/accounts/*"),
+            ("/", "/"),
+        ];
+        for (path, expected) in table {
+            assert_eq!(path_shape(path), expected, "{path}");
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Agent identity from `Proxy-Authorization: Basic`: the user name is `agent` or
+//! `agent+execution`, the password is the agent's token.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base64::Engine;
+use http::HeaderValue;
+use ring::digest::{SHA256, digest};
+use subtle::ConstantTimeEq;
+
+use crate::config::IdentityConfig;
+
+/// The agent name given to requests admitted without credentials.
+pub use crate::config::ANONYMOUS_AGENT as ANONYMOUS;
+
+/// Who is calling. Travels with every request of a connection or tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Agent id.
+    pub agent: String,
+    /// Team, when declared.
+    pub team: Option<String>,
+    /// Environment, when declared.
+    pub env: Option<String>,
+    /// Execution id the agent process was started with, when it sent one.
+    pub execution: Option<String>,
+    /// Labels from config.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why credentials were not accepted. All map to 407.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Proxy-Authorization` and anonymous agents are not admitted.
+    #[error("proxy credentials required (Proxy-Authorization: Basic agent:token)")]
+    Missing,
+    /// The header is not Basic or not decodable.
+    #[error("malformed Proxy-Authorization: {0}")]
+    Malformed(&'static str),
+    /// No such agent.
+    #[error("unknown agent `{0}`")]
+    UnknownAgent(String),
+    /// The token does not match.
+    #[error("wrong token for agent `{0}`")]
+    WrongToken(String),
+}
+
+struct Registered {
+    identity: Identity,
+    token_digest: [u8; 32],
+}
+
+/// Declared agents, ready to check credentials against.
+pub struct Agents {
+    allow_anonymous: bool,
+    by_id: HashMap<String, Registered>,
+}
+
+impl Agents {
+    /// Builds the registry from config; tokens are kept only as SHA-256 digests.
+    pub fn new(config: &IdentityConfig) -> Arc<Self> {
+        let by_id = config
+            .agents
+            .iter()
+            .map(|agent| {
+                let registered = Registered {
+                    identity: Identity {
+                        agent: agent.id.clone(),
+                        team: agent.team.clone(),
+                        env: agent.env.clone(),
+                        execution: None,
+                        labels: agent.labels.clone(),
+                    },
+                    token_digest: sha256(agent.token.expose().as_bytes()),
+                };
+                (agent.id.clone(), registered)
+            })
+            .collect();
+        Arc::new(Self {
+            allow_anonymous: config.allow_anonymous,
+            by_id,
+        })
+    }
+
+    /// Checks the `Proxy-Authorization` header (if any) and returns the caller's identity.
+    pub fn authenticate(&self, header: Option<&HeaderValue>) -> Result<Identity, AuthError> {
+        let Some(header) = header else {
+            return if self.allow_anonymous {
+                Ok(anonymous(None))
+            } else {
+                Err(AuthError::Missing)
+            };
+        };
+        let (user, token) = decode_basic(header)?;
+        let (agent, execution) = match user.split_once('+') {
+            Some((agent, execution)) => (agent, Some(validate_execution(execution)?)),
+            None => (user.as_str(), None),
+        };
+        if agent == ANONYMOUS && self.allow_anonymous {
+            return Ok(anonymous(execution));
+        }
+        let registered = self
+            .by_id
+            .get(agent)
+            .ok_or_else(|| AuthError::UnknownAgent(agent.to_string()))?;
+        let offered = sha256(token.as_bytes());
+        if !bool::from(offered.ct_eq(&registered.token_digest)) {
+            return Err(AuthError::WrongToken(agent.to_string()));
+        }
+        let mut identity = registered.identity.clone();
+        identity.execution = execution;
+        Ok(identity)
+    }
+}
+
+fn anonymous(execution: Option<String>) -> Identity {
+    Identity {
+        agent: ANONYMOUS.to_string(),
+        team: None,
+        env: None,
+        execution,
+        labels: BTreeMap::new(),
+    }
+}
+
+fn decode_basic(header: &HeaderValue) -> Result<(String, String), AuthError> {
+    let text = header.to_str().map_err(|_| AuthError::Malformed("not ASCII"))?;
+    let (scheme, encoded) = text
+        .trim()
+        .split_once(' ')
+        .ok_or(AuthError::Malformed("expected `Basic <base64>`"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::Malformed("only the Basic scheme is supported"));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| AuthError::Malformed("credentials are not valid base64"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed("credentials are not UTF-8"))?;
+    let (user, token) = decoded
+        .split_once(':')
+        .ok_or(AuthError::Malformed("credentials lack the `:` between agent and token"))?;
+    Ok((user.to_string(), token.to_string()))
+}
+
+fn validate_execution(execution: &str) -> Result<String, AuthError> {
+    let ok = (1..=128).contains(&execution.len())
+        && execution
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(execution.to_string())
+    } else {
+        Err(AuthError::Malformed("execution id must be 1-128 characters of A-Z a-z 0-9 - _ ."))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AgentConfig, Secret};
+
+    fn basic(user_pass: &str) -> HeaderValue {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+    }
+
+    fn agents(allow_anonymous: bool) -> Arc<Agents> {
+        Agents::new(&IdentityConfig {
+            allow_anonymous,
+            agents: vec![AgentConfig {
+                id: "bot".into(),
+                team: Some("research".into()),
+                env: Some("prod".into()),
+                labels: BTreeMap::new(),
+                token: Secret::new("t0ken".into()),
+            }],
+        })
+    }
+
+    #[test]
+    fn authentication_table() {
+        let strict = agents(false);
+        let open = agents(true);
+        let cases: Vec<(&Arc<Agents>, Option<HeaderValue>, Result<(&str, Option<&str>), AuthError>)> = vec![
+            (&strict, Some(basic("bot:t0ken")), Ok(("bot", None))),
+            (&strict, Some(basic("bot+run-42:t0ken")), Ok(("bot", Some("run-42")))),
+            (&strict, Some(basic("bot:wrong")), Err(AuthError::WrongToken("bot".into()))),
+            (&strict, Some(basic("ghost:t0ken")), Err(AuthError::UnknownAgent("ghost".into()))),
+            (&strict, None, Err(AuthError::Missing)),
+            (&strict, Some(basic("anonymous:")), Err(AuthError::UnknownAgent("anonymous".into()))),
+            (&open, None, Ok(("anonymous", None))),
+            (&open, Some(basic("anonymous+e1:")), Ok(("anonymous", Some("e1")))),
+            (&open, Some(basic("bot:wrong")), Err(AuthError::WrongToken("bot".into()))),
+            (&strict, Some(HeaderValue::from_static("Bearer abc")), Err(AuthError::Malformed("only the Basic scheme is supported"))),
+            (&strict, Some(HeaderValue::from_static("Basic !!!")), Err(AuthError::Malformed("credentials are not valid base64"))),
+            (&strict, Some(basic("bot+bad id:t0ken")), Err(AuthError::Malformed("execution id must be 1-128 characters of A-Z a-z 0-9 - _ ."))),
+        ];
+        for (registry, header, expected) in cases {
+            let got = registry
+                .authenticate(header.as_ref())
+                .map(|id| (id.agent.clone(), id.execution.clone()));
+            let expected = expected.map(|(a, e)| (a.to_string(), e.map(str::to_string)));
+            assert_eq!(got, expected, "header {header:?}");
+        }
+    }
+
+    #[test]
+    fn identity_carries_team_and_env() {
+        let id = agents(false).authenticate(Some(&basic("bot:t0ken"))).unwrap();
+        assert_eq!(id.team.as_deref(), Some("research"));
+        assert_eq!(id.env.as_deref(), Some("prod"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Inside an accepted CONNECT: decide whether the agent speaks TLS or plain HTTP, terminate TLS
+//! with a leaf for the target, and serve HTTP/1.1 or HTTP/2, handing each request to the handler
+//! with an absolute URI. Anything else is refused, never passed through raw.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::body::ProxyBody;
+use super::rewind::Rewind;
+use super::server::{ProxyServer, drive, log_client_error, refuse};
+use super::{ClientInfo, Handler, tls};
+use crate::error::{ErrorKind, ProxyError, Side};
+
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+const H2_PREFACE_START: &[u8] = b"PRI ";
+
+/// Serves one intercepted tunnel until the agent closes it or shutdown completes.
+pub async fn serve<H, IO>(server: Arc<ProxyServer<H>>, mut io: IO, client: ClientInfo)
+where
+    H: Handler,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = client.peer;
+    let timeout = server.limits.client_header_timeout;
+    let mut first = BytesMut::with_capacity(1024);
+    match tokio::time::timeout(timeout, io.read_buf(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => return log_client_error(peer, &e),
+        Err(_) => {
+            tracing::info!(%peer, "tunnel idle before its first byte; closed");
+            return;
+        }
+    }
+    let io = Rewind::new(first.clone().freeze(), io);
+    let Some(tunnel) = client.tunnel.clone() else {
+        return;
+    };
+    if first[0] == TLS_HANDSHAKE_RECORD {
+        let accepted = tokio::time::timeout(timeout, tls::accept(io, &tunnel.target, &server.leaves)).await;
+        let accepted = match accepted {
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, target = %tunnel.target, reason = %e, "TLS interception refused");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, target = %tunnel.target, "TLS handshake timed out");
+                return;
+            }
+        };
+        if let Some(reason) = &accepted.mismatch {
+            tracing::warn!(%peer, target = %tunnel.target, %reason, "domain fronting refused");
+        }
+        let mut client = client;
+        if let Some(t) = client.tunnel.as_mut() {
+            t.tls = true;
+        }
+        serve_http(server, accepted.stream, accepted.h2, Arc::new(client), accepted.mismatch).await;
+    } else if first[0].is_ascii_uppercase() {
+        let h2 = first.starts_with(H2_PREFACE_START);
+        serve_http(server, io, h2, Arc::new(client), None).await;
+    } else {
+        tracing::warn!(
+            %peer,
+            target = %tunnel.target,
+            reason = "bytes inside the tunnel are neither TLS nor HTTP",
+            "tunnel refused"
+        );
+    }
+}
+
+async fn serve_http<H, IO>(
+    server: Arc<ProxyServer<H>>,
+    io: IO,
+    h2: bool,
+    client: Arc<ClientInfo>,
+    mismatch: Option<String>,
+) where
+    H: Handler,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = client.peer;
+    let this = server.clone();
+    let mismatch = mismatch.map(Arc::new);
+    let service = service_fn(move |req| {
+        let this = this.clone();
+        let client = client.clone();
+        let mismatch = mismatch.clone();
+        async move { Ok::<_, Infallible>(inner_request(this, client, mismatch, req).await) }
+    });
+    let shutdown = &server.lifecycle.shutdown;
+    let io = TokioIo::new(io);
+    let result = if h2 {
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(server.limits.max_header_bytes).unwrap_or(u32::MAX))
+            .serve_connection(io, service);
+        drive(conn, shutdown, |c| c.graceful_shutdown()).await
+    } else {
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(server.limits.client_header_timeout)
+            .max_buf_size(server.limits.max_header_bytes)
+            .serve_connection(io, service)
+            .with_upgrades();
+        drive(conn, shutdown, |c| c.graceful_shutdown()).await
+    };
+    if let Err(e) = result {
+        log_client_error(peer, &e);
+    }
+}
+
+/// Checks that the request names the tunnel's target, makes its URI absolute, and hands it on.
+async fn inner_request<H: Handler>(
+    server: Arc<ProxyServer<H>>,
+    client: Arc<ClientInfo>,
+    mismatch: Option<Arc<String>>,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let peer = client.peer;
+    let Some(tunnel) = client.tunnel.as_ref() else {
+        return refuse(peer, &ProxyError::internal("tunnel request without tunnel"));
+    };
+    if let Some(reason) = mismatch {
+        return refuse(peer, &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason.as_str()));
+    }
+    let default_port = if tunnel.tls { 443 } else { 80 };
+    let host_header = req.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("\u{fffd}"));
+    let authority = req.uri().authority().map(|a| a.as_str());
+    if host_header.is_none() && authority.is_none() {
+        return refuse(peer, &ProxyError::bad_request("request has no Host header"));
+    }
+    for named in [host_header, authority].into_iter().flatten() {
+        if !tunnel.target.same_as(named, default_port) {
+            let reason = format!(
+                "Host `{named}` does not match the CONNECT target `{}` (domain fronting is refused)",
+                tunnel.target
+            );
+            return refuse(peer, &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason));
+        }
+    }
+    if req.method() == http::Method::CONNECT {
+        return refuse(peer, &ProxyError::bad_request("CONNECT inside a tunnel is not supported"));
+    }
+    let scheme = if tunnel.tls { "https" } else { "http" };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri = format!("{scheme}://{}{path}", tunnel.target);
+    match uri.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return refuse(peer, &ProxyError::bad_request("request target is not a valid URI")),
+    }
+    server.handler.request(client, req).await
+}

@@ -1,0 +1,109 @@
+//! Sockets and protocols only: the listener, CONNECT, interception, raw tunnels, the upstream
+//! client and body types. This module knows nothing of policy or personal data; it hands every
+//! decision to a [`Handler`] (the pipeline).
+
+pub mod body;
+mod connector;
+pub mod guard;
+pub mod headers;
+pub mod identity;
+mod intercept;
+mod relay;
+pub mod resolve;
+mod rewind;
+mod server;
+pub mod target;
+pub mod tls;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use connector::{ConnectError, GuardedConnector};
+pub use server::ProxyServer;
+
+use crate::error::ProxyError;
+use body::ProxyBody;
+use identity::Identity;
+use resolve::Pinned;
+use target::Target;
+
+/// Who is on the other end of a client connection, and the tunnel it opened, if any.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The client's socket address.
+    pub peer: SocketAddr,
+    /// The authenticated agent.
+    pub identity: Identity,
+    /// Set for requests that arrive inside a CONNECT tunnel.
+    pub tunnel: Option<TunnelInfo>,
+}
+
+/// The CONNECT tunnel a request arrived in.
+#[derive(Debug, Clone)]
+pub struct TunnelInfo {
+    /// The CONNECT target.
+    pub target: Target,
+    /// Whether the agent spoke TLS inside the tunnel (intercepted).
+    pub tls: bool,
+}
+
+/// What to do with an accepted CONNECT.
+#[derive(Debug, Clone)]
+pub enum ConnectPlan {
+    /// Terminate the agent's TLS and hand each inner request to the handler.
+    Intercept,
+    /// Relay bytes untouched to these checked addresses (pinned-certificate clients).
+    Relay(Pinned),
+}
+
+/// The seam between sockets and decisions. The pipeline implements it.
+pub trait Handler: Send + Sync + 'static {
+    /// Decides on a CONNECT before any TLS work: refuse it, relay it, or intercept it.
+    fn connect(
+        &self,
+        client: &ClientInfo,
+        target: &Target,
+    ) -> impl Future<Output = Result<ConnectPlan, ProxyError>> + Send;
+
+    /// Handles one HTTP request (absolute-form, or from inside an intercepted tunnel with its URI
+    /// already made absolute) and produces the response the agent receives.
+    fn request(
+        &self,
+        client: Arc<ClientInfo>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send;
+}
+
+/// Shutdown plumbing shared by every task the proxy spawns.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    /// Cancelled when shutdown starts: stop accepting, finish in-flight requests.
+    pub shutdown: CancellationToken,
+    /// Cancelled when the grace period is over: whatever still runs is cut.
+    pub abort: CancellationToken,
+    /// Every connection and relay task.
+    pub tasks: TaskTracker,
+}
+
+impl Lifecycle {
+    /// Spawns a tracked task that is cut when the grace period ends.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let abort = self.abort.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = abort.cancelled() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,228 @@
+//! The agent-facing listener: accepts connections within the connection limit, speaks HTTP/1.1
+//! to the agent, authenticates it, and dispatches CONNECT and absolute-form requests.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::body::{ProxyBody, empty};
+use super::connector::GuardedConnector;
+use super::identity::Agents;
+use super::target::Target;
+use super::tls::LeafCache;
+use super::{ClientInfo, ConnectPlan, Handler, Lifecycle, TunnelInfo, intercept, relay};
+use crate::config::Limits;
+use crate::error::{ErrorKind, ProxyError, Side};
+
+/// The proxy's listener and everything a connection needs.
+pub struct ProxyServer<H> {
+    pub(super) handler: Arc<H>,
+    pub(super) agents: Arc<Agents>,
+    pub(super) leaves: Arc<LeafCache>,
+    pub(super) connector: GuardedConnector,
+    pub(super) limits: Limits,
+    pub(super) lifecycle: Lifecycle,
+}
+
+impl<H: Handler> ProxyServer<H> {
+    /// Assembles a server; nothing listens until [`ProxyServer::serve`].
+    pub fn new(
+        handler: Arc<H>,
+        agents: Arc<Agents>,
+        leaves: Arc<LeafCache>,
+        connector: GuardedConnector,
+        limits: Limits,
+        lifecycle: Lifecycle,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            handler,
+            agents,
+            leaves,
+            connector,
+            limits,
+            lifecycle,
+        })
+    }
+
+    /// Accepts connections until shutdown starts.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
+        let shutdown = self.lifecycle.shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let this = self.clone();
+                    self.lifecycle
+                        .spawn(async move { this.serve_client(stream, peer, Arc::new(permit)).await });
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; refusing");
+                    self.lifecycle.spawn(refuse_overloaded(stream));
+                }
+            }
+        }
+        tracing::info!("listener closed; draining in-flight requests");
+    }
+
+    async fn serve_client(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, permit: Arc<OwnedSemaphorePermit>) {
+        let _ = stream.set_nodelay(true);
+        let this = self.clone();
+        let service = service_fn(move |req| {
+            let this = this.clone();
+            let permit = permit.clone();
+            async move { Ok::<_, Infallible>(this.dispatch(peer, permit, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.client_header_timeout)
+            .max_buf_size(self.limits.max_header_bytes)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        if let Err(e) = drive(conn, &self.lifecycle.shutdown, |c| c.graceful_shutdown()).await {
+            log_client_error(peer, &e);
+        }
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        permit: Arc<OwnedSemaphorePermit>,
+        req: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let identity = match self.agents.authenticate(req.headers().get(header::PROXY_AUTHORIZATION)) {
+            Ok(identity) => identity,
+            Err(e) => {
+                let err = ProxyError::new(ErrorKind::ProxyAuthRequired, Side::Agent, e.to_string());
+                return refuse(peer, &err);
+            }
+        };
+        if req.method() == Method::CONNECT {
+            let client = ClientInfo { peer, identity, tunnel: None };
+            return self.connect(client, permit, req).await;
+        }
+        if req.uri().scheme().is_none() || req.uri().authority().is_none() {
+            let err = ProxyError::bad_request(
+                "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
+            );
+            return refuse(peer, &err);
+        }
+        let client = Arc::new(ClientInfo { peer, identity, tunnel: None });
+        self.handler.request(client, req).await
+    }
+
+    async fn connect(
+        self: Arc<Self>,
+        mut client: ClientInfo,
+        permit: Arc<OwnedSemaphorePermit>,
+        mut req: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let peer = client.peer;
+        let target = match req.uri().authority().map(|a| Target::from_authority(a, None)) {
+            Some(Ok(target)) => target,
+            Some(Err(reason)) => return refuse(peer, &ProxyError::bad_request(format!("bad CONNECT target: {reason}"))),
+            None => return refuse(peer, &ProxyError::bad_request("CONNECT needs host:port")),
+        };
+        let plan = match self.handler.connect(&client, &target).await {
+            Ok(plan) => plan,
+            Err(err) => return refuse(peer, &err),
+        };
+        let upstream = match &plan {
+            ConnectPlan::Intercept => None,
+            ConnectPlan::Relay(addrs) => match self.connector.connect_to(&target, addrs).await {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    let err = ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string());
+                    return refuse(peer, &err);
+                }
+            },
+        };
+        tracing::debug!(%peer, agent = %client.identity.agent, %target, relay = upstream.is_some(), "CONNECT accepted");
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        client.tunnel = Some(TunnelInfo { target: target.clone(), tls: false });
+        let this = self.clone();
+        self.lifecycle.spawn(async move {
+            let _permit = permit;
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => TokioIo::new(upgraded),
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "CONNECT upgrade failed");
+                    return;
+                }
+            };
+            match upstream {
+                Some(stream) => relay::splice(upgraded, stream, "tunnel", &target.to_string()).await,
+                None => intercept::serve(this, upgraded, client).await,
+            }
+        });
+        let mut response = Response::new(empty());
+        *response.status_mut() = StatusCode::OK;
+        response
+    }
+}
+
+/// Drives a hyper connection; when shutdown starts, calls `graceful` so in-flight requests finish
+/// and the connection closes.
+pub(super) async fn drive<C, E>(
+    conn: C,
+    shutdown: &CancellationToken,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut conn = pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            graceful(conn.as_mut());
+            conn.await
+        }
+    }
+}
+
+/// Logs a refused request once, with its reason, and builds the response.
+pub(super) fn refuse(peer: SocketAddr, err: &ProxyError) -> Response<ProxyBody> {
+    tracing::warn!(%peer, status = err.status().as_u16(), side = err.side.as_str(), reason = %err.reason, "request refused");
+    err.to_response()
+}
+
+/// Logs a connection-level protocol error from the agent's side (malformed request, oversized
+/// headers, slow client); hyper has already answered 400/431/408 where it still could.
+pub(super) fn log_client_error(peer: SocketAddr, err: &dyn std::error::Error) {
+    tracing::info!(%peer, error = %err, "client connection ended with an error");
+}
+
+async fn refuse_overloaded(mut stream: TcpStream) {
+    let body = r#"{"error":{"code":"unavailable","side":"internal","message":"connection limit reached"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(response.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}

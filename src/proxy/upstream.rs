@@ -1,0 +1,213 @@
+//! Forwarding: a pooled upstream client (h2 when the upstream offers it, else HTTP/1.1) over
+//! guard-checked connections, TLS verified against real roots, with connect, response, idle and
+//! total timeouts. Bodies stream both ways; WebSocket upgrades are spliced.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode, Version, header};
+use http_body_util::LengthLimitError;
+use hyper::upgrade::OnUpgrade;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::time::Instant;
+
+use super::Lifecycle;
+use super::body::{DeadlineBody, ProxyBody, boxed};
+use super::connector::{ConnectError, GuardedConnector};
+use super::headers::{is_upgrade, strip_hop_by_hop};
+use super::relay::splice;
+use super::resolve::ResolveError;
+use super::tls::{RootsError, client_config};
+use crate::config::UpstreamConfig;
+use crate::error::{ErrorKind, ProxyError, Side};
+
+type PooledClient = Client<HttpsConnector<GuardedConnector>, ProxyBody>;
+
+/// Why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The network guard refused the destination.
+    #[error(transparent)]
+    Refused(ResolveError),
+    /// The upstream could not be reached.
+    #[error("{0}")]
+    Connect(String),
+    /// The upstream's certificate did not verify, or its TLS failed.
+    #[error("upstream TLS failed: {0}")]
+    Tls(String),
+    /// No answer in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The agent's request body exceeded the limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    BodyTooLarge(u64),
+    /// The agent's request body broke off.
+    #[error("request body from the agent failed: {0}")]
+    RequestBody(String),
+    /// The upstream broke the protocol or closed early.
+    #[error("upstream failed: {0}")]
+    Protocol(String),
+}
+
+impl From<UpstreamError> for ProxyError {
+    fn from(err: UpstreamError) -> Self {
+        let (kind, side) = match &err {
+            UpstreamError::Refused(ResolveError::Refused { .. }) => (ErrorKind::Forbidden, Side::Agent),
+            UpstreamError::Refused(ResolveError::Lookup { .. }) => (ErrorKind::BadGateway, Side::Upstream),
+            UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Protocol(_) => {
+                (ErrorKind::BadGateway, Side::Upstream)
+            }
+            UpstreamError::Timeout(_) => (ErrorKind::GatewayTimeout, Side::Upstream),
+            UpstreamError::BodyTooLarge(_) => (ErrorKind::PayloadTooLarge, Side::Agent),
+            UpstreamError::RequestBody(_) => (ErrorKind::BadRequest, Side::Agent),
+        };
+        ProxyError::new(kind, side, err.to_string())
+    }
+}
+
+/// The pooled upstream client.
+pub struct Upstream {
+    client: PooledClient,
+    /// HTTP/1.1 only, for requests that upgrade (WebSocket) and so need an h1 connection.
+    h1_client: PooledClient,
+    config: UpstreamConfig,
+    body_limit: u64,
+    lifecycle: Lifecycle,
+}
+
+const ALPN_ANY: [&[u8]; 2] = [b"h2", b"http/1.1"];
+const ALPN_H1: [&[u8]; 1] = [b"http/1.1"];
+
+impl Upstream {
+    /// Builds the clients; `body_limit` is only used to explain a body that went over it.
+    pub fn new(
+        config: &UpstreamConfig,
+        connector: GuardedConnector,
+        body_limit: u64,
+        lifecycle: Lifecycle,
+    ) -> Result<Arc<Self>, RootsError> {
+        let tls_any = client_config(&config.extra_ca_files, &ALPN_ANY)?;
+        let tls_h1 = client_config(&config.extra_ca_files, &ALPN_H1)?;
+        let https_any = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_any)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(connector.clone());
+        let https_h1 = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_h1)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let build = |https| {
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(config.pool_idle_timeout)
+                .pool_max_idle_per_host(config.pool_max_idle_per_host)
+                .build(https)
+        };
+        Ok(Arc::new(Self {
+            client: build(https_any),
+            h1_client: build(https_h1),
+            config: config.clone(),
+            body_limit,
+            lifecycle,
+        }))
+    }
+
+    /// Sends `req` (absolute URI) upstream. The response body streams through, bounded by the idle
+    /// and total timeouts counted from `started`.
+    pub async fn forward(
+        &self,
+        mut req: Request<ProxyBody>,
+        started: Instant,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let upgrade = is_upgrade(req.headers());
+        let client_upgrade = if upgrade { req.extensions_mut().remove::<OnUpgrade>() } else { None };
+        strip_hop_by_hop(req.headers_mut(), upgrade);
+        req.headers_mut().remove(header::HOST);
+        *req.version_mut() = Version::HTTP_11;
+        let target = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+
+        let client = if upgrade { &self.h1_client } else { &self.client };
+        let timeout = self.config.response_timeout;
+        let mut response = match tokio::time::timeout(timeout, client.request(req)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(self.classify(&e)),
+            Err(_) => {
+                return Err(UpstreamError::Timeout(format!(
+                    "no response from {target} within {}",
+                    humantime::format_duration(timeout)
+                )));
+            }
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(UpstreamError::Protocol(format!(
+                    "{target} switched protocols without being asked to"
+                )));
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            self.lifecycle.spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((agent, upstream)) => {
+                        splice(TokioIo::new(agent), TokioIo::new(upstream), "upgraded connection", &target).await;
+                    }
+                    Err(e) => tracing::debug!(%target, error = %e, "upgrade did not complete"),
+                }
+            });
+            let (parts, _) = response.into_parts();
+            return Ok(Response::from_parts(parts, super::body::empty()));
+        }
+
+        strip_hop_by_hop(response.headers_mut(), false);
+        let (parts, body) = response.into_parts();
+        let body = DeadlineBody::new(body, self.config.idle_timeout, self.config.total_timeout, started);
+        Ok(Response::from_parts(parts, boxed(body)))
+    }
+
+    fn classify(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
+        if chain(err).any(|e| e.downcast_ref::<LengthLimitError>().is_some()) {
+            return UpstreamError::BodyTooLarge(self.body_limit);
+        }
+        for e in chain(err) {
+            if let Some(connect) = e.downcast_ref::<ConnectError>() {
+                return match connect {
+                    ConnectError::Resolve(r) => UpstreamError::Refused(r.clone()),
+                    ConnectError::Timeout { .. } => UpstreamError::Timeout(connect.to_string()),
+                    other => UpstreamError::Connect(other.to_string()),
+                };
+            }
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return UpstreamError::Tls(tls.to_string());
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            {
+                return UpstreamError::Tls(tls.to_string());
+            }
+            if let Some(hyper_err) = e.downcast_ref::<hyper::Error>()
+                && hyper_err.is_user()
+            {
+                return UpstreamError::RequestBody(chain_text(hyper_err));
+            }
+        }
+        UpstreamError::Protocol(chain_text(err))
+    }
+}
+
+fn chain<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    let mut next = Some(err);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = current.source();
+        Some(current)
+    })
+}
+
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    chain(err).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
+}
