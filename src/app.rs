@@ -65,12 +65,17 @@ impl Gatehouse {
         if created {
             tracing::info!(path = %ca_cert.display(), "created a new local CA; agents must trust this certificate");
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
 
         let mut guard = AddressGuard::new(config.network.allow_cidrs.clone());
         guard.add_own_listener(addr);

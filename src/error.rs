@@ -186,6 +186,9 @@ mod tests {
             response.headers()[header::PROXY_AUTHENTICATE],
             "Basic realm=\"gatehouse\""
         );
-        assert_eq!(response.headers()["x-gatehouse-error"], "proxy_auth_required");
+        assert_eq!(
+            response.headers()["x-gatehouse-error"],
+            "proxy_auth_required"
+        );
     }
 }

@@ -14,7 +14,14 @@ use crate::proxy::tls::{CaError, CertificateAuthority, native_roots_pem};
 pub const BUNDLE_FILE: &str = "gatehouse-bundle.pem";
 
 /// Variables that point a runtime's proxy support at Gatehouse.
-const PROXY_VARS: [&str; 6] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+const PROXY_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 /// Variables through which runtimes take a CA bundle.
 const CA_VARS: [&str; 11] = [
@@ -32,7 +39,12 @@ const CA_VARS: [&str; 11] = [
 ];
 
 /// Characters escaped in the user-info part of the proxy URL.
-const USERINFO: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'+');
+const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'+');
 
 /// Why the environment could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -90,17 +102,26 @@ pub fn agent_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, Launc
         client_address(config.listen)
     );
     let bundle = bundle.display().to_string();
-    let mut vars: Vec<(String, String)> = PROXY_VARS.iter().map(|k| (k.to_string(), proxy_url.clone())).collect();
+    let mut vars: Vec<(String, String)> = PROXY_VARS
+        .iter()
+        .map(|k| (k.to_string(), proxy_url.clone()))
+        .collect();
     vars.extend(CA_VARS.iter().map(|k| (k.to_string(), bundle.clone())));
     vars.push(("GATEHOUSE_AGENT".into(), agent.clone()));
     vars.push(("GATEHOUSE_EXECUTION_ID".into(), execution.clone()));
-    Ok(AgentEnv { agent, execution, vars })
+    Ok(AgentEnv {
+        agent,
+        execution,
+        vars,
+    })
 }
 
 fn credentials(config: &Config, agent: Option<&str>) -> Result<(String, String), LaunchError> {
     let declared = &config.identity.agents;
     match agent {
-        Some(id) if id == ANONYMOUS_AGENT && config.identity.allow_anonymous => Ok((id.to_string(), String::new())),
+        Some(id) if id == ANONYMOUS_AGENT && config.identity.allow_anonymous => {
+            Ok((id.to_string(), String::new()))
+        }
         Some(id) => declared
             .iter()
             .find(|a| a.id == id)
@@ -111,7 +132,10 @@ fn credentials(config: &Config, agent: Option<&str>) -> Result<(String, String),
             [only] => Ok((only.id.clone(), only.token.expose().to_string())),
             _ => {
                 let ids: Vec<&str> = declared.iter().map(|a| a.id.as_str()).collect();
-                Err(LaunchError::NoAgent(format!("declared: {}", ids.join(", "))))
+                Err(LaunchError::NoAgent(format!(
+                    "declared: {}",
+                    ids.join(", ")
+                )))
             }
         },
     }
@@ -145,7 +169,10 @@ fn execution_id() -> String {
 fn write_bundle(ca_dir: &Path) -> Result<PathBuf, LaunchError> {
     let (ca, _) = CertificateAuthority::load_or_create(ca_dir)?;
     let path = ca_dir.join(BUNDLE_FILE);
-    let io = |source| LaunchError::Bundle { path: path.clone(), source };
+    let io = |source| LaunchError::Bundle {
+        path: path.clone(),
+        source,
+    };
     let mut contents = native_roots_pem();
     contents.push_str(ca.cert_pem());
     let tmp = ca_dir.join(format!(".{BUNDLE_FILE}.{}", std::process::id()));
@@ -166,10 +193,22 @@ mod tests {
     #[test]
     fn anonymous_env_points_every_runtime_at_the_proxy_and_bundle() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config("listen: 0.0.0.0:3128\nidentity:\n  allow_anonymous: true\n", dir.path());
+        let cfg = config(
+            "listen: 0.0.0.0:3128\nidentity:\n  allow_anonymous: true\n",
+            dir.path(),
+        );
         let env = agent_env(&cfg, None).unwrap();
-        let get = |k: &str| env.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
-        assert_eq!(get("HTTPS_PROXY"), format!("http://anonymous+{}:@127.0.0.1:3128", env.execution));
+        let get = |k: &str| {
+            env.vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            get("HTTPS_PROXY"),
+            format!("http://anonymous+{}:@127.0.0.1:3128", env.execution)
+        );
         assert_eq!(get("https_proxy"), get("HTTPS_PROXY"));
         let bundle = get("SSL_CERT_FILE");
         assert!(Path::new(&bundle).is_absolute());
@@ -180,7 +219,10 @@ mod tests {
             assert_eq!(get(var), bundle, "{var}");
         }
         let again = agent_env(&cfg, None).unwrap();
-        assert_ne!(env.execution, again.execution, "each launch gets a fresh execution id");
+        assert_ne!(
+            env.execution, again.execution,
+            "each launch gets a fresh execution id"
+        );
     }
 
     #[test]
@@ -193,11 +235,20 @@ mod tests {
             t = token.display()
         );
         let cfg = config(&agents, dir.path());
-        assert!(matches!(agent_env(&cfg, None), Err(LaunchError::NoAgent(_))));
-        assert!(matches!(agent_env(&cfg, Some("zed")), Err(LaunchError::UnknownAgent(_))));
+        assert!(matches!(
+            agent_env(&cfg, None),
+            Err(LaunchError::NoAgent(_))
+        ));
+        assert!(matches!(
+            agent_env(&cfg, Some("zed")),
+            Err(LaunchError::UnknownAgent(_))
+        ));
         let env = agent_env(&cfg, Some("b")).unwrap();
         let proxy = &env.vars[0].1;
-        assert!(proxy.starts_with(&format!("http://b+{}:p%40ss%3Aword@", env.execution)), "{proxy}");
+        assert!(
+            proxy.starts_with(&format!("http://b+{}:p%40ss%3Aword@", env.execution)),
+            "{proxy}"
+        );
     }
 
     #[test]

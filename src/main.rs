@@ -12,7 +12,11 @@ use gatehouse::{Gatehouse, app::Drained};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "Egress proxy that puts policy-as-code between AI agents and everything they call")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Egress proxy that puts policy-as-code between AI agents and everything they call"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +96,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(config.log.format, &config.log.level);
             serve(config)
         }
-        Command::Ca { action: CaAction::Init { config } } => {
+        Command::Ca {
+            action: CaAction::Init { config },
+        } => {
             let config = load(config.as_deref())?;
             let (_, created) = CertificateAuthority::load_or_create(&config.ca.dir)?;
             let path = CertificateAuthority::cert_path(&config.ca.dir);
@@ -101,12 +107,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ca { action: CaAction::Path { config } } => {
+        Command::Ca {
+            action: CaAction::Path { config },
+        } => {
             let config = load(config.as_deref())?;
-            println!("{}", std::path::absolute(CertificateAuthority::cert_path(&config.ca.dir))?.display());
+            println!(
+                "{}",
+                std::path::absolute(CertificateAuthority::cert_path(&config.ca.dir))?.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Exec { config, agent, command } => {
+        Command::Exec {
+            config,
+            agent,
+            command,
+        } => {
             let config = load(config.as_deref())?;
             let env = agent_env(&config, agent.as_deref())?;
             let (program, args) = command.split_first().context("no command given")?;
@@ -159,7 +174,9 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),

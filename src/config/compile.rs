@@ -18,7 +18,8 @@ pub const ANONYMOUS_AGENT: &str = "anonymous";
 
 /// Parses and validates `text`, naming `file` in errors.
 pub fn compile(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|err| syntax_error(err, text, file))?;
+    let raw: RawConfig =
+        serde_saphyr::from_str(text).map_err(|err| syntax_error(err, text, file))?;
     Compiler { file }.config(raw)
 }
 
@@ -105,10 +106,18 @@ impl Compiler<'_> {
         let up = &raw.upstream;
         Ok(UpstreamConfig {
             connect_timeout: self.duration(&up.connect_timeout, "upstream.connect_timeout", 10)?,
-            response_timeout: self.duration(&up.response_timeout, "upstream.response_timeout", 300)?,
+            response_timeout: self.duration(
+                &up.response_timeout,
+                "upstream.response_timeout",
+                300,
+            )?,
             idle_timeout: self.duration(&up.idle_timeout, "upstream.idle_timeout", 120)?,
             total_timeout: self.duration(&up.total_timeout, "upstream.total_timeout", 1800)?,
-            pool_idle_timeout: self.duration(&up.pool_idle_timeout, "upstream.pool_idle_timeout", 90)?,
+            pool_idle_timeout: self.duration(
+                &up.pool_idle_timeout,
+                "upstream.pool_idle_timeout",
+                90,
+            )?,
             pool_max_idle_per_host: up.pool_max_idle_per_host.unwrap_or(32),
             extra_ca_files: up
                 .extra_ca_files
@@ -150,7 +159,11 @@ impl Compiler<'_> {
             .enumerate()
             .map(|(i, host)| {
                 HostPattern::parse(&host.value).map_err(|message| {
-                    self.invalid(Some(&host.referenced), &format!("tunnel.hosts[{i}]"), message)
+                    self.invalid(
+                        Some(&host.referenced),
+                        &format!("tunnel.hosts[{i}]"),
+                        message,
+                    )
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -200,7 +213,11 @@ impl Compiler<'_> {
             (None, Some(file)) => {
                 let path = self.existing_file(file, &format!("{key}.token_file"))?;
                 let token = std::fs::read_to_string(&path).map_err(|e| {
-                    self.invalid(Some(&file.referenced), &format!("{key}.token_file"), e.to_string())
+                    self.invalid(
+                        Some(&file.referenced),
+                        &format!("{key}.token_file"),
+                        e.to_string(),
+                    )
                 })?;
                 let token = token.trim().to_string();
                 if token.is_empty() {
@@ -234,14 +251,11 @@ impl Compiler<'_> {
 
     fn limits(&self, raw: &RawConfig) -> Result<Limits, ConfigError> {
         let l = &raw.limits;
-        let max_header_bytes = positive(self, &l.max_header_bytes, "limits.max_header_bytes", 65536)?;
+        let max_header_bytes =
+            positive(self, &l.max_header_bytes, "limits.max_header_bytes", 65536)?;
         if max_header_bytes < 8192 {
             let at = l.max_header_bytes.as_ref().map(|s| &s.referenced);
-            return Err(self.invalid(
-                at,
-                "limits.max_header_bytes",
-                "must be at least 8192 bytes",
-            ));
+            return Err(self.invalid(at, "limits.max_header_bytes", "must be at least 8192 bytes"));
         }
         Ok(Limits {
             max_connections: positive(self, &l.max_connections, "limits.max_connections", 4096)?,
@@ -301,7 +315,10 @@ impl Compiler<'_> {
             _ => Err(self.invalid(
                 Some(&value.referenced),
                 key,
-                format!("`{}` is not a positive duration like 500ms, 10s or 5m", value.value),
+                format!(
+                    "`{}` is not a positive duration like 500ms, 10s or 5m",
+                    value.value
+                ),
             )),
         }
     }
@@ -338,7 +355,9 @@ fn positive(
 /// Agent ids travel in `Proxy-Authorization` user names and in logs: keep them to a safe alphabet.
 pub fn validate_agent_id(id: &str) -> Result<(), String> {
     if id == ANONYMOUS_AGENT {
-        return Err(format!("`{ANONYMOUS_AGENT}` is reserved for unauthenticated requests"));
+        return Err(format!(
+            "`{ANONYMOUS_AGENT}` is reserved for unauthenticated requests"
+        ));
     }
     let ok_len = (1..=64).contains(&id.len());
     let ok_chars = id

@@ -17,7 +17,7 @@ impl HostPattern {
     /// Parses a pattern; rejects empty labels, inner wildcards and characters no host can have.
     pub fn parse(pattern: &str) -> Result<Self, String> {
         let lowered = normalize(pattern);
-        if lowered == "*" {
+        if pattern.trim() == "*" {
             return Ok(HostPattern::Any);
         }
         let (is_wildcard, rest) = match lowered.strip_prefix("*.") {
@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn rejects_malformed_patterns() {
         for bad in ["", "a..b", "*.", "exa*mple.com", "a/b", "*.*.com"] {
-            assert!(HostPattern::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                HostPattern::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

@@ -1,7 +1,9 @@
 use super::*;
 
 fn err(yaml: &str) -> String {
-    Config::from_yaml(yaml, "test.yaml").unwrap_err().to_string()
+    Config::from_yaml(yaml, "test.yaml")
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -15,18 +17,39 @@ fn embedded_default_is_valid() {
 #[test]
 fn errors_name_file_line_and_key() {
     let table: &[(&str, &str)] = &[
-        ("listen: 127.0.0.1:8080\nlimits:\n  max_conections: 5\n", "test.yaml:3: key `max_conections`"),
+        (
+            "listen: 127.0.0.1:8080\nlimits:\n  max_conections: 5\n",
+            "test.yaml:3: key `max_conections`",
+        ),
         ("listen: nowhere\n", "test.yaml:1: key `listen`"),
-        ("network:\n  allow_cidrs:\n    - 10.0.0.0/8\n    - 10.0.0/33\n", "test.yaml:4: key `network.allow_cidrs[1]`"),
-        ("upstream:\n  connect_timeout: soon\n", "test.yaml:2: key `upstream.connect_timeout`"),
-        ("limits:\n  max_header_bytes: 100\n", "test.yaml:2: key `limits.max_header_bytes`"),
+        (
+            "network:\n  allow_cidrs:\n    - 10.0.0.0/8\n    - 10.0.0/33\n",
+            "test.yaml:4: key `network.allow_cidrs[1]`",
+        ),
+        (
+            "upstream:\n  connect_timeout: soon\n",
+            "test.yaml:2: key `upstream.connect_timeout`",
+        ),
+        (
+            "limits:\n  max_header_bytes: 100\n",
+            "test.yaml:2: key `limits.max_header_bytes`",
+        ),
         ("log:\n  format: xml\n", "test.yaml:2: key `log.format`"),
-        ("tunnel:\n  hosts: ['exa*mple.com']\n", "test.yaml:2: key `tunnel.hosts[0]`"),
-        ("limits:\n  max_connections: lots\n", "test.yaml:2: key `max_connections`"),
+        (
+            "tunnel:\n  hosts: ['exa*mple.com']\n",
+            "test.yaml:2: key `tunnel.hosts[0]`",
+        ),
+        (
+            "limits:\n  max_connections: lots\n",
+            "test.yaml:2: key `max_connections`",
+        ),
     ];
     for (yaml, expected) in table {
         let message = err(yaml);
-        assert!(message.starts_with(expected), "{yaml:?}\n got: {message}\nwant: {expected}");
+        assert!(
+            message.starts_with(expected),
+            "{yaml:?}\n got: {message}\nwant: {expected}"
+        );
     }
 }
 
@@ -35,8 +58,14 @@ fn agent_tokens_come_from_env_or_file_never_inline() {
     let missing = err(
         "identity:\n  agents:\n    - id: bot\n      token_env: GATEHOUSE_TEST_SURELY_UNSET_VAR\n",
     );
-    assert!(missing.contains("test.yaml:4: key `identity.agents[0].token_env`"), "{missing}");
-    assert!(missing.contains("GATEHOUSE_TEST_SURELY_UNSET_VAR"), "{missing}");
+    assert!(
+        missing.contains("test.yaml:4: key `identity.agents[0].token_env`"),
+        "{missing}"
+    );
+    assert!(
+        missing.contains("GATEHOUSE_TEST_SURELY_UNSET_VAR"),
+        "{missing}"
+    );
 
     let inline = err("identity:\n  agents:\n    - id: bot\n      token: hunter2\n");
     assert!(inline.contains("unknown field"), "{inline}");
@@ -53,7 +82,10 @@ fn agent_tokens_come_from_env_or_file_never_inline() {
     );
     let config = Config::from_yaml(&yaml, "test.yaml").unwrap();
     assert_eq!(config.identity.agents[0].token.expose(), "s3cret");
-    assert_eq!(format!("{:?}", config.identity.agents[0].token), "Secret(***)");
+    assert_eq!(
+        format!("{:?}", config.identity.agents[0].token),
+        "Secret(***)"
+    );
 }
 
 #[test]
@@ -62,20 +94,35 @@ fn agent_ids_are_checked_and_unique() {
     let token_path = dir.path().join("t");
     std::fs::write(&token_path, "x").unwrap();
     let t = token_path.display();
-    let reserved = err(&format!("identity:\n  agents:\n    - id: anonymous\n      token_file: {t}\n"));
+    let reserved = err(&format!(
+        "identity:\n  agents:\n    - id: anonymous\n      token_file: {t}\n"
+    ));
     assert!(reserved.contains("reserved"), "{reserved}");
     let twice = err(&format!(
         "identity:\n  agents:\n    - id: a\n      token_file: {t}\n    - id: a\n      token_file: {t}\n"
     ));
-    assert!(twice.contains("test.yaml:5: key `identity.agents[1].id`"), "{twice}");
-    let bad = err(&format!("identity:\n  agents:\n    - id: 'a b'\n      token_file: {t}\n"));
+    assert!(
+        twice.contains("test.yaml:5: key `identity.agents[1].id`"),
+        "{twice}"
+    );
+    let bad = err(&format!(
+        "identity:\n  agents:\n    - id: 'a b'\n      token_file: {t}\n"
+    ));
     assert!(bad.contains("not a valid agent id"), "{bad}");
 }
 
 #[test]
 fn single_addresses_count_as_cidrs() {
-    let config = Config::from_yaml("network:\n  allow_cidrs: [127.0.0.1, '::1', 10.1.2.3/8]\n", "t")
-        .unwrap();
-    let shown: Vec<String> = config.network.allow_cidrs.iter().map(|c| c.to_string()).collect();
+    let config = Config::from_yaml(
+        "network:\n  allow_cidrs: [127.0.0.1, '::1', 10.1.2.3/8]\n",
+        "t",
+    )
+    .unwrap();
+    let shown: Vec<String> = config
+        .network
+        .allow_cidrs
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(shown, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
 }

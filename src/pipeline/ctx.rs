@@ -43,7 +43,9 @@ impl RequestCtx {
         let target = Target::from_authority(authority, Some(default_port))
             .map_err(|reason| ProxyError::bad_request(format!("bad request target: {reason}")))?;
         if scheme != "http" && scheme != "https" {
-            return Err(ProxyError::bad_request(format!("unsupported scheme `{scheme}`")));
+            return Err(ProxyError::bad_request(format!(
+                "unsupported scheme `{scheme}`"
+            )));
         }
         Ok(Self {
             id: request_id(),

@@ -50,7 +50,11 @@ impl Pipeline {
     }
 
     /// One request, from arrival to the response the agent receives.
-    pub async fn handle(&self, client: Arc<ClientInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        client: Arc<ClientInfo>,
+        req: Request<Incoming>,
+    ) -> Response<ProxyBody> {
         // 1. accept: the proxy authenticated the agent and made the URI absolute; gather the facts.
         let ctx = match RequestCtx::new(client, &req) {
             Ok(ctx) => ctx,
@@ -74,7 +78,11 @@ impl Pipeline {
         }
     }
 
-    async fn run(&self, ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn run(
+        &self,
+        ctx: &mut RequestCtx,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         // 2. connect rules: a plain-HTTP request never passed a CONNECT, so its host-level
         //    check runs here, before anything else touches it.
         if ctx.client.tunnel.is_none() {
@@ -94,14 +102,22 @@ impl Pipeline {
     /// The network guard's verdict on a destination: its checked addresses, or a refusal.
     async fn destination(&self, target: &Target) -> Result<Pinned, ProxyError> {
         self.resolver.resolve(target).await.map_err(|e| match e {
-            ResolveError::Refused { .. } => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
-            ResolveError::Lookup { .. } => ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string()),
+            ResolveError::Refused { .. } => {
+                ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string())
+            }
+            ResolveError::Lookup { .. } => {
+                ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string())
+            }
         })
     }
 }
 
 impl Handler for Pipeline {
-    async fn connect(&self, _client: &ClientInfo, target: &Target) -> Result<ConnectPlan, ProxyError> {
+    async fn connect(
+        &self,
+        _client: &ClientInfo,
+        target: &Target,
+    ) -> Result<ConnectPlan, ProxyError> {
         // 2. connect rules: host-level verdict before any TLS work. The guard refuses
         //    non-global destinations; listed hosts are relayed without interception.
         let pinned = self.destination(target).await?;
@@ -112,7 +128,11 @@ impl Handler for Pipeline {
         }
     }
 
-    async fn request(&self, client: Arc<ClientInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn request(
+        &self,
+        client: Arc<ClientInfo>,
+        req: Request<Incoming>,
+    ) -> Response<ProxyBody> {
         self.handle(client, req).await
     }
 }

@@ -60,9 +60,19 @@ impl Drop for Record {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let (status, outcome, side, reason) = match &self.outcome {
-            Outcome::Cancelled => (0, "cancelled", "agent", "agent closed the request before a response"),
+            Outcome::Cancelled => (
+                0,
+                "cancelled",
+                "agent",
+                "agent closed the request before a response",
+            ),
             Outcome::Responded(status) => (status.as_u16(), "forwarded", "", ""),
-            Outcome::Failed(err) => (err.status().as_u16(), err.kind.code(), err.side.as_str(), err.reason.as_str()),
+            Outcome::Failed(err) => (
+                err.status().as_u16(),
+                err.kind.code(),
+                err.side.as_str(),
+                err.reason.as_str(),
+            ),
         };
         tracing::info!(
             target: "gatehouse::request",
@@ -97,7 +107,9 @@ pub fn path_shape(path: &str) -> String {
                     .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'));
             let version = segment.len() <= 4
                 && segment.starts_with('v')
-                && segment[1..].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+                && segment[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
             if wordlike || version { segment } else { "*" }
         })
         .collect();

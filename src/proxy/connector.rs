@@ -62,7 +62,11 @@ impl GuardedConnector {
     }
 
     /// Opens a TCP connection to the first of `addrs` (already checked by the guard) that answers.
-    pub async fn connect_to(&self, target: &Target, addrs: &Pinned) -> Result<TcpStream, ConnectError> {
+    pub async fn connect_to(
+        &self,
+        target: &Target,
+        addrs: &Pinned,
+    ) -> Result<TcpStream, ConnectError> {
         let attempt = async {
             let mut last = None;
             for addr in addrs.iter() {

@@ -142,19 +142,55 @@ mod tests {
     #[test]
     fn classification_table() {
         let refused = [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.0.0.0", "224.0.0.1",
-            "255.255.255.255", "198.18.0.1", "192.0.0.8", "::1", "::", "fe80::1", "fc00::1",
-            "fd12:3456::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:8.8.8.8", "64:ff9b::808:808",
-            "2001:db8::1", "2002:0a00:0001::1", "2001::1", "fec0::1", "::127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "192.0.0.8",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2001:db8::1",
+            "2002:0a00:0001::1",
+            "2001::1",
+            "fec0::1",
+            "::127.0.0.1",
         ];
         for ip in refused {
-            assert!(non_global_category(ip.parse().unwrap()).is_some(), "{ip} should be refused");
+            assert!(
+                non_global_category(ip.parse().unwrap()).is_some(),
+                "{ip} should be refused"
+            );
         }
-        let global = ["8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.32.0.1",
-            "2606:4700:4700::1111", "2a00:1450:4001:80b::200e"];
+        let global = [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:80b::200e",
+        ];
         for ip in global {
-            assert_eq!(non_global_category(ip.parse().unwrap()), None, "{ip} is global");
+            assert_eq!(
+                non_global_category(ip.parse().unwrap()),
+                None,
+                "{ip} is global"
+            );
         }
     }
 
@@ -176,7 +212,11 @@ mod tests {
             guard.check("127.0.0.1:8080".parse().unwrap()),
             Err(Refusal::OwnListener(_))
         ));
-        assert!(guard.check("[::ffff:127.0.0.1]:8080".parse().unwrap()).is_err());
+        assert!(
+            guard
+                .check("[::ffff:127.0.0.1]:8080".parse().unwrap())
+                .is_err()
+        );
         assert!(guard.check("127.0.0.1:8081".parse().unwrap()).is_ok());
 
         let mut wildcard = AddressGuard::new(vec!["10.0.0.0/8".parse().unwrap()]);

@@ -125,7 +125,9 @@ fn anonymous(execution: Option<String>) -> Identity {
 }
 
 fn decode_basic(header: &HeaderValue) -> Result<(String, String), AuthError> {
-    let text = header.to_str().map_err(|_| AuthError::Malformed("not ASCII"))?;
+    let text = header
+        .to_str()
+        .map_err(|_| AuthError::Malformed("not ASCII"))?;
     let (scheme, encoded) = text
         .trim()
         .split_once(' ')
@@ -136,10 +138,11 @@ fn decode_basic(header: &HeaderValue) -> Result<(String, String), AuthError> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| AuthError::Malformed("credentials are not valid base64"))?;
-    let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed("credentials are not UTF-8"))?;
-    let (user, token) = decoded
-        .split_once(':')
-        .ok_or(AuthError::Malformed("credentials lack the `:` between agent and token"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| AuthError::Malformed("credentials are not UTF-8"))?;
+    let (user, token) = decoded.split_once(':').ok_or(AuthError::Malformed(
+        "credentials lack the `:` between agent and token",
+    ))?;
     Ok((user.to_string(), token.to_string()))
 }
 
@@ -151,7 +154,9 @@ fn validate_execution(execution: &str) -> Result<String, AuthError> {
     if ok {
         Ok(execution.to_string())
     } else {
-        Err(AuthError::Malformed("execution id must be 1-128 characters of A-Z a-z 0-9 - _ ."))
+        Err(AuthError::Malformed(
+            "execution id must be 1-128 characters of A-Z a-z 0-9 - _ .",
+        ))
     }
 }
 
@@ -188,19 +193,58 @@ mod tests {
     fn authentication_table() {
         let strict = agents(false);
         let open = agents(true);
-        let cases: Vec<(&Arc<Agents>, Option<HeaderValue>, Result<(&str, Option<&str>), AuthError>)> = vec![
+        type Expected = Result<(&'static str, Option<&'static str>), AuthError>;
+        let cases: Vec<(&Arc<Agents>, Option<HeaderValue>, Expected)> = vec![
             (&strict, Some(basic("bot:t0ken")), Ok(("bot", None))),
-            (&strict, Some(basic("bot+run-42:t0ken")), Ok(("bot", Some("run-42")))),
-            (&strict, Some(basic("bot:wrong")), Err(AuthError::WrongToken("bot".into()))),
-            (&strict, Some(basic("ghost:t0ken")), Err(AuthError::UnknownAgent("ghost".into()))),
+            (
+                &strict,
+                Some(basic("bot+run-42:t0ken")),
+                Ok(("bot", Some("run-42"))),
+            ),
+            (
+                &strict,
+                Some(basic("bot:wrong")),
+                Err(AuthError::WrongToken("bot".into())),
+            ),
+            (
+                &strict,
+                Some(basic("ghost:t0ken")),
+                Err(AuthError::UnknownAgent("ghost".into())),
+            ),
             (&strict, None, Err(AuthError::Missing)),
-            (&strict, Some(basic("anonymous:")), Err(AuthError::UnknownAgent("anonymous".into()))),
+            (
+                &strict,
+                Some(basic("anonymous:")),
+                Err(AuthError::UnknownAgent("anonymous".into())),
+            ),
             (&open, None, Ok(("anonymous", None))),
-            (&open, Some(basic("anonymous+e1:")), Ok(("anonymous", Some("e1")))),
-            (&open, Some(basic("bot:wrong")), Err(AuthError::WrongToken("bot".into()))),
-            (&strict, Some(HeaderValue::from_static("Bearer abc")), Err(AuthError::Malformed("only the Basic scheme is supported"))),
-            (&strict, Some(HeaderValue::from_static("Basic !!!")), Err(AuthError::Malformed("credentials are not valid base64"))),
-            (&strict, Some(basic("bot+bad id:t0ken")), Err(AuthError::Malformed("execution id must be 1-128 characters of A-Z a-z 0-9 - _ ."))),
+            (
+                &open,
+                Some(basic("anonymous+e1:")),
+                Ok(("anonymous", Some("e1"))),
+            ),
+            (
+                &open,
+                Some(basic("bot:wrong")),
+                Err(AuthError::WrongToken("bot".into())),
+            ),
+            (
+                &strict,
+                Some(HeaderValue::from_static("Bearer abc")),
+                Err(AuthError::Malformed("only the Basic scheme is supported")),
+            ),
+            (
+                &strict,
+                Some(HeaderValue::from_static("Basic !!!")),
+                Err(AuthError::Malformed("credentials are not valid base64")),
+            ),
+            (
+                &strict,
+                Some(basic("bot+bad id:t0ken")),
+                Err(AuthError::Malformed(
+                    "execution id must be 1-128 characters of A-Z a-z 0-9 - _ .",
+                )),
+            ),
         ];
         for (registry, header, expected) in cases {
             let got = registry
@@ -213,7 +257,9 @@ mod tests {
 
     #[test]
     fn identity_carries_team_and_env() {
-        let id = agents(false).authenticate(Some(&basic("bot:t0ken"))).unwrap();
+        let id = agents(false)
+            .authenticate(Some(&basic("bot:t0ken")))
+            .unwrap();
         assert_eq!(id.team.as_deref(), Some("research"));
         assert_eq!(id.env.as_deref(), Some("prod"));
     }

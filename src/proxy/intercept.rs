@@ -45,7 +45,8 @@ where
         return;
     };
     if first[0] == TLS_HANDSHAKE_RECORD {
-        let accepted = tokio::time::timeout(timeout, tls::accept(io, &tunnel.target, &server.leaves)).await;
+        let accepted =
+            tokio::time::timeout(timeout, tls::accept(io, &tunnel.target, &server.leaves)).await;
         let accepted = match accepted {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(e)) => {
@@ -64,7 +65,14 @@ where
         if let Some(t) = client.tunnel.as_mut() {
             t.tls = true;
         }
-        serve_http(server, accepted.stream, accepted.h2, Arc::new(client), accepted.mismatch).await;
+        serve_http(
+            server,
+            accepted.stream,
+            accepted.h2,
+            Arc::new(client),
+            accepted.mismatch,
+        )
+        .await;
     } else if first[0].is_ascii_uppercase() {
         let h2 = first.starts_with(H2_PREFACE_START);
         serve_http(server, io, h2, Arc::new(client), None).await;
@@ -131,10 +139,16 @@ async fn inner_request<H: Handler>(
         return refuse(peer, &ProxyError::internal("tunnel request without tunnel"));
     };
     if let Some(reason) = mismatch {
-        return refuse(peer, &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason.as_str()));
+        return refuse(
+            peer,
+            &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason.as_str()),
+        );
     }
     let default_port = if tunnel.tls { 443 } else { 80 };
-    let host_header = req.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("\u{fffd}"));
+    let host_header = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"));
     let authority = req.uri().authority().map(|a| a.as_str());
     if host_header.is_none() && authority.is_none() {
         return refuse(peer, &ProxyError::bad_request("request has no Host header"));
@@ -145,18 +159,29 @@ async fn inner_request<H: Handler>(
                 "Host `{named}` does not match the CONNECT target `{}` (domain fronting is refused)",
                 tunnel.target
             );
-            return refuse(peer, &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason));
+            return refuse(
+                peer,
+                &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason),
+            );
         }
     }
     if req.method() == http::Method::CONNECT {
-        return refuse(peer, &ProxyError::bad_request("CONNECT inside a tunnel is not supported"));
+        return refuse(
+            peer,
+            &ProxyError::bad_request("CONNECT inside a tunnel is not supported"),
+        );
     }
     let scheme = if tunnel.tls { "https" } else { "http" };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri = format!("{scheme}://{}{path}", tunnel.target);
     match uri.parse() {
         Ok(uri) => *req.uri_mut() = uri,
-        Err(_) => return refuse(peer, &ProxyError::bad_request("request target is not a valid URI")),
+        Err(_) => {
+            return refuse(
+                peer,
+                &ProxyError::bad_request("request target is not a valid URI"),
+            );
+        }
     }
     server.handler.request(client, req).await
 }

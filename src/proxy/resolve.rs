@@ -136,15 +136,24 @@ mod tests {
             Duration::from_secs(30),
         );
         let pinned = open.resolve(&target("localhost:443")).await.unwrap();
-        assert!(pinned.iter().all(|a| a.ip().is_loopback() && a.is_ipv4()), "{pinned:?}");
+        assert!(
+            pinned.iter().all(|a| a.ip().is_loopback() && a.is_ipv4()),
+            "{pinned:?}"
+        );
         let again = open.resolve(&target("localhost:443")).await.unwrap();
-        assert!(Arc::ptr_eq(&pinned, &again), "second lookup must come from the pin");
+        assert!(
+            Arc::ptr_eq(&pinned, &again),
+            "second lookup must come from the pin"
+        );
     }
 
     #[tokio::test]
     async fn ip_literals_are_checked_without_lookup() {
         let strict = Resolver::new(AddressGuard::default(), Duration::from_secs(30));
-        let err = strict.resolve(&target("169.254.169.254:80")).await.unwrap_err();
+        let err = strict
+            .resolve(&target("169.254.169.254:80"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("link-local"), "{err}");
         let ok = strict.resolve(&target("8.8.8.8:443")).await.unwrap();
         assert_eq!(&ok[..], &["8.8.8.8:443".parse::<SocketAddr>().unwrap()]);

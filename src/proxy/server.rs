@@ -2,8 +2,8 @@
 //! to the agent, authenticates it, and dispatches CONNECT and absolute-form requests.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,8 +77,9 @@ impl<H: Handler> ProxyServer<H> {
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let this = self.clone();
-                    self.lifecycle
-                        .spawn(async move { this.serve_client(stream, peer, Arc::new(permit)).await });
+                    self.lifecycle.spawn(async move {
+                        this.serve_client(stream, peer, Arc::new(permit)).await
+                    });
                 }
                 Err(_) => {
                     tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; refusing");
@@ -89,7 +90,12 @@ impl<H: Handler> ProxyServer<H> {
         tracing::info!("listener closed; draining in-flight requests");
     }
 
-    async fn serve_client(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, permit: Arc<OwnedSemaphorePermit>) {
+    async fn serve_client(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: Arc<OwnedSemaphorePermit>,
+    ) {
         let _ = stream.set_nodelay(true);
         let this = self.clone();
         let service = service_fn(move |req| {
@@ -114,7 +120,18 @@ impl<H: Handler> ProxyServer<H> {
         permit: Arc<OwnedSemaphorePermit>,
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        let identity = match self.agents.authenticate(req.headers().get(header::PROXY_AUTHORIZATION)) {
+        if req.method() != Method::CONNECT
+            && (req.uri().scheme().is_none() || req.uri().authority().is_none())
+        {
+            let err = ProxyError::bad_request(
+                "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
+            );
+            return refuse(peer, &err);
+        }
+        let identity = match self
+            .agents
+            .authenticate(req.headers().get(header::PROXY_AUTHORIZATION))
+        {
             Ok(identity) => identity,
             Err(e) => {
                 let err = ProxyError::new(ErrorKind::ProxyAuthRequired, Side::Agent, e.to_string());
@@ -122,16 +139,18 @@ impl<H: Handler> ProxyServer<H> {
             }
         };
         if req.method() == Method::CONNECT {
-            let client = ClientInfo { peer, identity, tunnel: None };
+            let client = ClientInfo {
+                peer,
+                identity,
+                tunnel: None,
+            };
             return self.connect(client, permit, req).await;
         }
-        if req.uri().scheme().is_none() || req.uri().authority().is_none() {
-            let err = ProxyError::bad_request(
-                "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
-            );
-            return refuse(peer, &err);
-        }
-        let client = Arc::new(ClientInfo { peer, identity, tunnel: None });
+        let client = Arc::new(ClientInfo {
+            peer,
+            identity,
+            tunnel: None,
+        });
         self.handler.request(client, req).await
     }
 
@@ -142,9 +161,18 @@ impl<H: Handler> ProxyServer<H> {
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let peer = client.peer;
-        let target = match req.uri().authority().map(|a| Target::from_authority(a, None)) {
+        let target = match req
+            .uri()
+            .authority()
+            .map(|a| Target::from_authority(a, None))
+        {
             Some(Ok(target)) => target,
-            Some(Err(reason)) => return refuse(peer, &ProxyError::bad_request(format!("bad CONNECT target: {reason}"))),
+            Some(Err(reason)) => {
+                return refuse(
+                    peer,
+                    &ProxyError::bad_request(format!("bad CONNECT target: {reason}")),
+                );
+            }
             None => return refuse(peer, &ProxyError::bad_request("CONNECT needs host:port")),
         };
         let plan = match self.handler.connect(&client, &target).await {
@@ -163,7 +191,10 @@ impl<H: Handler> ProxyServer<H> {
         };
         tracing::debug!(%peer, agent = %client.identity.agent, %target, relay = upstream.is_some(), "CONNECT accepted");
         let on_upgrade = hyper::upgrade::on(&mut req);
-        client.tunnel = Some(TunnelInfo { target: target.clone(), tls: false });
+        client.tunnel = Some(TunnelInfo {
+            target: target.clone(),
+            tls: false,
+        });
         let this = self.clone();
         self.lifecycle.spawn(async move {
             let _permit = permit;
@@ -175,7 +206,9 @@ impl<H: Handler> ProxyServer<H> {
                 }
             };
             match upstream {
-                Some(stream) => relay::splice(upgraded, stream, "tunnel", &target.to_string()).await,
+                Some(stream) => {
+                    relay::splice(upgraded, stream, "tunnel", &target.to_string()).await
+                }
                 None => intercept::serve(this, upgraded, client).await,
             }
         });
@@ -223,6 +256,10 @@ async fn refuse_overloaded(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(response.as_bytes())).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
     let _ = stream.shutdown().await;
 }

@@ -6,7 +6,6 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode, Version, header};
-use http_body_util::LengthLimitError;
 use hyper::upgrade::OnUpgrade;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -14,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::time::Instant;
 
 use super::Lifecycle;
-use super::body::{DeadlineBody, ProxyBody, boxed};
+use super::body::{DeadlineBody, LimitHit, ProxyBody, boxed};
 use super::connector::{ConnectError, GuardedConnector};
 use super::headers::{is_upgrade, strip_hop_by_hop};
 use super::relay::splice;
@@ -54,8 +53,12 @@ pub enum UpstreamError {
 impl From<UpstreamError> for ProxyError {
     fn from(err: UpstreamError) -> Self {
         let (kind, side) = match &err {
-            UpstreamError::Refused(ResolveError::Refused { .. }) => (ErrorKind::Forbidden, Side::Agent),
-            UpstreamError::Refused(ResolveError::Lookup { .. }) => (ErrorKind::BadGateway, Side::Upstream),
+            UpstreamError::Refused(ResolveError::Refused { .. }) => {
+                (ErrorKind::Forbidden, Side::Agent)
+            }
+            UpstreamError::Refused(ResolveError::Lookup { .. }) => {
+                (ErrorKind::BadGateway, Side::Upstream)
+            }
             UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Protocol(_) => {
                 (ErrorKind::BadGateway, Side::Upstream)
             }
@@ -77,9 +80,6 @@ pub struct Upstream {
     lifecycle: Lifecycle,
 }
 
-const ALPN_ANY: [&[u8]; 2] = [b"h2", b"http/1.1"];
-const ALPN_H1: [&[u8]; 1] = [b"http/1.1"];
-
 impl Upstream {
     /// Builds the clients; `body_limit` is only used to explain a body that went over it.
     pub fn new(
@@ -88,15 +88,14 @@ impl Upstream {
         body_limit: u64,
         lifecycle: Lifecycle,
     ) -> Result<Arc<Self>, RootsError> {
-        let tls_any = client_config(&config.extra_ca_files, &ALPN_ANY)?;
-        let tls_h1 = client_config(&config.extra_ca_files, &ALPN_H1)?;
+        let tls = client_config(&config.extra_ca_files)?;
         let https_any = HttpsConnectorBuilder::new()
-            .with_tls_config(tls_any)
+            .with_tls_config(tls.clone())
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(connector.clone());
         let https_h1 = HttpsConnectorBuilder::new()
-            .with_tls_config(tls_h1)
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
@@ -124,17 +123,37 @@ impl Upstream {
         mut req: Request<ProxyBody>,
         started: Instant,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let limit_hit = req
+            .extensions()
+            .get::<LimitHit>()
+            .cloned()
+            .unwrap_or_default();
         let upgrade = is_upgrade(req.headers());
-        let client_upgrade = if upgrade { req.extensions_mut().remove::<OnUpgrade>() } else { None };
+        let client_upgrade = if upgrade {
+            req.extensions_mut().remove::<OnUpgrade>()
+        } else {
+            None
+        };
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::HOST);
         *req.version_mut() = Version::HTTP_11;
-        let target = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+        let target = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
 
-        let client = if upgrade { &self.h1_client } else { &self.client };
+        let client = if upgrade {
+            &self.h1_client
+        } else {
+            &self.client
+        };
         let timeout = self.config.response_timeout;
         let mut response = match tokio::time::timeout(timeout, client.request(req)).await {
             Ok(Ok(response)) => response,
+            Ok(Err(_)) if limit_hit.is_hit() => {
+                return Err(UpstreamError::BodyTooLarge(self.body_limit));
+            }
             Ok(Err(e)) => return Err(self.classify(&e)),
             Err(_) => {
                 return Err(UpstreamError::Timeout(format!(
@@ -154,7 +173,13 @@ impl Upstream {
             self.lifecycle.spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((agent, upstream)) => {
-                        splice(TokioIo::new(agent), TokioIo::new(upstream), "upgraded connection", &target).await;
+                        splice(
+                            TokioIo::new(agent),
+                            TokioIo::new(upstream),
+                            "upgraded connection",
+                            &target,
+                        )
+                        .await;
                     }
                     Err(e) => tracing::debug!(%target, error = %e, "upgrade did not complete"),
                 }
@@ -165,14 +190,16 @@ impl Upstream {
 
         strip_hop_by_hop(response.headers_mut(), false);
         let (parts, body) = response.into_parts();
-        let body = DeadlineBody::new(body, self.config.idle_timeout, self.config.total_timeout, started);
+        let body = DeadlineBody::new(
+            body,
+            self.config.idle_timeout,
+            self.config.total_timeout,
+            started,
+        );
         Ok(Response::from_parts(parts, boxed(body)))
     }
 
     fn classify(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
-        if chain(err).any(|e| e.downcast_ref::<LengthLimitError>().is_some()) {
-            return UpstreamError::BodyTooLarge(self.body_limit);
-        }
         for e in chain(err) {
             if let Some(connect) = e.downcast_ref::<ConnectError>() {
                 return match connect {
@@ -184,9 +211,7 @@ impl Upstream {
             if let Some(tls) = e.downcast_ref::<rustls::Error>() {
                 return UpstreamError::Tls(tls.to_string());
             }
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-            {
+            if let Some(tls) = e.downcast_ref::<std::io::Error>().and_then(tls_inside_io) {
                 return UpstreamError::Tls(tls.to_string());
             }
             if let Some(hyper_err) = e.downcast_ref::<hyper::Error>()
@@ -199,7 +224,9 @@ impl Upstream {
     }
 }
 
-fn chain<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+fn chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     let mut next = Some(err);
     std::iter::from_fn(move || {
         let current = next?;
@@ -208,6 +235,21 @@ fn chain<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn
     })
 }
 
+/// The rustls error wrapped (possibly several times) inside an `io::Error`; `io::Error::source`
+/// skips the wrapped error itself, so the chain walk alone would miss it.
+fn tls_inside_io(io: &std::io::Error) -> Option<&rustls::Error> {
+    let inner = io.get_ref()?;
+    if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    inner
+        .downcast_ref::<std::io::Error>()
+        .and_then(tls_inside_io)
+}
+
 fn chain_text(err: &(dyn StdError + 'static)) -> String {
-    chain(err).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
+    chain(err)
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }

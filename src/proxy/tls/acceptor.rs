@@ -35,7 +35,11 @@ pub enum AcceptError {
 }
 
 /// Completes the agent's handshake for a tunnel to `target`.
-pub async fn accept<IO>(io: IO, target: &Target, leaves: &LeafCache) -> Result<Accepted<IO>, AcceptError>
+pub async fn accept<IO>(
+    io: IO,
+    target: &Target,
+    leaves: &LeafCache,
+) -> Result<Accepted<IO>, AcceptError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {

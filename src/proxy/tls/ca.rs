@@ -40,7 +40,9 @@ pub enum CaError {
         reason: String,
     },
     /// Only one of certificate and key exists.
-    #[error("{present} exists but {missing} does not; restore it or remove both to create a new CA")]
+    #[error(
+        "{present} exists but {missing} does not; restore it or remove both to create a new CA"
+    )]
     Incomplete {
         /// The file that exists.
         present: PathBuf,
@@ -61,7 +63,8 @@ pub struct CertificateAuthority {
 
 impl std::fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertificateAuthority").finish_non_exhaustive()
+        f.debug_struct("CertificateAuthority")
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,8 +86,14 @@ impl CertificateAuthority {
         match (cert.exists(), key.exists()) {
             (true, true) => Ok((Self::load(dir)?, false)),
             (false, false) => Ok((Self::create(dir)?, true)),
-            (true, false) => Err(CaError::Incomplete { present: cert, missing: key }),
-            (false, true) => Err(CaError::Incomplete { present: key, missing: cert }),
+            (true, false) => Err(CaError::Incomplete {
+                present: cert,
+                missing: key,
+            }),
+            (false, true) => Err(CaError::Incomplete {
+                present: key,
+                missing: cert,
+            }),
         }
     }
 
@@ -120,7 +129,10 @@ impl CertificateAuthority {
 
     /// Creates a fresh CA in `dir`; refuses to overwrite existing files.
     pub fn create(dir: &Path) -> Result<Self, CaError> {
-        fs::create_dir_all(dir).map_err(|source| CaError::Io { path: dir.to_path_buf(), source })?;
+        fs::create_dir_all(dir).map_err(|source| CaError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
@@ -170,7 +182,9 @@ pub(super) fn random_serial() -> SerialNumber {
     let mut bytes = [0u8; 16];
     let rng = ring::rand::SystemRandom::new();
     if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
-        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos().to_be_bytes();
+        let nanos = OffsetDateTime::now_utc()
+            .unix_timestamp_nanos()
+            .to_be_bytes();
         bytes.copy_from_slice(&nanos);
     }
     bytes[0] &= 0x7f;
@@ -179,11 +193,17 @@ pub(super) fn random_serial() -> SerialNumber {
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(|source| CaError::Io { path: path.to_path_buf(), source })
+    fs::read_to_string(path).map_err(|source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
-    let io = |source| CaError::Io { path: path.to_path_buf(), source };
+    let io = |source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
-    KeyUsagePurpose,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
 };
 use rustls::ServerConfig;
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
@@ -45,8 +44,10 @@ impl LeafCache {
         validity: Duration,
     ) -> Result<Self, CaError> {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        let tickets = rustls::crypto::ring::Ticketer::new()
-            .map_err(|e| CaError::Invalid { path: "<ticketer>".into(), reason: e.to_string() })?;
+        let tickets = rustls::crypto::ring::Ticketer::new().map_err(|e| CaError::Invalid {
+            path: "<ticketer>".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             ca,
             ttl,
@@ -141,8 +142,12 @@ mod tests {
         let first = cache.server_config(&a).unwrap();
         let again = cache.server_config(&a).unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        cache.server_config(&Host::Name("b.example".into())).unwrap();
-        cache.server_config(&Host::Ip("192.0.2.7".parse().unwrap())).unwrap();
+        cache
+            .server_config(&Host::Name("b.example".into()))
+            .unwrap();
+        cache
+            .server_config(&Host::Ip("192.0.2.7".parse().unwrap()))
+            .unwrap();
         assert_eq!(cache.len(), 2, "capacity bounds the cache");
         let remint = cache.server_config(&a).unwrap();
         assert!(!Arc::ptr_eq(&first, &remint), "evicted leaf is minted anew");

@@ -23,8 +23,8 @@ pub enum RootsError {
     Tls(#[from] rustls::Error),
 }
 
-/// A verifying client config for upstream connections; `alpn` lists the protocols offered.
-pub fn client_config(extra_ca_files: &[PathBuf], alpn: &[&[u8]]) -> Result<ClientConfig, RootsError> {
+/// A verifying client config for upstream connections (ALPN is left to the connector).
+pub fn client_config(extra_ca_files: &[PathBuf]) -> Result<ClientConfig, RootsError> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let native = rustls_native_certs::load_native_certs();
@@ -38,16 +38,17 @@ pub fn client_config(extra_ca_files: &[PathBuf], alpn: &[&[u8]]) -> Result<Clien
             })?;
         }
     }
-    let mut config = ClientConfig::builder_with_provider(super::provider())
+    Ok(ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+        .with_no_client_auth())
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RootsError> {
-    let fail = |reason: String| RootsError::ExtraCa { path: path.to_path_buf(), reason };
+    let fail = |reason: String| RootsError::ExtraCa {
+        path: path.to_path_buf(),
+        reason,
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| fail(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()

@@ -1,0 +1,15 @@
+//! Integration tests: real sockets on port 0, real TLS with CAs the tests generate, real clients.
+
+mod support;
+
+mod cli;
+mod curl;
+mod forwarding;
+mod fronting;
+mod guard;
+mod identity;
+mod malformed;
+mod python;
+mod shutdown;
+mod tunnel;
+mod websocket;

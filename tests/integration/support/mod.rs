@@ -1,0 +1,209 @@
+//! Shared test fixtures: a test PKI, origins, an in-process Gatehouse, and clients.
+
+pub mod origin;
+pub mod pki;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::{Config, Gatehouse};
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub use pki::TestPki;
+
+/// What a test wants of the proxy's config; everything else is the test default.
+pub struct ProxySpec {
+    pub allow_cidrs: Vec<&'static str>,
+    pub trust_origin: bool,
+    pub identity: String,
+    pub tunnel_hosts: Vec<String>,
+    pub limits: String,
+}
+
+impl Default for ProxySpec {
+    fn default() -> Self {
+        Self {
+            allow_cidrs: vec!["127.0.0.0/8", "::1/128"],
+            trust_origin: true,
+            identity: "identity:\n  allow_anonymous: true\n".into(),
+            tunnel_hosts: Vec::new(),
+            limits: String::new(),
+        }
+    }
+}
+
+impl ProxySpec {
+    pub fn yaml(&self, pki: &TestPki, ca_dir: &std::path::Path, listen: &str) -> String {
+        let extra_ca = if self.trust_origin {
+            format!("[{}]", pki.ca_path.display())
+        } else {
+            "[]".into()
+        };
+        let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
+        let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
+        format!(
+            "listen: {listen}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\nnetwork:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
+            ca_dir.display(),
+            cidrs.join(", "),
+            tunnel.join(", "),
+            self.identity,
+            self.limits,
+        )
+    }
+}
+
+/// An in-process Gatehouse with its own CA directory.
+pub struct TestProxy {
+    pub gatehouse: Option<Gatehouse>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+    pub config_path: PathBuf,
+}
+
+impl TestProxy {
+    pub async fn start(pki: &TestPki, spec: ProxySpec) -> TestProxy {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_dir = dir.path().join("certs");
+        let yaml = spec.yaml(pki, &ca_dir, "127.0.0.1:0");
+        let config = Config::from_yaml(&yaml, "test.yaml").expect("test config is valid");
+        let gatehouse = Gatehouse::start(config).await.expect("proxy starts");
+        let addr = gatehouse.local_addr();
+        let ca_pem = std::fs::read_to_string(gatehouse.ca_cert_path()).unwrap();
+        let config_path = dir.path().join("gatehouse.yaml");
+        std::fs::write(&config_path, spec.yaml(pki, &ca_dir, &addr.to_string())).unwrap();
+        TestProxy {
+            gatehouse: Some(gatehouse),
+            addr,
+            dir,
+            ca_pem,
+            config_path,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A reqwest client going through this proxy, trusting only the Gatehouse CA.
+    pub fn client(&self, h1_only: bool) -> reqwest::Client {
+        self.client_with(
+            reqwest::Proxy::all(self.url()).unwrap(),
+            &self.ca_pem,
+            h1_only,
+        )
+    }
+
+    pub fn client_with(
+        &self,
+        proxy: reqwest::Proxy,
+        trust_pem: &str,
+        h1_only: bool,
+    ) -> reqwest::Client {
+        let cert = reqwest::Certificate::from_pem(trust_pem.as_bytes()).unwrap();
+        let mut builder = reqwest::Client::builder()
+            .proxy(proxy)
+            .tls_certs_only([cert])
+            .timeout(Duration::from_secs(20));
+        if h1_only {
+            builder = builder.http1_only();
+        }
+        builder.build().unwrap()
+    }
+}
+
+/// Sends `CONNECT target` (with optional `Proxy-Authorization` value) and reads the answer head.
+pub async fn connect_tunnel(
+    proxy: SocketAddr,
+    target: &str,
+    auth: Option<&str>,
+) -> (u16, String, TcpStream) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = auth {
+        request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, stream)
+}
+
+/// Reads an HTTP response head (up to the blank line), plus whatever body bytes arrived with it.
+pub async fn read_head(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("head arrives")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// TLS over an open tunnel, trusting `ca_pem`, with the given SNI and ALPN.
+pub async fn tls_over(
+    stream: TcpStream,
+    sni: &str,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+) -> TlsStream<TcpStream> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .expect("TLS handshake through the proxy")
+}
+
+/// Sends one HTTP/1.1 request over an established stream and returns status and body.
+pub async fn h1_request<IO>(io: IO, req: http::Request<String>) -> (u16, String)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let response = sender.send_request(req).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Path of the built `gatehouse` binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_gatehouse")
+}

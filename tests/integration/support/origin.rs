@@ -1,0 +1,220 @@
+//! A real HTTPS (and plain HTTP) origin on loopback: echo, server-sent events, a slow answer and a
+//! WebSocket echo.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use super::pki::TestPki;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A running origin.
+pub struct Origin {
+    pub addr: SocketAddr,
+    /// Released by a test to let `/sse` send its last event.
+    pub sse_release: Arc<Notify>,
+    /// Notified when a `/slow` request has arrived.
+    pub slow_started: Arc<Notify>,
+}
+
+impl Origin {
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+/// HTTPS origin (h2 and HTTP/1.1 by ALPN) with the test PKI's certificate.
+pub async fn start_tls(pki: &TestPki) -> Origin {
+    start(Some(TlsAcceptor::from(pki.server_config.clone()))).await
+}
+
+/// Plain HTTP/1.1 origin.
+pub async fn start_plain() -> Origin {
+    start(None).await
+}
+
+async fn start(tls: Option<TlsAcceptor>) -> Origin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sse_release = Arc::new(Notify::new());
+    let slow_started = Arc::new(Notify::new());
+    let release = sse_release.clone();
+    let started = slow_started.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let tls = tls.clone();
+            let release = release.clone();
+            let started = started.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let release = release.clone();
+                    let started = started.clone();
+                    async move { Ok::<_, Infallible>(route(req, release, started).await) }
+                });
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let io = TokioIo::new(stream);
+                        if h2 {
+                            let _ = http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(io, service)
+                                .await;
+                        } else {
+                            let _ = http1::Builder::new()
+                                .serve_connection(io, service)
+                                .with_upgrades()
+                                .await;
+                        }
+                    }
+                    None => {
+                        let io = TokioIo::new(stream);
+                        let _ = http1::Builder::new()
+                            .serve_connection(io, service)
+                            .with_upgrades()
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    Origin {
+        addr,
+        sse_release,
+        slow_started,
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into()).boxed()
+}
+
+async fn route(
+    req: Request<Incoming>,
+    release: Arc<Notify>,
+    started: Arc<Notify>,
+) -> Response<Body> {
+    match req.uri().path() {
+        "/sse" => sse(release),
+        "/slow" => {
+            started.notify_one();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Response::new(full("slow done"))
+        }
+        "/ws" => websocket(req),
+        "/answer" => {
+            let _ = req.into_body().collect().await;
+            let mut response = Response::new(full(vec![b'x'; 1024]));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+            response
+        }
+        _ => echo(req).await,
+    }
+}
+
+/// Answers with what the origin saw: method, path, query, version, headers and body size.
+async fn echo(req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let seen = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": body.len(),
+    });
+    let mut response = Response::new(full(seen.to_string()));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    response
+        .headers_mut()
+        .insert("x-hop", "should-stay".parse().unwrap());
+    response
+}
+
+/// One event now, the second only after the test releases it: a proxy that buffers would never
+/// deliver the first.
+fn sse(release: Arc<Notify>) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::from("data: first\n\n"))))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), release.notified()).await;
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::from("data: second\n\n"))))
+            .await;
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
+}
+
+fn websocket(mut req: Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        let mut response = Response::new(full("not a websocket request"));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(full(""))
+        .unwrap()
+}
