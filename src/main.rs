@@ -29,6 +29,9 @@ enum Command {
         /// Config file (default: config/gatehouse.yaml, else the embedded default).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Listen on this address instead of the config's `listen` (e.g. 0.0.0.0:8080 in a container).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Manage the local certificate authority.
     Ca {
@@ -91,8 +94,11 @@ fn load(config: Option<&Path>) -> anyhow::Result<Config> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config } => {
-            let config = load(config.as_deref())?;
+        Command::Run { config, listen } => {
+            let mut config = load(config.as_deref())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
             init_logging(config.log.format, &config.log.level);
             serve(config)
         }
