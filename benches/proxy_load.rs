@@ -8,11 +8,14 @@
 //!
 //! Run: `cargo bench --bench proxy_load`. Every loop is bounded in count and by a 60 s deadline.
 
+#[path = "../tests/integration/support/origin.rs"]
+#[allow(
+    dead_code,
+    reason = "the bench uses only the HTTPS origin and its /answer route"
+)]
+mod origin;
 #[path = "../tests/integration/support/pki.rs"]
 mod pki;
-#[path = "../tests/integration/support/origin.rs"]
-#[allow(dead_code, reason = "the bench uses only the HTTPS origin and its /answer route")]
-mod origin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,7 +50,10 @@ struct Setup {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn connector(pem: &str) -> TlsConnector {
@@ -55,11 +61,13 @@ fn connector(pem: &str) -> TlsConnector {
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         roots.add(cert.expect("PEM")).expect("root");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     TlsConnector::from(Arc::new(config))
 }
@@ -67,7 +75,10 @@ fn connector(pem: &str) -> TlsConnector {
 async fn open(setup: &Setup, route: Route) -> SendRequest<Full<Bytes>> {
     let target = format!("localhost:{}", setup.origin.port());
     let (tcp, tls) = match route {
-        Route::Direct => (TcpStream::connect(setup.origin).await.expect("origin"), &setup.direct_tls),
+        Route::Direct => (
+            TcpStream::connect(setup.origin).await.expect("origin"),
+            &setup.direct_tls,
+        ),
         Route::Proxy(proxy) => {
             let mut tcp = TcpStream::connect(proxy).await.expect("proxy");
             tcp.set_nodelay(true).expect("nodelay");
@@ -86,7 +97,9 @@ async fn open(setup: &Setup, route: Route) -> SendRequest<Full<Bytes>> {
     tcp.set_nodelay(true).expect("nodelay");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     let stream = tls.connect(name, tcp).await.expect("TLS");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("h1");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("h1");
     tokio::spawn(conn);
     sender
 }
@@ -101,7 +114,12 @@ async fn post(setup: &Setup, sender: &mut SendRequest<Full<Bytes>>) -> Duration 
     sender.ready().await.expect("ready");
     let response = sender.send_request(req).await.expect("response");
     assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     assert_eq!(body.len(), 1024);
     started.elapsed()
 }
@@ -119,7 +137,13 @@ struct Stats {
 fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let field = |n: usize| -> u64 { after_name.split_whitespace().nth(n).and_then(|f| f.parse().ok()).unwrap_or(0) };
+    let field = |n: usize| -> u64 {
+        after_name
+            .split_whitespace()
+            .nth(n)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0)
+    };
     let ticks = field(11) + field(12);
     Duration::from_millis(ticks * 10)
 }
@@ -168,7 +192,11 @@ async fn keep_alive(setup: Arc<Setup>, route: Route, conns: usize, per_conn: usi
     for task in tasks {
         samples.extend(task.await.expect("task"));
     }
-    stats(samples, started.elapsed(), process_cpu().saturating_sub(cpu_before))
+    stats(
+        samples,
+        started.elapsed(),
+        process_cpu().saturating_sub(cpu_before),
+    )
 }
 
 async fn new_connections(setup: &Setup, route: Route, count: usize) -> Stats {
@@ -185,7 +213,11 @@ async fn new_connections(setup: &Setup, route: Route, count: usize) -> Stats {
         post(setup, &mut sender).await;
         samples.push(begun.elapsed());
     }
-    stats(samples, started.elapsed(), process_cpu().saturating_sub(cpu_before))
+    stats(
+        samples,
+        started.elapsed(),
+        process_cpu().saturating_sub(cpu_before),
+    )
 }
 
 fn ms(d: Duration) -> String {
@@ -194,11 +226,20 @@ fn ms(d: Duration) -> String {
 
 fn row(name: &str, s: &Stats) {
     let cpu_us = s.cpu_per_request.as_secs_f64() * 1e6;
-    println!("| {name} | {} | {:.0} | {} | {} | {cpu_us:.0} |", s.count, s.rps, ms(s.p50), ms(s.p99));
+    println!(
+        "| {name} | {} | {:.0} | {} | {} | {cpu_us:.0} |",
+        s.count,
+        s.rps,
+        ms(s.p50),
+        ms(s.p99)
+    );
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let pki = pki::TestPki::new();

@@ -45,10 +45,13 @@ impl HostPattern {
 
     /// Whether `host` (any case, optional trailing dot) matches.
     pub fn matches(&self, host: &str) -> bool {
-        let host = normalize(host);
+        self.matches_normalized(&normalize(host))
+    }
+
+    fn matches_normalized(&self, host: &str) -> bool {
         match self {
             HostPattern::Any => true,
-            HostPattern::Exact(exact) => host == *exact,
+            HostPattern::Exact(exact) => host == exact,
             HostPattern::Subdomains(suffix) => host
                 .strip_suffix(suffix.as_str())
                 .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
@@ -77,7 +80,8 @@ pub struct HostPatterns(pub Vec<HostPattern>);
 impl HostPatterns {
     /// Whether any pattern matches `host`.
     pub fn matches(&self, host: &str) -> bool {
-        self.0.iter().any(|p| p.matches(host))
+        let host = normalize(host);
+        self.0.iter().any(|p| p.matches_normalized(&host))
     }
 }
 

@@ -1,0 +1,127 @@
+//! Criterion benchmarks of the per-request work Gatehouse does in-process: authenticating the
+//! agent, checking a destination, matching tunnel hosts, fetching a cached leaf (and minting one),
+//! stripping hop-by-hop headers and shaping the logged path.
+//!
+//! Run: `cargo bench --bench hot_paths`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::config::{AgentConfig, HostPattern, HostPatterns, IdentityConfig, Secret};
+use gatehouse::pipeline::path_shape;
+use gatehouse::proxy::guard::AddressGuard;
+use gatehouse::proxy::headers::strip_hop_by_hop;
+use gatehouse::proxy::identity::Agents;
+use gatehouse::proxy::target::Host;
+use gatehouse::proxy::tls::{CertificateAuthority, LeafCache};
+use http::{HeaderMap, HeaderValue};
+
+fn identity(c: &mut Criterion) {
+    let agents = Agents::new(&IdentityConfig {
+        allow_anonymous: false,
+        agents: (0..50)
+            .map(|i| AgentConfig {
+                id: format!("agent-{i}"),
+                team: Some("team".into()),
+                env: Some("prod".into()),
+                labels: BTreeMap::new(),
+                token: Secret::new(format!("token-{i}-0123456789abcdef")),
+            })
+            .collect(),
+    });
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode("agent-17+exec-1234:token-17-0123456789abcdef");
+    let header = HeaderValue::from_str(&format!("Basic {encoded}")).unwrap();
+    c.bench_function("authenticate Basic agent+execution", |b| {
+        b.iter(|| agents.authenticate(black_box(Some(&header))).unwrap())
+    });
+}
+
+fn guard(c: &mut Criterion) {
+    let mut guard = AddressGuard::new(vec![
+        "10.20.0.0/16".parse().unwrap(),
+        "fd00::/8".parse().unwrap(),
+    ]);
+    guard.add_own_listener("127.0.0.1:8080".parse().unwrap());
+    let public = "104.18.6.192:443".parse().unwrap();
+    let metadata = "169.254.169.254:80".parse().unwrap();
+    c.bench_function("guard check (global address)", |b| {
+        b.iter(|| guard.check(black_box(public)))
+    });
+    c.bench_function("guard check (refused address)", |b| {
+        b.iter(|| guard.check(black_box(metadata)))
+    });
+
+    let patterns = HostPatterns(
+        (0..20)
+            .map(|i| HostPattern::parse(&format!("*.pinned-{i}.example.com")).unwrap())
+            .collect(),
+    );
+    c.bench_function("tunnel host match (20 patterns, miss)", |b| {
+        b.iter(|| patterns.matches(black_box("api.openai.com")))
+    });
+}
+
+fn tls(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Arc::new(CertificateAuthority::create(dir.path()).unwrap());
+    let cache = LeafCache::new(
+        ca.clone(),
+        1000,
+        Duration::from_secs(3600),
+        Duration::from_secs(86400),
+    )
+    .unwrap();
+    let host = Host::Name("api.openai.com".into());
+    cache.server_config(&host).unwrap();
+    c.bench_function("leaf cache hit", |b| {
+        b.iter(|| cache.server_config(black_box(&host)).unwrap())
+    });
+
+    let tiny =
+        LeafCache::new(ca, 1, Duration::from_secs(3600), Duration::from_secs(86400)).unwrap();
+    let hosts = [
+        Host::Name("a.example.com".into()),
+        Host::Name("b.example.com".into()),
+    ];
+    let mut i = 0usize;
+    c.bench_function("leaf mint (fresh P-256 key, signed by the CA)", |b| {
+        b.iter(|| {
+            i += 1;
+            tiny.server_config(&hosts[i % 2]).unwrap()
+        })
+    });
+}
+
+fn request_hygiene(c: &mut Criterion) {
+    let mut template = HeaderMap::new();
+    for (k, v) in [
+        ("host", "api.openai.com"),
+        ("authorization", "Bearer sk-xxxx"),
+        ("content-type", "application/json"),
+        ("content-length", "4096"),
+        ("connection", "keep-alive"),
+        ("proxy-authorization", "Basic abc"),
+        ("user-agent", "OpenAI/Python 1.50.0"),
+        ("accept", "application/json"),
+    ] {
+        template.insert(k, HeaderValue::from_static(v));
+    }
+    c.bench_function("strip hop-by-hop headers", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut headers| strip_hop_by_hop(&mut headers, false),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("path shape for the log", |b| {
+        b.iter(|| path_shape(black_box("/v1beta/models/gemini-1.5-pro:generateContent")))
+    });
+}
+
+criterion_group!(benches, identity, guard, tls, request_hygiene);
+criterion_main!(benches);
