@@ -31,7 +31,11 @@ fn syntax_error(err: serde_saphyr::Error, text: &str, file: &str) -> ConfigError
         .unwrap_or_default();
     let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
     let message = err.render_with_options(options);
-    let message = message.lines().next().unwrap_or_default().to_string();
+    let first_line = message.lines().next().unwrap_or_default();
+    let message = match first_line.rsplit_once(" at line ") {
+        Some((head, _)) => head.to_string(),
+        None => first_line.to_string(),
+    };
     ConfigError::Syntax {
         place: Place {
             file: file.to_string(),

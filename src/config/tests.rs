@@ -44,6 +44,15 @@ fn errors_name_file_line_and_key() {
             "test.yaml:2: key `max_connections`",
         ),
     ];
+    let duplicate = err("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n");
+    assert!(
+        duplicate.starts_with("test.yaml:2: key `listen`: duplicate mapping key"),
+        "{duplicate}"
+    );
+    assert!(
+        !duplicate.contains("at line"),
+        "the place is said once: {duplicate}"
+    );
     for (yaml, expected) in table {
         let message = err(yaml);
         assert!(

@@ -8,6 +8,7 @@ mod forwarding;
 mod fronting;
 mod guard;
 mod identity;
+mod limits;
 mod malformed;
 mod python;
 mod shutdown;

@@ -26,6 +26,8 @@ pub struct ProxySpec {
     pub identity: String,
     pub tunnel_hosts: Vec<String>,
     pub limits: String,
+    /// Extra lines under `upstream:` (indented by two spaces).
+    pub upstream: String,
 }
 
 impl Default for ProxySpec {
@@ -36,6 +38,7 @@ impl Default for ProxySpec {
             identity: "identity:\n  allow_anonymous: true\n".into(),
             tunnel_hosts: Vec::new(),
             limits: String::new(),
+            upstream: String::new(),
         }
     }
 }
@@ -50,8 +53,9 @@ impl ProxySpec {
         let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
         let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
         format!(
-            "listen: {listen}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\nnetwork:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
+            "listen: {listen}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
             ca_dir.display(),
+            self.upstream,
             cidrs.join(", "),
             tunnel.join(", "),
             self.identity,
