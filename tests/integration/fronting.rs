@@ -3,7 +3,7 @@
 use http::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{ProxySpec, TestPki, TestProxy, connect_tunnel, h1_request, origin, tls_over};
+use crate::support::{ProxySpec, TestPki, TestProxy, connect_tunnel, h1_request, origin};
 
 #[tokio::test]
 async fn host_header_for_another_host_is_refused_with_421() {
@@ -11,9 +11,7 @@ async fn host_header_for_another_host_is_refused_with_421() {
     let origin = origin::start_tls(&pki).await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
     let target = format!("localhost:{}", origin.port());
-    let (status, _, stream) = connect_tunnel(proxy.addr, &target, None).await;
-    assert_eq!(status, 200);
-    let tls = tls_over(stream, "localhost", &proxy.ca_pem, &[b"http/1.1"]).await;
+    let tls = proxy.intercepted(&target, "localhost").await;
     let req = Request::get("/echo")
         .header("host", "evil.example.com")
         .body(String::new())
@@ -29,9 +27,7 @@ async fn sni_for_another_host_is_refused_with_421() {
     let origin = origin::start_tls(&pki).await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
     let target = format!("127.0.0.1:{}", origin.port());
-    let (status, _, stream) = connect_tunnel(proxy.addr, &target, None).await;
-    assert_eq!(status, 200);
-    let tls = tls_over(stream, "localhost", &proxy.ca_pem, &[b"http/1.1"]).await;
+    let tls = proxy.intercepted(&target, "localhost").await;
     let req = Request::get("/echo")
         .header("host", &target)
         .body(String::new())

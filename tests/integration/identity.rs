@@ -68,7 +68,7 @@ async fn credentials_work_for_plain_http_too() {
     let origin = origin::start_plain().await;
     let proxy = proxy_with_agent(&pki).await;
     let url = format!("http://127.0.0.1:{}/echo", origin.port());
-    let anonymous = proxy.client(true).get(&url).send().await.unwrap();
+    let anonymous = proxy.get(&url).await;
     assert_eq!(anonymous.status(), 407);
     let with_auth = reqwest::Proxy::all(proxy.url())
         .unwrap()

@@ -6,7 +6,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::support::{ProxySpec, TestPki, TestProxy, connect_tunnel, origin, read_head, tls_over};
+use crate::support::{ProxySpec, TestPki, TestProxy, origin, read_head};
 
 #[tokio::test]
 async fn websocket_echo_through_an_intercepted_tunnel() {
@@ -14,9 +14,7 @@ async fn websocket_echo_through_an_intercepted_tunnel() {
     let origin = origin::start_tls(&pki).await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
     let target = format!("localhost:{}", origin.port());
-    let (status, _, stream) = connect_tunnel(proxy.addr, &target, None).await;
-    assert_eq!(status, 200);
-    let tls = tls_over(stream, "localhost", &proxy.ca_pem, &[b"http/1.1"]).await;
+    let tls = proxy.intercepted(&target, "localhost").await;
     let (mut ws, response) = tokio_tungstenite::client_async(format!("wss://{target}/ws"), tls)
         .await
         .expect("websocket handshake through the proxy");

@@ -98,6 +98,23 @@ impl TestProxy {
         format!("http://{}", self.addr)
     }
 
+    /// `GET url` through the proxy over HTTP/1.1.
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client(true)
+            .get(url)
+            .send()
+            .await
+            .expect("the proxy answers")
+    }
+
+    /// CONNECT to `target` and speak TLS (HTTP/1.1 ALPN) inside with the given SNI, trusting the
+    /// Gatehouse CA.
+    pub async fn intercepted(&self, target: &str, sni: &str) -> TlsStream<TcpStream> {
+        let (status, head, stream) = connect_tunnel(self.addr, target, None).await;
+        assert_eq!(status, 200, "CONNECT {target}: {head}");
+        tls_over(stream, sni, &self.ca_pem, &[b"http/1.1"]).await
+    }
+
     /// A reqwest client going through this proxy, trusting only the Gatehouse CA.
     pub fn client(&self, h1_only: bool) -> reqwest::Client {
         self.client_with(
