@@ -98,11 +98,20 @@ impl Compiler<'_> {
     fn ca(&self, raw: &RawConfig) -> Result<CaConfig, ConfigError> {
         let ca = &raw.ca;
         let leaf_cache_size = positive(self, &ca.leaf_cache_size, "ca.leaf_cache_size", 1000)?;
+        let leaf_cache_ttl = self.duration(&ca.leaf_cache_ttl, "ca.leaf_cache_ttl", 3600)?;
+        let leaf_validity = self.duration(&ca.leaf_validity, "ca.leaf_validity", 7 * 86400)?;
+        if leaf_validity <= leaf_cache_ttl {
+            return Err(self.invalid(
+                ca.leaf_validity.as_ref().map(|v| &v.referenced),
+                "ca.leaf_validity",
+                "must be longer than ca.leaf_cache_ttl, or cached leaves would expire in use",
+            ));
+        }
         Ok(CaConfig {
             dir: PathBuf::from(ca.dir.clone().unwrap_or_else(|| "certs".to_string())),
             leaf_cache_size,
-            leaf_cache_ttl: self.duration(&ca.leaf_cache_ttl, "ca.leaf_cache_ttl", 3600)?,
-            leaf_validity: self.duration(&ca.leaf_validity, "ca.leaf_validity", 7 * 86400)?,
+            leaf_cache_ttl,
+            leaf_validity,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Per-request context: what the pipeline knows about one request as it moves through the steps.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http::Request;
 use tokio::time::Instant;
@@ -60,11 +61,17 @@ impl RequestCtx {
     }
 }
 
+/// A request id: a random per-process prefix and a counter, unique across restarts in practice
+/// and cheap (no system call per request).
 fn request_id() -> String {
-    let mut bytes = [0u8; 8];
-    let rng = ring::rand::SystemRandom::new();
-    if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
-        return "unknown".to_string();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        let rng = ring::rand::SystemRandom::new();
+        let _ = ring::rand::SecureRandom::fill(&rng, &mut bytes);
+        u32::from_be_bytes(bytes)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:08x}{n:08x}")
 }

@@ -42,11 +42,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(name);
         }
     }
+    let te_trailers = headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
     for name in HOP_BY_HOP {
         if keep_upgrade && (name == "upgrade" || name == "connection") {
             continue;
         }
         headers.remove(name);
+    }
+    if te_trailers {
+        // `TE: trailers` is the one TE value HTTP/2 allows end to end; gRPC depends on it.
+        headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
     }
     if keep_upgrade {
         headers.insert(
@@ -79,12 +89,22 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("proxy-authorization", "Basic abc"),
             ("transfer-encoding", "chunked"),
-            ("te", "trailers"),
+            ("te", "gzip"),
             ("content-type", "application/json"),
         ]);
         strip_hop_by_hop(&mut h, false);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["content-type"]);
+    }
+
+    #[test]
+    fn te_trailers_survives_for_grpc() {
+        let mut h = headers(&[
+            ("te", "trailers, gzip"),
+            ("content-type", "application/grpc"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h["te"], "trailers");
     }
 
     #[test]
