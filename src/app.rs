@@ -79,7 +79,11 @@ impl Gatehouse {
 
         let mut guard = AddressGuard::new(config.network.allow_cidrs.clone());
         guard.add_own_listener(addr);
-        let resolver = Arc::new(Resolver::new(guard, config.network.dns_cache_ttl));
+        let resolver = Arc::new(Resolver::new(
+            guard,
+            config.network.dns_cache_ttl,
+            config.upstream.connect_timeout,
+        ));
         let connector = GuardedConnector::new(resolver.clone(), config.upstream.connect_timeout);
         let lifecycle = Lifecycle::default();
         let upstream = Upstream::new(

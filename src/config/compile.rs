@@ -13,6 +13,9 @@ use super::{
     LogConfig, LogFormat, NetworkConfig, Place, Secret, UpstreamConfig,
 };
 
+/// Longest duration any setting accepts; keeps deadline arithmetic far from overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
 /// The agent name reserved for requests admitted without credentials.
 pub const ANONYMOUS_AGENT: &str = "anonymous";
 

@@ -1,5 +1,6 @@
 //! Per-request context: what the pipeline knows about one request as it moves through the steps.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -30,6 +31,8 @@ pub struct RequestCtx {
     pub path: String,
     /// The checked addresses the upstream connection will use, once located.
     pub destination: Option<Pinned>,
+    /// The address the answering upstream connection is really connected to.
+    pub connected: Option<SocketAddr>,
 }
 
 impl RequestCtx {
@@ -57,6 +60,7 @@ impl RequestCtx {
             target,
             path: uri.path().to_string(),
             destination: None,
+            connected: None,
         })
     }
 }

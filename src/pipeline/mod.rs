@@ -21,7 +21,7 @@ use crate::error::{ErrorKind, ProxyError, Side};
 use crate::proxy::body::{ProxyBody, limit_request};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
-use crate::proxy::upstream::Upstream;
+use crate::proxy::upstream::{Upstream, UpstreamPeer};
 use crate::proxy::{ClientInfo, ConnectPlan, Handler};
 use record::Record;
 
@@ -95,6 +95,10 @@ impl Pipeline {
         ctx.destination = Some(self.destination(&ctx.target).await?);
         // 11. forward: pooled, verified, bounded in time.
         let response = self.upstream.forward(req, ctx.started).await?;
+        ctx.connected = response
+            .extensions()
+            .get::<UpstreamPeer>()
+            .map(|peer| peer.0);
         // 12. respond: the body streams back untouched, frame by frame.
         Ok(response)
     }

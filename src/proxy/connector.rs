@@ -62,35 +62,38 @@ impl GuardedConnector {
     }
 
     /// Opens a TCP connection to the first of `addrs` (already checked by the guard) that answers.
+    /// Each address gets its share of the connect timeout (at least a second), so one black-holed
+    /// address (often IPv6) does not use up the whole budget.
     pub async fn connect_to(
         &self,
         target: &Target,
         addrs: &Pinned,
     ) -> Result<TcpStream, ConnectError> {
-        let attempt = async {
-            let mut last = None;
-            for addr in addrs.iter() {
-                match TcpStream::connect(addr).await {
-                    Ok(stream) => {
-                        let _ = stream.set_nodelay(true);
-                        return Ok(stream);
-                    }
-                    Err(e) => last = Some(e),
+        let count = u32::try_from(addrs.len().max(1)).unwrap_or(u32::MAX);
+        let per_address = (self.timeout / count)
+            .max(Duration::from_secs(1))
+            .min(self.timeout);
+        let mut last = None;
+        for addr in addrs.iter() {
+            match tokio::time::timeout(per_address, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
                 }
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => last = Some(std::io::ErrorKind::TimedOut.into()),
             }
-            Err(ConnectError::Io {
+        }
+        match last {
+            Some(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(ConnectError::Timeout {
+                target: target.to_string(),
+                timeout: self.timeout,
+            }),
+            last => Err(ConnectError::Io {
                 target: target.to_string(),
                 source: last.unwrap_or_else(|| std::io::Error::other("no address")),
-            })
-        };
-        tokio::time::timeout(self.timeout, attempt)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ConnectError::Timeout {
-                    target: target.to_string(),
-                    timeout: self.timeout,
-                })
-            })
+            }),
+        }
     }
 }
 

@@ -49,13 +49,30 @@ impl AddressGuard {
     /// Checks one destination.
     pub fn check(&self, dest: SocketAddr) -> Result<(), Refusal> {
         let ip = canonical(dest.ip());
+        if ip.is_unspecified() {
+            // The kernel routes 0.0.0.0 and :: to this host: never a destination, whatever is allowed.
+            return Err(Refusal::NonGlobal {
+                addr: dest.ip(),
+                category: "unspecified (this host)",
+            });
+        }
+        let category = non_global_category(dest.ip());
         for own in &self.own {
-            let same_ip = own.ip().is_unspecified() || canonical(own.ip()) == ip;
-            if own.port() == dest.port() && same_ip {
+            if own.port() != dest.port() {
+                continue;
+            }
+            // A wildcard listener answers on every local address; the non-global ones on its
+            // port may be this very proxy.
+            let ours = if own.ip().is_unspecified() {
+                category.is_some()
+            } else {
+                canonical(own.ip()) == ip
+            };
+            if ours {
                 return Err(Refusal::OwnListener(dest));
             }
         }
-        let Some(category) = non_global_category(dest.ip()) else {
+        let Some(category) = category else {
             return Ok(());
         };
         if self.allow.iter().any(|net| net.contains(&dest.ip())) {
@@ -222,5 +239,20 @@ mod tests {
         let mut wildcard = AddressGuard::new(vec!["10.0.0.0/8".parse().unwrap()]);
         wildcard.add_own_listener("0.0.0.0:3128".parse().unwrap());
         assert!(wildcard.check("10.0.0.5:3128".parse().unwrap()).is_err());
+        assert!(wildcard.check("10.0.0.5:443".parse().unwrap()).is_ok());
+        assert!(
+            wildcard
+                .check("93.184.216.34:3128".parse().unwrap())
+                .is_ok(),
+            "a public host on the proxy's port number is someone else"
+        );
+    }
+
+    #[test]
+    fn unspecified_destinations_are_refused_even_when_allowed() {
+        let guard = AddressGuard::new(vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]);
+        assert!(guard.check("0.0.0.0:80".parse().unwrap()).is_err());
+        assert!(guard.check("[::]:80".parse().unwrap()).is_err());
+        assert!(guard.check("10.1.1.1:80".parse().unwrap()).is_ok());
     }
 }

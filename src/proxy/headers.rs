@@ -15,9 +15,21 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// Whether `headers` ask to switch protocols (`Connection: upgrade` plus `Upgrade`).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
+/// Whether `headers` ask for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`, a key).
+/// Other upgrades (h2c, made-up protocols) are not honoured: they would turn the connection into
+/// an uninspected pipe, so their headers are stripped like any hop-by-hop header.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    upgrade_is_websocket(headers)
+        && headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        && connection_tokens(headers).any(|t| t == "upgrade")
+}
+
+/// Whether the `Upgrade` header names exactly WebSocket (requests and 101 answers alike).
+pub fn upgrade_is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
@@ -115,7 +127,13 @@ mod tests {
             ("proxy-authorization", "Basic abc"),
             ("sec-websocket-key", "k"),
         ]);
-        assert!(is_upgrade(&h));
+        let mut h2c = h.clone();
+        h2c.insert(header::UPGRADE, "h2c".parse().unwrap());
+        assert!(
+            !is_websocket_upgrade(&h2c),
+            "only WebSocket upgrades are honoured"
+        );
+        assert!(is_websocket_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");

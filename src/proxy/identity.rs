@@ -46,6 +46,19 @@ pub enum AuthError {
     WrongToken(String),
 }
 
+impl AuthError {
+    /// What the agent is told: unknown agents and wrong tokens get the same answer, so the 407
+    /// does not reveal which agent ids exist. The log keeps the precise reason.
+    pub fn public_message(&self) -> String {
+        match self {
+            AuthError::UnknownAgent(_) | AuthError::WrongToken(_) => {
+                "invalid proxy credentials (unknown agent or wrong token)".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 struct Registered {
     identity: Identity,
     token_digest: [u8; 32],

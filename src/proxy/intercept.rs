@@ -16,22 +16,33 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use super::body::ProxyBody;
 use super::rewind::Rewind;
 use super::server::{ProxyServer, drive, log_client_error, refuse};
-use super::{ClientInfo, Handler, tls};
+use super::{ClientInfo, ConnectionPermit, Handler, tls};
 use crate::error::{ErrorKind, ProxyError, Side};
 
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 const H2_PREFACE_START: &[u8] = b"PRI ";
+/// HTTP/2 agents are pinged this often; one that does not answer within the client header
+/// timeout is disconnected, so dead peers do not hold connection slots.
+const H2_KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves one intercepted tunnel until the agent closes it or shutdown completes.
-pub async fn serve<H, IO>(server: Arc<ProxyServer<H>>, mut io: IO, client: ClientInfo)
-where
+pub async fn serve<H, IO>(
+    server: Arc<ProxyServer<H>>,
+    mut io: IO,
+    client: ClientInfo,
+    permit: ConnectionPermit,
+) where
     H: Handler,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = client.peer;
     let timeout = server.limits.client_header_timeout;
     let mut first = BytesMut::with_capacity(1024);
-    match tokio::time::timeout(timeout, io.read_buf(&mut first)).await {
+    let first_read = tokio::select! {
+        read = tokio::time::timeout(timeout, io.read_buf(&mut first)) => read,
+        () = server.lifecycle.shutdown.cancelled() => return,
+    };
+    match first_read {
         Ok(Ok(n)) if n > 0 => {}
         Ok(Ok(_)) => return,
         Ok(Err(e)) => return log_client_error(peer, &e),
@@ -71,11 +82,12 @@ where
             accepted.h2,
             Arc::new(client),
             accepted.mismatch,
+            permit,
         )
         .await;
     } else if first[0].is_ascii_uppercase() {
         let h2 = first.starts_with(H2_PREFACE_START);
-        serve_http(server, io, h2, Arc::new(client), None).await;
+        serve_http(server, io, h2, Arc::new(client), None, permit).await;
     } else {
         tracing::warn!(
             %peer,
@@ -92,6 +104,7 @@ async fn serve_http<H, IO>(
     h2: bool,
     client: Arc<ClientInfo>,
     mismatch: Option<String>,
+    permit: ConnectionPermit,
 ) where
     H: Handler,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -103,6 +116,8 @@ async fn serve_http<H, IO>(
         let this = this.clone();
         let client = client.clone();
         let mismatch = mismatch.clone();
+        let mut req = req;
+        req.extensions_mut().insert(permit.clone());
         async move { Ok::<_, Infallible>(inner_request(this, client, mismatch, req).await) }
     });
     let shutdown = &server.lifecycle.shutdown;
@@ -110,6 +125,8 @@ async fn serve_http<H, IO>(
     let result = if h2 {
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            .keep_alive_interval(Some(H2_KEEP_ALIVE_INTERVAL))
+            .keep_alive_timeout(server.limits.client_header_timeout)
             .max_header_list_size(u32::try_from(server.limits.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(io, service);
         drive(conn, shutdown, |c| c.graceful_shutdown()).await
@@ -173,7 +190,11 @@ async fn inner_request<H: Handler>(
     }
     let scheme = if tunnel.tls { "https" } else { "http" };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = format!("{scheme}://{}{path}", tunnel.target);
+    let uri = if tunnel.target.port == default_port {
+        format!("{scheme}://{}{path}", tunnel.target.host)
+    } else {
+        format!("{scheme}://{}{path}", tunnel.target)
+    };
     match uri.parse() {
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => {

@@ -81,6 +81,11 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<ProxyBody>> + Send;
 }
 
+/// One slot of the connection limit. Travels in request extensions so that whatever outlives the
+/// HTTP exchange (a WebSocket relay) keeps holding the client connection's slot.
+#[derive(Debug, Clone)]
+pub struct ConnectionPermit(pub Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// Shutdown plumbing shared by every task the proxy spawns.
 #[derive(Clone, Default)]
 pub struct Lifecycle {

@@ -1,19 +1,91 @@
-//! Byte relays: tunnels without interception and upgraded (WebSocket) connections.
+//! Byte relays: tunnels without interception and upgraded (WebSocket) connections. A relay ends
+//! when either side closes, or at once when shutdown starts: relays are not requests, and waiting
+//! for them would only make every shutdown run into its grace period.
 
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
+use tokio_util::sync::CancellationToken;
 
-/// Copies bytes both ways until either side closes; logs how much went each way.
-pub async fn splice<A, B>(mut client: A, mut upstream: B, what: &str, target: &str)
-where
+use super::rewind::Rewind;
+use super::target::{Host, Target};
+use super::tls::read_client_hello;
+
+/// Copies bytes both ways until either side closes or `shutdown` fires.
+pub async fn splice<A, B>(
+    mut client: A,
+    mut upstream: B,
+    what: &str,
+    target: &str,
+    shutdown: &CancellationToken,
+) where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    match copy_bidirectional(&mut client, &mut upstream).await {
-        Ok((sent, received)) => {
-            tracing::debug!(%target, sent, received, "{what} closed");
-        }
+    tokio::select! {
+        result = copy_bidirectional(&mut client, &mut upstream) => match result {
+            Ok((sent, received)) => tracing::debug!(%target, sent, received, "{what} closed"),
+            Err(e) => tracing::debug!(%target, error = %e, "{what} ended with an error"),
+        },
+        () = shutdown.cancelled() => tracing::debug!(%target, "{what} closed for shutdown"),
+    }
+}
+
+/// Relays a tunnel without interception, after checking that the agent speaks TLS and that its
+/// SNI names the CONNECT target (no SNI is accepted only for IP-literal targets).
+pub async fn relay_tls<A, B>(
+    mut client: A,
+    upstream: B,
+    target: &Target,
+    shutdown: &CancellationToken,
+) where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (hello, sni) = match read_client_hello(&mut client).await {
+        Ok(read) => read,
         Err(e) => {
-            tracing::debug!(%target, error = %e, "{what} ended with an error");
+            tracing::warn!(%target, reason = %e, "tunnel refused");
+            return;
         }
+    };
+    if let Err(reason) = sni_matches(sni.as_deref(), target) {
+        tracing::warn!(%target, %reason, "tunnel refused (domain fronting)");
+        return;
+    }
+    let client = Rewind::new(hello, client);
+    splice(client, upstream, "tunnel", &target.to_string(), shutdown).await;
+}
+
+fn sni_matches(sni: Option<&str>, target: &Target) -> Result<(), String> {
+    match (sni, &target.host) {
+        (None, Host::Ip(_)) => Ok(()),
+        (None, Host::Name(_)) => Err(format!(
+            "ClientHello without SNI for CONNECT target `{target}`"
+        )),
+        (Some(sni), host) if Host::parse(sni).as_ref() == Ok(host) => Ok(()),
+        (Some(sni), _) => Err(format!(
+            "TLS SNI `{sni}` does not match the CONNECT target `{target}`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sni_table() {
+        let name = Target {
+            host: Host::Name("pinned.example.com".into()),
+            port: 443,
+        };
+        let ip = Target {
+            host: Host::Ip("192.0.2.1".parse().unwrap()),
+            port: 443,
+        };
+        assert!(sni_matches(Some("PINNED.example.com"), &name).is_ok());
+        assert!(sni_matches(Some("evil.example.com"), &name).is_err());
+        assert!(sni_matches(None, &name).is_err());
+        assert!(sni_matches(None, &ip).is_ok());
+        assert!(sni_matches(Some("pinned.example.com"), &ip).is_err());
     }
 }

@@ -43,16 +43,19 @@ const PIN_CACHE_ENTRIES: usize = 4096;
 pub struct Resolver {
     guard: AddressGuard,
     ttl: Duration,
+    lookup_timeout: Duration,
     pins: Mutex<LruCache<Target, (Instant, Pinned)>>,
 }
 
 impl Resolver {
-    /// A resolver admitting what `guard` admits; results stay pinned for `ttl`.
-    pub fn new(guard: AddressGuard, ttl: Duration) -> Self {
+    /// A resolver admitting what `guard` admits; results stay pinned for `ttl`; a lookup taking
+    /// longer than `lookup_timeout` fails.
+    pub fn new(guard: AddressGuard, ttl: Duration, lookup_timeout: Duration) -> Self {
         let capacity = NonZeroUsize::new(PIN_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
         Self {
             guard,
             ttl,
+            lookup_timeout,
             pins: Mutex::new(LruCache::new(capacity)),
         }
     }
@@ -66,13 +69,22 @@ impl Resolver {
             return Ok(pinned);
         }
         let name = target.host.as_string();
-        let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), target.port))
-            .await
-            .map_err(|e| ResolveError::Lookup {
-                target: target.to_string(),
-                reason: e.to_string(),
-            })?
-            .collect();
+        let lookup = tokio::net::lookup_host((name.as_str(), target.port));
+        let found: Vec<SocketAddr> = match tokio::time::timeout(self.lookup_timeout, lookup).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(e)) => {
+                return Err(ResolveError::Lookup {
+                    target: target.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(ResolveError::Lookup {
+                    target: target.to_string(),
+                    reason: format!("no answer within {:?}", self.lookup_timeout),
+                });
+            }
+        };
         let pinned = self.admit(target, found)?;
         if let Ok(mut pins) = self.pins.lock() {
             pins.put(target.clone(), (Instant::now(), pinned.clone()));
@@ -127,13 +139,18 @@ mod tests {
 
     #[tokio::test]
     async fn localhost_is_refused_unless_allowed_and_then_pinned_to_allowed_addresses() {
-        let strict = Resolver::new(AddressGuard::default(), Duration::from_secs(30));
+        let strict = Resolver::new(
+            AddressGuard::default(),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        );
         let err = strict.resolve(&target("localhost:443")).await.unwrap_err();
         assert!(matches!(err, ResolveError::Refused { .. }), "{err}");
 
         let open = Resolver::new(
             AddressGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
             Duration::from_secs(30),
+            Duration::from_secs(5),
         );
         let pinned = open.resolve(&target("localhost:443")).await.unwrap();
         assert!(
@@ -149,7 +166,11 @@ mod tests {
 
     #[tokio::test]
     async fn ip_literals_are_checked_without_lookup() {
-        let strict = Resolver::new(AddressGuard::default(), Duration::from_secs(30));
+        let strict = Resolver::new(
+            AddressGuard::default(),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        );
         let err = strict
             .resolve(&target("169.254.169.254:80"))
             .await

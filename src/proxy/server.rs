@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{ProxyBody, empty};
@@ -23,9 +23,15 @@ use super::connector::GuardedConnector;
 use super::identity::Agents;
 use super::target::Target;
 use super::tls::LeafCache;
-use super::{ClientInfo, ConnectPlan, Handler, Lifecycle, TunnelInfo, intercept, relay};
+use super::{
+    ClientInfo, ConnectPlan, ConnectionPermit, Handler, Lifecycle, TunnelInfo, intercept, relay,
+};
 use crate::config::Limits;
 use crate::error::{ErrorKind, ProxyError, Side};
+
+/// Connections over the limit that are told so (503) at the same time; beyond this they are
+/// simply closed, so a flood cannot hold file descriptors through the refusals.
+const MAX_PENDING_REFUSALS: usize = 64;
 
 /// The proxy's listener and everything a connection needs.
 pub struct ProxyServer<H> {
@@ -60,6 +66,7 @@ impl<H: Handler> ProxyServer<H> {
     /// Accepts connections until shutdown starts.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         let permits = Arc::new(Semaphore::new(self.limits.max_connections));
+        let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
         let shutdown = self.lifecycle.shutdown.clone();
         loop {
             let accepted = tokio::select! {
@@ -78,12 +85,18 @@ impl<H: Handler> ProxyServer<H> {
                 Ok(permit) => {
                     let this = self.clone();
                     self.lifecycle.spawn(async move {
-                        this.serve_client(stream, peer, Arc::new(permit)).await
+                        this.serve_client(stream, peer, ConnectionPermit(Arc::new(permit)))
+                            .await
                     });
                 }
                 Err(_) => {
                     tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; refusing");
-                    self.lifecycle.spawn(refuse_overloaded(stream));
+                    if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                        self.lifecycle.spawn(async move {
+                            refuse_overloaded(stream).await;
+                            drop(slot);
+                        });
+                    }
                 }
             }
         }
@@ -94,7 +107,7 @@ impl<H: Handler> ProxyServer<H> {
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        permit: Arc<OwnedSemaphorePermit>,
+        permit: ConnectionPermit,
     ) {
         let _ = stream.set_nodelay(true);
         let this = self.clone();
@@ -117,7 +130,7 @@ impl<H: Handler> ProxyServer<H> {
     async fn dispatch(
         self: Arc<Self>,
         peer: SocketAddr,
-        permit: Arc<OwnedSemaphorePermit>,
+        permit: ConnectionPermit,
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         if req.method() != Method::CONNECT
@@ -134,8 +147,13 @@ impl<H: Handler> ProxyServer<H> {
         {
             Ok(identity) => identity,
             Err(e) => {
-                let err = ProxyError::new(ErrorKind::ProxyAuthRequired, Side::Agent, e.to_string());
-                return refuse(peer, &err);
+                tracing::warn!(%peer, status = 407, side = "agent", reason = %e, "request refused");
+                let err = ProxyError::new(
+                    ErrorKind::ProxyAuthRequired,
+                    Side::Agent,
+                    e.public_message(),
+                );
+                return err.to_response();
             }
         };
         if req.method() == Method::CONNECT {
@@ -151,13 +169,15 @@ impl<H: Handler> ProxyServer<H> {
             identity,
             tunnel: None,
         });
+        let mut req = req;
+        req.extensions_mut().insert(permit);
         self.handler.request(client, req).await
     }
 
     async fn connect(
         self: Arc<Self>,
         mut client: ClientInfo,
-        permit: Arc<OwnedSemaphorePermit>,
+        permit: ConnectionPermit,
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let peer = client.peer;
@@ -197,7 +217,6 @@ impl<H: Handler> ProxyServer<H> {
         });
         let this = self.clone();
         self.lifecycle.spawn(async move {
-            let _permit = permit;
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => TokioIo::new(upgraded),
                 Err(e) => {
@@ -207,9 +226,10 @@ impl<H: Handler> ProxyServer<H> {
             };
             match upstream {
                 Some(stream) => {
-                    relay::splice(upgraded, stream, "tunnel", &target.to_string()).await
+                    let _slot = permit;
+                    relay::relay_tls(upgraded, stream, &target, &this.lifecycle.shutdown).await;
                 }
-                None => intercept::serve(this, upgraded, client).await,
+                None => intercept::serve(this, upgraded, client, permit).await,
             }
         });
         let mut response = Response::new(empty());

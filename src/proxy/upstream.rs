@@ -9,16 +9,17 @@ use http::{Request, Response, StatusCode, Version, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::time::Instant;
 
-use super::Lifecycle;
 use super::body::{DeadlineBody, LimitHit, ProxyBody, boxed};
 use super::connector::{ConnectError, GuardedConnector};
-use super::headers::{is_upgrade, strip_hop_by_hop};
+use super::headers::{is_websocket_upgrade, strip_hop_by_hop, upgrade_is_websocket};
 use super::relay::splice;
 use super::resolve::ResolveError;
 use super::tls::{RootsError, client_config};
+use super::{ConnectionPermit, Lifecycle};
 use crate::config::UpstreamConfig;
 use crate::error::{ErrorKind, ProxyError, Side};
 
@@ -67,6 +68,28 @@ impl From<UpstreamError> for ProxyError {
             UpstreamError::RequestBody(_) => (ErrorKind::BadRequest, Side::Agent),
         };
         ProxyError::new(kind, side, err.to_string())
+    }
+}
+
+/// The address the upstream connection that answered is really connected to, in the response's
+/// extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamPeer(pub std::net::SocketAddr);
+
+/// HTTP/2 agents may split `Cookie` into several fields; an HTTP/1.1 upstream must get one
+/// (RFC 9113 §8.2.3), and one is equally valid over HTTP/2.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let cookies: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if cookies.len() < 2 {
+        return;
+    }
+    let joined = cookies.join("; ");
+    if let Ok(value) = http::HeaderValue::from_str(&joined) {
+        headers.insert(header::COOKIE, value);
     }
 }
 
@@ -128,7 +151,8 @@ impl Upstream {
             .get::<LimitHit>()
             .cloned()
             .unwrap_or_default();
-        let upgrade = is_upgrade(req.headers());
+        let permit = req.extensions_mut().remove::<ConnectionPermit>();
+        let upgrade = is_websocket_upgrade(req.headers());
         let client_upgrade = if upgrade {
             req.extensions_mut().remove::<OnUpgrade>()
         } else {
@@ -136,6 +160,7 @@ impl Upstream {
         };
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::HOST);
+        join_cookies(req.headers_mut());
         *req.version_mut() = Version::HTTP_11;
         let target = req
             .uri()
@@ -169,17 +194,19 @@ impl Upstream {
                     "{target} switched protocols without being asked to"
                 )));
             };
+            if !upgrade_is_websocket(response.headers()) {
+                return Err(UpstreamError::Protocol(format!(
+                    "{target} switched to a protocol other than WebSocket"
+                )));
+            }
             let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let shutdown = self.lifecycle.shutdown.clone();
             self.lifecycle.spawn(async move {
+                let _slot = permit;
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((agent, upstream)) => {
-                        splice(
-                            TokioIo::new(agent),
-                            TokioIo::new(upstream),
-                            "upgraded connection",
-                            &target,
-                        )
-                        .await;
+                        let (agent, upstream) = (TokioIo::new(agent), TokioIo::new(upstream));
+                        splice(agent, upstream, "upgraded connection", &target, &shutdown).await;
                     }
                     Err(e) => tracing::debug!(%target, error = %e, "upgrade did not complete"),
                 }
@@ -189,6 +216,13 @@ impl Upstream {
         }
 
         strip_hop_by_hop(response.headers_mut(), false);
+        let peer = response
+            .extensions()
+            .get::<HttpInfo>()
+            .map(HttpInfo::remote_addr);
+        if let Some(peer) = peer {
+            response.extensions_mut().insert(UpstreamPeer(peer));
+        }
         let (parts, body) = response.into_parts();
         let body = DeadlineBody::new(
             body,
@@ -252,4 +286,19 @@ fn chain_text(err: &(dyn StdError + 'static)) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_cookies_are_joined_into_one_field() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(header::COOKIE, "a=1".parse().unwrap());
+        headers.append(header::COOKIE, "b=2".parse().unwrap());
+        join_cookies(&mut headers);
+        let all: Vec<_> = headers.get_all(header::COOKIE).iter().collect();
+        assert_eq!(all, ["a=1; b=2"]);
+    }
 }

@@ -63,6 +63,10 @@ async fn hop_by_hop_and_proxy_credentials_never_reach_the_origin() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-hop"], "should-stay");
+    assert!(
+        !response.headers().contains_key("x-origin-hop"),
+        "headers the origin's Connection names stay on its connection"
+    );
     let seen: Value = response.json().await.unwrap();
     let headers = seen["headers"].as_object().unwrap();
     for stripped in [
@@ -209,4 +213,23 @@ async fn plain_http_absolute_form_is_forwarded() {
     assert_eq!(seen["method"], "PUT");
     assert_eq!(seen["path"], "/echo/plain");
     assert_eq!(seen["body_len"], 4096);
+}
+
+#[tokio::test]
+async fn upgrades_other_than_websocket_are_not_honoured() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let response = proxy
+        .client(true)
+        .get(format!("http://127.0.0.1:{}/echo", origin.port()))
+        .header("connection", "upgrade")
+        .header("upgrade", "h2c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen: Value = response.json().await.unwrap();
+    let headers = seen["headers"].as_object().unwrap();
+    assert!(!headers.contains_key("upgrade"), "{headers:?}");
 }

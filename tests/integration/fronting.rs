@@ -43,7 +43,8 @@ async fn sni_for_another_host_is_refused_with_421() {
 #[tokio::test]
 async fn bytes_that_are_neither_tls_nor_http_are_not_relayed() {
     let pki = TestPki::new();
-    let origin = origin::start_tls(&pki).await;
+    // A plain HTTP origin answers any bytes it gets (400), so a relayed tunnel would be seen.
+    let origin = origin::start_plain().await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
     let (status, _, mut stream) =
         connect_tunnel(proxy.addr, &format!("localhost:{}", origin.port()), None).await;

@@ -37,9 +37,13 @@ async fn missing_or_wrong_credentials_get_407_with_a_challenge() {
     let target = format!("localhost:{}", origin.port());
     let table = [
         (None, 407, "credentials required"),
-        (Some(basic("bot:wrong")), 407, "wrong token"),
-        (Some(basic("ghost:s3cret-token")), 407, "unknown agent"),
-        (Some(basic("anonymous:")), 407, "unknown agent"),
+        (Some(basic("bot:wrong")), 407, "invalid proxy credentials"),
+        (
+            Some(basic("ghost:s3cret-token")),
+            407,
+            "invalid proxy credentials",
+        ),
+        (Some(basic("anonymous:")), 407, "invalid proxy credentials"),
         (Some("Bearer xyz".to_string()), 407, "Basic"),
         (Some(basic("bot:s3cret-token")), 200, ""),
         (Some(basic("bot+run-7:s3cret-token")), 200, ""),

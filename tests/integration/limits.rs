@@ -88,3 +88,43 @@ async fn a_response_body_silent_past_the_idle_timeout_is_cut() {
         "the silent stream must end with an error: {cut:?}"
     );
 }
+
+#[tokio::test]
+async fn a_websocket_keeps_its_connection_slot() {
+    use futures_util::SinkExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let spec = ProxySpec {
+        limits: "limits:\n  max_connections: 1\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let host = format!("127.0.0.1:{}", origin.port());
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let handshake = format!(
+        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let head = crate::support::read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+    ws.send(Message::text("ping")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("ping"));
+
+    let mut second = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), second.read_to_string(&mut answer))
+        .await
+        .expect("refused promptly")
+        .unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "the open WebSocket holds the only slot: {answer}"
+    );
+}

@@ -3,11 +3,13 @@
 
 mod acceptor;
 mod ca;
+mod hello;
 mod leaf;
 mod roots;
 
 pub use acceptor::{AcceptError, Accepted, accept};
 pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaError, CertificateAuthority};
+pub use hello::{HelloError, read_client_hello};
 pub use leaf::LeafCache;
 pub use roots::{RootsError, client_config, native_roots_pem, pem_encode_certificate};
 

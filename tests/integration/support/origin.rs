@@ -166,6 +166,13 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
         .headers_mut()
         .insert("x-hop", "should-stay".parse().unwrap());
     response
+        .headers_mut()
+        .insert("connection", "x-origin-hop".parse().unwrap());
+    response.headers_mut().insert(
+        "x-origin-hop",
+        "private to the origin's connection".parse().unwrap(),
+    );
+    response
 }
 
 /// One event now, the second only after the test releases it: a proxy that buffers would never
