@@ -327,12 +327,12 @@ impl Compiler<'_> {
             return Ok(Duration::from_secs(default_secs));
         };
         match humantime::parse_duration(value.value.trim()) {
-            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(d) if !d.is_zero() && d <= MAX_DURATION => Ok(d),
             _ => Err(self.invalid(
                 Some(&value.referenced),
                 key,
                 format!(
-                    "`{}` is not a positive duration like 500ms, 10s or 5m",
+                    "`{}` is not a duration between 1ms and 365d, written like 500ms, 10s or 5m",
                     value.value
                 ),
             )),

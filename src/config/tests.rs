@@ -31,6 +31,14 @@ fn errors_name_file_line_and_key() {
             "test.yaml:2: key `upstream.connect_timeout`",
         ),
         (
+            "upstream:\n  idle_timeout: 400d\n",
+            "test.yaml:2: key `upstream.idle_timeout`",
+        ),
+        (
+            "ca:\n  leaf_cache_ttl: 2h\n  leaf_validity: 1h\n",
+            "test.yaml:3: key `ca.leaf_validity`",
+        ),
+        (
             "limits:\n  max_header_bytes: 100\n",
             "test.yaml:2: key `limits.max_header_bytes`",
         ),

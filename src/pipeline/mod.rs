@@ -7,6 +7,7 @@
 
 mod ctx;
 mod record;
+mod recorded_body;
 
 use std::sync::Arc;
 
@@ -18,12 +19,13 @@ pub use record::path_shape;
 
 use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Side};
-use crate::proxy::body::{ProxyBody, limit_request};
+use crate::proxy::body::{ProxyBody, boxed, limit_request};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
 use crate::proxy::upstream::{Upstream, UpstreamPeer};
 use crate::proxy::{ClientInfo, ConnectPlan, Handler};
 use record::Record;
+use recorded_body::RecordedBody;
 
 /// Everything the steps need, built once from the validated config.
 pub struct Pipeline {
@@ -68,8 +70,9 @@ impl Pipeline {
         let mut record = Record::begin(ctx);
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
+                // 12. respond: the record rides along in the body and is written when it ends.
                 record.responded(response.status());
-                response
+                response.map(|body| boxed(RecordedBody::new(body, record)))
             }
             Err(err) => {
                 record.failed(&err);
@@ -103,6 +106,17 @@ impl Pipeline {
         Ok(response)
     }
 
+    /// 2. connect rules: host-level verdict before any TLS work. The guard refuses non-global
+    ///    destinations; listed hosts are relayed without interception.
+    async fn connect_rules(&self, target: &Target) -> Result<ConnectPlan, ProxyError> {
+        let pinned = self.destination(target).await?;
+        if self.tunnel_hosts.matches(&target.host.as_string()) {
+            Ok(ConnectPlan::Relay(pinned))
+        } else {
+            Ok(ConnectPlan::Intercept)
+        }
+    }
+
     /// The network guard's verdict on a destination: its checked addresses, or a refusal.
     async fn destination(&self, target: &Target) -> Result<Pinned, ProxyError> {
         self.resolver.resolve(target).await.map_err(|e| match e {
@@ -119,17 +133,13 @@ impl Pipeline {
 impl Handler for Pipeline {
     async fn connect(
         &self,
-        _client: &ClientInfo,
+        client: &ClientInfo,
         target: &Target,
     ) -> Result<ConnectPlan, ProxyError> {
-        // 2. connect rules: host-level verdict before any TLS work. The guard refuses
-        //    non-global destinations; listed hosts are relayed without interception.
-        let pinned = self.destination(target).await?;
-        if self.tunnel_hosts.matches(&target.host.as_string()) {
-            Ok(ConnectPlan::Relay(pinned))
-        } else {
-            Ok(ConnectPlan::Intercept)
-        }
+        let decision = self.connect_rules(target).await;
+        // 13. record: every CONNECT decision is written once, with its reason.
+        record::connect_decision(client, target, &decision);
+        decision
     }
 
     async fn request(

@@ -1,11 +1,14 @@
 //! Step 13, record: one log line per request, written by a drop guard so it is also written when
-//! the agent hangs up mid-request. Carries who, where, what happened and why — never bodies,
-//! query strings or credentials.
+//! the agent hangs up mid-request. Once a response starts, the guard travels inside the response
+//! body ([`super::recorded_body`]) so the record also says how the stream ended. Carries who,
+//! where, what happened and why — never bodies, query strings or credentials.
 
 use http::StatusCode;
 
 use super::ctx::RequestCtx;
 use crate::error::ProxyError;
+use crate::proxy::target::Target;
+use crate::proxy::{ClientInfo, ConnectPlan};
 
 /// How a request ended.
 #[derive(Debug, Default)]
@@ -13,10 +16,21 @@ enum Outcome {
     /// The future was dropped before a response was produced (agent hung up).
     #[default]
     Cancelled,
-    /// A response was produced.
-    Responded(StatusCode),
+    /// A response was produced; its body ended as `body` says.
+    Responded { status: StatusCode, body: BodyEnd },
     /// The request failed with this error.
     Failed(ProxyError),
+}
+
+/// How a response body ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Not (yet) finished: if the record is written like this, the agent went away mid-stream.
+    Unfinished,
+    /// Every byte reached the agent's side.
+    Complete,
+    /// The stream broke (upstream reset, idle or total timeout).
+    Failed(String),
 }
 
 /// Owns the request's context while the steps run, and writes its record when dropped.
@@ -24,6 +38,7 @@ pub struct Record {
     /// The request's facts; steps update them through this field.
     pub ctx: RequestCtx,
     outcome: Outcome,
+    response_bytes: u64,
 }
 
 impl Record {
@@ -32,13 +47,29 @@ impl Record {
         Self {
             ctx,
             outcome: Outcome::Cancelled,
+            response_bytes: 0,
         }
     }
 
-    /// Notes the response status.
+    /// Notes the response status; the body has not ended yet.
     pub fn responded(&mut self, status: StatusCode) {
         if !matches!(self.outcome, Outcome::Failed(_)) {
-            self.outcome = Outcome::Responded(status);
+            self.outcome = Outcome::Responded {
+                status,
+                body: BodyEnd::Unfinished,
+            };
+        }
+    }
+
+    /// Counts response body bytes that passed towards the agent.
+    pub fn add_response_bytes(&mut self, n: u64) {
+        self.response_bytes += n;
+    }
+
+    /// Notes how the response body ended.
+    pub fn body_ended(&mut self, end: BodyEnd) {
+        if let Outcome::Responded { body, .. } = &mut self.outcome {
+            *body = end;
         }
     }
 
@@ -65,7 +96,16 @@ impl Drop for Record {
                 "agent",
                 "agent closed the request before a response",
             ),
-            Outcome::Responded(status) => (status.as_u16(), "forwarded", "", ""),
+            Outcome::Responded { status, body } => match body {
+                BodyEnd::Complete => (status.as_u16(), "forwarded", "", ""),
+                BodyEnd::Unfinished => (
+                    status.as_u16(),
+                    "abandoned",
+                    "agent",
+                    "agent closed the connection before the response body ended",
+                ),
+                BodyEnd::Failed(reason) => (status.as_u16(), "cut", "upstream", reason.as_str()),
+            },
             Outcome::Failed(err) => (
                 err.status().as_u16(),
                 err.kind.code(),
@@ -85,6 +125,7 @@ impl Drop for Record {
             path = %path_shape(&ctx.path),
             destination = %destination,
             status,
+            response_bytes = self.response_bytes,
             outcome,
             side,
             reason,
@@ -92,6 +133,39 @@ impl Drop for Record {
             "request"
         );
     }
+}
+
+/// Records a CONNECT decision (one line per tunnel): intercepted, relayed, or refused and why.
+pub fn connect_decision(
+    client: &ClientInfo,
+    target: &Target,
+    decision: &Result<ConnectPlan, ProxyError>,
+) {
+    let identity = &client.identity;
+    let (outcome, status, side, reason) = match decision {
+        Ok(ConnectPlan::Intercept) => ("intercept", 200, "", ""),
+        Ok(ConnectPlan::Relay(_)) => ("relay", 200, "", ""),
+        Err(err) => (
+            err.kind.code(),
+            err.status().as_u16(),
+            err.side.as_str(),
+            err.reason.as_str(),
+        ),
+    };
+    tracing::info!(
+        target: "gatehouse::request",
+        peer = %client.peer,
+        agent = %identity.agent,
+        execution = identity.execution.as_deref().unwrap_or(""),
+        method = "CONNECT",
+        host = %target.host,
+        port = target.port,
+        status,
+        outcome,
+        side,
+        reason,
+        "connect"
+    );
 }
 
 /// Path segments common in the APIs agents call. Only these (and version tags like `v1`,

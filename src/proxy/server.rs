@@ -197,7 +197,8 @@ impl<H: Handler> ProxyServer<H> {
         };
         let plan = match self.handler.connect(&client, &target).await {
             Ok(plan) => plan,
-            Err(err) => return refuse(peer, &err),
+            // The handler recorded its decision; log nothing twice.
+            Err(err) => return err.to_response(),
         };
         let upstream = match &plan {
             ConnectPlan::Intercept => None,

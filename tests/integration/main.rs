@@ -11,6 +11,7 @@ mod identity;
 mod limits;
 mod malformed;
 mod python;
+mod records;
 mod shutdown;
 mod tunnel;
 mod websocket;
