@@ -82,3 +82,31 @@ async fn plain_http_inside_a_tunnel_is_inspected_and_forwarded() {
     assert_eq!(status, 200);
     assert!(body.contains("/echo/inside"), "{body}");
 }
+
+#[tokio::test]
+async fn an_http2_authority_for_another_host_is_refused_with_421() {
+    use http_body_util::{BodyExt, Empty};
+
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let target = format!("localhost:{}", origin.port());
+    let (status, _, stream) = connect_tunnel(proxy.addr, &target, None).await;
+    assert_eq!(status, 200);
+    let tls = crate::support::tls_over(stream, "localhost", &proxy.ca_pem, &[b"h2"]).await;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for (authority, expected) in [("evil.example.com", 421), (target.as_str(), 200)] {
+        let req = Request::get(format!("https://{authority}/echo"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(req).await.unwrap();
+        assert_eq!(response.status(), expected, ":authority {authority}");
+        let _ = response.into_body().collect().await;
+    }
+}

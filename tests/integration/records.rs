@@ -143,7 +143,7 @@ async fn records_carry_identity_and_outcome_but_no_secrets() {
         "tok-3f9a8b7c6d5e",
         "sk-query-secret",
         "sk-header-secret",
-        "4111",
+        "4111 1111 1111 1111",
         "jane.roe",
     ] {
         assert!(

@@ -90,21 +90,7 @@ impl LeafCache {
     }
 
     fn mint(&self, host: &Host) -> Result<ServerConfig, CaError> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec![host.as_string()])?;
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, host.as_string());
-        name.push(DnType::OrganizationName, "Gatehouse interception");
-        params.distinguished_name = name;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(random_serial());
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::from_secs(3600);
-        params.not_after = now + self.validity;
-        let cert = params.signed_by(&key, self.ca.issuer())?;
-
+        let (cert, key) = self.mint_leaf(host)?;
         let chain = vec![cert.der().clone(), self.ca.cert_der().clone()];
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let invalid = |e: rustls::Error| CaError::Invalid {
@@ -121,6 +107,25 @@ impl LeafCache {
         config.session_storage = self.sessions.clone();
         config.ticketer = self.tickets.clone();
         Ok(config)
+    }
+
+    /// A leaf for `host` with a fresh key of its own: DNS SAN for names, IP SAN for IP literals.
+    fn mint_leaf(&self, host: &Host) -> Result<(rcgen::Certificate, KeyPair), CaError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![host.as_string()])?;
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, host.as_string());
+        name.push(DnType::OrganizationName, "Gatehouse interception");
+        params.distinguished_name = name;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial());
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::from_secs(3600);
+        params.not_after = now + self.validity;
+        let cert = params.signed_by(&key, self.ca.issuer())?;
+        Ok((cert, key))
     }
 }
 
@@ -151,6 +156,42 @@ mod tests {
         assert_eq!(cache.len(), 2, "capacity bounds the cache");
         let remint = cache.server_config(&a).unwrap();
         assert!(!Arc::ptr_eq(&first, &remint), "evicted leaf is minted anew");
+    }
+
+    #[test]
+    fn leaves_verify_for_their_host_only_and_never_reuse_the_ca_key() {
+        use rcgen::PublicKeyData;
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls_pki_types::{ServerName, UnixTime};
+
+        let (_dir, cache) = cache(10, Duration::from_secs(3600));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cache.ca.cert_der().clone()).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            super::super::provider(),
+        )
+        .build()
+        .unwrap();
+        let ca_key = cache.ca.issuer().key().subject_public_key_info();
+        for host in ["api.example.com", "192.0.2.7", "2001:db8::1"] {
+            let (cert, key) = cache.mint_leaf(&Host::parse(host).unwrap()).unwrap();
+            assert_ne!(
+                key.subject_public_key_info(),
+                ca_key,
+                "{host}: a leaf has its own key"
+            );
+            let name = ServerName::try_from(host).unwrap();
+            verifier
+                .verify_server_cert(cert.der(), &[], &name, &[], UnixTime::now())
+                .unwrap_or_else(|e| panic!("{host}: {e}"));
+            let other = ServerName::try_from("other.example.com").unwrap();
+            assert!(
+                verifier
+                    .verify_server_cert(cert.der(), &[], &other, &[], UnixTime::now())
+                    .is_err()
+            );
+        }
     }
 
     #[test]
