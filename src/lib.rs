@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod launch;
 pub mod pipeline;
+pub mod policy;
 pub mod proxy;
 
 pub use app::Gatehouse;

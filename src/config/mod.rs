@@ -4,7 +4,7 @@
 //! (socket addresses, CIDRs, host patterns, secrets read from the environment). Errors name the
 //! file, the line and the key.
 
-mod compile;
+pub(crate) mod compile;
 mod error;
 mod host_pattern;
 mod raw;

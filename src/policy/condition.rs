@@ -1,0 +1,256 @@
+//! Our wrapper around the `cel` crate: a condition is compiled and checked once when policies
+//! load, then evaluated against each request's facts.
+
+use std::fmt;
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
+use cel::{Context, ExecutionError, Program, Value};
+
+use super::facts::{Facts, VARIABLES};
+use super::model::Trigger;
+
+/// A compiled CEL condition.
+#[derive(Clone)]
+pub struct Condition {
+    source: Arc<str>,
+    program: Arc<Program>,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Condition({})", self.source)
+    }
+}
+
+/// Functions and operators a condition may call: the CEL standard library as the `cel` crate
+/// implements it. Anything else is a typo caught at load time.
+const FUNCTIONS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
+    "string",
+    "int",
+    "uint",
+    "double",
+    "bytes",
+    "bool",
+    "dyn",
+    "type",
+    "max",
+    "min",
+];
+
+/// The facts of one request, converted once for every condition evaluated against them.
+pub struct Activation {
+    context: Context<'static, 'static>,
+}
+
+impl Activation {
+    /// Converts `facts` into CEL variables.
+    pub fn new(facts: &Facts) -> Result<Activation, String> {
+        let mut context = Context::default();
+        let value = cel::to_value(facts).map_err(|e| e.to_string())?;
+        let Value::Map(map) = value else {
+            return Err("facts did not convert to a map".into());
+        };
+        for name in VARIABLES {
+            let section = map
+                .map
+                .get(&cel::objects::Key::from(name))
+                .cloned()
+                .unwrap_or(Value::Null);
+            context.add_variable_from_value(name, section);
+        }
+        Ok(Activation { context })
+    }
+}
+
+/// Why a condition could not be used or evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    /// Not valid CEL.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// Names a variable that no trigger provides.
+    #[error("unknown variable `{0}` (known: agent, request, destination, llm, tool, data)")]
+    UnknownVariable(String),
+    /// Calls a function CEL does not have.
+    #[error("unknown function `{0}`")]
+    UnknownFunction(String),
+    /// Uses a name that is neither a fact nor a function.
+    #[error("`{0}` is not declared")]
+    Undeclared(String),
+    /// Evaluates to something other than a boolean.
+    #[error("must evaluate to a boolean, got {0}")]
+    NotBoolean(String),
+    /// Failed while evaluating.
+    #[error("evaluation failed: {0}")]
+    Evaluation(String),
+}
+
+impl Condition {
+    /// Compiles `source` and checks it: syntax, variables, functions, and that it yields a
+    /// boolean on sample facts for `trigger`.
+    pub fn compile(source: &str, trigger: Trigger) -> Result<Condition, ConditionError> {
+        let program = Program::compile(source)
+            .map_err(|e| ConditionError::Syntax(one_line(&e.to_string())))?;
+        let references = program.references();
+        let bound = comprehension_variables(program.expression());
+        if let Some(var) = references
+            .variables()
+            .into_iter()
+            .find(|v| !VARIABLES.contains(v) && !bound.iter().any(|b| b == v))
+        {
+            return Err(ConditionError::UnknownVariable(var.to_string()));
+        }
+        if let Some(function) = references
+            .functions()
+            .into_iter()
+            .find(|f| !is_operator(f) && !FUNCTIONS.contains(f))
+        {
+            return Err(ConditionError::UnknownFunction(function.to_string()));
+        }
+        let condition = Condition {
+            source: source.into(),
+            program: Arc::new(program),
+        };
+        let sample =
+            Activation::new(&Facts::sample(trigger)).map_err(ConditionError::Evaluation)?;
+        match condition.program.execute(&sample.context) {
+            Ok(Value::Bool(_)) => Ok(condition),
+            Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
+            Err(ExecutionError::NoSuchKey(_)) => Ok(condition),
+            Err(ExecutionError::UndeclaredReference(name)) => {
+                Err(ConditionError::Undeclared(name.to_string()))
+            }
+            Err(e) => Err(ConditionError::Evaluation(e.to_string())),
+        }
+    }
+
+    /// The source as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates against one request's facts.
+    pub fn eval(&self, activation: &Activation) -> Result<bool, ConditionError> {
+        match self.program.execute(&activation.context) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
+            Err(e) => Err(ConditionError::Evaluation(e.to_string())),
+        }
+    }
+}
+
+/// Names bound by macros (`list.exists(t, ...)`): they are variables only inside their macro.
+fn comprehension_variables(expr: &IdedExpr) -> Vec<String> {
+    let mut bound = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(node) = stack.pop() {
+        match &node.expr {
+            Expr::Comprehension(comp) => {
+                bound.push(comp.iter_var.clone());
+                bound.extend(comp.iter_var2.clone());
+                bound.push(comp.accu_var.clone());
+                stack.extend([
+                    &comp.iter_range,
+                    &comp.accu_init,
+                    &comp.loop_cond,
+                    &comp.loop_step,
+                    &comp.result,
+                ]);
+            }
+            Expr::Call(call) => {
+                stack.extend(call.target.as_deref());
+                stack.extend(call.args.iter());
+            }
+            Expr::Select(select) => stack.push(&select.operand),
+            Expr::List(list) => stack.extend(list.elements.iter()),
+            Expr::Map(map) => stack.extend(map.entries.iter().flat_map(entry_children)),
+            Expr::Struct(st) => stack.extend(st.entries.iter().flat_map(entry_children)),
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+        }
+    }
+    bound
+}
+
+fn entry_children(entry: &IdedEntryExpr) -> Vec<&IdedExpr> {
+    match &entry.expr {
+        EntryExpr::StructField(field) => vec![&field.value],
+        EntryExpr::MapEntry(pair) => vec![&pair.key, &pair.value],
+    }
+}
+
+fn is_operator(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('@') || name.ends_with('_')
+}
+
+fn one_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_time_checks_table() {
+        let table: &[(&str, Result<(), &str>)] = &[
+            (
+                "request.host.endsWith('.openai.com') && request.method == 'POST'",
+                Ok(()),
+            ),
+            ("agent.team in ['finance', 'ops']", Ok(())),
+            ("request.headers['x-env'] == 'prod'", Ok(())),
+            ("has(llm.max_tokens) && llm.max_tokens > 1000", Ok(())),
+            (
+                "size(llm.messages) > 10 || llm.tools.exists(t, t == 'shell')",
+                Ok(()),
+            ),
+            ("request.path.matches('^/v1/')", Ok(())),
+            ("request.host ==", Err("syntax error")),
+            ("requets.host == 'x'", Err("unknown variable `requets`")),
+            (
+                "lower(request.host) == 'x'",
+                Err("unknown function `lower`"),
+            ),
+            ("request.method + 1 == 2", Err("evaluation failed")),
+            ("request.host", Err("must evaluate to a boolean")),
+            ("request.port", Err("must evaluate to a boolean")),
+        ];
+        for (source, expected) in table {
+            let got = Condition::compile(source, Trigger::LlmRequest).map(|_| ());
+            match (got, expected) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{source}: {e}"),
+                (got, want) => panic!("{source}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn evaluates_against_request_facts() {
+        let mut facts = Facts::sample(Trigger::HttpRequest);
+        facts.request.host = "api.stripe.com".into();
+        facts.request.method = "POST".into();
+        facts.llm = None;
+        let activation = Activation::new(&facts).unwrap();
+        let yes =
+            Condition::compile("request.host == 'api.stripe.com'", Trigger::HttpRequest).unwrap();
+        assert_eq!(yes.eval(&activation), Ok(true));
+        let absent = Condition::compile("llm.model == 'gpt-4o'", Trigger::HttpRequest).unwrap();
+        assert!(
+            absent.eval(&activation).is_err(),
+            "a missing section is an evaluation error"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The facts rules read. Each section is a CEL variable of the same name (`agent`, `request`,
+//! `destination`, `llm`, `tool`, `data`); sections a request does not have are `null`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::model::Trigger;
+
+/// Everything known about one request when a trigger fires. Optional values that are unknown are
+/// left out, so `has(llm.max_tokens)` says whether the request set one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    /// Which trigger is being evaluated.
+    #[serde(skip)]
+    pub trigger: Trigger,
+    /// Who is calling.
+    pub agent: AgentFacts,
+    /// Where the request goes and what it looks like on the wire.
+    pub request: RequestFacts,
+    /// The address the proxy connects to.
+    pub destination: DestinationFacts,
+    /// A recognised LLM call.
+    pub llm: Option<LlmFacts>,
+    /// A recognised tool call.
+    pub tool: Option<ToolFacts>,
+    /// A recognised data access.
+    pub data: Option<DataFacts>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentFacts {
+    /// Agent id.
+    pub id: String,
+    /// Team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Execution id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// Labels from config.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The request line and headers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestFacts {
+    /// Upper-case method.
+    pub method: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Lower-case host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path without the query.
+    pub path: String,
+    /// Query parameters (last value wins).
+    pub query: BTreeMap<String, String>,
+    /// Lower-case header names; repeated headers joined with `, `.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Where the bytes go.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DestinationFacts {
+    /// The checked address the proxy connects to.
+    pub ip: String,
+    /// Whether it is in a non-global range (allowed by config).
+    pub private: bool,
+}
+
+/// A recognised LLM call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LlmFacts {
+    /// `openai`, `anthropic`, `gemini`, `azure_openai`, `openai_compatible`.
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Whether the answer is streamed.
+    pub stream: bool,
+    /// Requested maximum output tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Message texts, in order.
+    pub messages: Vec<String>,
+    /// Names of the tools the request declares.
+    pub tools: Vec<String>,
+}
+
+/// A recognised tool call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ToolFacts {
+    /// Tool name.
+    pub name: String,
+    /// Arguments as JSON.
+    pub arguments: serde_json::Value,
+}
+
+/// A recognised data access.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DataFacts {
+    /// Statement kind (`select`, `delete`, ...).
+    pub statement: String,
+    /// Tables touched.
+    pub tables: Vec<String>,
+    /// Columns named.
+    pub columns: Vec<String>,
+    /// Whether the statement has a WHERE clause.
+    pub has_where: bool,
+    /// LIMIT, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// The CEL variables a condition may use.
+pub const VARIABLES: [&str; 6] = ["agent", "request", "destination", "llm", "tool", "data"];
+
+impl Facts {
+    /// Facts with every section present and every value empty: what load-time checks evaluate
+    /// conditions against, so a condition that cannot produce a boolean is caught before use.
+    pub fn sample(trigger: Trigger) -> Facts {
+        let present = Some(String::new());
+        Facts {
+            trigger,
+            agent: AgentFacts {
+                team: present.clone(),
+                env: present.clone(),
+                execution: present,
+                ..AgentFacts::default()
+            },
+            request: RequestFacts::default(),
+            destination: DestinationFacts::default(),
+            llm: Some(LlmFacts {
+                max_tokens: Some(0),
+                ..LlmFacts::default()
+            }),
+            tool: Some(ToolFacts::default()),
+            data: Some(DataFacts {
+                limit: Some(0),
+                ..DataFacts::default()
+            }),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Policy-as-code: rules over request facts, CEL conditions, and the resolution that turns the
+//! rules that apply into one verdict. Pure: no I/O, testable with plain values. Files are read by
+//! the caller and handed to [`parse_policy_file`].
+
+mod condition;
+mod facts;
+mod model;
+mod parse;
+mod resolve;
+
+pub use condition::{Activation, Condition, ConditionError};
+pub use facts::{
+    AgentFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts, VARIABLES,
+};
+pub use model::{
+    Effect, MatchMiss, Matcher, Mode, Obligation, Origin, Rank, RedactStyle, Rule, Scope, Trigger,
+};
+pub use parse::{PolicyError, parse_policy_file};
+pub use resolve::{Consideration, Considered, DuplicateRule, PolicySet, Verdict};
+
+#[cfg(test)]
+mod tests;

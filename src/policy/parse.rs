@@ -1,0 +1,257 @@
+//! Policy files (YAML) → compiled rules. Pure: the caller reads the files. Every error names the
+//! file, the line and the rule id.
+
+use globset::{Glob, GlobSetBuilder};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::condition::Condition;
+use super::model::{Effect, Matcher, Mode, Obligation, Origin, RedactStyle, Rule, Scope, Trigger};
+use crate::config::compile::yaml_error_parts;
+use crate::config::{HostPattern, HostPatterns};
+
+/// A policy file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{}: rule `{rule}`: {message}", line.map_or("?".to_string(), |l| l.to_string()))]
+pub struct PolicyError {
+    /// The file.
+    pub file: String,
+    /// The line, when known.
+    pub line: Option<u64>,
+    /// The rule id (or the YAML key when the rule has no id yet).
+    pub rule: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    scope: RawScope,
+    trigger: Spanned<String>,
+    #[serde(default, rename = "match")]
+    matcher: RawMatch,
+    #[serde(default)]
+    when: Option<Spanned<String>>,
+    effect: Spanned<String>,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    redact: Option<Spanned<RawRedact>>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScope {
+    #[serde(default)]
+    agents: Vec<String>,
+    #[serde(default)]
+    teams: Vec<String>,
+    #[serde(default)]
+    environments: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    paths: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedact {
+    kinds: Vec<String>,
+    #[serde(default)]
+    style: Option<String>,
+}
+
+/// Parses one policy file's text; `file` names it in errors and in each rule's origin.
+pub fn parse_policy_file(text: &str, file: &str) -> Result<Vec<Rule>, PolicyError> {
+    let raw: RawFile = serde_saphyr::from_str(text).map_err(|err| {
+        let (line, key, message) = yaml_error_parts(&err, text);
+        PolicyError {
+            file: file.to_string(),
+            line,
+            rule: key,
+            message,
+        }
+    })?;
+    raw.rules
+        .into_iter()
+        .map(|rule| compile_rule(rule, file))
+        .collect()
+}
+
+fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
+    let id = raw.id.value.trim().to_string();
+    let fail = |line: u64, message: String| PolicyError {
+        file: file.to_string(),
+        line: Some(line),
+        rule: id.clone(),
+        message,
+    };
+    let id_line = raw.id.referenced.line();
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(fail(
+            id_line,
+            "rule ids use A-Z a-z 0-9 - _ . and are not empty".into(),
+        ));
+    }
+    let trigger = Trigger::parse(raw.trigger.value.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Trigger::ALL.iter().map(|t| t.name()).collect();
+        fail(
+            raw.trigger.referenced.line(),
+            format!(
+                "unknown trigger `{}` (one of: {})",
+                raw.trigger.value,
+                names.join(", ")
+            ),
+        )
+    })?;
+    let effect = match raw.effect.value.trim() {
+        "allow" => Effect::Allow,
+        "deny" => Effect::Deny,
+        "hold" => Effect::Hold,
+        other => {
+            return Err(fail(
+                raw.effect.referenced.line(),
+                format!("unknown effect `{other}` (allow, deny or hold)"),
+            ));
+        }
+    };
+    let mode = match raw
+        .mode
+        .as_ref()
+        .map(|m| (m.value.trim(), m.referenced.line()))
+    {
+        None | Some(("enforce", _)) => Mode::Enforce,
+        Some(("monitor", _)) => Mode::Monitor,
+        Some((other, line)) => {
+            return Err(fail(
+                line,
+                format!("unknown mode `{other}` (enforce or monitor)"),
+            ));
+        }
+    };
+    let condition = match &raw.when {
+        None => None,
+        Some(when) => Some(
+            Condition::compile(&when.value, trigger)
+                .map_err(|e| fail(when.referenced.line(), format!("when: {e}")))?,
+        ),
+    };
+    let matcher = compile_matcher(&raw.matcher).map_err(|(line, message)| fail(line, message))?;
+    let obligations = match &raw.redact {
+        None => Vec::new(),
+        Some(redact) => {
+            let style = match redact.value.style.as_deref().unwrap_or("placeholder") {
+                "mask" => RedactStyle::Mask,
+                "placeholder" => RedactStyle::Placeholder,
+                "pseudonym" => RedactStyle::Pseudonym,
+                "hash" => RedactStyle::Hash,
+                other => {
+                    return Err(fail(
+                        redact.referenced.line(),
+                        format!(
+                            "unknown redact style `{other}` (mask, placeholder, pseudonym, hash)"
+                        ),
+                    ));
+                }
+            };
+            if redact.value.kinds.is_empty() {
+                return Err(fail(
+                    redact.referenced.line(),
+                    "redact needs at least one kind".into(),
+                ));
+            }
+            vec![Obligation::Redact {
+                kinds: redact.value.kinds.clone(),
+                style,
+            }]
+        }
+    };
+    Ok(Rule {
+        id: id.clone(),
+        description: raw.description,
+        scope: Scope {
+            agents: raw.scope.agents,
+            teams: raw.scope.teams,
+            environments: raw.scope.environments,
+        },
+        trigger,
+        matcher,
+        condition,
+        effect,
+        priority: raw.priority,
+        obligations,
+        mode,
+        message: raw.message,
+        origin: Origin {
+            file: file.to_string(),
+            line: id_line,
+        },
+    })
+}
+
+fn compile_matcher(raw: &RawMatch) -> Result<Matcher, (u64, String)> {
+    let hosts = raw
+        .hosts
+        .iter()
+        .map(|h| {
+            HostPattern::parse(&h.value)
+                .map_err(|e| (h.referenced.line(), format!("match.hosts: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let paths = if raw.paths.is_empty() {
+        None
+    } else {
+        let mut builder = GlobSetBuilder::new();
+        for path in &raw.paths {
+            let glob = Glob::new(&path.value).map_err(|e| {
+                (
+                    path.referenced.line(),
+                    format!("match.paths: `{}`: {e}", path.value),
+                )
+            })?;
+            builder.add(glob);
+        }
+        Some(
+            builder
+                .build()
+                .map_err(|e| (0, format!("match.paths: {e}")))?,
+        )
+    };
+    Ok(Matcher {
+        hosts: HostPatterns(hosts),
+        methods: raw
+            .methods
+            .iter()
+            .map(|m| m.trim().to_ascii_uppercase())
+            .collect(),
+        paths,
+    })
+}

@@ -1,0 +1,208 @@
+//! Resolution: from the rules that apply to one request, one verdict. The order is written down in
+//! `../shared/DESIGN.md` ("Policy model") and golden-tested in `tests.rs`:
+//!
+//! 1. nothing applies → deny;
+//! 2. an applying deny wins, from any scope;
+//! 3. otherwise the most specific rank wins, then the higher priority, then hold over allow;
+//! 4. obligations of every applying rule hold unless the verdict is deny;
+//! 5. a condition that fails to evaluate applies for deny and hold, never for allow;
+//! 6. monitor rules never change the verdict.
+
+use std::collections::HashMap;
+
+use super::condition::{Activation, ConditionError};
+use super::facts::Facts;
+use super::model::{Effect, MatchMiss, Mode, Obligation, Rank, Rule, Trigger};
+
+/// Why a considered rule did or did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consideration {
+    /// The agent is outside the rule's scope.
+    OutOfScope,
+    /// The cheap match failed.
+    NoMatch(MatchMiss),
+    /// The condition was false.
+    ConditionFalse,
+    /// The condition failed; for deny and hold the rule still applies.
+    ConditionError(ConditionError),
+    /// The rule applies.
+    Applies,
+}
+
+/// One rule looked at, and what came of it.
+#[derive(Debug, Clone)]
+pub struct Considered {
+    /// The rule's id.
+    pub rule: String,
+    /// Its rank.
+    pub rank: Rank,
+    /// Why it did or did not apply.
+    pub outcome: Consideration,
+    /// Whether it is in monitor mode (applies, but only reported).
+    pub monitor: bool,
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The effect enforced.
+    pub effect: Effect,
+    /// The rules that decided; empty when nothing applied (default deny).
+    pub deciding: Vec<String>,
+    /// Obligations to fulfil (empty on deny).
+    pub obligations: Vec<Obligation>,
+    /// The message of the first deciding rule, if it has one.
+    pub message: Option<String>,
+    /// Monitor-mode rules that applied, with the effect they would have had.
+    pub monitored: Vec<(String, Effect)>,
+    /// Every rule considered for this trigger, for `explain` and the audit trail.
+    pub considered: Vec<Considered>,
+}
+
+impl Verdict {
+    /// Whether nothing applied and the default deny decided.
+    pub fn is_default_deny(&self) -> bool {
+        self.effect == Effect::Deny && self.deciding.is_empty()
+    }
+}
+
+/// Why a set of rules cannot be used together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule id `{id}` is used twice: {first} and {second}")]
+pub struct DuplicateRule {
+    /// The id.
+    pub id: String,
+    /// Where it was first written (`file:line`).
+    pub first: String,
+    /// Where it was written again.
+    pub second: String,
+}
+
+/// A validated set of rules, indexed by trigger.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    by_trigger: HashMap<Trigger, Vec<Rule>>,
+}
+
+impl PolicySet {
+    /// Indexes `rules`; ids must be unique.
+    pub fn new(rules: Vec<Rule>) -> Result<PolicySet, DuplicateRule> {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut by_trigger: HashMap<Trigger, Vec<Rule>> = HashMap::new();
+        for rule in rules {
+            let at = format!("{}:{}", rule.origin.file, rule.origin.line);
+            if let Some(first) = seen.insert(rule.id.clone(), at.clone()) {
+                return Err(DuplicateRule {
+                    id: rule.id,
+                    first,
+                    second: at,
+                });
+            }
+            by_trigger.entry(rule.trigger).or_default().push(rule);
+        }
+        Ok(PolicySet { by_trigger })
+    }
+
+    /// How many rules there are.
+    pub fn len(&self) -> usize {
+        self.by_trigger.values().map(Vec::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decides on `facts` for their trigger.
+    pub fn evaluate(&self, facts: &Facts) -> Verdict {
+        let rules = self
+            .by_trigger
+            .get(&facts.trigger)
+            .map_or(&[][..], Vec::as_slice);
+        let activation = Activation::new(facts);
+        let mut considered = Vec::with_capacity(rules.len());
+        let mut applying: Vec<&Rule> = Vec::new();
+        let mut monitored = Vec::new();
+        for rule in rules {
+            let outcome = consider(rule, facts, activation.as_ref());
+            let applies = match &outcome {
+                Consideration::Applies => true,
+                Consideration::ConditionError(_) => rule.effect != Effect::Allow,
+                _ => false,
+            };
+            let monitor = rule.mode == Mode::Monitor;
+            if applies && monitor {
+                monitored.push((rule.id.clone(), rule.effect));
+            } else if applies {
+                applying.push(rule);
+            }
+            considered.push(Considered {
+                rule: rule.id.clone(),
+                rank: rule.scope.rank(),
+                outcome,
+                monitor,
+            });
+        }
+        decide(&applying, monitored, considered)
+    }
+}
+
+fn consider(rule: &Rule, facts: &Facts, activation: Result<&Activation, &String>) -> Consideration {
+    if !rule.scope.covers(&facts.agent) {
+        return Consideration::OutOfScope;
+    }
+    if let Err(miss) = rule.matcher.check(&facts.request) {
+        return Consideration::NoMatch(miss);
+    }
+    let Some(condition) = &rule.condition else {
+        return Consideration::Applies;
+    };
+    let result = match activation {
+        Ok(activation) => condition.eval(activation),
+        Err(e) => Err(ConditionError::Evaluation(e.clone())),
+    };
+    match result {
+        Ok(true) => Consideration::Applies,
+        Ok(false) => Consideration::ConditionFalse,
+        Err(e) => Consideration::ConditionError(e),
+    }
+}
+
+fn decide(
+    applying: &[&Rule],
+    monitored: Vec<(String, Effect)>,
+    considered: Vec<Considered>,
+) -> Verdict {
+    let denies: Vec<&&Rule> = applying
+        .iter()
+        .filter(|r| r.effect == Effect::Deny)
+        .collect();
+    if applying.is_empty() || !denies.is_empty() {
+        return Verdict {
+            effect: Effect::Deny,
+            deciding: denies.iter().map(|r| r.id.clone()).collect(),
+            obligations: Vec::new(),
+            message: denies.iter().find_map(|r| r.message.clone()),
+            monitored,
+            considered,
+        };
+    }
+    let key = |r: &Rule| (r.scope.rank(), r.priority, r.effect == Effect::Hold);
+    let best = applying.iter().map(|r| key(r)).max();
+    let deciding: Vec<&&Rule> = applying.iter().filter(|r| Some(key(r)) == best).collect();
+    let effect = deciding.first().map_or(Effect::Deny, |r| r.effect);
+    let mut obligations: Vec<Obligation> = Vec::new();
+    for obligation in applying.iter().flat_map(|r| r.obligations.iter()) {
+        if !obligations.contains(obligation) {
+            obligations.push(obligation.clone());
+        }
+    }
+    Verdict {
+        effect,
+        deciding: deciding.iter().map(|r| r.id.clone()).collect(),
+        obligations,
+        message: deciding.iter().find_map(|r| r.message.clone()),
+        monitored,
+        considered,
+    }
+}
