@@ -97,6 +97,13 @@ impl Gatehouse {
             upstream,
             config.tunnel_hosts.clone(),
             config.limits.max_request_body_bytes,
+            config.policies.clone(),
+        );
+        tracing::info!(
+            policies = %config.policies.source,
+            version = %config.policies.version,
+            rules = config.policies.set.len(),
+            "policies loaded"
         );
         let leaves = LeafCache::new(
             Arc::new(ca),

@@ -87,6 +87,15 @@ impl ErrorKind {
     }
 }
 
+/// The policy decision behind a refusal, so the agent and the audit trail can name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRef {
+    /// Decision id, also in the request record.
+    pub id: String,
+    /// The rules that decided (empty for the default deny).
+    pub rules: Vec<String>,
+}
+
 /// A request that ends in an error response. The reason never contains secrets or body content.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} ({} side): {reason}", kind.code(), side.as_str())]
@@ -97,6 +106,8 @@ pub struct ProxyError {
     pub side: Side,
     /// Human-readable reason, shown to the agent and logged.
     pub reason: String,
+    /// Set when a policy decision refused the request.
+    pub decision: Option<DecisionRef>,
 }
 
 impl ProxyError {
@@ -106,6 +117,15 @@ impl ProxyError {
             kind,
             side,
             reason: reason.into(),
+            decision: None,
+        }
+    }
+
+    /// A refusal by policy: 403 on the agent's side, naming the decision and its rules.
+    pub fn denied_by_policy(reason: impl Into<String>, decision: DecisionRef) -> Self {
+        Self {
+            decision: Some(decision),
+            ..Self::new(ErrorKind::Forbidden, Side::Agent, reason)
         }
     }
 
@@ -127,13 +147,16 @@ impl ProxyError {
     /// The response the agent receives: a small JSON body with the code and reason, and for 407 the
     /// `Proxy-Authenticate` challenge.
     pub fn to_response(&self) -> Response<ProxyBody> {
-        let body = serde_json::json!({
-            "error": {
-                "code": self.kind.code(),
-                "side": self.side.as_str(),
-                "message": self.reason,
-            }
+        let mut error = serde_json::json!({
+            "code": self.kind.code(),
+            "side": self.side.as_str(),
+            "message": self.reason,
         });
+        if let Some(decision) = &self.decision {
+            error["decision"] = decision.id.clone().into();
+            error["rules"] = decision.rules.clone().into();
+        }
+        let body = serde_json::json!({ "error": error });
         let mut response = Response::new(full(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
@@ -145,6 +168,11 @@ impl ProxyError {
             "x-gatehouse-error",
             HeaderValue::from_static(self.kind.code()),
         );
+        if let Some(decision) = &self.decision
+            && let Ok(id) = HeaderValue::from_str(&decision.id)
+        {
+            headers.insert("x-gatehouse-decision", id);
+        }
         if self.kind == ErrorKind::ProxyAuthRequired {
             headers.insert(
                 header::PROXY_AUTHENTICATE,

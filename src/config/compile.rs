@@ -105,6 +105,11 @@ impl Compiler<'_> {
             identity: self.identity(&raw)?,
             limits: self.limits(&raw)?,
             log: self.log(&raw)?,
+            policies: super::policies::load(
+                raw.policies.dir.as_ref(),
+                self.file,
+                self.file == "<embedded>",
+            )?,
         })
     }
 

@@ -42,6 +42,12 @@ pub enum ConfigError {
         /// What the parser said.
         message: String,
     },
+    /// A policy file is invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// Two policy rules share an id.
+    #[error(transparent)]
+    DuplicateRule(#[from] crate::policy::DuplicateRule),
     /// A value parsed but failed validation.
     #[error("{place}: {message}")]
     Invalid {

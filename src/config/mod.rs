@@ -7,6 +7,7 @@
 pub(crate) mod compile;
 mod error;
 mod host_pattern;
+pub mod policies;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,8 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// The policies in force.
+    pub policies: policies::Policies,
 }
 
 /// The local CA and the leaf certificates minted from it.

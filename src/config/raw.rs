@@ -19,6 +19,13 @@ pub struct RawConfig {
     pub identity: RawIdentity,
     pub limits: RawLimits,
     pub log: RawLog,
+    pub policies: RawPolicies,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPolicies {
+    pub dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use http::Request;
 use tokio::time::Instant;
 
+use super::judge::{Judgement, Line};
 use crate::error::ProxyError;
 use crate::proxy::ClientInfo;
 use crate::proxy::resolve::Pinned;
@@ -33,6 +34,10 @@ pub struct RequestCtx {
     pub destination: Option<Pinned>,
     /// The address the answering upstream connection is really connected to.
     pub connected: Option<SocketAddr>,
+    /// What the policy decided, trigger by trigger.
+    pub judgements: Vec<Judgement>,
+    /// Version of the policies that judged.
+    pub policy_version: String,
 }
 
 impl RequestCtx {
@@ -52,7 +57,7 @@ impl RequestCtx {
             )));
         }
         Ok(Self {
-            id: request_id(),
+            id: new_id(),
             client,
             started: Instant::now(),
             method: req.method().clone(),
@@ -61,13 +66,29 @@ impl RequestCtx {
             path: uri.path().to_string(),
             destination: None,
             connected: None,
+            judgements: Vec::new(),
+            policy_version: String::new(),
         })
     }
 }
 
-/// A request id: a random per-process prefix and a counter, unique across restarts in practice
+impl RequestCtx {
+    /// The request seen as the CONNECT it would have been (host-level rules for plain HTTP).
+    pub fn connect_line(&self) -> Line<'_> {
+        Line {
+            method: "CONNECT",
+            scheme: "",
+            target: &self.target,
+            path: "",
+            query: None,
+            headers: None,
+        }
+    }
+}
+
+/// A fresh id for a request or a decision: a random per-process prefix and a counter, unique across restarts in practice
 /// and cheap (no system call per request).
-fn request_id() -> String {
+pub fn new_id() -> String {
     static PREFIX: OnceLock<u32> = OnceLock::new();
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let prefix = *PREFIX.get_or_init(|| {

@@ -1,11 +1,12 @@
 //! The life of a request, in order. Each step is a call into the module that owns it; this module
 //! only orders them and says why each stands where it stands.
 //!
-//! Steps that later issues add (inspect, detect, evaluate, reserve, approve, redact) slot in
-//! between `bound the body` and `forward`; today every request that passes identity and the
-//! network guard is allowed.
+//! Steps still to come (recognising LLM, tool and data calls; detect, reserve, approve, redact)
+//! slot in between `evaluate` and `forward`. Today the policy judges the `connect` and
+//! `http.request` triggers; `hold` verdicts are refused, as there is no approval queue yet.
 
 mod ctx;
+mod judge;
 mod record;
 mod recorded_body;
 
@@ -15,15 +16,19 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
+pub use judge::Judgement;
 pub use record::path_shape;
 
 use crate::config::HostPatterns;
+use crate::config::policies::Policies;
 use crate::error::{ErrorKind, ProxyError, Side};
+use crate::policy::Trigger;
 use crate::proxy::body::{ProxyBody, boxed, limit_request};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
 use crate::proxy::upstream::{Upstream, UpstreamPeer};
 use crate::proxy::{ClientInfo, ConnectPlan, Handler};
+use ctx::new_id;
 use record::Record;
 use recorded_body::RecordedBody;
 
@@ -33,6 +38,7 @@ pub struct Pipeline {
     upstream: Arc<Upstream>,
     tunnel_hosts: HostPatterns,
     max_request_body_bytes: u64,
+    policies: Policies,
 }
 
 impl Pipeline {
@@ -42,12 +48,14 @@ impl Pipeline {
         upstream: Arc<Upstream>,
         tunnel_hosts: HostPatterns,
         max_request_body_bytes: u64,
+        policies: Policies,
     ) -> Self {
         Self {
             resolver,
             upstream,
             tunnel_hosts,
             max_request_body_bytes,
+            policies,
         }
     }
 
@@ -68,6 +76,7 @@ impl Pipeline {
         // 13. record: a drop guard, so the record is written on success, error, and also when
         //     the agent hangs up and this future is dropped mid-step.
         let mut record = Record::begin(ctx);
+        record.ctx.policy_version = self.policies.version.clone();
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
                 // 12. respond: the record rides along in the body and is written when it ends.
@@ -86,16 +95,48 @@ impl Pipeline {
         ctx: &mut RequestCtx,
         req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        // 2. connect rules: a plain-HTTP request never passed a CONNECT, so its host-level
-        //    check runs here, before anything else touches it.
+        // 2. connect rules: a plain-HTTP request never passed a CONNECT, so the guard and the
+        //    host-level rules run here, before anything else touches it.
         if ctx.client.tunnel.is_none() {
-            self.destination(&ctx.target).await?;
+            let pinned = self.destination(&ctx.target).await?;
+            let line = ctx.connect_line();
+            let facts = judge::facts(
+                Trigger::Connect,
+                &ctx.client,
+                &line,
+                pinned.first().copied(),
+            );
+            let (judgement, outcome) =
+                judge::judge(&self.policies.set, &facts, format!("{}-c", ctx.id));
+            ctx.judgements.push(judgement);
+            outcome?;
         }
+        // 6. locate: the checked, pinned address the upstream connection will really use.
+        //    Before evaluate, so rules can read where the bytes go.
+        let pinned = self.destination(&ctx.target).await?;
+        ctx.destination = Some(pinned.clone());
+        // 7. evaluate: the request's facts against the rules; deny by default.
+        let query = req.uri().query().map(str::to_string);
+        let line = judge::Line {
+            method: ctx.method.as_str(),
+            scheme: &ctx.scheme,
+            target: &ctx.target,
+            path: &ctx.path,
+            query: query.as_deref(),
+            headers: Some(req.headers()),
+        };
+        let facts = judge::facts(
+            Trigger::HttpRequest,
+            &ctx.client,
+            &line,
+            pinned.first().copied(),
+        );
+        let (judgement, outcome) = judge::judge(&self.policies.set, &facts, ctx.id.clone());
+        ctx.judgements.push(judgement);
+        outcome?;
         // 4. inspect: bound the body before anyone reads it; oversize is refused, not forwarded.
         let req = limit_request(req, self.max_request_body_bytes)
             .map_err(|e| ProxyError::new(ErrorKind::PayloadTooLarge, Side::Agent, e.to_string()))?;
-        // 6. locate: the checked, pinned address the upstream connection will really use.
-        ctx.destination = Some(self.destination(&ctx.target).await?);
         // 11. forward: pooled, verified, bounded in time.
         let response = self.upstream.forward(req, ctx.started).await?;
         ctx.connected = response
@@ -107,9 +148,27 @@ impl Pipeline {
     }
 
     /// 2. connect rules: host-level verdict before any TLS work. The guard refuses non-global
-    ///    destinations; listed hosts are relayed without interception.
-    async fn connect_rules(&self, target: &Target) -> Result<ConnectPlan, ProxyError> {
+    ///    destinations, then the `connect` rules judge; listed hosts are relayed without
+    ///    interception.
+    async fn connect_rules(
+        &self,
+        client: &ClientInfo,
+        target: &Target,
+        judgement: &mut Option<Judgement>,
+    ) -> Result<ConnectPlan, ProxyError> {
         let pinned = self.destination(target).await?;
+        let line = judge::Line {
+            method: "CONNECT",
+            scheme: "",
+            target,
+            path: "",
+            query: None,
+            headers: None,
+        };
+        let facts = judge::facts(Trigger::Connect, client, &line, pinned.first().copied());
+        let (decided, outcome) = judge::judge(&self.policies.set, &facts, new_id());
+        *judgement = Some(decided);
+        outcome?;
         if self.tunnel_hosts.matches(&target.host.as_string()) {
             Ok(ConnectPlan::Relay(pinned))
         } else {
@@ -136,9 +195,16 @@ impl Handler for Pipeline {
         client: &ClientInfo,
         target: &Target,
     ) -> Result<ConnectPlan, ProxyError> {
-        let decision = self.connect_rules(target).await;
-        // 13. record: every CONNECT decision is written once, with its reason.
-        record::connect_decision(client, target, &decision);
+        let mut judgement = None;
+        let decision = self.connect_rules(client, target, &mut judgement).await;
+        // 13. record: every CONNECT decision is written once, with its reason and rules.
+        record::connect_decision(
+            client,
+            target,
+            &decision,
+            judgement.as_ref(),
+            &self.policies.version,
+        );
         decision
     }
 

@@ -6,6 +6,7 @@
 use http::StatusCode;
 
 use super::ctx::RequestCtx;
+use super::judge::Judgement;
 use crate::error::ProxyError;
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
@@ -113,6 +114,12 @@ impl Drop for Record {
                 err.reason.as_str(),
             ),
         };
+        // The judgement that settled the request: the refusing one, else the last (http.request).
+        let decided = ctx
+            .judgements
+            .iter()
+            .find(|j| j.effect != crate::policy::Effect::Allow)
+            .or(ctx.judgements.last());
         tracing::info!(
             target: "gatehouse::request",
             request = %ctx.id,
@@ -129,17 +136,25 @@ impl Drop for Record {
             outcome,
             side,
             reason,
+            decision = %decided.map_or(String::new(), |j| j.id.clone()),
+            effect = decided.map_or("", |j| j.effect.name()),
+            rules = %decided.map(|j| j.rules.join(",")).unwrap_or_default(),
+            monitored = %ctx.judgements.iter().flat_map(|j| j.monitored.iter().cloned()).collect::<Vec<_>>().join(","),
+            policy_version = %ctx.policy_version,
             elapsed_ms = format_args!("{elapsed_ms:.2}"),
             "request"
         );
     }
 }
 
-/// Records a CONNECT decision (one line per tunnel): intercepted, relayed, or refused and why.
+/// Records a CONNECT decision (one line per tunnel): intercepted, relayed, or refused and why,
+/// with the decision id and the rules that decided.
 pub fn connect_decision(
     client: &ClientInfo,
     target: &Target,
     decision: &Result<ConnectPlan, ProxyError>,
+    judgement: Option<&Judgement>,
+    policy_version: &str,
 ) {
     let identity = &client.identity;
     let (outcome, status, side, reason) = match decision {
@@ -164,6 +179,11 @@ pub fn connect_decision(
         outcome,
         side,
         reason,
+        decision = judgement.map_or("", |j| j.id.as_str()),
+        effect = judgement.map_or("", |j| j.effect.name()),
+        rules = %judgement.map(|j| j.rules.join(",")).unwrap_or_default(),
+        monitored = %judgement.map(|j| j.monitored.join(",")).unwrap_or_default(),
+        policy_version,
         "connect"
     );
 }

@@ -28,7 +28,12 @@ pub struct ProxySpec {
     pub limits: String,
     /// Extra lines under `upstream:` (indented by two spaces).
     pub upstream: String,
+    /// The policy file (YAML) the proxy loads.
+    pub policy: String,
 }
+
+/// Lets everything the network guard admits through: the proxy-core tests are about sockets.
+pub const ALLOW_ALL: &str = "rules:\n  - id: test-allow-connect\n    trigger: connect\n    effect: allow\n  - id: test-allow-requests\n    trigger: http.request\n    effect: allow\n";
 
 impl Default for ProxySpec {
     fn default() -> Self {
@@ -39,12 +44,17 @@ impl Default for ProxySpec {
             tunnel_hosts: Vec::new(),
             limits: String::new(),
             upstream: String::new(),
+            policy: ALLOW_ALL.into(),
         }
     }
 }
 
 impl ProxySpec {
+    /// Writes the policy folder under `dir` and returns the config text that uses it.
     pub fn yaml(&self, pki: &TestPki, ca_dir: &std::path::Path, listen: &str) -> String {
+        let policy_dir = ca_dir.with_file_name("policies");
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        std::fs::write(policy_dir.join("test.yaml"), &self.policy).unwrap();
         let extra_ca = if self.trust_origin {
             format!("[{}]", pki.ca_path.display())
         } else {
@@ -53,7 +63,8 @@ impl ProxySpec {
         let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
         let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
         format!(
-            "listen: {listen}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
+            "listen: {listen}\npolicies:\n  dir: {}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
+            policy_dir.display(),
             ca_dir.display(),
             self.upstream,
             cidrs.join(", "),

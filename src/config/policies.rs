@@ -1,0 +1,103 @@
+//! Loading the policy folder: every `*.yaml` / `*.yml` file in it, in name order, parsed and checked
+//! by [`crate::policy`], plus a content hash that every decision records as the policy version.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ring::digest::{Context, SHA256};
+use serde_saphyr::Spanned;
+
+use super::ConfigError;
+use crate::policy::{PolicySet, parse_policy_file};
+
+/// The starter policy compiled into the binary, used with the embedded config when no policy folder
+/// exists where it points.
+pub const EMBEDDED_POLICY: &str = include_str!("../../config/policies/default.yaml");
+
+/// Where policies are looked for when the config does not say.
+pub const DEFAULT_POLICY_DIR: &str = "config/policies";
+
+/// The validated policies in force.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    /// The rules, indexed.
+    pub set: Arc<PolicySet>,
+    /// Content hash of the policy files (first 16 hex digits of SHA-256).
+    pub version: String,
+    /// The folder they came from (`<embedded>` for the starter policy).
+    pub source: String,
+}
+
+/// Loads the policy folder named by `dir` (or the default one).
+pub fn load(
+    dir: Option<&Spanned<String>>,
+    config_file: &str,
+    embedded_config: bool,
+) -> Result<Policies, ConfigError> {
+    let folder = PathBuf::from(dir.map_or(DEFAULT_POLICY_DIR, |d| d.value.trim()));
+    if !folder.is_dir() {
+        if dir.is_none() && embedded_config {
+            return from_texts(
+                vec![(
+                    "<embedded>/default.yaml".to_string(),
+                    EMBEDDED_POLICY.to_string(),
+                )],
+                "<embedded>",
+            );
+        }
+        return Err(ConfigError::Invalid {
+            place: super::Place {
+                file: config_file.to_string(),
+                line: dir.map(|d| d.referenced.line()),
+                key: "policies.dir".to_string(),
+            },
+            message: format!("policy folder `{}` does not exist", folder.display()),
+        });
+    }
+    let texts = read_folder(&folder)?;
+    from_texts(texts, &folder.display().to_string())
+}
+
+fn read_folder(folder: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let io = |path: &Path, source| ConfigError::Read {
+        file: path.display().to_string(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| io(folder, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            Ok((path.display().to_string(), text))
+        })
+        .collect()
+}
+
+/// Parses and checks policy texts named by file; hashes them into the version.
+pub fn from_texts(texts: Vec<(String, String)>, source: &str) -> Result<Policies, ConfigError> {
+    let mut hash = Context::new(&SHA256);
+    let mut rules = Vec::new();
+    for (file, text) in &texts {
+        hash.update(file.rsplit('/').next().unwrap_or(file).as_bytes());
+        hash.update(&[0]);
+        hash.update(text.as_bytes());
+        hash.update(&[0]);
+        rules.extend(parse_policy_file(text, file)?);
+    }
+    let set = PolicySet::new(rules)?;
+    let digest = hash.finish();
+    let version: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Policies {
+        set: Arc::new(set),
+        version,
+        source: source.to_string(),
+    })
+}

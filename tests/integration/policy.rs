@@ -1,0 +1,184 @@
+//! Policy through the proxy: the same agent is allowed, denied and held by different rules; deny
+//! by default; host-level rules refuse tunnels and plain HTTP alike.
+
+use serde_json::Value;
+
+use crate::support::{ProxySpec, TestPki, TestProxy, binary, connect_tunnel, origin};
+
+const RULES: &str = r#"
+rules:
+  - id: connect-all
+    trigger: connect
+    effect: allow
+  - id: allow-echo
+    trigger: http.request
+    match: { paths: ["/echo", "/echo/**"] }
+    effect: allow
+  - id: deny-admin
+    trigger: http.request
+    match: { paths: ["/echo/admin/**"] }
+    effect: deny
+    message: admin endpoints are off limits
+  - id: hold-big-payments
+    trigger: http.request
+    match: { methods: [POST], paths: ["/echo/payments"] }
+    when: "int(request.headers['x-amount']) > 1000"
+    effect: hold
+    message: payments over 1000 need a human
+"#;
+
+#[tokio::test]
+async fn one_agent_allowed_denied_and_held_by_different_rules() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: RULES.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let client = proxy.client(true);
+    let url = |path: &str| format!("https://localhost:{}{path}", origin.port());
+
+    let allowed = client.get(url("/echo")).send().await.unwrap();
+    assert_eq!(allowed.status(), 200);
+
+    let denied = client.get(url("/echo/admin/users")).send().await.unwrap();
+    assert_eq!(denied.status(), 403);
+    let decision = denied.headers()["x-gatehouse-decision"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["error"]["rules"], serde_json::json!(["deny-admin"]));
+    assert_eq!(body["error"]["decision"], decision);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("deny-admin") && message.contains("admin endpoints are off limits"),
+        "{message}"
+    );
+
+    let held = client
+        .post(url("/echo/payments"))
+        .header("x-amount", "5000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 403);
+    let held: Value = held.json().await.unwrap();
+    let message = held["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("hold-big-payments") && message.contains("human approval"),
+        "{message}"
+    );
+
+    let small = client
+        .post(url("/echo/payments"))
+        .header("x-amount", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        small.status(),
+        200,
+        "below the threshold only the allow applies"
+    );
+
+    let unlisted = client.get(url("/elsewhere")).send().await.unwrap();
+    assert_eq!(unlisted.status(), 403);
+    let unlisted: Value = unlisted.json().await.unwrap();
+    assert!(
+        unlisted["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("denied by default")
+    );
+    assert_eq!(unlisted["error"]["rules"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn host_level_rules_refuse_tunnels_and_plain_http() {
+    let pki = TestPki::new();
+    let tls_origin = origin::start_tls(&pki).await;
+    let plain_origin = origin::start_plain().await;
+    let policy = "rules:\n  - id: only-127\n    trigger: connect\n    match: { hosts: ['127.0.0.1'] }\n    effect: allow\n  - id: requests\n    trigger: http.request\n    effect: allow\n";
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: policy.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    let (status, head, _) = connect_tunnel(
+        proxy.addr,
+        &format!("localhost:{}", tls_origin.port()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.contains("denied by default: no rule allows this connect request"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("x-gatehouse-decision"),
+        "{head}"
+    );
+
+    let (status, head, _) = connect_tunnel(
+        proxy.addr,
+        &format!("127.0.0.1:{}", tls_origin.port()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{head}");
+
+    let plain = proxy
+        .get(format!("http://localhost:{}/echo", plain_origin.port()))
+        .await;
+    assert_eq!(
+        plain.status(),
+        403,
+        "host-level rules apply to plain HTTP too"
+    );
+    let plain_ok = proxy
+        .get(format!("http://127.0.0.1:{}/echo", plain_origin.port()))
+        .await;
+    assert_eq!(plain_ok.status(), 200);
+}
+
+#[test]
+fn an_invalid_policy_stops_the_proxy_with_file_line_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("bad.yaml"),
+        "rules:\n  - id: typo\n    trigger: http.request\n    effect: allow\n    when: \"reqest.host == 'x'\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("g.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\npolicies:\n  dir: {}\n",
+            policies.display()
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.yaml:5: rule `typo`: when: unknown variable `reqest`"),
+        "{stderr}"
+    );
+}
