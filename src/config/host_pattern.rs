@@ -80,8 +80,13 @@ pub struct HostPatterns(pub Vec<HostPattern>);
 impl HostPatterns {
     /// Whether any pattern matches `host`.
     pub fn matches(&self, host: &str) -> bool {
-        let host = normalize(host);
-        self.0.iter().any(|p| p.matches_normalized(&host))
+        self.matches_normalized(&normalize(host))
+    }
+
+    /// Like [`HostPatterns::matches`] for a host already lower-case and without trailing dot (as
+    /// the proxy's targets are), without allocating.
+    pub fn matches_normalized(&self, host: &str) -> bool {
+        self.0.iter().any(|p| p.matches_normalized(host))
     }
 }
 

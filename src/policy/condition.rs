@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
-use cel::{Context, ExecutionError, Program, Value};
+use cel::{ExecutionError, Program, Value};
 
+use super::activation::Activation;
 use super::facts::{Facts, VARIABLES};
 use super::model::Trigger;
 
@@ -48,31 +49,6 @@ const FUNCTIONS: &[&str] = &[
     "max",
     "min",
 ];
-
-/// The facts of one request, converted once for every condition evaluated against them.
-pub struct Activation {
-    context: Context<'static, 'static>,
-}
-
-impl Activation {
-    /// Converts `facts` into CEL variables.
-    pub fn new(facts: &Facts) -> Result<Activation, String> {
-        let mut context = Context::default();
-        let value = cel::to_value(facts).map_err(|e| e.to_string())?;
-        let Value::Map(map) = value else {
-            return Err("facts did not convert to a map".into());
-        };
-        for name in VARIABLES {
-            let section = map
-                .map
-                .get(&cel::objects::Key::from(name))
-                .cloned()
-                .unwrap_or(Value::Null);
-            context.add_variable_from_value(name, section);
-        }
-        Ok(Activation { context })
-    }
-}
 
 /// Why a condition could not be used or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,8 +99,7 @@ impl Condition {
             source: source.into(),
             program: Arc::new(program),
         };
-        let sample =
-            Activation::new(&Facts::sample(trigger)).map_err(ConditionError::Evaluation)?;
+        let sample = Activation::new(&Facts::sample(trigger));
         match condition.program.execute(&sample.context) {
             Ok(Value::Bool(_)) => Ok(condition),
             Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
@@ -243,7 +218,7 @@ mod tests {
         facts.request.host = "api.stripe.com".into();
         facts.request.method = "POST".into();
         facts.llm = None;
-        let activation = Activation::new(&facts).unwrap();
+        let activation = Activation::new(&facts);
         let yes =
             Condition::compile("request.host == 'api.stripe.com'", Trigger::HttpRequest).unwrap();
         assert_eq!(yes.eval(&activation), Ok(true));

@@ -53,7 +53,7 @@ pub struct RequestFacts {
     pub method: String,
     /// `http` or `https`.
     pub scheme: String,
-    /// Lower-case host.
+    /// Host, lower-case and without trailing dot (host patterns compare it as is).
     pub host: String,
     /// Port.
     pub port: u16,

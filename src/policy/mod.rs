@@ -2,13 +2,15 @@
 //! rules that apply into one verdict. Pure: no I/O, testable with plain values. Files are read by
 //! the caller and handed to [`parse_policy_file`].
 
+mod activation;
 mod condition;
 mod facts;
 mod model;
 mod parse;
 mod resolve;
 
-pub use condition::{Activation, Condition, ConditionError};
+pub use activation::Activation;
+pub use condition::{Condition, ConditionError};
 pub use facts::{
     AgentFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts, VARIABLES,
 };

@@ -169,7 +169,7 @@ pub enum MatchMiss {
 impl Matcher {
     /// `Ok` when the request passes, else which part missed.
     pub fn check(&self, request: &RequestFacts) -> Result<(), MatchMiss> {
-        if !self.hosts.0.is_empty() && !self.hosts.matches(&request.host) {
+        if !self.hosts.0.is_empty() && !self.hosts.matches_normalized(&request.host) {
             return Err(MatchMiss::Host);
         }
         if !self.methods.is_empty() && !self.methods.contains(&request.method) {

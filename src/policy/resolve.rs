@@ -8,9 +8,11 @@
 //! 5. a condition that fails to evaluate applies for deny and hold, never for allow;
 //! 6. monitor rules never change the verdict.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use super::condition::{Activation, ConditionError};
+use super::activation::Activation;
+use super::condition::ConditionError;
 use super::facts::Facts;
 use super::model::{Effect, MatchMiss, Mode, Obligation, Rank, Rule, Trigger};
 
@@ -55,7 +57,7 @@ pub struct Verdict {
     pub message: Option<String>,
     /// Monitor-mode rules that applied, with the effect they would have had.
     pub monitored: Vec<(String, Effect)>,
-    /// Every rule considered for this trigger, for `explain` and the audit trail.
+    /// Every rule considered for this trigger (filled by [`PolicySet::explain`] only).
     pub considered: Vec<Considered>,
 }
 
@@ -113,18 +115,29 @@ impl PolicySet {
         self.len() == 0
     }
 
-    /// Decides on `facts` for their trigger.
+    /// Decides on `facts` for their trigger. `considered` stays empty; see [`PolicySet::explain`].
     pub fn evaluate(&self, facts: &Facts) -> Verdict {
+        self.evaluate_with(facts, false)
+    }
+
+    /// Decides like [`PolicySet::evaluate`] and lists every rule considered and why it did or did
+    /// not apply.
+    pub fn explain(&self, facts: &Facts) -> Verdict {
+        self.evaluate_with(facts, true)
+    }
+
+    fn evaluate_with(&self, facts: &Facts, explain: bool) -> Verdict {
         let rules = self
             .by_trigger
             .get(&facts.trigger)
             .map_or(&[][..], Vec::as_slice);
-        let activation = Activation::new(facts);
-        let mut considered = Vec::with_capacity(rules.len());
+        // Built on the first condition that needs it: many requests are decided by matches alone.
+        let activation = OnceCell::new();
+        let mut considered = Vec::with_capacity(if explain { rules.len() } else { 0 });
         let mut applying: Vec<&Rule> = Vec::new();
         let mut monitored = Vec::new();
         for rule in rules {
-            let outcome = consider(rule, facts, activation.as_ref());
+            let outcome = consider(rule, facts, &activation);
             let applies = match &outcome {
                 Consideration::Applies => true,
                 Consideration::ConditionError(_) => rule.effect != Effect::Allow,
@@ -136,18 +149,20 @@ impl PolicySet {
             } else if applies {
                 applying.push(rule);
             }
-            considered.push(Considered {
-                rule: rule.id.clone(),
-                rank: rule.scope.rank(),
-                outcome,
-                monitor,
-            });
+            if explain {
+                considered.push(Considered {
+                    rule: rule.id.clone(),
+                    rank: rule.scope.rank(),
+                    outcome,
+                    monitor,
+                });
+            }
         }
         decide(&applying, monitored, considered)
     }
 }
 
-fn consider(rule: &Rule, facts: &Facts, activation: Result<&Activation, &String>) -> Consideration {
+fn consider(rule: &Rule, facts: &Facts, activation: &OnceCell<Activation>) -> Consideration {
     if !rule.scope.covers(&facts.agent) {
         return Consideration::OutOfScope;
     }
@@ -157,11 +172,7 @@ fn consider(rule: &Rule, facts: &Facts, activation: Result<&Activation, &String>
     let Some(condition) = &rule.condition else {
         return Consideration::Applies;
     };
-    let result = match activation {
-        Ok(activation) => condition.eval(activation),
-        Err(e) => Err(ConditionError::Evaluation(e.clone())),
-    };
-    match result {
+    match condition.eval(activation.get_or_init(|| Activation::new(facts))) {
         Ok(true) => Consideration::Applies,
         Ok(false) => Consideration::ConditionFalse,
         Err(e) => Consideration::ConditionError(e),

@@ -232,7 +232,7 @@ fn deny_messages_and_explanations_are_carried() {
         host: "db.internal",
         ..BASE
     };
-    let verdict = policy.evaluate(&facts(&case));
+    let verdict = policy.explain(&facts(&case));
     assert_eq!(
         verdict.message.as_deref(),
         Some("internal hosts are off limits")
@@ -257,7 +257,7 @@ fn rules_only_see_their_trigger() {
     let policy = policy();
     let mut connect = facts(&BASE);
     connect.trigger = Trigger::Connect;
-    let verdict = policy.evaluate(&connect);
+    let verdict = policy.explain(&connect);
     assert!(verdict.is_default_deny());
     assert!(verdict.considered.is_empty());
 }
