@@ -245,8 +245,17 @@ fn main() {
         let pki = pki::TestPki::new();
         let origin = origin::start_tls(&pki).await;
         let dir = tempfile::tempdir().expect("tempdir");
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir_all(&policy_dir).expect("policy dir");
+        std::fs::write(
+            policy_dir.join("bench.yaml"),
+            "rules:\n  - id: connect\n    trigger: connect\n    effect: allow\n  - id: requests\n    trigger: http.request\n    effect: allow\n",
+        )
+        .expect("policy");
         let yaml = format!(
-            "listen: 127.0.0.1:0\nca:\n  dir: {}\nupstream:\n  extra_ca_files: [{}]\nnetwork:\n  allow_cidrs: [127.0.0.0/8]\nidentity:\n  allow_anonymous: true\nlog:\n  level: warn\n",
+            "listen: 127.0.0.1:0\naudit:\n  file: {}\npolicies:\n  dir: {}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: [{}]\nnetwork:\n  allow_cidrs: [127.0.0.0/8]\nidentity:\n  allow_anonymous: true\nlog:\n  level: warn\n",
+            dir.path().join("audit.jsonl").display(),
+            policy_dir.display(),
             dir.path().join("certs").display(),
             pki.ca_path.display()
         );

@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::audit::{AuditError, AuditLog};
 use crate::config::Config;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Judge, Pipeline};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -28,6 +29,9 @@ pub enum StartError {
     /// The upstream trust store could not be built.
     #[error(transparent)]
     Roots(#[from] RootsError),
+    /// The audit trail could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The listening address is unavailable.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -97,7 +101,10 @@ impl Gatehouse {
             upstream,
             config.tunnel_hosts.clone(),
             config.limits.max_request_body_bytes,
-            config.policies.clone(),
+            Judge::new(
+                config.policies.clone(),
+                Arc::new(AuditLog::open(&config.audit_file)?),
+            ),
         );
         tracing::info!(
             policies = %config.policies.source,

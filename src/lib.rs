@@ -20,6 +20,7 @@
 //! policy, PII, budget and approval modules; see `../shared/DESIGN.md`.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod launch;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gatehouse::audit::verify_file;
 use gatehouse::config::{Config, LogFormat};
 use gatehouse::launch::agent_env;
 use gatehouse::proxy::tls::CertificateAuthority;
@@ -50,6 +51,17 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Validate the config and the policies it points at; exit non-zero with precise errors.
+    Check {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Work with the audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Print the variables `exec` would set, as shell exports.
     Env {
         /// Config file.
@@ -58,6 +70,15 @@ enum Command {
         /// Agent to run as.
         #[arg(long)]
         agent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check that no record of an audit file was removed, reordered or edited.
+    Verify {
+        /// The audit file (JSON Lines).
+        file: PathBuf,
     },
 }
 
@@ -133,6 +154,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (program, args) = command.split_first().context("no command given")?;
             let err = exec(program, args, &env.vars);
             anyhow::bail!("cannot run `{program}`: {err}")
+        }
+        Command::Check { config } => {
+            let config = load(config.as_deref())?;
+            println!(
+                "{}: ok ({} rules from {}, policy version {})",
+                config.source,
+                config.policies.set.len(),
+                config.policies.source,
+                config.policies.version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            action: AuditAction::Verify { file },
+        } => {
+            let checked =
+                verify_file(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match checked {
+                Ok(report) => {
+                    println!(
+                        "{}: {} records, chain intact",
+                        file.display(),
+                        report.records
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(broken) => {
+                    println!("{}: {broken}", file.display());
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Env { config, agent } => {
             let config = load(config.as_deref())?;

@@ -110,6 +110,12 @@ impl Compiler<'_> {
                 self.file,
                 self.file == "<embedded>",
             )?,
+            audit_file: PathBuf::from(
+                raw.audit
+                    .file
+                    .clone()
+                    .unwrap_or_else(|| "audit/decisions.jsonl".to_string()),
+            ),
         })
     }
 

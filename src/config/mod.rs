@@ -51,6 +51,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The policies in force.
     pub policies: policies::Policies,
+    /// The hash-chained JSON Lines file every decision is appended to.
+    pub audit_file: PathBuf,
 }
 
 /// The local CA and the leaf certificates minted from it.

@@ -20,6 +20,13 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub log: RawLog,
     pub policies: RawPolicies,
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,13 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use http::HeaderMap;
 
+use super::record::path_shape;
+use crate::audit::{AuditLog, DecisionRecord};
+use crate::config::policies::Policies;
 use crate::error::{DecisionRef, ProxyError};
-use crate::policy::{
-    AgentFacts, DestinationFacts, Effect, Facts, PolicySet, RequestFacts, Trigger, Verdict,
-};
+use crate::policy::{AgentFacts, DestinationFacts, Effect, Facts, RequestFacts, Trigger, Verdict};
 use crate::proxy::ClientInfo;
 use crate::proxy::guard::non_global_category;
 use crate::proxy::target::Target;
@@ -102,22 +105,75 @@ pub fn facts(
     }
 }
 
-/// Judges `facts` and returns the judgement, or the refusal the agent receives.
-pub fn judge(
-    policy: &PolicySet,
-    facts: &Facts,
-    decision_id: String,
-) -> (Judgement, Result<(), ProxyError>) {
-    let verdict = policy.evaluate(facts);
-    let judgement = Judgement {
-        id: decision_id,
-        trigger: facts.trigger,
-        effect: verdict.effect,
-        rules: verdict.deciding.clone(),
-        monitored: verdict.monitored.iter().map(|(id, _)| id.clone()).collect(),
-    };
-    let outcome = refusal(&verdict, &judgement);
-    (judgement, outcome)
+/// Judges requests against the policies in force and records every decision in the audit trail.
+pub struct Judge {
+    policies: Policies,
+    audit: Arc<AuditLog>,
+}
+
+impl Judge {
+    /// A judge over `policies`, recording into `audit`.
+    pub fn new(policies: Policies, audit: Arc<AuditLog>) -> Self {
+        Self { policies, audit }
+    }
+
+    /// The policy version every decision records.
+    pub fn policy_version(&self) -> &str {
+        &self.policies.version
+    }
+
+    /// Judges `facts`; returns the judgement and the refusal the agent receives, if any. A decision
+    /// that cannot be recorded is refused (fail closed).
+    pub fn decide(
+        &self,
+        facts: &Facts,
+        request_id: &str,
+        decision_id: String,
+    ) -> (Judgement, Result<(), ProxyError>) {
+        let started = Instant::now();
+        let verdict = self.policies.set.evaluate(facts);
+        let policy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let judgement = Judgement {
+            id: decision_id,
+            trigger: facts.trigger,
+            effect: verdict.effect,
+            rules: verdict.deciding.clone(),
+            monitored: verdict.monitored.iter().map(|(id, _)| id.clone()).collect(),
+        };
+        let outcome = refusal(&verdict, &judgement);
+        let reason = match &outcome {
+            Ok(()) => format!("allowed by {}", judgement.rules.join(", ")),
+            Err(err) => err.reason.clone(),
+        };
+        let record = DecisionRecord {
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            decision: judgement.id.clone(),
+            request: request_id.to_string(),
+            agent: facts.agent.id.clone(),
+            team: facts.agent.team.clone(),
+            env: facts.agent.env.clone(),
+            execution: facts.agent.execution.clone(),
+            trigger: facts.trigger.name().to_string(),
+            method: facts.request.method.clone(),
+            host: facts.request.host.clone(),
+            port: facts.request.port,
+            path: path_shape(&facts.request.path),
+            destination: facts.destination.ip.clone(),
+            effect: judgement.effect.name().to_string(),
+            rules: judgement.rules.clone(),
+            monitored: judgement.monitored.clone(),
+            reason,
+            policy_version: self.policies.version.clone(),
+            policy_us,
+        };
+        if let Err(e) = self.audit.record(&record) {
+            tracing::error!(error = %e, "decision could not be recorded; request refused");
+            let refused =
+                ProxyError::internal("the decision could not be recorded in the audit trail");
+            return (judgement, Err(refused));
+        }
+        (judgement, outcome)
+    }
 }
 
 fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {

@@ -16,11 +16,10 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
-pub use judge::Judgement;
+pub use judge::{Judge, Judgement};
 pub use record::path_shape;
 
 use crate::config::HostPatterns;
-use crate::config::policies::Policies;
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::Trigger;
 use crate::proxy::body::{ProxyBody, boxed, limit_request};
@@ -38,7 +37,7 @@ pub struct Pipeline {
     upstream: Arc<Upstream>,
     tunnel_hosts: HostPatterns,
     max_request_body_bytes: u64,
-    policies: Policies,
+    judge: Judge,
 }
 
 impl Pipeline {
@@ -48,14 +47,14 @@ impl Pipeline {
         upstream: Arc<Upstream>,
         tunnel_hosts: HostPatterns,
         max_request_body_bytes: u64,
-        policies: Policies,
+        judge: Judge,
     ) -> Self {
         Self {
             resolver,
             upstream,
             tunnel_hosts,
             max_request_body_bytes,
-            policies,
+            judge,
         }
     }
 
@@ -76,7 +75,7 @@ impl Pipeline {
         // 13. record: a drop guard, so the record is written on success, error, and also when
         //     the agent hangs up and this future is dropped mid-step.
         let mut record = Record::begin(ctx);
-        record.ctx.policy_version = self.policies.version.clone();
+        record.ctx.policy_version = self.judge.policy_version().to_string();
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
                 // 12. respond: the record rides along in the body and is written when it ends.
@@ -106,8 +105,7 @@ impl Pipeline {
                 &line,
                 pinned.first().copied(),
             );
-            let (judgement, outcome) =
-                judge::judge(&self.policies.set, &facts, format!("{}-c", ctx.id));
+            let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, format!("{}-c", ctx.id));
             ctx.judgements.push(judgement);
             outcome?;
         }
@@ -131,7 +129,7 @@ impl Pipeline {
             &line,
             pinned.first().copied(),
         );
-        let (judgement, outcome) = judge::judge(&self.policies.set, &facts, ctx.id.clone());
+        let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;
         // 4. inspect: bound the body before anyone reads it; oversize is refused, not forwarded.
@@ -166,7 +164,10 @@ impl Pipeline {
             headers: None,
         };
         let facts = judge::facts(Trigger::Connect, client, &line, pinned.first().copied());
-        let (decided, outcome) = judge::judge(&self.policies.set, &facts, new_id());
+        let (decided, outcome) = {
+            let id = new_id();
+            self.judge.decide(&facts, &id, id.clone())
+        };
         *judgement = Some(decided);
         outcome?;
         if self.tunnel_hosts.matches(&target.host.as_string()) {
@@ -203,7 +204,7 @@ impl Handler for Pipeline {
             target,
             &decision,
             judgement.as_ref(),
-            &self.policies.version,
+            self.judge.policy_version(),
         );
         decision
     }

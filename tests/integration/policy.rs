@@ -96,6 +96,63 @@ async fn one_agent_allowed_denied_and_held_by_different_rules() {
             .contains("denied by default")
     );
     assert_eq!(unlisted["error"]["rules"], serde_json::json!([]));
+
+    // Every decision is in the audit trail, and the chain verifies.
+    let audit = proxy.dir.path().join("audit.jsonl");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let requests: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["trigger"] == "http.request")
+        .collect();
+    assert_eq!(requests.len(), 5, "{text}");
+    let effects: Vec<&str> = requests
+        .iter()
+        .map(|r| r["effect"].as_str().unwrap())
+        .collect();
+    assert_eq!(effects, ["allow", "deny", "hold", "allow", "deny"]);
+    let denied = requests
+        .iter()
+        .find(|r| r["decision"] == decision.as_str())
+        .expect("the refused decision is recorded");
+    assert_eq!(denied["rules"], serde_json::json!(["deny-admin"]));
+    assert_eq!(denied["agent"], "anonymous");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["trigger"] == "connect" && r["rules"] == serde_json::json!(["connect-all"]))
+    );
+    assert!(
+        !text.contains("5000"),
+        "header values never reach the audit trail"
+    );
+    let verify = std::process::Command::new(binary())
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
+
+    let mut kept: Vec<&str> = text.lines().collect();
+    kept.remove(2);
+    let tampered = proxy.dir.path().join("tampered.jsonl");
+    std::fs::write(&tampered, kept.join("\n") + "\n").unwrap();
+    let verify = std::process::Command::new(binary())
+        .args(["audit", "verify"])
+        .arg(&tampered)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(said.contains("line 3: does not chain"), "{said}");
 }
 
 #[tokio::test]
@@ -179,6 +236,52 @@ fn an_invalid_policy_stops_the_proxy_with_file_line_and_rule() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("bad.yaml:5: rule `typo`: when: unknown variable `reqest`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_validates_config_and_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("ok.yaml"), RULES).unwrap();
+    let config = dir.path().join("g.yaml");
+    std::fs::write(
+        &config,
+        format!("policies:\n  dir: {}\n", policies.display()),
+    )
+    .unwrap();
+    let ok = std::process::Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("ok (4 rules"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    std::fs::write(
+        policies.join("zz-dup.yaml"),
+        "rules:\n  - id: deny-admin\n    trigger: connect\n    effect: deny\n",
+    )
+    .unwrap();
+    let dup = std::process::Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(dup.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&dup.stderr);
+    assert!(
+        stderr.contains("rule id `deny-admin` is used twice") && stderr.contains("zz-dup.yaml:2"),
         "{stderr}"
     );
 }
