@@ -27,6 +27,7 @@ pub mod launch;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
+pub mod toolchain;
 
 pub use app::Gatehouse;
 pub use config::Config;

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use gatehouse::audit::verify_file;
 use gatehouse::config::{Config, LogFormat};
 use gatehouse::launch::agent_env;
+use gatehouse::policy::RequestSpec;
 use gatehouse::proxy::tls::CertificateAuthority;
+use gatehouse::toolchain;
 use gatehouse::{Gatehouse, app::Drained};
 use tracing_subscriber::EnvFilter;
 
@@ -56,6 +58,41 @@ enum Command {
         /// Config file.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Run policy tests (`*.test.yaml`: requests and the verdict each must get).
+    Test {
+        /// Config file (its policies are tested).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Test files or folders (default: the policy folder).
+        paths: Vec<PathBuf>,
+    },
+    /// Show how the policies judge one request: every rule considered and the verdict.
+    Explain {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The request's absolute URL.
+        #[arg(long)]
+        url: String,
+        /// Method (default GET; CONNECT for the connect trigger).
+        #[arg(long, short = 'X')]
+        method: Option<String>,
+        /// Trigger (default http.request).
+        #[arg(long)]
+        trigger: Option<String>,
+        /// Agent id (team and environment come from the config when it is declared there).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Environment.
+        #[arg(long)]
+        env: Option<String>,
+        /// Header, `Name: value`; repeatable.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
     },
     /// Work with the audit trail.
     Audit {
@@ -164,6 +201,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.policies.source,
                 config.policies.version
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { config, paths } => {
+            let config = load(config.as_deref())?;
+            let paths = if paths.is_empty() {
+                vec![toolchain::default_test_path(&config)]
+            } else {
+                paths
+            };
+            let run = toolchain::test(&config, &paths)?;
+            print!("{}", run.report);
+            Ok(if run.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Explain {
+            config,
+            url,
+            method,
+            trigger,
+            agent,
+            team,
+            env,
+            headers,
+        } => {
+            let config = load(config.as_deref())?;
+            let headers = headers
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .with_context(|| format!("header `{h}` is not `Name: value`"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let request = RequestSpec {
+                agent,
+                team,
+                env,
+                trigger,
+                method,
+                url,
+                headers,
+                destination: None,
+            };
+            print!("{}", toolchain::explain(&config, request)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {

@@ -66,7 +66,7 @@ fn read_folder(folder: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .map_err(|e| io(folder, e))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter(|p| p.is_file() && is_policy_file(p))
         .collect();
     files.sort();
     files
@@ -76,6 +76,25 @@ fn read_folder(folder: &Path) -> Result<Vec<(String, String)>, ConfigError> {
             Ok((path.display().to_string(), text))
         })
         .collect()
+}
+
+/// Policy files are `*.yaml` / `*.yml`, except policy tests (`*.test.yaml`), which `gatehouse test`
+/// runs.
+pub fn is_policy_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    (name.ends_with(".yaml") || name.ends_with(".yml")) && !is_policy_test_file(path)
+}
+
+/// Policy test files: `*.test.yaml` / `*.test.yml`.
+pub fn is_policy_test_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.ends_with(".test.yaml") || name.ends_with(".test.yml")
 }
 
 /// Parses and checks policy texts named by file; hashes them into the version.

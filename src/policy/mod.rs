@@ -8,6 +8,7 @@ mod facts;
 mod model;
 mod parse;
 mod resolve;
+mod testing;
 
 pub use activation::Activation;
 pub use condition::{Condition, ConditionError};
@@ -19,6 +20,7 @@ pub use model::{
 };
 pub use parse::{PolicyError, parse_policy_file};
 pub use resolve::{Consideration, Considered, DuplicateRule, PolicySet, Verdict};
+pub use testing::{CaseResult, Expectation, RequestSpec, TestCase, parse_test_file, run_tests};
 
 #[cfg(test)]
 mod tests;

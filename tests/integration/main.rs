@@ -14,5 +14,6 @@ mod policy;
 mod python;
 mod records;
 mod shutdown;
+mod toolchain;
 mod tunnel;
 mod websocket;

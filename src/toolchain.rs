@@ -1,0 +1,167 @@
+//! The policy toolchain behind `gatehouse test` and `gatehouse explain`: reads test files, fills in
+//! declared agents' teams and environments, runs the pure policy code, and renders the results.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::policies::is_policy_test_file;
+use crate::config::{Config, IdentityConfig};
+use crate::policy::{Consideration, RequestSpec, parse_test_file, run_tests};
+
+/// Why the toolchain could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// A file or folder could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A test file is invalid.
+    #[error(transparent)]
+    Invalid(#[from] crate::policy::PolicyError),
+    /// No test file was found.
+    #[error("no policy test files (*.test.yaml) under {0}")]
+    NoTests(String),
+    /// The request to explain is invalid.
+    #[error("{0}")]
+    Request(String),
+}
+
+/// The output of `gatehouse test`, and whether every case passed.
+pub struct TestRun {
+    /// Lines to print.
+    pub report: String,
+    /// Whether all cases passed.
+    pub passed: bool,
+}
+
+/// Runs the policy tests in `paths` (files, or folders searched for `*.test.yaml`) against the
+/// config's policies.
+pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
+    let files = test_files(paths)?;
+    if files.is_empty() {
+        let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(ToolError::NoTests(searched.join(", ")));
+    }
+    let mut report = String::new();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| ToolError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        let mut cases = parse_test_file(&text, &file.display().to_string())?;
+        for case in &mut cases {
+            with_declared_identity(&mut case.request, &config.identity);
+        }
+        for result in run_tests(&config.policies.set, &cases) {
+            if result.failures.is_empty() {
+                passed += 1;
+                let _ = writeln!(report, "PASS {} ({})", result.name, result.at);
+            } else {
+                failed += 1;
+                let _ = writeln!(report, "FAIL {} ({})", result.name, result.at);
+                for failure in &result.failures {
+                    let _ = writeln!(report, "     {failure}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(report, "{passed} passed, {failed} failed");
+    Ok(TestRun {
+        report,
+        passed: failed == 0,
+    })
+}
+
+fn test_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ToolError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| ToolError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_policy_test_file(p))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Team and environment come from the config when the case names a declared agent and does not
+/// set them itself.
+fn with_declared_identity(request: &mut RequestSpec, identity: &IdentityConfig) {
+    let declared = request
+        .agent
+        .as_deref()
+        .and_then(|id| identity.agents.iter().find(|a| a.id == id));
+    if let Some(agent) = declared {
+        request.team = request.team.clone().or_else(|| agent.team.clone());
+        request.env = request.env.clone().or_else(|| agent.env.clone());
+    }
+}
+
+/// Explains the verdict on one request: every rule considered, why it did or did not apply, and
+/// the result.
+pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, ToolError> {
+    with_declared_identity(&mut request, &config.identity);
+    let facts = request.facts().map_err(ToolError::Request)?;
+    let verdict = config.policies.set.explain(&facts);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} {} as agent `{}` (team {}, env {}) — policy version {}",
+        facts.trigger,
+        facts.request.method,
+        request.url,
+        facts.agent.id,
+        facts.agent.team.as_deref().unwrap_or("-"),
+        facts.agent.env.as_deref().unwrap_or("-"),
+        config.policies.version
+    );
+    for considered in &verdict.considered {
+        let outcome = match &considered.outcome {
+            Consideration::OutOfScope => "skipped: agent outside the rule's scope".to_string(),
+            Consideration::NoMatch(miss) => {
+                format!("skipped: {miss:?} does not match").to_lowercase()
+            }
+            Consideration::ConditionFalse => "skipped: condition is false".to_string(),
+            Consideration::ConditionError(e) => {
+                format!("condition failed ({e}); counts against the agent")
+            }
+            Consideration::Applies => "applies".to_string(),
+        };
+        let monitor = if considered.monitor { " [monitor]" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<32} rank {:<11} {outcome}{monitor}",
+            considered.rule,
+            format!("{:?}", considered.rank).to_lowercase()
+        );
+    }
+    let decided = if verdict.is_default_deny() {
+        "no rule applies: denied by default".to_string()
+    } else {
+        format!("decided by {}", verdict.deciding.join(", "))
+    };
+    let _ = writeln!(out, "verdict: {} ({decided})", verdict.effect.name());
+    for (rule, effect) in &verdict.monitored {
+        let _ = writeln!(out, "monitor: {rule} would have said {}", effect.name());
+    }
+    Ok(out)
+}
+
+/// The default place to look for policy tests: the policy folder.
+pub fn default_test_path(config: &Config) -> PathBuf {
+    Path::new(&config.policies.source).to_path_buf()
+}

@@ -1,0 +1,161 @@
+//! `gatehouse test` and `gatehouse explain` on real files.
+
+use std::process::Command;
+
+use crate::support::binary;
+
+const POLICY: &str = "rules:
+  - id: stripe-allow
+    trigger: http.request
+    match: { hosts: [api.stripe.com] }
+    effect: allow
+  - id: refunds-hold
+    scope: { teams: [support] }
+    trigger: http.request
+    match: { hosts: [api.stripe.com], methods: [POST], paths: ['/v1/refunds'] }
+    when: \"int(request.headers['x-amount']) > 1000\"
+    effect: hold
+    redact: { kinds: [email] }
+";
+
+fn setup(tests: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("stripe.yaml"), POLICY).unwrap();
+    std::fs::write(policies.join("stripe.test.yaml"), tests).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let config = dir.path().join("g.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policies:\n  dir: {}\nidentity:\n  agents:\n    - id: helpdesk\n      team: support\n      token_file: {}\n",
+            policies.display(),
+            token.display()
+        ),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn shipped_policy_tests_pass() {
+    let output = Command::new(binary())
+        .args(["test", "--config", "config/gatehouse.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn policy_tests_report_each_case_and_fail_the_run() {
+    let tests = "tests:
+  - name: a declared agent's team comes from the config
+    agent: helpdesk
+    method: POST
+    url: https://api.stripe.com/v1/refunds
+    headers: { x-amount: '5000' }
+    expect: { effect: hold, rules: [refunds-hold], redact: [email] }
+  - name: small refunds pass
+    agent: helpdesk
+    method: POST
+    url: https://api.stripe.com/v1/refunds
+    headers: { x-amount: '5' }
+    expect: { effect: allow, rules: [stripe-allow] }
+  - name: a wrong expectation fails
+    url: https://api.stripe.com/v1/charges
+    expect: { effect: deny }
+";
+    let (_dir, config) = setup(tests);
+    let output = Command::new(binary())
+        .args(["test", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("PASS a declared agent's team comes from the config"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS small refunds pass"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL a wrong expectation fails (")
+            && stdout.contains("stripe.test.yaml:14)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("effect: expected deny, got allow"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("2 passed, 1 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn explain_shows_every_rule_and_the_verdict() {
+    let (_dir, config) = setup("tests: []\n");
+    let output = Command::new(binary())
+        .args(["explain", "--config"])
+        .arg(&config)
+        .args([
+            "--url",
+            "https://api.stripe.com/v1/refunds",
+            "-X",
+            "POST",
+            "--agent",
+            "helpdesk",
+            "-H",
+            "x-amount: 50000",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("as agent `helpdesk` (team support"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stripe-allow") && stdout.contains("refunds-hold"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: hold (decided by refunds-hold)"),
+        "{stdout}"
+    );
+
+    let anonymous = Command::new(binary())
+        .args(["explain", "--config"])
+        .arg(&config)
+        .args([
+            "--url",
+            "https://api.stripe.com/v1/refunds",
+            "-X",
+            "POST",
+            "-H",
+            "x-amount: 50000",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&anonymous.stdout);
+    assert!(
+        stdout.contains("skipped: agent outside the rule's scope"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: allow"), "{stdout}");
+}
