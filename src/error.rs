@@ -87,6 +87,23 @@ impl ErrorKind {
     }
 }
 
+/// How an error body is shaped, so the agent's SDK raises a readable exception: like the provider
+/// it called, a JSON-RPC error for MCP, plain JSON otherwise.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Shape {
+    /// `{"error": {"code", "side", "message", ...}}`.
+    #[default]
+    Plain,
+    /// OpenAI and compatible APIs: `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+    /// Anthropic: `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
+    /// Google Gemini: `{"error": {"code", "message", "status"}}`.
+    Gemini,
+    /// MCP: a JSON-RPC error answering this request id.
+    JsonRpc(serde_json::Value),
+}
+
 /// The policy decision behind a refusal, so the agent and the audit trail can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRef {
@@ -108,6 +125,8 @@ pub struct ProxyError {
     pub reason: String,
     /// Set when a policy decision refused the request.
     pub decision: Option<DecisionRef>,
+    /// How the body is shaped.
+    pub shape: Shape,
 }
 
 impl ProxyError {
@@ -118,7 +137,14 @@ impl ProxyError {
             side,
             reason: reason.into(),
             decision: None,
+            shape: Shape::Plain,
         }
+    }
+
+    /// The same error, shaped for the API the agent called.
+    pub fn shaped(mut self, shape: Shape) -> Self {
+        self.shape = shape;
+        self
     }
 
     /// A refusal by policy: 403 on the agent's side, naming the decision and its rules.
@@ -139,6 +165,42 @@ impl ProxyError {
         Self::new(ErrorKind::Internal, Side::Internal, reason)
     }
 
+    fn body(&self) -> serde_json::Value {
+        use serde_json::json;
+        let (decision, rules) = match &self.decision {
+            Some(d) => (json!(d.id), json!(d.rules)),
+            None => (serde_json::Value::Null, json!([])),
+        };
+        match &self.shape {
+            Shape::Plain => {
+                let mut error = json!({"code": self.kind.code(), "side": self.side.as_str(), "message": self.reason});
+                if self.decision.is_some() {
+                    error["decision"] = decision;
+                    error["rules"] = rules;
+                }
+                json!({ "error": error })
+            }
+            Shape::OpenAi => json!({"error": {
+                "message": self.reason, "type": "gatehouse_policy", "param": null,
+                "code": self.kind.code(), "decision": decision, "rules": rules,
+            }}),
+            Shape::Anthropic => json!({"type": "error", "error": {
+                "type": if self.kind == ErrorKind::Forbidden { "permission_error" } else { "api_error" },
+                "message": self.reason, "decision": decision, "rules": rules,
+            }}),
+            Shape::Gemini => json!({"error": {
+                "code": self.status().as_u16(),
+                "message": self.reason,
+                "status": if self.kind == ErrorKind::Forbidden { "PERMISSION_DENIED" } else { "UNAVAILABLE" },
+                "details": [{"decision": decision, "rules": rules}],
+            }}),
+            Shape::JsonRpc(id) => json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32001, "message": self.reason,
+                "data": {"code": self.kind.code(), "decision": decision, "rules": rules},
+            }}),
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         self.kind.status()
@@ -147,16 +209,7 @@ impl ProxyError {
     /// The response the agent receives: a small JSON body with the code and reason, and for 407 the
     /// `Proxy-Authenticate` challenge.
     pub fn to_response(&self) -> Response<ProxyBody> {
-        let mut error = serde_json::json!({
-            "code": self.kind.code(),
-            "side": self.side.as_str(),
-            "message": self.reason,
-        });
-        if let Some(decision) = &self.decision {
-            error["decision"] = decision.id.clone().into();
-            error["rules"] = decision.rules.clone().into();
-        }
-        let body = serde_json::json!({ "error": error });
+        let body = self.body();
         let mut response = Response::new(full(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();

@@ -8,7 +8,7 @@ use http::Request;
 use tokio::time::Instant;
 
 use super::judge::{Judgement, Line};
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Shape};
 use crate::proxy::ClientInfo;
 use crate::proxy::resolve::Pinned;
 use crate::proxy::target::Target;
@@ -38,6 +38,8 @@ pub struct RequestCtx {
     pub judgements: Vec<Judgement>,
     /// Version of the policies that judged.
     pub policy_version: String,
+    /// How errors are shaped for this request (set once the body is recognised).
+    pub shape: Shape,
 }
 
 impl RequestCtx {
@@ -68,6 +70,7 @@ impl RequestCtx {
             connected: None,
             judgements: Vec::new(),
             policy_version: String::new(),
+            shape: Shape::Plain,
         })
     }
 }

@@ -12,7 +12,10 @@ mod recorded_body;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::header::CONTENT_ENCODING;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
@@ -20,9 +23,10 @@ pub use judge::{Judge, Judgement};
 pub use record::path_shape;
 
 use crate::config::HostPatterns;
-use crate::error::{ErrorKind, ProxyError, Side};
+use crate::error::{ErrorKind, ProxyError, Shape, Side};
+use crate::inspect;
 use crate::policy::Trigger;
-use crate::proxy::body::{ProxyBody, boxed, limit_request};
+use crate::proxy::body::{ProxyBody, boxed, full};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
 use crate::proxy::upstream::{Upstream, UpstreamPeer};
@@ -83,6 +87,7 @@ impl Pipeline {
                 response.map(|body| boxed(RecordedBody::new(body, record)))
             }
             Err(err) => {
+                let err = err.shaped(record.ctx.shape.clone());
                 record.failed(&err);
                 err.to_response()
             }
@@ -109,32 +114,40 @@ impl Pipeline {
             ctx.judgements.push(judgement);
             outcome?;
         }
+        // 4. inspect: the whole body, bounded and decoded, and what it carries (an LLM call, an
+        //    MCP tool call). A body that cannot be read or decoded is refused, never forwarded
+        //    uninspected.
+        let (parts, body) = req.into_parts();
+        let raw = read_body(&parts.headers, body, self.max_request_body_bytes).await?;
+        let encoding = parts.headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+        let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
+        let decoded = inspect::decode(raw.clone(), encoding, limit).map_err(|e| {
+            let kind = if matches!(e, inspect::BodyError::TooLarge(_)) { ErrorKind::PayloadTooLarge } else { ErrorKind::Forbidden };
+            ProxyError::new(kind, Side::Agent, format!("{e}; the request was not forwarded uninspected"))
+        })?;
+        let recognised = inspect::recognise(&ctx.target.host.as_string(), &ctx.path, &decoded);
+        ctx.shape = shape_for(&recognised);
         // 6. locate: the checked, pinned address the upstream connection will really use.
         //    Before evaluate, so rules can read where the bytes go.
         let pinned = self.destination(&ctx.target).await?;
         ctx.destination = Some(pinned.clone());
-        // 7. evaluate: the request's facts against the rules; deny by default.
-        let query = req.uri().query().map(str::to_string);
+        // 7. evaluate: the request's facts against the rules of its trigger (and of
+        //    http.request); deny by default.
         let line = judge::Line {
             method: ctx.method.as_str(),
             scheme: &ctx.scheme,
             target: &ctx.target,
             path: &ctx.path,
-            query: query.as_deref(),
-            headers: Some(req.headers()),
+            query: parts.uri.query(),
+            headers: Some(&parts.headers),
         };
-        let facts = judge::facts(
-            Trigger::HttpRequest,
-            &ctx.client,
-            &line,
-            pinned.first().copied(),
-        );
+        let mut facts = judge::facts(recognised.trigger(), &ctx.client, &line, pinned.first().copied());
+        facts.llm = recognised.llm;
+        facts.tool = recognised.tool;
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;
-        // 4. inspect: bound the body before anyone reads it; oversize is refused, not forwarded.
-        let req = limit_request(req, self.max_request_body_bytes)
-            .map_err(|e| ProxyError::new(ErrorKind::PayloadTooLarge, Side::Agent, e.to_string()))?;
+        let req = Request::from_parts(parts, full(raw));
         // 11. forward: pooled, verified, bounded in time.
         let response = self.upstream.forward(req, ctx.started).await?;
         ctx.connected = response
@@ -215,5 +228,36 @@ impl Handler for Pipeline {
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         self.handle(client, req).await
+    }
+}
+
+/// Reads a request body whole, refusing one larger than `limit` (declared or streamed).
+async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ProxyError> {
+    let too_large = || ProxyError::new(ErrorKind::PayloadTooLarge, Side::Agent, format!("request body exceeds the limit of {limit} bytes"));
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|d| d > limit) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ProxyError::bad_request(format!("request body from the agent failed: {e}"))),
+    }
+}
+
+/// The error shape the agent's client understands, from what its request turned out to be.
+fn shape_for(recognised: &inspect::Recognised) -> Shape {
+    if let Some(id) = &recognised.jsonrpc_id {
+        return Shape::JsonRpc(id.clone());
+    }
+    match recognised.llm.as_ref().map(|l| l.provider.as_str()) {
+        Some("anthropic") => Shape::Anthropic,
+        Some("gemini") => Shape::Gemini,
+        Some(_) => Shape::OpenAi,
+        None => Shape::Plain,
     }
 }

@@ -52,6 +52,16 @@ impl Trigger {
         }
     }
 
+    /// The general trigger whose rules also judge this one: LLM, tool and data calls are HTTP
+    /// requests too.
+    pub fn parent(self) -> Option<Trigger> {
+        match self {
+            Trigger::LlmRequest | Trigger::ToolCall | Trigger::DataAccess => Some(Trigger::HttpRequest),
+            Trigger::LlmResponse => Some(Trigger::HttpResponse),
+            _ => None,
+        }
+    }
+
     /// Parses a trigger name.
     pub fn parse(name: &str) -> Option<Trigger> {
         Trigger::ALL.into_iter().find(|t| t.name() == name)

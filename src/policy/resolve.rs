@@ -127,10 +127,11 @@ impl PolicySet {
     }
 
     fn evaluate_with(&self, facts: &Facts, explain: bool) -> Verdict {
-        let rules = self
-            .by_trigger
-            .get(&facts.trigger)
-            .map_or(&[][..], Vec::as_slice);
+        // A recognised LLM, tool or data call is also an HTTP request: rules for `http.request`
+        // judge it together with the rules for its own trigger.
+        let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
+        let general = facts.trigger.parent().map_or(&[][..], of);
+        let rules: Vec<&Rule> = general.iter().chain(of(facts.trigger)).collect();
         // Built on the first condition that needs it: many requests are decided by matches alone.
         let activation = OnceCell::new();
         let mut considered = Vec::with_capacity(if explain { rules.len() } else { 0 });

@@ -1,0 +1,112 @@
+//! Request bodies as rules need them: decoded from gzip, deflate, br and zstd (in the order the
+//! `Content-Encoding` header lists), never larger than the inspection limit.
+
+use std::io::Read;
+
+use bytes::Bytes;
+
+/// Why a body cannot be inspected. Such a body is not forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// A content coding we do not decode.
+    #[error("content encoding `{0}` cannot be inspected")]
+    UnknownEncoding(String),
+    /// The bytes are not valid in their declared coding.
+    #[error("body is not valid {coding}: {reason}")]
+    Corrupt {
+        /// The coding.
+        coding: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Decoded, the body is larger than the inspection limit.
+    #[error("decoded body exceeds the inspection limit of {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Decodes `raw` according to `content_encoding` (e.g. `gzip`, `br`, `gzip, zstd`), keeping the
+/// result within `limit` bytes.
+pub fn decode(raw: Bytes, content_encoding: Option<&str>, limit: usize) -> Result<Bytes, BodyError> {
+    let codings: Vec<String> = content_encoding
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect();
+    let mut body = raw;
+    for coding in codings.iter().rev() {
+        body = match coding.as_str() {
+            "gzip" | "x-gzip" => read_limited(flate2::read::GzDecoder::new(&body[..]), coding, limit)?,
+            "deflate" => read_limited(flate2::read::ZlibDecoder::new(&body[..]), coding, limit)?,
+            "br" => read_limited(brotli_decompressor::Decompressor::new(&body[..], 4096), coding, limit)?,
+            "zstd" => {
+                let decoder = ruzstd::decoding::StreamingDecoder::new(&body[..]).map_err(|e| BodyError::Corrupt {
+                    coding: coding.clone(),
+                    reason: e.to_string(),
+                })?;
+                read_limited(decoder, coding, limit)?
+            }
+            other => return Err(BodyError::UnknownEncoding(other.to_string())),
+        };
+    }
+    if body.len() > limit {
+        return Err(BodyError::TooLarge(limit));
+    }
+    Ok(body)
+}
+
+fn read_limited(reader: impl Read, coding: &str, limit: usize) -> Result<Bytes, BodyError> {
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader.take(cap).read_to_end(&mut out).map_err(|e| BodyError::Corrupt {
+        coding: coding.to_string(),
+        reason: e.to_string(),
+    })?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge(limit));
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn decoding_table() {
+        let text = br#"{"model":"gpt-4o","messages":[]}"#;
+        type Case<'a> = (Vec<u8>, Option<&'a str>, Result<&'a [u8], &'a str>);
+        let cases: Vec<Case> = vec![
+            (text.to_vec(), None, Ok(text)),
+            (text.to_vec(), Some("identity"), Ok(text)),
+            (gzip(text), Some("gzip"), Ok(text)),
+            (zlib(text), Some("deflate"), Ok(text)),
+            (gzip(&zlib(text)), Some("deflate, gzip"), Ok(text)),
+            (text.to_vec(), Some("gzip"), Err("not valid gzip")),
+            (text.to_vec(), Some("compress"), Err("cannot be inspected")),
+            (gzip(&[b'a'; 10_000]), Some("gzip"), Err("exceeds the inspection limit")),
+        ];
+        for (raw, coding, expected) in cases {
+            let got = decode(Bytes::from(raw), coding, 4096);
+            match (got, expected) {
+                (Ok(body), Ok(want)) => assert_eq!(&body[..], want, "{coding:?}"),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{coding:?}: {e}"),
+                (got, want) => panic!("{coding:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! LLM calls recognised from the traffic itself: OpenAI (chat completions, responses, embeddings),
+//! Azure OpenAI, Anthropic messages, Google Gemini `generateContent` / `streamGenerateContent`, and
+//! any OpenAI-compatible API by its path.
+
+use serde_json::Value;
+
+use crate::policy::LlmFacts;
+
+/// Recognises an LLM call from its host, path and JSON body.
+pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
+    if host == "generativelanguage.googleapis.com" || path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        return gemini(path, body);
+    }
+    if host == "api.anthropic.com" || (path.ends_with("/v1/messages") && body.get("max_tokens").is_some()) {
+        return (path.ends_with("/messages")).then(|| anthropic(body));
+    }
+    let azure = host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
+    let provider = if azure {
+        "azure_openai"
+    } else if host == "api.openai.com" {
+        "openai"
+    } else {
+        "openai_compatible"
+    };
+    let endpoint = ["/chat/completions", "/responses", "/embeddings", "/completions"]
+        .into_iter()
+        .find(|e| path.ends_with(e))?;
+    if provider == "openai_compatible" && body.get("model").is_none() {
+        return None;
+    }
+    let mut facts = openai(endpoint, body);
+    facts.provider = provider.to_string();
+    if azure && facts.model.is_empty() {
+        facts.model = azure_deployment(path).unwrap_or_default();
+    }
+    Some(facts)
+}
+
+fn text_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(parts) => parts.iter().flat_map(text_of).collect(),
+        Value::Object(fields) => {
+            let mut out = Vec::new();
+            for key in ["text", "content", "input_text", "output"] {
+                if let Some(inner) = fields.get(key) {
+                    out.extend(text_of(inner));
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn str_field(body: &Value, key: &str) -> String {
+    body.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn u64_field(body: &Value, keys: &[&str]) -> Option<u64> {
+    keys.iter().find_map(|k| body.get(*k).and_then(Value::as_u64))
+}
+
+fn tool_names(tools: Option<&Value>, path: &[&str]) -> Vec<String> {
+    let Some(Value::Array(tools)) = tools else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter_map(|tool| {
+            let mut node = tool;
+            for key in path {
+                node = node.get(*key)?;
+            }
+            node.as_str().map(str::to_string)
+        })
+        .collect()
+}
+
+fn openai(endpoint: &str, body: &Value) -> LlmFacts {
+    let mut messages = Vec::new();
+    if let Some(instructions) = body.get("instructions") {
+        messages.extend(text_of(instructions));
+    }
+    for key in ["messages", "input", "prompt"] {
+        if let Some(value) = body.get(key) {
+            messages.extend(text_of(value));
+        }
+    }
+    let mut tools = tool_names(body.get("tools"), &["function", "name"]);
+    tools.extend(tool_names(body.get("tools"), &["name"]));
+    LlmFacts {
+        provider: String::new(),
+        model: str_field(body, "model"),
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        max_tokens: match endpoint {
+            "/responses" => u64_field(body, &["max_output_tokens"]),
+            _ => u64_field(body, &["max_completion_tokens", "max_tokens"]),
+        },
+        messages,
+        tools,
+    }
+}
+
+fn azure_deployment(path: &str) -> Option<String> {
+    let rest = path.split("/deployments/").nth(1)?;
+    rest.split('/').next().map(str::to_string)
+}
+
+fn anthropic(body: &Value) -> LlmFacts {
+    let mut messages = Vec::new();
+    if let Some(system) = body.get("system") {
+        messages.extend(text_of(system));
+    }
+    if let Some(Value::Array(turns)) = body.get("messages") {
+        for turn in turns {
+            if let Some(content) = turn.get("content") {
+                messages.extend(text_of(content));
+            }
+        }
+    }
+    LlmFacts {
+        provider: "anthropic".to_string(),
+        model: str_field(body, "model"),
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        max_tokens: u64_field(body, &["max_tokens"]),
+        messages,
+        tools: tool_names(body.get("tools"), &["name"]),
+    }
+}
+
+fn gemini(path: &str, body: &Value) -> Option<LlmFacts> {
+    let (model_part, method) = path.rsplit('/').next()?.split_once(':')?;
+    if method != "generateContent" && method != "streamGenerateContent" {
+        return None;
+    }
+    let mut messages = Vec::new();
+    if let Some(system) = body.get("systemInstruction").or_else(|| body.get("system_instruction")) {
+        messages.extend(text_of(system.get("parts").unwrap_or(system)));
+    }
+    if let Some(Value::Array(contents)) = body.get("contents") {
+        for content in contents {
+            if let Some(parts) = content.get("parts") {
+                messages.extend(text_of(parts));
+            }
+        }
+    }
+    let mut tools = Vec::new();
+    if let Some(Value::Array(groups)) = body.get("tools") {
+        for group in groups {
+            let declarations = group.get("functionDeclarations").or_else(|| group.get("function_declarations"));
+            tools.extend(tool_names(declarations, &["name"]));
+        }
+    }
+    let config = body.get("generationConfig").or_else(|| body.get("generation_config"));
+    Some(LlmFacts {
+        provider: "gemini".to_string(),
+        model: model_part.to_string(),
+        stream: method == "streamGenerateContent",
+        max_tokens: config.and_then(|c| u64_field(c, &["maxOutputTokens", "max_output_tokens"])),
+        messages,
+        tools,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    struct Case {
+        name: &'static str,
+        host: &'static str,
+        path: &'static str,
+        body: Value,
+        provider: Option<&'static str>,
+        model: &'static str,
+        stream: bool,
+        max_tokens: Option<u64>,
+        messages: &'static [&'static str],
+        tools: &'static [&'static str],
+    }
+
+    #[test]
+    fn provider_fixtures() {
+        let cases = [
+            Case {
+                name: "openai chat",
+                host: "api.openai.com",
+                path: "/v1/chat/completions",
+                body: json!({"model": "gpt-4o", "stream": true, "max_completion_tokens": 300,
+                    "messages": [{"role": "system", "content": "be brief"},
+                                 {"role": "user", "content": [{"type": "text", "text": "hi there"}]},
+                                 {"role": "tool", "tool_call_id": "c1", "content": "42"}],
+                    "tools": [{"type": "function", "function": {"name": "lookup"}}]}),
+                provider: Some("openai"), model: "gpt-4o", stream: true, max_tokens: Some(300),
+                messages: &["be brief", "hi there", "42"], tools: &["lookup"],
+            },
+            Case {
+                name: "openai responses",
+                host: "api.openai.com",
+                path: "/v1/responses",
+                body: json!({"model": "gpt-4.1", "instructions": "sys", "max_output_tokens": 50,
+                    "input": [{"role": "user", "content": [{"type": "input_text", "text": "q"}]}],
+                    "tools": [{"type": "function", "name": "search"}]}),
+                provider: Some("openai"), model: "gpt-4.1", stream: false, max_tokens: Some(50),
+                messages: &["sys", "q"], tools: &["search"],
+            },
+            Case {
+                name: "openai embeddings",
+                host: "api.openai.com",
+                path: "/v1/embeddings",
+                body: json!({"model": "text-embedding-3-small", "input": ["a", "b"]}),
+                provider: Some("openai"), model: "text-embedding-3-small", stream: false, max_tokens: None,
+                messages: &["a", "b"], tools: &[],
+            },
+            Case {
+                name: "azure deployment",
+                host: "contoso.openai.azure.com",
+                path: "/openai/deployments/gpt4o-prod/chat/completions",
+                body: json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10}),
+                provider: Some("azure_openai"), model: "gpt4o-prod", stream: false, max_tokens: Some(10),
+                messages: &["x"], tools: &[],
+            },
+            Case {
+                name: "anthropic messages",
+                host: "api.anthropic.com",
+                path: "/v1/messages",
+                body: json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": true,
+                    "system": [{"type": "text", "text": "sys"}],
+                    "messages": [{"role": "user", "content": "hello"},
+                                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "result"}]}]}],
+                    "tools": [{"name": "get_weather", "input_schema": {}}]}),
+                provider: Some("anthropic"), model: "claude-sonnet-4-5", stream: true, max_tokens: Some(1024),
+                messages: &["sys", "hello", "result"], tools: &["get_weather"],
+            },
+            Case {
+                name: "gemini stream",
+                host: "generativelanguage.googleapis.com",
+                path: "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+                body: json!({"contents": [{"role": "user", "parts": [{"text": "hola"}]}],
+                    "systemInstruction": {"parts": [{"text": "sys"}]},
+                    "generationConfig": {"maxOutputTokens": 64},
+                    "tools": [{"functionDeclarations": [{"name": "find"}]}]}),
+                provider: Some("gemini"), model: "gemini-2.0-flash", stream: true, max_tokens: Some(64),
+                messages: &["sys", "hola"], tools: &["find"],
+            },
+            Case {
+                name: "openai-compatible by path",
+                host: "llm.internal.example",
+                path: "/v1/chat/completions",
+                body: json!({"model": "llama-3-70b", "messages": [{"role": "user", "content": "q"}]}),
+                provider: Some("openai_compatible"), model: "llama-3-70b", stream: false, max_tokens: None,
+                messages: &["q"], tools: &[],
+            },
+            Case {
+                name: "plain API is not an LLM call",
+                host: "api.stripe.com",
+                path: "/v1/refunds",
+                body: json!({"amount": 10}),
+                provider: None, model: "", stream: false, max_tokens: None, messages: &[], tools: &[],
+            },
+        ];
+        for case in cases {
+            let got = recognise(case.host, case.path, &case.body);
+            match (got, case.provider) {
+                (None, None) => {}
+                (Some(facts), Some(provider)) => {
+                    assert_eq!(facts.provider, provider, "{}", case.name);
+                    assert_eq!(facts.model, case.model, "{}", case.name);
+                    assert_eq!(facts.stream, case.stream, "{}", case.name);
+                    assert_eq!(facts.max_tokens, case.max_tokens, "{}", case.name);
+                    assert_eq!(facts.messages, case.messages, "{}", case.name);
+                    assert_eq!(facts.tools, case.tools, "{}", case.name);
+                }
+                (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+            }
+        }
+    }
+}
