@@ -26,7 +26,11 @@ pub enum BodyError {
 
 /// Decodes `raw` according to `content_encoding` (e.g. `gzip`, `br`, `gzip, zstd`), keeping the
 /// result within `limit` bytes.
-pub fn decode(raw: Bytes, content_encoding: Option<&str>, limit: usize) -> Result<Bytes, BodyError> {
+pub fn decode(
+    raw: Bytes,
+    content_encoding: Option<&str>,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
     let codings: Vec<String> = content_encoding
         .unwrap_or_default()
         .split(',')
@@ -36,13 +40,21 @@ pub fn decode(raw: Bytes, content_encoding: Option<&str>, limit: usize) -> Resul
     let mut body = raw;
     for coding in codings.iter().rev() {
         body = match coding.as_str() {
-            "gzip" | "x-gzip" => read_limited(flate2::read::GzDecoder::new(&body[..]), coding, limit)?,
+            "gzip" | "x-gzip" => {
+                read_limited(flate2::read::GzDecoder::new(&body[..]), coding, limit)?
+            }
             "deflate" => read_limited(flate2::read::ZlibDecoder::new(&body[..]), coding, limit)?,
-            "br" => read_limited(brotli_decompressor::Decompressor::new(&body[..], 4096), coding, limit)?,
+            "br" => read_limited(
+                brotli_decompressor::Decompressor::new(&body[..], 4096),
+                coding,
+                limit,
+            )?,
             "zstd" => {
-                let decoder = ruzstd::decoding::StreamingDecoder::new(&body[..]).map_err(|e| BodyError::Corrupt {
-                    coding: coding.clone(),
-                    reason: e.to_string(),
+                let decoder = ruzstd::decoding::StreamingDecoder::new(&body[..]).map_err(|e| {
+                    BodyError::Corrupt {
+                        coding: coding.clone(),
+                        reason: e.to_string(),
+                    }
                 })?;
                 read_limited(decoder, coding, limit)?
             }
@@ -58,10 +70,13 @@ pub fn decode(raw: Bytes, content_encoding: Option<&str>, limit: usize) -> Resul
 fn read_limited(reader: impl Read, coding: &str, limit: usize) -> Result<Bytes, BodyError> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader.take(cap).read_to_end(&mut out).map_err(|e| BodyError::Corrupt {
-        coding: coding.to_string(),
-        reason: e.to_string(),
-    })?;
+    reader
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Corrupt {
+            coding: coding.to_string(),
+            reason: e.to_string(),
+        })?;
     if out.len() > limit {
         return Err(BodyError::TooLarge(limit));
     }
@@ -81,7 +96,8 @@ mod tests {
     }
 
     fn zlib(data: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut encoder =
+            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(data).unwrap();
         encoder.finish().unwrap()
     }
@@ -98,7 +114,11 @@ mod tests {
             (gzip(&zlib(text)), Some("deflate, gzip"), Ok(text)),
             (text.to_vec(), Some("gzip"), Err("not valid gzip")),
             (text.to_vec(), Some("compress"), Err("cannot be inspected")),
-            (gzip(&[b'a'; 10_000]), Some("gzip"), Err("exceeds the inspection limit")),
+            (
+                gzip(&[b'a'; 10_000]),
+                Some("gzip"),
+                Err("exceeds the inspection limit"),
+            ),
         ];
         for (raw, coding, expected) in cases {
             let got = decode(Bytes::from(raw), coding, 4096);

@@ -8,13 +8,19 @@ use crate::policy::LlmFacts;
 
 /// Recognises an LLM call from its host, path and JSON body.
 pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
-    if host == "generativelanguage.googleapis.com" || path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+    if host == "generativelanguage.googleapis.com"
+        || path.contains(":generateContent")
+        || path.contains(":streamGenerateContent")
+    {
         return gemini(path, body);
     }
-    if host == "api.anthropic.com" || (path.ends_with("/v1/messages") && body.get("max_tokens").is_some()) {
+    if host == "api.anthropic.com"
+        || (path.ends_with("/v1/messages") && body.get("max_tokens").is_some())
+    {
         return (path.ends_with("/messages")).then(|| anthropic(body));
     }
-    let azure = host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
+    let azure =
+        host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
     let provider = if azure {
         "azure_openai"
     } else if host == "api.openai.com" {
@@ -22,9 +28,14 @@ pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
     } else {
         "openai_compatible"
     };
-    let endpoint = ["/chat/completions", "/responses", "/embeddings", "/completions"]
-        .into_iter()
-        .find(|e| path.ends_with(e))?;
+    let endpoint = [
+        "/chat/completions",
+        "/responses",
+        "/embeddings",
+        "/completions",
+    ]
+    .into_iter()
+    .find(|e| path.ends_with(e))?;
     if provider == "openai_compatible" && body.get("model").is_none() {
         return None;
     }
@@ -54,11 +65,15 @@ fn text_of(value: &Value) -> Vec<String> {
 }
 
 fn str_field(body: &Value, key: &str) -> String {
-    body.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    body.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn u64_field(body: &Value, keys: &[&str]) -> Option<u64> {
-    keys.iter().find_map(|k| body.get(*k).and_then(Value::as_u64))
+    keys.iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
 }
 
 fn tool_names(tools: Option<&Value>, path: &[&str]) -> Vec<String> {
@@ -135,7 +150,10 @@ fn gemini(path: &str, body: &Value) -> Option<LlmFacts> {
         return None;
     }
     let mut messages = Vec::new();
-    if let Some(system) = body.get("systemInstruction").or_else(|| body.get("system_instruction")) {
+    if let Some(system) = body
+        .get("systemInstruction")
+        .or_else(|| body.get("system_instruction"))
+    {
         messages.extend(text_of(system.get("parts").unwrap_or(system)));
     }
     if let Some(Value::Array(contents)) = body.get("contents") {
@@ -148,11 +166,15 @@ fn gemini(path: &str, body: &Value) -> Option<LlmFacts> {
     let mut tools = Vec::new();
     if let Some(Value::Array(groups)) = body.get("tools") {
         for group in groups {
-            let declarations = group.get("functionDeclarations").or_else(|| group.get("function_declarations"));
+            let declarations = group
+                .get("functionDeclarations")
+                .or_else(|| group.get("function_declarations"));
             tools.extend(tool_names(declarations, &["name"]));
         }
     }
-    let config = body.get("generationConfig").or_else(|| body.get("generation_config"));
+    let config = body
+        .get("generationConfig")
+        .or_else(|| body.get("generation_config"));
     Some(LlmFacts {
         provider: "gemini".to_string(),
         model: model_part.to_string(),
@@ -194,8 +216,12 @@ mod tests {
                                  {"role": "user", "content": [{"type": "text", "text": "hi there"}]},
                                  {"role": "tool", "tool_call_id": "c1", "content": "42"}],
                     "tools": [{"type": "function", "function": {"name": "lookup"}}]}),
-                provider: Some("openai"), model: "gpt-4o", stream: true, max_tokens: Some(300),
-                messages: &["be brief", "hi there", "42"], tools: &["lookup"],
+                provider: Some("openai"),
+                model: "gpt-4o",
+                stream: true,
+                max_tokens: Some(300),
+                messages: &["be brief", "hi there", "42"],
+                tools: &["lookup"],
             },
             Case {
                 name: "openai responses",
@@ -204,24 +230,36 @@ mod tests {
                 body: json!({"model": "gpt-4.1", "instructions": "sys", "max_output_tokens": 50,
                     "input": [{"role": "user", "content": [{"type": "input_text", "text": "q"}]}],
                     "tools": [{"type": "function", "name": "search"}]}),
-                provider: Some("openai"), model: "gpt-4.1", stream: false, max_tokens: Some(50),
-                messages: &["sys", "q"], tools: &["search"],
+                provider: Some("openai"),
+                model: "gpt-4.1",
+                stream: false,
+                max_tokens: Some(50),
+                messages: &["sys", "q"],
+                tools: &["search"],
             },
             Case {
                 name: "openai embeddings",
                 host: "api.openai.com",
                 path: "/v1/embeddings",
                 body: json!({"model": "text-embedding-3-small", "input": ["a", "b"]}),
-                provider: Some("openai"), model: "text-embedding-3-small", stream: false, max_tokens: None,
-                messages: &["a", "b"], tools: &[],
+                provider: Some("openai"),
+                model: "text-embedding-3-small",
+                stream: false,
+                max_tokens: None,
+                messages: &["a", "b"],
+                tools: &[],
             },
             Case {
                 name: "azure deployment",
                 host: "contoso.openai.azure.com",
                 path: "/openai/deployments/gpt4o-prod/chat/completions",
                 body: json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10}),
-                provider: Some("azure_openai"), model: "gpt4o-prod", stream: false, max_tokens: Some(10),
-                messages: &["x"], tools: &[],
+                provider: Some("azure_openai"),
+                model: "gpt4o-prod",
+                stream: false,
+                max_tokens: Some(10),
+                messages: &["x"],
+                tools: &[],
             },
             Case {
                 name: "anthropic messages",
@@ -232,8 +270,12 @@ mod tests {
                     "messages": [{"role": "user", "content": "hello"},
                                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "result"}]}]}],
                     "tools": [{"name": "get_weather", "input_schema": {}}]}),
-                provider: Some("anthropic"), model: "claude-sonnet-4-5", stream: true, max_tokens: Some(1024),
-                messages: &["sys", "hello", "result"], tools: &["get_weather"],
+                provider: Some("anthropic"),
+                model: "claude-sonnet-4-5",
+                stream: true,
+                max_tokens: Some(1024),
+                messages: &["sys", "hello", "result"],
+                tools: &["get_weather"],
             },
             Case {
                 name: "gemini stream",
@@ -243,23 +285,36 @@ mod tests {
                     "systemInstruction": {"parts": [{"text": "sys"}]},
                     "generationConfig": {"maxOutputTokens": 64},
                     "tools": [{"functionDeclarations": [{"name": "find"}]}]}),
-                provider: Some("gemini"), model: "gemini-2.0-flash", stream: true, max_tokens: Some(64),
-                messages: &["sys", "hola"], tools: &["find"],
+                provider: Some("gemini"),
+                model: "gemini-2.0-flash",
+                stream: true,
+                max_tokens: Some(64),
+                messages: &["sys", "hola"],
+                tools: &["find"],
             },
             Case {
                 name: "openai-compatible by path",
                 host: "llm.internal.example",
                 path: "/v1/chat/completions",
                 body: json!({"model": "llama-3-70b", "messages": [{"role": "user", "content": "q"}]}),
-                provider: Some("openai_compatible"), model: "llama-3-70b", stream: false, max_tokens: None,
-                messages: &["q"], tools: &[],
+                provider: Some("openai_compatible"),
+                model: "llama-3-70b",
+                stream: false,
+                max_tokens: None,
+                messages: &["q"],
+                tools: &[],
             },
             Case {
                 name: "plain API is not an LLM call",
                 host: "api.stripe.com",
                 path: "/v1/refunds",
                 body: json!({"amount": 10}),
-                provider: None, model: "", stream: false, max_tokens: None, messages: &[], tools: &[],
+                provider: None,
+                model: "",
+                stream: false,
+                max_tokens: None,
+                messages: &[],
+                tools: &[],
             },
         ];
         for case in cases {

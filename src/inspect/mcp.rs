@@ -24,7 +24,10 @@ pub fn recognise(body: &Value) -> Option<McpCall> {
     Some(McpCall {
         tool: ToolFacts {
             name: params.get("name")?.as_str()?.to_string(),
-            arguments: params.get("arguments").cloned().unwrap_or(Value::Object(Default::default())),
+            arguments: params
+                .get("arguments")
+                .cloned()
+                .unwrap_or(Value::Object(Default::default())),
         },
         id: body.get("id").cloned().unwrap_or(Value::Null),
     })

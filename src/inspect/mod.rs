@@ -38,8 +38,14 @@ impl Recognised {
 
 /// Recognises what a (decoded) body carries, from the request's host, path and content.
 pub fn recognise(host: &str, path: &str, decoded: &Bytes) -> Recognised {
-    let looks_like_json = decoded.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{');
-    let Some(json) = looks_like_json.then(|| serde_json::from_slice::<Value>(decoded).ok()).flatten() else {
+    let looks_like_json = decoded
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let Some(json) = looks_like_json
+        .then(|| serde_json::from_slice::<Value>(decoded).ok())
+        .flatten()
+    else {
         return Recognised::default();
     };
     if let Some(call) = mcp::recognise(&json) {

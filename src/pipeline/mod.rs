@@ -119,11 +119,22 @@ impl Pipeline {
         //    uninspected.
         let (parts, body) = req.into_parts();
         let raw = read_body(&parts.headers, body, self.max_request_body_bytes).await?;
-        let encoding = parts.headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+        let encoding = parts
+            .headers
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
         let decoded = inspect::decode(raw.clone(), encoding, limit).map_err(|e| {
-            let kind = if matches!(e, inspect::BodyError::TooLarge(_)) { ErrorKind::PayloadTooLarge } else { ErrorKind::Forbidden };
-            ProxyError::new(kind, Side::Agent, format!("{e}; the request was not forwarded uninspected"))
+            let kind = if matches!(e, inspect::BodyError::TooLarge(_)) {
+                ErrorKind::PayloadTooLarge
+            } else {
+                ErrorKind::Forbidden
+            };
+            ProxyError::new(
+                kind,
+                Side::Agent,
+                format!("{e}; the request was not forwarded uninspected"),
+            )
         })?;
         let recognised = inspect::recognise(&ctx.target.host.as_string(), &ctx.path, &decoded);
         ctx.shape = shape_for(&recognised);
@@ -141,7 +152,12 @@ impl Pipeline {
             query: parts.uri.query(),
             headers: Some(&parts.headers),
         };
-        let mut facts = judge::facts(recognised.trigger(), &ctx.client, &line, pinned.first().copied());
+        let mut facts = judge::facts(
+            recognised.trigger(),
+            &ctx.client,
+            &line,
+            pinned.first().copied(),
+        );
         facts.llm = recognised.llm;
         facts.tool = recognised.tool;
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
@@ -232,8 +248,18 @@ impl Handler for Pipeline {
 }
 
 /// Reads a request body whole, refusing one larger than `limit` (declared or streamed).
-async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ProxyError> {
-    let too_large = || ProxyError::new(ErrorKind::PayloadTooLarge, Side::Agent, format!("request body exceeds the limit of {limit} bytes"));
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: u64,
+) -> Result<Bytes, ProxyError> {
+    let too_large = || {
+        ProxyError::new(
+            ErrorKind::PayloadTooLarge,
+            Side::Agent,
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    };
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -244,8 +270,15 @@ async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) -> Res
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(ProxyError::bad_request(format!("request body from the agent failed: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(ProxyError::bad_request(format!(
+            "request body from the agent failed: {e}"
+        ))),
     }
 }
 

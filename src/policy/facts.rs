@@ -139,7 +139,10 @@ impl Facts {
                 max_tokens: Some(0),
                 ..LlmFacts::default()
             }),
-            tool: Some(ToolFacts::default()),
+            tool: Some(ToolFacts {
+                arguments: serde_json::Value::Object(serde_json::Map::new()),
+                ..ToolFacts::default()
+            }),
             data: Some(DataFacts {
                 limit: Some(0),
                 ..DataFacts::default()

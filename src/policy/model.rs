@@ -56,7 +56,9 @@ impl Trigger {
     /// requests too.
     pub fn parent(self) -> Option<Trigger> {
         match self {
-            Trigger::LlmRequest | Trigger::ToolCall | Trigger::DataAccess => Some(Trigger::HttpRequest),
+            Trigger::LlmRequest | Trigger::ToolCall | Trigger::DataAccess => {
+                Some(Trigger::HttpRequest)
+            }
             Trigger::LlmResponse => Some(Trigger::HttpResponse),
             _ => None,
         }

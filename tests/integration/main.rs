@@ -12,6 +12,7 @@ mod limits;
 mod malformed;
 mod policy;
 mod python;
+mod recognition;
 mod records;
 mod shutdown;
 mod toolchain;
