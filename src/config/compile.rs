@@ -306,7 +306,7 @@ impl Compiler<'_> {
                     ));
                 }
                 Some(v) => v.value,
-                None => 32 * 1024 * 1024,
+                None => 8 * 1024 * 1024,
             },
             client_header_timeout: self.duration(
                 &l.client_header_timeout,
