@@ -19,6 +19,7 @@ use crate::proxy::resolve::Resolver;
 use crate::proxy::tls::{CaError, CertificateAuthority, LeafCache, RootsError};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::{GuardedConnector, Lifecycle, ProxyServer};
+use crate::reload::watch_policies;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +97,7 @@ impl Gatehouse {
             config.limits.max_request_body_bytes,
             lifecycle.clone(),
         )?;
-        let pipeline = Pipeline::new(
+        let pipeline = Arc::new(Pipeline::new(
             resolver,
             upstream,
             config.tunnel_hosts.clone(),
@@ -105,7 +106,7 @@ impl Gatehouse {
                 config.policies.clone(),
                 Arc::new(AuditLog::open(&config.audit_file)?),
             ),
-        );
+        ));
         tracing::info!(
             policies = %config.policies.source,
             version = %config.policies.version,
@@ -119,7 +120,7 @@ impl Gatehouse {
             config.ca.leaf_validity,
         )?;
         let server = ProxyServer::new(
-            Arc::new(pipeline),
+            pipeline.clone(),
             Agents::new(&config.identity),
             Arc::new(leaves),
             connector,
@@ -127,6 +128,15 @@ impl Gatehouse {
             lifecycle.clone(),
         );
         let listener = tokio::spawn(server.serve(listener));
+        let folder = std::path::PathBuf::from(&config.policies.source);
+        if folder.is_dir() {
+            lifecycle.tasks.spawn(watch_policies(
+                folder,
+                config.policy_reload_interval,
+                pipeline,
+                lifecycle.shutdown.clone(),
+            ));
+        }
         tracing::info!(%addr, config = %config.source, ca = %ca_cert.display(), "gatehouse listening");
         Ok(Gatehouse {
             addr,

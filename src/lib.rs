@@ -28,6 +28,7 @@ pub mod launch;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod toolchain;
 
 pub use app::Gatehouse;

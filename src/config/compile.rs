@@ -110,6 +110,11 @@ impl Compiler<'_> {
                 self.file,
                 self.file == "<embedded>",
             )?,
+            policy_reload_interval: self.duration(
+                &raw.policies.reload_interval,
+                "policies.reload_interval",
+                2,
+            )?,
             audit_file: PathBuf::from(
                 raw.audit
                     .file

@@ -51,6 +51,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The policies in force.
     pub policies: policies::Policies,
+    /// How often the policy folder is checked for changes.
+    pub policy_reload_interval: Duration,
     /// The hash-chained JSON Lines file every decision is appended to.
     pub audit_file: PathBuf,
 }

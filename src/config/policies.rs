@@ -99,24 +99,38 @@ pub fn is_policy_test_file(path: &Path) -> bool {
 
 /// Parses and checks policy texts named by file; hashes them into the version.
 pub fn from_texts(texts: Vec<(String, String)>, source: &str) -> Result<Policies, ConfigError> {
-    let mut hash = Context::new(&SHA256);
     let mut rules = Vec::new();
     for (file, text) in &texts {
+        rules.extend(parse_policy_file(text, file)?);
+    }
+    Ok(Policies {
+        set: Arc::new(PolicySet::new(rules)?),
+        version: version_of(&texts),
+        source: source.to_string(),
+    })
+}
+
+/// The policy version: the first 16 hex digits of SHA-256 over the files' names and contents.
+fn version_of(texts: &[(String, String)]) -> String {
+    let mut hash = Context::new(&SHA256);
+    for (file, text) in texts {
         hash.update(file.rsplit('/').next().unwrap_or(file).as_bytes());
         hash.update(&[0]);
         hash.update(text.as_bytes());
         hash.update(&[0]);
-        rules.extend(parse_policy_file(text, file)?);
     }
-    let set = PolicySet::new(rules)?;
-    let digest = hash.finish();
-    let version: String = digest.as_ref()[..8]
+    hash.finish().as_ref()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Policies {
-        set: Arc::new(set),
-        version,
-        source: source.to_string(),
-    })
+        .collect()
+}
+
+/// Reloads `folder` unless its content still hashes to `current_version`: `Ok(None)` when
+/// unchanged, the new policies when changed and valid, the error when changed and invalid.
+pub fn reload(folder: &Path, current_version: &str) -> Result<Option<Policies>, ConfigError> {
+    let texts = read_folder(folder)?;
+    if version_of(&texts) == current_version {
+        return Ok(None);
+    }
+    from_texts(texts, &folder.display().to_string()).map(Some)
 }

@@ -33,6 +33,7 @@ pub struct RawAudit {
 #[serde(deny_unknown_fields, default)]
 pub struct RawPolicies {
     pub dir: Option<Spanned<String>>,
+    pub reload_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

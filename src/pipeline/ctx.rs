@@ -36,8 +36,6 @@ pub struct RequestCtx {
     pub connected: Option<SocketAddr>,
     /// What the policy decided, trigger by trigger.
     pub judgements: Vec<Judgement>,
-    /// Version of the policies that judged.
-    pub policy_version: String,
     /// How errors are shaped for this request (set once the body is recognised).
     pub shape: Shape,
 }
@@ -69,7 +67,6 @@ impl RequestCtx {
             destination: None,
             connected: None,
             judgements: Vec::new(),
-            policy_version: String::new(),
             shape: Shape::Plain,
         })
     }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::{Instant, SystemTime};
 
 use http::HeaderMap;
@@ -46,6 +48,8 @@ pub struct Judgement {
     pub rules: Vec<String>,
     /// Monitor-mode rules that applied.
     pub monitored: Vec<String>,
+    /// Version of the policies that judged.
+    pub policy_version: String,
 }
 
 /// Builds the facts of `line` for `trigger`.
@@ -106,20 +110,29 @@ pub fn facts(
 }
 
 /// Judges requests against the policies in force and records every decision in the audit trail.
+/// The policies can be swapped while requests are judged; each decision uses one version whole.
 pub struct Judge {
-    policies: Policies,
+    policies: ArcSwap<Policies>,
     audit: Arc<AuditLog>,
 }
 
 impl Judge {
     /// A judge over `policies`, recording into `audit`.
     pub fn new(policies: Policies, audit: Arc<AuditLog>) -> Self {
-        Self { policies, audit }
+        Self {
+            policies: ArcSwap::from_pointee(policies),
+            audit,
+        }
     }
 
-    /// The policy version every decision records.
-    pub fn policy_version(&self) -> &str {
-        &self.policies.version
+    /// The version of the policies in force.
+    pub fn policy_version(&self) -> String {
+        self.policies.load().version.clone()
+    }
+
+    /// Puts `policies` in force for every decision from now on.
+    pub fn replace(&self, policies: Policies) {
+        self.policies.store(Arc::new(policies));
     }
 
     /// Judges `facts`; returns the judgement and the refusal the agent receives, if any. A decision
@@ -130,8 +143,9 @@ impl Judge {
         request_id: &str,
         decision_id: String,
     ) -> (Judgement, Result<(), ProxyError>) {
+        let policies = self.policies.load();
         let started = Instant::now();
-        let verdict = self.policies.set.evaluate(facts);
+        let verdict = policies.set.evaluate(facts);
         let policy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let judgement = Judgement {
             id: decision_id,
@@ -139,6 +153,7 @@ impl Judge {
             effect: verdict.effect,
             rules: verdict.deciding.clone(),
             monitored: verdict.monitored.iter().map(|(id, _)| id.clone()).collect(),
+            policy_version: policies.version.clone(),
         };
         let outcome = refusal(&verdict, &judgement);
         let reason = match &outcome {
@@ -163,7 +178,7 @@ impl Judge {
             rules: judgement.rules.clone(),
             monitored: judgement.monitored.clone(),
             reason,
-            policy_version: self.policies.version.clone(),
+            policy_version: policies.version.clone(),
             policy_us,
         };
         if let Err(e) = self.audit.record(&record) {

@@ -62,6 +62,11 @@ impl Pipeline {
         }
     }
 
+    /// The judge, so the policies it applies can be reloaded.
+    pub fn judge(&self) -> &Judge {
+        &self.judge
+    }
+
     /// One request, from arrival to the response the agent receives.
     pub async fn handle(
         &self,
@@ -79,7 +84,6 @@ impl Pipeline {
         // 13. record: a drop guard, so the record is written on success, error, and also when
         //     the agent hangs up and this future is dropped mid-step.
         let mut record = Record::begin(ctx);
-        record.ctx.policy_version = self.judge.policy_version().to_string();
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
                 // 12. respond: the record rides along in the body and is written when it ends.
@@ -233,7 +237,7 @@ impl Handler for Pipeline {
             target,
             &decision,
             judgement.as_ref(),
-            self.judge.policy_version(),
+            &self.judge.policy_version(),
         );
         decision
     }

@@ -140,7 +140,7 @@ impl Drop for Record {
             effect = decided.map_or("", |j| j.effect.name()),
             rules = %decided.map(|j| j.rules.join(",")).unwrap_or_default(),
             monitored = %ctx.judgements.iter().flat_map(|j| j.monitored.iter().cloned()).collect::<Vec<_>>().join(","),
-            policy_version = %ctx.policy_version,
+            policy_version = decided.map_or("", |j| j.policy_version.as_str()),
             elapsed_ms = format_args!("{elapsed_ms:.2}"),
             "request"
         );

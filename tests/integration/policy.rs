@@ -285,3 +285,78 @@ fn check_validates_config_and_policies() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn policy_changes_are_validated_then_swapped_in_while_running() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let url = format!("http://127.0.0.1:{}/echo", origin.port());
+    let policy_file = proxy.dir.path().join("policies/test.yaml");
+    assert_eq!(proxy.get(&url).await.status(), 200);
+
+    let until = |want: u16| {
+        let url = url.clone();
+        let proxy = &proxy;
+        async move {
+            for _ in 0..100 {
+                if proxy.get(&url).await.status().as_u16() == want {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    std::fs::write(
+        &policy_file,
+        "rules:\n  - id: connect\n    trigger: connect\n    effect: allow\n",
+    )
+    .unwrap();
+    assert!(
+        until(403).await,
+        "the stricter policy is put in force without a restart"
+    );
+
+    std::fs::write(
+        &policy_file,
+        "rules:\n  - id: broken\n    trigger: http.request\n    effect: permit\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let still = proxy.get(&url).await;
+    assert_eq!(
+        still.status(),
+        403,
+        "an invalid change keeps the running policies"
+    );
+    let body: Value = still.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("denied by default")
+    );
+
+    std::fs::write(&policy_file, crate::support::ALLOW_ALL).unwrap();
+    assert!(
+        until(200).await,
+        "a valid change after an invalid one is put in force"
+    );
+
+    let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+    let versions: std::collections::BTreeSet<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["policy_version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        versions.len(),
+        2,
+        "decisions name the policy version that made them: {versions:?}"
+    );
+}

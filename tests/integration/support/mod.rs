@@ -63,7 +63,7 @@ impl ProxySpec {
         let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
         let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
         format!(
-            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
+            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
             ca_dir.with_file_name("audit.jsonl").display(),
             policy_dir.display(),
             ca_dir.display(),

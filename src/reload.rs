@@ -1,0 +1,60 @@
+//! Keeps the policies in force current: the policy folder is checked every few seconds and on
+//! SIGHUP; a change is validated first and swapped in whole, an invalid change keeps the running
+//! policies and is reported.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::policies::reload;
+use crate::pipeline::Pipeline;
+
+/// Watches `folder` until `shutdown`, putting valid changes in force in `pipeline`.
+pub async fn watch_policies(
+    folder: PathBuf,
+    interval: Duration,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    loop {
+        let hangup_signal = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+            _ = hangup_signal => tracing::info!("SIGHUP: reloading policies"),
+        }
+        let current = pipeline.judge().policy_version();
+        match reload(&folder, &current) {
+            Ok(None) => {}
+            Ok(Some(policies)) => {
+                tracing::info!(
+                    folder = %folder.display(),
+                    from = %current,
+                    to = %policies.version,
+                    rules = policies.set.len(),
+                    "policies reloaded"
+                );
+                pipeline.judge().replace(policies);
+                last_error = None;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if last_error.as_deref() != Some(message.as_str()) {
+                    tracing::error!(error = %message, version = %current, "policy change rejected; the running policies stay in force");
+                    last_error = Some(message);
+                }
+            }
+        }
+    }
+}
