@@ -115,6 +115,11 @@ impl Compiler<'_> {
                 "policies.reload_interval",
                 2,
             )?,
+            sql_fields: raw
+                .inspect
+                .sql_fields
+                .clone()
+                .unwrap_or_else(|| ["sql", "query", "statement"].map(String::from).to_vec()),
             audit_file: PathBuf::from(
                 raw.audit
                     .file

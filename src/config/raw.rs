@@ -21,6 +21,13 @@ pub struct RawConfig {
     pub log: RawLog,
     pub policies: RawPolicies,
     pub audit: RawAudit,
+    pub inspect: RawInspect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawInspect {
+    pub sql_fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -41,6 +41,7 @@ pub struct Pipeline {
     upstream: Arc<Upstream>,
     tunnel_hosts: HostPatterns,
     max_request_body_bytes: u64,
+    sql_fields: Vec<String>,
     judge: Judge,
 }
 
@@ -51,6 +52,7 @@ impl Pipeline {
         upstream: Arc<Upstream>,
         tunnel_hosts: HostPatterns,
         max_request_body_bytes: u64,
+        sql_fields: Vec<String>,
         judge: Judge,
     ) -> Self {
         Self {
@@ -58,6 +60,7 @@ impl Pipeline {
             upstream,
             tunnel_hosts,
             max_request_body_bytes,
+            sql_fields,
             judge,
         }
     }
@@ -140,7 +143,15 @@ impl Pipeline {
                 format!("{e}; the request was not forwarded uninspected"),
             )
         })?;
-        let recognised = inspect::recognise(&ctx.target.host.as_string(), &ctx.path, &decoded);
+        let host = ctx.target.host.as_string();
+        let request = inspect::Request {
+            host: &host,
+            method: ctx.method.as_str(),
+            path: &ctx.path,
+            query: parts.uri.query(),
+            body: &decoded,
+        };
+        let recognised = inspect::recognise(&request, &self.sql_fields);
         ctx.shape = shape_for(&recognised);
         // 6. locate: the checked, pinned address the upstream connection will really use.
         //    Before evaluate, so rules can read where the bytes go.
@@ -164,6 +175,7 @@ impl Pipeline {
         );
         facts.llm = recognised.llm;
         facts.tool = recognised.tool;
+        facts.data = recognised.data;
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;

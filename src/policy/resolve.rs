@@ -131,7 +131,16 @@ impl PolicySet {
         // judge it together with the rules for its own trigger.
         let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
         let general = facts.trigger.parent().map_or(&[][..], of);
-        let rules: Vec<&Rule> = general.iter().chain(of(facts.trigger)).collect();
+        // A tool call that carries SQL is a data access too.
+        let data = match (facts.trigger, &facts.data) {
+            (Trigger::ToolCall, Some(_)) => of(Trigger::DataAccess),
+            _ => &[][..],
+        };
+        let rules: Vec<&Rule> = general
+            .iter()
+            .chain(of(facts.trigger))
+            .chain(data)
+            .collect();
         // Built on the first condition that needs it: many requests are decided by matches alone.
         let activation = OnceCell::new();
         let mut considered = Vec::with_capacity(if explain { rules.len() } else { 0 });

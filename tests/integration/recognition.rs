@@ -28,6 +28,15 @@ rules:
     trigger: tool.call
     when: "tool.name == 'delete_everything' || (has(tool.arguments.force) && tool.arguments.force == true)"
     effect: deny
+  - id: no-unbounded-deletes
+    trigger: data.access
+    when: "data.statement == 'delete' && !data.has_where"
+    effect: deny
+    message: deletes need a WHERE clause
+  - id: no-emails-from-customers
+    trigger: data.access
+    when: "'customers' in data.tables && ('email' in data.columns || '*' in data.columns)"
+    effect: deny
 "#;
 
 async fn post(proxy: &TestProxy, url: &str, body: Value, gzip: bool) -> (u16, Value) {
@@ -190,5 +199,72 @@ async fn a_body_that_cannot_be_decoded_is_not_forwarded() {
             .unwrap()
             .contains("not forwarded uninspected"),
         "{body}"
+    );
+}
+
+#[tokio::test]
+async fn sql_in_tool_calls_and_postgrest_reads_are_data_access() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: RULES.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mcp = format!("https://localhost:{}/mcp", origin.port());
+    let sql = |id: u64, query: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "run_sql", "arguments": {"query": query}}});
+
+    let (status, _) = post(
+        &proxy,
+        &mcp,
+        sql(1, "DELETE FROM sessions WHERE expired = true"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&proxy, &mcp, sql(2, "DELETE FROM sessions"), false).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["error"]["data"]["rules"],
+        json!(["no-unbounded-deletes"]),
+        "{body}"
+    );
+    let (status, _) = post(
+        &proxy,
+        &mcp,
+        sql(3, "SELECT * FROM customers LIMIT 5"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 403, "a wildcard read of customers includes emails");
+
+    let rest = |query: &str| {
+        format!(
+            "https://localhost:{}/rest/v1/customers?{query}",
+            origin.port()
+        )
+    };
+    assert_eq!(
+        proxy
+            .client(true)
+            .get(rest("select=id,country"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        proxy
+            .client(true)
+            .get(rest("select=id,email"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
     );
 }
