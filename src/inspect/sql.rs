@@ -130,7 +130,9 @@ mod tests {
 
     #[test]
     fn sql_table() {
-        let cases: &[(&str, &str, &[&str], &[&str], bool, Option<u64>)] = &[
+        /// sql, statement, tables, some columns, has WHERE, LIMIT
+        type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str], bool, Option<u64>);
+        let cases: &[Case] = &[
             (
                 "SELECT id, email FROM users WHERE id = 1 LIMIT 10",
                 "select",
