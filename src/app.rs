@@ -102,7 +102,7 @@ impl Gatehouse {
             upstream,
             config.tunnel_hosts.clone(),
             config.limits.max_request_body_bytes,
-            config.sql_fields.clone(),
+            config.inspect.clone(),
             Judge::new(
                 config.policies.clone(),
                 Arc::new(AuditLog::open(&config.audit_file)?),

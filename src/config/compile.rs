@@ -115,11 +115,7 @@ impl Compiler<'_> {
                 "policies.reload_interval",
                 2,
             )?,
-            sql_fields: raw
-                .inspect
-                .sql_fields
-                .clone()
-                .unwrap_or_else(|| ["sql", "query", "statement"].map(String::from).to_vec()),
+            inspect: self.inspect(&raw)?,
             audit_file: PathBuf::from(
                 raw.audit
                     .file
@@ -324,6 +320,45 @@ impl Compiler<'_> {
                 30,
             )?,
             shutdown_grace: self.duration(&l.shutdown_grace, "limits.shutdown_grace", 10)?,
+        })
+    }
+
+    fn inspect(&self, raw: &RawConfig) -> Result<crate::inspect::InspectConfig, ConfigError> {
+        let sql_fields = raw
+            .inspect
+            .sql_fields
+            .clone()
+            .unwrap_or_else(|| ["sql", "query", "statement"].map(String::from).to_vec());
+        let mut rest_tools = Vec::new();
+        for (i, tool) in raw.inspect.tools.iter().enumerate() {
+            let key = format!("inspect.tools[{i}]");
+            let host = HostPattern::parse(&tool.host.value).map_err(|e| {
+                self.invalid(Some(&tool.host.referenced), &format!("{key}.host"), e)
+            })?;
+            let path = globset::Glob::new(&tool.path.value)
+                .map_err(|e| {
+                    self.invalid(
+                        Some(&tool.path.referenced),
+                        &format!("{key}.path"),
+                        e.to_string(),
+                    )
+                })?
+                .compile_matcher();
+            rest_tools.push(crate::inspect::RestTool {
+                name: tool.name.value.trim().to_string(),
+                host,
+                method: tool
+                    .method
+                    .clone()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_uppercase(),
+                path,
+            });
+        }
+        Ok(crate::inspect::InspectConfig {
+            sql_fields,
+            rest_tools,
         })
     }
 

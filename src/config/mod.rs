@@ -55,8 +55,8 @@ pub struct Config {
     pub policy_reload_interval: Duration,
     /// The hash-chained JSON Lines file every decision is appended to.
     pub audit_file: PathBuf,
-    /// JSON fields (top-level, or MCP tool arguments) whose string values are SQL.
-    pub sql_fields: Vec<String>,
+    /// What request recognition is told: SQL fields, REST endpoints named as tools.
+    pub inspect: crate::inspect::InspectConfig,
 }
 
 /// The local CA and the leaf certificates minted from it.

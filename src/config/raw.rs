@@ -28,6 +28,17 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RawInspect {
     pub sql_fields: Option<Vec<String>>,
+    pub tools: Vec<RawRestTool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestTool {
+    pub name: Spanned<String>,
+    pub host: Spanned<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    pub path: Spanned<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,10 +7,12 @@ mod mcp;
 mod sql;
 
 use bytes::Bytes;
+use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
 
+use crate::config::HostPattern;
 use crate::policy::{DataFacts, LlmFacts, ToolFacts, Trigger};
 
 /// What a request body turned out to be.
@@ -41,6 +43,28 @@ impl Recognised {
     }
 }
 
+/// A REST endpoint that config names as a tool (`POST api.stripe.com/v1/refunds` → `refund`).
+#[derive(Debug, Clone)]
+pub struct RestTool {
+    /// The tool name rules see.
+    pub name: String,
+    /// Host pattern.
+    pub host: HostPattern,
+    /// Upper-case method; empty for any.
+    pub method: String,
+    /// Path glob.
+    pub path: GlobMatcher,
+}
+
+/// What recognition is told by config.
+#[derive(Debug, Clone, Default)]
+pub struct InspectConfig {
+    /// JSON fields (top-level, or tool arguments) whose string values are SQL.
+    pub sql_fields: Vec<String>,
+    /// REST endpoints named as tools.
+    pub rest_tools: Vec<RestTool>,
+}
+
 /// Where a request is going and what it carries, as recognition needs it.
 pub struct Request<'a> {
     /// Lower-case host.
@@ -51,42 +75,77 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Raw query string.
     pub query: Option<&'a str>,
+    /// `Content-Type`, if any.
+    pub content_type: Option<&'a str>,
     /// The decoded body.
     pub body: &'a Bytes,
 }
 
-/// Recognises what a request carries. `sql_fields` names the JSON fields (top-level, or MCP tool
-/// arguments) whose string values are SQL.
-pub fn recognise(request: &Request<'_>, sql_fields: &[String]) -> Recognised {
+/// Recognises what a request carries: an MCP tool call, a REST endpoint named as a tool, an LLM
+/// call, SQL in named fields, a PostgREST read.
+pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
+    let json = parse_json(request.body);
+    if let Some(call) = json.as_ref().and_then(mcp::recognise) {
+        return Recognised {
+            llm: None,
+            data: sql_in(&call.tool.arguments, &config.sql_fields),
+            tool: Some(call.tool),
+            jsonrpc_id: Some(call.id),
+        };
+    }
+    if let Some(rest) = config.rest_tools.iter().find(|t| {
+        t.host.matches(request.host)
+            && (t.method.is_empty() || t.method == request.method)
+            && t.path.is_match(request.path)
+    }) {
+        let arguments = json.clone().unwrap_or_else(|| form_fields(request));
+        return Recognised {
+            llm: None,
+            data: sql_in(&arguments, &config.sql_fields),
+            tool: Some(ToolFacts {
+                name: rest.name.clone(),
+                arguments,
+            }),
+            jsonrpc_id: None,
+        };
+    }
     let postgrest = sql::postgrest(request.method, request.path, request.query);
-    let looks_like_json = request
-        .body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    let json = looks_like_json
-        .then(|| serde_json::from_slice::<Value>(request.body).ok())
-        .flatten();
     let Some(json) = json else {
         return Recognised {
             data: postgrest,
             ..Recognised::default()
         };
     };
-    if let Some(call) = mcp::recognise(&json) {
-        return Recognised {
-            llm: None,
-            data: sql_in(&call.tool.arguments, sql_fields),
-            tool: Some(call.tool),
-            jsonrpc_id: Some(call.id),
-        };
-    }
     Recognised {
         llm: llm::recognise(request.host, request.path, &json),
         tool: None,
-        data: sql_in(&json, sql_fields).or(postgrest),
+        data: sql_in(&json, &config.sql_fields).or(postgrest),
         jsonrpc_id: None,
     }
+}
+
+fn parse_json(body: &Bytes) -> Option<Value> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// Form fields (`a=1&b=2`) as a JSON object of strings; empty when the body is not a form.
+fn form_fields(request: &Request<'_>) -> Value {
+    let is_form = request.content_type.is_some_and(|c| {
+        c.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    let mut fields = serde_json::Map::new();
+    if is_form {
+        for (key, value) in form_urlencoded::parse(request.body) {
+            fields.insert(key.into_owned(), Value::String(value.into_owned()));
+        }
+    }
+    Value::Object(fields)
 }
 
 fn sql_in(object: &Value, sql_fields: &[String]) -> Option<DataFacts> {

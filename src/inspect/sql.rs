@@ -131,7 +131,14 @@ mod tests {
     #[test]
     fn sql_table() {
         /// sql, statement, tables, some columns, has WHERE, LIMIT
-        type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str], bool, Option<u64>);
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a [&'a str],
+            &'a [&'a str],
+            bool,
+            Option<u64>,
+        );
         let cases: &[Case] = &[
             (
                 "SELECT id, email FROM users WHERE id = 1 LIMIT 10",

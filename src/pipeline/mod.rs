@@ -41,7 +41,7 @@ pub struct Pipeline {
     upstream: Arc<Upstream>,
     tunnel_hosts: HostPatterns,
     max_request_body_bytes: u64,
-    sql_fields: Vec<String>,
+    inspect: inspect::InspectConfig,
     judge: Judge,
 }
 
@@ -52,7 +52,7 @@ impl Pipeline {
         upstream: Arc<Upstream>,
         tunnel_hosts: HostPatterns,
         max_request_body_bytes: u64,
-        sql_fields: Vec<String>,
+        inspect: inspect::InspectConfig,
         judge: Judge,
     ) -> Self {
         Self {
@@ -60,7 +60,7 @@ impl Pipeline {
             upstream,
             tunnel_hosts,
             max_request_body_bytes,
-            sql_fields,
+            inspect,
             judge,
         }
     }
@@ -149,9 +149,13 @@ impl Pipeline {
             method: ctx.method.as_str(),
             path: &ctx.path,
             query: parts.uri.query(),
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
             body: &decoded,
         };
-        let recognised = inspect::recognise(&request, &self.sql_fields);
+        let recognised = inspect::recognise(&request, &self.inspect);
         ctx.shape = shape_for(&recognised);
         // 6. locate: the checked, pinned address the upstream connection will really use.
         //    Before evaluate, so rules can read where the bytes go.

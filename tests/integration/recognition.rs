@@ -268,3 +268,36 @@ async fn sql_in_tool_calls_and_postgrest_reads_are_data_access() {
         403
     );
 }
+
+#[tokio::test]
+async fn rest_endpoints_named_as_tools_are_tool_calls_with_form_arguments() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let policy = format!(
+        "{RULES}  - id: big-refunds-hold\n    trigger: tool.call\n    when: \"tool.name == 'refund' && int(tool.arguments.amount) > 1000\"\n    effect: hold\n"
+    );
+    let spec = ProxySpec {
+        policy,
+        extra: "inspect:\n  tools:\n    - { name: refund, host: localhost, method: POST, path: /v1/refunds }\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let url = format!("https://localhost:{}/v1/refunds", origin.port());
+    let form = |amount: &str| {
+        proxy
+            .client(true)
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("charge=ch_1&amount={amount}"))
+            .send()
+    };
+    assert_eq!(form("500").await.unwrap().status(), 200);
+    let held = form("5000").await.unwrap();
+    assert_eq!(held.status(), 403);
+    let body: Value = held.json().await.unwrap();
+    assert_eq!(
+        body["error"]["rules"],
+        json!(["big-refunds-hold"]),
+        "{body}"
+    );
+}

@@ -30,6 +30,8 @@ pub struct ProxySpec {
     pub upstream: String,
     /// The policy file (YAML) the proxy loads.
     pub policy: String,
+    /// Further top-level config sections, appended as written.
+    pub extra: String,
 }
 
 /// Lets everything the network guard admits through: the proxy-core tests are about sockets.
@@ -45,6 +47,7 @@ impl Default for ProxySpec {
             limits: String::new(),
             upstream: String::new(),
             policy: ALLOW_ALL.into(),
+            extra: String::new(),
         }
     }
 }
@@ -63,7 +66,7 @@ impl ProxySpec {
         let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
         let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
         format!(
-            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}",
+            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}{}",
             ca_dir.with_file_name("audit.jsonl").display(),
             policy_dir.display(),
             ca_dir.display(),
@@ -72,6 +75,7 @@ impl ProxySpec {
             tunnel.join(", "),
             self.identity,
             self.limits,
+            self.extra,
         )
     }
 }
