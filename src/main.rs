@@ -194,8 +194,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => {
             let config = load(config.as_deref())?;
+            let commit = config
+                .policies
+                .commit
+                .as_deref()
+                .map(|c| format!(", commit {c}"))
+                .unwrap_or_default();
             println!(
-                "{}: ok ({} rules from {}, policy version {})",
+                "{}: ok ({} rules from {}, policy version {}{commit})",
                 config.source,
                 config.policies.set.len(),
                 config.policies.source,

@@ -52,6 +52,8 @@ pub struct DecisionRecord {
     pub reason: String,
     /// Content hash of the policies that judged.
     pub policy_version: String,
+    /// Git commit of the policy folder, when it is a git checkout.
+    pub policy_commit: Option<String>,
     /// Microseconds the policy step took.
     pub policy_us: u64,
 }

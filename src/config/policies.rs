@@ -26,6 +26,8 @@ pub struct Policies {
     pub version: String,
     /// The folder they came from (`<embedded>` for the starter policy).
     pub source: String,
+    /// The git commit checked out, when the folder is in a git checkout.
+    pub commit: Option<String>,
 }
 
 /// Loads the policy folder named by `dir` (or the default one).
@@ -107,6 +109,7 @@ pub fn from_texts(texts: Vec<(String, String)>, source: &str) -> Result<Policies
         set: Arc::new(PolicySet::new(rules)?),
         version: version_of(&texts),
         source: source.to_string(),
+        commit: git_commit(Path::new(source)),
     })
 }
 
@@ -133,4 +136,51 @@ pub fn reload(folder: &Path, current_version: &str) -> Result<Option<Policies>, 
         return Ok(None);
     }
     from_texts(texts, &folder.display().to_string()).map(Some)
+}
+
+/// The commit checked out in the git work tree holding `folder`, read from `.git` directly.
+fn git_commit(folder: &Path) -> Option<String> {
+    let start = std::path::absolute(folder).ok()?;
+    let git = start
+        .ancestors()
+        .map(|dir| dir.join(".git"))
+        .find(|g| g.is_dir())?;
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(reference) = head.strip_prefix("ref: ") else {
+        return Some(head.to_string());
+    };
+    if let Ok(commit) = std::fs::read_to_string(git.join(reference)) {
+        return Some(commit.trim().to_string());
+    }
+    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed
+        .lines()
+        .find_map(|line| line.strip_suffix(reference).map(|c| c.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_of_a_git_checkout_is_found_from_head_or_packed_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = dir.path().join(".git");
+        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
+        let policies = dir.path().join("config/policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(
+            git.join("packed-refs"),
+            "# pack-refs\nabc123 refs/heads/main\n",
+        )
+        .unwrap();
+        assert_eq!(git_commit(&policies).as_deref(), Some("abc123"));
+        std::fs::write(git.join("refs/heads/main"), "def456\n").unwrap();
+        assert_eq!(git_commit(&policies).as_deref(), Some("def456"));
+        std::fs::write(git.join("HEAD"), "0123abcd\n").unwrap();
+        assert_eq!(git_commit(&policies).as_deref(), Some("0123abcd"));
+        assert_eq!(git_commit(Path::new("/")), None);
+    }
 }

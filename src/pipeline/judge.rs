@@ -179,6 +179,7 @@ impl Judge {
             monitored: judgement.monitored.clone(),
             reason,
             policy_version: policies.version.clone(),
+            policy_commit: policies.commit.clone(),
             policy_us,
         };
         if let Err(e) = self.audit.record(&record) {
