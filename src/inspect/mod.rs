@@ -2,6 +2,7 @@
 //! LLM calls and MCP tool calls from the traffic itself.
 
 mod body;
+mod form;
 mod llm;
 mod mcp;
 mod sql;
@@ -13,7 +14,7 @@ use serde_json::Value;
 pub use body::{BodyError, decode};
 
 use crate::config::HostPattern;
-use crate::policy::{DataFacts, LlmFacts, ToolFacts, Trigger};
+use crate::policy::{BodyFacts, DataFacts, LlmFacts, ToolFacts, Trigger};
 
 /// What a request body turned out to be.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +122,29 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         tool: None,
         data: sql_in(&json, &config.sql_fields).or(postgrest),
         jsonrpc_id: None,
+    }
+}
+
+/// The body facts every rule can read: size, content type, JSON, form fields and text parts.
+pub fn body_facts(decoded: &Bytes, content_type: Option<&str>) -> BodyFacts {
+    let content_type = content_type.unwrap_or_default();
+    let bare = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let form = form::parse(content_type, decoded);
+    let mut text = form.texts;
+    if bare.starts_with("text/") {
+        text.push(String::from_utf8_lossy(decoded).into_owned());
+    }
+    BodyFacts {
+        size: decoded.len() as u64,
+        content_type: bare,
+        json: parse_json(decoded).unwrap_or(Value::Null),
+        form: form.fields,
+        text,
     }
 }
 

@@ -14,7 +14,9 @@ use super::record::path_shape;
 use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::policies::Policies;
 use crate::error::{DecisionRef, ProxyError};
-use crate::policy::{AgentFacts, DestinationFacts, Effect, Facts, RequestFacts, Trigger, Verdict};
+use crate::policy::{
+    AgentFacts, BodyFacts, DestinationFacts, Effect, Facts, RequestFacts, Trigger, Verdict,
+};
 use crate::proxy::ClientInfo;
 use crate::proxy::guard::non_global_category;
 use crate::proxy::target::Target;
@@ -106,6 +108,7 @@ pub fn facts(
         llm: None,
         tool: None,
         data: None,
+        body: BodyFacts::default(),
     }
 }
 

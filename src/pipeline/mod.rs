@@ -180,6 +180,7 @@ impl Pipeline {
         facts.llm = recognised.llm;
         facts.tool = recognised.tool;
         facts.data = recognised.data;
+        facts.body = inspect::body_facts(&decoded, request_content_type(&parts.headers));
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;
@@ -313,4 +314,10 @@ fn shape_for(recognised: &inspect::Recognised) -> Shape {
         Some(_) => Shape::OpenAi,
         None => Shape::Plain,
     }
+}
+
+fn request_content_type(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }

@@ -9,7 +9,7 @@ use cel::objects::Key;
 use cel::{Context, Env, Value};
 
 use super::facts::{
-    AgentFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts,
+    AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts,
 };
 
 /// The facts of one request as CEL variables, built once for every condition judged against them.
@@ -18,9 +18,10 @@ pub struct Activation {
 }
 
 impl Activation {
-    /// Converts `facts` into the CEL variables `agent`, `request`, `destination`, `llm`, `tool`
-    /// and `data` (`null` when the request has no such section).
-    pub fn new(facts: &Facts) -> Activation {
+    /// Converts `facts` into the CEL variables `agent`, `request`, `destination`, `llm`, `tool`,
+    /// `data` (`null` when the request has no such section) and, when `with_body` (some rule reads
+    /// it), `body`.
+    pub fn new(facts: &Facts, with_body: bool) -> Activation {
         let mut context = Context::with_env(stdlib());
         context.add_variable_from_value("agent", agent(&facts.agent));
         context.add_variable_from_value("request", request(&facts.request));
@@ -28,6 +29,9 @@ impl Activation {
         context.add_variable_from_value("llm", facts.llm.as_ref().map_or(Value::Null, llm));
         context.add_variable_from_value("tool", facts.tool.as_ref().map_or(Value::Null, tool));
         context.add_variable_from_value("data", facts.data.as_ref().map_or(Value::Null, data));
+        if with_body {
+            context.add_variable_from_value("body", body(&facts.body));
+        }
         Activation { context }
     }
 }
@@ -135,6 +139,16 @@ fn data(d: &DataFacts) -> Value {
         ("columns", texts(&d.columns)),
         ("has_where", Some(Value::Bool(d.has_where))),
         ("limit", d.limit.and_then(uint)),
+    ])
+}
+
+fn body(b: &BodyFacts) -> Value {
+    object([
+        ("size", uint(b.size)),
+        ("content_type", text(&b.content_type)),
+        ("json", Some(json(&b.json))),
+        ("form", string_map(&b.form)),
+        ("text", texts(&b.text)),
     ])
 }
 

@@ -16,6 +16,7 @@ use super::model::Trigger;
 pub struct Condition {
     source: Arc<str>,
     program: Arc<Program>,
+    reads_body: bool,
 }
 
 impl fmt::Debug for Condition {
@@ -57,7 +58,7 @@ pub enum ConditionError {
     #[error("syntax error: {0}")]
     Syntax(String),
     /// Names a variable that no trigger provides.
-    #[error("unknown variable `{0}` (known: agent, request, destination, llm, tool, data)")]
+    #[error("unknown variable `{0}` (known: agent, request, destination, llm, tool, data, body)")]
     UnknownVariable(String),
     /// Calls a function CEL does not have.
     #[error("unknown function `{0}`")]
@@ -95,11 +96,13 @@ impl Condition {
         {
             return Err(ConditionError::UnknownFunction(function.to_string()));
         }
+        let reads_body = references.variables().contains(&"body");
         let condition = Condition {
             source: source.into(),
             program: Arc::new(program),
+            reads_body,
         };
-        let sample = Activation::new(&Facts::sample(trigger));
+        let sample = Activation::new(&Facts::sample(trigger), true);
         match condition.program.execute(&sample.context) {
             Ok(Value::Bool(_)) => Ok(condition),
             Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
@@ -109,6 +112,11 @@ impl Condition {
             }
             Err(e) => Err(ConditionError::Evaluation(e.to_string())),
         }
+    }
+
+    /// Whether the condition reads the `body` variable.
+    pub fn reads_body(&self) -> bool {
+        self.reads_body
     }
 
     /// The source as written.
@@ -218,7 +226,7 @@ mod tests {
         facts.request.host = "api.stripe.com".into();
         facts.request.method = "POST".into();
         facts.llm = None;
-        let activation = Activation::new(&facts);
+        let activation = Activation::new(&facts, false);
         let yes =
             Condition::compile("request.host == 'api.stripe.com'", Trigger::HttpRequest).unwrap();
         assert_eq!(yes.eval(&activation), Ok(true));

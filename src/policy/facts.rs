@@ -26,6 +26,24 @@ pub struct Facts {
     pub tool: Option<ToolFacts>,
     /// A recognised data access.
     pub data: Option<DataFacts>,
+    /// The decoded request body.
+    pub body: BodyFacts,
+}
+
+/// The decoded request body, as far as it is text.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BodyFacts {
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// `Content-Type` without parameters, lower-case.
+    pub content_type: String,
+    /// The body as JSON (`null` when it is not JSON).
+    pub json: serde_json::Value,
+    /// Form fields: `application/x-www-form-urlencoded`, and the text fields of
+    /// `multipart/form-data`.
+    pub form: BTreeMap<String, String>,
+    /// Text content: a `text/*` body, and the text parts of a multipart body.
+    pub text: Vec<String>,
 }
 
 /// Who is calling.
@@ -118,7 +136,15 @@ pub struct DataFacts {
 }
 
 /// The CEL variables a condition may use.
-pub const VARIABLES: [&str; 6] = ["agent", "request", "destination", "llm", "tool", "data"];
+pub const VARIABLES: [&str; 7] = [
+    "agent",
+    "request",
+    "destination",
+    "llm",
+    "tool",
+    "data",
+    "body",
+];
 
 impl Facts {
     /// Facts with every section present and every value empty: what load-time checks evaluate
@@ -147,6 +173,10 @@ impl Facts {
                 limit: Some(0),
                 ..DataFacts::default()
             }),
+            body: BodyFacts {
+                json: serde_json::Value::Object(serde_json::Map::new()),
+                ..BodyFacts::default()
+            },
         }
     }
 }

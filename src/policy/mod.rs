@@ -13,7 +13,8 @@ mod testing;
 pub use activation::Activation;
 pub use condition::{Condition, ConditionError};
 pub use facts::{
-    AgentFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts, VARIABLES,
+    AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts,
+    VARIABLES,
 };
 pub use model::{
     Effect, MatchMiss, Matcher, Mode, Obligation, Origin, Rank, RedactStyle, Rule, Scope, Trigger,

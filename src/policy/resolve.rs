@@ -84,6 +84,8 @@ pub struct DuplicateRule {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     by_trigger: HashMap<Trigger, Vec<Rule>>,
+    /// Whether any condition reads `body` (converting a body for CEL is only done then).
+    reads_body: bool,
 }
 
 impl PolicySet {
@@ -102,7 +104,14 @@ impl PolicySet {
             }
             by_trigger.entry(rule.trigger).or_default().push(rule);
         }
-        Ok(PolicySet { by_trigger })
+        let reads_body = by_trigger
+            .values()
+            .flatten()
+            .any(|r| r.condition.as_ref().is_some_and(|c| c.reads_body()));
+        Ok(PolicySet {
+            by_trigger,
+            reads_body,
+        })
     }
 
     /// How many rules there are.
@@ -147,7 +156,7 @@ impl PolicySet {
         let mut applying: Vec<&Rule> = Vec::new();
         let mut monitored = Vec::new();
         for rule in rules {
-            let outcome = consider(rule, facts, &activation);
+            let outcome = consider(rule, facts, &activation, self.reads_body);
             let applies = match &outcome {
                 Consideration::Applies => true,
                 Consideration::ConditionError(_) => rule.effect != Effect::Allow,
@@ -172,7 +181,12 @@ impl PolicySet {
     }
 }
 
-fn consider(rule: &Rule, facts: &Facts, activation: &OnceCell<Activation>) -> Consideration {
+fn consider(
+    rule: &Rule,
+    facts: &Facts,
+    activation: &OnceCell<Activation>,
+    with_body: bool,
+) -> Consideration {
     if !rule.scope.covers(&facts.agent) {
         return Consideration::OutOfScope;
     }
@@ -182,7 +196,7 @@ fn consider(rule: &Rule, facts: &Facts, activation: &OnceCell<Activation>) -> Co
     let Some(condition) = &rule.condition else {
         return Consideration::Applies;
     };
-    match condition.eval(activation.get_or_init(|| Activation::new(facts))) {
+    match condition.eval(activation.get_or_init(|| Activation::new(facts, with_body))) {
         Ok(true) => Consideration::Applies,
         Ok(false) => Consideration::ConditionFalse,
         Err(e) => Consideration::ConditionError(e),

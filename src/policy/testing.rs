@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::facts::{AgentFacts, DestinationFacts, Facts, RequestFacts};
+use super::facts::{AgentFacts, BodyFacts, DestinationFacts, Facts, RequestFacts};
 use super::model::{Obligation, Trigger};
 use super::parse::PolicyError;
 use super::resolve::{PolicySet, Verdict};
@@ -92,6 +92,7 @@ impl RequestSpec {
             llm: None,
             tool: None,
             data: None,
+            body: BodyFacts::default(),
         })
     }
 }

@@ -301,3 +301,69 @@ async fn rest_endpoints_named_as_tools_are_tool_calls_with_form_arguments() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn body_text_form_and_multipart_fields_are_facts() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let policy = format!(
+        "{RULES}  - id: no-exports\n    trigger: http.request\n    when: \"(has(body.form.purpose) && body.form.purpose == 'export') || body.text.exists(t, t.contains('TOP SECRET'))\"\n    effect: deny\n"
+    );
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy,
+            ..Default::default()
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}/upload", origin.port());
+    let send = |content_type: &'static str, body: String| {
+        proxy
+            .client(true)
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let multipart = |purpose: &str| {
+        format!(
+            "--b1\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n{purpose}\r\n--b1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\nContent-Type: text/plain\r\n\r\nrows\r\n--b1--\r\n"
+        )
+    };
+    assert_eq!(
+        send("multipart/form-data; boundary=b1", multipart("backup"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send("multipart/form-data; boundary=b1", multipart("export"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        send("application/x-www-form-urlencoded", "purpose=export".into())
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        send("text/plain", "quarterly numbers".into())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send("text/plain", "this is TOP SECRET".into())
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+}
