@@ -85,17 +85,20 @@ struct RawRedact {
     style: Option<String>,
 }
 
+/// A YAML error in a policy or policy-test file, named by file, line and key.
+pub(super) fn yaml_error(err: &serde_saphyr::Error, text: &str, file: &str) -> PolicyError {
+    let (line, key, message) = yaml_error_parts(err, text);
+    PolicyError {
+        file: file.to_string(),
+        line,
+        rule: key,
+        message,
+    }
+}
+
 /// Parses one policy file's text; `file` names it in errors and in each rule's origin.
 pub fn parse_policy_file(text: &str, file: &str) -> Result<Vec<Rule>, PolicyError> {
-    let raw: RawFile = serde_saphyr::from_str(text).map_err(|err| {
-        let (line, key, message) = yaml_error_parts(&err, text);
-        PolicyError {
-            file: file.to_string(),
-            line,
-            rule: key,
-            message,
-        }
-    })?;
+    let raw: RawFile = serde_saphyr::from_str(text).map_err(|err| yaml_error(&err, text, file))?;
     raw.rules
         .into_iter()
         .map(|rule| compile_rule(rule, file))

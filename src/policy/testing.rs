@@ -8,9 +8,8 @@ use serde_saphyr::Spanned;
 
 use super::facts::{AgentFacts, BodyFacts, DestinationFacts, Facts, RequestFacts};
 use super::model::{Obligation, Trigger};
-use super::parse::PolicyError;
+use super::parse::{PolicyError, yaml_error};
 use super::resolve::{PolicySet, Verdict};
-use crate::config::compile::yaml_error_parts;
 
 /// A request described by hand: what `gatehouse test` cases and `gatehouse explain` judge.
 #[derive(Debug, Clone, Default)]
@@ -154,15 +153,7 @@ pub struct TestCase {
 
 /// Parses a test file.
 pub fn parse_test_file(text: &str, file: &str) -> Result<Vec<TestCase>, PolicyError> {
-    let raw: RawTests = serde_saphyr::from_str(text).map_err(|err| {
-        let (line, key, message) = yaml_error_parts(&err, text);
-        PolicyError {
-            file: file.to_string(),
-            line,
-            rule: key,
-            message,
-        }
-    })?;
+    let raw: RawTests = serde_saphyr::from_str(text).map_err(|err| yaml_error(&err, text, file))?;
     Ok(raw
         .tests
         .into_iter()

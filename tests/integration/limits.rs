@@ -92,9 +92,7 @@ async fn a_response_body_silent_past_the_idle_timeout_is_cut() {
 #[tokio::test]
 async fn a_websocket_keeps_its_connection_slot() {
     use futures_util::SinkExt;
-    use tokio::io::AsyncWriteExt;
-    use tokio_tungstenite::WebSocketStream;
-    use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+    use tokio_tungstenite::tungstenite::Message;
 
     let pki = TestPki::new();
     let origin = origin::start_plain().await;
@@ -103,17 +101,8 @@ async fn a_websocket_keeps_its_connection_slot() {
         ..Default::default()
     };
     let proxy = TestProxy::start(&pki, spec).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
     let host = format!("127.0.0.1:{}", origin.port());
-    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    let handshake = format!(
-        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
-    );
-    stream.write_all(handshake.as_bytes()).await.unwrap();
-    let head = crate::support::read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+    let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
     ws.send(Message::text("ping")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("ping"));
 

@@ -1,12 +1,9 @@
 //! WebSocket upgrades through the intercepting proxy.
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::support::{ProxySpec, TestPki, TestProxy, origin, read_head};
+use crate::support::{ProxySpec, TestPki, TestProxy, origin};
 
 #[tokio::test]
 async fn websocket_echo_through_an_intercepted_tunnel() {
@@ -32,17 +29,8 @@ async fn websocket_over_plain_http_absolute_form() {
     let pki = TestPki::new();
     let origin = origin::start_plain().await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
-    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     let host = format!("127.0.0.1:{}", origin.port());
-    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    let handshake = format!(
-        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
-    );
-    stream.write_all(handshake.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+    let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap(),

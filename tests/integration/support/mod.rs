@@ -244,3 +244,25 @@ where
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")
 }
+
+/// Opens a WebSocket to `ws://{host}/ws` through the proxy with an absolute-form handshake.
+pub async fn websocket_via_proxy(
+    proxy: SocketAddr,
+    host: &str,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let handshake = format!(
+        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        stream,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await
+}
