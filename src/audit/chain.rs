@@ -7,22 +7,23 @@ use serde_json::Value;
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Adds `prev` and `hash` to `record`; returns the line to append and its hash.
+/// Adds `prev` and `hash` to `record`; returns the line to append and its hash. The hash covers
+/// the exact bytes of the line before its `hash` field, so any edit of the line changes it.
 pub fn seal(mut record: Value, prev: &str) -> (String, String) {
     if let Value::Object(fields) = &mut record {
         fields.remove("hash");
         fields.insert("prev".into(), Value::String(prev.to_string()));
     }
-    let hash = hash_of(&record, prev);
-    if let Value::Object(fields) = &mut record {
-        fields.insert("hash".into(), Value::String(hash.clone()));
-    }
-    (format!("{record}\n"), hash)
+    let body = record.to_string();
+    let hash = hash_of(prev, &body);
+    let open = body.strip_suffix('}').unwrap_or(&body);
+    (format!("{open},\"hash\":\"{hash}\"}}\n"), hash)
 }
 
-fn hash_of(record_without_hash: &Value, prev: &str) -> String {
-    let mut input = prev.as_bytes().to_vec();
-    input.extend_from_slice(record_without_hash.to_string().as_bytes());
+fn hash_of(prev: &str, body: &str) -> String {
+    let mut input = Vec::with_capacity(prev.len() + body.len());
+    input.extend_from_slice(prev.as_bytes());
+    input.extend_from_slice(body.as_bytes());
     digest(&SHA256, &input)
         .as_ref()
         .iter()
@@ -30,18 +31,27 @@ fn hash_of(record_without_hash: &Value, prev: &str) -> String {
         .collect()
 }
 
+/// Splits a line into the bytes its hash covers and the stated hash.
+fn split_line(line: &str) -> Option<(String, &str)> {
+    const TAIL: usize = ",\"hash\":\"".len() + 64 + "\"}".len();
+    if line.len() < TAIL + 1 || !line.ends_with("\"}") {
+        return None;
+    }
+    let (head, tail) = line.split_at(line.len() - TAIL);
+    let hash = tail.strip_prefix(",\"hash\":\"")?.strip_suffix("\"}")?;
+    hash.bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then(|| (format!("{head}}}"), hash))
+}
+
 /// The hash the next record must chain to, read from the file's last line.
 pub fn last_hash(text: &str) -> Result<String, String> {
-    let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) else {
+    let Some(last) = text.lines().next_back() else {
         return Ok(GENESIS.to_string());
     };
-    let value: Value =
-        serde_json::from_str(last).map_err(|e| format!("last line is not JSON: {e}"))?;
-    value
-        .get("hash")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| "last line has no hash".to_string())
+    split_line(last)
+        .map(|(_, hash)| hash.to_string())
+        .ok_or_else(|| "its last line is not a sealed audit record".to_string())
 }
 
 /// A chain that checks out.
@@ -84,38 +94,23 @@ pub fn verify_text(text: &str) -> Result<VerifyReport, VerifyError> {
     let mut records = 0;
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut value: Value = serde_json::from_str(line).map_err(|e| VerifyError::Malformed {
+        let malformed = |reason: &str| VerifyError::Malformed {
             line: line_no,
-            reason: e.to_string(),
-        })?;
-        let fields = value.as_object_mut().ok_or(VerifyError::Malformed {
-            line: line_no,
-            reason: "not an object".into(),
-        })?;
-        let stated = match fields.remove("hash") {
-            Some(Value::String(h)) => h,
-            _ => {
-                return Err(VerifyError::Malformed {
-                    line: line_no,
-                    reason: "no hash".into(),
-                });
-            }
+            reason: reason.to_string(),
         };
-        let stated_prev = fields
+        let (body, stated) = split_line(line).ok_or_else(|| malformed("no trailing hash field"))?;
+        let value: Value = serde_json::from_str(&body).map_err(|e| malformed(&e.to_string()))?;
+        let stated_prev = value
             .get("prev")
             .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if hash_of(&value, &stated_prev) != stated {
+            .ok_or_else(|| malformed("no prev field"))?;
+        if hash_of(stated_prev, &body) != stated {
             return Err(VerifyError::Edited { line: line_no });
         }
         if stated_prev != prev {
             return Err(VerifyError::Broken { line: line_no });
         }
-        prev = stated;
+        prev = stated.to_string();
         records += 1;
     }
     Ok(VerifyReport { records })
@@ -169,11 +164,21 @@ mod tests {
         let edited = lines
             .concat()
             .replacen("\"effect\":\"allow\"", "\"effect\":\"deny\"", 1);
+        let duplicated = lines.concat().replacen(
+            "\"effect\":\"allow\"",
+            "\"effect\":\"allow\",\"effect\":\"deny\"",
+            1,
+        );
+        let spaced = lines
+            .concat()
+            .replacen("\"effect\":\"allow\"", "\"effect\": \"allow\"", 1);
         let truncated_front: String = lines[1..].concat();
         let table = [
             (removed, VerifyError::Broken { line: 3 }),
             (reordered, VerifyError::Broken { line: 2 }),
             (edited, VerifyError::Edited { line: 1 }),
+            (duplicated, VerifyError::Edited { line: 1 }),
+            (spaced, VerifyError::Edited { line: 1 }),
             (truncated_front, VerifyError::Broken { line: 1 }),
         ];
         for (text, expected) in table {

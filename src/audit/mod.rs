@@ -54,6 +54,8 @@ pub struct DecisionRecord {
     pub policy_version: String,
     /// Git commit of the policy folder, when it is a git checkout.
     pub policy_commit: Option<String>,
+    /// Obligations of the applying rules (`redact email as placeholder`).
+    pub obligations: Vec<String>,
     /// Microseconds the policy step took.
     pub policy_us: u64,
 }
@@ -100,19 +102,30 @@ impl AuditLog {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let last_hash = match std::fs::read_to_string(path) {
-            Ok(text) => chain::last_hash(&text).map_err(|reason| AuditError::Broken {
-                path: path.to_path_buf(),
-                reason,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => GENESIS.to_string(),
-            Err(e) => return Err(io(e)),
-        };
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(io)?;
+        // One writer per file: two proxies appending to one chain would fork it.
+        file.try_lock().map_err(|_| AuditError::Broken {
+            path: path.to_path_buf(),
+            reason: "another process is writing to it".to_string(),
+        })?;
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        // A line cut short by a crash was never answered (records are written before the agent
+        // is), so dropping it loses no record of an answered request.
+        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        if complete < text.len() {
+            tracing::warn!(path = %path.display(), bytes = text.len() - complete, "dropping a torn last audit line");
+            file.set_len(complete as u64).map_err(io)?;
+        }
+        let last_hash =
+            chain::last_hash(&text[..complete]).map_err(|reason| AuditError::Broken {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         Ok(AuditLog {
             path: path.to_path_buf(),
             writer: Mutex::new(Writer { file, last_hash }),
@@ -137,8 +150,79 @@ impl AuditLog {
             .lock()
             .map_err(|_| io(std::io::Error::other("audit writer poisoned")))?;
         let (line, hash) = chain::seal(value, &writer.last_hash);
-        writer.file.write_all(line.as_bytes()).map_err(io)?;
+        let before = writer.file.metadata().map_err(io)?.len();
+        if let Err(e) = writer.file.write_all(line.as_bytes()) {
+            // Never leave half a line for the next record to be appended to.
+            let _ = writer.file.set_len(before);
+            return Err(io(e));
+        }
         writer.last_hash = hash;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(decision: &str) -> DecisionRecord {
+        DecisionRecord {
+            time: "2026-01-01T00:00:00Z".into(),
+            decision: decision.into(),
+            request: decision.into(),
+            agent: "a".into(),
+            team: None,
+            env: None,
+            execution: None,
+            trigger: "http.request".into(),
+            method: "GET".into(),
+            host: "h".into(),
+            port: 443,
+            path: "/".into(),
+            destination: String::new(),
+            effect: "allow".into(),
+            rules: vec![],
+            monitored: vec![],
+            reason: String::new(),
+            policy_version: "v".into(),
+            policy_commit: None,
+            obligations: vec![],
+            policy_us: 1,
+        }
+    }
+
+    #[test]
+    fn one_writer_per_file_and_the_chain_continues_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.record(&record("d1")).unwrap();
+        assert!(
+            matches!(AuditLog::open(&path), Err(AuditError::Broken { .. })),
+            "a second writer is refused"
+        );
+        drop(log);
+        let reopened = AuditLog::open(&path).unwrap();
+        reopened.record(&record("d2")).unwrap();
+        drop(reopened);
+        assert_eq!(verify_file(&path).unwrap(), Ok(VerifyReport { records: 2 }));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        AuditLog::open(&path)
+            .unwrap()
+            .record(&record("d1"))
+            .unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"decision\":\"d2\",\"ag");
+        std::fs::write(&path, text).unwrap();
+        AuditLog::open(&path)
+            .unwrap()
+            .record(&record("d3"))
+            .unwrap();
+        assert_eq!(verify_file(&path).unwrap(), Ok(VerifyReport { records: 2 }));
     }
 }

@@ -40,24 +40,25 @@ pub fn decode(
     let mut body = raw;
     for coding in codings.iter().rev() {
         body = match coding.as_str() {
+            // Every gzip member and zstd frame is decoded, and zlib must end where the body ends:
+            // trailing bytes the proxy did not judge must not reach the upstream.
             "gzip" | "x-gzip" => {
-                read_limited(flate2::read::GzDecoder::new(&body[..]), coding, limit)?
+                read_limited(flate2::read::MultiGzDecoder::new(&body[..]), coding, limit)?
             }
-            "deflate" => read_limited(flate2::read::ZlibDecoder::new(&body[..]), coding, limit)?,
+            "deflate" => {
+                let mut decoder = flate2::read::ZlibDecoder::new(&body[..]);
+                let out = read_limited(&mut decoder, coding, limit)?;
+                if decoder.total_in() != body.len() as u64 {
+                    return Err(corrupt(coding, "trailing data after the deflate stream"));
+                }
+                out
+            }
             "br" => read_limited(
                 brotli_decompressor::Decompressor::new(&body[..], 4096),
                 coding,
                 limit,
             )?,
-            "zstd" => {
-                let decoder = ruzstd::decoding::StreamingDecoder::new(&body[..]).map_err(|e| {
-                    BodyError::Corrupt {
-                        coding: coding.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                read_limited(decoder, coding, limit)?
-            }
+            "zstd" => zstd_frames(&body, coding, limit)?,
             other => return Err(BodyError::UnknownEncoding(other.to_string())),
         };
     }
@@ -65,6 +66,28 @@ pub fn decode(
         return Err(BodyError::TooLarge(limit));
     }
     Ok(body)
+}
+
+fn corrupt(coding: &str, reason: &str) -> BodyError {
+    BodyError::Corrupt {
+        coding: coding.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn zstd_frames(body: &[u8], coding: &str, limit: usize) -> Result<Bytes, BodyError> {
+    let mut input = body;
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let decoder = ruzstd::decoding::StreamingDecoder::new(&mut input)
+            .map_err(|e| corrupt(coding, &e.to_string()))?;
+        let remaining = limit.saturating_sub(out.len());
+        out.extend_from_slice(&read_limited(decoder, coding, remaining)?);
+    }
+    if out.len() > limit {
+        return Err(BodyError::TooLarge(limit));
+    }
+    Ok(Bytes::from(out))
 }
 
 fn read_limited(reader: impl Read, coding: &str, limit: usize) -> Result<Bytes, BodyError> {
@@ -112,6 +135,16 @@ mod tests {
             (gzip(text), Some("gzip"), Ok(text)),
             (zlib(text), Some("deflate"), Ok(text)),
             (gzip(&zlib(text)), Some("deflate, gzip"), Ok(text)),
+            (
+                [gzip(b"amount=5"), gzip(b"000")].concat(),
+                Some("gzip"),
+                Ok(b"amount=5000"),
+            ),
+            (
+                [zlib(text), b"junk".to_vec()].concat(),
+                Some("deflate"),
+                Err("trailing data"),
+            ),
             (text.to_vec(), Some("gzip"), Err("not valid gzip")),
             (text.to_vec(), Some("compress"), Err("cannot be inspected")),
             (

@@ -8,43 +8,41 @@ use crate::policy::LlmFacts;
 
 /// Recognises an LLM call from its host, path and JSON body.
 pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
-    if host == "generativelanguage.googleapis.com"
-        || path.contains(":generateContent")
-        || path.contains(":streamGenerateContent")
-    {
-        return gemini(path, body);
-    }
-    if host == "api.anthropic.com"
-        || (path.ends_with("/v1/messages") && body.get("max_tokens").is_some())
-    {
-        return (path.ends_with("/messages")).then(|| anthropic(body));
-    }
-    let azure =
-        host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
-    let provider = if azure {
-        "azure_openai"
-    } else if host == "api.openai.com" {
-        "openai"
-    } else {
-        "openai_compatible"
-    };
-    let endpoint = [
+    // The path decides first: providers also serve OpenAI-compatible endpoints on their own hosts.
+    if let Some(endpoint) = [
         "/chat/completions",
         "/responses",
         "/embeddings",
         "/completions",
     ]
     .into_iter()
-    .find(|e| path.ends_with(e))?;
-    if provider == "openai_compatible" && body.get("model").is_none() {
-        return None;
+    .find(|e| path.ends_with(e))
+    {
+        let azure =
+            host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
+        let provider = match host {
+            "api.openai.com" => "openai",
+            _ if azure => "azure_openai",
+            _ => "openai_compatible",
+        };
+        if provider == "openai_compatible" && body.get("model").is_none() {
+            return None;
+        }
+        let mut facts = openai(endpoint, body);
+        facts.provider = provider.to_string();
+        if azure && facts.model.is_empty() {
+            facts.model = azure_deployment(path).unwrap_or_default();
+        }
+        return Some(facts);
     }
-    let mut facts = openai(endpoint, body);
-    facts.provider = provider.to_string();
-    if azure && facts.model.is_empty() {
-        facts.model = azure_deployment(path).unwrap_or_default();
+    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        return gemini(path, body);
     }
-    Some(facts)
+    let anthropic_host = host == "api.anthropic.com";
+    if path.ends_with("/messages") && (anthropic_host || body.get("max_tokens").is_some()) {
+        return Some(anthropic(body));
+    }
+    None
 }
 
 fn text_of(value: &Value) -> Vec<String> {
@@ -299,6 +297,18 @@ mod tests {
                 body: json!({"model": "llama-3-70b", "messages": [{"role": "user", "content": "q"}]}),
                 provider: Some("openai_compatible"),
                 model: "llama-3-70b",
+                stream: false,
+                max_tokens: None,
+                messages: &["q"],
+                tools: &[],
+            },
+            Case {
+                name: "a provider's own OpenAI-compatible endpoint",
+                host: "api.anthropic.com",
+                path: "/v1/chat/completions",
+                body: json!({"model": "claude-x", "messages": [{"role": "user", "content": "q"}]}),
+                provider: Some("openai_compatible"),
+                model: "claude-x",
                 stream: false,
                 max_tokens: None,
                 messages: &["q"],

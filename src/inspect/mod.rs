@@ -27,6 +27,9 @@ pub struct Recognised {
     pub data: Option<DataFacts>,
     /// The JSON-RPC id of an MCP call (for a JSON-RPC refusal).
     pub jsonrpc_id: Option<Value>,
+    /// Set when the body claims a structure it does not have (invalid JSON, batched tool calls):
+    /// such a request cannot be judged and is refused.
+    pub unreadable: Option<String>,
 }
 
 impl Recognised {
@@ -86,42 +89,70 @@ pub struct Request<'a> {
 /// call, SQL in named fields, a PostgREST read.
 pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
     let json = parse_json(request.body);
-    if let Some(call) = json.as_ref().and_then(mcp::recognise) {
-        return Recognised {
-            llm: None,
-            data: sql_in(&call.tool.arguments, &config.sql_fields),
-            tool: Some(call.tool),
-            jsonrpc_id: Some(call.id),
-        };
-    }
-    if let Some(rest) = config.rest_tools.iter().find(|t| {
+    // Configured REST tools first: what config names cannot be re-labelled by the body.
+    let rest = config.rest_tools.iter().find(|t| {
         t.host.matches(request.host)
             && (t.method.is_empty() || t.method == request.method)
             && t.path.is_match(request.path)
-    }) {
-        let arguments = json.clone().unwrap_or_else(|| form_fields(request));
-        return Recognised {
-            llm: None,
-            data: sql_in(&arguments, &config.sql_fields),
-            tool: Some(ToolFacts {
-                name: rest.name.clone(),
-                arguments,
-            }),
-            jsonrpc_id: None,
-        };
-    }
-    let postgrest = sql::postgrest(request.method, request.path, request.query);
-    let Some(json) = json else {
-        return Recognised {
-            data: postgrest,
-            ..Recognised::default()
-        };
+    });
+    let (tool, jsonrpc_id) = match (rest, json.as_ref().and_then(mcp::recognise)) {
+        (Some(rest), _) => {
+            let arguments = json.clone().unwrap_or_else(|| form_fields(request));
+            (
+                Some(ToolFacts {
+                    name: rest.name.clone(),
+                    arguments,
+                }),
+                None,
+            )
+        }
+        (None, Some(call)) => (Some(call.tool), Some(call.id)),
+        (None, None) => (None, None),
     };
+    let llm = json
+        .as_ref()
+        .and_then(|j| llm::recognise(request.host, request.path, j));
+    let data = tool
+        .as_ref()
+        .and_then(|t| sql_in(&t.arguments, &config.sql_fields))
+        .or_else(|| json.as_ref().and_then(|j| sql_in(j, &config.sql_fields)))
+        .or_else(|| sql::postgrest(request.method, request.path, request.query));
     Recognised {
-        llm: llm::recognise(request.host, request.path, &json),
-        tool: None,
-        data: sql_in(&json, &config.sql_fields).or(postgrest),
-        jsonrpc_id: None,
+        llm,
+        tool,
+        data,
+        jsonrpc_id,
+        unreadable: unreadable(request, json.as_ref()),
+    }
+}
+
+/// Why a body that says it is JSON cannot be judged, if it cannot.
+fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
+    let first = request
+        .body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied();
+    let says_json = request
+        .content_type
+        .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
+        || matches!(first, Some(b'{') | Some(b'['));
+    if first.is_none() || !says_json || json.is_some() {
+        return None;
+    }
+    match serde_json::from_slice::<Value>(request.body) {
+        Ok(Value::Array(items))
+            if items
+                .iter()
+                .any(|i| i.get("method").and_then(Value::as_str) == Some("tools/call")) =>
+        {
+            Some("batched JSON-RPC tool calls cannot be judged one by one".to_string())
+        }
+        Ok(Value::Object(_)) | Ok(Value::Array(_)) => None,
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "the body is declared as JSON but does not parse ({e})"
+        )),
     }
 }
 

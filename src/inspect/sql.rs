@@ -91,6 +91,9 @@ fn push_unique(list: &mut Vec<String>, value: String) {
 
 /// PostgREST: `GET /rest/v1/<table>?select=a,b` reads columns `a`, `b` of `<table>`.
 pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFacts> {
+    if !path.contains("/rest/") {
+        return None;
+    }
     let select = form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == "select")?
         .1;

@@ -15,7 +15,8 @@ use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::policies::Policies;
 use crate::error::{DecisionRef, ProxyError};
 use crate::policy::{
-    AgentFacts, BodyFacts, DestinationFacts, Effect, Facts, RequestFacts, Trigger, Verdict,
+    AgentFacts, BodyFacts, DestinationFacts, Effect, Facts, Obligation, RequestFacts, Trigger,
+    Verdict,
 };
 use crate::proxy::ClientInfo;
 use crate::proxy::guard::non_global_category;
@@ -183,6 +184,7 @@ impl Judge {
             reason,
             policy_version: policies.version.clone(),
             policy_commit: policies.commit.clone(),
+            obligations: obligations(&verdict),
             policy_us,
         };
         if let Err(e) = self.audit.record(&record) {
@@ -193,6 +195,17 @@ impl Judge {
         }
         (judgement, outcome)
     }
+}
+
+/// Obligations as the audit trail and the agent read them (`redact email,phone as placeholder`).
+fn obligations(verdict: &Verdict) -> Vec<String> {
+    verdict
+        .obligations
+        .iter()
+        .map(|Obligation::Redact { kinds, style }| {
+            format!("redact {} as {style:?}", kinds.join(",")).to_lowercase()
+        })
+        .collect()
 }
 
 fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {
@@ -212,6 +225,14 @@ fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     match verdict.effect {
+        Effect::Allow if !verdict.obligations.is_empty() => Err(ProxyError::denied_by_policy(
+            format!(
+                "allowed by rule {rules} on condition of redacting {}; this proxy cannot redact \
+                 yet, so the request is refused rather than forwarded unredacted",
+                obligations(verdict).join(", ")
+            ),
+            decision,
+        )),
         Effect::Allow => Ok(()),
         Effect::Deny if verdict.is_default_deny() => Err(ProxyError::denied_by_policy(
             format!(

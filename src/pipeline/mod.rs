@@ -124,14 +124,19 @@ impl Pipeline {
         // 4. inspect: the whole body, bounded and decoded, and what it carries (an LLM call, an
         //    MCP tool call). A body that cannot be read or decoded is refused, never forwarded
         //    uninspected.
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let raw = read_body(&parts.headers, body, self.max_request_body_bytes).await?;
-        let encoding = parts
+        let encodings = parts
             .headers
-            .get(CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok());
+            .get_all(CONTENT_ENCODING)
+            .iter()
+            .map(|v| v.to_str())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ProxyError::bad_request("Content-Encoding is not ASCII"))?;
+        let encoding = encodings.join(",");
+        let encoding = Some(encoding.as_str()).filter(|e| !e.is_empty());
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
-        let decoded = inspect::decode(raw.clone(), encoding, limit).map_err(|e| {
+        let decoded = inspect::decode(raw, encoding, limit).map_err(|e| {
             let kind = if matches!(e, inspect::BodyError::TooLarge(_)) {
                 ErrorKind::PayloadTooLarge
             } else {
@@ -156,6 +161,13 @@ impl Pipeline {
             body: &decoded,
         };
         let recognised = inspect::recognise(&request, &self.inspect);
+        if let Some(reason) = &recognised.unreadable {
+            return Err(ProxyError::new(
+                ErrorKind::Forbidden,
+                Side::Agent,
+                format!("{reason}; the request was not forwarded uninspected"),
+            ));
+        }
         ctx.shape = shape_for(&recognised);
         // 6. locate: the checked, pinned address the upstream connection will really use.
         //    Before evaluate, so rules can read where the bytes go.
@@ -184,7 +196,16 @@ impl Pipeline {
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;
-        let req = Request::from_parts(parts, full(raw));
+        // 10. (redact lands here.) The upstream gets exactly the bytes that were judged: decoded,
+        //     so no undecoded remainder can ride along.
+        if encoding.is_some() {
+            parts.headers.remove(CONTENT_ENCODING);
+            parts.headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(decoded.len()),
+            );
+        }
+        let req = Request::from_parts(parts, full(decoded));
         // 11. forward: pooled, verified, bounded in time.
         let response = self.upstream.forward(req, ctx.started).await?;
         ctx.connected = response

@@ -147,6 +147,38 @@ pub const VARIABLES: [&str; 7] = [
 ];
 
 impl Facts {
+    /// The triggers whose rules judge these facts: the trigger itself, its parent, and on the
+    /// request side every recognised section (so adding a section can add rules, never skip them).
+    pub fn triggers(&self) -> Vec<Trigger> {
+        let mut triggers = vec![self.trigger];
+        triggers.extend(self.trigger.parent());
+        let request_side = matches!(
+            self.trigger,
+            Trigger::HttpRequest | Trigger::LlmRequest | Trigger::ToolCall | Trigger::DataAccess
+        );
+        if request_side {
+            let sections = [
+                (self.llm.is_some(), Trigger::LlmRequest),
+                (self.tool.is_some(), Trigger::ToolCall),
+                (self.data.is_some(), Trigger::DataAccess),
+            ];
+            triggers.extend(
+                sections
+                    .into_iter()
+                    .filter(|(present, _)| *present)
+                    .map(|(_, t)| t),
+            );
+            triggers.push(Trigger::HttpRequest);
+        }
+        let mut unique = Vec::with_capacity(triggers.len());
+        for trigger in triggers {
+            if !unique.contains(&trigger) {
+                unique.push(trigger);
+            }
+        }
+        unique
+    }
+
     /// Facts with every section present and every value empty: what load-time checks evaluate
     /// conditions against, so a condition that cannot produce a boolean is caught before use.
     pub fn sample(trigger: Trigger) -> Facts {

@@ -136,20 +136,10 @@ impl PolicySet {
     }
 
     fn evaluate_with(&self, facts: &Facts, explain: bool) -> Verdict {
-        // A recognised LLM, tool or data call is also an HTTP request: rules for `http.request`
-        // judge it together with the rules for its own trigger.
+        // Every trigger the request fires judges it together: an LLM call is an HTTP request too,
+        // and a request that carries an LLM call, a tool call and SQL answers to all their rules.
         let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
-        let general = facts.trigger.parent().map_or(&[][..], of);
-        // A tool call that carries SQL is a data access too.
-        let data = match (facts.trigger, &facts.data) {
-            (Trigger::ToolCall, Some(_)) => of(Trigger::DataAccess),
-            _ => &[][..],
-        };
-        let rules: Vec<&Rule> = general
-            .iter()
-            .chain(of(facts.trigger))
-            .chain(data)
-            .collect();
+        let rules: Vec<&Rule> = facts.triggers().into_iter().flat_map(of).collect();
         // Built on the first condition that needs it: many requests are decided by matches alone.
         let activation = OnceCell::new();
         let mut considered = Vec::with_capacity(if explain { rules.len() } else { 0 });

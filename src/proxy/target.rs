@@ -81,10 +81,10 @@ impl Target {
         let port = match (authority.port_u16(), default_port) {
             (Some(port), _) => port,
             (None, Some(port)) => port,
-            (None, None) => return Err(format!("`{authority}` has no port")),
+            (None, None) => return Err(format!("`{}` has no port", authority.host())),
         };
         if port == 0 {
-            return Err(format!("`{authority}` has port 0"));
+            return Err(format!("`{}` has port 0", authority.host()));
         }
         Ok(Target { host, port })
     }
@@ -131,6 +131,11 @@ mod tests {
         assert!(target("example.com").is_err(), "CONNECT needs a port");
         assert!(target("exa!mple.com:443").is_err());
         assert!(target("example.com:0").is_err());
+        let err = target("user:hunter2@example.com:0").unwrap_err();
+        assert!(
+            !err.contains("hunter2"),
+            "credentials never echo back: {err}"
+        );
     }
 
     #[test]
