@@ -37,6 +37,9 @@ pub async fn watch_policies(
         let current = pipeline.judge().policy_version();
         match reload(&folder, &current) {
             Ok(None) => {}
+            // A folder caught mid-change (a checkout, a rule moved between files) can parse and
+            // still be incomplete: swap only what reads the same a moment later.
+            Ok(Some(policies)) if !settled(&folder, &policies.version).await => {}
             Ok(Some(policies)) => {
                 tracing::info!(
                     folder = %folder.display(),
@@ -58,3 +61,11 @@ pub async fn watch_policies(
         }
     }
 }
+
+async fn settled(folder: &std::path::Path, version: &str) -> bool {
+    tokio::time::sleep(SETTLE).await;
+    matches!(reload(folder, version), Ok(None))
+}
+
+/// How long a changed policy folder must stay the same before it is put in force.
+const SETTLE: Duration = Duration::from_millis(200);

@@ -335,7 +335,9 @@ impl Compiler<'_> {
             let host = HostPattern::parse(&tool.host.value).map_err(|e| {
                 self.invalid(Some(&tool.host.referenced), &format!("{key}.host"), e)
             })?;
-            let path = globset::Glob::new(&tool.path.value)
+            let path = globset::GlobBuilder::new(&tool.path.value)
+                .literal_separator(true)
+                .build()
                 .map_err(|e| {
                     self.invalid(
                         Some(&tool.path.referenced),

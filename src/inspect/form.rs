@@ -16,7 +16,7 @@ pub struct FormText {
 pub fn parse(content_type: &str, body: &[u8]) -> FormText {
     let lower = content_type.to_ascii_lowercase();
     if lower.starts_with("application/x-www-form-urlencoded") {
-        let fields: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+        let fields = fields_of(body);
         let texts = fields.values().cloned().collect();
         return FormText { fields, texts };
     }
@@ -26,6 +26,23 @@ pub fn parse(content_type: &str, body: &[u8]) -> FormText {
         return multipart(body, &boundary);
     }
     FormText::default()
+}
+
+/// `a=1&b=2` as a map. A repeated name keeps every value, joined with `, `: servers disagree on
+/// which one counts, so a rule comparing it must not see just one of them (and a number parsed
+/// from it fails, which never helps the agent).
+pub fn fields_of(encoded: &[u8]) -> BTreeMap<String, String> {
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    for (key, value) in form_urlencoded::parse(encoded) {
+        fields
+            .entry(key.into_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    fields
 }
 
 fn boundary(content_type: &str) -> Option<String> {
@@ -88,6 +105,8 @@ mod tests {
         );
         assert_eq!(url.fields["amount"], "5000");
         assert_eq!(url.fields["note"], "hi there");
+        let repeated = parse("application/x-www-form-urlencoded", b"amount=5&amount=5000");
+        assert_eq!(repeated.fields["amount"], "5, 5000");
 
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\nContent-Type: text/plain\r\n\r\n{\"prompt\": \"x\"}\r\n\

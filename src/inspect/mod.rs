@@ -12,6 +12,7 @@ use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
+pub use form::fields_of;
 
 use crate::config::HostPattern;
 use crate::policy::{BodyFacts, DataFacts, LlmFacts, ToolFacts, Trigger};
@@ -117,12 +118,18 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         .and_then(|t| sql_in(&t.arguments, &config.sql_fields))
         .or_else(|| json.as_ref().and_then(|j| sql_in(j, &config.sql_fields)))
         .or_else(|| sql::postgrest(request.method, request.path, request.query));
+    let unreadable = match &data {
+        Some(d) if d.statement == sql::MULTIPLE => {
+            Some("several SQL statements in one call cannot be judged one by one".to_string())
+        }
+        _ => unreadable(request, json.as_ref()),
+    };
     Recognised {
         llm,
         tool,
         data,
         jsonrpc_id,
-        unreadable: unreadable(request, json.as_ref()),
+        unreadable,
     }
 }
 

@@ -11,15 +11,22 @@ use sqlparser::parser::Parser;
 
 use crate::policy::DataFacts;
 
+/// The statement kind given to SQL holding several statements (refused: each would need judging).
+pub const MULTIPLE: &str = "multiple";
+
 /// Parses `sql`; `None` when it is not SQL.
 pub fn parse(sql: &str) -> Option<DataFacts> {
     let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
     let first = statements.first()?;
-    let statement = first
-        .to_string()
-        .split_whitespace()
-        .next()?
-        .to_ascii_lowercase();
+    let statement = if statements.len() > 1 {
+        MULTIPLE.to_string()
+    } else {
+        first
+            .to_string()
+            .split_whitespace()
+            .next()?
+            .to_ascii_lowercase()
+    };
     let mut tables = Vec::new();
     let _ = visit_relations(&statements, |relation| {
         push_unique(&mut tables, relation.to_string().to_ascii_lowercase());
@@ -200,6 +207,10 @@ mod tests {
             assert_eq!(facts.limit, *limit, "{sql}");
         }
         assert!(parse("hello there, not sql").is_none());
+        assert_eq!(
+            parse("SELECT 1; DELETE FROM users").unwrap().statement,
+            MULTIPLE
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub fn facts(
         .unwrap_or_default();
     let query = line
         .query
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| crate::inspect::fields_of(q.as_bytes()))
         .unwrap_or_default();
     Facts {
         trigger,

@@ -63,6 +63,16 @@ pub enum ConditionError {
     /// Calls a function CEL does not have.
     #[error("unknown function `{0}`")]
     UnknownFunction(String),
+    /// Reads a section the rule's trigger never provides.
+    #[error(
+        "`{section}` is not set for {trigger} rules; write the rule for the trigger that provides it (llm.request, tool.call, data.access)"
+    )]
+    Unavailable {
+        /// The section.
+        section: String,
+        /// The rule's trigger.
+        trigger: String,
+    },
     /// Uses a name that is neither a fact nor a function.
     #[error("`{0}` is not declared")]
     Undeclared(String),
@@ -95,6 +105,16 @@ impl Condition {
             .find(|f| !is_operator(f) && !FUNCTIONS.contains(f))
         {
             return Err(ConditionError::UnknownFunction(function.to_string()));
+        }
+        for section in ["llm", "tool", "data"] {
+            if references.variables().contains(&section)
+                && !Facts::sections(trigger).contains(&section)
+            {
+                return Err(ConditionError::Unavailable {
+                    section: section.to_string(),
+                    trigger: trigger.name().to_string(),
+                });
+            }
         }
         let reads_body = references.variables().contains(&"body");
         let condition = Condition {
@@ -209,6 +229,10 @@ mod tests {
             ("request.method + 1 == 2", Err("evaluation failed")),
             ("request.host", Err("must evaluate to a boolean")),
             ("request.port", Err("must evaluate to a boolean")),
+            (
+                "tool.name == 'x'",
+                Err("`tool` is not set for llm.request rules"),
+            ),
         ];
         for (source, expected) in table {
             let got = Condition::compile(source, Trigger::LlmRequest).map(|_| ());
@@ -230,7 +254,7 @@ mod tests {
         let yes =
             Condition::compile("request.host == 'api.stripe.com'", Trigger::HttpRequest).unwrap();
         assert_eq!(yes.eval(&activation), Ok(true));
-        let absent = Condition::compile("llm.model == 'gpt-4o'", Trigger::HttpRequest).unwrap();
+        let absent = Condition::compile("llm.model == 'gpt-4o'", Trigger::LlmRequest).unwrap();
         assert!(
             absent.eval(&activation).is_err(),
             "a missing section is an evaluation error"

@@ -179,10 +179,23 @@ impl Facts {
         unique
     }
 
-    /// Facts with every section present and every value empty: what load-time checks evaluate
-    /// conditions against, so a condition that cannot produce a boolean is caught before use.
+    /// The sections a rule of `trigger` can rely on: `llm` for `llm.request`, `tool` for
+    /// `tool.call`, `data` for `data.access`; none for `connect` and `http.request`.
+    pub fn sections(trigger: Trigger) -> &'static [&'static str] {
+        match trigger {
+            Trigger::LlmRequest => &["llm"],
+            Trigger::ToolCall => &["tool"],
+            Trigger::DataAccess => &["data"],
+            _ => &[],
+        }
+    }
+
+    /// Facts for `trigger` with every value empty and the sections it provides present: what
+    /// load-time checks evaluate conditions against, so a condition that cannot produce a boolean
+    /// is caught before use.
     pub fn sample(trigger: Trigger) -> Facts {
         let present = Some(String::new());
+        let has = |section: &str| Facts::sections(trigger).contains(&section);
         Facts {
             trigger,
             agent: AgentFacts {
@@ -193,15 +206,15 @@ impl Facts {
             },
             request: RequestFacts::default(),
             destination: DestinationFacts::default(),
-            llm: Some(LlmFacts {
+            llm: has("llm").then(|| LlmFacts {
                 max_tokens: Some(0),
                 ..LlmFacts::default()
             }),
-            tool: Some(ToolFacts {
+            tool: has("tool").then(|| ToolFacts {
                 arguments: serde_json::Value::Object(serde_json::Map::new()),
                 ..ToolFacts::default()
             }),
-            data: Some(DataFacts {
+            data: has("data").then(|| DataFacts {
                 limit: Some(0),
                 ..DataFacts::default()
             }),

@@ -1,7 +1,7 @@
 //! Policy files (YAML) → compiled rules. Pure: the caller reads the files. Every error names the
 //! file, the line and the rule id.
 
-use globset::{Glob, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSetBuilder};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -135,6 +135,12 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
             ),
         )
     })?;
+    if matches!(trigger, Trigger::LlmResponse | Trigger::HttpResponse) {
+        return Err(fail(
+            raw.trigger.referenced.line(),
+            format!("`{trigger}` rules are not evaluated yet: responses are not judged"),
+        ));
+    }
     let effect = match raw.effect.value.trim() {
         "allow" => Effect::Allow,
         "deny" => Effect::Deny,
@@ -234,12 +240,15 @@ fn compile_matcher(raw: &RawMatch) -> Result<Matcher, (u64, String)> {
     } else {
         let mut builder = GlobSetBuilder::new();
         for path in &raw.paths {
-            let glob = Glob::new(&path.value).map_err(|e| {
-                (
-                    path.referenced.line(),
-                    format!("match.paths: `{}`: {e}", path.value),
-                )
-            })?;
+            let glob = GlobBuilder::new(&path.value)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| {
+                    (
+                        path.referenced.line(),
+                        format!("match.paths: `{}`: {e}", path.value),
+                    )
+                })?;
             builder.add(glob);
         }
         Some(

@@ -57,7 +57,7 @@ impl RequestSpec {
         };
         let query = uri
             .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| crate::inspect::fields_of(q.as_bytes()))
             .unwrap_or_default();
         Ok(Facts {
             trigger,

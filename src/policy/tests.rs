@@ -60,6 +60,35 @@ rules:
     trigger: http.request
     match: { hosts: [broken-deny.example.com] }
     effect: allow
+  - id: ledger-bot-internal-allow
+    scope: { agents: [ledger-bot] }
+    trigger: http.request
+    match: { hosts: ["*.internal"] }
+    effect: allow
+  - id: prod-reports-allow
+    scope: { environments: [prod] }
+    trigger: http.request
+    match: { hosts: [reports.example.com] }
+    effect: allow
+  - id: everyone-reports-hold
+    trigger: http.request
+    match: { hosts: [reports.example.com] }
+    effect: hold
+  - id: low-priority-hold
+    trigger: http.request
+    match: { hosts: [prio.example.com] }
+    effect: hold
+    priority: 1
+  - id: high-priority-allow
+    trigger: http.request
+    match: { hosts: [prio.example.com] }
+    effect: allow
+    priority: 9
+  - id: monitor-allow-only
+    trigger: http.request
+    match: { hosts: [monitored.example.com] }
+    effect: allow
+    mode: monitor
   - id: redact-phones-too
     trigger: http.request
     match: { hosts: [api.openai.com] }
@@ -146,6 +175,42 @@ fn resolution_golden_table() {
             path: "/v2/x",
             deciding: &["redact-phones-too"],
             obligations: 1,
+            ..BASE
+        },
+        Case {
+            name: "an agent-scoped allow cannot loosen a global deny",
+            agent: "ledger-bot",
+            host: "ledger.internal",
+            effect: Effect::Deny,
+            deciding: &["deny-metadata-everywhere"],
+            ..BASE
+        },
+        Case {
+            name: "environment rank beats global",
+            env: Some("prod"),
+            host: "reports.example.com",
+            deciding: &["prod-reports-allow"],
+            ..BASE
+        },
+        Case {
+            name: "outside the environment the global hold decides",
+            env: Some("staging"),
+            host: "reports.example.com",
+            effect: Effect::Hold,
+            deciding: &["everyone-reports-hold"],
+            ..BASE
+        },
+        Case {
+            name: "higher priority wins inside a rank, even over hold",
+            host: "prio.example.com",
+            deciding: &["high-priority-allow"],
+            ..BASE
+        },
+        Case {
+            name: "a monitor-mode allow never turns the default deny into an allow",
+            host: "monitored.example.com",
+            effect: Effect::Deny,
+            monitored: &["monitor-allow-only"],
             ..BASE
         },
         Case {
