@@ -93,6 +93,9 @@ enum Command {
         /// Header, `Name: value`; repeatable.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
+        /// Request body, recognised like a live request's (set `-H 'content-type: ...'`).
+        #[arg(long, short = 'd')]
+        data: Option<String>,
     },
     /// Work with the audit trail.
     Audit {
@@ -233,6 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             team,
             env,
             headers,
+            data,
         } => {
             let config = load(config.as_deref())?;
             let headers = headers
@@ -252,6 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 url,
                 headers,
                 destination: None,
+                body: data,
             };
             print!("{}", toolchain::explain(&config, request)?);
             Ok(ExitCode::SUCCESS)

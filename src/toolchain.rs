@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::policies::is_policy_test_file;
 use crate::config::{Config, IdentityConfig};
-use crate::policy::{Consideration, RequestSpec, parse_test_file, run_tests};
+use crate::inspect;
+use crate::policy::{Consideration, Facts, RequestSpec, parse_test_file, run_tests};
 
 /// Why the toolchain could not run.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +58,8 @@ pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
         for case in &mut cases {
             with_declared_identity(&mut case.request, &config.identity);
         }
-        for result in run_tests(&config.policies.set, &cases) {
+        let facts_of = |request: &RequestSpec| facts_with_body(config, request);
+        for result in run_tests(&config.policies.set, &cases, &facts_of) {
             if result.failures.is_empty() {
                 passed += 1;
                 let _ = writeln!(report, "PASS {} ({})", result.name, result.at);
@@ -115,7 +117,7 @@ fn with_declared_identity(request: &mut RequestSpec, identity: &IdentityConfig) 
 /// the result.
 pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, ToolError> {
     with_declared_identity(&mut request, &config.identity);
-    let facts = request.facts().map_err(ToolError::Request)?;
+    let facts = facts_with_body(config, &request).map_err(ToolError::Request)?;
     let verdict = config.policies.set.explain(&facts);
     let mut out = String::new();
     let _ = writeln!(
@@ -159,6 +161,45 @@ pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, Tool
         let _ = writeln!(out, "monitor: {rule} would have said {}", effect.name());
     }
     Ok(out)
+}
+
+/// A hand-written request's facts, with its body recognised exactly as the proxy recognises a live
+/// one (LLM, tool and data calls, form and text fields). Without an explicit trigger, the trigger is
+/// the one recognition finds.
+fn facts_with_body(config: &Config, request: &RequestSpec) -> Result<Facts, String> {
+    let mut facts = request.facts()?;
+    let Some(body) = &request.body else {
+        return Ok(facts);
+    };
+    let body = bytes::Bytes::from(body.clone());
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str());
+    let query = request.url.split_once('?').map(|(_, q)| q);
+    let recognised = inspect::recognise(
+        &inspect::Request {
+            host: &facts.request.host,
+            method: &facts.request.method,
+            path: &facts.request.path,
+            query,
+            content_type,
+            body: &body,
+        },
+        &config.inspect,
+    );
+    if let Some(reason) = recognised.unreadable {
+        return Err(format!("the proxy would refuse this request: {reason}"));
+    }
+    if request.trigger.is_none() {
+        facts.trigger = recognised.trigger();
+    }
+    facts.body = inspect::body_facts(&body, content_type);
+    facts.llm = recognised.llm;
+    facts.tool = recognised.tool;
+    facts.data = recognised.data;
+    Ok(facts)
 }
 
 /// The default place to look for policy tests: the policy folder.

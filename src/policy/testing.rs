@@ -30,6 +30,8 @@ pub struct RequestSpec {
     pub headers: BTreeMap<String, String>,
     /// Destination IP the proxy would connect to.
     pub destination: Option<String>,
+    /// Request body (recognised like a live request's by the caller).
+    pub body: Option<String>,
 }
 
 impl RequestSpec {
@@ -129,6 +131,11 @@ struct RawCase {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     destination: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    /// A JSON body written as YAML (sent with `content-type: application/json`).
+    #[serde(default)]
+    json: Option<serde_json::Value>,
     expect: Expectation,
 }
 
@@ -151,6 +158,17 @@ pub struct TestCase {
     pub expect: Expectation,
 }
 
+fn with_json_type(mut headers: BTreeMap<String, String>, json: bool) -> BTreeMap<String, String> {
+    if json
+        && !headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.insert("content-type".into(), "application/json".into());
+    }
+    headers
+}
+
 /// Parses a test file.
 pub fn parse_test_file(text: &str, file: &str) -> Result<Vec<TestCase>, PolicyError> {
     let raw: RawTests = serde_saphyr::from_str(text).map_err(|err| yaml_error(&err, text, file))?;
@@ -167,8 +185,9 @@ pub fn parse_test_file(text: &str, file: &str) -> Result<Vec<TestCase>, PolicyEr
                 trigger: case.trigger,
                 method: case.method,
                 url: case.url,
-                headers: case.headers,
+                headers: with_json_type(case.headers, case.json.is_some()),
                 destination: case.destination,
+                body: case.json.map(|j| j.to_string()).or(case.body),
             },
             expect: case.expect,
         })
@@ -186,14 +205,19 @@ pub struct CaseResult {
     pub failures: Vec<String>,
 }
 
-/// Runs `cases` against `policy`.
-pub fn run_tests(policy: &PolicySet, cases: &[TestCase]) -> Vec<CaseResult> {
+/// Runs `cases` against `policy`; `facts_of` turns a case's request into facts (the caller adds
+/// what recognising its body yields, as for a live request).
+pub fn run_tests(
+    policy: &PolicySet,
+    cases: &[TestCase],
+    facts_of: &dyn Fn(&RequestSpec) -> Result<Facts, String>,
+) -> Vec<CaseResult> {
     cases
         .iter()
         .map(|case| CaseResult {
             name: case.name.clone(),
             at: case.at.clone(),
-            failures: match case.request.facts() {
+            failures: match facts_of(&case.request) {
                 Ok(facts) => compare(&policy.evaluate(&facts), &case.expect),
                 Err(e) => vec![e],
             },

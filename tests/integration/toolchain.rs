@@ -159,3 +159,78 @@ fn explain_shows_every_rule_and_the_verdict() {
     );
     assert!(stdout.contains("verdict: allow"), "{stdout}");
 }
+
+#[test]
+fn policy_tests_and_explain_recognise_bodies_like_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("llm.yaml"),
+        "rules:
+  - id: openai
+    trigger: http.request
+    match: { hosts: [api.openai.com] }
+    effect: allow
+  - id: no-gpt-4o
+    trigger: llm.request
+    when: \"llm.model == 'gpt-4o'\"
+    effect: deny
+",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("llm.test.yaml"),
+        "tests:
+  - name: gpt-4o is refused
+    method: POST
+    url: https://api.openai.com/v1/chat/completions
+    json: { model: gpt-4o, messages: [{ role: user, content: hi }] }
+    expect: { effect: deny, rules: [no-gpt-4o] }
+  - name: gpt-4o-mini is allowed
+    method: POST
+    url: https://api.openai.com/v1/chat/completions
+    json: { model: gpt-4o-mini, messages: [] }
+    expect: { effect: allow, rules: [openai] }
+",
+    )
+    .unwrap();
+    let config = dir.path().join("g.yaml");
+    std::fs::write(
+        &config,
+        format!("policies:\n  dir: {}\n", policies.display()),
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["test", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+
+    let explain = Command::new(binary())
+        .args(["explain", "--config"])
+        .arg(&config)
+        .args([
+            "--url",
+            "https://api.openai.com/v1/chat/completions",
+            "-X",
+            "POST",
+        ])
+        .args([
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"model":"gpt-4o","messages":[]}"#,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&explain.stdout);
+    assert!(stdout.starts_with("llm.request POST"), "{stdout}");
+    assert!(
+        stdout.contains("verdict: deny (decided by no-gpt-4o)"),
+        "{stdout}"
+    );
+}
