@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use http::Request;
 use tokio::time::Instant;
 
-use super::judge::{Judgement, Line};
+use super::judge::Judgement;
 use crate::error::{ProxyError, Shape};
 use crate::proxy::ClientInfo;
 use crate::proxy::resolve::Pinned;
@@ -107,20 +107,6 @@ pub fn canonical_path(path: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
-}
-
-impl RequestCtx {
-    /// The request seen as the CONNECT it would have been (host-level rules for plain HTTP).
-    pub fn connect_line(&self) -> Line<'_> {
-        Line {
-            method: "CONNECT",
-            scheme: "",
-            target: &self.target,
-            path: "",
-            query: None,
-            headers: None,
-        }
-    }
 }
 
 /// A fresh id for a request or a decision: a random per-process prefix and a counter, unique across restarts in practice

@@ -55,6 +55,18 @@ pub struct Judgement {
     pub policy_version: String,
 }
 
+/// A destination seen as the CONNECT for it (host-level rules).
+pub fn connect_line(target: &Target) -> Line<'_> {
+    Line {
+        method: "CONNECT",
+        scheme: "",
+        target,
+        path: "",
+        query: None,
+        headers: None,
+    }
+}
+
 /// Builds the facts of `line` for `trigger`.
 pub fn facts(
     trigger: Trigger,
@@ -132,6 +144,11 @@ impl Judge {
     /// The version of the policies in force.
     pub fn policy_version(&self) -> String {
         self.policies.load().version.clone()
+    }
+
+    /// Whether the rules of `trigger` need the resolved destination.
+    pub fn reads_destination(&self, trigger: Trigger) -> bool {
+        self.policies.load().set.reads_destination(trigger)
     }
 
     /// Puts `policies` in force for every decision from now on.

@@ -109,17 +109,10 @@ impl Pipeline {
         // 2. connect rules: a plain-HTTP request never passed a CONNECT, so the guard and the
         //    host-level rules run here, before anything else touches it.
         if ctx.client.tunnel.is_none() {
-            let pinned = self.destination(&ctx.target).await?;
-            let line = ctx.connect_line();
-            let facts = judge::facts(
-                Trigger::Connect,
-                &ctx.client,
-                &line,
-                pinned.first().copied(),
-            );
-            let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, format!("{}-c", ctx.id));
-            ctx.judgements.push(judgement);
-            outcome?;
+            let client = ctx.client.clone();
+            let ids = (ctx.id.clone(), format!("{}-c", ctx.id));
+            self.host_level(&client, &ctx.target.clone(), ids, &mut ctx.judgements)
+                .await?;
         }
         // 4. inspect: the whole body, bounded and decoded, and what it carries (an LLM call, an
         //    MCP tool call). A body that cannot be read or decoded is refused, never forwarded
@@ -216,8 +209,7 @@ impl Pipeline {
         Ok(response)
     }
 
-    /// 2. connect rules: host-level verdict before any TLS work. The guard refuses non-global
-    ///    destinations, then the `connect` rules judge; listed hosts are relayed without
+    /// 2. connect rules: host-level verdict before any TLS work; listed hosts are relayed without
     ///    interception.
     async fn connect_rules(
         &self,
@@ -225,26 +217,48 @@ impl Pipeline {
         target: &Target,
         judgement: &mut Option<Judgement>,
     ) -> Result<ConnectPlan, ProxyError> {
-        let pinned = self.destination(target).await?;
-        let line = judge::Line {
-            method: "CONNECT",
-            scheme: "",
-            target,
-            path: "",
-            query: None,
-            headers: None,
-        };
-        let facts = judge::facts(Trigger::Connect, client, &line, pinned.first().copied());
-        let (decided, outcome) = {
-            let id = new_id();
-            self.judge.decide(&facts, &id, id.clone())
-        };
-        *judgement = Some(decided);
-        outcome?;
+        let id = new_id();
+        let mut judgements = Vec::with_capacity(1);
+        let decided = self
+            .host_level(client, target, (id.clone(), id), &mut judgements)
+            .await;
+        *judgement = judgements.pop();
+        let pinned = decided?;
         if self.tunnel_hosts.matches(&target.host.as_string()) {
             Ok(ConnectPlan::Relay(pinned))
         } else {
             Ok(ConnectPlan::Intercept)
+        }
+    }
+
+    /// The network guard and the `connect` rules. When no `connect` rule reads the destination,
+    /// the rules judge first, so a host they refuse is never even looked up in DNS; otherwise the
+    /// destination is resolved (and checked) first so they can read it.
+    async fn host_level(
+        &self,
+        client: &ClientInfo,
+        target: &Target,
+        (request_id, decision_id): (String, String),
+        judgements: &mut Vec<Judgement>,
+    ) -> Result<Pinned, ProxyError> {
+        let pinned = if self.judge.reads_destination(Trigger::Connect) {
+            Some(self.destination(target).await?)
+        } else {
+            None
+        };
+        let address = pinned.as_ref().and_then(|p| p.first().copied());
+        let facts = judge::facts(
+            Trigger::Connect,
+            client,
+            &judge::connect_line(target),
+            address,
+        );
+        let (judgement, outcome) = self.judge.decide(&facts, &request_id, decision_id);
+        judgements.push(judgement);
+        outcome?;
+        match pinned {
+            Some(pinned) => Ok(pinned),
+            None => self.destination(target).await,
         }
     }
 

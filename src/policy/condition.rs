@@ -17,6 +17,7 @@ pub struct Condition {
     source: Arc<str>,
     program: Arc<Program>,
     reads_body: bool,
+    reads_destination: bool,
 }
 
 impl fmt::Debug for Condition {
@@ -117,10 +118,12 @@ impl Condition {
             }
         }
         let reads_body = references.variables().contains(&"body");
+        let reads_destination = references.variables().contains(&"destination");
         let condition = Condition {
             source: source.into(),
             program: Arc::new(program),
             reads_body,
+            reads_destination,
         };
         let sample = Activation::new(&Facts::sample(trigger), true);
         match condition.program.execute(&sample.context) {
@@ -132,6 +135,11 @@ impl Condition {
             }
             Err(e) => Err(ConditionError::Evaluation(e.to_string())),
         }
+    }
+
+    /// Whether the condition reads the `destination` variable.
+    pub fn reads_destination(&self) -> bool {
+        self.reads_destination
     }
 
     /// Whether the condition reads the `body` variable.

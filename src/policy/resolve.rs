@@ -114,6 +114,16 @@ impl PolicySet {
         })
     }
 
+    /// Whether a rule of `trigger` reads `destination`: when none does, the trigger can be judged
+    /// before the destination is resolved (a refused host is then never looked up).
+    pub fn reads_destination(&self, trigger: Trigger) -> bool {
+        self.by_trigger.get(&trigger).is_some_and(|rules| {
+            rules
+                .iter()
+                .any(|r| r.condition.as_ref().is_some_and(|c| c.reads_destination()))
+        })
+    }
+
     /// How many rules there are.
     pub fn len(&self) -> usize {
         self.by_trigger.values().map(Vec::len).sum()

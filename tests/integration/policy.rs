@@ -360,3 +360,39 @@ async fn policy_changes_are_validated_then_swapped_in_while_running() {
         "decisions name the policy version that made them: {versions:?}"
     );
 }
+
+#[tokio::test]
+async fn a_host_the_rules_refuse_is_not_looked_up_unless_a_rule_reads_the_destination() {
+    let pki = TestPki::new();
+    let quiet = "rules:\n  - id: only-127\n    trigger: connect\n    match: { hosts: ['127.0.0.1'] }\n    effect: allow\n";
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: quiet.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (status, head, _) = connect_tunnel(proxy.addr, "no-such-host.invalid:443", None).await;
+    assert_eq!(
+        status, 403,
+        "refused by policy before any DNS lookup: {head}"
+    );
+    assert!(head.contains("denied by default"), "{head}");
+
+    let reads = "rules:\n  - id: private-only\n    trigger: connect\n    when: \"destination.private\"\n    effect: allow\n";
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: reads.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (status, head, _) = connect_tunnel(proxy.addr, "no-such-host.invalid:443", None).await;
+    assert_eq!(
+        status, 502,
+        "a rule that reads the destination needs it resolved first: {head}"
+    );
+    assert!(head.contains("cannot resolve"), "{head}");
+}
