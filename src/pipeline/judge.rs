@@ -146,6 +146,50 @@ impl Judge {
         self.policies.load().version.clone()
     }
 
+    /// Records a refusal the proxy made itself, before or around the rules (network guard, a body
+    /// that cannot be inspected, a non-canonical path): a deny with no rule, and its reason.
+    pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
+        let policies = self.policies.load();
+        let mut record = self.record_of(facts, request_id, &format!("{request_id}-r"), &policies);
+        record.effect = Effect::Deny.name().to_string();
+        record.reason = err.reason.clone();
+        if let Err(e) = self.audit.record(&record) {
+            tracing::error!(error = %e, "refusal could not be recorded");
+        }
+    }
+
+    fn record_of(
+        &self,
+        facts: &Facts,
+        request_id: &str,
+        decision: &str,
+        policies: &Policies,
+    ) -> DecisionRecord {
+        DecisionRecord {
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            decision: decision.to_string(),
+            request: request_id.to_string(),
+            agent: facts.agent.id.clone(),
+            team: facts.agent.team.clone(),
+            env: facts.agent.env.clone(),
+            execution: facts.agent.execution.clone(),
+            trigger: facts.trigger.name().to_string(),
+            method: facts.request.method.clone(),
+            host: facts.request.host.clone(),
+            port: facts.request.port,
+            path: path_shape(&facts.request.path),
+            destination: facts.destination.ip.clone(),
+            effect: String::new(),
+            rules: Vec::new(),
+            monitored: Vec::new(),
+            reason: String::new(),
+            policy_version: policies.version.clone(),
+            policy_commit: policies.commit.clone(),
+            obligations: Vec::new(),
+            policy_us: 0,
+        }
+    }
+
     /// Whether the rules of `trigger` need the resolved destination.
     pub fn reads_destination(&self, trigger: Trigger) -> bool {
         self.policies.load().set.reads_destination(trigger)
@@ -181,29 +225,13 @@ impl Judge {
             Ok(()) => format!("allowed by {}", judgement.rules.join(", ")),
             Err(err) => err.reason.clone(),
         };
-        let record = DecisionRecord {
-            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-            decision: judgement.id.clone(),
-            request: request_id.to_string(),
-            agent: facts.agent.id.clone(),
-            team: facts.agent.team.clone(),
-            env: facts.agent.env.clone(),
-            execution: facts.agent.execution.clone(),
-            trigger: facts.trigger.name().to_string(),
-            method: facts.request.method.clone(),
-            host: facts.request.host.clone(),
-            port: facts.request.port,
-            path: path_shape(&facts.request.path),
-            destination: facts.destination.ip.clone(),
-            effect: judgement.effect.name().to_string(),
-            rules: judgement.rules.clone(),
-            monitored: judgement.monitored.clone(),
-            reason,
-            policy_version: policies.version.clone(),
-            policy_commit: policies.commit.clone(),
-            obligations: obligations(&verdict),
-            policy_us,
-        };
+        let mut record = self.record_of(facts, request_id, &judgement.id, &policies);
+        record.effect = judgement.effect.name().to_string();
+        record.rules = judgement.rules.clone();
+        record.monitored = judgement.monitored.clone();
+        record.reason = reason;
+        record.obligations = obligations(&verdict);
+        record.policy_us = policy_us;
         if let Err(e) = self.audit.record(&record) {
             tracing::error!(error = %e, "decision could not be recorded; request refused");
             let refused =

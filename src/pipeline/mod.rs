@@ -95,6 +95,19 @@ impl Pipeline {
             }
             Err(err) => {
                 let err = err.shaped(record.ctx.shape.clone());
+                if is_own_refusal(&err) {
+                    let ctx = &record.ctx;
+                    let line = judge::Line {
+                        method: ctx.method.as_str(),
+                        scheme: &ctx.scheme,
+                        target: &ctx.target,
+                        path: &ctx.path,
+                        query: None,
+                        headers: None,
+                    };
+                    let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, None);
+                    self.judge.record_refusal(&facts, &ctx.id, &err);
+                }
                 record.failed(&err);
                 err.to_response()
             }
@@ -283,6 +296,12 @@ impl Handler for Pipeline {
     ) -> Result<ConnectPlan, ProxyError> {
         let mut judgement = None;
         let decision = self.connect_rules(client, target, &mut judgement).await;
+        if let Err(err) = &decision
+            && is_own_refusal(err)
+        {
+            let facts = judge::facts(Trigger::Connect, client, &judge::connect_line(target), None);
+            self.judge.record_refusal(&facts, &new_id(), err);
+        }
         // 13. record: every CONNECT decision is written once, with its reason and rules.
         record::connect_decision(
             client,
@@ -355,4 +374,15 @@ fn request_content_type(headers: &http::HeaderMap) -> Option<&str> {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+}
+
+/// Whether an error is a refusal the proxy made on its own (guard, inspection, malformed request)
+/// rather than a policy decision (already recorded) or an upstream failure (not a decision).
+fn is_own_refusal(err: &ProxyError) -> bool {
+    err.decision.is_none()
+        && err.side == Side::Agent
+        && matches!(
+            err.kind,
+            ErrorKind::Forbidden | ErrorKind::BadRequest | ErrorKind::PayloadTooLarge
+        )
 }

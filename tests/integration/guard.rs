@@ -64,3 +64,36 @@ async fn the_proxys_own_address_is_refused_even_when_loopback_is_allowed() {
     let looped = proxy.get(format!("http://{}/", proxy.addr)).await;
     assert_eq!(looped.status(), 403);
 }
+
+#[tokio::test]
+async fn guard_refusals_are_in_the_audit_trail() {
+    let pki = TestPki::new();
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            allow_cidrs: vec![],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (status, _, _) = connect_tunnel(proxy.addr, "169.254.169.254:443", None).await;
+    assert_eq!(status, 403);
+    let plain = proxy.get("http://10.0.0.1/x").await;
+    assert_eq!(plain.status(), 403);
+    let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+    let refusals: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["effect"] == "deny")
+        .collect();
+    assert_eq!(refusals.len(), 2, "{audit}");
+    assert!(
+        refusals[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cloud metadata")
+    );
+    assert_eq!(refusals[0]["trigger"], "connect");
+    assert!(refusals[1]["reason"].as_str().unwrap().contains("private"));
+    assert_eq!(refusals[1]["host"], "10.0.0.1");
+}
