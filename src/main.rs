@@ -97,6 +97,15 @@ enum Command {
         #[arg(long, short = 'd')]
         data: Option<String>,
     },
+    /// Judge the decisions of an audit file again under other policies and report what changes.
+    Replay {
+        /// The audit file (JSON Lines).
+        #[arg(long)]
+        audit: PathBuf,
+        /// The policy folder to judge under.
+        #[arg(long)]
+        policies: PathBuf,
+    },
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]
@@ -210,6 +219,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.policies.source,
                 config.policies.version
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { audit, policies } => {
+            let policies = gatehouse::config::policies::load_folder(&policies)?;
+            print!("{}", toolchain::replay(&audit, &policies)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Test { config, paths } => {

@@ -128,6 +128,11 @@ fn version_of(texts: &[(String, String)]) -> String {
         .collect()
 }
 
+/// Loads the policies of `folder` (for `gatehouse replay`, which judges under other policies).
+pub fn load_folder(folder: &Path) -> Result<Policies, ConfigError> {
+    from_texts(read_folder(folder)?, &folder.display().to_string())
+}
+
 /// Reloads `folder` unless its content still hashes to `current_version`: `Ok(None)` when
 /// unchanged, the new policies when changed and valid, the error when changed and invalid.
 pub fn reload(folder: &Path, current_version: &str) -> Result<Option<Policies>, ConfigError> {

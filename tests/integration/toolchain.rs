@@ -234,3 +234,58 @@ fn policy_tests_and_explain_recognise_bodies_like_the_proxy() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn replay_reports_what_other_policies_would_change() {
+    use crate::support::{ProxySpec, TestPki, TestProxy, origin};
+
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let url = format!("http://127.0.0.1:{}/echo", origin.port());
+    assert_eq!(proxy.get(&url).await.status(), 200);
+    assert_eq!(
+        proxy
+            .client(true)
+            .post(&url)
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(proxy.get(&url).await.status(), 200);
+
+    let stricter = proxy.dir.path().join("stricter");
+    std::fs::create_dir_all(&stricter).unwrap();
+    std::fs::write(
+        stricter.join("p.yaml"),
+        "rules:\n  - id: connect\n    trigger: connect\n    effect: allow\n  - id: reads-only\n    trigger: http.request\n    match: { methods: [GET] }\n    effect: allow\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["replay", "--audit"])
+        .arg(proxy.dir.path().join("audit.jsonl"))
+        .arg("--policies")
+        .arg(&stricter)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("6 decisions replayed") && stdout.contains("5 unchanged, 1 would change"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("allow → deny: 1"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "http.request POST 127.0.0.1/* as `anonymous`: allow → deny (default deny)"
+        ),
+        "{stdout}"
+    );
+}

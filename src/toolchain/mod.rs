@@ -1,5 +1,10 @@
-//! The policy toolchain behind `gatehouse test` and `gatehouse explain`: reads test files, fills in
-//! declared agents' teams and environments, runs the pure policy code, and renders the results.
+//! The policy toolchain behind `gatehouse test`, `gatehouse explain` and `gatehouse replay`: reads
+//! test files and audit files, fills in declared agents' teams and environments, runs the pure
+//! policy code, and renders the results.
+
+mod replay;
+
+pub use replay::replay;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
