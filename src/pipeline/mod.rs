@@ -95,19 +95,7 @@ impl Pipeline {
             }
             Err(err) => {
                 let err = err.shaped(record.ctx.shape.clone());
-                if is_own_refusal(&err) {
-                    let ctx = &record.ctx;
-                    let line = judge::Line {
-                        method: ctx.method.as_str(),
-                        scheme: &ctx.scheme,
-                        target: &ctx.target,
-                        path: &ctx.path,
-                        query: None,
-                        headers: None,
-                    };
-                    let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, None);
-                    self.judge.record_refusal(&facts, &ctx.id, &err);
-                }
+                self.audit_own_refusal(&record.ctx, &err);
                 record.failed(&err);
                 err.to_response()
             }
@@ -202,8 +190,8 @@ impl Pipeline {
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;
-        // 10. (redact lands here.) The upstream gets exactly the bytes that were judged: decoded,
-        //     so no undecoded remainder can ride along.
+        // The upstream gets exactly the bytes that were judged: decoded, so no undecoded
+        // remainder can ride along.
         if encoding.is_some() {
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.insert(
@@ -220,6 +208,24 @@ impl Pipeline {
             .map(|peer| peer.0);
         // 12. respond: the body streams back untouched, frame by frame.
         Ok(response)
+    }
+
+    /// Puts a refusal the proxy made on its own (guard, inspection) in the audit trail; policy
+    /// decisions are already there, upstream failures are not decisions.
+    fn audit_own_refusal(&self, ctx: &RequestCtx, err: &ProxyError) {
+        if !is_own_refusal(err) {
+            return;
+        }
+        let line = judge::Line {
+            method: ctx.method.as_str(),
+            scheme: &ctx.scheme,
+            target: &ctx.target,
+            path: &ctx.path,
+            query: None,
+            headers: None,
+        };
+        let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, None);
+        self.judge.record_refusal(&facts, &ctx.id, err);
     }
 
     /// 2. connect rules: host-level verdict before any TLS work; listed hosts are relayed without

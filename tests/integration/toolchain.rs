@@ -283,9 +283,8 @@ async fn replay_reports_what_other_policies_would_change() {
     );
     assert!(stdout.contains("allow → deny: 1"), "{stdout}");
     assert!(
-        stdout.contains(
-            "http.request POST 127.0.0.1/* as `anonymous`: allow → deny (default deny)"
-        ),
+        stdout
+            .contains("http.request POST 127.0.0.1/* as `anonymous`: allow → deny (default deny)"),
         "{stdout}"
     );
 }
