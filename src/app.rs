@@ -91,12 +91,7 @@ impl Gatehouse {
         ));
         let connector = GuardedConnector::new(resolver.clone(), config.upstream.connect_timeout);
         let lifecycle = Lifecycle::default();
-        let upstream = Upstream::new(
-            &config.upstream,
-            connector.clone(),
-            config.limits.max_request_body_bytes,
-            lifecycle.clone(),
-        )?;
+        let upstream = Upstream::new(&config.upstream, connector.clone(), lifecycle.clone())?;
         let pipeline = Arc::new(Pipeline::new(
             resolver,
             upstream,

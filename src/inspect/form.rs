@@ -32,17 +32,25 @@ pub fn parse(content_type: &str, body: &[u8]) -> FormText {
 /// which one counts, so a rule comparing it must not see just one of them (and a number parsed
 /// from it fails, which never helps the agent).
 pub fn fields_of(encoded: &[u8]) -> BTreeMap<String, String> {
-    let mut fields: BTreeMap<String, String> = BTreeMap::new();
-    for (key, value) in form_urlencoded::parse(encoded) {
-        fields
-            .entry(key.into_owned())
+    join_repeated(form_urlencoded::parse(encoded).into_owned())
+}
+
+/// Name/value pairs as a map, the values of a repeated name joined with `, ` (as HTTP joins
+/// repeated header fields).
+pub fn join_repeated(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in pairs {
+        joined
+            .entry(name)
             .and_modify(|v| {
                 v.push_str(", ");
                 v.push_str(&value);
             })
-            .or_insert_with(|| value.into_owned());
+            .or_insert(value);
     }
-    fields
+    joined
 }
 
 fn boundary(content_type: &str) -> Option<String> {

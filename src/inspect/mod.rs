@@ -12,7 +12,7 @@ use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
-pub use form::fields_of;
+pub use form::{fields_of, join_repeated};
 
 use crate::config::HostPattern;
 use crate::policy::{BodyFacts, DataFacts, LlmFacts, ToolFacts, Trigger};
@@ -28,6 +28,9 @@ pub struct Recognised {
     pub data: Option<DataFacts>,
     /// The JSON-RPC id of an MCP call (for a JSON-RPC refusal).
     pub jsonrpc_id: Option<Value>,
+    /// The body parsed as a JSON object, when it is one (parsed once, for recognition and for
+    /// the `body.json` fact).
+    pub json: Option<Value>,
     /// Set when the body claims a structure it does not have (invalid JSON, batched tool calls):
     /// such a request cannot be judged and is refused.
     pub unreadable: Option<String>,
@@ -129,6 +132,7 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         tool,
         data,
         jsonrpc_id,
+        json,
         unreadable,
     }
 }
@@ -164,7 +168,8 @@ fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
 }
 
 /// The body facts every rule can read: size, content type, JSON, form fields and text parts.
-pub fn body_facts(decoded: &Bytes, content_type: Option<&str>) -> BodyFacts {
+/// `json` is the body already parsed by [`recognise`].
+pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Value>) -> BodyFacts {
     let content_type = content_type.unwrap_or_default();
     let bare = content_type
         .split(';')
@@ -180,7 +185,7 @@ pub fn body_facts(decoded: &Bytes, content_type: Option<&str>) -> BodyFacts {
     BodyFacts {
         size: decoded.len() as u64,
         content_type: bare,
-        json: parse_json(decoded).unwrap_or(Value::Null),
+        json: json.unwrap_or(Value::Null),
         form: form.fields,
         text,
     }

@@ -1,7 +1,6 @@
 //! Steps 2 and 7 seen from the pipeline: turn what is known about a request into policy facts,
 //! ask the policy for a verdict, and turn a refusing verdict into the agent's answer.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -78,18 +77,12 @@ pub fn facts(
     let headers = line
         .headers
         .map(|headers| {
-            let mut joined: BTreeMap<String, String> = BTreeMap::new();
-            for (name, value) in headers {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                joined
-                    .entry(name.as_str().to_string())
-                    .and_modify(|v| {
-                        v.push_str(", ");
-                        v.push_str(&value);
-                    })
-                    .or_insert(value);
-            }
-            joined
+            crate::inspect::join_repeated(headers.iter().map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            }))
         })
         .unwrap_or_default();
     let query = line

@@ -186,7 +186,11 @@ impl Pipeline {
         facts.llm = recognised.llm;
         facts.tool = recognised.tool;
         facts.data = recognised.data;
-        facts.body = inspect::body_facts(&decoded, request_content_type(&parts.headers));
+        facts.body = inspect::body_facts(
+            &decoded,
+            request_content_type(&parts.headers),
+            recognised.json,
+        );
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         ctx.judgements.push(judgement);
         outcome?;

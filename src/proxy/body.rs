@@ -2,8 +2,6 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -154,102 +152,4 @@ mod tests {
         assert!(err.to_string().contains("total"), "{err}");
         assert_eq!(Instant::now() - before, Duration::from_secs(1));
     }
-}
-
-/// Why a request body is refused.
-#[derive(Debug, thiserror::Error)]
-#[error("request body exceeds the limit of {limit} bytes")]
-pub struct BodyTooLarge {
-    /// The configured limit.
-    pub limit: u64,
-}
-
-/// Set when a streamed request body ran past its limit. Kept in the request's extensions so the
-/// forwarder can explain the failure whatever the upstream protocol made of the cut body (h2
-/// turns it into a bare stream reset).
-#[derive(Debug, Clone, Default)]
-pub struct LimitHit(Arc<AtomicBool>);
-
-impl LimitHit {
-    /// Whether the limit was exceeded.
-    pub fn is_hit(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A body cut with an error once more than `remaining` bytes have passed.
-struct CappedBody<B> {
-    inner: B,
-    remaining: u64,
-    limit: u64,
-    hit: LimitHit,
-}
-
-impl<B> Body for CappedBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BodyError>,
-{
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
-                if len > this.remaining {
-                    this.hit.0.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Some(Err(BodyTooLarge { limit: this.limit }.into())));
-                }
-                this.remaining -= len;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Bounds a request body to `limit` bytes: refused at once when `Content-Length` says more, cut
-/// with an error (and a [`LimitHit`] in the extensions) when a streamed body goes past it.
-pub fn limit_request<B>(
-    req: http::Request<B>,
-    limit: u64,
-) -> Result<http::Request<ProxyBody>, BodyTooLarge>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BodyError>,
-{
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|declared| declared > limit) {
-        return Err(BodyTooLarge { limit });
-    }
-    let hit = LimitHit::default();
-    let mut req = req.map(|inner| {
-        boxed(CappedBody {
-            inner,
-            remaining: limit,
-            limit,
-            hit: hit.clone(),
-        })
-    });
-    req.extensions_mut().insert(hit);
-    Ok(req)
 }

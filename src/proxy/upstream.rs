@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::time::Instant;
 
-use super::body::{DeadlineBody, LimitHit, ProxyBody, boxed};
+use super::body::{DeadlineBody, ProxyBody, boxed};
 use super::connector::{ConnectError, GuardedConnector};
 use super::headers::{is_websocket_upgrade, strip_hop_by_hop, upgrade_is_websocket};
 use super::relay::splice;
@@ -40,9 +40,6 @@ pub enum UpstreamError {
     /// No answer in time.
     #[error("{0}")]
     Timeout(String),
-    /// The agent's request body exceeded the limit.
-    #[error("request body exceeds the limit of {0} bytes")]
-    BodyTooLarge(u64),
     /// The agent's request body broke off.
     #[error("request body from the agent failed: {0}")]
     RequestBody(String),
@@ -64,7 +61,6 @@ impl From<UpstreamError> for ProxyError {
                 (ErrorKind::BadGateway, Side::Upstream)
             }
             UpstreamError::Timeout(_) => (ErrorKind::GatewayTimeout, Side::Upstream),
-            UpstreamError::BodyTooLarge(_) => (ErrorKind::PayloadTooLarge, Side::Agent),
             UpstreamError::RequestBody(_) => (ErrorKind::BadRequest, Side::Agent),
         };
         ProxyError::new(kind, side, err.to_string())
@@ -99,16 +95,14 @@ pub struct Upstream {
     /// HTTP/1.1 only, for requests that upgrade (WebSocket) and so need an h1 connection.
     h1_client: PooledClient,
     config: UpstreamConfig,
-    body_limit: u64,
     lifecycle: Lifecycle,
 }
 
 impl Upstream {
-    /// Builds the clients; `body_limit` is only used to explain a body that went over it.
+    /// Builds the clients.
     pub fn new(
         config: &UpstreamConfig,
         connector: GuardedConnector,
-        body_limit: u64,
         lifecycle: Lifecycle,
     ) -> Result<Arc<Self>, RootsError> {
         let tls = client_config(&config.extra_ca_files)?;
@@ -134,7 +128,6 @@ impl Upstream {
             client: build(https_any),
             h1_client: build(https_h1),
             config: config.clone(),
-            body_limit,
             lifecycle,
         }))
     }
@@ -146,11 +139,6 @@ impl Upstream {
         mut req: Request<ProxyBody>,
         started: Instant,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        let limit_hit = req
-            .extensions()
-            .get::<LimitHit>()
-            .cloned()
-            .unwrap_or_default();
         let permit = req.extensions_mut().remove::<ConnectionPermit>();
         let upgrade = is_websocket_upgrade(req.headers());
         let client_upgrade = if upgrade {
@@ -176,9 +164,6 @@ impl Upstream {
         let timeout = self.config.response_timeout;
         let mut response = match tokio::time::timeout(timeout, client.request(req)).await {
             Ok(Ok(response)) => response,
-            Ok(Err(_)) if limit_hit.is_hit() => {
-                return Err(UpstreamError::BodyTooLarge(self.body_limit));
-            }
             Ok(Err(e)) => return Err(self.classify(&e)),
             Err(_) => {
                 return Err(UpstreamError::Timeout(format!(

@@ -200,7 +200,7 @@ fn facts_with_body(config: &Config, request: &RequestSpec) -> Result<Facts, Stri
     if request.trigger.is_none() {
         facts.trigger = recognised.trigger();
     }
-    facts.body = inspect::body_facts(&body, content_type);
+    facts.body = inspect::body_facts(&body, content_type, recognised.json);
     facts.llm = recognised.llm;
     facts.tool = recognised.tool;
     facts.data = recognised.data;
