@@ -16,7 +16,7 @@ pub struct FormText {
 pub fn parse(content_type: &str, body: &[u8]) -> FormText {
     let lower = content_type.to_ascii_lowercase();
     if lower.starts_with("application/x-www-form-urlencoded") {
-        let fields = fields_of(body);
+        let fields = crate::policy::fields_of(body);
         let texts = fields.values().cloned().collect();
         return FormText { fields, texts };
     }
@@ -26,31 +26,6 @@ pub fn parse(content_type: &str, body: &[u8]) -> FormText {
         return multipart(body, &boundary);
     }
     FormText::default()
-}
-
-/// `a=1&b=2` as a map. A repeated name keeps every value, joined with `, `: servers disagree on
-/// which one counts, so a rule comparing it must not see just one of them (and a number parsed
-/// from it fails, which never helps the agent).
-pub fn fields_of(encoded: &[u8]) -> BTreeMap<String, String> {
-    join_repeated(form_urlencoded::parse(encoded).into_owned())
-}
-
-/// Name/value pairs as a map, the values of a repeated name joined with `, ` (as HTTP joins
-/// repeated header fields).
-pub fn join_repeated(
-    pairs: impl IntoIterator<Item = (String, String)>,
-) -> BTreeMap<String, String> {
-    let mut joined: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in pairs {
-        joined
-            .entry(name)
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    joined
 }
 
 fn boundary(content_type: &str) -> Option<String> {

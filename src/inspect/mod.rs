@@ -12,7 +12,6 @@ use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
-pub use form::{fields_of, join_repeated};
 
 use crate::config::HostPattern;
 use crate::policy::{BodyFacts, DataFacts, LlmFacts, ToolFacts, Trigger};

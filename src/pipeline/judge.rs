@@ -77,7 +77,7 @@ pub fn facts(
     let headers = line
         .headers
         .map(|headers| {
-            crate::inspect::join_repeated(headers.iter().map(|(name, value)| {
+            crate::policy::join_repeated(headers.iter().map(|(name, value)| {
                 (
                     name.as_str().to_string(),
                     String::from_utf8_lossy(value.as_bytes()).into_owned(),
@@ -87,7 +87,7 @@ pub fn facts(
         .unwrap_or_default();
     let query = line
         .query
-        .map(|q| crate::inspect::fields_of(q.as_bytes()))
+        .map(|q| crate::policy::fields_of(q.as_bytes()))
         .unwrap_or_default();
     Facts {
         trigger,

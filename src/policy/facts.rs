@@ -135,6 +135,31 @@ pub struct DataFacts {
     pub limit: Option<u64>,
 }
 
+/// `a=1&b=2` (a query or a form) as a map. A repeated name keeps every value, joined with `, `:
+/// servers disagree on which one counts, so a rule comparing it must not see just one of them (and
+/// a number parsed from it fails, which never helps the agent).
+pub fn fields_of(encoded: &[u8]) -> BTreeMap<String, String> {
+    join_repeated(form_urlencoded::parse(encoded).into_owned())
+}
+
+/// Name/value pairs as a map, the values of a repeated name joined with `, ` (as HTTP joins
+/// repeated header fields).
+pub fn join_repeated(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in pairs {
+        joined
+            .entry(name)
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    joined
+}
+
 /// The CEL variables a condition may use.
 pub const VARIABLES: [&str; 7] = [
     "agent",

@@ -59,7 +59,7 @@ impl RequestSpec {
         };
         let query = uri
             .query()
-            .map(|q| crate::inspect::fields_of(q.as_bytes()))
+            .map(|q| super::facts::fields_of(q.as_bytes()))
             .unwrap_or_default();
         Ok(Facts {
             trigger,
