@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod launch;
+pub mod pii;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;

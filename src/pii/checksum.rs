@@ -1,0 +1,522 @@
+//! The validators that separate a detector from a regex: check digits, per-country lengths and
+//! registry rules. Each takes ASCII digits or upper-case letters and answers yes or no.
+
+/// Luhn (payment cards, Swedish personnummer).
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(*d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    !digits.is_empty() && sum.is_multiple_of(10)
+}
+
+/// Digit values (`0`–`9`) of an ASCII string, or `None` if it holds anything else.
+pub fn digit_values(text: &str) -> Option<Vec<u8>> {
+    text.bytes()
+        .map(|b| b.is_ascii_digit().then(|| b - b'0'))
+        .collect()
+}
+
+fn number(digits: &[u8]) -> u64 {
+    digits.iter().fold(0, |n, d| n * 10 + u64::from(*d))
+}
+
+/// The card network whose IIN range and length fit, if any.
+pub fn card_network(digits: &[u8]) -> Option<&'static str> {
+    let len = digits.len();
+    let prefix = |n: usize| number(&digits[..n.min(len)]);
+    let in_range = |n: usize, lo: u64, hi: u64| (lo..=hi).contains(&prefix(n));
+    let network = if digits[0] == 4 && matches!(len, 13 | 16 | 19) {
+        "visa"
+    } else if (in_range(2, 51, 55) || in_range(4, 2221, 2720)) && len == 16 {
+        "mastercard"
+    } else if matches!(prefix(2), 34 | 37) && len == 15 {
+        "amex"
+    } else if (prefix(4) == 6011 || in_range(3, 644, 649) || prefix(2) == 65)
+        && (16..=19).contains(&len)
+    {
+        "discover"
+    } else if in_range(4, 3528, 3589) && (16..=19).contains(&len) {
+        "jcb"
+    } else if (in_range(3, 300, 305) || prefix(4) == 3095 || matches!(prefix(2), 36 | 38 | 39))
+        && (14..=19).contains(&len)
+    {
+        "diners"
+    } else if prefix(2) == 62 && (16..=19).contains(&len) {
+        "unionpay"
+    } else if (matches!(prefix(2), 50 | 56 | 57 | 58 | 67) || prefix(3) == 639 || prefix(4) == 6304)
+        && (12..=19).contains(&len)
+    {
+        "maestro"
+    } else {
+        return None;
+    };
+    Some(network)
+}
+
+/// IBAN lengths by country (ISO 13616 registry).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+];
+
+/// The IBAN length of a country code, if it issues IBANs.
+pub fn iban_length(country: &[u8]) -> Option<usize> {
+    IBAN_LENGTHS
+        .iter()
+        .find(|(c, _)| c.as_bytes() == country)
+        .map(|(_, len)| *len)
+}
+
+/// ISO 13616 mod-97 check of a compact, upper-case IBAN.
+pub fn iban_mod97(iban: &[u8]) -> bool {
+    if iban.len() < 5 || !iban.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let rotated = iban[4..].iter().chain(&iban[..4]);
+    let mut rem = 0u32;
+    for &c in rotated {
+        if c.is_ascii_digit() {
+            rem = (rem * 10 + u32::from(c - b'0')) % 97;
+        } else {
+            rem = (rem * 100 + u32::from(c.to_ascii_uppercase() - b'A') + 10) % 97;
+        }
+    }
+    rem == 1
+}
+
+/// US SSN registry rules: no area 000, 666 or 9xx, no group 00, no serial 0000.
+pub fn us_ssn(d: &[u8]) -> bool {
+    let area = number(&d[0..3]);
+    d.len() == 9
+        && area != 0
+        && area != 666
+        && area < 900
+        && number(&d[3..5]) != 0
+        && number(&d[5..9]) != 0
+}
+
+/// German tax id: no leading zero, one digit repeated two or three times among the first ten,
+/// ISO 7064 MOD 11,10 check digit.
+pub fn de_tax_id(d: &[u8]) -> bool {
+    if d.len() != 11 || d[0] == 0 {
+        return false;
+    }
+    let mut counts = [0u8; 10];
+    for &x in &d[..10] {
+        counts[usize::from(x)] += 1;
+    }
+    let repeated = counts.iter().filter(|&&c| c >= 2).count();
+    if repeated != 1 || counts.iter().any(|&c| c > 3) {
+        return false;
+    }
+    let mut product = 10u32;
+    for &x in &d[..10] {
+        let mut sum = (u32::from(x) + product) % 10;
+        if sum == 0 {
+            sum = 10;
+        }
+        product = (sum * 2) % 11;
+    }
+    let check = (11 - product) % 10;
+    check == u32::from(d[10])
+}
+
+/// French NIR (15 digits): sex digit, a plausible month, key = 97 − (first 13 mod 97).
+pub fn fr_nir(d: &[u8]) -> bool {
+    if d.len() != 15 || !matches!(d[0], 1 | 2 | 3 | 4 | 7 | 8) {
+        return false;
+    }
+    let month = number(&d[3..5]);
+    if !((1..=12).contains(&month) || (20..=42).contains(&month) || (50..=99).contains(&month)) {
+        return false;
+    }
+    let key = 97 - number(&d[..13]) % 97;
+    key == number(&d[13..15])
+}
+
+const DNI_LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+
+/// Spanish DNI (`12345678Z`) or NIE (`X1234567L`), upper-case and compact.
+pub fn es_dni(id: &[u8]) -> bool {
+    if id.len() != 9 {
+        return false;
+    }
+    let (lead, rest) = match id[0] {
+        b'X' => (0, &id[1..8]),
+        b'Y' => (1, &id[1..8]),
+        b'Z' => (2, &id[1..8]),
+        _ => (-1, &id[..8]),
+    };
+    if !rest.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let digits: Vec<u8> = rest.iter().map(|b| b - b'0').collect();
+    let mut n = number(&digits);
+    if lead >= 0 {
+        n += (lead as u64) * 10_000_000;
+    }
+    DNI_LETTERS[(n % 23) as usize] == id[8]
+}
+
+/// Italian codice fiscale check character (odd and even position tables).
+pub fn it_fiscal_code(cf: &[u8]) -> bool {
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
+    ];
+    if cf.len() != 16
+        || !cf
+            .iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, &c) in cf[..15].iter().enumerate() {
+        let index = if c.is_ascii_digit() {
+            c - b'0'
+        } else {
+            c - b'A'
+        };
+        sum += if i % 2 == 0 {
+            ODD[usize::from(index)]
+        } else {
+            u32::from(index)
+        };
+    }
+    u32::from(cf[15] - b'A') == sum % 26 && cf[15].is_ascii_uppercase()
+}
+
+/// Dutch BSN: the eleven test.
+pub fn nl_bsn(d: &[u8]) -> bool {
+    if d.len() != 9 || d.iter().all(|&x| x == 0) {
+        return false;
+    }
+    let mut sum: i64 = 0;
+    for (i, &x) in d[..8].iter().enumerate() {
+        sum += i64::from(x) * (9 - i as i64);
+    }
+    sum -= i64::from(d[8]);
+    sum % 11 == 0
+}
+
+fn valid_day(month: u64, day: u64) -> bool {
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// Polish PESEL: encoded birth date and weighted check digit.
+pub fn pl_pesel(d: &[u8]) -> bool {
+    if d.len() != 11 {
+        return false;
+    }
+    let month = number(&d[2..4]) % 20;
+    if !valid_day(month, number(&d[4..6])) {
+        return false;
+    }
+    const WEIGHTS: [u32; 10] = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3];
+    let sum: u32 = d[..10]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(&x, w)| u32::from(x) * w)
+        .sum();
+    (10 - sum % 10) % 10 == u32::from(d[10])
+}
+
+/// Belgian national register number: birth date and mod-97 check (with the 2000s rule).
+pub fn be_national_number(d: &[u8]) -> bool {
+    if d.len() != 11 || number(&d[2..4]) > 12 || number(&d[4..6]) > 31 {
+        return false;
+    }
+    let base = number(&d[..9]);
+    let check = number(&d[9..11]);
+    97 - base % 97 == check || 97 - (2_000_000_000 + base) % 97 == check
+}
+
+/// Swedish personnummer (10 digits: YYMMDDNNNC; coordination numbers add 60 to the day).
+pub fn se_personnummer(d: &[u8]) -> bool {
+    if d.len() != 10 {
+        return false;
+    }
+    let day = number(&d[4..6]);
+    let day = if day > 60 { day - 60 } else { day };
+    valid_day(number(&d[2..4]), day) && luhn(d)
+}
+
+/// Finnish HETU (`DDMMYYCNNNQ`), upper-case.
+pub fn fi_hetu(id: &[u8]) -> bool {
+    const CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
+    if id.len() != 11 || !b"+-ABCDEFUVWXY".contains(&id[6]) {
+        return false;
+    }
+    let Some(mut digits) = digit_values(std::str::from_utf8(&id[..6]).unwrap_or("x")) else {
+        return false;
+    };
+    let Some(serial) = digit_values(std::str::from_utf8(&id[7..10]).unwrap_or("x")) else {
+        return false;
+    };
+    if !valid_day(number(&digits[2..4]), number(&digits[0..2])) {
+        return false;
+    }
+    digits.extend(serial);
+    CHECK[(number(&digits) % 31) as usize] == id[10]
+}
+
+/// UK National Insurance number (`AB123456C`), compact and upper-case.
+pub fn uk_nino(id: &[u8]) -> bool {
+    if id.len() != 9
+        || !id[..2].iter().all(u8::is_ascii_uppercase)
+        || !id[2..8].iter().all(u8::is_ascii_digit)
+        || !b"ABCD".contains(&id[8])
+    {
+        return false;
+    }
+    let (a, b) = (id[0], id[1]);
+    let bad_first = b"DFIQUV".contains(&a);
+    let bad_second = b"DFIOQUV".contains(&b);
+    let bad_pair = [b"BG", b"GB", b"NK", b"KN", b"TN", b"NT", b"ZZ"].contains(&&[a, b]);
+    !(bad_first || bad_second || bad_pair)
+}
+
+/// UK NHS number: weighted mod 11.
+pub fn uk_nhs(d: &[u8]) -> bool {
+    if d.len() != 10 {
+        return false;
+    }
+    let sum: u32 = d[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| u32::from(x) * (10 - i as u32))
+        .sum();
+    let check = 11 - sum % 11;
+    let check = if check == 11 { 0 } else { check };
+    check != 10 && check == u32::from(d[9])
+}
+
+const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// A legacy Bitcoin address (P2PKH `1…`, P2SH `3…`): base58check with a valid checksum.
+pub fn btc_base58(address: &[u8]) -> bool {
+    if !(25..=35).contains(&address.len()) {
+        return false;
+    }
+    let mut bytes = [0u8; 25];
+    for &c in address {
+        let Some(mut carry) = BASE58.iter().position(|&b| b == c).map(|v| v as u32) else {
+            return false;
+        };
+        for byte in bytes.iter_mut().rev() {
+            carry += u32::from(*byte) * 58;
+            *byte = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        if carry != 0 {
+            return false;
+        }
+    }
+    let leading_ones = address.iter().take_while(|&&c| c == b'1').count();
+    let leading_zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    if leading_ones != leading_zeros || !matches!(bytes[0], 0 | 5) {
+        return false;
+    }
+    let first = ring::digest::digest(&ring::digest::SHA256, &bytes[..21]);
+    let second = ring::digest::digest(&ring::digest::SHA256, first.as_ref());
+    second.as_ref()[..4] == bytes[21..]
+}
+
+/// A segwit Bitcoin address (`bc1…`): bech32 or bech32m checksum.
+pub fn btc_bech32(address: &[u8]) -> bool {
+    const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
+    if !(14..=74).contains(&address.len()) || !address.starts_with(b"bc1") {
+        return false;
+    }
+    let mut values: Vec<u32> = vec![3, 3, 0, 2, 3];
+    for &c in &address[3..] {
+        match CHARSET.iter().position(|&x| x == c) {
+            Some(v) => values.push(v as u32),
+            None => return false,
+        }
+    }
+    let mut chk: u32 = 1;
+    for v in values {
+        let top = chk >> 25;
+        chk = ((chk & 0x01ff_ffff) << 5) ^ v;
+        for (i, g) in GEN.iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    chk == 1 || chk == 0x2bc8_30a3
+}
+
+/// Shannon entropy in bits per character: how random a credential looks.
+pub fn entropy(value: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in value.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let len = value.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Two-digit ITU country calling codes; every other code has three digits (or is `1` or `7`).
+const TWO_DIGIT_CODES: &[u8] = &[
+    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56,
+    57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
+];
+
+/// National number lengths of the countries whose plans are fixed enough to check.
+const NATIONAL_LENGTHS: &[(u16, u8, u8)] = &[
+    (1, 10, 10),
+    (7, 10, 10),
+    (30, 10, 10),
+    (31, 9, 9),
+    (32, 8, 9),
+    (33, 9, 9),
+    (34, 9, 9),
+    (36, 8, 9),
+    (39, 6, 11),
+    (41, 9, 9),
+    (43, 4, 13),
+    (44, 9, 10),
+    (45, 8, 8),
+    (46, 7, 9),
+    (47, 8, 8),
+    (48, 9, 9),
+    (49, 6, 13),
+    (52, 10, 10),
+    (55, 10, 11),
+    (61, 9, 9),
+    (81, 9, 10),
+    (86, 8, 11),
+    (91, 10, 10),
+    (351, 9, 9),
+    (353, 7, 9),
+    (358, 5, 12),
+    (420, 9, 9),
+];
+
+/// An international number (`+` then the digits): a real country code and a plausible length.
+pub fn international_phone(d: &[u8]) -> bool {
+    if !(8..=15).contains(&d.len()) || d[0] == 0 {
+        return false;
+    }
+    let code_len = match d[0] {
+        1 | 7 => 1,
+        _ if TWO_DIGIT_CODES.contains(&((d[0] * 10) + d[1])) => 2,
+        _ => 3,
+    };
+    let code = number(&d[..code_len]) as u16;
+    let national = d.len() - code_len;
+    if code == 1 && !(d[1] >= 2 && d[4] >= 2) {
+        return false;
+    }
+    match NATIONAL_LENGTHS.iter().find(|(c, _, _)| *c == code) {
+        Some((_, lo, hi)) => (usize::from(*lo)..=usize::from(*hi)).contains(&national),
+        None => (4..=12).contains(&national),
+    }
+}
+
+/// [`btc_bech32`] on a string.
+pub fn btc_bech32_str(address: &str) -> bool {
+    btc_bech32(address.as_bytes())
+}

@@ -1,0 +1,97 @@
+//! JSON-aware scanning: the string values of a document (after JSON escapes are decoded), each
+//! with the name of its field, so a redaction edits strings in place and the JSON stays valid.
+
+use serde_json::Value;
+
+use super::redact::{Replacer, redact};
+use super::vault::VaultError;
+use super::{Finding, Scanner};
+
+/// A finding inside a JSON document: the string's JSON pointer and the offsets in that string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonFinding {
+    /// RFC 6901 pointer to the string (`/messages/0/content`).
+    pub pointer: String,
+    /// The finding, with offsets into the decoded string.
+    pub finding: Finding,
+}
+
+fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// Every finding in the string values of `value`.
+pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
+    let mut out = Vec::new();
+    walk(scanner, value, "", "", &mut out);
+    out
+}
+
+fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut Vec<JsonFinding>) {
+    match value {
+        Value::String(s) => {
+            for finding in scanner.scan_field(field, s) {
+                out.push(JsonFinding {
+                    pointer: pointer.to_string(),
+                    finding,
+                });
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(scanner, item, &format!("{pointer}/{i}"), field, out);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, item) in fields {
+                let path = format!("{pointer}/{}", escape_pointer(name));
+                walk(scanner, item, &path, name, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Redacts the string values of `value` in place; returns how many strings changed.
+pub fn redact_json(
+    scanner: &Scanner,
+    value: &mut Value,
+    replacer: &mut impl Replacer,
+) -> Result<usize, VaultError> {
+    redact_walk(scanner, value, "", replacer)
+}
+
+fn redact_walk(
+    scanner: &Scanner,
+    value: &mut Value,
+    field: &str,
+    replacer: &mut impl Replacer,
+) -> Result<usize, VaultError> {
+    match value {
+        Value::String(s) => {
+            let findings = scanner.scan_field(field, s);
+            match redact(s, &findings, replacer)? {
+                Some(redacted) => {
+                    *s = redacted;
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+        Value::Array(items) => {
+            let mut changed = 0;
+            for item in items {
+                changed += redact_walk(scanner, item, field, replacer)?;
+            }
+            Ok(changed)
+        }
+        Value::Object(fields) => {
+            let mut changed = 0;
+            for (name, item) in fields.iter_mut() {
+                changed += redact_walk(scanner, item, name, replacer)?;
+            }
+            Ok(changed)
+        }
+        _ => Ok(0),
+    }
+}

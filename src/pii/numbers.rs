@@ -1,0 +1,461 @@
+//! Candidates that start with a digit (or `+`, `(` before one) and addresses with colons: the
+//! numbers in a text are few, so each one is cut into digit groups once and every numeric kind
+//! (cards, IBANs, national identifiers, phones, IPs) is checked against those groups.
+
+use super::checksum as check;
+use super::{Finding, Kind};
+
+/// Separator characters allowed between digit groups (at most two in a row: `) `).
+const SEPARATORS: &[u8] = b" -./()";
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Scans `text` for every digit-led kind.
+pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next_is_digit = b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        i = if c.is_ascii_digit() || ((c == b'+' || c == b'(') && next_is_digit) {
+            candidate(text, i, out).max(i + 1)
+        } else if c == b':' {
+            colon(text, i, out).max(i + 1)
+        } else {
+            i + 1
+        };
+    }
+}
+
+/// A run of digit groups joined by short separators.
+struct Cluster {
+    start: usize,
+    end: usize,
+    plus: bool,
+    /// Byte ranges of the digit groups.
+    groups: Vec<(usize, usize)>,
+    /// The separators between consecutive groups.
+    seps: Vec<(usize, usize)>,
+}
+
+impl Cluster {
+    fn parse(b: &[u8], start: usize) -> Cluster {
+        let plus = b[start] == b'+';
+        let mut i = if plus || b[start] == b'(' {
+            start + 1
+        } else {
+            start
+        };
+        let mut groups = Vec::new();
+        let mut seps = Vec::new();
+        loop {
+            let group_start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            groups.push((group_start, i));
+            let mut j = i;
+            while j < b.len() && j - i < 2 && SEPARATORS.contains(&b[j]) {
+                j += 1;
+            }
+            if j > i && b.get(j).is_some_and(u8::is_ascii_digit) && groups.len() < 24 {
+                seps.push((i, j));
+                i = j;
+            } else {
+                break;
+            }
+        }
+        Cluster {
+            start,
+            end: i,
+            plus,
+            groups,
+            seps,
+        }
+    }
+
+    fn digits(&self, b: &[u8], from: usize, to: usize) -> Vec<u8> {
+        self.groups[from..=to]
+            .iter()
+            .flat_map(|&(s, e)| b[s..e].iter().map(|d| d - b'0'))
+            .collect()
+    }
+
+    fn lens(&self) -> Vec<usize> {
+        self.groups.iter().map(|(s, e)| e - s).collect()
+    }
+
+    fn sep<'t>(&self, text: &'t str, i: usize) -> &'t str {
+        let (s, e) = self.seps[i];
+        &text[s..e]
+    }
+
+    /// Whether every separator from group `from` to group `to` is the same, and one of `allowed`.
+    fn consistent(&self, text: &str, from: usize, to: usize, allowed: &[&str]) -> bool {
+        let seps: Vec<&str> = (from..to).map(|i| self.sep(text, i)).collect();
+        seps.first()
+            .is_none_or(|first| allowed.contains(first) && seps.iter().all(|s| s == first))
+    }
+}
+
+/// One candidate at `start`; returns where scanning continues.
+fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
+    let b = text.as_bytes();
+    if let Some(end) = mac_at(b, start) {
+        out.push(Finding::new(Kind::MacAddress, start, end, "mac"));
+        return end;
+    }
+    let before = start.checked_sub(1).map(|i| b[i]);
+    if before.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return word(text, start, start, out);
+    }
+    if before.is_some_and(|c| b"-./_".contains(&c))
+        && start >= 2
+        && b[start - 2].is_ascii_alphanumeric()
+    {
+        // Part of a larger token (a UUID, a version, a path): not a number of its own.
+        return skip_token(b, start);
+    }
+    let cluster = Cluster::parse(b, start);
+    if b.get(cluster.end).is_some_and(|&c| is_word(c)) {
+        return word(text, start, cluster.end, out);
+    }
+    if b.get(cluster.end).is_some_and(|&c| b"-/".contains(&c))
+        && b.get(cluster.end + 1)
+            .is_some_and(|&c| c.is_ascii_alphanumeric())
+    {
+        return skip_token(b, cluster.end);
+    }
+    numeric(text, &cluster, out);
+    cluster.end
+}
+
+fn skip_token(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (is_word(b[i]) || b"-./".contains(&b[i])) {
+        i += 1;
+    }
+    i
+}
+
+/// `00:1A:2B:3C:4D:5E` or with `-`.
+fn mac_at(b: &[u8], start: usize) -> Option<usize> {
+    let end = start + 17;
+    let mac = b.get(start..end)?;
+    let sep = mac[2];
+    let shaped = (sep == b':' || sep == b'-')
+        && mac.iter().enumerate().all(|(i, &c)| {
+            if i % 3 == 2 {
+                c == sep
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    let bounded = start
+        .checked_sub(1)
+        .is_none_or(|i| !b[i].is_ascii_alphanumeric())
+        && b.get(end)
+            .is_none_or(|c| !c.is_ascii_alphanumeric() && *c != sep);
+    (shaped && bounded).then_some(end)
+}
+
+/// An alphanumeric word holding digits: the identifiers that mix letters and digits.
+fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Finding>) -> usize {
+    let b = text.as_bytes();
+    let mut ws = digit_start;
+    while ws > 0 && b[ws - 1].is_ascii_alphanumeric() {
+        ws -= 1;
+    }
+    let mut we = cluster_end.max(digit_start);
+    while we < b.len() && b[we].is_ascii_alphanumeric() {
+        we += 1;
+    }
+    if ws > 0 && b"-./_".contains(&b[ws - 1]) && ws >= 2 && b[ws - 2].is_ascii_alphanumeric() {
+        return skip_token(b, we);
+    }
+    if b.get(we).is_some_and(|&c| c == b'_') {
+        return skip_token(b, we);
+    }
+    let span = &b[ws..we];
+    if let Some(end) = iban_at(b, ws) {
+        out.push(Finding::new(Kind::Iban, ws, end, "iban_mod97"));
+        return end;
+    }
+    let finding = match span.len() {
+        16 if check::it_fiscal_code(span) && it_fiscal_shape(span) => {
+            Some((Kind::ItFiscalCode, "it_cf_check"))
+        }
+        9 if check::uk_nino(span) => Some((Kind::UkNino, "uk_nino_prefix")),
+        9 if check::es_dni(span) => Some((Kind::EsDni, "es_dni_mod23")),
+        11 if check::fi_hetu(span) => Some((Kind::FiHetu, "fi_hetu_mod31")),
+        25..=35 if matches!(span[0], b'1' | b'3') && check::btc_base58(span) => {
+            Some((Kind::CryptoWallet, "btc_base58check"))
+        }
+        _ => None,
+    };
+    if let Some((kind, validator)) = finding {
+        out.push(Finding::new(kind, ws, we, validator));
+    }
+    we
+}
+
+/// Letters where a codice fiscale has letters (omocodia letters may stand for digits).
+fn it_fiscal_shape(cf: &[u8]) -> bool {
+    const DIGITISH: &[u8] = b"0123456789LMNPQRSTUV";
+    let letter = |i: usize| cf[i].is_ascii_uppercase();
+    let digitish = |i: usize| DIGITISH.contains(&cf[i]);
+    (0..6).all(letter)
+        && [6, 7, 9, 10, 12, 13, 14].into_iter().all(digitish)
+        && b"ABCDEHLMPRST".contains(&cf[8])
+        && letter(11)
+        && letter(15)
+        && cf.iter().any(u8::is_ascii_digit)
+}
+
+/// An IBAN starting at `start` (`DE89 3704 0044 …` or compact): country length and mod 97.
+fn iban_at(b: &[u8], start: usize) -> Option<usize> {
+    let head = b.get(start..start + 4)?;
+    if !(head[0].is_ascii_uppercase()
+        && head[1].is_ascii_uppercase()
+        && head[2].is_ascii_digit()
+        && head[3].is_ascii_digit())
+    {
+        return None;
+    }
+    let len = check::iban_length(&head[..2])?;
+    let mut compact = Vec::with_capacity(len);
+    let mut i = start;
+    while compact.len() < len && i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || c.is_ascii_uppercase() {
+            compact.push(c);
+            i += 1;
+        } else if c == b' ' && b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric()) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let bounded = b.get(i).is_none_or(|c| !c.is_ascii_alphanumeric());
+    (compact.len() == len && bounded && check::iban_mod97(&compact)).then_some(i)
+}
+
+const PHONE_CONTEXT: &[&str] = &[
+    "phone",
+    "tel",
+    "call",
+    "mobile",
+    "cell",
+    "fax",
+    "contact",
+    "reach",
+    "whatsapp",
+    "sms",
+    "telefon",
+    "téléphone",
+    "teléfono",
+    "telefono",
+    "puhelin",
+    "tlf",
+];
+
+/// Whether any of `words` appears in the few bytes before `start` (case-insensitive).
+fn context(b: &[u8], start: usize, words: &[&str]) -> bool {
+    let from = start.saturating_sub(48);
+    let window: Vec<u8> = b[from..start].to_ascii_lowercase();
+    words
+        .iter()
+        .any(|w| window.windows(w.len()).any(|x| x == w.as_bytes()))
+}
+
+/// Every numeric kind the digit groups of `c` can be.
+fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
+    let b = text.as_bytes();
+    let lens = c.lens();
+    let last = c.groups.len() - 1;
+    let all = c.digits(b, 0, last);
+    let (first, end) = (c.start, c.end);
+    let mut push = |kind: Kind, validator: &'static str| {
+        out.push(Finding::new(kind, first, end, validator));
+    };
+    if !c.plus && lens.len() == 4 && c.consistent(text, 0, last, &["."]) {
+        let octets = (0..4).all(|i| {
+            let d = c.digits(b, i, i);
+            d.len() <= 3 && d.iter().fold(0u32, |n, x| n * 10 + u32::from(*x)) <= 255
+        });
+        if octets {
+            push(Kind::IpAddress, "ipv4");
+        }
+        return;
+    }
+    let date_like = lens.len() == 3
+        && matches!(
+            lens.as_slice(),
+            [4, 2, 2] | [2, 2, 4] | [2, 2, 2] | [1, 2, 4] | [2, 1, 4]
+        )
+        && c.consistent(text, 0, last, &["-", ".", "/"]);
+    if date_like {
+        return;
+    }
+    if !c.plus {
+        cards(text, c, out);
+    }
+    let compact = lens.len() == 1;
+    let spaced = c.consistent(text, 0, last, &[" "]);
+    let mut push = |kind: Kind, validator: &'static str| {
+        out.push(Finding::new(kind, first, end, validator));
+    };
+    let ctx = |words: &[&str]| context(b, c.start, words);
+    if lens == [3, 2, 4] && c.consistent(text, 0, last, &["-", " "]) && check::us_ssn(&all)
+        || compact && all.len() == 9 && ctx(&["ssn", "social security"]) && check::us_ssn(&all)
+    {
+        push(Kind::UsSsn, "us_ssn_areas");
+    }
+    if all.len() == 15 && spaced && check::fr_nir(&all) {
+        push(Kind::FrNir, "fr_nir_mod97");
+    }
+    let be_formatted = lens == [2, 2, 2, 3, 2]
+        && [".", ".", "-", "."]
+            .iter()
+            .enumerate()
+            .all(|(i, s)| c.sep(text, i) == *s);
+    let be_context = &[
+        "national number",
+        "rijksregister",
+        "national",
+        "registre",
+        "insz",
+        "niss",
+    ];
+    if all.len() == 11
+        && (be_formatted || compact && ctx(be_context))
+        && check::be_national_number(&all)
+    {
+        push(Kind::BeNationalNumber, "be_mod97");
+    }
+    let de_context = &["steuer", "tax id", "idnr", "identifikationsnummer", "tin"];
+    if all.len() == 11 && spaced && ctx(de_context) && check::de_tax_id(&all) {
+        push(Kind::DeTaxId, "de_iso7064");
+    }
+    if all.len() == 11 && compact && ctx(&["pesel"]) && check::pl_pesel(&all) {
+        push(Kind::PlPesel, "pl_pesel_weights");
+    }
+    let bsn_dotted = lens == [4, 2, 3] && c.consistent(text, 0, last, &["."]);
+    if all.len() == 9
+        && (compact || bsn_dotted)
+        && ctx(&["bsn", "burgerservice", "sofi"])
+        && check::nl_bsn(&all)
+    {
+        push(Kind::NlBsn, "nl_bsn_eleven");
+    }
+    let se_formatted = matches!(lens.as_slice(), [6, 4] | [8, 4]) && c.sep(text, 0) == "-";
+    let se_digits = &all[all.len().saturating_sub(10)..];
+    if (se_formatted || compact && matches!(all.len(), 10 | 12) && ctx(&["personnummer"]))
+        && check::se_personnummer(se_digits)
+    {
+        push(Kind::SePersonnummer, "se_luhn");
+    }
+    let nhs_shape = compact || lens == [3, 3, 4] && c.consistent(text, 0, last, &[" ", "-"]);
+    if all.len() == 10 && nhs_shape && ctx(&["nhs"]) && check::uk_nhs(&all) {
+        push(Kind::UkNhs, "uk_nhs_mod11");
+    }
+    phone(text, c, &all, &lens, &mut push);
+}
+
+/// Payment cards: every run of groups with 12–19 digits and one consistent separator.
+fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
+    let b = text.as_bytes();
+    for from in 0..c.groups.len() {
+        let mut count = 0;
+        for to in from..c.groups.len() {
+            count += c.groups[to].1 - c.groups[to].0;
+            if count > 19 {
+                break;
+            }
+            if count < 12 || !c.consistent(text, from, to, &[" ", "-"]) {
+                continue;
+            }
+            let digits = c.digits(b, from, to);
+            if check::card_network(&digits).is_some() && check::luhn(&digits) {
+                out.push(Finding::new(
+                    Kind::CreditCard,
+                    c.groups[from].0,
+                    c.groups[to].1,
+                    "card_iin_luhn",
+                ));
+            }
+        }
+    }
+}
+
+/// International numbers by `+`, North American numbers by shape, others by a nearby word.
+fn phone(
+    text: &str,
+    c: &Cluster,
+    all: &[u8],
+    lens: &[usize],
+    push: &mut impl FnMut(Kind, &'static str),
+) {
+    let b = text.as_bytes();
+    if c.seps.iter().any(|&(s, e)| &b[s..e] == b"/") {
+        return;
+    }
+    if c.plus {
+        if check::international_phone(all) {
+            push(Kind::Phone, "e164_country_length");
+        }
+        return;
+    }
+    let nanp = all.len() == 10 && all[0] >= 2 && all[3] >= 2;
+    let paren = b[c.start] == b'(' && c.sep(text, 0).starts_with(')');
+    let nanp_shape = lens == [3, 3, 4]
+        && (paren && c.sep(text, 1) == "-" || c.consistent(text, 0, 2, &["-", "."]));
+    if nanp && nanp_shape {
+        push(Kind::Phone, "nanp_shape");
+        return;
+    }
+    let trunk = all[0] == 0 && all.get(1).is_some_and(|d| *d != 0);
+    let plausible = (7..=12).contains(&all.len()) && (trunk || nanp);
+    if plausible
+        && !c.seps.iter().any(|&(s, e)| &b[s..e] == b".")
+        && context(b, c.start, PHONE_CONTEXT)
+    {
+        push(Kind::Phone, "national_with_context");
+    }
+}
+
+/// IPv6 addresses and colon MACs around a `:`; returns where scanning continues.
+fn colon(text: &str, at: usize, out: &mut Vec<Finding>) -> usize {
+    let b = text.as_bytes();
+    let allowed = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
+    let mut ws = at;
+    while ws > 0 && allowed(b[ws - 1]) && at - ws < 45 {
+        ws -= 1;
+    }
+    let mut we = at;
+    while we < b.len() && allowed(b[we]) && we - ws < 45 {
+        we += 1;
+    }
+    while we > at + 1 && matches!(b[we - 1], b'.') {
+        we -= 1;
+    }
+    let bounded =
+        ws.checked_sub(1).is_none_or(|i| !is_word(b[i])) && b.get(we).is_none_or(|&c| !is_word(c));
+    if !bounded {
+        return we;
+    }
+    if let Some(end) = mac_at(b, ws).filter(|&end| end == we) {
+        out.push(Finding::new(Kind::MacAddress, ws, end, "mac"));
+        return we;
+    }
+    let token = &text[ws..we];
+    let colons = token.bytes().filter(|&c| c == b':').count();
+    if colons >= 2
+        && token.bytes().any(|c| c.is_ascii_digit())
+        && token.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        out.push(Finding::new(Kind::IpAddress, ws, we, "ipv6"));
+    }
+    we
+}
