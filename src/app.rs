@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{AuditError, AuditLog};
 use crate::config::Config;
-use crate::pipeline::{Judge, Pipeline};
+use crate::pipeline::{Judge, PiiStep, Pipeline};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -33,6 +33,9 @@ pub enum StartError {
     /// The audit trail could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The PII detectors could not be built.
+    #[error(transparent)]
+    Pii(#[from] crate::pii::ScannerError),
     /// The listening address is unavailable.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -102,7 +105,14 @@ impl Gatehouse {
                 config.policies.clone(),
                 Arc::new(AuditLog::open(&config.audit_file)?),
             ),
+            PiiStep::new(&config.pii)?,
         ));
+        if config.pii.hash_key.is_none() {
+            tracing::warn!(
+                "no pii.hash_key_env or pii.hash_key_file: `hash` redactions use a key of this \
+                 process only, so tokens change on restart"
+            );
+        }
         tracing::info!(
             policies = %config.policies.source,
             version = %config.policies.version,

@@ -106,6 +106,18 @@ enum Command {
         #[arg(long)]
         policies: PathBuf,
     },
+    /// Show what the PII detectors find in a text or JSON file (stdin by default), as JSON lines,
+    /// or the input redacted.
+    Scan {
+        /// Config file (its custom detectors and internal domains are used).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print the input redacted in this style: mask, hash or pseudonymize.
+        #[arg(long)]
+        redact: Option<String>,
+        /// The file to scan (default: stdin).
+        file: Option<PathBuf>,
+    },
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]
@@ -219,6 +231,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.policies.source,
                 config.policies.version
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan {
+            config,
+            redact,
+            file,
+        } => {
+            let config = load(config.as_deref())?;
+            let style = match redact.as_deref() {
+                None => None,
+                Some(name) => Some(gatehouse::pii::Style::parse(name).with_context(|| {
+                    format!("unknown redaction style `{name}`: use mask, hash or pseudonymize")
+                })?),
+            };
+            let input = match &file {
+                Some(path) => std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                None => {
+                    let mut buf = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                        .context("cannot read stdin")?;
+                    buf
+                }
+            };
+            let input = String::from_utf8(input)
+                .context("the input is not UTF-8 text; the scanner reads text and JSON")?;
+            print!("{}", toolchain::scan(&config, &input, style)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { audit, policies } => {

@@ -54,8 +54,10 @@ pub struct DecisionRecord {
     pub policy_version: String,
     /// Git commit of the policy folder, when it is a git checkout.
     pub policy_commit: Option<String>,
-    /// Obligations of the applying rules (`redact email as placeholder`).
+    /// Obligations of the applying rules (`redact email as mask`).
     pub obligations: Vec<String>,
+    /// Personal data found in the request: findings per kind, never values.
+    pub pii: std::collections::BTreeMap<String, u64>,
     /// Microseconds the policy step took.
     pub policy_us: u64,
 }
@@ -187,6 +189,7 @@ mod tests {
             policy_version: "v".into(),
             policy_commit: None,
             obligations: vec![],
+            pii: Default::default(),
             policy_us: 1,
         }
     }

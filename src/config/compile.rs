@@ -68,12 +68,17 @@ fn key_on_line(line: &str) -> String {
     }
 }
 
-struct Compiler<'a> {
-    file: &'a str,
+pub(super) struct Compiler<'a> {
+    pub(super) file: &'a str,
 }
 
 impl Compiler<'_> {
-    fn invalid(&self, at: Option<&Location>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(
+        &self,
+        at: Option<&Location>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             place: Place {
                 file: self.file.to_string(),
@@ -116,6 +121,7 @@ impl Compiler<'_> {
                 2,
             )?,
             inspect: self.inspect(&raw)?,
+            pii: self.pii(&raw)?,
             audit_file: PathBuf::from(
                 raw.audit
                     .file
@@ -239,50 +245,19 @@ impl Compiler<'_> {
         if let Err(message) = validate_agent_id(&id) {
             return Err(self.invalid(Some(&agent.id.referenced), &format!("{key}.id"), message));
         }
-        let token = match (&agent.token_env, &agent.token_file) {
-            (Some(var), None) => match std::env::var(var.value.trim()) {
-                Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
-                _ => {
-                    return Err(self.invalid(
-                        Some(&var.referenced),
-                        &format!("{key}.token_env"),
-                        format!(
-                            "environment variable `{}` (token of agent `{id}`) is not set or empty",
-                            var.value.trim()
-                        ),
-                    ));
-                }
-            },
-            (None, Some(file)) => {
-                let path = self.existing_file(file, &format!("{key}.token_file"))?;
-                let token = std::fs::read_to_string(&path).map_err(|e| {
-                    self.invalid(
-                        Some(&file.referenced),
-                        &format!("{key}.token_file"),
-                        e.to_string(),
-                    )
-                })?;
-                let token = token.trim().to_string();
-                if token.is_empty() {
-                    return Err(self.invalid(
-                        Some(&file.referenced),
-                        &format!("{key}.token_file"),
-                        format!("token file of agent `{id}` is empty"),
-                    ));
-                }
-                token
-            }
-            _ => {
-                return Err(self.invalid(
+        let what = format!("token of agent `{id}`");
+        let token = self
+            .secret(&agent.token_env, &agent.token_file, &key, "token", &what)?
+            .ok_or_else(|| {
+                self.invalid(
                     Some(&agent.id.referenced),
                     &key,
                     format!(
                         "agent `{id}` needs exactly one of `token_env` or `token_file` \
                          (tokens are never written in the config itself)"
                     ),
-                ));
-            }
-        };
+                )
+            })?;
         Ok(AgentConfig {
             id,
             team: agent.team.clone(),
@@ -290,6 +265,52 @@ impl Compiler<'_> {
             labels: agent.labels.clone(),
             token: Secret::new(token),
         })
+    }
+
+    /// A secret named by `<name>_env` or `<name>_file` (never written in the config itself); `None`
+    /// when neither is given, an error when both are.
+    pub(super) fn secret(
+        &self,
+        env: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        key: &str,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        match (env, file) {
+            (None, None) => Ok(None),
+            (Some(var), None) => match std::env::var(var.value.trim()) {
+                Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_string())),
+                _ => Err(self.invalid(
+                    Some(&var.referenced),
+                    &format!("{key}.{name}_env"),
+                    format!(
+                        "environment variable `{}` ({what}) is not set or empty",
+                        var.value.trim()
+                    ),
+                )),
+            },
+            (None, Some(file)) => {
+                let field = format!("{key}.{name}_file");
+                let path = self.existing_file(file, &field)?;
+                let value = std::fs::read_to_string(&path)
+                    .map_err(|e| self.invalid(Some(&file.referenced), &field, e.to_string()))?;
+                let value = value.trim().to_string();
+                if value.is_empty() {
+                    return Err(self.invalid(
+                        Some(&file.referenced),
+                        &field,
+                        format!("the file of the {what} is empty"),
+                    ));
+                }
+                Ok(Some(value))
+            }
+            (Some(var), Some(_)) => Err(self.invalid(
+                Some(&var.referenced),
+                key,
+                format!("give only one of `{name}_env` or `{name}_file`"),
+            )),
+        }
     }
 
     fn limits(&self, raw: &RawConfig) -> Result<Limits, ConfigError> {
@@ -385,7 +406,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn duration(
+    pub(super) fn duration(
         &self,
         value: &Option<Spanned<String>>,
         key: &str,
@@ -407,7 +428,11 @@ impl Compiler<'_> {
         }
     }
 
-    fn existing_file(&self, value: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+    pub(super) fn existing_file(
+        &self,
+        value: &Spanned<String>,
+        key: &str,
+    ) -> Result<PathBuf, ConfigError> {
         let path = PathBuf::from(value.value.trim());
         if path.is_file() {
             Ok(path)
@@ -421,7 +446,7 @@ impl Compiler<'_> {
     }
 }
 
-fn positive(
+pub(super) fn positive(
     compiler: &Compiler<'_>,
     value: &Option<Spanned<usize>>,
     key: &str,

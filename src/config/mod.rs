@@ -7,6 +7,7 @@
 pub(crate) mod compile;
 mod error;
 mod host_pattern;
+mod pii_section;
 pub mod policies;
 mod raw;
 
@@ -57,6 +58,25 @@ pub struct Config {
     pub audit_file: PathBuf,
     /// What request recognition is told: SQL fields, REST endpoints named as tools.
     pub inspect: crate::inspect::InspectConfig,
+    /// What the PII scanner looks for and how redaction works.
+    pub pii: PiiConfig,
+}
+
+/// The `pii` section: custom detectors, the hash key, the pseudonym vault's bounds.
+#[derive(Debug, Clone)]
+pub struct PiiConfig {
+    /// Built-in detectors plus the configured dictionaries and patterns.
+    pub scanner: crate::pii::ScannerConfig,
+    /// Key of the `hash` style; a random per-process key when not configured.
+    pub hash_key: Option<Secret>,
+    /// Whether header values are scanned too (URL queries, bodies and forms always are).
+    pub scan_headers: bool,
+    /// Most executions whose pseudonyms are kept at once.
+    pub vault_max_executions: usize,
+    /// Most values one execution may pseudonymize.
+    pub vault_max_values: usize,
+    /// An execution idle this long has its pseudonyms forgotten.
+    pub vault_idle: Duration,
 }
 
 /// The local CA and the leaf certificates minted from it.

@@ -22,6 +22,44 @@ pub struct RawConfig {
     pub policies: RawPolicies,
     pub audit: RawAudit,
     pub inspect: RawInspect,
+    pub pii: RawPii,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPii {
+    pub internal_domains: Option<Vec<String>>,
+    pub hash_key_env: Option<Spanned<String>>,
+    pub hash_key_file: Option<Spanned<String>>,
+    pub scan_headers: bool,
+    pub dictionaries: Vec<RawDictionary>,
+    pub patterns: Vec<RawPattern>,
+    pub vault: RawVault,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDictionary {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub words: Vec<String>,
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPattern {
+    pub name: Spanned<String>,
+    pub regex: Spanned<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawVault {
+    pub max_executions: Option<Spanned<usize>>,
+    pub max_values: Option<Spanned<usize>>,
+    pub idle: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! Per-request context: what the pipeline knows about one request as it moves through the steps.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -38,6 +39,10 @@ pub struct RequestCtx {
     pub judgements: Vec<Judgement>,
     /// How errors are shaped for this request (set once the body is recognised).
     pub shape: Shape,
+    /// Personal data found, by kind (counts only).
+    pub pii: BTreeMap<String, u64>,
+    /// Values redacted before forwarding, by kind (counts only).
+    pub redacted: BTreeMap<String, u64>,
 }
 
 impl RequestCtx {
@@ -73,6 +78,8 @@ impl RequestCtx {
             connected: None,
             judgements: Vec::new(),
             shape: Shape::Plain,
+            pii: BTreeMap::new(),
+            redacted: BTreeMap::new(),
         })
     }
 }

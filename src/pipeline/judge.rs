@@ -52,6 +52,8 @@ pub struct Judgement {
     pub monitored: Vec<String>,
     /// Version of the policies that judged.
     pub policy_version: String,
+    /// Redactions the verdict obliges (empty unless allowed).
+    pub obligations: Vec<Obligation>,
 }
 
 /// A destination seen as the CONNECT for it (host-level rules).
@@ -115,6 +117,7 @@ pub fn facts(
         tool: None,
         data: None,
         body: BodyFacts::default(),
+        pii: Default::default(),
     }
 }
 
@@ -179,6 +182,7 @@ impl Judge {
             policy_version: policies.version.clone(),
             policy_commit: policies.commit.clone(),
             obligations: Vec::new(),
+            pii: facts.pii.counts.clone(),
             policy_us: 0,
         }
     }
@@ -212,6 +216,11 @@ impl Judge {
             rules: verdict.deciding.clone(),
             monitored: verdict.monitored.iter().map(|(id, _)| id.clone()).collect(),
             policy_version: policies.version.clone(),
+            obligations: if verdict.effect == Effect::Allow {
+                verdict.obligations.clone()
+            } else {
+                Vec::new()
+            },
         };
         let outcome = refusal(&verdict, &judgement);
         let reason = match &outcome {
@@ -235,14 +244,12 @@ impl Judge {
     }
 }
 
-/// Obligations as the audit trail and the agent read them (`redact email,phone as placeholder`).
+/// Obligations as the audit trail and the agent read them (`redact email,phone as mask`).
 fn obligations(verdict: &Verdict) -> Vec<String> {
     verdict
         .obligations
         .iter()
-        .map(|Obligation::Redact { kinds, style }| {
-            format!("redact {} as {style:?}", kinds.join(",")).to_lowercase()
-        })
+        .map(|Obligation::Redact { kinds, style }| format!("redact {} as {style}", kinds.join(",")))
         .collect()
 }
 
@@ -263,14 +270,6 @@ fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     match verdict.effect {
-        Effect::Allow if !verdict.obligations.is_empty() => Err(ProxyError::denied_by_policy(
-            format!(
-                "allowed by rule {rules} on condition of redacting {}; this proxy cannot redact \
-                 yet, so the request is refused rather than forwarded unredacted",
-                obligations(verdict).join(", ")
-            ),
-            decision,
-        )),
         Effect::Allow => Ok(()),
         Effect::Deny if verdict.is_default_deny() => Err(ProxyError::denied_by_policy(
             format!(

@@ -7,8 +7,10 @@
 
 mod ctx;
 mod judge;
+mod pii_step;
 mod record;
 mod recorded_body;
+mod restored_body;
 
 use std::sync::Arc;
 
@@ -20,20 +22,23 @@ use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
 pub use judge::{Judge, Judgement};
+pub use pii_step::PiiStep;
 pub use record::path_shape;
 
 use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
-use crate::policy::Trigger;
+use crate::policy::{Facts, PiiFacts, Trigger};
 use crate::proxy::body::{ProxyBody, boxed, full};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
 use crate::proxy::upstream::{Upstream, UpstreamPeer};
 use crate::proxy::{ClientInfo, ConnectPlan, Handler};
 use ctx::new_id;
+use pii_step::BodyShape;
 use record::Record;
 use recorded_body::RecordedBody;
+use restored_body::RestoredBody;
 
 /// Everything the steps need, built once from the validated config.
 pub struct Pipeline {
@@ -43,6 +48,7 @@ pub struct Pipeline {
     max_request_body_bytes: u64,
     inspect: inspect::InspectConfig,
     judge: Judge,
+    pii: PiiStep,
 }
 
 impl Pipeline {
@@ -54,6 +60,7 @@ impl Pipeline {
         max_request_body_bytes: u64,
         inspect: inspect::InspectConfig,
         judge: Judge,
+        pii: PiiStep,
     ) -> Self {
         Self {
             resolver,
@@ -62,6 +69,7 @@ impl Pipeline {
             max_request_body_bytes,
             inspect,
             judge,
+            pii,
         }
     }
 
@@ -130,7 +138,7 @@ impl Pipeline {
         let encoding = encodings.join(",");
         let encoding = Some(encoding.as_str()).filter(|e| !e.is_empty());
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
-        let decoded = inspect::decode(raw, encoding, limit).map_err(|e| {
+        let mut decoded = inspect::decode(raw, encoding, limit).map_err(|e| {
             let kind = if matches!(e, inspect::BodyError::TooLarge(_)) {
                 ErrorKind::PayloadTooLarge
             } else {
@@ -191,9 +199,54 @@ impl Pipeline {
             request_content_type(&parts.headers),
             recognised.json,
         );
+        // 5. detect: personal data and secrets in what the request carries, as kinds and counts,
+        //    so rules can read them and the record can say what was there.
+        let shape = body_shape(&facts, &decoded);
+        let raw_text = matches!(shape, RawShape::Text)
+            .then(|| std::str::from_utf8(&decoded).ok())
+            .flatten()
+            .filter(|_| facts.body.text.is_empty());
+        facts.pii = PiiFacts::from_counts(self.pii.detect(&facts, raw_text));
+        ctx.pii = facts.pii.counts.clone();
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
+        let obligations = judgement.obligations.clone();
         ctx.judgements.push(judgement);
         outcome?;
+        // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
+        let mut restore = None;
+        if !obligations.is_empty() {
+            let mut json = std::mem::take(&mut facts.body.json);
+            let body_shape = match shape {
+                RawShape::Json => BodyShape::Json(&mut json),
+                RawShape::Form => BodyShape::Form,
+                RawShape::Multipart => BodyShape::Multipart,
+                RawShape::Text => BodyShape::Text,
+                RawShape::Opaque => BodyShape::Opaque,
+            };
+            let session = pii_step::session_of(&facts.agent.id, facts.agent.execution.as_deref());
+            let redacted = self.pii.redact(
+                &obligations,
+                &session,
+                (&decoded, body_shape),
+                parts.uri.query(),
+            )?;
+            ctx.redacted = redacted.replaced.clone();
+            if let Some(body) = redacted.body {
+                decoded = body;
+                parts.headers.insert(
+                    http::header::CONTENT_LENGTH,
+                    http::HeaderValue::from(decoded.len()),
+                );
+            }
+            if let Some(query) = redacted.query {
+                parts.uri = with_query(&parts.uri, &query)?;
+            }
+            if redacted.pseudonymized {
+                // The response must come back readable to put the originals back in place.
+                parts.headers.remove(http::header::ACCEPT_ENCODING);
+                restore = Some(session);
+            }
+        }
         // The upstream gets exactly the bytes that were judged: decoded, so no undecoded
         // remainder can ride along.
         if encoding.is_some() {
@@ -210,8 +263,36 @@ impl Pipeline {
             .extensions()
             .get::<UpstreamPeer>()
             .map(|peer| peer.0);
-        // 12. respond: the body streams back untouched, frame by frame.
-        Ok(response)
+        // 12. respond: the body streams back untouched, frame by frame (pseudonyms restored).
+        match restore {
+            Some(session) => Ok(self.restored(response, &session)),
+            None => Ok(response),
+        }
+    }
+
+    /// The response of a pseudonymized request with the originals put back. A response still
+    /// encoded (the upstream ignored the dropped `Accept-Encoding`) passes unchanged: the agent then
+    /// sees placeholders, never anything it did not send.
+    fn restored(&self, response: Response<ProxyBody>, session: &str) -> Response<ProxyBody> {
+        if response.headers().contains_key(CONTENT_ENCODING) {
+            tracing::warn!(
+                "pseudonymized request answered with an encoded body; placeholders are not restored"
+            );
+            return response;
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let json = content_type.contains("json") || content_type.contains("event-stream");
+        let Some(restorer) = self.pii.restorer(session, json) else {
+            return response;
+        };
+        let (mut parts, body) = response.into_parts();
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        Response::from_parts(parts, boxed(RestoredBody::new(body, restorer)))
     }
 
     /// Puts a refusal the proxy made on its own (guard, inspection) in the audit trail; policy
@@ -378,6 +459,42 @@ fn shape_for(recognised: &inspect::Recognised) -> Shape {
         Some(_) => Shape::OpenAi,
         None => Shape::Plain,
     }
+}
+
+/// The shape of a body as redaction sees it, decided before the JSON moves into the facts.
+enum RawShape {
+    Json,
+    Form,
+    Multipart,
+    Text,
+    Opaque,
+}
+
+fn body_shape(facts: &Facts, decoded: &Bytes) -> RawShape {
+    let content_type = facts.body.content_type.as_str();
+    if !facts.body.json.is_null() {
+        RawShape::Json
+    } else if content_type == "application/x-www-form-urlencoded" {
+        RawShape::Form
+    } else if content_type.starts_with("multipart/") {
+        RawShape::Multipart
+    } else if !decoded.is_empty() && std::str::from_utf8(decoded).is_ok() {
+        RawShape::Text
+    } else {
+        RawShape::Opaque
+    }
+}
+
+/// `uri` with its query replaced.
+fn with_query(uri: &http::Uri, query: &str) -> Result<http::Uri, ProxyError> {
+    let mut parts = uri.clone().into_parts();
+    let path_and_query = format!("{}?{query}", uri.path());
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .map_err(|e| ProxyError::internal(format!("redacted query: {e}")))?,
+    );
+    http::Uri::from_parts(parts).map_err(|e| ProxyError::internal(format!("redacted URI: {e}")))
 }
 
 fn request_content_type(headers: &http::HeaderMap) -> Option<&str> {

@@ -141,6 +141,8 @@ impl Drop for Record {
             rules = %decided.map(|j| j.rules.join(",")).unwrap_or_default(),
             monitored = %ctx.judgements.iter().flat_map(|j| j.monitored.iter().cloned()).collect::<Vec<_>>().join(","),
             policy_version = decided.map_or("", |j| j.policy_version.as_str()),
+            pii = %counts(&ctx.pii),
+            redacted = %counts(&ctx.redacted),
             elapsed_ms = format_args!("{elapsed_ms:.2}"),
             "request"
         );
@@ -287,6 +289,15 @@ pub fn path_shape(path: &str) -> String {
         })
         .collect();
     shaped.join("/")
+}
+
+/// Findings per kind as a log field (`email:2,phone:1`): kinds and counts, never values.
+fn counts(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{kind}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use cel::objects::Key;
 use cel::{Context, Env, Value};
 
 use super::facts::{
-    AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts,
+    AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, PiiFacts, RequestFacts,
+    ToolFacts,
 };
 
 /// The facts of one request as CEL variables, built once for every condition judged against them.
@@ -29,6 +30,7 @@ impl Activation {
         context.add_variable_from_value("llm", facts.llm.as_ref().map_or(Value::Null, llm));
         context.add_variable_from_value("tool", facts.tool.as_ref().map_or(Value::Null, tool));
         context.add_variable_from_value("data", facts.data.as_ref().map_or(Value::Null, data));
+        context.add_variable_from_value("pii", pii(&facts.pii));
         if with_body {
             context.add_variable_from_value("body", body(&facts.body));
         }
@@ -149,6 +151,19 @@ fn body(b: &BodyFacts) -> Value {
         ("json", Some(json(&b.json))),
         ("form", string_map(&b.form)),
         ("text", texts(&b.text)),
+    ])
+}
+
+fn pii(p: &PiiFacts) -> Value {
+    let counts: HashMap<Key, Value> = p
+        .counts
+        .iter()
+        .filter_map(|(k, v)| Some((Key::String(Arc::new(k.clone())), uint(*v)?)))
+        .collect();
+    object([
+        ("kinds", texts(&p.kinds)),
+        ("counts", Some(Value::Map(counts.into()))),
+        ("total", uint(p.total)),
     ])
 }
 

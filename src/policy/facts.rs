@@ -28,6 +28,31 @@ pub struct Facts {
     pub data: Option<DataFacts>,
     /// The decoded request body.
     pub body: BodyFacts,
+    /// Personal data and secrets found in the request.
+    pub pii: PiiFacts,
+}
+
+/// Personal data and secrets found in the request (body, query, forms): kinds and counts, never
+/// values.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PiiFacts {
+    /// Kinds found (`email`, `credit_card`, ...), sorted.
+    pub kinds: Vec<String>,
+    /// Findings per kind.
+    pub counts: BTreeMap<String, u64>,
+    /// Findings in all.
+    pub total: u64,
+}
+
+impl PiiFacts {
+    /// Facts from findings counted by kind.
+    pub fn from_counts(counts: BTreeMap<String, u64>) -> PiiFacts {
+        PiiFacts {
+            kinds: counts.keys().cloned().collect(),
+            total: counts.values().sum(),
+            counts,
+        }
+    }
 }
 
 /// The decoded request body, as far as it is text.
@@ -161,7 +186,7 @@ pub fn join_repeated(
 }
 
 /// The CEL variables a condition may use.
-pub const VARIABLES: [&str; 7] = [
+pub const VARIABLES: [&str; 8] = [
     "agent",
     "request",
     "destination",
@@ -169,6 +194,7 @@ pub const VARIABLES: [&str; 7] = [
     "tool",
     "data",
     "body",
+    "pii",
 ];
 
 impl Facts {
@@ -247,6 +273,7 @@ impl Facts {
                 json: serde_json::Value::Object(serde_json::Map::new()),
                 ..BodyFacts::default()
             },
+            pii: PiiFacts::default(),
         }
     }
 }

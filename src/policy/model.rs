@@ -196,18 +196,8 @@ impl Matcher {
     }
 }
 
-/// How a redaction replaces what it finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedactStyle {
-    /// `****` of the same length.
-    Mask,
-    /// A typed placeholder (`[EMAIL]`).
-    Placeholder,
-    /// A reversible pseudonym, restored in the response.
-    Pseudonym,
-    /// A keyed hash.
-    Hash,
-}
+/// How a redaction replaces what it finds (`mask`, `hash`, `pseudonymize`).
+pub use crate::pii::Style as RedactStyle;
 
 /// Something every applying rule asks for, unless the verdict is deny.
 #[derive(Debug, Clone, PartialEq, Eq)]

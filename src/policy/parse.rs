@@ -177,20 +177,25 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
     let obligations = match &raw.redact {
         None => Vec::new(),
         Some(redact) => {
-            let style = match redact.value.style.as_deref().unwrap_or("placeholder") {
-                "mask" => RedactStyle::Mask,
-                "placeholder" => RedactStyle::Placeholder,
-                "pseudonym" => RedactStyle::Pseudonym,
-                "hash" => RedactStyle::Hash,
-                other => {
-                    return Err(fail(
-                        redact.referenced.line(),
-                        format!(
-                            "unknown redact style `{other}` (mask, placeholder, pseudonym, hash)"
-                        ),
-                    ));
-                }
+            let name = redact.value.style.as_deref().unwrap_or("mask");
+            let Some(style) = RedactStyle::parse(name) else {
+                return Err(fail(
+                    redact.referenced.line(),
+                    format!("unknown redact style `{name}` (mask, hash, pseudonymize)"),
+                ));
             };
+            let bad_kind = redact.value.kinds.iter().find(|k| {
+                k.is_empty()
+                    || !k
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+            if let Some(kind) = bad_kind {
+                return Err(fail(
+                    redact.referenced.line(),
+                    format!("`{kind}` is not a PII kind name (lower-case letters, digits, `_`)"),
+                ));
+            }
             if redact.value.kinds.is_empty() {
                 return Err(fail(
                     redact.referenced.line(),

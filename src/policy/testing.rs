@@ -94,6 +94,7 @@ impl RequestSpec {
             tool: None,
             data: None,
             body: BodyFacts::default(),
+            pii: Default::default(),
         })
     }
 }

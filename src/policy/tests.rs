@@ -8,7 +8,7 @@ rules:
     trigger: http.request
     match: { hosts: [api.openai.com], methods: [POST], paths: ["/v1/**"] }
     effect: allow
-    redact: { kinds: [email], style: placeholder }
+    redact: { kinds: [email], style: mask }
   - id: deny-metadata-everywhere
     trigger: http.request
     match: { hosts: ["*.internal"] }

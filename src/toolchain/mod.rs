@@ -3,6 +3,9 @@
 //! policy code, and renders the results.
 
 mod replay;
+mod scan;
+
+pub use scan::scan;
 
 pub use replay::replay;
 
@@ -12,7 +15,8 @@ use std::path::{Path, PathBuf};
 use crate::config::policies::is_policy_test_file;
 use crate::config::{Config, IdentityConfig};
 use crate::inspect;
-use crate::policy::{Consideration, Facts, RequestSpec, parse_test_file, run_tests};
+use crate::pipeline::PiiStep;
+use crate::policy::{Consideration, Facts, PiiFacts, RequestSpec, parse_test_file, run_tests};
 
 /// Why the toolchain could not run.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,9 @@ pub enum ToolError {
     /// The request to explain is invalid.
     #[error("{0}")]
     Request(String),
+    /// The PII detectors of the config could not be built.
+    #[error(transparent)]
+    Pii(#[from] crate::pii::ScannerError),
 }
 
 /// The output of `gatehouse test`, and whether every case passed.
@@ -47,6 +54,7 @@ pub struct TestRun {
 /// Runs the policy tests in `paths` (files, or folders searched for `*.test.yaml`) against the
 /// config's policies.
 pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
+    let pii = PiiStep::new(&config.pii)?;
     let files = test_files(paths)?;
     if files.is_empty() {
         let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -63,7 +71,7 @@ pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
         for case in &mut cases {
             with_declared_identity(&mut case.request, &config.identity);
         }
-        let facts_of = |request: &RequestSpec| facts_with_body(config, request);
+        let facts_of = |request: &RequestSpec| facts_with_body(config, &pii, request);
         for result in run_tests(&config.policies.set, &cases, &facts_of) {
             if result.failures.is_empty() {
                 passed += 1;
@@ -122,7 +130,8 @@ fn with_declared_identity(request: &mut RequestSpec, identity: &IdentityConfig) 
 /// the result.
 pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, ToolError> {
     with_declared_identity(&mut request, &config.identity);
-    let facts = facts_with_body(config, &request).map_err(ToolError::Request)?;
+    let pii = PiiStep::new(&config.pii)?;
+    let facts = facts_with_body(config, &pii, &request).map_err(ToolError::Request)?;
     let verdict = config.policies.set.explain(&facts);
     let mut out = String::new();
     let _ = writeln!(
@@ -171,9 +180,12 @@ pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, Tool
 /// A hand-written request's facts, with its body recognised exactly as the proxy recognises a live
 /// one (LLM, tool and data calls, form and text fields). Without an explicit trigger, the trigger is
 /// the one recognition finds.
-fn facts_with_body(config: &Config, request: &RequestSpec) -> Result<Facts, String> {
+/// The facts the proxy would judge `request` by: recognised, with its body and the personal data
+/// in it (query included).
+fn facts_with_body(config: &Config, pii: &PiiStep, request: &RequestSpec) -> Result<Facts, String> {
     let mut facts = request.facts()?;
     let Some(body) = &request.body else {
+        facts.pii = PiiFacts::from_counts(pii.detect(&facts, None));
         return Ok(facts);
     };
     let body = bytes::Bytes::from(body.clone());
@@ -204,6 +216,10 @@ fn facts_with_body(config: &Config, request: &RequestSpec) -> Result<Facts, Stri
     facts.llm = recognised.llm;
     facts.tool = recognised.tool;
     facts.data = recognised.data;
+    let plain_text =
+        facts.body.json.is_null() && facts.body.form.is_empty() && facts.body.text.is_empty();
+    let raw_text = std::str::from_utf8(&body).ok().filter(|_| plain_text);
+    facts.pii = PiiFacts::from_counts(pii.detect(&facts, raw_text));
     Ok(facts)
 }
 

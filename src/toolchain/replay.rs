@@ -132,5 +132,15 @@ fn facts_of(record: &Value) -> Option<Facts> {
         tool: None,
         data: None,
         body: BodyFacts::default(),
+        pii: crate::policy::PiiFacts::from_counts(
+            record["pii"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
     })
 }

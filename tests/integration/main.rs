@@ -10,6 +10,7 @@ mod guard;
 mod identity;
 mod limits;
 mod malformed;
+mod pii;
 mod policy;
 mod python;
 mod recognition;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,6 +33,15 @@ pub struct Origin {
     pub sse_release: Arc<Notify>,
     /// Notified when a `/slow` request has arrived.
     pub slow_started: Arc<Notify>,
+    /// What `/mirror` and `/mirror-sse` received: path with query, and body.
+    pub received: Arc<Mutex<Vec<(String, Bytes)>>>,
+}
+
+/// What the routes share with the test.
+struct Shared {
+    release: Arc<Notify>,
+    started: Arc<Notify>,
+    received: Arc<Mutex<Vec<(String, Bytes)>>>,
 }
 
 impl Origin {
@@ -56,21 +65,23 @@ async fn start(tls: Option<TlsAcceptor>) -> Origin {
     let addr = listener.local_addr().unwrap();
     let sse_release = Arc::new(Notify::new());
     let slow_started = Arc::new(Notify::new());
-    let release = sse_release.clone();
-    let started = slow_started.clone();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::new(Shared {
+        release: sse_release.clone(),
+        started: slow_started.clone(),
+        received: received.clone(),
+    });
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let tls = tls.clone();
-            let release = release.clone();
-            let started = started.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
-                    let release = release.clone();
-                    let started = started.clone();
-                    async move { Ok::<_, Infallible>(route(req, release, started).await) }
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(route(req, shared).await) }
                 });
                 match tls {
                     Some(acceptor) => {
@@ -105,6 +116,7 @@ async fn start(tls: Option<TlsAcceptor>) -> Origin {
         addr,
         sse_release,
         slow_started,
+        received,
     }
 }
 
@@ -112,15 +124,12 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     http_body_util::Full::new(bytes.into()).boxed()
 }
 
-async fn route(
-    req: Request<Incoming>,
-    release: Arc<Notify>,
-    started: Arc<Notify>,
-) -> Response<Body> {
+async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match req.uri().path() {
-        "/sse" => sse(release),
+        "/sse" => sse(shared.release.clone()),
+        "/mirror" | "/mirror-sse" => mirror(req, &shared).await,
         "/slow" => {
-            started.notify_one();
+            shared.started.notify_one();
             tokio::time::sleep(Duration::from_millis(1500)).await;
             Response::new(full("slow done"))
         }
@@ -135,6 +144,42 @@ async fn route(
         }
         _ => echo(req).await,
     }
+}
+
+/// Keeps what it received and answers with the same bytes: whole as JSON (`/mirror`), or as
+/// server-sent events cut every 4 bytes, so a placeholder spans several frames (`/mirror-sse`).
+async fn mirror(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    shared.received.lock().unwrap().push((target, body.clone()));
+    if parts.uri.path() == "/mirror" {
+        let mut response = Response::new(full(body));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        return response;
+    }
+    let event = [b"data: ".as_slice(), &body, b"\n\n"].concat();
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> = event
+        .chunks(4)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+        frames,
+    ))));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
 }
 
 /// Answers with what the origin saw: method, path, query, version, headers and body size.

@@ -1,0 +1,119 @@
+//! The `pii` section: dictionaries (inline or from a file), named regexes, internal email
+//! domains, the hash key, and the pseudonym vault's bounds.
+
+use super::compile::{Compiler, positive};
+use super::raw::{RawConfig, RawDictionary};
+use super::{ConfigError, PiiConfig, Secret};
+use crate::pii::{Dictionary, GROUPS, Kind, Pattern, ScannerConfig};
+
+/// Internal email suffixes accepted when none are configured.
+const DEFAULT_INTERNAL_DOMAINS: [&str; 5] = ["internal", "local", "localdomain", "lan", "corp"];
+
+impl Compiler<'_> {
+    pub(super) fn pii(&self, raw: &RawConfig) -> Result<PiiConfig, ConfigError> {
+        let p = &raw.pii;
+        let mut names: Vec<String> = Vec::new();
+        let mut check_name = |name: &serde_saphyr::Spanned<String>, key: &str| {
+            let value = name.value.trim().to_string();
+            let shaped = !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            let taken = Kind::builtin(&value).is_some()
+                || GROUPS.contains(&value.as_str())
+                || names.contains(&value);
+            if !shaped || taken {
+                return Err(self.invalid(
+                    Some(&name.referenced),
+                    key,
+                    format!(
+                        "`{value}` cannot name a detector: use lower-case letters, digits and `_`, \
+                         and a name no built-in kind, group or other detector has"
+                    ),
+                ));
+            }
+            names.push(value.clone());
+            Ok(value)
+        };
+        let mut dictionaries = Vec::new();
+        for (i, d) in p.dictionaries.iter().enumerate() {
+            let key = format!("pii.dictionaries[{i}]");
+            let name = check_name(&d.name, &format!("{key}.name"))?;
+            dictionaries.push(Dictionary {
+                name,
+                words: self.dictionary_words(d, &key)?,
+            });
+        }
+        let mut patterns = Vec::new();
+        for (i, pattern) in p.patterns.iter().enumerate() {
+            let key = format!("pii.patterns[{i}]");
+            let name = check_name(&pattern.name, &format!("{key}.name"))?;
+            let regex = regex::RegexBuilder::new(&pattern.regex.value)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    self.invalid(
+                        Some(&pattern.regex.referenced),
+                        &format!("{key}.regex"),
+                        e.to_string(),
+                    )
+                })?;
+            patterns.push(Pattern { name, regex });
+        }
+        let internal_domains = p.internal_domains.clone().unwrap_or_else(|| {
+            DEFAULT_INTERNAL_DOMAINS
+                .iter()
+                .map(|d| d.to_string())
+                .collect()
+        });
+        let hash_key = self.secret(
+            &p.hash_key_env,
+            &p.hash_key_file,
+            "pii",
+            "hash_key",
+            "PII hash key",
+        )?;
+        Ok(PiiConfig {
+            scanner: ScannerConfig {
+                internal_domains,
+                dictionaries,
+                patterns,
+            },
+            hash_key: hash_key.map(Secret::new),
+            scan_headers: p.scan_headers,
+            vault_max_executions: positive(
+                self,
+                &p.vault.max_executions,
+                "pii.vault.max_executions",
+                10_000,
+            )?,
+            vault_max_values: positive(self, &p.vault.max_values, "pii.vault.max_values", 1_000)?,
+            vault_idle: self.duration(&p.vault.idle, "pii.vault.idle", 3600)?,
+        })
+    }
+
+    fn dictionary_words(&self, d: &RawDictionary, key: &str) -> Result<Vec<String>, ConfigError> {
+        let mut words: Vec<String> = d.words.iter().map(|w| w.trim().to_string()).collect();
+        if let Some(file) = &d.file {
+            let field = format!("{key}.file");
+            let path = self.existing_file(file, &field)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| self.invalid(Some(&file.referenced), &field, e.to_string()))?;
+            words.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+        words.retain(|w| !w.is_empty());
+        if words.is_empty() {
+            return Err(self.invalid(
+                Some(&d.name.referenced),
+                key,
+                "a dictionary needs `words` or a `file` with at least one entry",
+            ));
+        }
+        Ok(words)
+    }
+}

@@ -1,0 +1,220 @@
+//! Steps 5 (detect) and 10 (redact) seen from the pipeline: what personal data the request
+//! carries, for the rules to read, and the redactions the verdict obliges, applied to the bytes
+//! that are forwarded. Kinds and counts reach logs and the audit trail; values never do.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ring::hmac;
+use serde_json::Value;
+
+use crate::config::PiiConfig;
+use crate::error::{ErrorKind, ProxyError, Side};
+use crate::pii::{self, Redaction, Replacer, Scanner, ScannerError, Style, Vault};
+use crate::policy::{Facts, Obligation};
+
+/// The scanner, the hash key and the pseudonym vault, built once.
+pub struct PiiStep {
+    scanner: Scanner,
+    hash_key: hmac::Key,
+    vault: Vault,
+    scan_headers: bool,
+}
+
+/// How the body of a request is shaped, for redaction.
+pub enum BodyShape<'a> {
+    /// A JSON document (already parsed).
+    Json(&'a mut Value),
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data`: scanned, not rewritten.
+    Multipart,
+    /// UTF-8 text of any other type.
+    Text,
+    /// Bytes that are not text: nothing to find.
+    Opaque,
+}
+
+/// What redaction did to a request.
+pub struct Redacted {
+    /// The body to forward, when it changed.
+    pub body: Option<Bytes>,
+    /// The query to forward, when it changed.
+    pub query: Option<String>,
+    /// Values replaced, by kind.
+    pub replaced: BTreeMap<String, u64>,
+    /// Whether pseudonyms were handed out (the response must be restored).
+    pub pseudonymized: bool,
+}
+
+impl PiiStep {
+    /// Builds the detectors of `config`; without a configured hash key, `hash` redactions use a
+    /// random key of this process (stable across requests, not across restarts).
+    pub fn new(config: &PiiConfig) -> Result<PiiStep, ScannerError> {
+        let hash_key = match &config.hash_key {
+            Some(key) => hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes()),
+            None => {
+                let rng = ring::rand::SystemRandom::new();
+                hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| {
+                    ScannerError::Detector {
+                        name: "hash".into(),
+                        reason: "no random source for the hash key".into(),
+                    }
+                })?
+            }
+        };
+        Ok(PiiStep {
+            scanner: Scanner::new(&config.scanner)?,
+            hash_key,
+            vault: Vault::new(
+                config.vault_max_executions,
+                config.vault_max_values,
+                config.vault_idle,
+            ),
+            scan_headers: config.scan_headers,
+        })
+    }
+
+    /// The scanner, for tools that show what it finds.
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    /// 5. detect: findings counted by kind in the string values of a JSON body, form fields, text
+    ///    parts, a text body (`raw_text`), the query, and headers when configured.
+    pub fn detect(&self, facts: &Facts, raw_text: Option<&str>) -> BTreeMap<String, u64> {
+        let s = &self.scanner;
+        let mut counts = BTreeMap::new();
+        let mut add = |found: Vec<pii::Finding>| {
+            for (kind, n) in pii::count_by_kind(&found) {
+                *counts.entry(kind).or_insert(0) += n;
+            }
+        };
+        for f in pii::scan_json(s, &facts.body.json) {
+            add(vec![f.finding]);
+        }
+        for (name, value) in &facts.body.form {
+            add(s.scan_field(name, value));
+        }
+        for text in &facts.body.text {
+            add(s.scan(text));
+        }
+        if let Some(text) = raw_text {
+            add(s.scan(text));
+        }
+        for (name, value) in &facts.request.query {
+            add(s.scan_field(name, value));
+        }
+        if self.scan_headers {
+            for (name, value) in &facts.request.headers {
+                add(s.scan_field(name, value));
+            }
+        }
+        counts
+    }
+
+    /// 10. redact: applies the obligations to the body and the query. A body whose findings
+    ///     cannot be rewritten (multipart) is refused rather than forwarded unredacted.
+    pub fn redact(
+        &self,
+        obligations: &[Obligation],
+        session: &str,
+        body: (&Bytes, BodyShape<'_>),
+        query: Option<&str>,
+    ) -> Result<Redacted, ProxyError> {
+        let rules: Vec<(Vec<String>, Style)> = obligations
+            .iter()
+            .map(|Obligation::Redact { kinds, style }| (kinds.clone(), *style))
+            .collect();
+        let mut redaction =
+            Redaction::new(rules, &self.hash_key, &self.vault, session, Instant::now());
+        let refused =
+            |e: pii::VaultError| ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string());
+        let (bytes, shape) = body;
+        let new_body = match shape {
+            BodyShape::Json(value) => {
+                let changed =
+                    pii::redact_json(&self.scanner, value, &mut redaction).map_err(refused)?;
+                (changed > 0)
+                    .then(|| serde_json::to_vec(value).map(Bytes::from))
+                    .transpose()
+                    .map_err(|e| ProxyError::internal(format!("redacted JSON: {e}")))?
+            }
+            BodyShape::Form => self
+                .redact_pairs(bytes, &mut redaction)
+                .map_err(refused)?
+                .map(Bytes::from),
+            BodyShape::Text => {
+                let text = std::str::from_utf8(bytes).unwrap_or_default();
+                let findings = self.scanner.scan(text);
+                pii::redact(text, &findings, &mut redaction)
+                    .map_err(refused)?
+                    .map(Bytes::from)
+            }
+            BodyShape::Multipart => {
+                let text = String::from_utf8_lossy(bytes);
+                let selected = self
+                    .scanner
+                    .scan(&text)
+                    .iter()
+                    .any(|f| redaction.style_for(&f.kind).is_some());
+                if selected {
+                    return Err(ProxyError::new(
+                        ErrorKind::Forbidden,
+                        Side::Agent,
+                        "the policy requires redacting personal data in a multipart body, which \
+                         this proxy cannot rewrite; the request was not forwarded unredacted",
+                    ));
+                }
+                None
+            }
+            BodyShape::Opaque => None,
+        };
+        let new_query = match query {
+            Some(q) => self
+                .redact_pairs(q.as_bytes(), &mut redaction)
+                .map_err(refused)?,
+            None => None,
+        };
+        Ok(Redacted {
+            body: new_body,
+            query: new_query,
+            replaced: redaction.replaced.clone(),
+            pseudonymized: redaction.pseudonymized,
+        })
+    }
+
+    /// `a=1&b=2` with each value redacted; `None` when nothing changed.
+    fn redact_pairs(
+        &self,
+        encoded: &[u8],
+        redaction: &mut impl Replacer,
+    ) -> Result<Option<String>, pii::VaultError> {
+        let mut changed = false;
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(encoded) {
+            let findings = self.scanner.scan_field(&name, &value);
+            match pii::redact(&value, &findings, redaction)? {
+                Some(redacted) => {
+                    changed = true;
+                    out.append_pair(&name, &redacted);
+                }
+                None => {
+                    out.append_pair(&name, &value);
+                }
+            }
+        }
+        Ok(changed.then(|| out.finish()))
+    }
+
+    /// A restorer for the response of a request that was pseudonymized in `session`.
+    pub fn restorer(&self, session: &str, json: bool) -> Option<pii::Restorer> {
+        self.vault.restorer(session, json)
+    }
+}
+
+/// The vault session of a request: one per agent and execution.
+pub fn session_of(agent: &str, execution: Option<&str>) -> String {
+    format!("{agent}/{}", execution.unwrap_or("-"))
+}

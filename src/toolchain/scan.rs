@@ -1,0 +1,90 @@
+//! `gatehouse scan`: what the detectors find in a text or JSON document, or the document
+//! redacted, so a policy author can try a detector before trusting it.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::ToolError;
+use crate::config::Config;
+use crate::pii::{self, Redaction, Scanner, Style, Vault};
+
+/// Findings of `input` as JSON lines, or `input` redacted in `style` (every kind; `hash` with the
+/// config's key, so tokens match the proxy's).
+///
+/// Text input: `start` and `end` are byte offsets in the input. JSON input (an object or array):
+/// each finding also names the string's JSON `pointer`, and its offsets are in that string's
+/// decoded value (JSON escapes such as `\u0040` are decoded before scanning).
+pub fn scan(config: &Config, input: &str, style: Option<Style>) -> Result<String, ToolError> {
+    let scanner = Scanner::new(&config.pii.scanner)?;
+    let document = serde_json::from_str::<Value>(input)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array());
+    match style {
+        None => Ok(findings(&scanner, input, document.as_ref())),
+        Some(style) => redacted(config, &scanner, input, document, style),
+    }
+}
+
+fn findings(scanner: &Scanner, input: &str, document: Option<&Value>) -> String {
+    let mut out = String::new();
+    let line = |f: &pii::Finding, pointer: Option<&str>| {
+        let mut record = json!({
+            "kind": f.kind.name(),
+            "start": f.start,
+            "end": f.end,
+            "validator": f.validator,
+        });
+        if let Some(pointer) = pointer {
+            record["pointer"] = json!(pointer);
+        }
+        record.to_string()
+    };
+    match document {
+        Some(doc) => {
+            for f in pii::scan_json(scanner, doc) {
+                let _ = writeln!(out, "{}", line(&f.finding, Some(&f.pointer)));
+            }
+        }
+        None => {
+            for f in scanner.scan(input) {
+                let _ = writeln!(out, "{}", line(&f, None));
+            }
+        }
+    }
+    out
+}
+
+fn redacted(
+    config: &Config,
+    scanner: &Scanner,
+    input: &str,
+    document: Option<Value>,
+    style: Style,
+) -> Result<String, ToolError> {
+    let key = match &config.pii.hash_key {
+        Some(secret) => ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes()),
+        None => {
+            let rng = ring::rand::SystemRandom::new();
+            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+                .map_err(|_| ToolError::Request("no random source for the hash key".into()))?
+        }
+    };
+    let vault = Vault::new(1, usize::MAX, Duration::from_secs(60));
+    let rules = vec![(vec!["any".to_string()], style)];
+    let mut redaction = Redaction::new(rules, &key, &vault, "scan", Instant::now());
+    let failed = |e: pii::VaultError| ToolError::Request(e.to_string());
+    match document {
+        Some(mut doc) => {
+            pii::redact_json(scanner, &mut doc, &mut redaction).map_err(failed)?;
+            Ok(format!("{doc}\n"))
+        }
+        None => {
+            let found = scanner.scan(input);
+            Ok(pii::redact(input, &found, &mut redaction)
+                .map_err(failed)?
+                .unwrap_or_else(|| input.to_string()))
+        }
+    }
+}
