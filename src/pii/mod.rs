@@ -208,7 +208,8 @@ impl Scanner {
 
 /// Keeps, of overlapping findings, the most specific kind, then the longest, then the first.
 fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
-    if found.len() < 2 {
+    found.sort_by_key(|f| (f.start, f.end));
+    if found.windows(2).all(|w| w[0].end <= w[1].start) {
         return found;
     }
     found.sort_by(|a, b| {
@@ -218,14 +219,19 @@ fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
     });
-    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    // Kept findings never overlap, so only the one starting last before a candidate's end can
+    // overlap it.
+    let mut kept: BTreeMap<usize, Finding> = BTreeMap::new();
     for f in found {
-        if !kept.iter().any(|k| f.start < k.end && k.start < f.end) {
-            kept.push(f);
+        let overlaps = kept
+            .range(..f.end)
+            .next_back()
+            .is_some_and(|(_, k)| k.end > f.start);
+        if !overlaps {
+            kept.insert(f.start, f);
         }
     }
-    kept.sort_by_key(|f| f.start);
-    kept
+    kept.into_values().collect()
 }
 
 /// Findings counted by kind name: what logs and audit records hold instead of values.

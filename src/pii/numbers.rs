@@ -18,26 +18,32 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        let next_is_digit = b.get(i + 1).is_some_and(u8::is_ascii_digit);
-        i = if c.is_ascii_digit() || ((c == b'+' || c == b'(') && next_is_digit) {
-            candidate(text, i, out).max(i + 1)
-        } else if c == b':' {
-            colon(text, i, out).max(i + 1)
-        } else {
-            i + 1
+        i = match c {
+            b'0'..=b'9' => candidate(text, i, out).max(i + 1),
+            b'+' | b'(' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                candidate(text, i, out).max(i + 1)
+            }
+            b':' => colon(text, i, out).max(i + 1),
+            _ => i + 1,
         };
     }
 }
 
-/// A run of digit groups joined by short separators.
+/// Most digit groups one cluster holds; longer runs are not an identifier of any kind.
+const MAX_GROUPS: usize = 24;
+
+/// A run of digit groups joined by short separators, kept on the stack: most numbers in a text
+/// are short and are dismissed without allocating.
 struct Cluster {
     start: usize,
     end: usize,
     plus: bool,
-    /// Byte ranges of the digit groups.
-    groups: Vec<(usize, usize)>,
-    /// The separators between consecutive groups.
-    seps: Vec<(usize, usize)>,
+    /// Byte ranges of the digit groups (`count` of them).
+    groups: [(usize, usize); MAX_GROUPS],
+    /// The separators between consecutive groups (`count - 1` of them).
+    seps: [(usize, usize); MAX_GROUPS],
+    count: usize,
+    digits: usize,
 }
 
 impl Cluster {
@@ -48,32 +54,44 @@ impl Cluster {
         } else {
             start
         };
-        let mut groups = Vec::new();
-        let mut seps = Vec::new();
+        let mut c = Cluster {
+            start,
+            end: i,
+            plus,
+            groups: [(0, 0); MAX_GROUPS],
+            seps: [(0, 0); MAX_GROUPS],
+            count: 0,
+            digits: 0,
+        };
         loop {
             let group_start = i;
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
-            groups.push((group_start, i));
+            c.groups[c.count] = (group_start, i);
+            c.count += 1;
+            c.digits += i - group_start;
             let mut j = i;
             while j < b.len() && j - i < 2 && SEPARATORS.contains(&b[j]) {
                 j += 1;
             }
-            if j > i && b.get(j).is_some_and(u8::is_ascii_digit) && groups.len() < 24 {
-                seps.push((i, j));
+            if j > i && b.get(j).is_some_and(u8::is_ascii_digit) && c.count < MAX_GROUPS {
+                c.seps[c.count - 1] = (i, j);
                 i = j;
             } else {
                 break;
             }
         }
-        Cluster {
-            start,
-            end: i,
-            plus,
-            groups,
-            seps,
-        }
+        c.end = i;
+        c
+    }
+
+    fn groups(&self) -> &[(usize, usize)] {
+        &self.groups[..self.count]
+    }
+
+    fn seps(&self) -> &[(usize, usize)] {
+        &self.seps[..self.count.saturating_sub(1)]
     }
 
     fn digits(&self, b: &[u8], from: usize, to: usize) -> Vec<u8> {
@@ -84,7 +102,7 @@ impl Cluster {
     }
 
     fn lens(&self) -> Vec<usize> {
-        self.groups.iter().map(|(s, e)| e - s).collect()
+        self.groups().iter().map(|(s, e)| e - s).collect()
     }
 
     fn sep<'t>(&self, text: &'t str, i: usize) -> &'t str {
@@ -94,11 +112,16 @@ impl Cluster {
 
     /// Whether every separator from group `from` to group `to` is the same, and one of `allowed`.
     fn consistent(&self, text: &str, from: usize, to: usize, allowed: &[&str]) -> bool {
-        let seps: Vec<&str> = (from..to).map(|i| self.sep(text, i)).collect();
-        seps.first()
-            .is_none_or(|first| allowed.contains(first) && seps.iter().all(|s| s == first))
+        if from >= to {
+            return true;
+        }
+        let first = self.sep(text, from);
+        allowed.contains(&first) && (from + 1..to).all(|i| self.sep(text, i) == first)
     }
 }
+
+/// The fewest digits any digit-led kind has (a short phone number); IPv4 is the exception.
+const MIN_DIGITS: usize = 7;
 
 /// One candidate at `start`; returns where scanning continues.
 fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
@@ -128,7 +151,9 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
     {
         return skip_token(b, cluster.end);
     }
-    numeric(text, &cluster, out);
+    if cluster.digits >= MIN_DIGITS || cluster.count == 4 {
+        numeric(text, &cluster, out);
+    }
     cluster.end
 }
 
@@ -271,9 +296,12 @@ fn context(b: &[u8], start: usize, words: &[&str]) -> bool {
 
 /// Every numeric kind the digit groups of `c` can be.
 fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
+    if c.digits > 40 {
+        return;
+    }
     let b = text.as_bytes();
     let lens = c.lens();
-    let last = c.groups.len() - 1;
+    let last = c.count - 1;
     let all = c.digits(b, 0, last);
     let (first, end) = (c.start, c.end);
     let mut push = |kind: Kind, validator: &'static str| {
@@ -366,9 +394,9 @@ fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
 /// Payment cards: every run of groups with 12–19 digits and one consistent separator.
 fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
-    for from in 0..c.groups.len() {
+    for from in 0..c.count {
         let mut count = 0;
-        for to in from..c.groups.len() {
+        for to in from..c.count {
             count += c.groups[to].1 - c.groups[to].0;
             if count > 19 {
                 break;
@@ -398,7 +426,7 @@ fn phone(
     push: &mut impl FnMut(Kind, &'static str),
 ) {
     let b = text.as_bytes();
-    if c.seps.iter().any(|&(s, e)| &b[s..e] == b"/") {
+    if c.seps().iter().any(|&(s, e)| &b[s..e] == b"/") {
         return;
     }
     if c.plus {
@@ -418,7 +446,7 @@ fn phone(
     let trunk = all[0] == 0 && all.get(1).is_some_and(|d| *d != 0);
     let plausible = (7..=12).contains(&all.len()) && (trunk || nanp);
     if plausible
-        && !c.seps.iter().any(|&(s, e)| &b[s..e] == b".")
+        && !c.seps().iter().any(|&(s, e)| &b[s..e] == b".")
         && context(b, c.start, PHONE_CONTEXT)
     {
         push(Kind::Phone, "national_with_context");
