@@ -54,7 +54,7 @@ fn transcript(size: usize) -> String {
     let mut rng = Lcg(7);
     let mut text = String::with_capacity(size + 200);
     while text.len() < size {
-        text.push_str(if rng.next() % 6 == 0 {
+        text.push_str(if rng.next().is_multiple_of(6) {
             rng.pick(PII)
         } else {
             rng.pick(PROSE)
@@ -71,7 +71,7 @@ fn llm_request() -> String {
     while size < 3800 {
         let mut content = String::new();
         for _ in 0..4 {
-            content.push_str(if rng.next() % 5 == 0 {
+            content.push_str(if rng.next().is_multiple_of(5) {
                 rng.pick(PII)
             } else {
                 rng.pick(PROSE)
