@@ -15,6 +15,8 @@ mod redact;
 mod vault;
 
 #[cfg(test)]
+mod accuracy;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -142,6 +142,19 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         return skip_token(b, start);
     }
     let cluster = Cluster::parse(b, start);
+    if let Some(end) = corsican_nir(b, start) {
+        out.push(Finding::new(Kind::FrNir, start, end, "fr_nir_mod97"));
+        return end;
+    }
+    if let Some(begin) = spaced_nino(b, &cluster) {
+        out.push(Finding::new(
+            Kind::UkNino,
+            begin,
+            cluster.end + 2,
+            "uk_nino_prefix",
+        ));
+        return cluster.end + 2;
+    }
     if b.get(cluster.end).is_some_and(|&c| is_word(c)) {
         return word(text, start, cluster.end, out);
     }
@@ -155,6 +168,59 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         numeric(text, &cluster, out);
     }
     cluster.end
+}
+
+/// A NIR born in Corsica (department `2A` or `2B`), compact or spaced; its key is computed with
+/// `19` and `18` in place of the letters.
+fn corsican_nir(b: &[u8], start: usize) -> Option<usize> {
+    let mut compact = Vec::with_capacity(15);
+    let mut i = start;
+    while compact.len() < 15 && i < b.len() {
+        let c = b[i];
+        let letter_slot = compact.len() == 6 && compact.last() == Some(&b'2');
+        if c.is_ascii_digit() || (letter_slot && (c == b'A' || c == b'B')) {
+            compact.push(c);
+            i += 1;
+        } else if c == b' '
+            && compact.len() < 15
+            && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let corsican = compact.len() == 15 && matches!(compact[6], b'A' | b'B');
+    if !corsican || b.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    let mut digits: Vec<u8> = compact.iter().map(|c| c.wrapping_sub(b'0')).collect();
+    (digits[5], digits[6]) = if compact[6] == b'A' { (1, 9) } else { (1, 8) };
+    check::fr_nir(&digits).then_some(i)
+}
+
+/// `AB 12 34 56 C`: two prefix letters before the digit groups and a suffix letter after.
+fn spaced_nino(b: &[u8], c: &Cluster) -> Option<usize> {
+    let spaced = c.count == 3
+        && c.groups().iter().all(|(s, e)| e - s == 2)
+        && c.seps().iter().all(|(s, e)| &b[*s..*e] == b" ");
+    if !spaced || c.start < 3 || b.get(c.end) != Some(&b' ') {
+        return None;
+    }
+    let begin = c.start - 3;
+    let suffix = *b.get(c.end + 1)?;
+    let mut compact = b[begin..begin + 2].to_vec();
+    compact.extend(
+        c.groups()
+            .iter()
+            .flat_map(|&(s, e)| b[s..e].iter().copied()),
+    );
+    compact.push(suffix);
+    let bounded = begin
+        .checked_sub(1)
+        .is_none_or(|i| !b[i].is_ascii_alphanumeric())
+        && b.get(c.end + 2).is_none_or(|x| !x.is_ascii_alphanumeric());
+    (b[c.start - 1] == b' ' && bounded && check::uk_nino(&compact)).then_some(begin)
 }
 
 fn skip_token(b: &[u8], mut i: usize) -> usize {
@@ -326,9 +392,7 @@ fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     if date_like {
         return;
     }
-    if !c.plus {
-        cards(text, c, out);
-    }
+    let before = out.len();
     let compact = lens.len() == 1;
     let spaced = c.consistent(text, 0, last, &[" "]);
     let mut push = |kind: Kind, validator: &'static str| {
@@ -388,7 +452,17 @@ fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     if all.len() == 10 && nhs_shape && ctx(&["nhs"]) && check::uk_nhs(&all) {
         push(Kind::UkNhs, "uk_nhs_mod11");
     }
+    let hetu_shape = lens == [6, 4] && c.sep(text, 0) == "-";
+    if hetu_shape && check::fi_hetu(&b[c.start..c.end]) {
+        push(Kind::FiHetu, "fi_hetu_mod31");
+    }
     phone(text, c, &all, &lens, &mut push);
+    // A card number hidden in part of a longer identifier that validated whole is a coincidence
+    // of Luhn, not a card.
+    let whole_identifier = out[before..].iter().any(|f| f.kind != Kind::Phone);
+    if !c.plus && !whole_identifier {
+        cards(text, c, out);
+    }
 }
 
 /// Payment cards: every run of groups with 12–19 digits and one consistent separator.
