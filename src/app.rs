@@ -139,10 +139,14 @@ impl Gatehouse {
             lifecycle.tasks.spawn(watch_policies(
                 folder,
                 config.policy_reload_interval,
-                pipeline,
+                pipeline.clone(),
+                config.pii.custom_kinds(),
                 lifecycle.shutdown.clone(),
             ));
         }
+        lifecycle
+            .tasks
+            .spawn(forget_idle_pseudonyms(pipeline, lifecycle.shutdown.clone()));
         tracing::info!(%addr, config = %config.source, ca = %ca_cert.display(), "gatehouse listening");
         Ok(Gatehouse {
             addr,
@@ -177,5 +181,20 @@ impl Gatehouse {
         self.lifecycle.abort.cancel();
         self.lifecycle.tasks.wait().await;
         Drained::Cut
+    }
+}
+
+/// Forgets the pseudonyms of executions gone idle, once a minute, so the vault holds values only
+/// while an agent run is active.
+async fn forget_idle_pseudonyms(
+    pipeline: Arc<Pipeline>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => pipeline.forget_idle_pseudonyms(),
+        }
     }
 }

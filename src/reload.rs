@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::policies::reload;
+use crate::config::policies::{check_redact_kinds, reload};
 use crate::pipeline::Pipeline;
 
 /// Watches `folder` until `shutdown`, putting valid changes in force in `pipeline`.
@@ -16,6 +16,7 @@ pub async fn watch_policies(
     folder: PathBuf,
     interval: Duration,
     pipeline: Arc<Pipeline>,
+    custom_kinds: Vec<String>,
     shutdown: CancellationToken,
 ) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -35,7 +36,14 @@ pub async fn watch_policies(
             _ = hangup_signal => tracing::info!("SIGHUP: reloading policies"),
         }
         let current = pipeline.judge().policy_version();
-        match reload(&folder, &current) {
+        let checked = reload(&folder, &current).and_then(|changed| match changed {
+            Some(policies) => {
+                check_redact_kinds(&policies, &custom_kinds)?;
+                Ok(Some(policies))
+            }
+            None => Ok(None),
+        });
+        match checked {
             Ok(None) => {}
             // A folder caught mid-change (a checkout, a rule moved between files) can parse and
             // still be incomplete: swap only what reads the same a moment later.

@@ -100,6 +100,13 @@ impl Compiler<'_> {
                 )
             })?,
         };
+        let pii = self.pii(&raw)?;
+        let policies = super::policies::load(
+            raw.policies.dir.as_ref(),
+            self.file,
+            self.file == "<embedded>",
+        )?;
+        super::policies::check_redact_kinds(&policies, &pii.custom_kinds())?;
         Ok(Config {
             source: self.file.to_string(),
             listen,
@@ -110,18 +117,14 @@ impl Compiler<'_> {
             identity: self.identity(&raw)?,
             limits: self.limits(&raw)?,
             log: self.log(&raw)?,
-            policies: super::policies::load(
-                raw.policies.dir.as_ref(),
-                self.file,
-                self.file == "<embedded>",
-            )?,
+            policies,
             policy_reload_interval: self.duration(
                 &raw.policies.reload_interval,
                 "policies.reload_interval",
                 2,
             )?,
             inspect: self.inspect(&raw)?,
-            pii: self.pii(&raw)?,
+            pii,
             audit_file: PathBuf::from(
                 raw.audit
                     .file

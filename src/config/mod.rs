@@ -79,6 +79,15 @@ pub struct PiiConfig {
     pub vault_idle: Duration,
 }
 
+impl PiiConfig {
+    /// Names of the configured detectors (dictionaries and patterns).
+    pub fn custom_kinds(&self) -> Vec<String> {
+        let dictionaries = self.scanner.dictionaries.iter().map(|d| d.name.clone());
+        let patterns = self.scanner.patterns.iter().map(|p| p.name.clone());
+        dictionaries.chain(patterns).collect()
+    }
+}
+
 /// The local CA and the leaf certificates minted from it.
 #[derive(Debug, Clone)]
 pub struct CaConfig {

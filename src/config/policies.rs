@@ -189,3 +189,30 @@ mod tests {
         assert_eq!(git_commit(Path::new("/")), None);
     }
 }
+
+/// Checks that every `redact.kinds` entry names a kind the scanner knows: a built-in kind, a group
+/// (`any`, `pii`, `national_id`), or a configured detector. A typo would otherwise redact nothing.
+pub fn check_redact_kinds(policies: &Policies, custom: &[String]) -> Result<(), ConfigError> {
+    for rule in policies.set.rules() {
+        for crate::policy::Obligation::Redact { kinds, .. } in &rule.obligations {
+            let unknown = kinds.iter().find(|k| {
+                crate::pii::Kind::builtin(k).is_none()
+                    && !crate::pii::GROUPS.contains(&k.as_str())
+                    && !custom.contains(k)
+            });
+            if let Some(kind) = unknown {
+                return Err(ConfigError::Policy(crate::policy::PolicyError {
+                    file: rule.origin.file.clone(),
+                    line: Some(rule.origin.line),
+                    rule: rule.id.clone(),
+                    message: format!(
+                        "redact names `{kind}`, which is no PII kind: use a built-in kind \
+                         (see `gatehouse scan`), a group (any, pii, national_id) or a detector \
+                         from the config's `pii` section"
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(())
+}

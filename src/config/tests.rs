@@ -51,6 +51,26 @@ fn errors_name_file_line_and_key() {
             "limits:\n  max_connections: lots\n",
             "test.yaml:2: key `max_connections`",
         ),
+        (
+            "pii:\n  patterns:\n    - name: ticket\n      regex: 'TCK-[0-9'\n",
+            "test.yaml:4: key `pii.patterns[0].regex`",
+        ),
+        (
+            "pii:\n  dictionaries:\n    - name: email\n      words: [x]\n",
+            "test.yaml:3: key `pii.dictionaries[0].name`",
+        ),
+        (
+            "pii:\n  dictionaries:\n    - name: customers\n",
+            "test.yaml:3: key `pii.dictionaries[0]`",
+        ),
+        (
+            "pii:\n  hash_key_env: GATEHOUSE_TEST_UNSET_KEY\n",
+            "test.yaml:2: key `pii.hash_key_env`",
+        ),
+        (
+            "pii:\n  vault:\n    idle: never\n",
+            "test.yaml:3: key `pii.vault.idle`",
+        ),
     ];
     let duplicate = err("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n");
     assert!(
@@ -142,4 +162,30 @@ fn single_addresses_count_as_cidrs() {
         .map(|c| c.to_string())
         .collect();
     assert_eq!(shown, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
+}
+
+#[test]
+fn redactions_must_name_known_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |kind: &str| {
+        format!(
+            "rules:\n  - id: r\n    trigger: llm.request\n    effect: allow\n    redact: {{ kinds: [{kind}] }}\n"
+        )
+    };
+    let config = format!(
+        "policies:\n  dir: {}\npii:\n  dictionaries:\n    - name: customer\n      words: [Ada]\n",
+        dir.path().display()
+    );
+    for good in ["email", "national_id", "customer", "any"] {
+        std::fs::write(dir.path().join("p.yaml"), rule(good)).unwrap();
+        Config::from_yaml(&config, "test.yaml").unwrap();
+    }
+    std::fs::write(dir.path().join("p.yaml"), rule("emial")).unwrap();
+    let message = Config::from_yaml(&config, "test.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("p.yaml:2") && message.contains("`emial`"),
+        "{message}"
+    );
 }

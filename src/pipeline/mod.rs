@@ -73,6 +73,11 @@ impl Pipeline {
         }
     }
 
+    /// Forgets the pseudonyms of executions idle for longer than the vault keeps them.
+    pub fn forget_idle_pseudonyms(&self) {
+        self.pii.forget_idle();
+    }
+
     /// The judge, so the policies it applies can be reloaded.
     pub fn judge(&self) -> &Judge {
         &self.judge

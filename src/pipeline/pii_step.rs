@@ -208,6 +208,11 @@ impl PiiStep {
         Ok(changed.then(|| out.finish()))
     }
 
+    /// Forgets sessions idle for longer than the vault keeps them.
+    pub fn forget_idle(&self) {
+        self.vault.sweep(Instant::now());
+    }
+
     /// A restorer for the response of a request that was pseudonymized in `session`.
     pub fn restorer(&self, session: &str, json: bool) -> Option<pii::Restorer> {
         self.vault.restorer(session, json)

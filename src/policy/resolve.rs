@@ -124,6 +124,11 @@ impl PolicySet {
         })
     }
 
+    /// Every rule, in no particular order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.by_trigger.values().flatten()
+    }
+
     /// How many rules there are.
     pub fn len(&self) -> usize {
         self.by_trigger.values().map(Vec::len).sum()
