@@ -164,32 +164,6 @@ fn git_commit(folder: &Path) -> Option<String> {
         .find_map(|line| line.strip_suffix(reference).map(|c| c.trim().to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_commit_of_a_git_checkout_is_found_from_head_or_packed_refs() {
-        let dir = tempfile::tempdir().unwrap();
-        let git = dir.path().join(".git");
-        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
-        let policies = dir.path().join("config/policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        std::fs::write(
-            git.join("packed-refs"),
-            "# pack-refs\nabc123 refs/heads/main\n",
-        )
-        .unwrap();
-        assert_eq!(git_commit(&policies).as_deref(), Some("abc123"));
-        std::fs::write(git.join("refs/heads/main"), "def456\n").unwrap();
-        assert_eq!(git_commit(&policies).as_deref(), Some("def456"));
-        std::fs::write(git.join("HEAD"), "0123abcd\n").unwrap();
-        assert_eq!(git_commit(&policies).as_deref(), Some("0123abcd"));
-        assert_eq!(git_commit(Path::new("/")), None);
-    }
-}
-
 /// Checks that every `redact.kinds` entry names a kind the scanner knows: a built-in kind, a group
 /// (`any`, `pii`, `national_id`), or a configured detector. A typo would otherwise redact nothing.
 pub fn check_redact_kinds(policies: &Policies, custom: &[String]) -> Result<(), ConfigError> {
@@ -215,4 +189,30 @@ pub fn check_redact_kinds(policies: &Policies, custom: &[String]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_of_a_git_checkout_is_found_from_head_or_packed_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = dir.path().join(".git");
+        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
+        let policies = dir.path().join("config/policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(
+            git.join("packed-refs"),
+            "# pack-refs\nabc123 refs/heads/main\n",
+        )
+        .unwrap();
+        assert_eq!(git_commit(&policies).as_deref(), Some("abc123"));
+        std::fs::write(git.join("refs/heads/main"), "def456\n").unwrap();
+        assert_eq!(git_commit(&policies).as_deref(), Some("def456"));
+        std::fs::write(git.join("HEAD"), "0123abcd\n").unwrap();
+        assert_eq!(git_commit(&policies).as_deref(), Some("0123abcd"));
+        assert_eq!(git_commit(Path::new("/")), None);
+    }
 }
