@@ -373,14 +373,7 @@ fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     let mut push = |kind: Kind, validator: &'static str| {
         out.push(Finding::new(kind, first, end, validator));
     };
-    if !c.plus && lens.len() == 4 && c.consistent(text, 0, last, &["."]) {
-        let octets = (0..4).all(|i| {
-            let d = c.digits(b, i, i);
-            d.len() <= 3 && d.iter().fold(0u32, |n, x| n * 10 + u32::from(*x)) <= 255
-        });
-        if octets {
-            push(Kind::IpAddress, "ipv4");
-        }
+    if !c.plus && ipv4(text, c, out) {
         return;
     }
     let date_like = lens.len() == 3
@@ -456,13 +449,46 @@ fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     if hetu_shape && check::fi_hetu(&b[c.start..c.end]) {
         push(Kind::FiHetu, "fi_hetu_mod31");
     }
-    phone(text, c, &all, &lens, &mut push);
+    phone(text, c, &all, &lens, out);
     // A card number hidden in part of a longer identifier that validated whole is a coincidence
     // of Luhn, not a card.
     let whole_identifier = out[before..].iter().any(|f| f.kind != Kind::Phone);
     if !c.plus && !whole_identifier {
         cards(text, c, out);
     }
+}
+
+/// IPv4 addresses: four dot-joined groups of at most 255, alone or within a longer run of numbers
+/// (`10.1.2.3 2024-01-15`). Returns whether the whole cluster is one.
+fn ipv4(text: &str, c: &Cluster, out: &mut Vec<Finding>) -> bool {
+    if c.count < 4 {
+        return false;
+    }
+    let b = text.as_bytes();
+    let dot = |i: usize| c.sep(text, i) == ".";
+    for from in 0..=c.count - 4 {
+        let bounded = (from == 0 || !dot(from - 1)) && (from + 3 == c.count - 1 || !dot(from + 3));
+        let octets = (from..from + 4).all(|i| {
+            let (s, e) = c.groups[i];
+            e - s <= 3
+                && b[s..e]
+                    .iter()
+                    .fold(0u32, |n, x| n * 10 + u32::from(x - b'0'))
+                    <= 255
+        });
+        if bounded && octets && (from..from + 3).all(dot) {
+            out.push(Finding::new(
+                Kind::IpAddress,
+                c.groups[from].0,
+                c.groups[from + 3].1,
+                "ipv4",
+            ));
+            if c.count == 4 {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Payment cards: every run of groups with 12–19 digits and one consistent separator.
@@ -492,20 +518,29 @@ fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
 }
 
 /// International numbers by `+`, North American numbers by shape, others by a nearby word.
-fn phone(
-    text: &str,
-    c: &Cluster,
-    all: &[u8],
-    lens: &[usize],
-    push: &mut impl FnMut(Kind, &'static str),
-) {
+fn phone(text: &str, c: &Cluster, all: &[u8], lens: &[usize], out: &mut Vec<Finding>) {
     let b = text.as_bytes();
+    let mut push = |validator: &'static str| {
+        out.push(Finding::new(Kind::Phone, c.start, c.end, validator));
+    };
     if c.seps().iter().any(|&(s, e)| &b[s..e] == b"/") {
         return;
     }
     if c.plus {
-        if check::international_phone(all) {
-            push(Kind::Phone, "e164_country_length");
+        // The longest run of groups that is a number: text may go on with other digits.
+        let longest = (1..c.count)
+            .rev()
+            .find(|&to| check::international_phone(&c.digits(b, 0, to)));
+        if let Some(to) = longest {
+            let end = c.groups[to].1;
+            out.push(Finding::new(
+                Kind::Phone,
+                c.start,
+                end,
+                "e164_country_length",
+            ));
+        } else if c.count == 1 && check::international_phone(all) {
+            push("e164_country_length");
         }
         return;
     }
@@ -514,7 +549,7 @@ fn phone(
     let nanp_shape = lens == [3, 3, 4]
         && (paren && c.sep(text, 1) == "-" || c.consistent(text, 0, 2, &["-", "."]));
     if nanp && nanp_shape {
-        push(Kind::Phone, "nanp_shape");
+        push("nanp_shape");
         return;
     }
     let trunk = all[0] == 0 && all.get(1).is_some_and(|d| *d != 0);
@@ -523,7 +558,7 @@ fn phone(
         && !c.seps().iter().any(|&(s, e)| &b[s..e] == b".")
         && context(b, c.start, PHONE_CONTEXT)
     {
-        push(Kind::Phone, "national_with_context");
+        push("national_with_context");
     }
 }
 

@@ -207,11 +207,12 @@ impl Pipeline {
         // 5. detect: personal data and secrets in what the request carries, as kinds and counts,
         //    so rules can read them and the record can say what was there.
         let shape = body_shape(&facts, &decoded);
-        let raw_text = matches!(shape, RawShape::Text)
-            .then(|| std::str::from_utf8(&decoded).ok())
-            .flatten()
-            .filter(|_| facts.body.text.is_empty());
-        facts.pii = PiiFacts::from_counts(self.pii.detect(&facts, raw_text));
+        // A body that is not valid UTF-8 is still scanned (invalid bytes read as U+FFFD).
+        let raw_text = (matches!(shape, RawShape::Text | RawShape::Opaque)
+            && facts.body.text.is_empty()
+            && !decoded.is_empty())
+        .then(|| String::from_utf8_lossy(&decoded));
+        facts.pii = PiiFacts::from_counts(self.pii.detect(&facts, raw_text.as_deref()));
         ctx.pii = facts.pii.counts.clone();
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         let obligations = judgement.obligations.clone();

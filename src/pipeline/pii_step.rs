@@ -32,7 +32,7 @@ pub enum BodyShape<'a> {
     Multipart,
     /// UTF-8 text of any other type.
     Text,
-    /// Bytes that are not text: nothing to find.
+    /// Bytes that are not UTF-8: scanned as far as they read as text, not rewritten.
     Opaque,
 }
 
@@ -152,7 +152,7 @@ impl PiiStep {
                     .map_err(refused)?
                     .map(Bytes::from)
             }
-            BodyShape::Multipart => {
+            BodyShape::Multipart | BodyShape::Opaque => {
                 let text = String::from_utf8_lossy(bytes);
                 let selected = self
                     .scanner
@@ -160,16 +160,22 @@ impl PiiStep {
                     .iter()
                     .any(|f| redaction.style_for(&f.kind).is_some());
                 if selected {
+                    let what = if matches!(shape, BodyShape::Multipart) {
+                        "a multipart body"
+                    } else {
+                        "a body that is not valid UTF-8"
+                    };
                     return Err(ProxyError::new(
                         ErrorKind::Forbidden,
                         Side::Agent,
-                        "the policy requires redacting personal data in a multipart body, which \
-                         this proxy cannot rewrite; the request was not forwarded unredacted",
+                        format!(
+                            "the policy requires redacting personal data in {what}, which this \
+                             proxy cannot rewrite; the request was not forwarded unredacted"
+                        ),
                     ));
                 }
                 None
             }
-            BodyShape::Opaque => None,
         };
         let new_query = match query {
             Some(q) => self

@@ -172,4 +172,21 @@ async fn a_body_that_cannot_be_rewritten_is_refused_rather_than_forwarded_unreda
         .unwrap();
     assert_eq!(plain.status(), 200);
     assert_eq!(plain.text().await.unwrap(), "write to [EMAIL]");
+
+    let binary = client
+        .post(&url)
+        .header("content-type", "application/octet-stream")
+        .body(b"mail jane@example.com \xff\xfe".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(binary.status(), 403);
+    let body: Value = binary.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not valid UTF-8"), "{message}");
+    assert_eq!(
+        origin.received.lock().unwrap().len(),
+        1,
+        "only the text body arrived"
+    );
 }
