@@ -370,9 +370,6 @@ fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     let last = c.count - 1;
     let all = c.digits(b, 0, last);
     let (first, end) = (c.start, c.end);
-    let mut push = |kind: Kind, validator: &'static str| {
-        out.push(Finding::new(kind, first, end, validator));
-    };
     if !c.plus && ipv4(text, c, out) {
         return;
     }
