@@ -240,6 +240,11 @@ def evaluate(engine, units, threshold):
                 wrong_kind=wrong_kind)
 
 
+def ranked(counter):
+    """Counter items by count descending, then name, so output is stable across runs."""
+    return sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
+
+
 def print_report(per_threshold, n_near_miss_strings, covered_kinds):
     thresholds = list(per_threshold)
     first = per_threshold[thresholds[0]]
@@ -272,16 +277,16 @@ def print_report(per_threshold, n_near_miss_strings, covered_kinds):
         print(f"strings with ≥1 finding: {m['near_miss_strings_hit']}; findings: "
               f"{sum(m['near_miss_by_type'].values())}")
         print("| Presidio entity / our kind | near-miss findings |\n|---|---|")
-        for typ, n in m["near_miss_by_type"].most_common():
+        for typ, n in ranked(m["near_miss_by_type"]):
             print(f"| {typ} | {n} |")
         print(f"\nUnmapped ('other') predictions on positive + llm_json strings (≥{t}):")
         print("| Presidio entity | predictions | overlapping a labelled span |\n|---|---|---|")
-        for typ, n in m["other_by_type"].most_common():
+        for typ, n in ranked(m["other_by_type"]):
             print(f"| {typ} | {n} | {m['other_on_labelled'][typ]} |")
         if m["wrong_kind"]:
             print(f"\nMapped predictions landing on a labelled span of another kind (≥{t}):")
             print("| predicted kind | labelled kind | count |\n|---|---|---|")
-            for (pk, lk), n in m["wrong_kind"].most_common():
+            for (pk, lk), n in ranked(m["wrong_kind"]):
                 print(f"| {pk} | {lk} | {n} |")
 
 
