@@ -29,6 +29,7 @@ fn identity(c: &mut Criterion) {
                 team: Some("team".into()),
                 env: Some("prod".into()),
                 labels: BTreeMap::new(),
+                residency: None,
                 token: Secret::new(format!("token-{i}-0123456789abcdef")),
             })
             .collect(),
@@ -123,5 +124,30 @@ fn request_hygiene(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, identity, guard, tls, request_hygiene);
+/// Destination lookup: the config table, then MaxMind's test database (a hit, a miss, IPv6).
+/// The database comes from `GATEHOUSE_TEST_MMDB` or `../shared/data` (see `scripts/test`).
+fn geo(c: &mut Criterion) {
+    use gatehouse::geo::{CountryTable, Geo, MmdbSource};
+    let path = std::env::var("GATEHOUSE_TEST_MMDB").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/GeoIP2-Country-Test.mmdb"
+        )
+        .into()
+    });
+    let database = MmdbSource::open(std::path::Path::new(&path)).expect("test database");
+    let table = CountryTable::new(vec![("10.0.0.0/8".parse().expect("net"), "DE".into())]);
+    let geo = Geo::new(table, Some(database));
+    for (name, ip) in [
+        ("geo: table hit", "10.1.2.3"),
+        ("geo: database hit (SE)", "89.160.20.128"),
+        ("geo: database miss", "214.1.1.1"),
+        ("geo: database hit IPv6 (JP)", "2001:218::1"),
+    ] {
+        let ip: std::net::IpAddr = ip.parse().expect("ip");
+        c.bench_function(name, |b| b.iter(|| black_box(geo.locate(black_box(ip)))));
+    }
+}
+
+criterion_group!(benches, identity, guard, tls, request_hygiene, geo);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{AuditError, AuditLog};
 use crate::config::Config;
-use crate::pipeline::{Judge, PiiStep, Pipeline};
+use crate::pipeline::{Judge, PiiStep, Pipeline, build_geo};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -33,6 +33,9 @@ pub enum StartError {
     /// The audit trail could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The geo database could not be opened.
+    #[error(transparent)]
+    Geo(#[from] crate::geo::MmdbError),
     /// The PII detectors could not be built.
     #[error(transparent)]
     Pii(#[from] crate::pii::ScannerError),
@@ -95,18 +98,26 @@ impl Gatehouse {
         let connector = GuardedConnector::new(resolver.clone(), config.upstream.connect_timeout);
         let lifecycle = Lifecycle::default();
         let upstream = Upstream::new(&config.upstream, connector.clone(), lifecycle.clone())?;
-        let pipeline = Arc::new(Pipeline::new(
+        let geo = Arc::new(build_geo(&config.geo)?);
+        if !geo.has_database() {
+            tracing::warn!(
+                "no geo.database: every destination outside geo.networks is `unknown`, which \
+                 rules on destination.country, .eu, .eea and .adequate treat as outside"
+            );
+        }
+        let pipeline = Arc::new(Pipeline {
             resolver,
             upstream,
-            config.tunnel_hosts.clone(),
-            config.limits.max_request_body_bytes,
-            config.inspect.clone(),
-            Judge::new(
+            tunnel_hosts: config.tunnel_hosts.clone(),
+            max_request_body_bytes: config.limits.max_request_body_bytes,
+            inspect: config.inspect.clone(),
+            judge: Judge::new(
                 config.policies.clone(),
                 Arc::new(AuditLog::open(&config.audit_file)?),
             ),
-            PiiStep::new(&config.pii)?,
-        ));
+            pii: PiiStep::new(&config.pii)?,
+            geo: geo.clone(),
+        });
         if config.pii.hash_key.is_none() {
             tracing::warn!(
                 "no pii.hash_key_env or pii.hash_key_file: `hash` redactions use a key of this \
@@ -140,13 +151,23 @@ impl Gatehouse {
                 folder,
                 config.policy_reload_interval,
                 pipeline.clone(),
-                config.pii.custom_kinds(),
+                crate::reload::PolicyInputs {
+                    extras: config.policy_extras.clone(),
+                    custom_kinds: config.pii.custom_kinds(),
+                },
                 lifecycle.shutdown.clone(),
             ));
         }
         lifecycle
             .tasks
             .spawn(forget_idle_pseudonyms(pipeline, lifecycle.shutdown.clone()));
+        if geo.has_database() {
+            lifecycle.tasks.spawn(reload_geo_database(
+                geo,
+                config.geo.reload_interval,
+                lifecycle.shutdown.clone(),
+            ));
+        }
         tracing::info!(%addr, config = %config.source, ca = %ca_cert.display(), "gatehouse listening");
         Ok(Gatehouse {
             addr,
@@ -195,6 +216,40 @@ async fn forget_idle_pseudonyms(
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => pipeline.forget_idle_pseudonyms(),
+        }
+    }
+}
+
+/// Reopens the geo database when its file changes; a file that no longer opens keeps the one in
+/// use (and says so once per change).
+async fn reload_geo_database(
+    geo: Arc<crate::geo::Geo>,
+    interval: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let geo = geo.clone();
+        match tokio::task::spawn_blocking(move || geo.reload_if_changed()).await {
+            Ok(Ok(true)) => {
+                tracing::info!("geo database reloaded");
+                last_error = None;
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                if last_error.as_deref() != Some(message.as_str()) {
+                    tracing::error!(error = %message, "geo database change rejected; the database in use stays");
+                    last_error = Some(message);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "geo database reload failed"),
         }
     }
 }

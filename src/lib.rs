@@ -23,6 +23,7 @@ pub mod app;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod geo;
 pub mod inspect;
 pub mod launch;
 pub mod pii;

@@ -96,6 +96,12 @@ enum Command {
         /// Request body, recognised like a live request's (set `-H 'content-type: ...'`).
         #[arg(long, short = 'd')]
         data: Option<String>,
+        /// The address the proxy would connect to (located with the config's geo sources).
+        #[arg(long)]
+        destination: Option<String>,
+        /// The destination's country (ISO 3166-1 alpha-2), instead of locating an address.
+        #[arg(long)]
+        country: Option<String>,
     },
     /// Judge the decisions of an audit file again under other policies and report what changes.
     Replay {
@@ -290,6 +296,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             env,
             headers,
             data,
+            destination,
+            country,
         } => {
             let config = load(config.as_deref())?;
             let headers = headers
@@ -308,7 +316,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 method,
                 url,
                 headers,
-                destination: None,
+                destination,
+                country,
                 body: data,
             };
             print!("{}", toolchain::explain(&config, request)?);

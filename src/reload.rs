@@ -11,12 +11,20 @@ use tokio_util::sync::CancellationToken;
 use crate::config::policies::{check_redact_kinds, reload};
 use crate::pipeline::Pipeline;
 
+/// What a reload needs from the config besides the folder.
+pub struct PolicyInputs {
+    /// Policy texts the config adds (templates, residency rules).
+    pub extras: Vec<(String, String)>,
+    /// Names of the configured PII detectors, which `redact` may name.
+    pub custom_kinds: Vec<String>,
+}
+
 /// Watches `folder` until `shutdown`, putting valid changes in force in `pipeline`.
 pub async fn watch_policies(
     folder: PathBuf,
     interval: Duration,
     pipeline: Arc<Pipeline>,
-    custom_kinds: Vec<String>,
+    inputs: PolicyInputs,
     shutdown: CancellationToken,
 ) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -36,9 +44,9 @@ pub async fn watch_policies(
             _ = hangup_signal => tracing::info!("SIGHUP: reloading policies"),
         }
         let current = pipeline.judge().policy_version();
-        let checked = reload(&folder, &current).and_then(|changed| match changed {
+        let checked = reload(&folder, &current, &inputs.extras).and_then(|changed| match changed {
             Some(policies) => {
-                check_redact_kinds(&policies, &custom_kinds)?;
+                check_redact_kinds(&policies, &inputs.custom_kinds)?;
                 Ok(Some(policies))
             }
             None => Ok(None),
@@ -47,7 +55,7 @@ pub async fn watch_policies(
             Ok(None) => {}
             // A folder caught mid-change (a checkout, a rule moved between files) can parse and
             // still be incomplete: swap only what reads the same a moment later.
-            Ok(Some(policies)) if !settled(&folder, &policies.version).await => {}
+            Ok(Some(policies)) if !settled(&folder, &policies.version, &inputs.extras).await => {}
             Ok(Some(policies)) => {
                 tracing::info!(
                     folder = %folder.display(),
@@ -70,9 +78,9 @@ pub async fn watch_policies(
     }
 }
 
-async fn settled(folder: &std::path::Path, version: &str) -> bool {
+async fn settled(folder: &std::path::Path, version: &str, extras: &[(String, String)]) -> bool {
     tokio::time::sleep(SETTLE).await;
-    matches!(reload(folder, version), Ok(None))
+    matches!(reload(folder, version, extras), Ok(None))
 }
 
 /// How long a changed policy folder must stay the same before it is put in force.

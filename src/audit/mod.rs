@@ -42,6 +42,8 @@ pub struct DecisionRecord {
     pub path: String,
     /// The checked address the proxy connects to.
     pub destination: String,
+    /// Its country (ISO 3166-1 alpha-2), `unknown`, or empty before the address is resolved.
+    pub country: String,
     /// `allow`, `deny` or `hold`.
     pub effect: String,
     /// The rules that decided (empty: the default deny).
@@ -190,6 +192,7 @@ mod tests {
             policy_commit: None,
             obligations: vec![],
             pii: Default::default(),
+            country: String::new(),
             policy_us: 1,
         }
     }

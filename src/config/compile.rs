@@ -101,10 +101,14 @@ impl Compiler<'_> {
             })?,
         };
         let pii = self.pii(&raw)?;
+        let identity = self.identity(&raw)?;
+        let mut policy_extras = self.templates(&raw)?;
+        policy_extras.extend(super::geo_section::residency_rules(&identity.agents));
         let policies = super::policies::load(
             raw.policies.dir.as_ref(),
             self.file,
             self.file == "<embedded>",
+            &policy_extras,
         )?;
         super::policies::check_redact_kinds(&policies, &pii.custom_kinds())?;
         Ok(Config {
@@ -114,7 +118,7 @@ impl Compiler<'_> {
             upstream: self.upstream(&raw)?,
             network: self.network(&raw)?,
             tunnel_hosts: self.tunnel_hosts(&raw)?,
-            identity: self.identity(&raw)?,
+            identity,
             limits: self.limits(&raw)?,
             log: self.log(&raw)?,
             policies,
@@ -125,6 +129,8 @@ impl Compiler<'_> {
             )?,
             inspect: self.inspect(&raw)?,
             pii,
+            geo: self.geo(&raw)?,
+            policy_extras,
             audit_file: PathBuf::from(
                 raw.audit
                     .file
@@ -261,7 +267,21 @@ impl Compiler<'_> {
                     ),
                 )
             })?;
+        let residency = agent
+            .residency
+            .as_ref()
+            .map(|r| {
+                super::geo_section::parse_residency(&r.value).ok_or_else(|| {
+                    self.invalid(
+                        Some(&r.referenced),
+                        &format!("{key}.residency"),
+                        format!("`{}` is not a residency: use eu, eea or adequate", r.value),
+                    )
+                })
+            })
+            .transpose()?;
         Ok(AgentConfig {
+            residency,
             id,
             team: agent.team.clone(),
             env: agent.env.clone(),

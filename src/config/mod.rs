@@ -6,6 +6,7 @@
 
 pub(crate) mod compile;
 mod error;
+mod geo_section;
 mod host_pattern;
 mod pii_section;
 pub mod policies;
@@ -60,6 +61,11 @@ pub struct Config {
     pub inspect: crate::inspect::InspectConfig,
     /// What the PII scanner looks for and how redaction works.
     pub pii: PiiConfig,
+    /// Where destinations are.
+    pub geo: GeoConfig,
+    /// Policy texts the config adds to the folder's: enabled templates and residency rules,
+    /// as `(name, YAML)`; reloads keep them.
+    pub policy_extras: Vec<(String, String)>,
 }
 
 /// The `pii` section: custom detectors, the hash key, the pseudonym vault's bounds.
@@ -151,6 +157,31 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// The agent's token, read from an environment variable or file.
     pub token: Secret,
+    /// Where this agent's traffic may go, as a region.
+    pub residency: Option<Residency>,
+}
+
+/// A region an agent's destinations must lie in (`residency:` of an agent), enforced by a deny
+/// rule generated from the config. An unknown destination is outside every region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// EU member states only.
+    Eu,
+    /// The EEA (EU, Iceland, Liechtenstein, Norway).
+    Eea,
+    /// The EEA and the countries with a GDPR adequacy decision.
+    Adequate,
+}
+
+/// Geolocation of destinations.
+#[derive(Debug, Clone)]
+pub struct GeoConfig {
+    /// A MaxMind DB file (`.mmdb`), when one is configured.
+    pub database: Option<PathBuf>,
+    /// How often the file is checked for changes.
+    pub reload_interval: Duration,
+    /// Networks and their countries; they override the file.
+    pub networks: Vec<(IpNet, String)>,
 }
 
 /// A secret string that never prints.

@@ -35,17 +35,17 @@ pub fn load(
     dir: Option<&Spanned<String>>,
     config_file: &str,
     embedded_config: bool,
+    extras: &[(String, String)],
 ) -> Result<Policies, ConfigError> {
     let folder = PathBuf::from(dir.map_or(DEFAULT_POLICY_DIR, |d| d.value.trim()));
     if !folder.is_dir() {
         if dir.is_none() && embedded_config {
-            return from_texts(
-                vec![(
-                    "<embedded>/default.yaml".to_string(),
-                    EMBEDDED_POLICY.to_string(),
-                )],
-                "<embedded>",
-            );
+            let mut texts = vec![(
+                "<embedded>/default.yaml".to_string(),
+                EMBEDDED_POLICY.to_string(),
+            )];
+            texts.extend_from_slice(extras);
+            return from_texts(texts, "<embedded>");
         }
         return Err(ConfigError::Invalid {
             place: super::Place {
@@ -56,7 +56,8 @@ pub fn load(
             message: format!("policy folder `{}` does not exist", folder.display()),
         });
     }
-    let texts = read_folder(&folder)?;
+    let mut texts = read_folder(&folder)?;
+    texts.extend_from_slice(extras);
     from_texts(texts, &folder.display().to_string())
 }
 
@@ -133,10 +134,15 @@ pub fn load_folder(folder: &Path) -> Result<Policies, ConfigError> {
     from_texts(read_folder(folder)?, &folder.display().to_string())
 }
 
-/// Reloads `folder` unless its content still hashes to `current_version`: `Ok(None)` when
+/// Reloads `folder` (with the config's `extras`: templates, residency rules) unless its content still hashes to `current_version`: `Ok(None)` when
 /// unchanged, the new policies when changed and valid, the error when changed and invalid.
-pub fn reload(folder: &Path, current_version: &str) -> Result<Option<Policies>, ConfigError> {
-    let texts = read_folder(folder)?;
+pub fn reload(
+    folder: &Path,
+    current_version: &str,
+    extras: &[(String, String)],
+) -> Result<Option<Policies>, ConfigError> {
+    let mut texts = read_folder(folder)?;
+    texts.extend_from_slice(extras);
     if version_of(&texts) == current_version {
         return Ok(None);
     }

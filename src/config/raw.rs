@@ -23,6 +23,22 @@ pub struct RawConfig {
     pub audit: RawAudit,
     pub inspect: RawInspect,
     pub pii: RawPii,
+    pub geo: RawGeo,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGeo {
+    pub database: Option<Spanned<String>>,
+    pub reload_interval: Option<Spanned<String>>,
+    pub networks: Vec<RawGeoNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeoNetwork {
+    pub cidr: Spanned<String>,
+    pub country: Spanned<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +106,7 @@ pub struct RawAudit {
 pub struct RawPolicies {
     pub dir: Option<Spanned<String>>,
     pub reload_interval: Option<Spanned<String>>,
+    pub templates: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +154,8 @@ pub struct RawIdentity {
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
     pub id: Spanned<String>,
+    #[serde(default)]
+    pub residency: Option<Spanned<String>>,
     #[serde(default)]
     pub team: Option<String>,
     #[serde(default)]

@@ -142,9 +142,12 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         return skip_token(b, start);
     }
     let cluster = Cluster::parse(b, start);
-    let corsican_department = matches!(b.get(cluster.end), Some(b'A' | b'B'))
-        && b[cluster.end - 1] == b'2';
-    if let Some(end) = corsican_department.then(|| corsican_nir(b, start)).flatten() {
+    let corsican_department =
+        matches!(b.get(cluster.end), Some(b'A' | b'B')) && b[cluster.end - 1] == b'2';
+    if let Some(end) = corsican_department
+        .then(|| corsican_nir(b, start))
+        .flatten()
+    {
         out.push(Finding::new(Kind::FrNir, start, end, "fr_nir_mod97"));
         return end;
     }

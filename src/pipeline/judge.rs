@@ -13,12 +13,11 @@ use super::record::path_shape;
 use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::policies::Policies;
 use crate::error::{DecisionRef, ProxyError};
+use crate::geo::Geo;
 use crate::policy::{
-    AgentFacts, BodyFacts, DestinationFacts, Effect, Facts, Obligation, RequestFacts, Trigger,
-    Verdict,
+    AgentFacts, BodyFacts, Effect, Facts, Obligation, RequestFacts, Trigger, Verdict,
 };
 use crate::proxy::ClientInfo;
-use crate::proxy::guard::non_global_category;
 use crate::proxy::target::Target;
 
 /// The request line as the policy sees it.
@@ -74,6 +73,7 @@ pub fn facts(
     client: &ClientInfo,
     line: &Line<'_>,
     destination: Option<SocketAddr>,
+    geo: &Geo,
 ) -> Facts {
     let identity = &client.identity;
     let headers = line
@@ -109,10 +109,7 @@ pub fn facts(
             query,
             headers,
         },
-        destination: DestinationFacts {
-            ip: destination.map(|d| d.ip().to_string()).unwrap_or_default(),
-            private: destination.is_some_and(|d| non_global_category(d.ip()).is_some()),
-        },
+        destination: super::locate::destination_facts(destination.map(|d| d.ip()), geo),
         llm: None,
         tool: None,
         data: None,
@@ -175,6 +172,7 @@ impl Judge {
             port: facts.request.port,
             path: path_shape(&facts.request.path),
             destination: facts.destination.ip.clone(),
+            country: facts.destination.country.clone(),
             effect: String::new(),
             rules: Vec::new(),
             monitored: Vec::new(),
@@ -270,7 +268,8 @@ fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     match verdict.effect {
-        Effect::Allow => Ok(()),
+        // A verdict is never `redact`: those rules only add obligations.
+        Effect::Allow | Effect::Redact => Ok(()),
         Effect::Deny if verdict.is_default_deny() => Err(ProxyError::denied_by_policy(
             format!(
                 "denied by default: no rule allows this {} request",

@@ -7,6 +7,7 @@
 
 mod ctx;
 mod judge;
+mod locate;
 mod pii_step;
 mod record;
 mod recorded_body;
@@ -22,11 +23,13 @@ use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
 pub use judge::{Judge, Judgement};
+pub use locate::{build_geo, destination_facts, destination_in};
 pub use pii_step::PiiStep;
 pub use record::path_shape;
 
 use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
+use crate::geo::Geo;
 use crate::inspect;
 use crate::policy::{Facts, PiiFacts, Trigger};
 use crate::proxy::body::{ProxyBody, boxed, full};
@@ -40,39 +43,28 @@ use record::Record;
 use recorded_body::RecordedBody;
 use restored_body::RestoredBody;
 
-/// Everything the steps need, built once from the validated config.
+/// Everything the steps need, built once from the validated config: one part per step that
+/// holds state.
 pub struct Pipeline {
-    resolver: Arc<Resolver>,
-    upstream: Arc<Upstream>,
-    tunnel_hosts: HostPatterns,
-    max_request_body_bytes: u64,
-    inspect: inspect::InspectConfig,
-    judge: Judge,
-    pii: PiiStep,
+    /// Step 6: resolution through the network guard, pinned.
+    pub resolver: Arc<Resolver>,
+    /// Step 11: the pooled upstream client.
+    pub upstream: Arc<Upstream>,
+    /// Step 2: hosts relayed without interception.
+    pub tunnel_hosts: HostPatterns,
+    /// Step 4: the largest body read for inspection.
+    pub max_request_body_bytes: u64,
+    /// Step 4: what recognition is told (SQL fields, REST tools).
+    pub inspect: inspect::InspectConfig,
+    /// Step 7: the policies in force and the audit trail.
+    pub judge: Judge,
+    /// Steps 5 and 10: detection and redaction.
+    pub pii: PiiStep,
+    /// Step 6: where destinations are.
+    pub geo: Arc<Geo>,
 }
 
 impl Pipeline {
-    /// Assembles the pipeline.
-    pub fn new(
-        resolver: Arc<Resolver>,
-        upstream: Arc<Upstream>,
-        tunnel_hosts: HostPatterns,
-        max_request_body_bytes: u64,
-        inspect: inspect::InspectConfig,
-        judge: Judge,
-        pii: PiiStep,
-    ) -> Self {
-        Self {
-            resolver,
-            upstream,
-            tunnel_hosts,
-            max_request_body_bytes,
-            inspect,
-            judge,
-            pii,
-        }
-    }
-
     /// Forgets the pseudonyms of executions idle for longer than the vault keeps them.
     pub fn forget_idle_pseudonyms(&self) {
         self.pii.forget_idle();
@@ -195,6 +187,7 @@ impl Pipeline {
             &ctx.client,
             &line,
             pinned.first().copied(),
+            &self.geo,
         );
         facts.llm = recognised.llm;
         facts.tool = recognised.tool;
@@ -315,7 +308,7 @@ impl Pipeline {
             query: None,
             headers: None,
         };
-        let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, None);
+        let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, None, &self.geo);
         self.judge.record_refusal(&facts, &ctx.id, err);
     }
 
@@ -362,6 +355,7 @@ impl Pipeline {
             client,
             &judge::connect_line(target),
             address,
+            &self.geo,
         );
         let (judgement, outcome) = self.judge.decide(&facts, &request_id, decision_id);
         judgements.push(judgement);
@@ -396,7 +390,13 @@ impl Handler for Pipeline {
         if let Err(err) = &decision
             && is_own_refusal(err)
         {
-            let facts = judge::facts(Trigger::Connect, client, &judge::connect_line(target), None);
+            let facts = judge::facts(
+                Trigger::Connect,
+                client,
+                &judge::connect_line(target),
+                None,
+                &self.geo,
+            );
             self.judge.record_refusal(&facts, &new_id(), err);
         }
         // 13. record: every CONNECT decision is written once, with its reason and rules.

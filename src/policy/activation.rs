@@ -113,6 +113,12 @@ fn destination(d: &DestinationFacts) -> Value {
     object([
         ("ip", text(&d.ip)),
         ("private", Some(Value::Bool(d.private))),
+        ("country", text(&d.country)),
+        ("continent", text(&d.continent)),
+        ("eu", Some(Value::Bool(d.eu))),
+        ("eea", Some(Value::Bool(d.eea))),
+        ("adequate", Some(Value::Bool(d.adequate))),
+        ("known", Some(Value::Bool(d.known))),
     ])
 }
 

@@ -115,6 +115,18 @@ pub struct DestinationFacts {
     pub ip: String,
     /// Whether it is in a non-global range (allowed by config).
     pub private: bool,
+    /// ISO 3166-1 alpha-2 country, or `unknown`.
+    pub country: String,
+    /// Continent code (`EU`, `NA`, ...), or `unknown`.
+    pub continent: String,
+    /// In the EU.
+    pub eu: bool,
+    /// In the EEA (the EU included).
+    pub eea: bool,
+    /// Covered by a GDPR adequacy decision.
+    pub adequate: bool,
+    /// Whether the country is known; an unknown destination is outside every region.
+    pub known: bool,
 }
 
 /// A recognised LLM call.

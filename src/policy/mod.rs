@@ -21,7 +21,9 @@ pub use model::{
 };
 pub use parse::{PolicyError, parse_policy_file};
 pub use resolve::{Consideration, Considered, DuplicateRule, PolicySet, Verdict};
-pub use testing::{CaseResult, Expectation, RequestSpec, TestCase, parse_test_file, run_tests};
+pub use testing::{
+    CaseResult, Expectation, RequestSpec, TestCase, TestFile, parse_test_file, run_tests,
+};
 
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,8 @@ pub enum Effect {
     Hold,
     /// Refuse it.
     Deny,
+    /// Never decides: adds the rule's `redact` obligations to a request other rules allow.
+    Redact,
 }
 
 impl Effect {
@@ -94,6 +96,7 @@ impl Effect {
             Effect::Allow => "allow",
             Effect::Hold => "hold",
             Effect::Deny => "deny",
+            Effect::Redact => "redact",
         }
     }
 }

@@ -145,13 +145,20 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
         "allow" => Effect::Allow,
         "deny" => Effect::Deny,
         "hold" => Effect::Hold,
+        "redact" => Effect::Redact,
         other => {
             return Err(fail(
                 raw.effect.referenced.line(),
-                format!("unknown effect `{other}` (allow, deny or hold)"),
+                format!("unknown effect `{other}` (allow, deny, hold or redact)"),
             ));
         }
     };
+    if effect == Effect::Redact && raw.redact.is_none() {
+        return Err(fail(
+            raw.effect.referenced.line(),
+            "a `redact` rule names what to redact: add `redact: {kinds: [...]}`".into(),
+        ));
+    }
     let mode = match raw
         .mode
         .as_ref()

@@ -217,7 +217,13 @@ fn decide(
         .iter()
         .filter(|r| r.effect == Effect::Deny)
         .collect();
-    if applying.is_empty() || !denies.is_empty() {
+    // `redact` rules only add obligations; the others decide.
+    let deciders: Vec<&Rule> = applying
+        .iter()
+        .copied()
+        .filter(|r| r.effect != Effect::Redact)
+        .collect();
+    if deciders.is_empty() || !denies.is_empty() {
         return Verdict {
             effect: Effect::Deny,
             deciding: denies.iter().map(|r| r.id.clone()).collect(),
@@ -228,8 +234,8 @@ fn decide(
         };
     }
     let key = |r: &Rule| (r.scope.rank(), r.priority, r.effect == Effect::Hold);
-    let best = applying.iter().map(|r| key(r)).max();
-    let deciding: Vec<&&Rule> = applying.iter().filter(|r| Some(key(r)) == best).collect();
+    let best = deciders.iter().map(|r| key(r)).max();
+    let deciding: Vec<&&Rule> = deciders.iter().filter(|r| Some(key(r)) == best).collect();
     let effect = deciding.first().map_or(Effect::Deny, |r| r.effect);
     let mut obligations: Vec<Obligation> = Vec::new();
     for obligation in applying.iter().flat_map(|r| r.obligations.iter()) {

@@ -30,6 +30,8 @@ pub struct RequestSpec {
     pub headers: BTreeMap<String, String>,
     /// Destination IP the proxy would connect to.
     pub destination: Option<String>,
+    /// The destination's country (ISO 3166-1 alpha-2), instead of locating the IP.
+    pub country: Option<String>,
     /// Request body (recognised like a live request's by the caller).
     pub body: Option<String>,
 }
@@ -88,7 +90,9 @@ impl RequestSpec {
             },
             destination: DestinationFacts {
                 ip: self.destination.clone().unwrap_or_default(),
-                private: false,
+                country: "unknown".into(),
+                continent: "unknown".into(),
+                ..DestinationFacts::default()
             },
             llm: None,
             tool: None,
@@ -133,6 +137,8 @@ struct RawCase {
     #[serde(default)]
     destination: Option<String>,
     #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
     body: Option<String>,
     /// A JSON body written as YAML (sent with `content-type: application/json`).
     #[serde(default)]
@@ -143,7 +149,20 @@ struct RawCase {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTests {
+    /// Policy files (relative to the test file) the cases are judged by instead of the config's.
+    #[serde(default)]
+    policies: Vec<String>,
     tests: Vec<RawCase>,
+}
+
+/// A parsed test file.
+#[derive(Debug, Clone)]
+pub struct TestFile {
+    /// Policy files, relative to the test file, to judge by instead of the config's policies
+    /// (templates are tested this way); empty: the config's.
+    pub policies: Vec<String>,
+    /// The cases.
+    pub cases: Vec<TestCase>,
 }
 
 /// One test case.
@@ -171,9 +190,9 @@ fn with_json_type(mut headers: BTreeMap<String, String>, json: bool) -> BTreeMap
 }
 
 /// Parses a test file.
-pub fn parse_test_file(text: &str, file: &str) -> Result<Vec<TestCase>, PolicyError> {
+pub fn parse_test_file(text: &str, file: &str) -> Result<TestFile, PolicyError> {
     let raw: RawTests = serde_saphyr::from_str(text).map_err(|err| yaml_error(&err, text, file))?;
-    Ok(raw
+    let cases = raw
         .tests
         .into_iter()
         .map(|case| TestCase {
@@ -188,11 +207,16 @@ pub fn parse_test_file(text: &str, file: &str) -> Result<Vec<TestCase>, PolicyEr
                 url: case.url,
                 headers: with_json_type(case.headers, case.json.is_some()),
                 destination: case.destination,
+                country: case.country,
                 body: case.json.map(|j| j.to_string()).or(case.body),
             },
             expect: case.expect,
         })
-        .collect())
+        .collect();
+    Ok(TestFile {
+        policies: raw.policies,
+        cases,
+    })
 }
 
 /// The result of one case.

@@ -94,6 +94,15 @@ rules:
     match: { hosts: [api.openai.com] }
     effect: allow
     redact: { kinds: [phone], style: mask }
+  - id: redact-only-everywhere
+    trigger: http.request
+    match: { hosts: [redact.example.com, redact-denied.example.com] }
+    effect: redact
+    redact: { kinds: [iban], style: hash }
+  - id: redact-host-allow
+    trigger: http.request
+    match: { hosts: [redact.example.com] }
+    effect: allow
 "#;
 
 fn policy() -> PolicySet {
@@ -168,6 +177,19 @@ fn resolution_golden_table() {
             deciding: &["allow-openai", "redact-phones-too"],
             obligations: 2,
             monitored: &["prod-env-low-priority-deny-monitor"],
+            ..BASE
+        },
+        Case {
+            name: "a redact rule adds its obligation to what another rule allows",
+            host: "redact.example.com",
+            deciding: &["redact-host-allow"],
+            obligations: 1,
+            ..BASE
+        },
+        Case {
+            name: "a redact rule alone allows nothing",
+            host: "redact-denied.example.com",
+            effect: Effect::Deny,
             ..BASE
         },
         Case {

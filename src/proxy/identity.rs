@@ -197,6 +197,7 @@ mod tests {
                 team: Some("research".into()),
                 env: Some("prod".into()),
                 labels: BTreeMap::new(),
+                residency: None,
                 token: Secret::new("t0ken".into()),
             }],
         })

@@ -12,10 +12,11 @@ pub use replay::replay;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::policies::is_policy_test_file;
+use crate::config::policies::{Policies, check_redact_kinds, from_texts, is_policy_test_file};
 use crate::config::{Config, IdentityConfig};
+use crate::geo::Geo;
 use crate::inspect;
-use crate::pipeline::PiiStep;
+use crate::pipeline::{PiiStep, build_geo, destination_facts, destination_in};
 use crate::policy::{Consideration, Facts, PiiFacts, RequestSpec, parse_test_file, run_tests};
 
 /// Why the toolchain could not run.
@@ -41,6 +42,12 @@ pub enum ToolError {
     /// The PII detectors of the config could not be built.
     #[error(transparent)]
     Pii(#[from] crate::pii::ScannerError),
+    /// The policies a test file names are invalid.
+    #[error(transparent)]
+    Policies(#[from] crate::config::ConfigError),
+    /// The geo database of the config could not be opened.
+    #[error(transparent)]
+    Geo(#[from] crate::geo::MmdbError),
 }
 
 /// The output of `gatehouse test`, and whether every case passed.
@@ -55,6 +62,7 @@ pub struct TestRun {
 /// config's policies.
 pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
     let pii = PiiStep::new(&config.pii)?;
+    let geo = build_geo(&config.geo)?;
     let files = test_files(paths)?;
     if files.is_empty() {
         let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -67,12 +75,15 @@ pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
             path: file.clone(),
             source,
         })?;
-        let mut cases = parse_test_file(&text, &file.display().to_string())?;
+        let parsed = parse_test_file(&text, &file.display().to_string())?;
+        let mut cases = parsed.cases;
         for case in &mut cases {
             with_declared_identity(&mut case.request, &config.identity);
         }
-        let facts_of = |request: &RequestSpec| facts_with_body(config, &pii, request);
-        for result in run_tests(&config.policies.set, &cases, &facts_of) {
+        let own = own_policies(&file, &parsed.policies, config)?;
+        let policies = own.as_ref().unwrap_or(&config.policies);
+        let facts_of = |request: &RequestSpec| facts_with_body(config, (&pii, &geo), request);
+        for result in run_tests(&policies.set, &cases, &facts_of) {
             if result.failures.is_empty() {
                 passed += 1;
                 let _ = writeln!(report, "PASS {} ({})", result.name, result.at);
@@ -90,6 +101,30 @@ pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
         report,
         passed: failed == 0,
     })
+}
+
+/// The policies a test file names (`policies: [...]`, relative to it), when it names any.
+fn own_policies(
+    test_file: &Path,
+    names: &[String],
+    config: &Config,
+) -> Result<Option<Policies>, ToolError> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let dir = test_file.parent().unwrap_or(Path::new("."));
+    let mut texts = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|source| ToolError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        texts.push((path.display().to_string(), text));
+    }
+    let policies = from_texts(texts, &dir.display().to_string())?;
+    check_redact_kinds(&policies, &config.pii.custom_kinds())?;
+    Ok(Some(policies))
 }
 
 fn test_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ToolError> {
@@ -131,7 +166,8 @@ fn with_declared_identity(request: &mut RequestSpec, identity: &IdentityConfig) 
 pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, ToolError> {
     with_declared_identity(&mut request, &config.identity);
     let pii = PiiStep::new(&config.pii)?;
-    let facts = facts_with_body(config, &pii, &request).map_err(ToolError::Request)?;
+    let geo = build_geo(&config.geo)?;
+    let facts = facts_with_body(config, (&pii, &geo), &request).map_err(ToolError::Request)?;
     let verdict = config.policies.set.explain(&facts);
     let mut out = String::new();
     let _ = writeln!(
@@ -182,8 +218,22 @@ pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, Tool
 /// the one recognition finds.
 /// The facts the proxy would judge `request` by: recognised, with its body and the personal data
 /// in it (query included).
-fn facts_with_body(config: &Config, pii: &PiiStep, request: &RequestSpec) -> Result<Facts, String> {
+fn facts_with_body(
+    config: &Config,
+    (pii, geo): (&PiiStep, &Geo),
+    request: &RequestSpec,
+) -> Result<Facts, String> {
     let mut facts = request.facts()?;
+    facts.destination = match (&request.country, &request.destination) {
+        (Some(country), ip) => destination_in(ip.clone().unwrap_or_default(), country),
+        (None, Some(ip)) => {
+            let ip: std::net::IpAddr = ip
+                .parse()
+                .map_err(|_| format!("destination `{ip}` is not an IP address"))?;
+            destination_facts(Some(ip), geo)
+        }
+        (None, None) => facts.destination,
+    };
     let Some(body) = &request.body else {
         facts.pii = PiiFacts::from_counts(pii.detect(&facts, None));
         return Ok(facts);

@@ -127,7 +127,10 @@ fn facts_of(record: &Value) -> Option<Facts> {
             query: BTreeMap::new(),
             headers: BTreeMap::new(),
         },
-        destination: DestinationFacts { ip, private },
+        destination: DestinationFacts {
+            private,
+            ..crate::pipeline::destination_in(ip, &text("country"))
+        },
         llm: None,
         tool: None,
         data: None,

@@ -6,6 +6,7 @@ mod cli;
 mod curl;
 mod forwarding;
 mod fronting;
+mod geo;
 mod guard;
 mod identity;
 mod limits;

@@ -56,6 +56,38 @@ fn shipped_policy_tests_pass() {
 }
 
 #[test]
+fn template_policy_tests_pass() {
+    let output = Command::new(binary())
+        .args([
+            "test",
+            "--config",
+            "config/gatehouse.yaml",
+            "config/templates/tests",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for template in [
+        "gdpr.test.yaml",
+        "gdpr_redact.test.yaml",
+        "soc2.test.yaml",
+        "eu_ai_act.test.yaml",
+    ] {
+        assert!(stdout.contains(template), "{template} ran: {stdout}");
+    }
+    assert!(
+        stdout.contains(" passed, 0 failed") && !stdout.contains("FAIL"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn policy_tests_report_each_case_and_fail_the_run() {
     let tests = "tests:
   - name: a declared agent's team comes from the config

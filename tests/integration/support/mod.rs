@@ -32,6 +32,8 @@ pub struct ProxySpec {
     pub policy: String,
     /// Further top-level config sections, appended as written.
     pub extra: String,
+    /// Templates enabled with `policies.templates`.
+    pub templates: Vec<&'static str>,
 }
 
 /// Lets everything the network guard admits through: the proxy-core tests are about sockets.
@@ -48,6 +50,7 @@ impl Default for ProxySpec {
             upstream: String::new(),
             policy: ALLOW_ALL.into(),
             extra: String::new(),
+            templates: Vec::new(),
         }
     }
 }
@@ -66,9 +69,10 @@ impl ProxySpec {
         let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
         let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
         format!(
-            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}{}",
+            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\n  templates: [{}]\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}{}",
             ca_dir.with_file_name("audit.jsonl").display(),
             policy_dir.display(),
+            self.templates.join(", "),
             ca_dir.display(),
             self.upstream,
             cidrs.join(", "),

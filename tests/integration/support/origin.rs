@@ -55,13 +55,23 @@ pub async fn start_tls(pki: &TestPki) -> Origin {
     start(Some(TlsAcceptor::from(pki.server_config.clone()))).await
 }
 
+/// HTTPS origin on another loopback address (`127.0.0.2`...), for tests that tell destinations
+/// apart by address.
+pub async fn start_tls_on(pki: &TestPki, ip: &str) -> Origin {
+    start_on(Some(TlsAcceptor::from(pki.server_config.clone())), ip).await
+}
+
 /// Plain HTTP/1.1 origin.
 pub async fn start_plain() -> Origin {
     start(None).await
 }
 
 async fn start(tls: Option<TlsAcceptor>) -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(tls, "127.0.0.1").await
+}
+
+async fn start_on(tls: Option<TlsAcceptor>, ip: &str) -> Origin {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sse_release = Arc::new(Notify::new());
     let slow_started = Arc::new(Notify::new());

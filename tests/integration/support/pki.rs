@@ -28,9 +28,15 @@ impl TestPki {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params =
-            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])
-                .unwrap();
+        let mut leaf_params = CertificateParams::new(vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "127.0.0.2".into(),
+            "127.0.0.3".into(),
+            "127.0.0.4".into(),
+            "::1".into(),
+        ])
+        .unwrap();
         leaf_params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
