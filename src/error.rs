@@ -171,9 +171,15 @@ impl ProxyError {
             Some(d) => (json!(d.id), json!(d.rules)),
             None => (serde_json::Value::Null, json!([])),
         };
+        // SDKs often show only the message: it names the decision too, so whoever reads the
+        // exception can find the audit record.
+        let message = match &self.decision {
+            Some(d) => format!("{} (decision {})", self.reason, d.id),
+            None => self.reason.clone(),
+        };
         match &self.shape {
             Shape::Plain => {
-                let mut error = json!({"code": self.kind.code(), "side": self.side.as_str(), "message": self.reason});
+                let mut error = json!({"code": self.kind.code(), "side": self.side.as_str(), "message": message});
                 if self.decision.is_some() {
                     error["decision"] = decision;
                     error["rules"] = rules;
@@ -181,21 +187,21 @@ impl ProxyError {
                 json!({ "error": error })
             }
             Shape::OpenAi => json!({"error": {
-                "message": self.reason, "type": "gatehouse_policy", "param": null,
+                "message": message, "type": "gatehouse_policy", "param": null,
                 "code": self.kind.code(), "decision": decision, "rules": rules,
             }}),
             Shape::Anthropic => json!({"type": "error", "error": {
                 "type": if self.kind == ErrorKind::Forbidden { "permission_error" } else { "api_error" },
-                "message": self.reason, "decision": decision, "rules": rules,
+                "message": message, "decision": decision, "rules": rules,
             }}),
             Shape::Gemini => json!({"error": {
                 "code": self.status().as_u16(),
-                "message": self.reason,
+                "message": message,
                 "status": if self.kind == ErrorKind::Forbidden { "PERMISSION_DENIED" } else { "UNAVAILABLE" },
                 "details": [{"decision": decision, "rules": rules}],
             }}),
             Shape::JsonRpc(id) => json!({"jsonrpc": "2.0", "id": id, "error": {
-                "code": -32001, "message": self.reason,
+                "code": -32001, "message": message,
                 "data": {"code": self.kind.code(), "decision": decision, "rules": rules},
             }}),
         }

@@ -172,7 +172,12 @@ impl Judge {
             port: facts.request.port,
             path: path_shape(&facts.request.path),
             destination: facts.destination.ip.clone(),
-            country: facts.destination.country.clone(),
+            // Judged before resolution (no rule needed the address): nothing to locate yet.
+            country: if facts.destination.ip.is_empty() {
+                String::new()
+            } else {
+                facts.destination.country.clone()
+            },
             effect: String::new(),
             rules: Vec::new(),
             monitored: Vec::new(),

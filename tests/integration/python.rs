@@ -72,3 +72,90 @@ async fn python_requests_under_gatehouse_exec_is_intercepted() {
         format!("http://anonymous+{execution}:@{}", proxy.addr)
     );
 }
+
+const SDK_SCRIPT: &str = r#"
+import json, sys
+import anthropic, openai
+base = sys.argv[1]
+report = {}
+client = openai.OpenAI(base_url=base + "/v1", api_key="sk-test-not-a-key", max_retries=0)
+try:
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    report["openai"] = "no error raised"
+except openai.PermissionDeniedError as e:
+    report["openai"] = {
+        "status": e.status_code,
+        "message": str(e),
+        "code": getattr(e, "code", None),
+        "decision": e.response.headers.get("x-gatehouse-decision"),
+    }
+claude = anthropic.Anthropic(base_url=base, api_key="sk-ant-test-not-a-key", max_retries=0)
+try:
+    claude.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                           messages=[{"role": "user", "content": "hi"}])
+    report["anthropic"] = "no error raised"
+except anthropic.PermissionDeniedError as e:
+    report["anthropic"] = {
+        "status": e.status_code,
+        "message": str(e),
+        "type": e.body.get("type") if isinstance(e.body, dict) else None,
+        "decision": e.response.headers.get("x-gatehouse-decision"),
+    }
+print(json.dumps(report))
+"#;
+
+/// The official OpenAI and Anthropic Python SDKs, unmodified under `gatehouse exec`, raise their own
+/// permission errors for a refused call, with the rule and the decision in them.
+#[tokio::test]
+async fn official_sdks_raise_readable_errors_for_refused_calls() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let policy = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: no-llm-in-tests\n    trigger: llm.request\n    effect: deny\n    message: LLM calls are switched off here\n";
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: policy.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let base = format!("https://localhost:{}", origin.port());
+    let config = proxy.config_path.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(binary())
+            .args(["exec", "--config"])
+            .arg(&config)
+            .arg("--")
+            .arg(python())
+            .args(["-c", SDK_SCRIPT, &base])
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for sdk in ["openai", "anthropic"] {
+        let error = &report[sdk];
+        assert_eq!(error["status"], 403, "{sdk}: {report}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("no-llm-in-tests")
+                && message.contains("LLM calls are switched off here"),
+            "{sdk}: {message}"
+        );
+        let decision = error["decision"].as_str().unwrap();
+        assert!(
+            message.contains(decision),
+            "{sdk}: decision id in the message: {message}"
+        );
+    }
+    assert_eq!(report["anthropic"]["type"], "error");
+    assert!(origin.received.lock().unwrap().is_empty());
+}
