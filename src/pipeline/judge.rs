@@ -115,6 +115,7 @@ pub fn facts(
         data: None,
         body: BodyFacts::default(),
         pii: Default::default(),
+        response: None,
     }
 }
 
@@ -190,6 +191,16 @@ impl Judge {
         }
     }
 
+    /// Whether a response rule could apply to the answer of the request of `facts` (scope and
+    /// match only): the response is then held back whole and judged.
+    pub fn judges_response_of(&self, facts: &Facts) -> bool {
+        let mut triggers = vec![Trigger::HttpResponse];
+        if facts.llm.is_some() {
+            triggers.push(Trigger::LlmResponse);
+        }
+        self.policies.load().set.may_apply(&triggers, facts)
+    }
+
     /// Whether the rules of `trigger` need the resolved destination.
     pub fn reads_destination(&self, trigger: Trigger) -> bool {
         self.policies.load().set.reads_destination(trigger)
@@ -227,6 +238,7 @@ impl Judge {
         };
         let outcome = refusal(&verdict, &judgement);
         let reason = match &outcome {
+            Ok(()) if judgement.rules.is_empty() => "no response rule refuses it".to_string(),
             Ok(()) => format!("allowed by {}", judgement.rules.join(", ")),
             Err(err) => err.reason.clone(),
         };

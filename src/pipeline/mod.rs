@@ -11,6 +11,7 @@ mod locate;
 mod pii_step;
 mod record;
 mod recorded_body;
+mod respond;
 mod restored_body;
 
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::geo::Geo;
 use crate::inspect;
-use crate::policy::{Facts, PiiFacts, Trigger};
+use crate::policy::{BodyFacts, PiiFacts, Trigger};
 use crate::proxy::body::{ProxyBody, boxed, full};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
@@ -199,7 +200,7 @@ impl Pipeline {
         );
         // 5. detect: personal data and secrets in what the request carries, as kinds and counts,
         //    so rules can read them and the record can say what was there.
-        let shape = body_shape(&facts, &decoded);
+        let shape = body_shape(&facts.body, &decoded);
         // A body that is not valid UTF-8 is still scanned (invalid bytes read as U+FFFD).
         let raw_text = (matches!(shape, RawShape::Text | RawShape::Opaque)
             && facts.body.text.is_empty()
@@ -215,13 +216,7 @@ impl Pipeline {
         let mut restore = None;
         if !obligations.is_empty() {
             let mut json = std::mem::take(&mut facts.body.json);
-            let body_shape = match shape {
-                RawShape::Json => BodyShape::Json(&mut json),
-                RawShape::Form => BodyShape::Form,
-                RawShape::Multipart => BodyShape::Multipart,
-                RawShape::Text => BodyShape::Text,
-                RawShape::Opaque => BodyShape::Opaque,
-            };
+            let body_shape = shape.with_json(&mut json);
             let session = pii_step::session_of(&facts.agent.id, facts.agent.execution.as_deref());
             let redacted = self.pii.redact(
                 &obligations,
@@ -255,6 +250,12 @@ impl Pipeline {
                 http::HeaderValue::from(decoded.len()),
             );
         }
+        // 12. respond (prepared): when a response rule could apply, the answer is judged whole,
+        //     so it must come back readable.
+        let judge_response = self.judge.judges_response_of(&facts);
+        if judge_response {
+            parts.headers.remove(http::header::ACCEPT_ENCODING);
+        }
         let req = Request::from_parts(parts, full(decoded));
         // 11. forward: pooled, verified, bounded in time.
         let response = self.upstream.forward(req, ctx.started).await?;
@@ -262,11 +263,16 @@ impl Pipeline {
             .extensions()
             .get::<UpstreamPeer>()
             .map(|peer| peer.0);
-        // 12. respond: the body streams back untouched, frame by frame (pseudonyms restored).
-        match restore {
-            Some(session) => Ok(self.restored(response, &session)),
-            None => Ok(response),
+        // 12. respond: the body streams back untouched, frame by frame (pseudonyms restored),
+        //     unless response rules judge it whole first.
+        let response = match restore {
+            Some(session) => self.restored(response, &session),
+            None => response,
+        };
+        if judge_response {
+            return self.judged_response(ctx, facts, response).await;
         }
+        Ok(response)
     }
 
     /// The response of a pseudonymized request with the originals put back. A response still
@@ -476,9 +482,9 @@ enum RawShape {
     Opaque,
 }
 
-fn body_shape(facts: &Facts, decoded: &Bytes) -> RawShape {
-    let content_type = facts.body.content_type.as_str();
-    if !facts.body.json.is_null() {
+fn body_shape(body: &BodyFacts, decoded: &Bytes) -> RawShape {
+    let content_type = body.content_type.as_str();
+    if !body.json.is_null() {
         RawShape::Json
     } else if content_type == "application/x-www-form-urlencoded" {
         RawShape::Form
@@ -488,6 +494,19 @@ fn body_shape(facts: &Facts, decoded: &Bytes) -> RawShape {
         RawShape::Text
     } else {
         RawShape::Opaque
+    }
+}
+
+impl RawShape {
+    /// The shape redaction works on, with the parsed JSON when there is one.
+    fn with_json(self, json: &mut serde_json::Value) -> BodyShape<'_> {
+        match self {
+            RawShape::Json => BodyShape::Json(json),
+            RawShape::Form => BodyShape::Form,
+            RawShape::Multipart => BodyShape::Multipart,
+            RawShape::Text => BodyShape::Text,
+            RawShape::Opaque => BodyShape::Opaque,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::config::PiiConfig;
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::pii::{self, Redaction, Replacer, Scanner, ScannerError, Style, Vault};
-use crate::policy::{Facts, Obligation};
+use crate::policy::{BodyFacts, Facts, Obligation};
 
 /// The scanner, the hash key and the pseudonym vault, built once.
 pub struct PiiStep {
@@ -85,24 +85,12 @@ impl PiiStep {
     ///    parts, a text body (`raw_text`), the query, and headers when configured.
     pub fn detect(&self, facts: &Facts, raw_text: Option<&str>) -> BTreeMap<String, u64> {
         let s = &self.scanner;
-        let mut counts = BTreeMap::new();
+        let mut counts = self.detect_body(&facts.body, raw_text);
         let mut add = |found: Vec<pii::Finding>| {
             for (kind, n) in pii::count_by_kind(&found) {
                 *counts.entry(kind).or_insert(0) += n;
             }
         };
-        for f in pii::scan_json(s, &facts.body.json) {
-            add(vec![f.finding]);
-        }
-        for (name, value) in &facts.body.form {
-            add(s.scan_field(name, value));
-        }
-        for text in &facts.body.text {
-            add(s.scan(text));
-        }
-        if let Some(text) = raw_text {
-            add(s.scan(text));
-        }
         for (name, value) in &facts.request.query {
             add(s.scan_field(name, value));
         }
@@ -110,6 +98,31 @@ impl PiiStep {
             for (name, value) in &facts.request.headers {
                 add(s.scan_field(name, value));
             }
+        }
+        counts
+    }
+
+    /// Findings counted by kind in a body (request or response): JSON string values, form
+    /// fields, text parts, or the whole text (`raw_text`).
+    pub fn detect_body(&self, body: &BodyFacts, raw_text: Option<&str>) -> BTreeMap<String, u64> {
+        let s = &self.scanner;
+        let mut counts = BTreeMap::new();
+        let mut add = |found: Vec<pii::Finding>| {
+            for (kind, n) in pii::count_by_kind(&found) {
+                *counts.entry(kind).or_insert(0) += n;
+            }
+        };
+        for f in pii::scan_json(s, &body.json) {
+            add(vec![f.finding]);
+        }
+        for (name, value) in &body.form {
+            add(s.scan_field(name, value));
+        }
+        for text in &body.text {
+            add(s.scan(text));
+        }
+        if let Some(text) = raw_text {
+            add(s.scan(text));
         }
         counts
     }

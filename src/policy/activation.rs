@@ -10,7 +10,7 @@ use cel::{Context, Env, Value};
 
 use super::facts::{
     AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, PiiFacts, RequestFacts,
-    ToolFacts,
+    ResponseFacts, ToolFacts,
 };
 
 /// The facts of one request as CEL variables, built once for every condition judged against them.
@@ -31,6 +31,10 @@ impl Activation {
         context.add_variable_from_value("tool", facts.tool.as_ref().map_or(Value::Null, tool));
         context.add_variable_from_value("data", facts.data.as_ref().map_or(Value::Null, data));
         context.add_variable_from_value("pii", pii(&facts.pii));
+        context.add_variable_from_value(
+            "response",
+            facts.response.as_ref().map_or(Value::Null, response),
+        );
         if with_body {
             context.add_variable_from_value("body", body(&facts.body));
         }
@@ -157,6 +161,15 @@ fn body(b: &BodyFacts) -> Value {
         ("json", Some(json(&b.json))),
         ("form", string_map(&b.form)),
         ("text", texts(&b.text)),
+    ])
+}
+
+fn response(r: &ResponseFacts) -> Value {
+    object([
+        ("status", uint(u64::from(r.status))),
+        ("headers", string_map(&r.headers)),
+        ("body", Some(body(&r.body))),
+        ("pii", Some(pii(&r.pii))),
     ])
 }
 

@@ -66,7 +66,7 @@ pub enum ConditionError {
     UnknownFunction(String),
     /// Reads a section the rule's trigger never provides.
     #[error(
-        "`{section}` is not set for {trigger} rules; write the rule for the trigger that provides it (llm.request, tool.call, data.access)"
+        "`{section}` is not set for {trigger} rules; write the rule for a trigger that provides it (llm: llm.request, llm.response; tool: tool.call; data: data.access; response: http.response, llm.response)"
     )]
     Unavailable {
         /// The section.
@@ -107,7 +107,7 @@ impl Condition {
         {
             return Err(ConditionError::UnknownFunction(function.to_string()));
         }
-        for section in ["llm", "tool", "data"] {
+        for section in ["llm", "tool", "data", "response"] {
             if references.variables().contains(&section)
                 && !Facts::sections(trigger).contains(&section)
             {

@@ -30,6 +30,21 @@ pub struct Facts {
     pub body: BodyFacts,
     /// Personal data and secrets found in the request.
     pub pii: PiiFacts,
+    /// The upstream's answer (response triggers only).
+    pub response: Option<ResponseFacts>,
+}
+
+/// The upstream's answer, judged by `http.response` and `llm.response` rules.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ResponseFacts {
+    /// Status code.
+    pub status: u16,
+    /// Lower-case header names; repeated headers joined with `, `.
+    pub headers: BTreeMap<String, String>,
+    /// The decoded body.
+    pub body: BodyFacts,
+    /// Personal data and secrets found in the body.
+    pub pii: PiiFacts,
 }
 
 /// Personal data and secrets found in the request (body, query, forms): kinds and counts, never
@@ -198,7 +213,7 @@ pub fn join_repeated(
 }
 
 /// The CEL variables a condition may use.
-pub const VARIABLES: [&str; 8] = [
+pub const VARIABLES: [&str; 9] = [
     "agent",
     "request",
     "destination",
@@ -207,6 +222,7 @@ pub const VARIABLES: [&str; 8] = [
     "data",
     "body",
     "pii",
+    "response",
 ];
 
 impl Facts {
@@ -232,6 +248,12 @@ impl Facts {
                     .map(|(_, t)| t),
             );
             triggers.push(Trigger::HttpRequest);
+        } else if self.trigger != Trigger::Connect {
+            // The response side: an LLM answer is an HTTP response too.
+            if self.llm.is_some() {
+                triggers.push(Trigger::LlmResponse);
+            }
+            triggers.push(Trigger::HttpResponse);
         }
         let mut unique = Vec::with_capacity(triggers.len());
         for trigger in triggers {
@@ -243,12 +265,15 @@ impl Facts {
     }
 
     /// The sections a rule of `trigger` can rely on: `llm` for `llm.request`, `tool` for
-    /// `tool.call`, `data` for `data.access`; none for `connect` and `http.request`.
+    /// `tool.call`, `data` for `data.access`, `response` (and `llm`) for the response triggers;
+    /// none for `connect` and `http.request`.
     pub fn sections(trigger: Trigger) -> &'static [&'static str] {
         match trigger {
             Trigger::LlmRequest => &["llm"],
             Trigger::ToolCall => &["tool"],
             Trigger::DataAccess => &["data"],
+            Trigger::LlmResponse => &["llm", "response"],
+            Trigger::HttpResponse => &["response"],
             _ => &[],
         }
     }
@@ -286,6 +311,13 @@ impl Facts {
                 ..BodyFacts::default()
             },
             pii: PiiFacts::default(),
+            response: has("response").then(|| ResponseFacts {
+                body: BodyFacts {
+                    json: serde_json::Value::Object(serde_json::Map::new()),
+                    ..BodyFacts::default()
+                },
+                ..ResponseFacts::default()
+            }),
         }
     }
 }

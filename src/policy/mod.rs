@@ -14,7 +14,7 @@ pub use activation::Activation;
 pub use condition::{Condition, ConditionError};
 pub use facts::{
     AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, PiiFacts, RequestFacts,
-    ToolFacts, VARIABLES, fields_of, join_repeated,
+    ResponseFacts, ToolFacts, VARIABLES, fields_of, join_repeated,
 };
 pub use model::{
     Effect, MatchMiss, Matcher, Mode, Obligation, Origin, Rank, RedactStyle, Rule, Scope, Trigger,

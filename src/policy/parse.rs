@@ -135,12 +135,6 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
             ),
         )
     })?;
-    if matches!(trigger, Trigger::LlmResponse | Trigger::HttpResponse) {
-        return Err(fail(
-            raw.trigger.referenced.line(),
-            format!("`{trigger}` rules are not evaluated yet: responses are not judged"),
-        ));
-    }
     let effect = match raw.effect.value.trim() {
         "allow" => Effect::Allow,
         "deny" => Effect::Deny,

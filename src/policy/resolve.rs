@@ -182,7 +182,19 @@ impl PolicySet {
                 });
             }
         }
-        decide(&applying, monitored, considered)
+        let response_side = matches!(facts.trigger, Trigger::HttpResponse | Trigger::LlmResponse);
+        decide(&applying, monitored, considered, response_side)
+    }
+
+    /// Whether a rule of `triggers` could apply to `facts`: its scope covers the agent and its
+    /// match accepts the request (conditions are not run). Responses are only held back for
+    /// judging when one could.
+    pub fn may_apply(&self, triggers: &[Trigger], facts: &Facts) -> bool {
+        triggers
+            .iter()
+            .filter_map(|t| self.by_trigger.get(t))
+            .flatten()
+            .any(|r| r.scope.covers(&facts.agent) && r.matcher.check(&facts.request).is_ok())
     }
 }
 
@@ -208,10 +220,13 @@ fn consider(
     }
 }
 
+/// The verdict of the applying rules. A request no rule allows is denied; a response is already
+/// the answer to an allowed request, so it passes unless a rule refuses or holds it.
 fn decide(
     applying: &[&Rule],
     monitored: Vec<(String, Effect)>,
     considered: Vec<Considered>,
+    response_side: bool,
 ) -> Verdict {
     let denies: Vec<&&Rule> = applying
         .iter()
@@ -223,6 +238,16 @@ fn decide(
         .copied()
         .filter(|r| r.effect != Effect::Redact)
         .collect();
+    if deciders.is_empty() && denies.is_empty() && response_side {
+        return Verdict {
+            effect: Effect::Allow,
+            deciding: Vec::new(),
+            obligations: obligations_of(applying),
+            message: None,
+            monitored,
+            considered,
+        };
+    }
     if deciders.is_empty() || !denies.is_empty() {
         return Verdict {
             effect: Effect::Deny,
@@ -237,18 +262,23 @@ fn decide(
     let best = deciders.iter().map(|r| key(r)).max();
     let deciding: Vec<&&Rule> = deciders.iter().filter(|r| Some(key(r)) == best).collect();
     let effect = deciding.first().map_or(Effect::Deny, |r| r.effect);
+    Verdict {
+        effect,
+        deciding: deciding.iter().map(|r| r.id.clone()).collect(),
+        obligations: obligations_of(applying),
+        message: deciding.iter().find_map(|r| r.message.clone()),
+        monitored,
+        considered,
+    }
+}
+
+/// The obligations of every applying rule, each once.
+fn obligations_of(applying: &[&Rule]) -> Vec<Obligation> {
     let mut obligations: Vec<Obligation> = Vec::new();
     for obligation in applying.iter().flat_map(|r| r.obligations.iter()) {
         if !obligations.contains(obligation) {
             obligations.push(obligation.clone());
         }
     }
-    Verdict {
-        effect,
-        deciding: deciding.iter().map(|r| r.id.clone()).collect(),
-        obligations,
-        message: deciding.iter().find_map(|r| r.message.clone()),
-        monitored,
-        considered,
-    }
+    obligations
 }

@@ -99,6 +99,7 @@ impl RequestSpec {
             data: None,
             body: BodyFacts::default(),
             pii: Default::default(),
+            response: None,
         })
     }
 }

@@ -396,3 +396,33 @@ fn policy_file_errors_name_file_line_and_rule() {
         "rule id `a` is used twice: p.yaml:2 and p.yaml:5"
     );
 }
+
+#[test]
+fn responses_pass_unless_a_response_rule_refuses_them() {
+    let rules = r#"
+rules:
+  - id: deny-leaky-answers
+    trigger: http.response
+    when: "response.status == 200 && 'email' in response.pii.kinds"
+    effect: deny
+  - id: mask-answers
+    trigger: http.response
+    effect: redact
+    redact: { kinds: [phone] }
+"#;
+    let set = PolicySet::new(parse_policy_file(rules, "r.yaml").unwrap()).unwrap();
+    let mut facts = Facts::sample(Trigger::HttpResponse);
+    facts.response.as_mut().unwrap().status = 200;
+    let verdict = set.evaluate(&facts);
+    assert_eq!(verdict.effect, Effect::Allow, "no default deny for answers");
+    assert!(verdict.deciding.is_empty());
+    assert_eq!(verdict.obligations.len(), 1);
+    facts.response.as_mut().unwrap().pii = PiiFacts::from_counts([("email".to_string(), 1)].into());
+    let verdict = set.evaluate(&facts);
+    assert_eq!(verdict.effect, Effect::Deny);
+    assert_eq!(verdict.deciding, vec!["deny-leaky-answers".to_string()]);
+
+    let reads_response_on_request = "rules:\n  - id: r\n    trigger: http.request\n    when: \"response.status == 200\"\n    effect: deny\n";
+    let err = parse_policy_file(reads_response_on_request, "bad.yaml").unwrap_err().to_string();
+    assert!(err.contains("bad.yaml:4") && err.contains("http.response"), "{err}");
+}

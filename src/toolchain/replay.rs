@@ -145,5 +145,6 @@ fn facts_of(record: &Value) -> Option<Facts> {
                 })
                 .unwrap_or_default(),
         ),
+        response: None,
     })
 }

@@ -16,6 +16,7 @@ mod policy;
 mod python;
 mod recognition;
 mod records;
+mod response;
 mod shutdown;
 mod toolchain;
 mod tunnel;

@@ -137,7 +137,7 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match req.uri().path() {
         "/sse" => sse(shared.release.clone()),
-        "/mirror" | "/mirror-sse" => mirror(req, &shared).await,
+        "/mirror" | "/mirror-sse" | "/v1/chat/completions" => mirror(req, &shared).await,
         "/slow" => {
             shared.started.notify_one();
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -158,6 +158,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
 
 /// Keeps what it received and answers with the same bytes: whole as JSON (`/mirror`), or as
 /// server-sent events cut every 4 bytes, so a placeholder spans several frames (`/mirror-sse`).
+/// `/v1/chat/completions` mirrors too, so a test can send an LLM call and read what arrived.
 async fn mirror(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -171,7 +172,7 @@ async fn mirror(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         .map(|p| p.to_string())
         .unwrap_or_default();
     shared.received.lock().unwrap().push((target, body.clone()));
-    if parts.uri.path() == "/mirror" {
+    if parts.uri.path() != "/mirror-sse" {
         let mut response = Response::new(full(body));
         response
             .headers_mut()
