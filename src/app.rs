@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::audit::{AuditError, AuditLog};
+use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
 use crate::config::Config;
 use crate::pipeline::{Judge, PiiStep, Pipeline, build_geo};
 use crate::proxy::guard::AddressGuard;
@@ -33,6 +33,9 @@ pub enum StartError {
     /// The audit trail could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The audit index could not be opened.
+    #[error(transparent)]
+    AuditStore(#[from] crate::audit::StoreError),
     /// The geo database could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
@@ -98,6 +101,13 @@ impl Gatehouse {
         let connector = GuardedConnector::new(resolver.clone(), config.upstream.connect_timeout);
         let lifecycle = Lifecycle::default();
         let upstream = Upstream::new(&config.upstream, connector.clone(), lifecycle.clone())?;
+        let audit = Arc::new(AuditLog::open(&config.audit_file)?);
+        let mut store = AuditStore::open(&config.audit_store)?;
+        let indexed = store.catch_up(&config.audit_file)?;
+        if indexed > 0 {
+            tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
+        }
+        audit.index_into(spawn_feeder(store)?);
         let geo = Arc::new(build_geo(&config.geo)?);
         if !geo.has_database() {
             tracing::warn!(
@@ -111,10 +121,7 @@ impl Gatehouse {
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
             inspect: config.inspect.clone(),
-            judge: Judge::new(
-                config.policies.clone(),
-                Arc::new(AuditLog::open(&config.audit_file)?),
-            ),
+            judge: Judge::new(config.policies.clone(), audit),
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
         });

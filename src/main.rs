@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gatehouse::audit::verify_file;
+use gatehouse::audit::{AuditStore, Query, verify_file};
 use gatehouse::config::{Config, LogFormat};
 use gatehouse::launch::agent_env;
 use gatehouse::policy::RequestSpec;
@@ -146,6 +146,34 @@ enum AuditAction {
     Verify {
         /// The audit file (JSON Lines).
         file: PathBuf,
+    },
+    /// Recorded decisions from the audit index, newest first, as JSON lines (the index catches up
+    /// with the audit file first).
+    Query {
+        /// Config file (names the audit file and its index).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only this effect (allow, deny, hold).
+        #[arg(long)]
+        effect: Option<String>,
+        /// Only decisions this rule decided.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only this trigger.
+        #[arg(long)]
+        trigger: Option<String>,
+        /// From this time on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Most records printed.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -342,6 +370,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        Command::Audit {
+            action:
+                AuditAction::Query {
+                    config,
+                    agent,
+                    effect,
+                    rule,
+                    trigger,
+                    since,
+                    until,
+                    limit,
+                },
+        } => {
+            let config = load(config.as_deref())?;
+            let mut store = AuditStore::open(&config.audit_store)?;
+            store.catch_up(&config.audit_file)?;
+            let query = Query {
+                agent,
+                effect,
+                rule,
+                trigger,
+                since,
+                until,
+                limit,
+            };
+            for record in store.query(&query)? {
+                println!("{record}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Env { config, agent } => {
             let config = load(config.as_deref())?;

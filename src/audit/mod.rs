@@ -3,6 +3,7 @@
 //! only writer of audit output.
 
 mod chain;
+mod store;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,6 +13,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 pub use chain::{GENESIS, VerifyError, VerifyReport, verify_file};
+pub use store::{AuditStore, Query, StoreError, spawn_feeder};
 
 /// One decision, as recorded. Never holds a body, a header value, a query or a credential.
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +90,10 @@ pub enum AuditError {
 struct Writer {
     file: File,
     last_hash: String,
+    /// Lines in the file.
+    lines: u64,
+    /// Where each written line goes to be indexed, when there is an index.
+    index: Option<std::sync::mpsc::Sender<(u64, String)>>,
 }
 
 /// The append-only, hash-chained audit file.
@@ -130,10 +136,23 @@ impl AuditLog {
                 path: path.to_path_buf(),
                 reason,
             })?;
+        let lines = text[..complete].lines().count() as u64;
         Ok(AuditLog {
             path: path.to_path_buf(),
-            writer: Mutex::new(Writer { file, last_hash }),
+            writer: Mutex::new(Writer {
+                file,
+                last_hash,
+                lines,
+                index: None,
+            }),
         })
+    }
+
+    /// Sends every record written from now on to `index` (see [`spawn_feeder`]).
+    pub fn index_into(&self, index: std::sync::mpsc::Sender<(u64, String)>) {
+        if let Ok(mut writer) = self.writer.lock() {
+            writer.index = Some(index);
+        }
     }
 
     /// The file written to.
@@ -161,6 +180,16 @@ impl AuditLog {
             return Err(io(e));
         }
         writer.last_hash = hash;
+        writer.lines += 1;
+        let number = writer.lines;
+        if let Some(index) = &writer.index
+            && index.send((number, line.trim_end().to_string())).is_err()
+        {
+            writer.index = None;
+            tracing::error!(
+                "the audit index stopped; it catches up from the file on the next start"
+            );
+        }
         Ok(())
     }
 }

@@ -137,6 +137,12 @@ impl Compiler<'_> {
                     .clone()
                     .unwrap_or_else(|| "audit/decisions.jsonl".to_string()),
             ),
+            audit_store: PathBuf::from(
+                raw.audit
+                    .store
+                    .clone()
+                    .unwrap_or_else(|| "audit/decisions.sqlite".to_string()),
+            ),
         })
     }
 

@@ -57,6 +57,8 @@ pub struct Config {
     pub policy_reload_interval: Duration,
     /// The hash-chained JSON Lines file every decision is appended to.
     pub audit_file: PathBuf,
+    /// The SQLite index of the audit file, for queries.
+    pub audit_store: PathBuf,
     /// What request recognition is told: SQL fields, REST endpoints named as tools.
     pub inspect: crate::inspect::InspectConfig,
     /// What the PII scanner looks for and how redaction works.

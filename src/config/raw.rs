@@ -99,6 +99,7 @@ pub struct RawRestTool {
 #[serde(deny_unknown_fields, default)]
 pub struct RawAudit {
     pub file: Option<String>,
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

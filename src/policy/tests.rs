@@ -423,6 +423,11 @@ rules:
     assert_eq!(verdict.deciding, vec!["deny-leaky-answers".to_string()]);
 
     let reads_response_on_request = "rules:\n  - id: r\n    trigger: http.request\n    when: \"response.status == 200\"\n    effect: deny\n";
-    let err = parse_policy_file(reads_response_on_request, "bad.yaml").unwrap_err().to_string();
-    assert!(err.contains("bad.yaml:4") && err.contains("http.response"), "{err}");
+    let err = parse_policy_file(reads_response_on_request, "bad.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.yaml:4") && err.contains("http.response"),
+        "{err}"
+    );
 }

@@ -141,6 +141,34 @@ async fn one_agent_allowed_denied_and_held_by_different_rules() {
     );
     assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
 
+    // The index answers queries: the proxy feeds it as it writes, and the query catches it up.
+    let query = std::process::Command::new(binary())
+        .args(["audit", "query", "--config"])
+        .arg(&proxy.config_path)
+        .args(["--trigger", "http.request", "--effect", "deny"])
+        .output()
+        .unwrap();
+    assert!(
+        query.status.success(),
+        "{}",
+        String::from_utf8_lossy(&query.stderr)
+    );
+    let found: Vec<Value> = String::from_utf8_lossy(&query.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[1]["decision"], decision.as_str(), "newest first");
+    let by_rule = std::process::Command::new(binary())
+        .args(["audit", "query", "--config"])
+        .arg(&proxy.config_path)
+        .args(["--rule", "hold-big-payments"])
+        .output()
+        .unwrap();
+    let held = String::from_utf8_lossy(&by_rule.stdout);
+    assert_eq!(held.lines().count(), 1, "{held}");
+    assert!(proxy.dir.path().join("audit.sqlite").is_file());
+
     let mut kept: Vec<&str> = text.lines().collect();
     kept.remove(2);
     let tampered = proxy.dir.path().join("tampered.jsonl");

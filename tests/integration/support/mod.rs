@@ -69,8 +69,9 @@ impl ProxySpec {
         let cidrs: Vec<String> = self.allow_cidrs.iter().map(|c| format!("'{c}'")).collect();
         let tunnel: Vec<String> = self.tunnel_hosts.iter().map(|h| format!("'{h}'")).collect();
         format!(
-            "listen: {listen}\naudit:\n  file: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\n  templates: [{}]\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}{}",
+            "listen: {listen}\naudit:\n  file: {}\n  store: {}\npolicies:\n  dir: {}\n  reload_interval: 100ms\n  templates: [{}]\nca:\n  dir: {}\nupstream:\n  extra_ca_files: {extra_ca}\n{}network:\n  allow_cidrs: [{}]\ntunnel:\n  hosts: [{}]\n{}{}{}",
             ca_dir.with_file_name("audit.jsonl").display(),
+            ca_dir.with_file_name("audit.sqlite").display(),
             policy_dir.display(),
             self.templates.join(", "),
             ca_dir.display(),
