@@ -155,7 +155,12 @@ impl ProxyError {
         }
     }
 
-    /// A malformed request from the agent.
+    /// Whether no rule decided this refusal (the default deny, or a refusal of the proxy's own).
+    pub fn rules_are_empty(&self) -> bool {
+        self.decision.as_ref().is_none_or(|d| d.rules.is_empty())
+    }
+
+    /// A malformed request: 400 on the agent's side.
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, Side::Agent, reason)
     }

@@ -187,6 +187,8 @@ pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Valu
         json: json.unwrap_or(Value::Null),
         form: form.fields,
         text,
+        inspected: true,
+        problem: String::new(),
     }
 }
 

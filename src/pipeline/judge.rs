@@ -236,7 +236,7 @@ impl Judge {
                 Vec::new()
             },
         };
-        let outcome = refusal(&verdict, &judgement);
+        let outcome = refusal(&verdict, &judgement, &facts.body);
         let reason = match &outcome {
             Ok(()) if judgement.rules.is_empty() => "no response rule refuses it".to_string(),
             Ok(()) => format!("allowed by {}", judgement.rules.join(", ")),
@@ -268,7 +268,7 @@ fn obligations(verdict: &Verdict) -> Vec<String> {
         .collect()
 }
 
-fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {
+fn refusal(verdict: &Verdict, judgement: &Judgement, body: &BodyFacts) -> Result<(), ProxyError> {
     let decision = DecisionRef {
         id: judgement.id.clone(),
         rules: judgement.rules.clone(),
@@ -287,6 +287,16 @@ fn refusal(verdict: &Verdict, judgement: &Judgement) -> Result<(), ProxyError> {
     match verdict.effect {
         // A verdict is never `redact`: those rules only add obligations.
         Effect::Allow | Effect::Redact => Ok(()),
+        Effect::Deny if verdict.is_default_deny() && !body.inspected => {
+            Err(ProxyError::denied_by_policy(
+                format!(
+                    "{}; the request was not forwarded uninspected (no allowing rule says \
+                     `allow_uninspected: true`)",
+                    body.problem
+                ),
+                decision,
+            ))
+        }
         Effect::Deny if verdict.is_default_deny() => Err(ProxyError::denied_by_policy(
             format!(
                 "denied by default: no rule allows this {} request",

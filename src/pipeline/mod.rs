@@ -13,13 +13,13 @@ mod record;
 mod recorded_body;
 mod respond;
 mod restored_body;
+mod uninspected;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::CONTENT_ENCODING;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
@@ -43,6 +43,7 @@ use pii_step::BodyShape;
 use record::Record;
 use recorded_body::RecordedBody;
 use restored_body::RestoredBody;
+use uninspected::{ReadBody, Uninspected, read_body};
 
 /// Everything the steps need, built once from the validated config: one part per step that
 /// holds state.
@@ -122,10 +123,10 @@ impl Pipeline {
                 .await?;
         }
         // 4. inspect: the whole body, bounded and decoded, and what it carries (an LLM call, an
-        //    MCP tool call). A body that cannot be read or decoded is refused, never forwarded
-        //    uninspected.
+        //    MCP tool call). A body that cannot be read whole, decoded or parsed is judged as
+        //    uninspected: refused unless a rule says `allow_uninspected`.
         let (mut parts, body) = req.into_parts();
-        let raw = read_body(&parts.headers, body, self.max_request_body_bytes).await?;
+        let read = read_body(&parts.headers, body, self.max_request_body_bytes).await?;
         let encodings = parts
             .headers
             .get_all(CONTENT_ENCODING)
@@ -136,18 +137,21 @@ impl Pipeline {
         let encoding = encodings.join(",");
         let encoding = Some(encoding.as_str()).filter(|e| !e.is_empty());
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
-        let mut decoded = inspect::decode(raw, encoding, limit).map_err(|e| {
-            let kind = if matches!(e, inspect::BodyError::TooLarge(_)) {
-                ErrorKind::PayloadTooLarge
-            } else {
-                ErrorKind::Forbidden
-            };
-            ProxyError::new(
-                kind,
-                Side::Agent,
-                format!("{e}; the request was not forwarded uninspected"),
-            )
-        })?;
+        let raw = match read {
+            ReadBody::Whole(raw) => raw,
+            ReadBody::TooLarge { prefix, rest } => {
+                let problem = format!("the request body exceeds the limit of {limit} bytes");
+                let body = Uninspected::Streaming { prefix, rest };
+                return self.uninspected(ctx, parts, body, problem).await;
+            }
+        };
+        let mut decoded = match inspect::decode(raw.clone(), encoding, limit) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let body = Uninspected::Whole(raw);
+                return self.uninspected(ctx, parts, body, e.to_string()).await;
+            }
+        };
         let host = ctx.target.host.as_string();
         let request = inspect::Request {
             host: &host,
@@ -161,12 +165,10 @@ impl Pipeline {
             body: &decoded,
         };
         let recognised = inspect::recognise(&request, &self.inspect);
-        if let Some(reason) = &recognised.unreadable {
-            return Err(ProxyError::new(
-                ErrorKind::Forbidden,
-                Side::Agent,
-                format!("{reason}; the request was not forwarded uninspected"),
-            ));
+        if let Some(reason) = recognised.unreadable {
+            return self
+                .uninspected(ctx, parts, Uninspected::Whole(raw), reason)
+                .await;
         }
         ctx.shape = shape_for(&recognised);
         // 6. locate: the checked, pinned address the upstream connection will really use.
@@ -422,41 +424,6 @@ impl Handler for Pipeline {
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         self.handle(client, req).await
-    }
-}
-
-/// Reads a request body whole, refusing one larger than `limit` (declared or streamed).
-async fn read_body(
-    headers: &http::HeaderMap,
-    body: Incoming,
-    limit: u64,
-) -> Result<Bytes, ProxyError> {
-    let too_large = || {
-        ProxyError::new(
-            ErrorKind::PayloadTooLarge,
-            Side::Agent,
-            format!("request body exceeds the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|d| d > limit) {
-        return Err(too_large());
-    }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
-        }
-        Err(e) => Err(ProxyError::bad_request(format!(
-            "request body from the agent failed: {e}"
-        ))),
     }
 }
 

@@ -161,6 +161,8 @@ fn body(b: &BodyFacts) -> Value {
         ("json", Some(json(&b.json))),
         ("form", string_map(&b.form)),
         ("text", texts(&b.text)),
+        ("inspected", Some(Value::Bool(b.inspected))),
+        ("problem", text(&b.problem)),
     ])
 }
 

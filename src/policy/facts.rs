@@ -71,7 +71,7 @@ impl PiiFacts {
 }
 
 /// The decoded request body, as far as it is text.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct BodyFacts {
     /// Decoded size in bytes.
     pub size: u64,
@@ -84,6 +84,26 @@ pub struct BodyFacts {
     pub form: BTreeMap<String, String>,
     /// Text content: a `text/*` body, and the text parts of a multipart body.
     pub text: Vec<String>,
+    /// Whether the proxy could read the body; when not, the other fields are empty and only a
+    /// rule with `allow_uninspected: true` can let the request through.
+    pub inspected: bool,
+    /// Why the body could not be inspected (empty when it was).
+    pub problem: String,
+}
+
+impl Default for BodyFacts {
+    /// An empty body, which the proxy read without trouble.
+    fn default() -> Self {
+        BodyFacts {
+            size: 0,
+            content_type: String::new(),
+            json: serde_json::Value::Null,
+            form: BTreeMap::new(),
+            text: Vec::new(),
+            inspected: true,
+            problem: String::new(),
+        }
+    }
 }
 
 /// Who is calling.

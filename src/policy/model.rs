@@ -248,6 +248,9 @@ pub struct Rule {
     pub mode: Mode,
     /// Shown to the agent when this rule decides.
     pub message: Option<String>,
+    /// Whether this allow also lets through a request whose body the proxy could not inspect
+    /// (too large, undecodable, unparseable); without it such a request is denied.
+    pub allow_uninspected: bool,
     /// Where it was written.
     pub origin: Origin,
 }

@@ -53,6 +53,8 @@ struct RawRule {
     mode: Option<Spanned<String>>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    allow_uninspected: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +149,20 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
             ));
         }
     };
+    let allow_uninspected = match &raw.allow_uninspected {
+        Some(flag)
+            if flag.value && (effect != Effect::Allow || trigger != Trigger::HttpRequest) =>
+        {
+            return Err(fail(
+                flag.referenced.line(),
+                "allow_uninspected only fits an `allow` rule on `http.request`: a body the proxy \
+                 cannot read has no LLM, tool or data facts"
+                    .into(),
+            ));
+        }
+        Some(flag) => flag.value,
+        None => false,
+    };
     if effect == Effect::Redact && raw.redact.is_none() {
         return Err(fail(
             raw.effect.referenced.line(),
@@ -225,6 +241,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
         obligations,
         mode,
         message: raw.message,
+        allow_uninspected,
         origin: Origin {
             file: file.to_string(),
             line: id_line,

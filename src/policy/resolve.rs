@@ -183,7 +183,11 @@ impl PolicySet {
             }
         }
         let response_side = matches!(facts.trigger, Trigger::HttpResponse | Trigger::LlmResponse);
-        decide(&applying, monitored, considered, response_side)
+        let verdict = decide(&applying, monitored, considered, response_side);
+        if facts.body.inspected || response_side || facts.trigger == Trigger::Connect {
+            return verdict;
+        }
+        uninspected(verdict, &applying)
     }
 
     /// Whether a rule of `triggers` could apply to `facts`: its scope covers the agent and its
@@ -281,4 +285,23 @@ fn obligations_of(applying: &[&Rule]) -> Vec<Obligation> {
         }
     }
     obligations
+}
+
+/// A request whose body could not be inspected is allowed only by a deciding rule that says so
+/// (`allow_uninspected: true`); any other allow becomes a deny with no deciding rule.
+fn uninspected(verdict: Verdict, applying: &[&Rule]) -> Verdict {
+    let permitted = verdict.effect != Effect::Allow
+        || applying
+            .iter()
+            .any(|r| r.allow_uninspected && verdict.deciding.contains(&r.id));
+    if permitted {
+        return verdict;
+    }
+    Verdict {
+        effect: Effect::Deny,
+        deciding: Vec::new(),
+        obligations: Vec::new(),
+        message: None,
+        ..verdict
+    }
 }

@@ -431,3 +431,40 @@ rules:
         "{err}"
     );
 }
+
+#[test]
+fn uninspected_bodies_pass_only_where_a_deciding_rule_allows_them() {
+    let rules = r#"
+rules:
+  - id: allow-all
+    trigger: http.request
+    effect: allow
+  - id: uploads
+    trigger: http.request
+    match: { paths: ["/uploads/**"] }
+    effect: allow
+    priority: 5
+    allow_uninspected: true
+"#;
+    let set = PolicySet::new(parse_policy_file(rules, "u.yaml").unwrap()).unwrap();
+    let mut facts = Facts::sample(Trigger::HttpRequest);
+    facts.llm = None;
+    facts.tool = None;
+    facts.data = None;
+    facts.body.inspected = false;
+    facts.request.path = "/v1/x".into();
+    let verdict = set.evaluate(&facts);
+    assert_eq!((verdict.effect, verdict.deciding.len()), (Effect::Deny, 0));
+    facts.request.path = "/uploads/a".into();
+    let verdict = set.evaluate(&facts);
+    assert_eq!(verdict.effect, Effect::Allow);
+    assert_eq!(verdict.deciding, vec!["uploads".to_string()]);
+    let misplaced = "rules:\n  - id: r\n    trigger: llm.request\n    effect: allow\n    allow_uninspected: true\n";
+    let err = parse_policy_file(misplaced, "m.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("m.yaml:5") && err.contains("allow_uninspected"),
+        "{err}"
+    );
+}

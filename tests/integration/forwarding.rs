@@ -171,6 +171,68 @@ async fn oversized_bodies_are_refused_with_413() {
 }
 
 #[tokio::test]
+async fn a_rule_may_let_uninspected_bodies_through_exactly_as_they_came() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let policy = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: requests\n    trigger: http.request\n    effect: allow\n  - id: uploads-as-they-are\n    trigger: http.request\n    match: { paths: ['/echo/uploads'] }\n    effect: allow\n    allow_uninspected: true\n";
+    let spec = ProxySpec {
+        limits: "limits:\n  max_request_body_bytes: 1024\n".into(),
+        policy: policy.into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let client = proxy.client(true);
+    let uploads = format!("https://localhost:{}/echo/uploads", origin.port());
+
+    let declared = client
+        .post(&uploads)
+        .body(vec![b'a'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 200);
+    let seen: serde_json::Value = declared.json().await.unwrap();
+    assert_eq!(seen["body_len"], 4096);
+
+    let chunks =
+        futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b'b'; 512])));
+    let streamed = client
+        .post(&uploads)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let seen: serde_json::Value = streamed.json().await.unwrap();
+    assert_eq!(
+        seen["body_len"], 4096,
+        "the part read and the rest of the stream"
+    );
+
+    let broken_gzip = client
+        .post(&uploads)
+        .header("content-encoding", "gzip")
+        .body(b"not gzip at all".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken_gzip.status(), 200);
+    let seen: serde_json::Value = broken_gzip.json().await.unwrap();
+    assert_eq!(seen["body_len"], 15);
+    assert_eq!(seen["headers"]["content-encoding"], "gzip");
+
+    let elsewhere = client
+        .post(format!("https://localhost:{}/echo", origin.port()))
+        .body(vec![b'a'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 413);
+    let text = elsewhere.text().await.unwrap();
+    assert!(text.contains("allow_uninspected"), "{text}");
+}
+
+#[tokio::test]
 async fn an_upstream_failing_verification_gets_502_with_the_reason() {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
