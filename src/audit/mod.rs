@@ -64,6 +64,37 @@ pub struct DecisionRecord {
     pub pii: std::collections::BTreeMap<String, u64>,
     /// Microseconds the policy step took.
     pub policy_us: u64,
+    /// The LLM call recognised (provider, model, stream, max tokens; never messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<serde_json::Value>,
+    /// The tool called (its name; never arguments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The data access recognised (statement, tables, columns, WHERE, LIMIT; never values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// How a request ended, written after its decisions: the status the agent got, what the upstream
+/// answered, and how the answer ended. `record: "outcome"` tells it from a decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeRecord {
+    /// Always `outcome`.
+    pub record: &'static str,
+    /// RFC 3339 time the request ended.
+    pub time: String,
+    /// Request id (its decisions carry the same).
+    pub request: String,
+    /// Status the agent received (0 when it hung up first).
+    pub status: u16,
+    /// The upstream's status, when the upstream answered.
+    pub upstream_status: Option<u16>,
+    /// `forwarded`, `cut`, `abandoned`, `cancelled`, or the error code.
+    pub outcome: String,
+    /// Response body bytes that reached the agent's side.
+    pub response_bytes: u64,
+    /// Milliseconds from arrival to the end.
+    pub elapsed_ms: u64,
 }
 
 /// Why the audit trail could not be opened or written.
@@ -155,6 +186,15 @@ impl AuditLog {
         }
     }
 
+    /// Appends how a request ended (see [`OutcomeRecord`]).
+    pub fn record_outcome(&self, outcome: &OutcomeRecord) -> Result<(), AuditError> {
+        let value = serde_json::to_value(outcome).map_err(|e| AuditError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        self.append(value)
+    }
+
     /// The file written to.
     pub fn path(&self) -> &Path {
         &self.path
@@ -163,11 +203,18 @@ impl AuditLog {
     /// Appends one decision, chained to the previous one. Written through to the kernel before
     /// returning, so a crash of the proxy after the agent is answered loses no record.
     pub fn record(&self, record: &DecisionRecord) -> Result<(), AuditError> {
+        let value = serde_json::to_value(record).map_err(|e| AuditError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        self.append(value)
+    }
+
+    fn append(&self, value: serde_json::Value) -> Result<(), AuditError> {
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
         };
-        let value = serde_json::to_value(record).map_err(|e| io(std::io::Error::other(e)))?;
         let mut writer = self
             .writer
             .lock()
@@ -223,6 +270,9 @@ mod tests {
             pii: Default::default(),
             country: String::new(),
             policy_us: 1,
+            llm: None,
+            tool: None,
+            data: None,
         }
     }
 

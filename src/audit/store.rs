@@ -196,6 +196,10 @@ impl AuditStore {
 /// Indexes one line (its number in the file, its JSON text).
 fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
     let record: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if record["record"] == "outcome" {
+        // Outcomes are read with the file; the index holds decisions.
+        return Ok(());
+    }
     let field = |key: &str| record[key].as_str().map(str::to_string);
     let added = conn.execute(
         "INSERT OR IGNORE INTO decisions (line, time, decision, request, agent, team, env, trigger, \

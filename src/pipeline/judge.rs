@@ -187,8 +187,26 @@ impl Judge {
             policy_commit: policies.commit.clone(),
             obligations: Vec::new(),
             pii: facts.pii.counts.clone(),
+            llm: facts.llm.as_ref().map(|l| {
+                serde_json::json!({
+                    "provider": l.provider, "model": l.model, "stream": l.stream,
+                    "max_tokens": l.max_tokens,
+                })
+            }),
+            tool: facts.tool.as_ref().map(|t| t.name.clone()),
+            data: facts.data.as_ref().map(|d| {
+                serde_json::json!({
+                    "statement": d.statement, "tables": d.tables, "columns": d.columns,
+                    "has_where": d.has_where, "limit": d.limit,
+                })
+            }),
             policy_us: 0,
         }
+    }
+
+    /// The audit trail decisions are written to.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
     }
 
     /// Whether a response rule could apply to the answer of the request of `facts` (scope and

@@ -93,7 +93,7 @@ impl Pipeline {
         };
         // 13. record: a drop guard, so the record is written on success, error, and also when
         //     the agent hangs up and this future is dropped mid-step.
-        let mut record = Record::begin(ctx);
+        let mut record = Record::begin(ctx, self.judge.audit().clone());
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
                 // 12. respond: the record rides along in the body and is written when it ends.

@@ -3,10 +3,14 @@
 //! body ([`super::recorded_body`]) so the record also says how the stream ended. Carries who,
 //! where, what happened and why — never bodies, query strings or credentials.
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
 use http::StatusCode;
 
 use super::ctx::RequestCtx;
 use super::judge::Judgement;
+use crate::audit::{AuditLog, OutcomeRecord};
 use crate::error::ProxyError;
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
@@ -40,15 +44,17 @@ pub struct Record {
     pub ctx: RequestCtx,
     outcome: Outcome,
     response_bytes: u64,
+    audit: Arc<AuditLog>,
 }
 
 impl Record {
-    /// Starts the record of `ctx`.
-    pub fn begin(ctx: RequestCtx) -> Self {
+    /// Starts the record of `ctx`; its outcome goes to `audit` once it ends (after any decision).
+    pub fn begin(ctx: RequestCtx, audit: Arc<AuditLog>) -> Self {
         Self {
             ctx,
             outcome: Outcome::Cancelled,
             response_bytes: 0,
+            audit,
         }
     }
 
@@ -114,6 +120,27 @@ impl Drop for Record {
                 err.reason.as_str(),
             ),
         };
+        if !ctx.judgements.is_empty() {
+            let upstream_status = match &self.outcome {
+                Outcome::Responded { status, .. } if ctx.connected.is_some() => {
+                    Some(status.as_u16())
+                }
+                _ => None,
+            };
+            let record = OutcomeRecord {
+                record: "outcome",
+                time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+                request: ctx.id.clone(),
+                status,
+                upstream_status,
+                outcome: outcome.to_string(),
+                response_bytes: self.response_bytes,
+                elapsed_ms: elapsed_ms as u64,
+            };
+            if let Err(e) = self.audit.record_outcome(&record) {
+                tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");
+            }
+        }
         // The judgement that settled the request: the refusing one, else the last (http.request).
         let decided = ctx
             .judgements

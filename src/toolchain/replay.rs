@@ -14,7 +14,10 @@ use serde_json::Value;
 
 use super::ToolError;
 use crate::config::policies::Policies;
-use crate::policy::{AgentFacts, BodyFacts, DestinationFacts, Facts, RequestFacts, Trigger};
+use crate::policy::{
+    AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts,
+    Trigger,
+};
 use crate::proxy::guard::non_global_category;
 
 /// Replays every policy decision of `audit` under `policies` and renders the report.
@@ -100,7 +103,7 @@ pub fn replay(audit: &Path, policies: &Policies) -> Result<String, ToolError> {
 fn facts_of(record: &Value) -> Option<Facts> {
     let text = |key: &str| record[key].as_str().unwrap_or_default().to_string();
     let optional = |key: &str| record[key].as_str().map(str::to_string);
-    if text("decision").ends_with("-r") {
+    if text("decision").ends_with("-r") || record["record"] == "outcome" {
         return None;
     }
     let trigger = Trigger::parse(&text("trigger"))?;
@@ -131,9 +134,24 @@ fn facts_of(record: &Value) -> Option<Facts> {
             private,
             ..crate::pipeline::destination_in(ip, &text("country"))
         },
-        llm: None,
-        tool: None,
-        data: None,
+        llm: record.get("llm").map(|l| LlmFacts {
+            provider: l["provider"].as_str().unwrap_or_default().to_string(),
+            model: l["model"].as_str().unwrap_or_default().to_string(),
+            stream: l["stream"].as_bool().unwrap_or_default(),
+            max_tokens: l["max_tokens"].as_u64(),
+            ..LlmFacts::default()
+        }),
+        tool: record["tool"].as_str().map(|name| ToolFacts {
+            name: name.to_string(),
+            arguments: serde_json::Value::Object(serde_json::Map::new()),
+        }),
+        data: record.get("data").map(|d| DataFacts {
+            statement: d["statement"].as_str().unwrap_or_default().to_string(),
+            tables: strings(&d["tables"]),
+            columns: strings(&d["columns"]),
+            has_where: d["has_where"].as_bool().unwrap_or_default(),
+            limit: d["limit"].as_u64(),
+        }),
         body: BodyFacts::default(),
         pii: crate::policy::PiiFacts::from_counts(
             record["pii"]
@@ -147,4 +165,13 @@ fn facts_of(record: &Value) -> Option<Facts> {
         ),
         response: None,
     })
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
 }

@@ -129,6 +129,28 @@ async fn one_agent_allowed_denied_and_held_by_different_rules() {
         !text.contains("x-amount"),
         "header values never reach the audit trail"
     );
+    // Each request's outcome follows its decisions: what the agent got and what the upstream said.
+    let outcomes: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["record"] == "outcome")
+        .collect();
+    assert_eq!(outcomes.len(), 5, "{text}");
+    let refused = outcomes
+        .iter()
+        .find(|r| r["request"] == denied["request"])
+        .unwrap();
+    assert_eq!(
+        (
+            refused["status"].as_u64(),
+            refused["upstream_status"].is_null()
+        ),
+        (Some(403), true)
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|r| r["upstream_status"] == 200 && r["outcome"] == "forwarded")
+    );
     let verify = std::process::Command::new(binary())
         .args(["audit", "verify"])
         .arg(&audit)
@@ -375,12 +397,9 @@ async fn policy_changes_are_validated_then_swapped_in_while_running() {
     let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
     let versions: std::collections::BTreeSet<String> = audit
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["policy_version"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["record"] != "outcome")
+        .map(|r| r["policy_version"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
         versions.len(),
