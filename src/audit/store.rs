@@ -201,36 +201,40 @@ fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
         return Ok(());
     }
     let field = |key: &str| record[key].as_str().map(str::to_string);
-    let added = conn.execute(
-        "INSERT OR IGNORE INTO decisions (line, time, decision, request, agent, team, env, trigger, \
-         host, effect, country, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            i64::try_from(line).unwrap_or(i64::MAX),
-            field("time").unwrap_or_default(),
-            field("decision").unwrap_or_default(),
-            field("request").unwrap_or_default(),
-            field("agent").unwrap_or_default(),
-            field("team"),
-            field("env"),
-            field("trigger").unwrap_or_default(),
-            field("host").unwrap_or_default(),
-            field("effect").unwrap_or_default(),
-            field("country"),
-            text,
-        ],
-    )
-    .map_err(|e| e.to_string())?;
+    let added = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO decisions (line, time, decision, request, agent, team, env, \
+             trigger, host, effect, country, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             ?10, ?11, ?12)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                i64::try_from(line).unwrap_or(i64::MAX),
+                field("time").unwrap_or_default(),
+                field("decision").unwrap_or_default(),
+                field("request").unwrap_or_default(),
+                field("agent").unwrap_or_default(),
+                field("team"),
+                field("env"),
+                field("trigger").unwrap_or_default(),
+                field("host").unwrap_or_default(),
+                field("effect").unwrap_or_default(),
+                field("country"),
+                text,
+            ])
+        })
+        .map_err(|e| e.to_string())?;
     if added == 0 {
         // Indexed already (by the proxy's feeder and a catch-up at once).
         return Ok(());
     }
     for rule in record["rules"].as_array().into_iter().flatten() {
         if let Some(rule) = rule.as_str() {
-            conn.execute(
-                "INSERT INTO decision_rules (line, rule) VALUES (?1, ?2)",
-                params![i64::try_from(line).unwrap_or(i64::MAX), rule],
-            )
-            .map_err(|e| e.to_string())?;
+            conn.prepare_cached("INSERT INTO decision_rules (line, rule) VALUES (?1, ?2)")
+                .and_then(|mut statement| {
+                    statement.execute(params![i64::try_from(line).unwrap_or(i64::MAX), rule])
+                })
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
