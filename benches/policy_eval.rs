@@ -112,7 +112,9 @@ fn evaluate(c: &mut Criterion) {
     }
     percentiles(&facts);
     c.bench_function("facts to CEL activation, 4 KB LLM request", |b| {
-        b.iter(|| gatehouse::policy::Activation::new(black_box(&facts), false))
+        b.iter(|| {
+            gatehouse::policy::Activation::new(black_box(&facts), gatehouse::policy::Reads::ALL)
+        })
     });
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
 use cel::{ExecutionError, Program, Value};
 
-use super::activation::Activation;
+use super::activation::{Activation, Reads};
 use super::facts::{Facts, VARIABLES};
 use super::model::Trigger;
 
@@ -16,8 +16,7 @@ use super::model::Trigger;
 pub struct Condition {
     source: Arc<str>,
     program: Arc<Program>,
-    reads_body: bool,
-    reads_destination: bool,
+    reads: Reads,
 }
 
 impl fmt::Debug for Condition {
@@ -117,15 +116,13 @@ impl Condition {
                 });
             }
         }
-        let reads_body = references.variables().contains(&"body");
-        let reads_destination = references.variables().contains(&"destination");
+        let reads = Reads::of(references.variables());
         let condition = Condition {
             source: source.into(),
             program: Arc::new(program),
-            reads_body,
-            reads_destination,
+            reads,
         };
-        let sample = Activation::new(&Facts::sample(trigger), true);
+        let sample = Activation::new(&Facts::sample(trigger), Reads::ALL);
         match condition.program.execute(&sample.context) {
             Ok(Value::Bool(_)) => Ok(condition),
             Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
@@ -139,12 +136,12 @@ impl Condition {
 
     /// Whether the condition reads the `destination` variable.
     pub fn reads_destination(&self) -> bool {
-        self.reads_destination
+        self.reads.has("destination")
     }
 
-    /// Whether the condition reads the `body` variable.
-    pub fn reads_body(&self) -> bool {
-        self.reads_body
+    /// The variables the condition reads.
+    pub fn reads(&self) -> Reads {
+        self.reads
     }
 
     /// The source as written.
@@ -258,7 +255,7 @@ mod tests {
         facts.request.host = "api.stripe.com".into();
         facts.request.method = "POST".into();
         facts.llm = None;
-        let activation = Activation::new(&facts, false);
+        let activation = Activation::new(&facts, Reads::ALL);
         let yes =
             Condition::compile("request.host == 'api.stripe.com'", Trigger::HttpRequest).unwrap();
         assert_eq!(yes.eval(&activation), Ok(true));

@@ -10,7 +10,7 @@ mod parse;
 mod resolve;
 mod testing;
 
-pub use activation::Activation;
+pub use activation::{Activation, Reads};
 pub use condition::{Condition, ConditionError};
 pub use facts::{
     AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, PiiFacts, RequestFacts,

@@ -11,7 +11,7 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use super::activation::Activation;
+use super::activation::{Activation, Reads};
 use super::condition::ConditionError;
 use super::facts::Facts;
 use super::model::{Effect, MatchMiss, Mode, Obligation, Rank, Rule, Trigger};
@@ -84,8 +84,8 @@ pub struct DuplicateRule {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     by_trigger: HashMap<Trigger, Vec<Rule>>,
-    /// Whether any condition reads `body` (converting a body for CEL is only done then).
-    reads_body: bool,
+    /// The variables some condition reads: only those are built for a request.
+    reads: Reads,
 }
 
 impl PolicySet {
@@ -104,14 +104,12 @@ impl PolicySet {
             }
             by_trigger.entry(rule.trigger).or_default().push(rule);
         }
-        let reads_body = by_trigger
+        let reads = by_trigger
             .values()
             .flatten()
-            .any(|r| r.condition.as_ref().is_some_and(|c| c.reads_body()));
-        Ok(PolicySet {
-            by_trigger,
-            reads_body,
-        })
+            .filter_map(|r| r.condition.as_ref())
+            .fold(Reads::default(), |all, c| all.union(c.reads()));
+        Ok(PolicySet { by_trigger, reads })
     }
 
     /// Whether a rule of `trigger` reads `destination`: when none does, the trigger can be judged
@@ -161,7 +159,7 @@ impl PolicySet {
         let mut applying: Vec<&Rule> = Vec::new();
         let mut monitored = Vec::new();
         for rule in rules {
-            let outcome = consider(rule, facts, &activation, self.reads_body);
+            let outcome = consider(rule, facts, &activation, self.reads);
             let applies = match &outcome {
                 Consideration::Applies => true,
                 Consideration::ConditionError(_) => rule.effect != Effect::Allow,
@@ -206,7 +204,7 @@ fn consider(
     rule: &Rule,
     facts: &Facts,
     activation: &OnceCell<Activation>,
-    with_body: bool,
+    reads: Reads,
 ) -> Consideration {
     if !rule.scope.covers(&facts.agent) {
         return Consideration::OutOfScope;
@@ -217,7 +215,7 @@ fn consider(
     let Some(condition) = &rule.condition else {
         return Consideration::Applies;
     };
-    match condition.eval(activation.get_or_init(|| Activation::new(facts, with_body))) {
+    match condition.eval(activation.get_or_init(|| Activation::new(facts, reads))) {
         Ok(true) => Consideration::Applies,
         Ok(false) => Consideration::ConditionFalse,
         Err(e) => Consideration::ConditionError(e),
