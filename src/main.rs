@@ -153,28 +153,35 @@ enum AuditAction {
         /// Config file (names the audit file and its index).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Only this agent.
-        #[arg(long)]
-        agent: Option<String>,
-        /// Only this effect (allow, deny, hold).
-        #[arg(long)]
-        effect: Option<String>,
-        /// Only decisions this rule decided.
-        #[arg(long)]
-        rule: Option<String>,
-        /// Only this trigger.
-        #[arg(long)]
-        trigger: Option<String>,
-        /// From this time on (RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Before this time (RFC 3339).
-        #[arg(long)]
-        until: Option<String>,
-        /// Most records printed.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        #[command(flatten)]
+        filter: QueryArgs,
     },
+}
+
+/// What `audit query` selects.
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Only this agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only this effect (allow, deny, hold).
+    #[arg(long)]
+    effect: Option<String>,
+    /// Only decisions this rule decided.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Only this trigger.
+    #[arg(long)]
+    trigger: Option<String>,
+    /// From this time on (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Most records printed.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
 }
 
 #[derive(Subcommand)]
@@ -372,29 +379,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Audit {
-            action:
-                AuditAction::Query {
-                    config,
-                    agent,
-                    effect,
-                    rule,
-                    trigger,
-                    since,
-                    until,
-                    limit,
-                },
+            action: AuditAction::Query { config, filter },
         } => {
             let config = load(config.as_deref())?;
             let mut store = AuditStore::open(&config.audit_store)?;
             store.catch_up(&config.audit_file)?;
             let query = Query {
-                agent,
-                effect,
-                rule,
-                trigger,
-                since,
-                until,
-                limit,
+                agent: filter.agent,
+                effect: filter.effect,
+                rule: filter.rule,
+                trigger: filter.trigger,
+                since: filter.since,
+                until: filter.until,
+                limit: filter.limit,
             };
             for record in store.query(&query)? {
                 println!("{record}");

@@ -32,7 +32,7 @@ use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::geo::Geo;
 use crate::inspect;
-use crate::policy::{BodyFacts, PiiFacts, Trigger};
+use crate::policy::{BodyFacts, Facts, PiiFacts, Trigger};
 use crate::proxy::body::{ProxyBody, boxed, full};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
@@ -173,25 +173,11 @@ impl Pipeline {
         ctx.shape = shape_for(&recognised);
         // 6. locate: the checked, pinned address the upstream connection will really use.
         //    Before evaluate, so rules can read where the bytes go.
-        let pinned = self.destination(&ctx.target).await?;
-        ctx.destination = Some(pinned.clone());
         // 7. evaluate: the request's facts against the rules of its trigger (and of
         //    http.request); deny by default.
-        let line = judge::Line {
-            method: ctx.method.as_str(),
-            scheme: &ctx.scheme,
-            target: &ctx.target,
-            path: &ctx.path,
-            query: parts.uri.query(),
-            headers: Some(&parts.headers),
-        };
-        let mut facts = judge::facts(
-            recognised.trigger(),
-            &ctx.client,
-            &line,
-            pinned.first().copied(),
-            &self.geo,
-        );
+        let mut facts = self
+            .located_facts(ctx, &parts, recognised.trigger())
+            .await?;
         facts.llm = recognised.llm;
         facts.tool = recognised.tool;
         facts.data = recognised.data;
@@ -300,6 +286,34 @@ impl Pipeline {
         let (mut parts, body) = response.into_parts();
         parts.headers.remove(http::header::CONTENT_LENGTH);
         Response::from_parts(parts, boxed(RestoredBody::new(body, restorer)))
+    }
+
+    /// Step 6, then the facts of the request for `trigger`: the destination is resolved through
+    /// the guard and pinned, then located.
+    async fn located_facts(
+        &self,
+        ctx: &mut RequestCtx,
+        parts: &http::request::Parts,
+        trigger: Trigger,
+    ) -> Result<Facts, ProxyError> {
+        let pinned = self.destination(&ctx.target).await?;
+        let address = pinned.first().copied();
+        ctx.destination = Some(pinned);
+        let line = judge::Line {
+            method: ctx.method.as_str(),
+            scheme: &ctx.scheme,
+            target: &ctx.target,
+            path: &ctx.path,
+            query: parts.uri.query(),
+            headers: Some(&parts.headers),
+        };
+        Ok(judge::facts(
+            trigger,
+            &ctx.client,
+            &line,
+            address,
+            &self.geo,
+        ))
     }
 
     /// Puts a refusal the proxy made on its own (guard, inspection) in the audit trail; policy

@@ -13,7 +13,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::{Pipeline, RequestCtx, judge};
+use super::{Pipeline, RequestCtx};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::{BodyFacts, Trigger};
 use crate::proxy::body::{BodyError, ProxyBody, boxed, full};
@@ -90,23 +90,9 @@ impl Pipeline {
         body: Uninspected,
         problem: String,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let pinned = self.destination(&ctx.target).await?;
-        ctx.destination = Some(pinned.clone());
-        let line = judge::Line {
-            method: ctx.method.as_str(),
-            scheme: &ctx.scheme,
-            target: &ctx.target,
-            path: &ctx.path,
-            query: parts.uri.query(),
-            headers: Some(&parts.headers),
-        };
-        let mut facts = judge::facts(
-            Trigger::HttpRequest,
-            &ctx.client,
-            &line,
-            pinned.first().copied(),
-            &self.geo,
-        );
+        let mut facts = self
+            .located_facts(ctx, &parts, Trigger::HttpRequest)
+            .await?;
         facts.body = BodyFacts {
             content_type: parts
                 .headers

@@ -40,15 +40,6 @@ fn url(ip: &str, origin: &origin::Origin) -> String {
     format!("https://{ip}:{}/mirror", origin.port())
 }
 
-fn audit(proxy: &TestProxy) -> Vec<Value> {
-    std::fs::read_to_string(proxy.dir.path().join("audit.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["record"] != "outcome")
-        .collect()
-}
-
 #[tokio::test]
 async fn the_gdpr_template_refuses_personal_data_outside_the_eea_and_unknown_destinations() {
     let (w, mut spec) = world().await;
@@ -96,7 +87,7 @@ async fn the_gdpr_template_refuses_personal_data_outside_the_eea_and_unknown_des
         .unwrap();
     assert_eq!(without_pii.status(), 200);
 
-    let records = audit(&proxy);
+    let records = proxy.decisions();
     let countries: Vec<(&str, &str)> = records
         .iter()
         .filter(|r| r["trigger"] == "http.request")
@@ -180,7 +171,8 @@ async fn an_agent_with_eu_residency_reaches_only_eu_destinations() {
             "{ip} reached: {message}"
         );
     }
-    let denied: Vec<Value> = audit(&proxy)
+    let denied: Vec<Value> = proxy
+        .decisions()
         .into_iter()
         .filter(|r| r["trigger"] == "connect" && r["effect"] == "deny")
         .collect();

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{ProxySpec, TestPki, TestProxy, origin};
+use crate::support::{TestPki, TestProxy, origin};
 
 const RULES: &str = r#"
 rules:
@@ -36,14 +36,7 @@ rules:
 async fn setup() -> (TestPki, origin::Origin, TestProxy) {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
-    let proxy = TestProxy::start(
-        &pki,
-        ProxySpec {
-            policy: RULES.into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let proxy = TestProxy::with_policy(&pki, RULES).await;
     (pki, origin, proxy)
 }
 
@@ -80,9 +73,9 @@ async fn masked_body_and_query_reach_the_origin_and_the_audit_holds_counts_only(
 
     let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
     assert!(!audit.contains("jane.doe") && !audit.contains("bob%40") && !audit.contains("7946"));
-    let record: Value = audit
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let record = proxy
+        .decisions()
+        .into_iter()
         .find(|r| r["trigger"] == "http.request")
         .unwrap();
     assert_eq!(record["pii"], json!({"email": 2, "phone": 1}));

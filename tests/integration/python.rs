@@ -18,6 +18,30 @@ fn python() -> PathBuf {
     venv
 }
 
+/// Runs `script` (with `arg`) in the test venv's Python under `gatehouse exec` with `proxy`'s
+/// config.
+async fn python_under_exec(
+    proxy: &TestProxy,
+    script: &'static str,
+    arg: String,
+) -> std::process::Output {
+    let config = proxy.config_path.clone();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(binary())
+            .args(["exec", "--config"])
+            .arg(&config)
+            .arg("--")
+            .arg(python())
+            .args(["-c", script, &arg])
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 const SCRIPT: &str = r#"
 import json, os, sys
 import requests
@@ -36,21 +60,7 @@ async fn python_requests_under_gatehouse_exec_is_intercepted() {
     let origin = origin::start_tls(&pki).await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
     let url = format!("https://localhost:{}/echo", origin.port());
-    let config = proxy.config_path.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(binary())
-            .args(["exec", "--config"])
-            .arg(&config)
-            .arg("--")
-            .arg(python())
-            .args(["-c", SCRIPT, &url])
-            .env_remove("NO_PROXY")
-            .env_remove("no_proxy")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = python_under_exec(&proxy, SCRIPT, url).await;
     assert!(
         output.status.success(),
         "python failed: {}",
@@ -111,30 +121,9 @@ async fn official_sdks_raise_readable_errors_for_refused_calls() {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
     let policy = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: no-llm-in-tests\n    trigger: llm.request\n    effect: deny\n    message: LLM calls are switched off here\n";
-    let proxy = TestProxy::start(
-        &pki,
-        ProxySpec {
-            policy: policy.into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let proxy = TestProxy::with_policy(&pki, policy).await;
     let base = format!("https://localhost:{}", origin.port());
-    let config = proxy.config_path.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(binary())
-            .args(["exec", "--config"])
-            .arg(&config)
-            .arg("--")
-            .arg(python())
-            .args(["-c", SDK_SCRIPT, &base])
-            .env_remove("NO_PROXY")
-            .env_remove("no_proxy")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = python_under_exec(&proxy, SDK_SCRIPT, base).await;
     assert!(
         output.status.success(),
         "python failed: {}",

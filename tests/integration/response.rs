@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{ProxySpec, TestPki, TestProxy, origin};
+use crate::support::{TestPki, TestProxy, origin};
 
 const RULES: &str = r#"
 rules:
@@ -35,24 +35,8 @@ rules:
 async fn setup() -> (TestPki, origin::Origin, TestProxy) {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
-    let proxy = TestProxy::start(
-        &pki,
-        ProxySpec {
-            policy: RULES.into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let proxy = TestProxy::with_policy(&pki, RULES).await;
     (pki, origin, proxy)
-}
-
-fn audit(proxy: &TestProxy) -> Vec<Value> {
-    std::fs::read_to_string(proxy.dir.path().join("audit.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["record"] != "outcome")
-        .collect()
 }
 
 #[tokio::test]
@@ -94,7 +78,8 @@ async fn an_answer_is_redacted_or_refused_before_the_agent_sees_it() {
     assert_eq!(body["error"]["rules"], json!(["no-credentials-in-answers"]));
     assert!(!body.to_string().contains("AKIAIOSFODNN7EXAMPLE"));
 
-    let responses: Vec<Value> = audit(&proxy)
+    let responses: Vec<Value> = proxy
+        .decisions()
         .into_iter()
         .filter(|r| r["trigger"] == "http.response")
         .collect();
@@ -140,7 +125,8 @@ async fn llm_answers_are_judged_by_llm_response_rules_with_the_providers_error_s
         body["error"]["rules"],
         json!(["no-forbidden-model-answers"])
     );
-    let triggers: Vec<String> = audit(&proxy)
+    let triggers: Vec<String> = proxy
+        .decisions()
         .iter()
         .map(|r| r["trigger"].as_str().unwrap().to_string())
         .collect();

@@ -95,6 +95,25 @@ pub struct TestProxy {
 }
 
 impl TestProxy {
+    /// A proxy judging by `policy`, everything else as [`ProxySpec::default`].
+    pub async fn with_policy(pki: &TestPki, policy: &str) -> TestProxy {
+        let spec = ProxySpec {
+            policy: policy.into(),
+            ..Default::default()
+        };
+        TestProxy::start(pki, spec).await
+    }
+
+    /// The decisions in the audit trail, in order (outcome records left out).
+    pub fn decisions(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["record"] != "outcome")
+            .collect()
+    }
+
     pub async fn start(pki: &TestPki, spec: ProxySpec) -> TestProxy {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
