@@ -40,20 +40,35 @@ fn url(ip: &str, origin: &origin::Origin) -> String {
     format!("https://{ip}:{}/mirror", origin.port())
 }
 
+/// A proxy over `w` with `templates` enabled.
+async fn proxy_with(w: &World, mut spec: ProxySpec, templates: Vec<&'static str>) -> TestProxy {
+    spec.templates = templates;
+    TestProxy::start(&w.pki, spec).await
+}
+
+/// Posts `body` as JSON to `/mirror` at `ip`.
+async fn post(
+    client: &reqwest::Client,
+    ip: &str,
+    origin: &origin::Origin,
+    body: &Value,
+) -> reqwest::Response {
+    client
+        .post(url(ip, origin))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_gdpr_template_refuses_personal_data_outside_the_eea_and_unknown_destinations() {
-    let (w, mut spec) = world().await;
-    spec.templates = vec!["gdpr"];
-    let proxy = TestProxy::start(&w.pki, spec).await;
+    let (w, spec) = world().await;
+    let proxy = proxy_with(&w, spec, vec!["gdpr"]).await;
     let client = proxy.client(true);
     let body = json!({"note": "please reply to jane.doe@example.com"});
 
-    let to_us = client
-        .post(url("127.0.0.3", &w.us))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let to_us = post(&client, "127.0.0.3", &w.us, &body).await;
     assert_eq!(to_us.status(), 403);
     let refusal: Value = to_us.json().await.unwrap();
     assert_eq!(
@@ -61,20 +76,10 @@ async fn the_gdpr_template_refuses_personal_data_outside_the_eea_and_unknown_des
         json!(["gdpr-art44-no-transfer-outside-eea"])
     );
 
-    let to_nowhere = client
-        .post(url("127.0.0.4", &w.nowhere))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let to_nowhere = post(&client, "127.0.0.4", &w.nowhere, &body).await;
     assert_eq!(to_nowhere.status(), 403, "unknown counts as outside");
 
-    let to_de = client
-        .post(url("127.0.0.2", &w.de))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let to_de = post(&client, "127.0.0.2", &w.de, &body).await;
     assert_eq!(to_de.status(), 200);
     let seen: Value = to_de.json().await.unwrap();
     assert_eq!(seen, body, "inside the EU the data may go as it is");
@@ -114,26 +119,15 @@ async fn the_gdpr_template_refuses_personal_data_outside_the_eea_and_unknown_des
 
 #[tokio::test]
 async fn the_redacting_variant_forwards_personal_data_to_the_us_masked() {
-    let (w, mut spec) = world().await;
-    spec.templates = vec!["gdpr_redact"];
-    let proxy = TestProxy::start(&w.pki, spec).await;
+    let (w, spec) = world().await;
+    let proxy = proxy_with(&w, spec, vec!["gdpr_redact"]).await;
     let client = proxy.client(true);
     let body = json!({"note": "please reply to jane.doe@example.com"});
-    let to_us = client
-        .post(url("127.0.0.3", &w.us))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let to_us = post(&client, "127.0.0.3", &w.us, &body).await;
     assert_eq!(to_us.status(), 200);
     let seen: Value = to_us.json().await.unwrap();
     assert_eq!(seen["note"], "please reply to [EMAIL]");
-    let to_de = client
-        .post(url("127.0.0.2", &w.de))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let to_de = post(&client, "127.0.0.2", &w.de, &body).await;
     let seen: Value = to_de.json().await.unwrap();
     assert_eq!(seen, body);
 }

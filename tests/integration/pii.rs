@@ -34,10 +34,7 @@ rules:
 "#;
 
 async fn setup() -> (TestPki, origin::Origin, TestProxy) {
-    let pki = TestPki::new();
-    let origin = origin::start_tls(&pki).await;
-    let proxy = TestProxy::with_policy(&pki, RULES).await;
-    (pki, origin, proxy)
+    TestProxy::with_origin(RULES).await
 }
 
 #[tokio::test]

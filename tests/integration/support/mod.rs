@@ -95,6 +95,14 @@ pub struct TestProxy {
 }
 
 impl TestProxy {
+    /// A fresh PKI, an HTTPS origin and a proxy judging by `policy`.
+    pub async fn with_origin(policy: &str) -> (TestPki, origin::Origin, TestProxy) {
+        let pki = TestPki::new();
+        let origin = origin::start_tls(&pki).await;
+        let proxy = TestProxy::with_policy(&pki, policy).await;
+        (pki, origin, proxy)
+    }
+
     /// A proxy judging by `policy`, everything else as [`ProxySpec::default`].
     pub async fn with_policy(pki: &TestPki, policy: &str) -> TestProxy {
         let spec = ProxySpec {
