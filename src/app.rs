@@ -124,6 +124,7 @@ impl Gatehouse {
             judge: Judge::new(config.policies.clone(), audit),
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
+            prices: config.prices.clone(),
         });
         if config.pii.hash_key.is_none() {
             tracing::warn!(

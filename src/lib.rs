@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod geo;

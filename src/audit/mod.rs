@@ -95,6 +95,47 @@ pub struct OutcomeRecord {
     pub response_bytes: u64,
     /// Milliseconds from arrival to the end.
     pub elapsed_ms: u64,
+    /// For an LLM call: its model, tokens and cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<CostRecord>,
+}
+
+/// What an LLM call used and cost, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostRecord {
+    /// The model requested.
+    pub model: String,
+    /// The price-table entry it was priced as.
+    pub priced_as: Option<String>,
+    /// Input tokens not read from a cache.
+    pub input_tokens: Option<u64>,
+    /// Input tokens read from a cache.
+    pub cached_input_tokens: Option<u64>,
+    /// Input tokens written to a cache.
+    pub cache_write_tokens: Option<u64>,
+    /// Output tokens (thinking included).
+    pub output_tokens: Option<u64>,
+    /// USD, as an exact decimal string.
+    pub cost_usd: Option<String>,
+    /// `exact`, `unpriced` or `unknown`.
+    pub cost_status: &'static str,
+}
+
+impl CostRecord {
+    /// The record of `cost` for `model`.
+    pub fn of(model: &str, cost: &crate::budget::Cost) -> CostRecord {
+        let usage = cost.usage;
+        CostRecord {
+            model: model.to_string(),
+            priced_as: cost.priced_as.clone(),
+            input_tokens: usage.map(|u| u.input),
+            cached_input_tokens: usage.map(|u| u.cached_input),
+            cache_write_tokens: usage.map(|u| u.cache_write),
+            output_tokens: usage.map(|u| u.output),
+            cost_usd: cost.usd.map(|d| d.normalize().to_string()),
+            cost_status: cost.status.name(),
+        }
+    }
 }
 
 /// Why the audit trail could not be opened or written.

@@ -130,6 +130,7 @@ impl Compiler<'_> {
             inspect: self.inspect(&raw)?,
             pii,
             geo: self.geo(&raw)?,
+            prices: std::sync::Arc::new(self.prices(&raw)?),
             policy_extras,
             audit_file: PathBuf::from(
                 raw.audit
@@ -340,6 +341,26 @@ impl Compiler<'_> {
                 format!("give only one of `{name}_env` or `{name}_file`"),
             )),
         }
+    }
+
+    /// `budget.prices`: our YAML table or LiteLLM's JSON (by extension); the built-in table when
+    /// not set.
+    fn prices(&self, raw: &RawConfig) -> Result<crate::budget::PriceTable, ConfigError> {
+        use crate::budget::{DEFAULT_PRICES, PriceTable};
+        let Some(path) = &raw.budget.prices else {
+            return PriceTable::from_yaml(DEFAULT_PRICES, "<built-in prices.yaml>")
+                .map_err(|e| self.invalid(None, "budget.prices", e.to_string()));
+        };
+        let file = self.existing_file(path, "budget.prices")?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| self.invalid(Some(&path.referenced), "budget.prices", e.to_string()))?;
+        let name = file.display().to_string();
+        let table = if name.ends_with(".json") {
+            PriceTable::from_litellm(&text, &name)
+        } else {
+            PriceTable::from_yaml(&text, &name)
+        };
+        table.map_err(|e| self.invalid(Some(&path.referenced), "budget.prices", e.to_string()))
     }
 
     fn limits(&self, raw: &RawConfig) -> Result<Limits, ConfigError> {

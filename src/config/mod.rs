@@ -65,6 +65,8 @@ pub struct Config {
     pub pii: PiiConfig,
     /// Where destinations are.
     pub geo: GeoConfig,
+    /// What LLM tokens cost.
+    pub prices: std::sync::Arc<crate::budget::PriceTable>,
     /// Policy texts the config adds to the folder's: enabled templates and residency rules,
     /// as `(name, YAML)`; reloads keep them.
     pub policy_extras: Vec<(String, String)>,

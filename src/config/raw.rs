@@ -24,6 +24,13 @@ pub struct RawConfig {
     pub inspect: RawInspect,
     pub pii: RawPii,
     pub geo: RawGeo,
+    pub budget: RawBudget,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBudget {
+    pub prices: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -43,6 +43,8 @@ pub struct RequestCtx {
     pub pii: BTreeMap<String, u64>,
     /// Values redacted before forwarding, by kind (counts only).
     pub redacted: BTreeMap<String, u64>,
+    /// The LLM call recognised: provider and model, for metering its answer.
+    pub llm: Option<(String, String)>,
 }
 
 impl RequestCtx {
@@ -80,6 +82,7 @@ impl RequestCtx {
             shape: Shape::Plain,
             pii: BTreeMap::new(),
             redacted: BTreeMap::new(),
+            llm: None,
         })
     }
 }

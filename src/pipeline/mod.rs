@@ -28,6 +28,7 @@ pub use locate::{build_geo, destination_facts, destination_in};
 pub use pii_step::PiiStep;
 pub use record::path_shape;
 
+use crate::budget::{Dialect, Meter, PriceTable};
 use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::geo::Geo;
@@ -64,6 +65,8 @@ pub struct Pipeline {
     pub pii: PiiStep,
     /// Step 6: where destinations are.
     pub geo: Arc<Geo>,
+    /// Step 12: what LLM tokens cost.
+    pub prices: Arc<PriceTable>,
 }
 
 impl Pipeline {
@@ -93,11 +96,22 @@ impl Pipeline {
         };
         // 13. record: a drop guard, so the record is written on success, error, and also when
         //     the agent hangs up and this future is dropped mid-step.
-        let mut record = Record::begin(ctx, self.judge.audit().clone());
+        let mut record = Record::begin(ctx, self.judge.audit().clone(), self.prices.clone());
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
                 // 12. respond: the record rides along in the body and is written when it ends.
                 record.responded(response.status());
+                // 12. respond (metering): an LLM answer's usage is read as it streams past.
+                if let Some((provider, _)) = &record.ctx.llm
+                    && response.status().is_success()
+                {
+                    let events = response
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|ct| ct.contains("event-stream"));
+                    record.meter(Meter::new(Dialect::of(provider), events));
+                }
                 response.map(|body| boxed(RecordedBody::new(body, record)))
             }
             Err(err) => {
@@ -179,6 +193,10 @@ impl Pipeline {
             .located_facts(ctx, &parts, recognised.trigger())
             .await?;
         facts.llm = recognised.llm;
+        ctx.llm = facts
+            .llm
+            .as_ref()
+            .map(|l| (l.provider.clone(), l.model.clone()));
         facts.tool = recognised.tool;
         facts.data = recognised.data;
         facts.body = inspect::body_facts(

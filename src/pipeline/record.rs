@@ -10,7 +10,8 @@ use http::StatusCode;
 
 use super::ctx::RequestCtx;
 use super::judge::Judgement;
-use crate::audit::{AuditLog, OutcomeRecord};
+use crate::audit::{AuditLog, CostRecord, OutcomeRecord};
+use crate::budget::{Meter, PriceTable, cost_of};
 use crate::error::ProxyError;
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
@@ -45,17 +46,26 @@ pub struct Record {
     outcome: Outcome,
     response_bytes: u64,
     audit: Arc<AuditLog>,
+    prices: Arc<PriceTable>,
+    meter: Option<Meter>,
 }
 
 impl Record {
     /// Starts the record of `ctx`; its outcome goes to `audit` once it ends (after any decision).
-    pub fn begin(ctx: RequestCtx, audit: Arc<AuditLog>) -> Self {
+    pub fn begin(ctx: RequestCtx, audit: Arc<AuditLog>, prices: Arc<PriceTable>) -> Self {
         Self {
             ctx,
             outcome: Outcome::Cancelled,
             response_bytes: 0,
             audit,
+            prices,
+            meter: None,
         }
+    }
+
+    /// Meters the answer's usage with `meter` as its bytes pass.
+    pub fn meter(&mut self, meter: Meter) {
+        self.meter = Some(meter);
     }
 
     /// Notes the response status; the body has not ended yet.
@@ -68,9 +78,12 @@ impl Record {
         }
     }
 
-    /// Counts response body bytes that passed towards the agent.
-    pub fn add_response_bytes(&mut self, n: u64) {
-        self.response_bytes += n;
+    /// Counts (and meters) response body bytes that passed towards the agent.
+    pub fn add_response_bytes(&mut self, data: &[u8]) {
+        self.response_bytes += data.len() as u64;
+        if let Some(meter) = &mut self.meter {
+            meter.push(data);
+        }
     }
 
     /// Notes how the response body ended.
@@ -120,6 +133,10 @@ impl Drop for Record {
                 err.reason.as_str(),
             ),
         };
+        let cost = ctx.llm.as_ref().map(|(_, model)| {
+            let usage = self.meter.as_mut().and_then(Meter::finish);
+            (model.clone(), cost_of(&self.prices, model, usage))
+        });
         if !ctx.judgements.is_empty() {
             let upstream_status = match &self.outcome {
                 Outcome::Responded { status, .. } if ctx.connected.is_some() => {
@@ -136,6 +153,9 @@ impl Drop for Record {
                 outcome: outcome.to_string(),
                 response_bytes: self.response_bytes,
                 elapsed_ms: elapsed_ms as u64,
+                llm: cost
+                    .as_ref()
+                    .map(|(model, cost)| CostRecord::of(model, cost)),
             };
             if let Err(e) = self.audit.record_outcome(&record) {
                 tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");

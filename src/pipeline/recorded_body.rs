@@ -38,8 +38,9 @@ impl Body for RecordedBody {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-                this.record.add_response_bytes(n);
+                if let Some(data) = frame.data_ref() {
+                    this.record.add_response_bytes(data);
+                }
                 if this.inner.is_end_stream() {
                     this.record.body_ended(BodyEnd::Complete);
                 }

@@ -11,6 +11,7 @@ mod guard;
 mod identity;
 mod limits;
 mod malformed;
+mod metering;
 mod pii;
 mod policy;
 mod python;

@@ -138,6 +138,8 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match req.uri().path() {
         "/sse" => sse(shared.release.clone()),
         "/mirror" | "/mirror-sse" | "/v1/chat/completions" => mirror(req, &shared).await,
+        "/v1/messages" => fixture("anthropic.json", "application/json"),
+        "/v1/responses" => fixture("openai_responses_stream.sse", "text/event-stream"),
         "/slow" => {
             shared.started.notify_one();
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -190,6 +192,23 @@ async fn mirror(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
+}
+
+/// A provider's recorded answer from `tests/data/usage/`, sent in 16-byte frames.
+fn fixture(name: &str, content_type: &'static str) -> Response<Body> {
+    let path = format!("{}/tests/data/usage/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(path).unwrap();
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> = bytes
+        .chunks(16)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+        frames,
+    ))));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
     response
 }
 

@@ -1,0 +1,86 @@
+//! Reads the usage of an answer as it streams past, without holding it back: a JSON answer is kept
+//! (bounded) and read at its end; server-sent events are read event by event as lines complete.
+
+use serde_json::Value;
+
+use super::usage::{Dialect, Usage, read_usage};
+
+/// Largest JSON answer kept to read its usage.
+const MAX_KEPT: usize = 4 << 20;
+/// Longest SSE line kept while it completes.
+const MAX_LINE: usize = 1 << 20;
+
+/// The usage meter of one answer.
+pub struct Meter {
+    dialect: Dialect,
+    events: bool,
+    kept: Vec<u8>,
+    usage: Usage,
+    seen: bool,
+    overflow: bool,
+}
+
+impl Meter {
+    /// A meter for an answer of `dialect`; `events` when it is a stream of server-sent events.
+    pub fn new(dialect: Dialect, events: bool) -> Meter {
+        Meter {
+            dialect,
+            events,
+            kept: Vec::new(),
+            usage: Usage::default(),
+            seen: false,
+            overflow: false,
+        }
+    }
+
+    /// Reads the next bytes of the answer.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        self.kept.extend_from_slice(bytes);
+        if !self.events {
+            if self.kept.len() > MAX_KEPT {
+                self.overflow = true;
+                self.kept = Vec::new();
+            }
+            return;
+        }
+        let mut start = 0;
+        while let Some(offset) = self.kept[start..].iter().position(|b| *b == b'\n') {
+            let end = start + offset;
+            self.event_line(start, end);
+            start = end + 1;
+        }
+        self.kept.drain(..start);
+        if self.kept.len() > MAX_LINE {
+            self.kept.clear();
+        }
+    }
+
+    fn event_line(&mut self, start: usize, end: usize) {
+        let line = self.kept[start..end].trim_ascii();
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        if let Ok(doc) = serde_json::from_slice::<Value>(data.trim_ascii()) {
+            self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
+        }
+    }
+
+    /// The usage the answer reported, if it reported any.
+    pub fn finish(&mut self) -> Option<Usage> {
+        if self.events {
+            if !self.kept.is_empty() {
+                let end = self.kept.len();
+                self.event_line(0, end);
+                self.kept.clear();
+            }
+        } else if !self.overflow
+            && let Ok(doc) = serde_json::from_slice::<Value>(&self.kept)
+        {
+            self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
+        }
+        self.seen.then_some(self.usage)
+    }
+}

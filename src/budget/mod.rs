@@ -1,0 +1,75 @@
+//! Money: what each LLM call costs, read from the provider's own answer and priced from a table in
+//! decimal. Reservations, windows, breakers and rate limits build on this (still to come).
+
+mod meter;
+mod prices;
+mod usage;
+
+#[cfg(test)]
+mod tests;
+
+use rust_decimal::Decimal;
+
+pub use meter::Meter;
+pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
+pub use usage::{Dialect, Usage, read_usage};
+
+/// How sure a cost is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostStatus {
+    /// From the usage the provider reported and a known price.
+    Exact,
+    /// The model has no price.
+    Unpriced,
+    /// The answer reported no usage (a cut stream, a stream without usage): not known.
+    Unknown,
+}
+
+impl CostStatus {
+    /// The name records use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CostStatus::Exact => "exact",
+            CostStatus::Unpriced => "unpriced",
+            CostStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The metered cost of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cost {
+    /// Tokens, when reported.
+    pub usage: Option<Usage>,
+    /// USD, when priced.
+    pub usd: Option<Decimal>,
+    /// How sure it is.
+    pub status: CostStatus,
+    /// The name the model was priced under.
+    pub priced_as: Option<String>,
+}
+
+/// The cost of a call to `model` that reported `usage`.
+pub fn cost_of(prices: &PriceTable, model: &str, usage: Option<Usage>) -> Cost {
+    let price = prices.price(model);
+    match (usage, price) {
+        (Some(usage), Some((name, price))) => Cost {
+            usage: Some(usage),
+            usd: Some(usage.cost(price)),
+            status: CostStatus::Exact,
+            priced_as: Some(name.to_string()),
+        },
+        (usage, None) => Cost {
+            usage,
+            usd: None,
+            status: CostStatus::Unpriced,
+            priced_as: None,
+        },
+        (None, Some((name, _))) => Cost {
+            usage: None,
+            usd: None,
+            status: CostStatus::Unknown,
+            priced_as: Some(name.to_string()),
+        },
+    }
+}

@@ -1,0 +1,88 @@
+//! Metering through the proxy: an LLM answer's usage is read as it streams past (JSON or server-
+//! sent events), priced in decimal, and recorded in the request's outcome.
+
+use serde_json::{Value, json};
+
+use crate::support::TestProxy;
+
+const ALLOW: &str = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: llm\n    trigger: llm.request\n    effect: allow\n";
+
+fn outcomes(proxy: &TestProxy) -> Vec<Value> {
+    std::fs::read_to_string(proxy.dir.path().join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["record"] == "outcome")
+        .collect()
+}
+
+#[tokio::test]
+async fn llm_answers_are_metered_and_priced_in_the_outcome_record() {
+    let (_pki, origin, proxy) = TestProxy::with_origin(ALLOW).await;
+    let client = proxy.client(false);
+    let base = format!("https://localhost:{}", origin.port());
+
+    let claude = client
+        .post(format!("{base}/v1/messages"))
+        .json(
+            &json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 100,
+                      "messages": [{"role": "user", "content": "refund order 7"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claude.status(), 200);
+    let answer: Value = claude.json().await.unwrap();
+    assert_eq!(
+        answer["usage"]["output_tokens"], 120,
+        "the answer reaches the agent untouched"
+    );
+
+    let streamed = client
+        .post(format!("{base}/v1/responses"))
+        .json(&json!({"model": "o4-mini", "input": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let text = streamed.text().await.unwrap();
+    assert!(text.contains("response.completed"));
+
+    let unpriced = client
+        .post(format!("{base}/v1/messages"))
+        .json(&json!({"model": "claude-mystery-9", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpriced.status(), 200);
+    let _ = unpriced.bytes().await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let llm: Vec<Value> = outcomes(&proxy)
+        .into_iter()
+        .map(|r| r["llm"].clone())
+        .collect();
+    assert_eq!(llm.len(), 3, "{llm:?}");
+    assert_eq!(
+        llm[0],
+        json!({"model": "claude-sonnet-4-5-20250929", "priced_as": "claude-sonnet-4-5",
+               "input_tokens": 25, "cached_input_tokens": 2000, "cache_write_tokens": 100,
+               "output_tokens": 120, "cost_usd": "0.00285", "cost_status": "exact"})
+    );
+    assert_eq!(llm[1]["priced_as"], "o4-mini");
+    assert_eq!(llm[1]["cost_usd"], "0.0004235");
+    assert_eq!(
+        (
+            llm[1]["input_tokens"].as_u64(),
+            llm[1]["cached_input_tokens"].as_u64()
+        ),
+        (Some(200), Some(100))
+    );
+    assert_eq!(llm[2]["cost_status"], "unpriced");
+    assert!(llm[2]["cost_usd"].is_null());
+    assert_eq!(
+        llm[2]["output_tokens"], 120,
+        "tokens are recorded even without a price"
+    );
+}
