@@ -45,6 +45,9 @@ pub struct RequestCtx {
     pub redacted: BTreeMap<String, u64>,
     /// The LLM call recognised: provider and model, for metering its answer.
     pub llm: Option<(String, String)>,
+    /// Whether the proxy asked for a stream's usage the client did not ask for (the extra chunk is
+    /// then taken out of the answer).
+    pub usage_asked: bool,
 }
 
 impl RequestCtx {
@@ -83,6 +86,7 @@ impl RequestCtx {
             pii: BTreeMap::new(),
             redacted: BTreeMap::new(),
             llm: None,
+            usage_asked: false,
         })
     }
 }

@@ -13,6 +13,7 @@ mod record;
 mod recorded_body;
 mod respond;
 mod restored_body;
+mod stream_usage;
 mod uninspected;
 
 use std::sync::Arc;
@@ -112,7 +113,16 @@ impl Pipeline {
                         .is_some_and(|ct| ct.contains("event-stream"));
                     record.meter(Meter::new(Dialect::of(provider), events));
                 }
-                response.map(|body| boxed(RecordedBody::new(body, record)))
+                let usage_asked = record.ctx.usage_asked;
+                let response = response.map(|body| boxed(RecordedBody::new(body, record)));
+                if usage_asked {
+                    let (mut parts, body) = response.into_parts();
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                    let body = boxed(stream_usage::WithoutUsageChunk::new(body));
+                    Response::from_parts(parts, body)
+                } else {
+                    response
+                }
             }
             Err(err) => {
                 let err = err.shaped(record.ctx.shape.clone());
@@ -255,6 +265,20 @@ impl Pipeline {
                 http::header::CONTENT_LENGTH,
                 http::HeaderValue::from(decoded.len()),
             );
+        }
+        // 12. respond (prepared): an OpenAI stream reports usage only when asked; ask for it so
+        //     the call is metered, and take the extra chunk out of the answer later.
+        let openai = ctx
+            .llm
+            .as_ref()
+            .is_some_and(|(provider, _)| Dialect::of(provider) == Dialect::OpenAi);
+        if openai && let Some(body) = stream_usage::ask_for_usage(&ctx.path, &decoded) {
+            decoded = body;
+            parts.headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(decoded.len()),
+            );
+            ctx.usage_asked = true;
         }
         // 12. respond (prepared): when a response rule could apply, the answer is judged whole,
         //     so it must come back readable.

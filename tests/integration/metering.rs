@@ -86,3 +86,62 @@ async fn llm_answers_are_metered_and_priced_in_the_outcome_record() {
         "tokens are recorded even without a price"
     );
 }
+
+#[tokio::test]
+async fn an_openai_stream_is_metered_even_when_the_client_did_not_ask_for_usage() {
+    let (_pki, origin, proxy) = TestProxy::with_origin(ALLOW).await;
+    let client = proxy.client(true);
+    let url = format!(
+        "https://localhost:{}/openai/v1/chat/completions",
+        origin.port()
+    );
+    let call = |include_usage: Option<bool>| {
+        let mut body = json!({"model": "gpt-4o-mini", "stream": true,
+                              "messages": [{"role": "user", "content": "hi"}]});
+        if let Some(include) = include_usage {
+            body["stream_options"] = json!({"include_usage": include});
+        }
+        body
+    };
+    let plain = client.post(&url).json(&call(None)).send().await.unwrap();
+    let plain = plain.text().await.unwrap();
+    assert!(
+        plain.contains("Hello") && plain.contains("[DONE]"),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains("\"usage\":{"),
+        "the chunk the client did not ask for is gone: {plain}"
+    );
+
+    let asked = client
+        .post(&url)
+        .json(&call(Some(true)))
+        .send()
+        .await
+        .unwrap();
+    let asked = asked.text().await.unwrap();
+    assert!(
+        asked.contains("\"usage\":{\"prompt_tokens\":20"),
+        "kept when the client asked: {asked}"
+    );
+
+    let received = origin.received.lock().unwrap().clone();
+    let sent: Value = serde_json::from_slice(&received[0].1).unwrap();
+    assert_eq!(
+        sent["stream_options"]["include_usage"], true,
+        "asked upstream on the client's behalf"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let llm: Vec<Value> = outcomes(&proxy)
+        .into_iter()
+        .map(|r| r["llm"].clone())
+        .collect();
+    assert_eq!(llm.len(), 2);
+    for record in &llm {
+        assert_eq!(record["cost_status"], "exact", "{record}");
+        // 20 × 0.15 + 5 × 0.60 per million.
+        assert_eq!(record["cost_usd"], "0.000006");
+    }
+}

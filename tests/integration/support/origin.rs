@@ -139,6 +139,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         "/sse" => sse(shared.release.clone()),
         "/mirror" | "/mirror-sse" | "/v1/chat/completions" => mirror(req, &shared).await,
         "/v1/messages" => fixture("anthropic.json", "application/json"),
+        "/openai/v1/chat/completions" => openai_stream(req, &shared).await,
         "/v1/responses" => fixture("openai_responses_stream.sse", "text/event-stream"),
         "/slow" => {
             shared.started.notify_one();
@@ -189,6 +190,41 @@ async fn mirror(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
         frames,
     ))));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
+}
+
+/// A streamed chat completion as OpenAI sends it: the usage chunk only when the request asked for
+/// it with `stream_options.include_usage`.
+async fn openai_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    shared
+        .received
+        .lock()
+        .unwrap()
+        .push((parts.uri.path().to_string(), body.clone()));
+    let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let path = format!(
+        "{}/tests/data/usage/openai_chat_stream.sse",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = if asked["stream_options"]["include_usage"] == true {
+        text
+    } else {
+        text.split("\n\n")
+            .filter(|e| !e.contains("\"choices\":[],\"usage\""))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    let mut response = Response::new(full(text));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());

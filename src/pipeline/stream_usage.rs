@@ -1,0 +1,181 @@
+//! OpenAI chat-completion streams report usage only when the client asks for
+//! `stream_options.include_usage`. When it did not, the proxy asks on its behalf (so the call can be
+//! metered) and takes the extra usage-only chunk out of what the client sees, so the client gets the
+//! stream it asked for.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use serde_json::Value;
+
+use crate::proxy::body::{BodyError, ProxyBody};
+
+/// The request body with `stream_options.include_usage` set, when it is a streamed chat
+/// completion that did not ask for usage; `None` to leave it as it is.
+pub fn ask_for_usage(path: &str, body: &[u8]) -> Option<Bytes> {
+    if !path.ends_with("/chat/completions") {
+        return None;
+    }
+    let mut doc: Value = serde_json::from_slice(body).ok()?;
+    let object = doc.as_object_mut()?;
+    if object.get("stream") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let options = object
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let options = options.as_object_mut()?;
+    if options.get("include_usage") == Some(&Value::Bool(true)) {
+        return None;
+    }
+    options.insert("include_usage".into(), Value::Bool(true));
+    serde_json::to_vec(&doc).ok().map(Bytes::from)
+}
+
+/// A chat-completion stream without the usage-only chunk the proxy asked for.
+pub struct WithoutUsageChunk {
+    inner: ProxyBody,
+    pending: BytesMut,
+    done: bool,
+}
+
+impl WithoutUsageChunk {
+    /// Filters `inner`.
+    pub fn new(inner: ProxyBody) -> Self {
+        Self {
+            inner,
+            pending: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    /// The complete events buffered so far, minus the usage-only one; the incomplete rest stays.
+    fn drain_events(&mut self) -> Bytes {
+        let mut out = BytesMut::new();
+        while let Some(end) = find_event_end(&self.pending) {
+            let event = self.pending.split_to(end);
+            if !is_usage_only(&event) {
+                out.extend_from_slice(&event);
+            }
+        }
+        out.freeze()
+    }
+}
+
+/// The end (after the blank line) of the first complete event in `buf`.
+fn find_event_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// An event whose data is a chunk with no choices and a usage: the one `include_usage` adds.
+fn is_usage_only(event: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(event);
+    let data: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .collect();
+    serde_json::from_str::<Value>(&data).is_ok_and(|doc| {
+        doc["choices"].as_array().is_some_and(Vec::is_empty) && doc["usage"].is_object()
+    })
+}
+
+impl Body for WithoutUsageChunk {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        this.pending.extend_from_slice(&data);
+                        let out = this.drain_events();
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let rest = this.pending.split().freeze();
+                    if rest.is_empty() || is_usage_only(&rest) {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::body::{boxed, full};
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn usage_is_asked_for_only_where_missing() {
+        let path = "/v1/chat/completions";
+        let asked = ask_for_usage(path, br#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
+        let doc: Value = serde_json::from_slice(&asked).unwrap();
+        assert_eq!(doc["stream_options"]["include_usage"], true);
+        assert!(ask_for_usage(path, br#"{"stream":false}"#).is_none());
+        let already = br#"{"stream":true,"stream_options":{"include_usage":true}}"#;
+        assert!(ask_for_usage(path, already).is_none());
+        assert!(ask_for_usage("/v1/responses", br#"{"stream":true}"#).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_added_usage_chunk_is_taken_out_in_any_framing() {
+        let stream = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/usage/openai_chat_stream.sse"
+        ))
+        .unwrap();
+        let expected: String = String::from_utf8_lossy(&stream)
+            .split("\n\n")
+            .filter(|e| !e.contains("\"choices\":[],\"usage\""))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        for size in [1, 5, 64, stream.len()] {
+            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = stream
+                .chunks(size)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let inner = boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+                frames,
+            )));
+            let out = WithoutUsageChunk::new(inner)
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(String::from_utf8_lossy(&out), expected, "frames of {size}");
+        }
+        let untouched = WithoutUsageChunk::new(full("data: {\"choices\":[{}]}\n\n"))
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&untouched[..], b"data: {\"choices\":[{}]}\n\n");
+    }
+}
