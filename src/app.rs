@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
 use crate::config::Config;
-use crate::pipeline::{Judge, PiiStep, Pipeline, build_geo};
+use crate::pipeline::{BudgetStep, Judge, PiiStep, Pipeline, build_geo};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -36,6 +36,9 @@ pub enum StartError {
     /// The audit index could not be opened.
     #[error(transparent)]
     AuditStore(#[from] crate::audit::StoreError),
+    /// The budget ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] crate::budget::LedgerError),
     /// The geo database could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
@@ -125,6 +128,7 @@ impl Gatehouse {
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
             prices: config.prices.clone(),
+            budgets: BudgetStep::open(&config.budget)?,
         });
         if config.pii.hash_key.is_none() {
             tracing::warn!(

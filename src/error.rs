@@ -45,6 +45,8 @@ pub enum ErrorKind {
     Misdirected,
     /// Request body larger than the configured limit.
     PayloadTooLarge,
+    /// A budget has no room for the call.
+    BudgetExceeded,
     /// The upstream could not be reached or answered with something unusable.
     BadGateway,
     /// The upstream did not answer in time.
@@ -64,6 +66,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Misdirected => "misdirected_request",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
             ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::GatewayTimeout => "gateway_timeout",
             ErrorKind::Unavailable => "unavailable",
@@ -127,6 +131,8 @@ pub struct ProxyError {
     pub decision: Option<DecisionRef>,
     /// How the body is shaped.
     pub shape: Shape,
+    /// Seconds after which a retry can succeed (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl ProxyError {
@@ -138,6 +144,7 @@ impl ProxyError {
             reason: reason.into(),
             decision: None,
             shape: Shape::Plain,
+            retry_after: None,
         }
     }
 
@@ -237,6 +244,9 @@ impl ProxyError {
         {
             headers.insert("x-gatehouse-decision", id);
         }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.kind == ErrorKind::ProxyAuthRequired {
             headers.insert(
                 header::PROXY_AUTHENTICATE,
@@ -257,6 +267,7 @@ mod tests {
             (ErrorKind::BadRequest, 400),
             (ErrorKind::ProxyAuthRequired, 407),
             (ErrorKind::Forbidden, 403),
+            (ErrorKind::BudgetExceeded, 429),
             (ErrorKind::Misdirected, 421),
             (ErrorKind::PayloadTooLarge, 413),
             (ErrorKind::BadGateway, 502),

@@ -98,6 +98,23 @@ pub struct OutcomeRecord {
     /// For an LLM call: its model, tokens and cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<CostRecord>,
+    /// For a call budgets covered: what was reserved and what was settled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetRecord>,
+}
+
+/// A reservation and its settlement, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetRecord {
+    /// The budgets it was held in.
+    pub budgets: Vec<String>,
+    /// USD reserved before forwarding (the worst case).
+    pub reserved_usd: String,
+    /// USD settled when the answer ended.
+    pub settled_usd: String,
+    /// `actual` (the reported usage), `estimate` (no usage reported: a cut stream, a timeout) or
+    /// `not_sent` (the upstream was never reached).
+    pub settled_as: &'static str,
 }
 
 /// What an LLM call used and cost, as recorded.

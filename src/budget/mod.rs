@@ -1,18 +1,22 @@
 //! Money: what each LLM call costs, read from the provider's own answer and priced from a table in
 //! decimal. Reservations, windows, breakers and rate limits build on this (still to come).
 
+mod ledger;
 mod meter;
 mod prices;
 mod usage;
+mod window;
 
 #[cfg(test)]
 mod tests;
 
 use rust_decimal::Decimal;
 
+pub use ledger::{Balance, Charge, Ledger, LedgerError, NoRoom};
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
 pub use usage::{Dialect, Usage, read_usage};
+pub use window::Window;
 
 /// How sure a cost is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,4 +76,26 @@ pub fn cost_of(prices: &PriceTable, model: &str, usage: Option<Usage>) -> Cost {
             priced_as: Some(name.to_string()),
         },
     }
+}
+
+/// USD as nano-USD (rounded up: a reservation never holds less than the cost), if it fits.
+pub fn to_nano(usd: Decimal) -> Option<i64> {
+    use rust_decimal::prelude::ToPrimitive;
+    (usd * Decimal::from(1_000_000_000)).ceil().to_i64()
+}
+
+/// Nano-USD as USD.
+pub fn from_nano(nano: i64) -> Decimal {
+    Decimal::from(nano) / Decimal::from(1_000_000_000)
+}
+
+/// The worst-case cost of a call before it is made: input estimated at one token per 4 bytes of
+/// the request body (an over-estimate for JSON; no tokenizer yet), plus the output it may produce.
+pub fn estimate(price: &Price, request_bytes: usize, max_output_tokens: u64) -> Decimal {
+    let usage = Usage {
+        input: (request_bytes as u64).div_ceil(4),
+        output: max_output_tokens,
+        ..Usage::default()
+    };
+    usage.cost(price)
 }

@@ -131,6 +131,7 @@ impl Compiler<'_> {
             pii,
             geo: self.geo(&raw)?,
             prices: std::sync::Arc::new(self.prices(&raw)?),
+            budget: self.budget(&raw)?,
             policy_extras,
             audit_file: PathBuf::from(
                 raw.audit
@@ -361,6 +362,95 @@ impl Compiler<'_> {
             PriceTable::from_yaml(&text, &name)
         };
         table.map_err(|e| self.invalid(Some(&path.referenced), "budget.prices", e.to_string()))
+    }
+
+    fn budget(&self, raw: &RawConfig) -> Result<super::BudgetConfig, ConfigError> {
+        let b = &raw.budget;
+        let deny_unpriced = match &b.unpriced {
+            None => true,
+            Some(v) => match v.value.trim() {
+                "deny" => true,
+                "allow" => false,
+                other => {
+                    return Err(self.invalid(
+                        Some(&v.referenced),
+                        "budget.unpriced",
+                        format!("`{other}` is not `deny` or `allow`"),
+                    ));
+                }
+            },
+        };
+        let mut budgets: Vec<super::Budget> = Vec::new();
+        for (i, entry) in b.budgets.iter().enumerate() {
+            let key = format!("budget.budgets[{i}]");
+            let id = entry.id.value.trim().to_string();
+            if id.is_empty() || budgets.iter().any(|x| x.id == id) {
+                return Err(self.invalid(
+                    Some(&entry.id.referenced),
+                    &format!("{key}.id"),
+                    format!("budget id `{id}` is empty or used twice"),
+                ));
+            }
+            let scopes = [&entry.agent, &entry.team, &entry.env]
+                .iter()
+                .filter(|s| s.is_some())
+                .count();
+            if scopes > 1 {
+                return Err(self.invalid(
+                    Some(&entry.id.referenced),
+                    &key,
+                    "a budget covers one agent, one team, one environment, or (none given) everyone",
+                ));
+            }
+            let limit = <rust_decimal::Decimal as std::str::FromStr>::from_str(
+                entry.limit_usd.value.trim(),
+            )
+            .ok()
+            .filter(|d| d.is_sign_positive() && !d.is_zero())
+            .and_then(crate::budget::to_nano)
+            .ok_or_else(|| {
+                self.invalid(
+                    Some(&entry.limit_usd.referenced),
+                    &format!("{key}.limit_usd"),
+                    format!(
+                        "`{}` is not a positive amount in USD",
+                        entry.limit_usd.value
+                    ),
+                )
+            })?;
+            let window =
+                crate::budget::Window::parse(entry.window.value.trim()).ok_or_else(|| {
+                    self.invalid(
+                        Some(&entry.window.referenced),
+                        &format!("{key}.window"),
+                        format!(
+                            "`{}` is not a window: execution, hour, day, month or total",
+                            entry.window.value
+                        ),
+                    )
+                })?;
+            budgets.push(super::Budget {
+                id,
+                agent: entry.agent.clone(),
+                team: entry.team.clone(),
+                env: entry.env.clone(),
+                limit_nano: limit,
+                window,
+            });
+        }
+        Ok(super::BudgetConfig {
+            store: PathBuf::from(
+                b.store
+                    .clone()
+                    .unwrap_or_else(|| "state/budget.sqlite".into()),
+            ),
+            deny_unpriced,
+            default_max_output_tokens: b
+                .default_max_output_tokens
+                .as_ref()
+                .map_or(4096, |v| v.value),
+            budgets,
+        })
     }
 
     fn limits(&self, raw: &RawConfig) -> Result<Limits, ConfigError> {

@@ -67,6 +67,8 @@ pub struct Config {
     pub geo: GeoConfig,
     /// What LLM tokens cost.
     pub prices: std::sync::Arc<crate::budget::PriceTable>,
+    /// Budgets and how reservations are made.
+    pub budget: BudgetConfig,
     /// Policy texts the config adds to the folder's: enabled templates and residency rules,
     /// as `(name, YAML)`; reloads keep them.
     pub policy_extras: Vec<(String, String)>,
@@ -96,6 +98,36 @@ impl PiiConfig {
         let patterns = self.scanner.patterns.iter().map(|p| p.name.clone());
         dictionaries.chain(patterns).collect()
     }
+}
+
+/// The `budget` section beyond prices.
+#[derive(Debug, Clone)]
+pub struct BudgetConfig {
+    /// The SQLite ledger.
+    pub store: PathBuf,
+    /// Whether a call to a model without a price is refused when a budget applies.
+    pub deny_unpriced: bool,
+    /// Output tokens assumed when a call sets no maximum.
+    pub default_max_output_tokens: u64,
+    /// The budgets.
+    pub budgets: Vec<Budget>,
+}
+
+/// One budget: who it covers, how much, for how long.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Id (ledger key, records, errors).
+    pub id: String,
+    /// Only this agent.
+    pub agent: Option<String>,
+    /// Only this team (all its agents together).
+    pub team: Option<String>,
+    /// Only this environment.
+    pub env: Option<String>,
+    /// The limit, in nano-USD.
+    pub limit_nano: i64,
+    /// How long the money lasts.
+    pub window: crate::budget::Window,
 }
 
 /// The local CA and the leaf certificates minted from it.

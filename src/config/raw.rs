@@ -31,6 +31,24 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RawBudget {
     pub prices: Option<Spanned<String>>,
+    pub store: Option<String>,
+    pub unpriced: Option<Spanned<String>>,
+    pub default_max_output_tokens: Option<Spanned<u64>>,
+    pub budgets: Vec<RawBudgetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudgetEntry {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub env: Option<String>,
+    pub limit_usd: Spanned<String>,
+    pub window: Spanned<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -71,6 +71,22 @@ fn errors_name_file_line_and_key() {
             "pii:\n  vault:\n    idle: never\n",
             "test.yaml:3: key `pii.vault.idle`",
         ),
+        (
+            "budget:\n  budgets:\n    - { id: b, limit_usd: '10', window: week }\n",
+            "test.yaml:3: key `budget.budgets[0].window`",
+        ),
+        (
+            "budget:\n  budgets:\n    - { id: b, limit_usd: 'lots', window: day }\n",
+            "test.yaml:3: key `budget.budgets[0].limit_usd`",
+        ),
+        (
+            "budget:\n  budgets:\n    - { id: b, agent: a, team: t, limit_usd: '1', window: day }\n",
+            "test.yaml:3: key `budget.budgets[0]`",
+        ),
+        (
+            "budget:\n  unpriced: maybe\n",
+            "test.yaml:2: key `budget.unpriced`",
+        ),
     ];
     let duplicate = err("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n");
     assert!(

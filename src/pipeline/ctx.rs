@@ -48,6 +48,8 @@ pub struct RequestCtx {
     /// Whether the proxy asked for a stream's usage the client did not ask for (the extra chunk is
     /// then taken out of the answer).
     pub usage_asked: bool,
+    /// Money reserved for this call, settled when it ends.
+    pub reservation: Option<super::reserve::Reservation>,
 }
 
 impl RequestCtx {
@@ -87,6 +89,7 @@ impl RequestCtx {
             redacted: BTreeMap::new(),
             llm: None,
             usage_asked: false,
+            reservation: None,
         })
     }
 }

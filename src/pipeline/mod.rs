@@ -11,6 +11,7 @@ mod locate;
 mod pii_step;
 mod record;
 mod recorded_body;
+mod reserve;
 mod respond;
 mod restored_body;
 mod stream_usage;
@@ -28,6 +29,7 @@ pub use judge::{Judge, Judgement};
 pub use locate::{build_geo, destination_facts, destination_in};
 pub use pii_step::PiiStep;
 pub use record::path_shape;
+pub use reserve::BudgetStep;
 
 use crate::budget::{Dialect, Meter, PriceTable};
 use crate::config::HostPatterns;
@@ -68,6 +70,8 @@ pub struct Pipeline {
     pub geo: Arc<Geo>,
     /// Step 12: what LLM tokens cost.
     pub prices: Arc<PriceTable>,
+    /// Step 8: budgets, when any are declared.
+    pub budgets: Option<BudgetStep>,
 }
 
 impl Pipeline {
@@ -228,6 +232,12 @@ impl Pipeline {
         let obligations = judgement.obligations.clone();
         ctx.judgements.push(judgement);
         outcome?;
+        // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
+        //    byte leaves; settled to the real cost when the answer ends.
+        if let (Some(budgets), Some((_, model))) = (&self.budgets, &ctx.llm) {
+            ctx.reservation =
+                budgets.reserve(&ctx.id, &facts, model, &self.prices, decoded.len())?;
+        }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;
         if !obligations.is_empty() {

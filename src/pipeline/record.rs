@@ -10,9 +10,9 @@ use http::StatusCode;
 
 use super::ctx::RequestCtx;
 use super::judge::Judgement;
-use crate::audit::{AuditLog, CostRecord, OutcomeRecord};
-use crate::budget::{Meter, PriceTable, cost_of};
-use crate::error::ProxyError;
+use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord};
+use crate::budget::{Meter, PriceTable, cost_of, from_nano, to_nano};
+use crate::error::{ErrorKind, ProxyError};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
 
@@ -137,6 +137,30 @@ impl Drop for Record {
             let usage = self.meter.as_mut().and_then(Meter::finish);
             (model.clone(), cost_of(&self.prices, model, usage))
         });
+        let budget = ctx.reservation.as_ref().map(|reservation| {
+            let actual = cost
+                .as_ref()
+                .and_then(|(_, c)| c.usd)
+                .and_then(to_nano);
+            // A call the upstream was never reached for cost nothing; any other without reported
+            // usage (a cut stream, a timeout) settles at the worst case it reserved.
+            let never_sent = matches!(&self.outcome, Outcome::Failed(err) if err.kind == ErrorKind::BadGateway)
+                && ctx.connected.is_none();
+            let (amount, settled_as) = match actual {
+                Some(nano) => (nano, "actual"),
+                None if never_sent => (0, "not_sent"),
+                None => (reservation.nano, "estimate"),
+            };
+            if let Err(e) = reservation.settle(amount) {
+                tracing::error!(error = %e, request = %ctx.id, "budget settlement failed; the reservation is released on the next start");
+            }
+            BudgetRecord {
+                budgets: reservation.budgets.clone(),
+                reserved_usd: from_nano(reservation.nano).normalize().to_string(),
+                settled_usd: from_nano(amount).normalize().to_string(),
+                settled_as,
+            }
+        });
         if !ctx.judgements.is_empty() {
             let upstream_status = match &self.outcome {
                 Outcome::Responded { status, .. } if ctx.connected.is_some() => {
@@ -156,6 +180,7 @@ impl Drop for Record {
                 llm: cost
                     .as_ref()
                     .map(|(model, cost)| CostRecord::of(model, cost)),
+                budget,
             };
             if let Err(e) = self.audit.record_outcome(&record) {
                 tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");

@@ -145,3 +145,65 @@ async fn an_openai_stream_is_metered_even_when_the_client_did_not_ask_for_usage(
         assert_eq!(record["cost_usd"], "0.000006");
     }
 }
+
+#[tokio::test]
+async fn budgets_reserve_before_forwarding_settle_to_the_real_cost_and_refuse_with_429() {
+    let pki = crate::support::TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = crate::support::ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {}\n  budgets:\n    - {{ id: tiny-daily, limit_usd: '0.005', window: day }}\n    - {{ id: someone-else, agent: other-bot, limit_usd: '0.000001', window: day }}\n",
+            state.path().join("budget.sqlite").display()
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/v1/messages", origin.port());
+    let call = json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+                      "messages": [{"role": "user", "content": "refund order 7"}]});
+    for _ in 0..2 {
+        let ok = client.post(&url).json(&call).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+        let _ = ok.bytes().await.unwrap();
+    }
+    // Spent 2 × $0.00285 = $0.0057 > $0.005: no room for a third call's worst case.
+    let refused = client.post(&url).json(&call).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry_after));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "error", "Anthropic-shaped: {body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tiny-daily") && message.contains("day:"),
+        "{message}"
+    );
+    assert_eq!(
+        origin.received.lock().unwrap().len(),
+        2,
+        "the refused call never left"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let budgets: Vec<Value> = outcomes(&proxy)
+        .into_iter()
+        .filter_map(|r| r.get("budget").cloned())
+        .collect();
+    assert_eq!(budgets.len(), 2, "{budgets:?}");
+    for b in &budgets {
+        assert_eq!(
+            b["budgets"],
+            json!(["tiny-daily"]),
+            "only the budgets covering the agent"
+        );
+        assert_eq!(b["settled_as"], "actual");
+        assert_eq!(b["settled_usd"], "0.00285");
+    }
+}

@@ -138,7 +138,17 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match req.uri().path() {
         "/sse" => sse(shared.release.clone()),
         "/mirror" | "/mirror-sse" | "/v1/chat/completions" => mirror(req, &shared).await,
-        "/v1/messages" => fixture("anthropic.json", "application/json"),
+        "/v1/messages" => {
+            let path = req.uri().path().to_string();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            shared.received.lock().unwrap().push((path, body));
+            fixture("anthropic.json", "application/json")
+        }
         "/openai/v1/chat/completions" => openai_stream(req, &shared).await,
         "/v1/responses" => fixture("openai_responses_stream.sse", "text/event-stream"),
         "/slow" => {
