@@ -124,6 +124,11 @@ enum Command {
         /// The file to scan (default: stdin).
         file: Option<PathBuf>,
     },
+    /// Budgets: spend per window, and pausing an agent or team by hand.
+    Budget {
+        #[command(subcommand)]
+        action: BudgetAction,
+    },
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]
@@ -138,6 +143,57 @@ enum Command {
         #[arg(long)]
         agent: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum BudgetAction {
+    /// Each budget's limit, spend, reservations and what is left in its current window.
+    Status {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Refuse every request of an agent or a team until resumed (survives restarts).
+    Pause {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        who: Who,
+        /// Why (shown to the agent).
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+    },
+    /// Lift a pause.
+    Resume {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// An agent or a team.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Who {
+    /// The agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// The team.
+    #[arg(long)]
+    team: Option<String>,
+}
+
+impl Who {
+    fn scope(&self) -> String {
+        match (&self.agent, &self.team) {
+            (Some(agent), _) => format!("agent:{agent}"),
+            (_, Some(team)) => format!("team:{team}"),
+            _ => String::new(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -398,6 +454,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Budget { action } => match action {
+            BudgetAction::Status { config } => {
+                let config = load(config.as_deref())?;
+                print!("{}", toolchain::budget_status(&config)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            BudgetAction::Pause {
+                config,
+                who,
+                reason,
+            } => {
+                let config = load(config.as_deref())?;
+                toolchain::pause(&config, &who.scope(), &reason)?;
+                println!("{} paused", who.scope());
+                Ok(ExitCode::SUCCESS)
+            }
+            BudgetAction::Resume { config, who } => {
+                let config = load(config.as_deref())?;
+                let was = toolchain::resume(&config, &who.scope())?;
+                println!(
+                    "{} {}",
+                    who.scope(),
+                    if was { "resumed" } else { "was not paused" }
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Env { config, agent } => {
             let config = load(config.as_deref())?;
             print!("{}", agent_env(&config, agent.as_deref())?.as_shell());

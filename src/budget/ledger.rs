@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     PRIMARY KEY (request, budget)
 );
 CREATE TABLE IF NOT EXISTS settled (request TEXT PRIMARY KEY, amount INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS paused (scope TEXT PRIMARY KEY, since TEXT NOT NULL, reason TEXT NOT NULL);
 ";
 
 /// The ledger, one connection serialised by a lock (SQLite allows one writer anyway).
@@ -198,6 +199,59 @@ impl Ledger {
         .map_err(|e| self.fail(&e))?;
         tx.commit().map_err(|e| self.fail(&e))?;
         Ok(true)
+    }
+
+    /// Pauses `scope` (`agent:<id>` or `team:<id>`): its calls are refused until resumed.
+    pub fn pause(&self, scope: &str, since: &str, reason: &str) -> Result<(), LedgerError> {
+        self.lock()
+            .execute(
+                "INSERT OR REPLACE INTO paused (scope, since, reason) VALUES (?1, ?2, ?3)",
+                params![scope, since, reason],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// Resumes `scope`; returns whether it was paused.
+    pub fn resume(&self, scope: &str) -> Result<bool, LedgerError> {
+        self.lock()
+            .execute("DELETE FROM paused WHERE scope = ?1", [scope])
+            .map(|n| n > 0)
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// The first of `scopes` that is paused, with when and why.
+    pub fn paused(
+        &self,
+        scopes: &[String],
+    ) -> Result<Option<(String, String, String)>, LedgerError> {
+        let conn = self.lock();
+        for scope in scopes {
+            let found = conn
+                .query_row(
+                    "SELECT since, reason FROM paused WHERE scope = ?1",
+                    [scope],
+                    |r| Ok((scope.clone(), r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.fail(&e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every paused scope: `(scope, since, reason)`.
+    pub fn paused_all(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare("SELECT scope, since, reason FROM paused ORDER BY scope")
+            .map_err(|e| self.fail(&e))?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.fail(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(&e))
     }
 
     /// The balance of `budget` in `window`.

@@ -234,9 +234,12 @@ impl Pipeline {
         outcome?;
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
-        if let (Some(budgets), Some((_, model))) = (&self.budgets, &ctx.llm) {
-            ctx.reservation =
-                budgets.reserve(&ctx.id, &facts, model, &self.prices, decoded.len())?;
+        if let Some(budgets) = &self.budgets {
+            budgets.check_paused(&facts)?;
+            if let Some((_, model)) = &ctx.llm {
+                ctx.reservation =
+                    budgets.reserve(&ctx.id, &facts, model, &self.prices, decoded.len())?;
+            }
         }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;

@@ -46,9 +46,10 @@ impl Reservation {
 }
 
 impl BudgetStep {
-    /// The step of `config`, when it declares budgets.
+    /// The step of `config`, when it declares budgets or its ledger exists.
     pub fn open(config: &BudgetConfig) -> Result<Option<BudgetStep>, LedgerError> {
-        if config.budgets.is_empty() {
+        // Without budgets the ledger still matters when someone paused an agent by hand.
+        if config.budgets.is_empty() && !config.store.exists() {
             return Ok(None);
         }
         Ok(Some(BudgetStep {
@@ -68,6 +69,28 @@ impl BudgetStep {
                 .env
                 .as_ref()
                 .is_none_or(|e| agent.env.as_ref() == Some(e))
+    }
+
+    /// Refuses a request of a paused agent or team (paused by hand with `gatehouse budget pause`;
+    /// the state is in the ledger, so it holds across restarts and takes effect at once).
+    pub fn check_paused(&self, facts: &Facts) -> Result<(), ProxyError> {
+        let agent = &facts.agent;
+        let mut scopes = vec![format!("agent:{}", agent.id)];
+        scopes.extend(agent.team.as_ref().map(|t| format!("team:{t}")));
+        let paused = self
+            .ledger
+            .paused(&scopes)
+            .map_err(|e| ProxyError::internal(format!("pause state could not be read: {e}")))?;
+        match paused {
+            None => Ok(()),
+            Some((scope, since, reason)) => Err(ProxyError::new(
+                ErrorKind::BudgetExceeded,
+                Side::Agent,
+                format!(
+                    "{scope} is paused since {since}: {reason}; `gatehouse budget resume` lifts it"
+                ),
+            )),
+        }
     }
 
     /// 8. reserve the worst case of the LLM call `model` described by `facts` (`body_len` bytes).

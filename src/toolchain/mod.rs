@@ -2,9 +2,11 @@
 //! test files and audit files, fills in declared agents' teams and environments, runs the pure
 //! policy code, and renders the results.
 
+mod budget;
 mod replay;
 mod scan;
 
+pub use budget::{budget_status, pause, resume};
 pub use scan::scan;
 
 pub use replay::replay;
@@ -45,6 +47,9 @@ pub enum ToolError {
     /// The policies a test file names are invalid.
     #[error(transparent)]
     Policies(#[from] crate::config::ConfigError),
+    /// The budget ledger could not be used.
+    #[error(transparent)]
+    Ledger(#[from] crate::budget::LedgerError),
     /// The geo database of the config could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),

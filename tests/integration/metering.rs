@@ -207,3 +207,63 @@ async fn budgets_reserve_before_forwarding_settle_to_the_real_cost_and_refuse_wi
         assert_eq!(b["settled_usd"], "0.00285");
     }
 }
+
+#[tokio::test]
+async fn an_agent_paused_by_hand_is_refused_until_resumed() {
+    let pki = crate::support::TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = crate::support::ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {}\n  budgets:\n    - {{ id: roomy, limit_usd: '100', window: month }}\n",
+            state.path().join("budget.sqlite").display()
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/v1/messages", origin.port());
+    let call = json!({"model": "claude-haiku-4-5", "max_tokens": 10, "messages": []});
+    let gatehouse = |args: &[&str]| {
+        let output = std::process::Command::new(crate::support::binary())
+            .args(args)
+            .arg("--config")
+            .arg(&proxy.config_path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    gatehouse(&[
+        "budget",
+        "pause",
+        "--agent",
+        "anonymous",
+        "--reason",
+        "runaway loop",
+    ]);
+    let paused = client.post(&url).json(&call).send().await.unwrap();
+    assert_eq!(paused.status(), 429);
+    let text = paused.text().await.unwrap();
+    assert!(
+        text.contains("paused") && text.contains("runaway loop"),
+        "{text}"
+    );
+    assert!(gatehouse(&["budget", "status"]).contains("paused  agent:anonymous"));
+
+    assert!(gatehouse(&["budget", "resume", "--agent", "anonymous"]).contains("resumed"));
+    let resumed = client.post(&url).json(&call).send().await.unwrap();
+    assert_eq!(resumed.status(), 200);
+    let _ = resumed.bytes().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let status = gatehouse(&["budget", "status"]);
+    assert!(
+        status.contains("roomy  everyone  month:") && status.contains("spent $0.00"),
+        "{status}"
+    );
+}
