@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
+use crate::budget::RateLimits;
 use crate::config::Config;
 use crate::pipeline::{BudgetStep, Judge, PiiStep, Pipeline, build_geo};
 use crate::proxy::guard::AddressGuard;
@@ -129,6 +130,7 @@ impl Gatehouse {
             geo: geo.clone(),
             prices: config.prices.clone(),
             budgets: BudgetStep::open(&config.budget)?,
+            rate_limits: RateLimits::new(&config.budget.rate_limits),
         });
         if config.pii.hash_key.is_none() {
             tracing::warn!(
@@ -172,7 +174,7 @@ impl Gatehouse {
         }
         lifecycle
             .tasks
-            .spawn(forget_idle_pseudonyms(pipeline, lifecycle.shutdown.clone()));
+            .spawn(housekeeping(pipeline, lifecycle.shutdown.clone()));
         if geo.has_database() {
             lifecycle.tasks.spawn(reload_geo_database(
                 geo,
@@ -217,17 +219,14 @@ impl Gatehouse {
     }
 }
 
-/// Forgets the pseudonyms of executions gone idle, once a minute, so the vault holds values only
-/// while an agent run is active.
-async fn forget_idle_pseudonyms(
-    pipeline: Arc<Pipeline>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+/// Once a minute: forgets the pseudonyms of executions gone idle (so the vault holds values only
+/// while an agent run is active) and rate-limit buckets that are full again.
+async fn housekeeping(pipeline: Arc<Pipeline>, shutdown: tokio_util::sync::CancellationToken) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => pipeline.forget_idle_pseudonyms(),
+            _ = ticker.tick() => pipeline.housekeeping(),
         }
     }
 }

@@ -45,8 +45,10 @@ pub enum ErrorKind {
     Misdirected,
     /// Request body larger than the configured limit.
     PayloadTooLarge,
-    /// A budget has no room for the call.
+    /// A budget has no room for the call, or the agent is paused.
     BudgetExceeded,
+    /// A rate limit was reached.
+    RateLimited,
     /// The upstream could not be reached or answered with something unusable.
     BadGateway,
     /// The upstream did not answer in time.
@@ -66,7 +68,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::BudgetExceeded | ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Misdirected => "misdirected_request",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::GatewayTimeout => "gateway_timeout",
             ErrorKind::Unavailable => "unavailable",
@@ -268,6 +271,7 @@ mod tests {
             (ErrorKind::ProxyAuthRequired, 407),
             (ErrorKind::Forbidden, 403),
             (ErrorKind::BudgetExceeded, 429),
+            (ErrorKind::RateLimited, 429),
             (ErrorKind::Misdirected, 421),
             (ErrorKind::PayloadTooLarge, 413),
             (ErrorKind::BadGateway, 502),

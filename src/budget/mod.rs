@@ -1,9 +1,11 @@
-//! Money: what each LLM call costs, read from the provider's own answer and priced from a table in
-//! decimal. Reservations, windows, breakers and rate limits build on this (still to come).
+//! Money and pace: what each LLM call costs (read from the provider's own answer, priced in decimal),
+//! budgets that reserve before a call and settle after it, and rate limits. Breakers are still to
+//! come.
 
 mod ledger;
 mod meter;
 mod prices;
+mod rate;
 mod usage;
 mod window;
 
@@ -15,6 +17,7 @@ use rust_decimal::Decimal;
 pub use ledger::{Balance, Charge, Ledger, LedgerError, NoRoom};
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
+pub use rate::{Limited, RateLimit, RateLimits};
 pub use usage::{Dialect, Usage, read_usage};
 pub use window::Window;
 

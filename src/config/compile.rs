@@ -438,7 +438,32 @@ impl Compiler<'_> {
                 window,
             });
         }
+        let mut rate_limits = Vec::new();
+        for (i, r) in b.rate_limits.iter().enumerate() {
+            let key = format!("budget.rate_limits[{i}]");
+            let (count, per_second) = match (&r.per_second, &r.per_minute) {
+                (Some(n), None) => (n, true),
+                (None, Some(n)) => (n, false),
+                _ => {
+                    return Err(self.invalid(
+                        None,
+                        &key,
+                        "a rate limit needs exactly one of `per_second` or `per_minute`",
+                    ));
+                }
+            };
+            let requests = std::num::NonZeroU32::new(count.value).ok_or_else(|| {
+                self.invalid(Some(&count.referenced), &key, "must be greater than 0")
+            })?;
+            rate_limits.push(crate::budget::RateLimit {
+                agent: r.agent.clone(),
+                host: r.host.as_ref().map(|h| h.trim().to_ascii_lowercase()),
+                requests,
+                per_second,
+            });
+        }
         Ok(super::BudgetConfig {
+            rate_limits,
             store: PathBuf::from(
                 b.store
                     .clone()

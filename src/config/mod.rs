@@ -111,6 +111,8 @@ pub struct BudgetConfig {
     pub default_max_output_tokens: u64,
     /// The budgets.
     pub budgets: Vec<Budget>,
+    /// Requests per second or minute, per agent (and host).
+    pub rate_limits: Vec<crate::budget::RateLimit>,
 }
 
 /// One budget: who it covers, how much, for how long.

@@ -35,6 +35,20 @@ pub struct RawBudget {
     pub unpriced: Option<Spanned<String>>,
     pub default_max_output_tokens: Option<Spanned<u64>>,
     pub budgets: Vec<RawBudgetEntry>,
+    pub rate_limits: Vec<RawRateLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub per_second: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub per_minute: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

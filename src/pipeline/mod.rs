@@ -31,7 +31,7 @@ pub use pii_step::PiiStep;
 pub use record::path_shape;
 pub use reserve::BudgetStep;
 
-use crate::budget::{Dialect, Meter, PriceTable};
+use crate::budget::{Dialect, Meter, PriceTable, RateLimits};
 use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::geo::Geo;
@@ -72,12 +72,16 @@ pub struct Pipeline {
     pub prices: Arc<PriceTable>,
     /// Step 8: budgets, when any are declared.
     pub budgets: Option<BudgetStep>,
+    /// Step 8: rate limits.
+    pub rate_limits: RateLimits,
 }
 
 impl Pipeline {
-    /// Forgets the pseudonyms of executions idle for longer than the vault keeps them.
-    pub fn forget_idle_pseudonyms(&self) {
+    /// Once a minute: forgets the pseudonyms of executions idle for longer than the vault keeps
+    /// them, and rate-limit buckets that are full again.
+    pub fn housekeeping(&self) {
         self.pii.forget_idle();
+        self.rate_limits.shrink();
     }
 
     /// The judge, so the policies it applies can be reloaded.
@@ -234,6 +238,15 @@ impl Pipeline {
         outcome?;
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
+        if let Err(limited) = self.rate_limits.check(&facts.agent.id, &facts.request.host) {
+            let mut err = ProxyError::new(
+                ErrorKind::RateLimited,
+                Side::Agent,
+                format!("rate limit of {} reached", limited.limit),
+            );
+            err.retry_after = u32::try_from(limited.retry_after.as_secs().max(1)).ok();
+            return Err(err);
+        }
         if let Some(budgets) = &self.budgets {
             budgets.check_paused(&facts)?;
             if let Some((_, model)) = &ctx.llm {

@@ -267,3 +267,35 @@ async fn an_agent_paused_by_hand_is_refused_until_resumed() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let pki = crate::support::TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let spec = crate::support::ProxySpec {
+        extra: "budget:\n  rate_limits:\n    - { per_minute: 2 }\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/echo", origin.port());
+    for _ in 0..2 {
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    }
+    let limited = client.get(&url).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["x-gatehouse-error"], "rate_limited");
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("2 requests per minute")
+    );
+}
