@@ -164,7 +164,7 @@ enum BudgetAction {
         #[arg(long, default_value = "paused by an operator")]
         reason: String,
     },
-    /// Lift a pause.
+    /// Lift a pause of an agent or team, or reset a budget's tripped breaker.
     Resume {
         /// Config file.
         #[arg(long, short)]
@@ -174,7 +174,7 @@ enum BudgetAction {
     },
 }
 
-/// An agent or a team.
+/// An agent, a team, or (for `resume`) a budget whose breaker tripped.
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
 struct Who {
@@ -184,6 +184,9 @@ struct Who {
     /// The team.
     #[arg(long)]
     team: Option<String>,
+    /// The budget whose breaker to reset (resume only).
+    #[arg(long)]
+    budget: Option<String>,
 }
 
 impl Who {
@@ -466,12 +469,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reason,
             } => {
                 let config = load(config.as_deref())?;
+                anyhow::ensure!(who.budget.is_none(), "pause names an --agent or a --team");
                 toolchain::pause(&config, &who.scope(), &reason)?;
                 println!("{} paused", who.scope());
                 Ok(ExitCode::SUCCESS)
             }
             BudgetAction::Resume { config, who } => {
                 let config = load(config.as_deref())?;
+                if let Some(budget) = &who.budget {
+                    toolchain::reset_breaker(&config, budget)?;
+                    println!("breaker of budget {budget} reset");
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let was = toolchain::resume(&config, &who.scope())?;
                 println!(
                     "{} {}",

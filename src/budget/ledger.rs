@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 CREATE TABLE IF NOT EXISTS settled (request TEXT PRIMARY KEY, amount INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS paused (scope TEXT PRIMARY KEY, since TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS breaker_reset (budget TEXT NOT NULL, window TEXT NOT NULL,
+    at_spend INTEGER NOT NULL, PRIMARY KEY (budget, window));
 ";
 
 /// The ledger, one connection serialised by a lock (SQLite allows one writer anyway).
@@ -252,6 +254,35 @@ impl Ledger {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| self.fail(&e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.fail(&e))
+    }
+
+    /// Resets the breaker of `budget` in `window`: it trips again only once spend grows past the
+    /// trip point counted from what is spent now.
+    pub fn reset_breaker(&self, budget: &str, window: &str) -> Result<(), LedgerError> {
+        let conn = self.lock();
+        let now = balance(&conn, budget, window).map_err(|e| self.fail(&e))?;
+        conn.execute(
+            "INSERT OR REPLACE INTO breaker_reset (budget, window, at_spend) VALUES (?1, ?2, ?3)",
+            params![budget, window, now.spent + now.reserved],
+        )
+        .map(|_| ())
+        .map_err(|e| self.fail(&e))
+    }
+
+    /// Spend (settled and reserved) in `window` counted since the breaker was last reset.
+    pub fn spend_since_reset(&self, budget: &str, window: &str) -> Result<i64, LedgerError> {
+        let conn = self.lock();
+        let now = balance(&conn, budget, window).map_err(|e| self.fail(&e))?;
+        let reset: i64 = conn
+            .query_row(
+                "SELECT at_spend FROM breaker_reset WHERE budget = ?1 AND window = ?2",
+                params![budget, window],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.fail(&e))?
+            .unwrap_or(0);
+        Ok((now.spent + now.reserved - reset).max(0))
     }
 
     /// The balance of `budget` in `window`.

@@ -429,6 +429,30 @@ impl Compiler<'_> {
                         ),
                     )
                 })?;
+            let breaker_nano = match &entry.breaker_at {
+                None => None,
+                Some(at) => {
+                    let fraction =
+                        <rust_decimal::Decimal as std::str::FromStr>::from_str(at.value.trim())
+                            .ok()
+                            .filter(|f| {
+                                f.is_sign_positive()
+                                    && !f.is_zero()
+                                    && *f < rust_decimal::Decimal::ONE
+                            })
+                            .ok_or_else(|| {
+                                self.invalid(
+                                    Some(&at.referenced),
+                                    &format!("{key}.breaker_at"),
+                                    format!(
+                                        "`{}` is not a fraction between 0 and 1, like 0.9",
+                                        at.value
+                                    ),
+                                )
+                            })?;
+                    crate::budget::to_nano(crate::budget::from_nano(limit) * fraction)
+                }
+            };
             budgets.push(super::Budget {
                 id,
                 agent: entry.agent.clone(),
@@ -436,6 +460,7 @@ impl Compiler<'_> {
                 env: entry.env.clone(),
                 limit_nano: limit,
                 window,
+                breaker_nano,
             });
         }
         let mut rate_limits = Vec::new();

@@ -130,6 +130,9 @@ pub struct Budget {
     pub limit_nano: i64,
     /// How long the money lasts.
     pub window: crate::budget::Window,
+    /// Spend (settled and reserved) in nano-USD at which the breaker trips: new calls of the
+    /// scope are refused until the window resets or `gatehouse budget resume --budget` resets it.
+    pub breaker_nano: Option<i64>,
 }
 
 /// The local CA and the leaf certificates minted from it.

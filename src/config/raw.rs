@@ -63,6 +63,8 @@ pub struct RawBudgetEntry {
     pub env: Option<String>,
     pub limit_usd: Spanned<String>,
     pub window: Spanned<String>,
+    #[serde(default)]
+    pub breaker_at: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

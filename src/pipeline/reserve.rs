@@ -111,6 +111,37 @@ impl BudgetStep {
         if budgets.is_empty() {
             return Ok(None);
         }
+        let now = OffsetDateTime::now_utc();
+        let execution = facts.agent.execution.as_deref();
+        for budget in &budgets {
+            let Some(trip) = budget.breaker_nano else {
+                continue;
+            };
+            let window = budget.window.key(now, execution);
+            let spend = self
+                .ledger
+                .spend_since_reset(&budget.id, &window)
+                .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
+            if spend >= trip {
+                let mut err = ProxyError::new(
+                    ErrorKind::BudgetExceeded,
+                    Side::Agent,
+                    format!(
+                        "the breaker of budget `{}` ({window}) tripped at ${} of ${}; calls wait \
+                         for the window to reset or for `gatehouse budget resume --budget {}`",
+                        budget.id,
+                        from_nano(trip).normalize(),
+                        from_nano(budget.limit_nano).normalize(),
+                        budget.id
+                    ),
+                );
+                err.retry_after = budget
+                    .window
+                    .seconds_left(now)
+                    .and_then(|s| u32::try_from(s).ok());
+                return Err(err);
+            }
+        }
         let Some((_, price)) = prices.price(model) else {
             if self.config.deny_unpriced {
                 return Err(ProxyError::new(
@@ -132,8 +163,6 @@ impl BudgetStep {
             .unwrap_or(self.config.default_max_output_tokens);
         let worst = estimate(price, body_len, max_output);
         let nano = to_nano(worst).unwrap_or(i64::MAX);
-        let now = OffsetDateTime::now_utc();
-        let execution = facts.agent.execution.as_deref();
         let charges: Vec<Charge> = budgets
             .iter()
             .map(|b| Charge {

@@ -53,3 +53,16 @@ pub fn pause(config: &Config, scope: &str, reason: &str) -> Result<(), ToolError
 pub fn resume(config: &Config, scope: &str) -> Result<bool, ToolError> {
     Ok(Ledger::open(&config.budget.store)?.resume(scope)?)
 }
+
+/// Resets the breaker of budget `id` in its current window.
+pub fn reset_breaker(config: &Config, id: &str) -> Result<(), ToolError> {
+    let budget = config
+        .budget
+        .budgets
+        .iter()
+        .find(|b| b.id == id)
+        .ok_or_else(|| ToolError::Request(format!("no budget `{id}` in the config")))?;
+    let window = budget.window.key(OffsetDateTime::now_utc(), None);
+    Ledger::open(&config.budget.store)?.reset_breaker(id, &window)?;
+    Ok(())
+}

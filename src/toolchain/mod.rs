@@ -6,7 +6,7 @@ mod budget;
 mod replay;
 mod scan;
 
-pub use budget::{budget_status, pause, resume};
+pub use budget::{budget_status, pause, reset_breaker, resume};
 pub use scan::scan;
 
 pub use replay::replay;

@@ -299,3 +299,45 @@ async fn rate_limits_answer_429_with_retry_after() {
             .contains("2 requests per minute")
     );
 }
+
+#[tokio::test]
+async fn a_budget_breaker_trips_at_its_fraction_and_a_human_resets_it() {
+    let pki = crate::support::TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = crate::support::ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {}\n  budgets:\n    - {{ id: guarded, limit_usd: '0.01', window: day, breaker_at: '0.5' }}\n",
+            state.path().join("budget.sqlite").display()
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/v1/messages", origin.port());
+    let call = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": []});
+    for _ in 0..2 {
+        let ok = client.post(&url).json(&call).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+        let _ = ok.bytes().await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // $0.0057 spent ≥ half of $0.01: tripped, although the budget itself has room.
+    let tripped = client.post(&url).json(&call).send().await.unwrap();
+    assert_eq!(tripped.status(), 429);
+    let text = tripped.text().await.unwrap();
+    assert!(text.contains("breaker of budget `guarded`"), "{text}");
+    let reset = std::process::Command::new(crate::support::binary())
+        .args(["budget", "resume", "--budget", "guarded", "--config"])
+        .arg(&proxy.config_path)
+        .output()
+        .unwrap();
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let again = client.post(&url).json(&call).send().await.unwrap();
+    assert_eq!(again.status(), 200, "reset by a human");
+}
