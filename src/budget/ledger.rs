@@ -74,8 +74,16 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger at `path`. Reservations left by a crash are released: their
-    /// requests never reached a settlement.
+    /// Opens (or creates) the ledger at `path` for the proxy that owns it: reservations left by a
+    /// crash are released, as their requests never reached a settlement. Tools that read or pause
+    /// while the proxy runs use [`Ledger::open`], which leaves reservations alone.
+    pub fn open_owned(path: &Path) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger::open(path)?;
+        ledger.release_orphans()?;
+        Ok(ledger)
+    }
+
+    /// Opens (or creates) the ledger at `path` without touching reservations.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         let fail = |e: &dyn std::fmt::Display| LedgerError {
             path: path.to_path_buf(),
@@ -88,12 +96,10 @@ impl Ledger {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| fail(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
-        let ledger = Ledger {
+        Ok(Ledger {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-        };
-        ledger.release_orphans()?;
-        Ok(ledger)
+        })
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> LedgerError {
@@ -385,7 +391,17 @@ mod tests {
             .unwrap()
             .unwrap();
         drop(ledger);
-        let reopened = Ledger::open(&path).unwrap();
+        let reader = Ledger::open(&path).unwrap();
+        assert_eq!(
+            reader.balance("b", "day:2026-11-25").unwrap(),
+            Balance {
+                spent: 250,
+                reserved: 500
+            },
+            "a tool opening the ledger leaves live reservations alone"
+        );
+        drop(reader);
+        let reopened = Ledger::open_owned(&path).unwrap();
         assert_eq!(
             reopened.balance("b", "day:2026-11-25").unwrap(),
             Balance {

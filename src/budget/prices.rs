@@ -161,6 +161,9 @@ impl PriceTable {
             ) else {
                 continue;
             };
+            if input.is_sign_negative() || output.is_sign_negative() {
+                return Err(fail(format!("model `{model}`: a price is negative")));
+            }
             table.models.insert(
                 model.to_ascii_lowercase(),
                 Price {

@@ -120,7 +120,8 @@ pub fn read_usage(dialect: Dialect, doc: &Value, usage: &mut Usage) -> bool {
             usage.cached_input = cached;
             usage.input = prompt - cached;
             usage.cache_write = 0;
-            usage.output = count(&u["candidatesTokenCount"]) + count(&u["thoughtsTokenCount"]);
+            usage.output =
+                count(&u["candidatesTokenCount"]).saturating_add(count(&u["thoughtsTokenCount"]));
             true
         }
     }

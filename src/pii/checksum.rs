@@ -269,7 +269,7 @@ pub fn it_fiscal_code(cf: &[u8]) -> bool {
             u32::from(index)
         };
     }
-    u32::from(cf[15] - b'A') == sum % 26 && cf[15].is_ascii_uppercase()
+    cf[15].is_ascii_uppercase() && u32::from(cf[15] - b'A') == sum % 26
 }
 
 /// Dutch BSN: the eleven test.

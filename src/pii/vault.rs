@@ -89,9 +89,15 @@ impl Vault {
 
     /// A restorer for responses in `session`, if it holds any pseudonyms.
     pub fn restorer(&self, session: &str, json: bool) -> Option<Restorer> {
+        self.names(session).map(|names| Restorer::new(names, json))
+    }
+
+    /// The pseudonyms of `session` as they stand now (taken when a request is redacted, so its
+    /// answer is restored with the values it was given even if the session is evicted meanwhile).
+    pub fn names(&self, session: &str) -> Option<Arc<HashMap<String, String>>> {
         let sessions = self.lock();
         let entry = sessions.peek(session)?;
-        (!entry.by_name.is_empty()).then(|| Restorer::new(Arc::new(entry.by_name.clone()), json))
+        (!entry.by_name.is_empty()).then(|| Arc::new(entry.by_name.clone()))
     }
 
     /// Forgets a session (its execution ended).

@@ -72,7 +72,7 @@ pub fn facts(
     trigger: Trigger,
     client: &ClientInfo,
     line: &Line<'_>,
-    destination: Option<SocketAddr>,
+    destination: &[SocketAddr],
     geo: &Geo,
 ) -> Facts {
     let identity = &client.identity;
@@ -109,7 +109,7 @@ pub fn facts(
             query,
             headers,
         },
-        destination: super::locate::destination_facts(destination.map(|d| d.ip()), geo),
+        destination: super::locate::destination_facts(destination, geo),
         llm: None,
         tool: None,
         data: None,

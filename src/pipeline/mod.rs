@@ -70,8 +70,8 @@ pub struct Pipeline {
     pub geo: Arc<Geo>,
     /// Step 12: what LLM tokens cost.
     pub prices: Arc<PriceTable>,
-    /// Step 8: budgets, when any are declared.
-    pub budgets: Option<BudgetStep>,
+    /// Step 8: budgets, pauses and breakers.
+    pub budgets: BudgetStep,
     /// Step 8: rate limits.
     pub rate_limits: RateLimits,
 }
@@ -238,21 +238,11 @@ impl Pipeline {
         outcome?;
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
-        if let Err(limited) = self.rate_limits.check(&facts.agent.id, &facts.request.host) {
-            let mut err = ProxyError::new(
-                ErrorKind::RateLimited,
-                Side::Agent,
-                format!("rate limit of {} reached", limited.limit),
-            );
-            err.retry_after = u32::try_from(limited.retry_after.as_secs().max(1)).ok();
-            return Err(err);
-        }
-        if let Some(budgets) = &self.budgets {
-            budgets.check_paused(&facts)?;
-            if let Some((_, model)) = &ctx.llm {
-                ctx.reservation =
-                    budgets.reserve(&ctx.id, &facts, model, &self.prices, decoded.len())?;
-            }
+        self.pace(&facts)?;
+        if let Some((_, model)) = &ctx.llm {
+            ctx.reservation =
+                self.budgets
+                    .reserve(&ctx.id, &facts, model, &self.prices, decoded.len())?;
         }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;
@@ -280,7 +270,7 @@ impl Pipeline {
             if redacted.pseudonymized {
                 // The response must come back readable to put the originals back in place.
                 parts.headers.remove(http::header::ACCEPT_ENCODING);
-                restore = Some(session);
+                restore = self.pii.pseudonyms(&session);
             }
         }
         // The upstream gets exactly the bytes that were judged: decoded, so no undecoded
@@ -322,7 +312,7 @@ impl Pipeline {
         // 12. respond: the body streams back untouched, frame by frame (pseudonyms restored),
         //     unless response rules judge it whole first.
         let response = match restore {
-            Some(session) => self.restored(response, &session),
+            Some(names) => self.restored(response, names),
             None => response,
         };
         if judge_response {
@@ -334,7 +324,11 @@ impl Pipeline {
     /// The response of a pseudonymized request with the originals put back. A response still
     /// encoded (the upstream ignored the dropped `Accept-Encoding`) passes unchanged: the agent then
     /// sees placeholders, never anything it did not send.
-    fn restored(&self, response: Response<ProxyBody>, session: &str) -> Response<ProxyBody> {
+    fn restored(
+        &self,
+        response: Response<ProxyBody>,
+        names: Arc<std::collections::HashMap<String, String>>,
+    ) -> Response<ProxyBody> {
         if response.headers().contains_key(CONTENT_ENCODING) {
             tracing::warn!(
                 "pseudonymized request answered with an encoded body; placeholders are not restored"
@@ -348,12 +342,24 @@ impl Pipeline {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let json = content_type.contains("json") || content_type.contains("event-stream");
-        let Some(restorer) = self.pii.restorer(session, json) else {
-            return response;
-        };
+        let restorer = crate::pii::Restorer::new(names, json);
         let (mut parts, body) = response.into_parts();
         parts.headers.remove(http::header::CONTENT_LENGTH);
         Response::from_parts(parts, boxed(RestoredBody::new(body, restorer)))
+    }
+
+    /// Step 8 for every request: rate limits, and agents or teams paused by hand.
+    fn pace(&self, facts: &Facts) -> Result<(), ProxyError> {
+        if let Err(limited) = self.rate_limits.check(&facts.agent.id, &facts.request.host) {
+            let mut err = ProxyError::new(
+                ErrorKind::RateLimited,
+                Side::Agent,
+                format!("rate limit of {} reached", limited.limit),
+            );
+            err.retry_after = u32::try_from(limited.retry_after.as_secs().max(1)).ok();
+            return Err(err);
+        }
+        self.budgets.check_paused(facts)
     }
 
     /// Step 6, then the facts of the request for `trigger`: the destination is resolved through
@@ -365,8 +371,7 @@ impl Pipeline {
         trigger: Trigger,
     ) -> Result<Facts, ProxyError> {
         let pinned = self.destination(&ctx.target).await?;
-        let address = pinned.first().copied();
-        ctx.destination = Some(pinned);
+        ctx.destination = Some(pinned.clone());
         let line = judge::Line {
             method: ctx.method.as_str(),
             scheme: &ctx.scheme,
@@ -379,7 +384,7 @@ impl Pipeline {
             trigger,
             &ctx.client,
             &line,
-            address,
+            &pinned,
             &self.geo,
         ))
     }
@@ -398,7 +403,7 @@ impl Pipeline {
             query: None,
             headers: None,
         };
-        let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, None, &self.geo);
+        let facts = judge::facts(Trigger::HttpRequest, &ctx.client, &line, &[], &self.geo);
         self.judge.record_refusal(&facts, &ctx.id, err);
     }
 
@@ -439,12 +444,12 @@ impl Pipeline {
         } else {
             None
         };
-        let address = pinned.as_ref().and_then(|p| p.first().copied());
+        let addresses = pinned.as_deref().unwrap_or_default();
         let facts = judge::facts(
             Trigger::Connect,
             client,
             &judge::connect_line(target),
-            address,
+            addresses,
             &self.geo,
         );
         let (judgement, outcome) = self.judge.decide(&facts, &request_id, decision_id);
@@ -484,7 +489,7 @@ impl Handler for Pipeline {
                 Trigger::Connect,
                 client,
                 &judge::connect_line(target),
-                None,
+                &[],
                 &self.geo,
             );
             self.judge.record_refusal(&facts, &new_id(), err);

@@ -2,7 +2,8 @@
 //! carries, for the rules to read, and the redactions the verdict obliges, applied to the bytes
 //! that are forwarded. Kinds and counts reach logs and the audit trail; values never do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -118,7 +119,12 @@ impl PiiStep {
         for (name, value) in &body.form {
             add(s.scan_field(name, value));
         }
-        for text in &body.text {
+        // Form values may also stand among the text parts; each is counted once.
+        for text in body
+            .text
+            .iter()
+            .filter(|t| !body.form.values().any(|v| v == *t))
+        {
             add(s.scan(text));
         }
         if let Some(text) = raw_text {
@@ -232,9 +238,9 @@ impl PiiStep {
         self.vault.sweep(Instant::now());
     }
 
-    /// A restorer for the response of a request that was pseudonymized in `session`.
-    pub fn restorer(&self, session: &str, json: bool) -> Option<pii::Restorer> {
-        self.vault.restorer(session, json)
+    /// The pseudonyms of `session` now, to restore the answer of a request just redacted.
+    pub fn pseudonyms(&self, session: &str) -> Option<Arc<HashMap<String, String>>> {
+        self.vault.names(session)
     }
 }
 

@@ -46,16 +46,13 @@ impl Reservation {
 }
 
 impl BudgetStep {
-    /// The step of `config`, when it declares budgets or its ledger exists.
-    pub fn open(config: &BudgetConfig) -> Result<Option<BudgetStep>, LedgerError> {
-        // Without budgets the ledger still matters when someone paused an agent by hand.
-        if config.budgets.is_empty() && !config.store.exists() {
-            return Ok(None);
-        }
-        Ok(Some(BudgetStep {
+    /// The step of `config`. The ledger is opened even without budgets: an agent or team paused by
+    /// hand (`gatehouse budget pause`) is refused at once.
+    pub fn open(config: &BudgetConfig) -> Result<BudgetStep, LedgerError> {
+        Ok(BudgetStep {
             config: config.clone(),
-            ledger: Arc::new(Ledger::open(&config.store)?),
-        }))
+            ledger: Arc::new(Ledger::open_owned(&config.store)?),
+        })
     }
 
     fn covers(budget: &Budget, facts: &Facts) -> bool {

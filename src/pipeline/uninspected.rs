@@ -116,6 +116,9 @@ impl Pipeline {
             }
             return Err(err);
         }
+        // Rate limits and pauses hold for uninspected requests too (they cannot be metered: no
+        // LLM call was recognised, so no budget is reserved).
+        self.pace(&facts)?;
         if obliged {
             return Err(ProxyError::new(
                 ErrorKind::Forbidden,

@@ -235,7 +235,7 @@ fn facts_with_body(
             let ip: std::net::IpAddr = ip
                 .parse()
                 .map_err(|_| format!("destination `{ip}` is not an IP address"))?;
-            destination_facts(Some(ip), geo)
+            destination_facts(&[std::net::SocketAddr::new(ip, 0)], geo)
         }
         (None, None) => facts.destination,
     };

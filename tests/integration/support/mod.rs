@@ -80,7 +80,16 @@ impl ProxySpec {
             tunnel.join(", "),
             self.identity,
             self.limits,
-            self.extra,
+            // The budget ledger lives with the test, unless the test's own section names one.
+            if self.extra.contains("budget:") {
+                self.extra.clone()
+            } else {
+                format!(
+                    "{}budget:\n  store: {}\n",
+                    self.extra,
+                    ca_dir.with_file_name("budget.sqlite").display()
+                )
+            },
         )
     }
 }
