@@ -8,6 +8,7 @@
 mod anchors;
 mod checksum;
 mod email;
+mod events;
 mod json;
 mod kind;
 mod numbers;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
+pub use events::EventRestorer;
 pub use json::{JsonFinding, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};

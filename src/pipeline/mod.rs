@@ -46,7 +46,7 @@ use ctx::new_id;
 use pii_step::BodyShape;
 use record::Record;
 use recorded_body::RecordedBody;
-use restored_body::RestoredBody;
+use restored_body::{RestoredBody, Restoring};
 use uninspected::{ReadBody, Uninspected, read_body};
 
 /// Everything the steps need, built once from the validated config: one part per step that
@@ -342,7 +342,14 @@ impl Pipeline {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let json = content_type.contains("json") || content_type.contains("event-stream");
-        let restorer = crate::pii::Restorer::new(names, json);
+        let restorer = if content_type.contains("event-stream") {
+            Restoring::Events(crate::pii::EventRestorer::new(
+                crate::pii::Restorer::new(names.clone(), false),
+                crate::pii::Restorer::new(names, true),
+            ))
+        } else {
+            Restoring::Bytes(crate::pii::Restorer::new(names, json))
+        };
         let (mut parts, body) = response.into_parts();
         parts.headers.remove(http::header::CONTENT_LENGTH);
         Response::from_parts(parts, boxed(RestoredBody::new(body, restorer)))

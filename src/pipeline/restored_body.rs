@@ -1,5 +1,6 @@
 //! The response body of a pseudonymized request: placeholders become the original values again
-//! on the way back, frame by frame, holding back only the bytes that could still complete one.
+//! on the way back, frame by frame, holding back only what could still complete one. A stream of
+//! events is restored on the text of its events, where tokens split placeholders.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,20 +8,44 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 
-use crate::pii::Restorer;
+use crate::pii::{EventRestorer, Restorer};
 use crate::proxy::body::{BodyError, ProxyBody};
+
+/// How an answer is restored: as bytes, or event by event.
+pub enum Restoring {
+    /// A JSON or text answer.
+    Bytes(Restorer),
+    /// Server-sent events.
+    Events(EventRestorer),
+}
+
+impl Restoring {
+    fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Restoring::Bytes(r) => r.push(data),
+            Restoring::Events(r) => r.push(data),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        match self {
+            Restoring::Bytes(r) => r.finish(),
+            Restoring::Events(r) => r.finish(),
+        }
+    }
+}
 
 /// A response body with pseudonyms restored.
 pub struct RestoredBody {
     inner: ProxyBody,
-    restorer: Restorer,
+    restorer: Restoring,
     trailers: Option<Frame<Bytes>>,
     finished: bool,
 }
 
 impl RestoredBody {
     /// Restores `inner` with `restorer`.
-    pub fn new(inner: ProxyBody, restorer: Restorer) -> Self {
+    pub fn new(inner: ProxyBody, restorer: Restoring) -> Self {
         Self {
             inner,
             restorer,

@@ -18,7 +18,7 @@ rules:
     redact: { kinds: [email, phone], style: mask }
   - id: pseudonymize-for-llm
     trigger: http.request
-    match: { paths: ["/mirror-sse"] }
+    match: { paths: ["/mirror-sse", "/token-sse"] }
     effect: allow
     redact: { kinds: [email, credit_card], style: pseudonymize }
   - id: no-cards-in-echo
@@ -179,4 +179,39 @@ async fn a_body_that_cannot_be_rewritten_is_refused_rather_than_forwarded_unreda
         1,
         "only the text body arrived"
     );
+}
+
+#[tokio::test]
+async fn pseudonyms_split_across_streamed_tokens_are_restored() {
+    let (_pki, origin, proxy) = setup().await;
+    let client = proxy.client(true);
+    let content = "Reply to jane.doe@example.com about card 4111 1111 1111 1111.";
+    let body = json!({"messages": [{"role": "user", "content": content}], "stream": true});
+    let url = format!("https://localhost:{}/token-sse", origin.port());
+    let streamed = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sent: Value = serde_json::from_slice(&origin.received.lock().unwrap()[0].1).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "Reply to <EMAIL_1> about card <CARD_1>."
+    );
+    let text: String = streamed
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|d| {
+            d["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(text, content, "{streamed}");
+    assert!(streamed.ends_with("data: [DONE]\n\n"));
 }

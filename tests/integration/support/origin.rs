@@ -150,6 +150,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             fixture("anthropic.json", "application/json")
         }
         "/openai/v1/chat/completions" => openai_stream(req, &shared).await,
+        "/token-sse" => token_stream(req, &shared).await,
         "/v1/responses" => fixture("openai_responses_stream.sse", "text/event-stream"),
         "/slow" => {
             shared.started.notify_one();
@@ -235,6 +236,40 @@ async fn openai_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body
             .join("\n\n")
     };
     let mut response = Response::new(full(text));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
+}
+
+/// Streams the first message's text back as OpenAI chat chunks of three characters each, the way
+/// a model streams tokens: a placeholder arrives in pieces across events.
+async fn token_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    shared
+        .received
+        .lock()
+        .unwrap()
+        .push((parts.uri.path().to_string(), body.clone()));
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text: Vec<char> = doc["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .collect();
+    let mut events = String::new();
+    for piece in text.chunks(3) {
+        let token: String = piece.iter().collect();
+        let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": token}}]});
+        events.push_str(&format!("data: {chunk}\n\n"));
+    }
+    events.push_str("data: [DONE]\n\n");
+    let mut response = Response::new(full(events));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
