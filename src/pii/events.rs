@@ -113,6 +113,28 @@ impl EventRestorer {
     }
 }
 
+/// The text a stream of events carries, its deltas put together: what a reader of the answer
+/// sees, and where personal data split across tokens can be found.
+pub fn stream_text(stream: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stream);
+    let mut out = String::new();
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_str::<Value>(data.trim_start()) else {
+            continue;
+        };
+        if let Some(piece) = TEXT_AT
+            .iter()
+            .find_map(|p| doc.pointer(p).and_then(Value::as_str))
+        {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
 fn render(lines: &[String], doc: &Value) -> Vec<u8> {
     let mut out = String::new();
     for line in lines {

@@ -233,6 +233,15 @@ impl PiiStep {
         Ok(changed.then(|| out.finish()))
     }
 
+    /// Whether `text` holds a kind one of `obligations` redacts.
+    pub fn obliged_in(&self, obligations: &[Obligation], text: &str) -> bool {
+        self.scanner.scan(text).iter().any(|f| {
+            obligations
+                .iter()
+                .any(|Obligation::Redact { kinds, .. }| kinds.iter().any(|k| f.kind.selected_by(k)))
+        })
+    }
+
     /// Forgets sessions idle for longer than the vault keeps them.
     pub fn forget_idle(&self) {
         self.vault.sweep(Instant::now());

@@ -49,7 +49,13 @@ impl Pipeline {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let json = parse_json(&decoded);
-        let body = inspect::body_facts(&decoded, content_type.as_deref(), json);
+        let mut body = inspect::body_facts(&decoded, content_type.as_deref(), json);
+        // A streamed answer is read as the text its events carry, so data split across tokens is
+        // found.
+        let events = body.content_type == "text/event-stream";
+        if events {
+            body.text = vec![crate::pii::stream_text(&decoded)];
+        }
         let shape = body_shape(&body, &decoded);
         let plain_text = body.json.is_null() && body.form.is_empty() && body.text.is_empty();
         let raw_text =
@@ -78,7 +84,22 @@ impl Pipeline {
         ctx.judgements.push(judgement);
         outcome?;
         let mut bytes = decoded;
-        if !obligations.is_empty() {
+        if events && !obligations.is_empty() {
+            let text = facts
+                .response
+                .as_ref()
+                .and_then(|r| r.body.text.first().cloned())
+                .unwrap_or_default();
+            if self.pii.obliged_in(&obligations, &text) {
+                return Err(ProxyError::new(
+                    ErrorKind::Forbidden,
+                    Side::Upstream,
+                    "the policy requires redacting personal data in a streamed answer, where it \
+                     can be split across events; the answer was not passed on unredacted",
+                ));
+            }
+        }
+        if !obligations.is_empty() && !events {
             let mut json = facts
                 .response
                 .take()

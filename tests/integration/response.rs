@@ -25,6 +25,12 @@ rules:
     match: { paths: ["/mirror"] }
     effect: redact
     redact: { kinds: [email], style: mask }
+  - id: no-emails-in-streamed-answers
+    trigger: http.response
+    match: { paths: ["/token-sse"] }
+    when: "'email' in response.pii.kinds"
+    effect: deny
+    message: the answer named a person
   - id: no-forbidden-model-answers
     trigger: llm.response
     when: "response.status == 200 && response.body.json.model == 'forbidden-model'"
@@ -149,4 +155,37 @@ async fn answers_no_response_rule_could_judge_still_stream() {
         .unwrap();
     assert_eq!(&first[..], b"data: first\n\n");
     origin.sse_release.notify_one();
+}
+
+#[tokio::test]
+async fn personal_data_split_across_streamed_tokens_is_found_in_the_answer() {
+    let (_pki, origin, proxy) = setup().await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/token-sse", origin.port());
+    let ask =
+        |content: &str| json!({"messages": [{"role": "user", "content": content}], "stream": true});
+    let plain = client
+        .post(&url)
+        .json(&ask("all good here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let _ = plain.text().await.unwrap();
+    let named = client
+        .post(&url)
+        .json(&ask("write to jane.doe@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        named.status(),
+        403,
+        "the address streamed in 3-character tokens is still found"
+    );
+    let body: Value = named.json().await.unwrap();
+    assert_eq!(
+        body["error"]["rules"],
+        json!(["no-emails-in-streamed-answers"])
+    );
 }
