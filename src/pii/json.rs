@@ -37,6 +37,15 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
                 });
             }
         }
+        Value::Number(n) => {
+            // A card number or an id sent as a JSON number is still one.
+            for finding in scanner.scan_field(field, &n.to_string()) {
+                out.push(JsonFinding {
+                    pointer: pointer.to_string(),
+                    finding,
+                });
+            }
+        }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 walk(scanner, item, &format!("{pointer}/{i}"), field, out);
@@ -73,6 +82,18 @@ fn redact_walk(
             match redact(s, &findings, replacer)? {
                 Some(redacted) => {
                     *s = redacted;
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+        Value::Number(n) => {
+            // Replaced by a string when it holds something to redact (the JSON stays valid).
+            let text = n.to_string();
+            let findings = scanner.scan_field(field, &text);
+            match redact(&text, &findings, replacer)? {
+                Some(redacted) => {
+                    *value = Value::String(redacted);
                     Ok(1)
                 }
                 None => Ok(0),

@@ -380,3 +380,15 @@ fn pseudonymize_then_restore_round_trips_in_any_chunking() {
         assert_eq!(String::from_utf8(out).expect("utf8"), text, "round {round}");
     }
 }
+
+#[test]
+fn numbers_in_json_are_scanned_and_redacted_as_strings() {
+    let s = scanner();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(r#"{"card": 4111111111111111, "qty": 3}"#).expect("json");
+    let found = scan_json(&s, &doc);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].pointer, "/card");
+    assert_eq!(redact_json(&s, &mut doc, &mut Masker).expect("redacts"), 1);
+    assert_eq!(doc, serde_json::json!({"card": "[CARD]", "qty": 3}));
+}

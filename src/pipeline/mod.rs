@@ -247,6 +247,10 @@ impl Pipeline {
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;
         if !obligations.is_empty() {
+            // Headers (when scanned) and the path cannot be rewritten: data to redact there
+            // refuses the request.
+            self.pii
+                .check_unrewritable(&obligations, &facts, &ctx.path)?;
             let mut json = std::mem::take(&mut facts.body.json);
             let body_shape = shape.with_json(&mut json);
             let session = pii_step::session_of(&facts.agent.id, facts.agent.execution.as_deref());
@@ -284,10 +288,10 @@ impl Pipeline {
         }
         // 12. respond (prepared): an OpenAI stream reports usage only when asked; ask for it so
         //     the call is metered, and take the extra chunk out of the answer later.
-        let openai = ctx
-            .llm
-            .as_ref()
-            .is_some_and(|(provider, _)| Dialect::of(provider) == Dialect::OpenAi);
+        // Azure's older API versions reject `stream_options`: only OpenAI and compatible APIs.
+        let openai = ctx.llm.as_ref().is_some_and(|(provider, _)| {
+            Dialect::of(provider) == Dialect::OpenAi && provider != "azure_openai"
+        });
         if openai && let Some(body) = stream_usage::ask_for_usage(&ctx.path, &decoded) {
             decoded = body;
             parts.headers.insert(

@@ -233,6 +233,41 @@ impl PiiStep {
         Ok(changed.then(|| out.finish()))
     }
 
+    /// Refuses a request whose path, or (when scanned) headers, hold a kind `obligations` redact:
+    /// those are forwarded as they are, so the request must not go.
+    pub fn check_unrewritable(
+        &self,
+        obligations: &[Obligation],
+        facts: &Facts,
+        path: &str,
+    ) -> Result<(), ProxyError> {
+        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let mut places: Vec<(&str, String)> = vec![("path", decoded_path.into_owned())];
+        if self.scan_headers {
+            places.extend(
+                facts
+                    .request
+                    .headers
+                    .iter()
+                    .map(|(name, value)| ("a header", format!("{name}: {value}"))),
+            );
+        }
+        match places
+            .iter()
+            .find(|(_, text)| self.obliged_in(obligations, text))
+        {
+            None => Ok(()),
+            Some((place, _)) => Err(ProxyError::new(
+                ErrorKind::Forbidden,
+                Side::Agent,
+                format!(
+                    "the policy requires redacting personal data found in {place}, which this \
+                     proxy does not rewrite; the request was not forwarded unredacted"
+                ),
+            )),
+        }
+    }
+
     /// Whether `text` holds a kind one of `obligations` redacts.
     pub fn obliged_in(&self, obligations: &[Obligation], text: &str) -> bool {
         self.scanner.scan(text).iter().any(|f| {

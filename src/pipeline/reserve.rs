@@ -153,11 +153,14 @@ impl BudgetStep {
             }
             return Ok(None);
         };
+        // `n` choices each produce up to the maximum.
+        let choices = facts.body.json["n"].as_u64().unwrap_or(1).clamp(1, 128);
         let max_output = facts
             .llm
             .as_ref()
             .and_then(|l| l.max_tokens)
-            .unwrap_or(self.config.default_max_output_tokens);
+            .unwrap_or(self.config.default_max_output_tokens)
+            .saturating_mul(choices);
         let worst = estimate(price, body_len, max_output);
         let nano = to_nano(worst).unwrap_or(i64::MAX);
         let charges: Vec<Charge> = budgets
