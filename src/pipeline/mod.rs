@@ -121,7 +121,13 @@ impl Pipeline {
                         .is_some_and(|ct| ct.contains("event-stream"));
                     record.meter(Meter::new(Dialect::of(provider), events));
                 }
-                let usage_asked = record.ctx.usage_asked;
+                // Only an event stream carries the extra usage chunk (an error answer is JSON).
+                let usage_asked = record.ctx.usage_asked
+                    && response
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|ct| ct.contains("event-stream"));
                 let response = response.map(|body| boxed(RecordedBody::new(body, record)));
                 if usage_asked {
                     let (mut parts, body) = response.into_parts();

@@ -38,6 +38,7 @@ pub fn ask_for_usage(path: &str, body: &[u8]) -> Option<Bytes> {
 pub struct WithoutUsageChunk {
     inner: ProxyBody,
     pending: BytesMut,
+    trailers: Option<Frame<Bytes>>,
     done: bool,
 }
 
@@ -47,6 +48,7 @@ impl WithoutUsageChunk {
         Self {
             inner,
             pending: BytesMut::new(),
+            trailers: None,
             done: false,
         }
     }
@@ -97,6 +99,9 @@ impl Body for WithoutUsageChunk {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         loop {
+            if let Some(trailers) = this.trailers.take() {
+                return Poll::Ready(Some(Ok(trailers)));
+            }
             if this.done {
                 return Poll::Ready(None);
             }
@@ -109,7 +114,16 @@ impl Body for WithoutUsageChunk {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
                     }
-                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                    Err(trailers) => {
+                        // Trailers end the body: what is held goes out first, then they do.
+                        this.done = true;
+                        let rest = this.pending.split().freeze();
+                        if rest.is_empty() || is_usage_only(&rest) {
+                            return Poll::Ready(Some(Ok(trailers)));
+                        }
+                        this.trailers = Some(trailers);
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
                 },
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
