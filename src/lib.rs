@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod sqlite;
 pub mod toolchain;
 
 pub use app::Gatehouse;

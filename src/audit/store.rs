@@ -72,17 +72,10 @@ pub struct AuditStore {
 impl AuditStore {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<AuditStore, StoreError> {
-        let fail = |e: &dyn std::fmt::Display| StoreError {
+        let conn = crate::sqlite::open(path, SCHEMA).map_err(|reason| StoreError {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| fail(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| fail(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
+            reason,
+        })?;
         Ok(AuditStore {
             conn,
             path: path.to_path_buf(),

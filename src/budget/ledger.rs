@@ -85,17 +85,10 @@ impl Ledger {
 
     /// Opens (or creates) the ledger at `path` without touching reservations.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let fail = |e: &dyn std::fmt::Display| LedgerError {
+        let conn = crate::sqlite::open(path, SCHEMA).map_err(|reason| LedgerError {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| fail(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| fail(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
+            reason,
+        })?;
         Ok(Ledger {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),

@@ -147,8 +147,8 @@ fn render(lines: &[String], doc: &Value) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// The end (after the blank line) of the first complete event.
-fn event_end(buf: &[u8]) -> Option<usize> {
+/// The end (after the blank line) of the first complete server-sent event in `buf`.
+pub fn event_end(buf: &[u8]) -> Option<usize> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
     let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
     match (lf, crlf) {

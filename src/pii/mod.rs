@@ -26,7 +26,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
-pub use events::{EventRestorer, stream_text};
+pub use events::{EventRestorer, event_end, stream_text};
 pub use json::{JsonFinding, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};

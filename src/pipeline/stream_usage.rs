@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use serde_json::Value;
 
+use crate::pii::event_end;
 use crate::proxy::body::{BodyError, ProxyBody};
 
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
@@ -56,23 +57,13 @@ impl WithoutUsageChunk {
     /// The complete events buffered so far, minus the usage-only one; the incomplete rest stays.
     fn drain_events(&mut self) -> Bytes {
         let mut out = BytesMut::new();
-        while let Some(end) = find_event_end(&self.pending) {
+        while let Some(end) = event_end(&self.pending) {
             let event = self.pending.split_to(end);
             if !is_usage_only(&event) {
                 out.extend_from_slice(&event);
             }
         }
         out.freeze()
-    }
-}
-
-/// The end (after the blank line) of the first complete event in `buf`.
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

@@ -7,6 +7,31 @@ use crate::support::TestProxy;
 
 const ALLOW: &str = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: llm\n    trigger: llm.request\n    effect: allow\n";
 
+/// An origin and a proxy allowing LLM calls, with `budget_yaml` (entries under `budget:`) and a
+/// ledger of its own; the ledger's folder lives as long as the returned guard.
+async fn budget_proxy(
+    budget_yaml: &str,
+) -> (
+    crate::support::TestPki,
+    crate::support::origin::Origin,
+    TestProxy,
+    tempfile::TempDir,
+) {
+    let pki = crate::support::TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = crate::support::ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {}\n{budget_yaml}",
+            state.path().join("budget.sqlite").display()
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    (pki, origin, proxy, state)
+}
+
 fn outcomes(proxy: &TestProxy) -> Vec<Value> {
     std::fs::read_to_string(proxy.dir.path().join("audit.jsonl"))
         .unwrap()
@@ -148,18 +173,7 @@ async fn an_openai_stream_is_metered_even_when_the_client_did_not_ask_for_usage(
 
 #[tokio::test]
 async fn budgets_reserve_before_forwarding_settle_to_the_real_cost_and_refuse_with_429() {
-    let pki = crate::support::TestPki::new();
-    let origin = crate::support::origin::start_tls(&pki).await;
-    let state = tempfile::tempdir().unwrap();
-    let spec = crate::support::ProxySpec {
-        policy: ALLOW.into(),
-        extra: format!(
-            "budget:\n  store: {}\n  budgets:\n    - {{ id: tiny-daily, limit_usd: '0.005', window: day }}\n    - {{ id: someone-else, agent: other-bot, limit_usd: '0.000001', window: day }}\n",
-            state.path().join("budget.sqlite").display()
-        ),
-        ..Default::default()
-    };
-    let proxy = TestProxy::start(&pki, spec).await;
+    let (_pki, origin, proxy, _state) = budget_proxy("  budgets:\n    - { id: tiny-daily, limit_usd: '0.005', window: day }\n    - { id: someone-else, agent: other-bot, limit_usd: '0.000001', window: day }\n").await;
     let client = proxy.client(true);
     let url = format!("https://localhost:{}/v1/messages", origin.port());
     let call = json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
@@ -210,18 +224,8 @@ async fn budgets_reserve_before_forwarding_settle_to_the_real_cost_and_refuse_wi
 
 #[tokio::test]
 async fn an_agent_paused_by_hand_is_refused_until_resumed() {
-    let pki = crate::support::TestPki::new();
-    let origin = crate::support::origin::start_tls(&pki).await;
-    let state = tempfile::tempdir().unwrap();
-    let spec = crate::support::ProxySpec {
-        policy: ALLOW.into(),
-        extra: format!(
-            "budget:\n  store: {}\n  budgets:\n    - {{ id: roomy, limit_usd: '100', window: month }}\n",
-            state.path().join("budget.sqlite").display()
-        ),
-        ..Default::default()
-    };
-    let proxy = TestProxy::start(&pki, spec).await;
+    let (_pki, origin, proxy, _state) =
+        budget_proxy("  budgets:\n    - { id: roomy, limit_usd: '100', window: month }\n").await;
     let client = proxy.client(true);
     let url = format!("https://localhost:{}/v1/messages", origin.port());
     let call = json!({"model": "claude-haiku-4-5", "max_tokens": 10, "messages": []});
@@ -302,18 +306,10 @@ async fn rate_limits_answer_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_budget_breaker_trips_at_its_fraction_and_a_human_resets_it() {
-    let pki = crate::support::TestPki::new();
-    let origin = crate::support::origin::start_tls(&pki).await;
-    let state = tempfile::tempdir().unwrap();
-    let spec = crate::support::ProxySpec {
-        policy: ALLOW.into(),
-        extra: format!(
-            "budget:\n  store: {}\n  budgets:\n    - {{ id: guarded, limit_usd: '0.01', window: day, breaker_at: '0.5' }}\n",
-            state.path().join("budget.sqlite").display()
-        ),
-        ..Default::default()
-    };
-    let proxy = TestProxy::start(&pki, spec).await;
+    let (_pki, origin, proxy, _state) = budget_proxy(
+        "  budgets:\n    - { id: guarded, limit_usd: '0.01', window: day, breaker_at: '0.5' }\n",
+    )
+    .await;
     let client = proxy.client(true);
     let url = format!("https://localhost:{}/v1/messages", origin.port());
     let call = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": []});

@@ -139,14 +139,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         "/sse" => sse(shared.release.clone()),
         "/mirror" | "/mirror-sse" | "/v1/chat/completions" => mirror(req, &shared).await,
         "/v1/messages" => {
-            let path = req.uri().path().to_string();
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            shared.received.lock().unwrap().push((path, body));
+            keep(req, &shared).await;
             fixture("anthropic.json", "application/json")
         }
         "/openai/v1/chat/completions" => openai_stream(req, &shared).await,
@@ -210,17 +203,7 @@ async fn mirror(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
 /// A streamed chat completion as OpenAI sends it: the usage chunk only when the request asked for
 /// it with `stream_options.include_usage`.
 async fn openai_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    shared
-        .received
-        .lock()
-        .unwrap()
-        .push((parts.uri.path().to_string(), body.clone()));
+    let body = keep(req, shared).await;
     let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let path = format!(
         "{}/tests/data/usage/openai_chat_stream.sse",
@@ -235,27 +218,13 @@ async fn openai_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body
             .collect::<Vec<_>>()
             .join("\n\n")
     };
-    let mut response = Response::new(full(text));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
-    response
+    event_stream(text)
 }
 
 /// Streams the first message's text back as OpenAI chat chunks of three characters each, the way
 /// a model streams tokens: a placeholder arrives in pieces across events.
 async fn token_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    shared
-        .received
-        .lock()
-        .unwrap()
-        .push((parts.uri.path().to_string(), body.clone()));
+    let body = keep(req, shared).await;
     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let text: Vec<char> = doc["messages"][0]["content"]
         .as_str()
@@ -269,6 +238,27 @@ async fn token_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body>
         events.push_str(&format!("data: {chunk}\n\n"));
     }
     events.push_str("data: [DONE]\n\n");
+    event_stream(events)
+}
+
+/// Reads the body whole and keeps it (with the path) in what the origin received.
+async fn keep(req: Request<Incoming>, shared: &Shared) -> Bytes {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    shared
+        .received
+        .lock()
+        .unwrap()
+        .push((parts.uri.path().to_string(), body.clone()));
+    body
+}
+
+/// A `text/event-stream` answer of `events`.
+fn event_stream(events: String) -> Response<Body> {
     let mut response = Response::new(full(events));
     response
         .headers_mut()
