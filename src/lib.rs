@@ -10,14 +10,17 @@
 //! | 1 | accept | [`proxy`] | CONNECT or absolute-form; `Proxy-Authorization` → agent identity |
 //! | 2 | connect rules | [`pipeline`] | host-level verdict before any TLS work: refuse, relay, or intercept |
 //! | 3 | TLS | [`proxy::tls`] | leaf certificate for the SNI, minted from the CA and cached; h2 or HTTP/1.1 |
-//! | 4 | inspect | [`pipeline`] | bounded body |
-//! | 6 | locate | [`proxy::resolve`] | the checked address the proxy will really connect to (pinned) |
+//! | 4 | inspect | [`inspect`] | bounded, decoded body; LLM, tool and data calls recognised |
+//! | 5 | detect | [`pii`] | personal data and secrets, as kinds and counts |
+//! | 6 | locate | [`geo`] | the checked addresses the proxy will connect to, and where they are |
+//! | 7 | evaluate | [`policy`] | one verdict from all applying rules, with obligations |
+//! | 8 | reserve | [`budget`] | rate limits, pauses, breakers, the call's worst case reserved in every budget |
+//! | 10 | redact | [`pii`] | the obligations applied to body and query |
 //! | 11 | forward | [`proxy::upstream`] | pooled upstream client, TLS verified against real roots |
-//! | 12 | respond | [`proxy::upstream`] | the response streams through untouched in timing |
-//! | 13 | record | [`pipeline`] | one record per request, also on error and cancel |
+//! | 12 | respond | [`pipeline`] | streams back; usage metered, pseudonyms restored, response rules |
+//! | 13 | record | [`audit`] | decisions before forwarding, the outcome (status, tokens, cost) after |
 //!
-//! Steps 5 (detect), 7 (evaluate), 8 (reserve), 9 (approve) and 10 (redact) arrive with the
-//! policy, PII, budget and approval modules; see `../shared/DESIGN.md`.
+//! Step 9 (approve) arrives with the approval queue; see `../shared/DESIGN.md`.
 
 pub mod app;
 pub mod audit;

@@ -1,9 +1,8 @@
 //! The life of a request, in order. Each step is a call into the module that owns it; this module
 //! only orders them and says why each stands where it stands.
 //!
-//! Steps still to come (recognising LLM, tool and data calls; detect, reserve, approve, redact)
-//! slot in between `evaluate` and `forward`. Today the policy judges the `connect` and
-//! `http.request` triggers; `hold` verdicts are refused, as there is no approval queue yet.
+//! Step 9 (approve) is still to come: `hold` verdicts and tripped breakers are refused until the
+//! approval queue exists.
 
 mod ctx;
 mod judge;
