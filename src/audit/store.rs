@@ -105,13 +105,15 @@ impl AuditStore {
                 r.get(0)
             })
             .ok();
-        let indexed: i64 = self
+        // Every line up to `indexed` is in the index; later ones may be, or not (a failed batch).
+        let indexed: u64 = self
             .conn
-            .query_row("SELECT COALESCE(MAX(line), 0) FROM decisions", [], |r| {
-                r.get(0)
+            .query_row("SELECT value FROM meta WHERE key = 'indexed'", [], |r| {
+                r.get::<_, String>(0)
             })
-            .map_err(|e| self.fail(&e))?;
-        let indexed = u64::try_from(indexed).unwrap_or(0);
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let same_file = known_first.as_deref().is_none_or(|f| f == first);
         let start = if same_file && indexed <= lines.len() as u64 {
             indexed
@@ -126,8 +128,8 @@ impl AuditStore {
             reason: e.to_string(),
         })?;
         tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('first', ?1)",
-            params![first],
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('first', ?1), ('indexed', ?2)",
+            params![first, lines.len().to_string()],
         )
         .map_err(|e| StoreError {
             path: self.path.clone(),
@@ -236,18 +238,32 @@ fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
 /// Feeds the index from a channel of `(line number, JSON text)` until every sender is gone,
 /// in transactions of whatever has queued up.
 pub fn feed(mut store: AuditStore, records: Receiver<(u64, String)>) {
+    let mut healthy = true;
     while let Ok(first) = records.recv() {
         let mut batch = vec![first];
         batch.extend(records.try_iter().take(1000));
+        let last = batch.last().map_or(0, |(line, _)| *line);
         let result = store.conn.transaction().and_then(|tx| {
+            let mut whole = true;
             for (line, text) in &batch {
                 if let Err(e) = insert(&tx, *line, text) {
                     tracing::error!(line, error = %e, "audit record not indexed");
+                    whole = false;
                 }
             }
+            // The mark moves only while every line so far is in: a gap stays behind it, and the
+            // next catch-up fills it from the file.
+            if whole && healthy {
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('indexed', ?1)",
+                    params![last.to_string()],
+                )?;
+            }
+            healthy &= whole;
             tx.commit()
         });
         if let Err(e) = result {
+            healthy = false;
             tracing::error!(error = %e, store = %store.path.display(), "audit index write failed; it catches up from the file on the next start");
         }
     }
@@ -350,6 +366,38 @@ mod tests {
             }),
             ["d3"]
         );
+    }
+
+    #[test]
+    fn a_gap_the_feeder_left_is_filled_by_the_next_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("a.jsonl");
+        let lines: Vec<String> = (1..=3)
+            .map(|i| line(&format!("d{i}"), "bot", "allow", &[], "t"))
+            .collect();
+        std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+        let mut store = AuditStore::open(&dir.path().join("a.sqlite")).unwrap();
+        store.catch_up(&jsonl).unwrap();
+        // As if the batch holding line 2 had failed while line 3's succeeded.
+        store
+            .conn
+            .execute_batch(
+                "DELETE FROM decisions WHERE line = 2; \
+                 UPDATE meta SET value = '1' WHERE key = 'indexed';",
+            )
+            .unwrap();
+        assert_eq!(
+            store.catch_up(&jsonl).unwrap(),
+            2,
+            "lines 2 and 3 read again"
+        );
+        let all = store
+            .query(&Query {
+                limit: 10,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 3, "line 3 not indexed twice, line 2 back");
     }
 
     #[test]
