@@ -4,6 +4,7 @@
 //! (socket addresses, CIDRs, host patterns, secrets read from the environment). Errors name the
 //! file, the line and the key.
 
+mod budget_section;
 pub(crate) mod compile;
 mod error;
 mod geo_section;

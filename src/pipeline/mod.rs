@@ -4,6 +4,7 @@
 //! Step 9 (approve) is still to come: `hold` verdicts and tripped breakers are refused until the
 //! approval queue exists.
 
+mod connect;
 mod ctx;
 mod judge;
 mod locate;
@@ -18,7 +19,6 @@ mod uninspected;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::CONTENT_ENCODING;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -35,17 +35,16 @@ use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::geo::Geo;
 use crate::inspect;
-use crate::policy::{BodyFacts, Facts, PiiFacts, Trigger};
+use crate::policy::{Facts, PiiFacts, Trigger};
 use crate::proxy::body::{ProxyBody, boxed, full};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
 use crate::proxy::upstream::{Upstream, UpstreamPeer};
 use crate::proxy::{ClientInfo, ConnectPlan, Handler};
-use ctx::new_id;
-use pii_step::BodyShape;
+use pii_step::{RawShape, body_shape};
 use record::Record;
 use recorded_body::RecordedBody;
-use restored_body::{RestoredBody, Restoring};
+use restored_body::restored;
 use uninspected::{ReadBody, Uninspected, read_body};
 
 /// Everything the steps need, built once from the validated config: one part per step that
@@ -321,47 +320,13 @@ impl Pipeline {
         // 12. respond: the body streams back untouched, frame by frame (pseudonyms restored),
         //     unless response rules judge it whole first.
         let response = match restore {
-            Some(names) => self.restored(response, names),
+            Some(names) => restored(response, names),
             None => response,
         };
         if judge_response {
             return self.judged_response(ctx, facts, response).await;
         }
         Ok(response)
-    }
-
-    /// The response of a pseudonymized request with the originals put back. A response still
-    /// encoded (the upstream ignored the dropped `Accept-Encoding`) passes unchanged: the agent then
-    /// sees placeholders, never anything it did not send.
-    fn restored(
-        &self,
-        response: Response<ProxyBody>,
-        names: Arc<std::collections::HashMap<String, String>>,
-    ) -> Response<ProxyBody> {
-        if response.headers().contains_key(CONTENT_ENCODING) {
-            tracing::warn!(
-                "pseudonymized request answered with an encoded body; placeholders are not restored"
-            );
-            return response;
-        }
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let json = content_type.contains("json") || content_type.contains("event-stream");
-        let restorer = if content_type.contains("event-stream") {
-            Restoring::Events(crate::pii::EventRestorer::new(
-                crate::pii::Restorer::new(names.clone(), false),
-                crate::pii::Restorer::new(names, true),
-            ))
-        } else {
-            Restoring::Bytes(crate::pii::Restorer::new(names, json))
-        };
-        let (mut parts, body) = response.into_parts();
-        parts.headers.remove(http::header::CONTENT_LENGTH);
-        Response::from_parts(parts, boxed(RestoredBody::new(body, restorer)))
     }
 
     /// Step 8 for every request: rate limits, and agents or teams paused by hand.
@@ -423,60 +388,6 @@ impl Pipeline {
         self.judge.record_refusal(&facts, &ctx.id, err);
     }
 
-    /// 2. connect rules: host-level verdict before any TLS work; listed hosts are relayed without
-    ///    interception.
-    async fn connect_rules(
-        &self,
-        client: &ClientInfo,
-        target: &Target,
-        judgement: &mut Option<Judgement>,
-    ) -> Result<ConnectPlan, ProxyError> {
-        let id = new_id();
-        let mut judgements = Vec::with_capacity(1);
-        let decided = self
-            .host_level(client, target, (id.clone(), id), &mut judgements)
-            .await;
-        *judgement = judgements.pop();
-        let pinned = decided?;
-        if self.tunnel_hosts.matches(&target.host.as_string()) {
-            Ok(ConnectPlan::Relay(pinned))
-        } else {
-            Ok(ConnectPlan::Intercept)
-        }
-    }
-
-    /// The network guard and the `connect` rules. When no `connect` rule reads the destination,
-    /// the rules judge first, so a host they refuse is never even looked up in DNS; otherwise the
-    /// destination is resolved (and checked) first so they can read it.
-    async fn host_level(
-        &self,
-        client: &ClientInfo,
-        target: &Target,
-        (request_id, decision_id): (String, String),
-        judgements: &mut Vec<Judgement>,
-    ) -> Result<Pinned, ProxyError> {
-        let pinned = if self.judge.reads_destination(Trigger::Connect) {
-            Some(self.destination(target).await?)
-        } else {
-            None
-        };
-        let addresses = pinned.as_deref().unwrap_or_default();
-        let facts = judge::facts(
-            Trigger::Connect,
-            client,
-            &judge::connect_line(target),
-            addresses,
-            &self.geo,
-        );
-        let (judgement, outcome) = self.judge.decide(&facts, &request_id, decision_id);
-        judgements.push(judgement);
-        outcome?;
-        match pinned {
-            Some(pinned) => Ok(pinned),
-            None => self.destination(target).await,
-        }
-    }
-
     /// The network guard's verdict on a destination: its checked addresses, or a refusal.
     async fn destination(&self, target: &Target) -> Result<Pinned, ProxyError> {
         self.resolver.resolve(target).await.map_err(|e| match e {
@@ -496,29 +407,7 @@ impl Handler for Pipeline {
         client: &ClientInfo,
         target: &Target,
     ) -> Result<ConnectPlan, ProxyError> {
-        let mut judgement = None;
-        let decision = self.connect_rules(client, target, &mut judgement).await;
-        if let Err(err) = &decision
-            && is_own_refusal(err)
-        {
-            let facts = judge::facts(
-                Trigger::Connect,
-                client,
-                &judge::connect_line(target),
-                &[],
-                &self.geo,
-            );
-            self.judge.record_refusal(&facts, &new_id(), err);
-        }
-        // 13. record: every CONNECT decision is written once, with its reason and rules.
-        record::connect_decision(
-            client,
-            target,
-            &decision,
-            judgement.as_ref(),
-            &self.judge.policy_version(),
-        );
-        decision
+        self.judge_connect(client, target).await
     }
 
     async fn request(
@@ -540,43 +429,6 @@ fn shape_for(recognised: &inspect::Recognised) -> Shape {
         Some("gemini") => Shape::Gemini,
         Some(_) => Shape::OpenAi,
         None => Shape::Plain,
-    }
-}
-
-/// The shape of a body as redaction sees it, decided before the JSON moves into the facts.
-enum RawShape {
-    Json,
-    Form,
-    Multipart,
-    Text,
-    Opaque,
-}
-
-fn body_shape(body: &BodyFacts, decoded: &Bytes) -> RawShape {
-    let content_type = body.content_type.as_str();
-    if !body.json.is_null() {
-        RawShape::Json
-    } else if content_type == "application/x-www-form-urlencoded" {
-        RawShape::Form
-    } else if content_type.starts_with("multipart/") {
-        RawShape::Multipart
-    } else if !decoded.is_empty() && std::str::from_utf8(decoded).is_ok() {
-        RawShape::Text
-    } else {
-        RawShape::Opaque
-    }
-}
-
-impl RawShape {
-    /// The shape redaction works on, with the parsed JSON when there is one.
-    fn with_json(self, json: &mut serde_json::Value) -> BodyShape<'_> {
-        match self {
-            RawShape::Json => BodyShape::Json(json),
-            RawShape::Form => BodyShape::Form,
-            RawShape::Multipart => BodyShape::Multipart,
-            RawShape::Text => BodyShape::Text,
-            RawShape::Opaque => BodyShape::Opaque,
-        }
     }
 }
 

@@ -288,6 +288,48 @@ impl PiiStep {
     }
 }
 
+/// The shape of a body as redaction sees it, decided before the JSON moves into the facts.
+pub(super) enum RawShape {
+    /// Parsed JSON.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/*`.
+    Multipart,
+    /// UTF-8 text.
+    Text,
+    /// Anything else.
+    Opaque,
+}
+
+pub(super) fn body_shape(body: &BodyFacts, decoded: &Bytes) -> RawShape {
+    let content_type = body.content_type.as_str();
+    if !body.json.is_null() {
+        RawShape::Json
+    } else if content_type == "application/x-www-form-urlencoded" {
+        RawShape::Form
+    } else if content_type.starts_with("multipart/") {
+        RawShape::Multipart
+    } else if !decoded.is_empty() && std::str::from_utf8(decoded).is_ok() {
+        RawShape::Text
+    } else {
+        RawShape::Opaque
+    }
+}
+
+impl RawShape {
+    /// The shape redaction works on, with the parsed JSON when there is one.
+    pub(super) fn with_json(self, json: &mut serde_json::Value) -> BodyShape<'_> {
+        match self {
+            RawShape::Json => BodyShape::Json(json),
+            RawShape::Form => BodyShape::Form,
+            RawShape::Multipart => BodyShape::Multipart,
+            RawShape::Text => BodyShape::Text,
+            RawShape::Opaque => BodyShape::Opaque,
+        }
+    }
+}
+
 /// The vault session of a request: one per agent and execution.
 pub fn session_of(agent: &str, execution: Option<&str>) -> String {
     format!("{agent}/{}", execution.unwrap_or("-"))

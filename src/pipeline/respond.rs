@@ -8,8 +8,9 @@ use http::Response;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http_body_util::BodyExt;
 
+use super::pii_step::body_shape;
 use super::pii_step::session_of;
-use super::{Pipeline, RequestCtx, body_shape};
+use super::{Pipeline, RequestCtx};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::inspect;
 use crate::policy::{Facts, PiiFacts, ResponseFacts, Trigger, join_repeated};

@@ -5,14 +5,19 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
+use http::Response;
+use http::header::CONTENT_ENCODING;
 use http_body::{Body, Frame};
 
 use crate::pii::{EventRestorer, Restorer};
-use crate::proxy::body::{BodyError, ProxyBody};
+use crate::proxy::body::{BodyError, ProxyBody, boxed};
 
 /// How an answer is restored: as bytes, or event by event.
-pub enum Restoring {
+enum Restoring {
     /// A JSON or text answer.
     Bytes(Restorer),
     /// Server-sent events.
@@ -35,6 +40,39 @@ impl Restoring {
     }
 }
 
+/// The response of a pseudonymized request with the originals put back. A response still
+/// encoded (the upstream ignored the dropped `Accept-Encoding`) passes unchanged: the agent then
+/// sees placeholders, never anything it did not send.
+pub fn restored(
+    response: Response<ProxyBody>,
+    names: Arc<HashMap<String, String>>,
+) -> Response<ProxyBody> {
+    if response.headers().contains_key(CONTENT_ENCODING) {
+        tracing::warn!(
+            "pseudonymized request answered with an encoded body; placeholders are not restored"
+        );
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let json = content_type.contains("json") || content_type.contains("event-stream");
+    let restorer = if content_type.contains("event-stream") {
+        Restoring::Events(crate::pii::EventRestorer::new(
+            crate::pii::Restorer::new(names.clone(), false),
+            crate::pii::Restorer::new(names, true),
+        ))
+    } else {
+        Restoring::Bytes(crate::pii::Restorer::new(names, json))
+    };
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, boxed(RestoredBody::new(body, restorer)))
+}
+
 /// A response body with pseudonyms restored.
 pub struct RestoredBody {
     inner: ProxyBody,
@@ -45,7 +83,7 @@ pub struct RestoredBody {
 
 impl RestoredBody {
     /// Restores `inner` with `restorer`.
-    pub fn new(inner: ProxyBody, restorer: Restoring) -> Self {
+    fn new(inner: ProxyBody, restorer: Restoring) -> Self {
         Self {
             inner,
             restorer,

@@ -1,0 +1,168 @@
+//! The `budget` section: the price table, budgets, breakers, rate limits and the ledger's place.
+
+use std::path::PathBuf;
+
+use super::ConfigError;
+use super::compile::Compiler;
+use super::raw::RawConfig;
+
+impl Compiler<'_> {
+    /// `budget.prices`: our YAML table or LiteLLM's JSON (by extension); the built-in table when
+    /// not set.
+    pub(super) fn prices(&self, raw: &RawConfig) -> Result<crate::budget::PriceTable, ConfigError> {
+        use crate::budget::{DEFAULT_PRICES, PriceTable};
+        let Some(path) = &raw.budget.prices else {
+            return PriceTable::from_yaml(DEFAULT_PRICES, "<built-in prices.yaml>")
+                .map_err(|e| self.invalid(None, "budget.prices", e.to_string()));
+        };
+        let file = self.existing_file(path, "budget.prices")?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| self.invalid(Some(&path.referenced), "budget.prices", e.to_string()))?;
+        let name = file.display().to_string();
+        let table = if name.ends_with(".json") {
+            PriceTable::from_litellm(&text, &name)
+        } else {
+            PriceTable::from_yaml(&text, &name)
+        };
+        table.map_err(|e| self.invalid(Some(&path.referenced), "budget.prices", e.to_string()))
+    }
+
+    pub(super) fn budget(&self, raw: &RawConfig) -> Result<super::BudgetConfig, ConfigError> {
+        let b = &raw.budget;
+        let deny_unpriced = match &b.unpriced {
+            None => true,
+            Some(v) => match v.value.trim() {
+                "deny" => true,
+                "allow" => false,
+                other => {
+                    return Err(self.invalid(
+                        Some(&v.referenced),
+                        "budget.unpriced",
+                        format!("`{other}` is not `deny` or `allow`"),
+                    ));
+                }
+            },
+        };
+        let mut budgets: Vec<super::Budget> = Vec::new();
+        for (i, entry) in b.budgets.iter().enumerate() {
+            let key = format!("budget.budgets[{i}]");
+            let id = entry.id.value.trim().to_string();
+            if id.is_empty() || budgets.iter().any(|x| x.id == id) {
+                return Err(self.invalid(
+                    Some(&entry.id.referenced),
+                    &format!("{key}.id"),
+                    format!("budget id `{id}` is empty or used twice"),
+                ));
+            }
+            let scopes = [&entry.agent, &entry.team, &entry.env]
+                .iter()
+                .filter(|s| s.is_some())
+                .count();
+            if scopes > 1 {
+                return Err(self.invalid(
+                    Some(&entry.id.referenced),
+                    &key,
+                    "a budget covers one agent, one team, one environment, or (none given) everyone",
+                ));
+            }
+            let limit = <rust_decimal::Decimal as std::str::FromStr>::from_str(
+                entry.limit_usd.value.trim(),
+            )
+            .ok()
+            .filter(|d| d.is_sign_positive() && !d.is_zero())
+            .and_then(crate::budget::to_nano)
+            .ok_or_else(|| {
+                self.invalid(
+                    Some(&entry.limit_usd.referenced),
+                    &format!("{key}.limit_usd"),
+                    format!(
+                        "`{}` is not a positive amount in USD",
+                        entry.limit_usd.value
+                    ),
+                )
+            })?;
+            let window =
+                crate::budget::Window::parse(entry.window.value.trim()).ok_or_else(|| {
+                    self.invalid(
+                        Some(&entry.window.referenced),
+                        &format!("{key}.window"),
+                        format!(
+                            "`{}` is not a window: execution, hour, day, month or total",
+                            entry.window.value
+                        ),
+                    )
+                })?;
+            let breaker_nano = match &entry.breaker_at {
+                None => None,
+                Some(at) => {
+                    let fraction =
+                        <rust_decimal::Decimal as std::str::FromStr>::from_str(at.value.trim())
+                            .ok()
+                            .filter(|f| {
+                                f.is_sign_positive()
+                                    && !f.is_zero()
+                                    && *f < rust_decimal::Decimal::ONE
+                            })
+                            .ok_or_else(|| {
+                                self.invalid(
+                                    Some(&at.referenced),
+                                    &format!("{key}.breaker_at"),
+                                    format!(
+                                        "`{}` is not a fraction between 0 and 1, like 0.9",
+                                        at.value
+                                    ),
+                                )
+                            })?;
+                    crate::budget::to_nano(crate::budget::from_nano(limit) * fraction)
+                }
+            };
+            budgets.push(super::Budget {
+                id,
+                agent: entry.agent.clone(),
+                team: entry.team.clone(),
+                env: entry.env.clone(),
+                limit_nano: limit,
+                window,
+                breaker_nano,
+            });
+        }
+        let mut rate_limits = Vec::new();
+        for (i, r) in b.rate_limits.iter().enumerate() {
+            let key = format!("budget.rate_limits[{i}]");
+            let (count, per_second) = match (&r.per_second, &r.per_minute) {
+                (Some(n), None) => (n, true),
+                (None, Some(n)) => (n, false),
+                _ => {
+                    return Err(self.invalid(
+                        None,
+                        &key,
+                        "a rate limit needs exactly one of `per_second` or `per_minute`",
+                    ));
+                }
+            };
+            let requests = std::num::NonZeroU32::new(count.value).ok_or_else(|| {
+                self.invalid(Some(&count.referenced), &key, "must be greater than 0")
+            })?;
+            rate_limits.push(crate::budget::RateLimit {
+                agent: r.agent.clone(),
+                host: r.host.as_ref().map(|h| h.trim().to_ascii_lowercase()),
+                requests,
+                per_second,
+            });
+        }
+        Ok(super::BudgetConfig {
+            rate_limits,
+            store: PathBuf::from(
+                b.store
+                    .clone()
+                    .unwrap_or_else(|| "state/budget.sqlite".into()),
+            ),
+            deny_unpriced,
+            default_max_output_tokens: b
+                .default_max_output_tokens
+                .as_ref()
+                .map_or(4096, |v| v.value),
+            budgets,
+        })
+    }
+}
