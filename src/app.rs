@@ -219,10 +219,10 @@ impl Gatehouse {
     }
 }
 
-/// Once a minute: forgets the pseudonyms of executions gone idle (so the vault holds values only
-/// while an agent run is active) and rate-limit buckets that are full again.
+/// Every second: the pause state from the ledger, idle pseudonym sessions (so the vault holds
+/// values only while an agent run is active) and full rate-limit buckets.
 async fn housekeeping(pipeline: Arc<Pipeline>, shutdown: tokio_util::sync::CancellationToken) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -221,28 +221,6 @@ impl Ledger {
             .map_err(|e| self.fail(&e))
     }
 
-    /// The first of `scopes` that is paused, with when and why.
-    pub fn paused(
-        &self,
-        scopes: &[String],
-    ) -> Result<Option<(String, String, String)>, LedgerError> {
-        let conn = self.lock();
-        for scope in scopes {
-            let found = conn
-                .query_row(
-                    "SELECT since, reason FROM paused WHERE scope = ?1",
-                    [scope],
-                    |r| Ok((scope.clone(), r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(|e| self.fail(&e))?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
-    }
-
     /// Every paused scope: `(scope, since, reason)`.
     pub fn paused_all(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
         let conn = self.lock();

@@ -75,9 +75,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Once a minute: forgets the pseudonyms of executions idle for longer than the vault keeps
-    /// them, and rate-limit buckets that are full again.
+    /// Every second: reads which agents and teams are paused; forgets the pseudonyms of
+    /// executions idle for longer than the vault keeps them, and rate-limit buckets that are full
+    /// again.
     pub fn housekeeping(&self) {
+        if let Err(e) = self.budgets.refresh_pauses() {
+            tracing::error!(error = %e, "paused agents could not be read");
+        }
         self.pii.forget_idle();
         self.rate_limits.shrink();
     }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use time::OffsetDateTime;
 
 use crate::budget::{Charge, Ledger, LedgerError, PriceTable, estimate, from_nano, to_nano};
@@ -16,6 +18,9 @@ use crate::policy::Facts;
 pub struct BudgetStep {
     config: BudgetConfig,
     ledger: Arc<Ledger>,
+    /// The paused scopes as last read from the ledger: `(scope, since, reason)`. Read once a
+    /// second rather than on every request.
+    paused: ArcSwap<Vec<(String, String, String)>>,
 }
 
 /// Money held for one request until its answer ends.
@@ -49,9 +54,12 @@ impl BudgetStep {
     /// The step of `config`. The ledger is opened even without budgets: an agent or team paused by
     /// hand (`gatehouse budget pause`) is refused at once.
     pub fn open(config: &BudgetConfig) -> Result<BudgetStep, LedgerError> {
+        let ledger = Arc::new(Ledger::open_owned(&config.store)?);
+        let paused = ArcSwap::from_pointee(ledger.paused_all()?);
         Ok(BudgetStep {
             config: config.clone(),
-            ledger: Arc::new(Ledger::open_owned(&config.store)?),
+            ledger,
+            paused,
         })
     }
 
@@ -68,17 +76,27 @@ impl BudgetStep {
                 .is_none_or(|e| agent.env.as_ref() == Some(e))
     }
 
+    /// Reads the paused scopes again (`gatehouse budget pause` writes them to the ledger).
+    pub fn refresh_pauses(&self) -> Result<(), LedgerError> {
+        self.paused.store(Arc::new(self.ledger.paused_all()?));
+        Ok(())
+    }
+
     /// Refuses a request of a paused agent or team (paused by hand with `gatehouse budget pause`;
-    /// the state is in the ledger, so it holds across restarts and takes effect at once).
+    /// the state is in the ledger, so it holds across restarts; it takes effect within a second).
     pub fn check_paused(&self, facts: &Facts) -> Result<(), ProxyError> {
+        let paused = self.paused.load();
+        if paused.is_empty() {
+            return Ok(());
+        }
         let agent = &facts.agent;
-        let mut scopes = vec![format!("agent:{}", agent.id)];
-        scopes.extend(agent.team.as_ref().map(|t| format!("team:{t}")));
-        let paused = self
-            .ledger
-            .paused(&scopes)
-            .map_err(|e| ProxyError::internal(format!("pause state could not be read: {e}")))?;
-        match paused {
+        let hit = paused.iter().find(|(scope, _, _)| {
+            scope.strip_prefix("agent:") == Some(agent.id.as_str())
+                || scope
+                    .strip_prefix("team:")
+                    .is_some_and(|t| agent.team.as_deref() == Some(t))
+        });
+        match hit {
             None => Ok(()),
             Some((scope, since, reason)) => Err(ProxyError::new(
                 ErrorKind::BudgetExceeded,

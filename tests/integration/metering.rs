@@ -251,6 +251,9 @@ async fn an_agent_paused_by_hand_is_refused_until_resumed() {
         "--reason",
         "runaway loop",
     ]);
+    // The proxy reads the pause state every second.
+    let reread = std::time::Duration::from_millis(1300);
+    tokio::time::sleep(reread).await;
     let paused = client.post(&url).json(&call).send().await.unwrap();
     assert_eq!(paused.status(), 429);
     let text = paused.text().await.unwrap();
@@ -261,6 +264,7 @@ async fn an_agent_paused_by_hand_is_refused_until_resumed() {
     assert!(gatehouse(&["budget", "status"]).contains("paused  agent:anonymous"));
 
     assert!(gatehouse(&["budget", "resume", "--agent", "anonymous"]).contains("resumed"));
+    tokio::time::sleep(reread).await;
     let resumed = client.post(&url).json(&call).send().await.unwrap();
     assert_eq!(resumed.status(), 200);
     let _ = resumed.bytes().await.unwrap();
