@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 pub use ctx::RequestCtx;
 pub use judge::{Judge, Judgement};
 pub use locate::{build_geo, destination_facts, destination_in};
-pub use pii_step::PiiStep;
+pub use pii_step::{PiiStep, hash_key};
 pub use record::path_shape;
 pub use reserve::BudgetStep;
 

@@ -53,18 +53,7 @@ impl PiiStep {
     /// Builds the detectors of `config`; without a configured hash key, `hash` redactions use a
     /// random key of this process (stable across requests, not across restarts).
     pub fn new(config: &PiiConfig) -> Result<PiiStep, ScannerError> {
-        let hash_key = match &config.hash_key {
-            Some(key) => hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes()),
-            None => {
-                let rng = ring::rand::SystemRandom::new();
-                hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| {
-                    ScannerError::Detector {
-                        name: "hash".into(),
-                        reason: "no random source for the hash key".into(),
-                    }
-                })?
-            }
-        };
+        let hash_key = hash_key(config)?;
         Ok(PiiStep {
             scanner: Scanner::new(&config.scanner)?,
             hash_key,
@@ -326,6 +315,20 @@ impl RawShape {
             RawShape::Multipart => BodyShape::Multipart,
             RawShape::Text => BodyShape::Text,
             RawShape::Opaque => BodyShape::Opaque,
+        }
+    }
+}
+
+/// The key of the `hash` style: the configured one, or a random key of this process.
+pub fn hash_key(config: &PiiConfig) -> Result<hmac::Key, ScannerError> {
+    match &config.hash_key {
+        Some(key) => Ok(hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes())),
+        None => {
+            let rng = ring::rand::SystemRandom::new();
+            hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| ScannerError::Detector {
+                name: "hash".into(),
+                reason: "no random source for the hash key".into(),
+            })
         }
     }
 }

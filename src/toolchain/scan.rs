@@ -63,14 +63,7 @@ fn redacted(
     document: Option<Value>,
     style: Style,
 ) -> Result<String, ToolError> {
-    let key = match &config.pii.hash_key {
-        Some(secret) => ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes()),
-        None => {
-            let rng = ring::rand::SystemRandom::new();
-            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
-                .map_err(|_| ToolError::Request("no random source for the hash key".into()))?
-        }
-    };
+    let key = crate::pipeline::hash_key(&config.pii)?;
     let vault = Vault::new(1, usize::MAX, Duration::from_secs(60));
     let rules = vec![(vec!["any".to_string()], style)];
     let mut redaction = Redaction::new(rules, &key, &vault, "scan", Instant::now());
