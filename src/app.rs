@@ -37,9 +37,9 @@ pub enum StartError {
     /// The audit index could not be opened.
     #[error(transparent)]
     AuditStore(#[from] crate::audit::StoreError),
-    /// The budget ledger could not be opened.
+    /// The store (budget ledger) could not be opened.
     #[error(transparent)]
-    Ledger(#[from] crate::budget::LedgerError),
+    Store(#[from] crate::store::StoreError),
     /// The geo database could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
@@ -129,7 +129,7 @@ impl Gatehouse {
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
             prices: config.prices.clone(),
-            budgets: BudgetStep::open(&config.budget)?,
+            budgets: BudgetStep::open(&config.budget).await?,
             rate_limits: RateLimits::new(&config.budget.rate_limits),
         });
         if config.pii.hash_key.is_none() {
@@ -226,7 +226,7 @@ async fn housekeeping(pipeline: Arc<Pipeline>, shutdown: tokio_util::sync::Cance
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => pipeline.housekeeping(),
+            _ = ticker.tick() => pipeline.housekeeping().await,
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod sqlite;
+pub mod store;
 pub mod toolchain;
 
 pub use app::Gatehouse;

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gatehouse::audit::{AuditStore, Query, verify_file};
+use gatehouse::budget::Window;
 use gatehouse::config::{Config, LogFormat};
 use gatehouse::launch::agent_env;
 use gatehouse::policy::RequestSpec;
 use gatehouse::proxy::tls::CertificateAuthority;
+use gatehouse::store::SpendBy;
 use gatehouse::toolchain;
 use gatehouse::{Gatehouse, app::Drained};
 use tracing_subscriber::EnvFilter;
@@ -124,6 +126,21 @@ enum Command {
         /// The file to scan (default: stdin).
         file: Option<PathBuf>,
     },
+    /// Spend per agent, team or model, with each budget's remaining money and breaker.
+    Spend {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Group spend by.
+        #[arg(long, value_enum, default_value = "agent")]
+        by: SpendGrouping,
+        /// Sum spend over the current hour, day, month, or all time.
+        #[arg(long, default_value = "day", value_parser = ["hour", "day", "month", "total"])]
+        window: String,
+        /// Print JSON (what the admin API serves) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Budgets: spend per window, and pausing an agent or team by hand.
     Budget {
         #[command(subcommand)]
@@ -172,6 +189,14 @@ enum BudgetAction {
         #[command(flatten)]
         who: Who,
     },
+}
+
+/// What `gatehouse spend` groups by.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SpendGrouping {
+    Agent,
+    Team,
+    Model,
 }
 
 /// An agent, a team, or (for `resume`) a budget whose breaker tripped.
@@ -457,10 +482,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Spend {
+            config,
+            by,
+            window,
+            json,
+        } => {
+            let config = load(config.as_deref())?;
+            let by = match by {
+                SpendGrouping::Agent => SpendBy::Agent,
+                SpendGrouping::Team => SpendBy::Team,
+                SpendGrouping::Model => SpendBy::Model,
+            };
+            let window = Window::parse(&window).context("unknown window")?;
+            let report = block_on(async {
+                let store = toolchain::open_store(&config).await?;
+                toolchain::spend_report(&config, &store, by, window).await
+            })??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Budget { action } => match action {
             BudgetAction::Status { config } => {
                 let config = load(config.as_deref())?;
-                print!("{}", toolchain::budget_status(&config)?);
+                let report = block_on(async {
+                    let store = toolchain::open_store(&config).await?;
+                    toolchain::spend_report(&config, &store, SpendBy::Agent, Window::Day).await
+                })??;
+                print!("{}", report.render_budgets());
                 Ok(ExitCode::SUCCESS)
             }
             BudgetAction::Pause {
@@ -470,18 +523,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } => {
                 let config = load(config.as_deref())?;
                 anyhow::ensure!(who.budget.is_none(), "pause names an --agent or a --team");
-                toolchain::pause(&config, &who.scope(), &reason)?;
+                block_on(async {
+                    let store = toolchain::open_store(&config).await?;
+                    toolchain::pause(&store, &who.scope(), &reason).await
+                })??;
                 println!("{} paused", who.scope());
                 Ok(ExitCode::SUCCESS)
             }
             BudgetAction::Resume { config, who } => {
                 let config = load(config.as_deref())?;
+                let store = block_on(toolchain::open_store(&config))??;
                 if let Some(budget) = &who.budget {
-                    toolchain::reset_breaker(&config, budget)?;
+                    block_on(toolchain::reset_breaker(&config, &store, budget))??;
                     println!("breaker of budget {budget} reset");
                     return Ok(ExitCode::SUCCESS);
                 }
-                let was = toolchain::resume(&config, &who.scope())?;
+                let was = block_on(store.resume(&who.scope()))??;
                 println!(
                     "{} {}",
                     who.scope(),
@@ -496,6 +553,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs `future` to completion on a small runtime (for commands that talk to the store).
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
 }
 
 /// Replaces this process with `program`; returns only on failure.

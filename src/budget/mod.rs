@@ -1,11 +1,11 @@
 //! Money and pace: what each LLM call costs (read from the provider's own answer, priced in decimal),
-//! budgets that reserve before a call and settle after it, and rate limits. Breakers are still to
-//! come.
+//! budgets that reserve before a call and settle after it (in the ledger of `store`), breakers,
+//! and rate limits.
 
-mod ledger;
 mod meter;
 mod prices;
 mod rate;
+mod tokens;
 mod usage;
 mod window;
 
@@ -14,10 +14,10 @@ mod tests;
 
 use rust_decimal::Decimal;
 
-pub use ledger::{Balance, Charge, Ledger, LedgerError, NoRoom};
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
 pub use rate::{Limited, RateLimit, RateLimits};
+pub use tokens::{Counted, estimated_tokens, input_tokens, warm_up};
 pub use usage::{Dialect, Usage, read_usage};
 pub use window::Window;
 
@@ -28,8 +28,9 @@ pub enum CostStatus {
     Exact,
     /// The model has no price.
     Unpriced,
-    /// The answer reported no usage (a cut stream, a stream without usage): not known.
-    Unknown,
+    /// The answer reported no usage (a cut stream, a timeout): the worst case estimated before
+    /// the call.
+    Estimated,
 }
 
 impl CostStatus {
@@ -38,7 +39,7 @@ impl CostStatus {
         match self {
             CostStatus::Exact => "exact",
             CostStatus::Unpriced => "unpriced",
-            CostStatus::Unknown => "unknown",
+            CostStatus::Estimated => "estimated",
         }
     }
 }
@@ -56,8 +57,14 @@ pub struct Cost {
     pub priced_as: Option<String>,
 }
 
-/// The cost of a call to `model` that reported `usage`.
-pub fn cost_of(prices: &PriceTable, model: &str, usage: Option<Usage>) -> Cost {
+/// The cost of a call to `model` that reported `usage`; without usage, the worst case `estimate`
+/// (nano-USD) made before the call.
+pub fn cost_of(
+    prices: &PriceTable,
+    model: &str,
+    usage: Option<Usage>,
+    estimate: Option<i64>,
+) -> Cost {
     let price = prices.price(model);
     match (usage, price) {
         (Some(usage), Some((name, price))) => Cost {
@@ -74,8 +81,8 @@ pub fn cost_of(prices: &PriceTable, model: &str, usage: Option<Usage>) -> Cost {
         },
         (None, Some((name, _))) => Cost {
             usage: None,
-            usd: None,
-            status: CostStatus::Unknown,
+            usd: estimate.map(from_nano),
+            status: CostStatus::Estimated,
             priced_as: Some(name.to_string()),
         },
     }
@@ -92,11 +99,11 @@ pub fn from_nano(nano: i64) -> Decimal {
     Decimal::from(nano) / Decimal::from(1_000_000_000)
 }
 
-/// The worst-case cost of a call before it is made: input estimated at one token per 4 bytes of
-/// the request body (an over-estimate for JSON; no tokenizer yet), plus the output it may produce.
-pub fn estimate(price: &Price, request_bytes: usize, max_output_tokens: u64) -> Decimal {
+/// The worst-case cost of a call before it is made: its input tokens (see [`input_tokens`]) plus
+/// the most output it may produce.
+pub fn estimate(price: &Price, input_tokens: u64, max_output_tokens: u64) -> Decimal {
     let usage = Usage {
-        input: (request_bytes as u64).div_ceil(4),
+        input: input_tokens,
         output: max_output_tokens,
         ..Usage::default()
     };

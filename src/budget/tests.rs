@@ -140,23 +140,35 @@ fn prices_are_found_by_snapshot_alias_and_prefix_never_by_a_similar_name() {
 #[test]
 fn costs_are_exact_decimals() {
     let table = PriceTable::from_yaml(DEFAULT_PRICES, "prices.yaml").expect("shipped table");
-    let cost = cost_of(&table, "gpt-4o-2024-08-06", Some(usage(176, 1024, 0, 50)));
+    let cost = cost_of(
+        &table,
+        "gpt-4o-2024-08-06",
+        Some(usage(176, 1024, 0, 50)),
+        None,
+    );
     assert_eq!(cost.status, CostStatus::Exact);
     assert_eq!(
         cost.usd,
         Some(Decimal::from_str("0.00222").expect("decimal"))
     );
-    let cost = cost_of(&table, "claude-sonnet-4-5", Some(usage(25, 2000, 100, 120)));
+    let cost = cost_of(
+        &table,
+        "claude-sonnet-4-5",
+        Some(usage(25, 2000, 100, 120)),
+        None,
+    );
     // 25×3 + 2000×0.30 + 100×3.75 + 120×15 = 2850 per million.
     assert_eq!(
         cost.usd,
         Some(Decimal::from_str("0.00285").expect("decimal"))
     );
     assert_eq!(
-        cost_of(&table, "mystery-model", Some(usage(1, 0, 0, 1))).status,
+        cost_of(&table, "mystery-model", Some(usage(1, 0, 0, 1)), None).status,
         CostStatus::Unpriced
     );
-    assert_eq!(cost_of(&table, "gpt-4o", None).status, CostStatus::Unknown);
+    let cut = cost_of(&table, "gpt-4o", None, Some(2_500_000_000));
+    assert_eq!(cut.status, CostStatus::Estimated);
+    assert_eq!(cut.usd, Some(Decimal::new(25, 1)));
 }
 
 #[test]

@@ -54,6 +54,19 @@ impl Window {
         }
     }
 
+    /// The prefix of the UTC hours (`2026-11-25T18`) the window `now` falls in covers; `None`
+    /// for `execution`, which is not a span of time.
+    pub fn hour_prefix(self, now: OffsetDateTime) -> Option<String> {
+        let (y, m, d, h) = (now.year(), u8::from(now.month()), now.day(), now.hour());
+        match self {
+            Window::Execution => None,
+            Window::Hour => Some(format!("{y:04}-{m:02}-{d:02}T{h:02}")),
+            Window::Day => Some(format!("{y:04}-{m:02}-{d:02}")),
+            Window::Month => Some(format!("{y:04}-{m:02}")),
+            Window::Total => Some(String::new()),
+        }
+    }
+
     /// Seconds until the window `now` falls in ends (`None`: it never resets by time).
     pub fn seconds_left(self, now: OffsetDateTime) -> Option<u64> {
         let start_of_day = OffsetDateTime::new_utc(now.date(), Time::MIDNIGHT);

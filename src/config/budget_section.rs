@@ -1,7 +1,5 @@
 //! The `budget` section: the price table, budgets, breakers, rate limits and the ledger's place.
 
-use std::path::PathBuf;
-
 use super::ConfigError;
 use super::compile::Compiler;
 use super::raw::RawConfig;
@@ -152,11 +150,13 @@ impl Compiler<'_> {
         }
         Ok(super::BudgetConfig {
             rate_limits,
-            store: PathBuf::from(
-                b.store
-                    .clone()
-                    .unwrap_or_else(|| "state/budget.sqlite".into()),
+            store: crate::store::StoreLocation::parse(
+                b.store.as_deref().unwrap_or("data/budget.sqlite"),
             ),
+            reservation_ttl_seconds: b
+                .reservation_ttl_seconds
+                .as_ref()
+                .map_or(900, |v| v.value.max(1)),
             deny_unpriced,
             default_max_output_tokens: b
                 .default_max_output_tokens

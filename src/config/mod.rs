@@ -104,8 +104,11 @@ impl PiiConfig {
 /// The `budget` section beyond prices.
 #[derive(Debug, Clone)]
 pub struct BudgetConfig {
-    /// The SQLite ledger.
-    pub store: PathBuf,
+    /// The ledger: an SQLite file, or PostgreSQL shared by a fleet.
+    pub store: crate::store::StoreLocation,
+    /// How long a reservation is held for a request that never settles (its process died)
+    /// before it is released; longer than the longest call.
+    pub reservation_ttl_seconds: u64,
     /// Whether a call to a model without a price is refused when a budget applies.
     pub deny_unpriced: bool,
     /// Output tokens assumed when a call sets no maximum.

@@ -32,6 +32,7 @@ pub struct RawConfig {
 pub struct RawBudget {
     pub prices: Option<Spanned<String>>,
     pub store: Option<String>,
+    pub reservation_ttl_seconds: Option<Spanned<u64>>,
     pub unpriced: Option<Spanned<String>>,
     pub default_max_output_tokens: Option<Spanned<u64>>,
     pub budgets: Vec<RawBudgetEntry>,

@@ -50,6 +50,8 @@ pub struct RequestCtx {
     pub usage_asked: bool,
     /// Money reserved for this call, settled when it ends.
     pub reservation: Option<super::reserve::Reservation>,
+    /// The call's worst-case cost in nano-USD (what a cut answer without usage is recorded at).
+    pub worst_case_nano: Option<i64>,
 }
 
 impl RequestCtx {
@@ -90,6 +92,7 @@ impl RequestCtx {
             llm: None,
             usage_asked: false,
             reservation: None,
+            worst_case_nano: None,
         })
     }
 }

@@ -78,9 +78,9 @@ impl Pipeline {
     /// Every second: reads which agents and teams are paused; forgets the pseudonyms of
     /// executions idle for longer than the vault keeps them, and rate-limit buckets that are full
     /// again.
-    pub fn housekeeping(&self) {
-        if let Err(e) = self.budgets.refresh_pauses() {
-            tracing::error!(error = %e, "paused agents could not be read");
+    pub async fn housekeeping(&self) {
+        if let Err(e) = self.budgets.housekeeping().await {
+            tracing::error!(error = %e, "the budget store could not be read");
         }
         self.pii.forget_idle();
         self.rate_limits.shrink();
@@ -107,7 +107,12 @@ impl Pipeline {
         };
         // 13. record: a drop guard, so the record is written on success, error, and also when
         //     the agent hangs up and this future is dropped mid-step.
-        let mut record = Record::begin(ctx, self.judge.audit().clone(), self.prices.clone());
+        let mut record = Record::begin(
+            ctx,
+            self.judge.audit().clone(),
+            self.prices.clone(),
+            self.budgets.store().clone(),
+        );
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
                 // 12. respond: the record rides along in the body and is written when it ends.
@@ -248,9 +253,16 @@ impl Pipeline {
         //    byte leaves; settled to the real cost when the answer ends.
         self.pace(&facts)?;
         if let Some((_, model)) = &ctx.llm {
-            ctx.reservation =
-                self.budgets
-                    .reserve(&ctx.id, &facts, model, &self.prices, decoded.len())?;
+            ctx.reservation = self
+                .budgets
+                .reserve(&ctx.id, &facts, model, &self.prices, &decoded)
+                .await?;
+            ctx.worst_case_nano = match &ctx.reservation {
+                Some(reservation) => Some(reservation.nano),
+                None => self
+                    .budgets
+                    .rough_worst_case(&facts, model, &self.prices, decoded.len()),
+            };
         }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;

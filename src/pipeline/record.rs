@@ -11,10 +11,11 @@ use http::StatusCode;
 use super::ctx::RequestCtx;
 use super::judge::Judgement;
 use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord};
-use crate::budget::{Meter, PriceTable, cost_of, from_nano, to_nano};
+use crate::budget::{CostStatus, Meter, PriceTable, cost_of, from_nano, to_nano};
 use crate::error::{ErrorKind, ProxyError};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
+use crate::store::{SpendOf, Store};
 
 /// How a request ended.
 #[derive(Debug, Default)]
@@ -47,18 +48,25 @@ pub struct Record {
     response_bytes: u64,
     audit: Arc<AuditLog>,
     prices: Arc<PriceTable>,
+    store: Arc<Store>,
     meter: Option<Meter>,
 }
 
 impl Record {
     /// Starts the record of `ctx`; its outcome goes to `audit` once it ends (after any decision).
-    pub fn begin(ctx: RequestCtx, audit: Arc<AuditLog>, prices: Arc<PriceTable>) -> Self {
+    pub fn begin(
+        ctx: RequestCtx,
+        audit: Arc<AuditLog>,
+        prices: Arc<PriceTable>,
+        store: Arc<Store>,
+    ) -> Self {
         Self {
             ctx,
             outcome: Outcome::Cancelled,
             response_bytes: 0,
             audit,
             prices,
+            store,
             meter: None,
         }
     }
@@ -133,27 +141,42 @@ impl Drop for Record {
                 err.reason.as_str(),
             ),
         };
+        // A call the upstream was never reached for cost nothing; any other without reported
+        // usage (a cut stream, a timeout) is recorded and settled at the worst case estimated
+        // before it left.
+        let never_sent = matches!(&self.outcome, Outcome::Failed(err) if err.kind == ErrorKind::BadGateway)
+            && ctx.connected.is_none();
         let cost = ctx.llm.as_ref().map(|(_, model)| {
             let usage = self.meter.as_mut().and_then(Meter::finish);
-            (model.clone(), cost_of(&self.prices, model, usage))
+            let worst = if never_sent {
+                Some(0)
+            } else {
+                ctx.worst_case_nano
+            };
+            (model.clone(), cost_of(&self.prices, model, usage, worst))
+        });
+        let settled = cost.as_ref().and_then(|(model, cost)| {
+            let amount = cost.usd.and_then(to_nano)?;
+            let spend = SpendOf {
+                hour: hour_of(SystemTime::now()),
+                agent: identity.agent.clone(),
+                team: identity.team.clone().unwrap_or_default(),
+                model: cost.priced_as.clone().unwrap_or_else(|| model.clone()),
+            };
+            super::reserve::settle(&self.store, &ctx.id, amount, Some(spend));
+            Some((amount, cost.status))
         });
         let budget = ctx.reservation.as_ref().map(|reservation| {
-            let actual = cost
-                .as_ref()
-                .and_then(|(_, c)| c.usd)
-                .and_then(to_nano);
-            // A call the upstream was never reached for cost nothing; any other without reported
-            // usage (a cut stream, a timeout) settles at the worst case it reserved.
-            let never_sent = matches!(&self.outcome, Outcome::Failed(err) if err.kind == ErrorKind::BadGateway)
-                && ctx.connected.is_none();
-            let (amount, settled_as) = match actual {
-                Some(nano) => (nano, "actual"),
-                None if never_sent => (0, "not_sent"),
-                None => (reservation.nano, "estimate"),
+            let (amount, settled_as) = match settled {
+                Some((amount, CostStatus::Exact)) => (amount, "actual"),
+                _ if never_sent => (0, "not_sent"),
+                Some((amount, _)) => (amount, "estimate"),
+                None => {
+                    // Not priced after all: the reservation is released at what it held.
+                    super::reserve::settle(&self.store, &ctx.id, reservation.nano, None);
+                    (reservation.nano, "estimate")
+                }
             };
-            if let Err(e) = reservation.settle(amount) {
-                tracing::error!(error = %e, request = %ctx.id, "budget settlement failed; the reservation is released on the next start");
-            }
             BudgetRecord {
                 budgets: reservation.budgets.clone(),
                 reserved_usd: from_nano(reservation.nano).normalize().to_string(),
@@ -370,6 +393,12 @@ fn counts(counts: &std::collections::BTreeMap<String, u64>) -> String {
         .map(|(kind, n)| format!("{kind}:{n}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The UTC hour of `at` (`2026-11-25T18`), the finest grain spend is kept at.
+fn hour_of(at: SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    text.get(..13).unwrap_or(&text).to_string()
 }
 
 #[cfg(test)]

@@ -9,18 +9,19 @@ use arc_swap::ArcSwap;
 
 use time::OffsetDateTime;
 
-use crate::budget::{Charge, Ledger, LedgerError, PriceTable, estimate, from_nano, to_nano};
+use crate::budget::{PriceTable, estimate, estimated_tokens, from_nano, input_tokens, to_nano};
 use crate::config::{Budget, BudgetConfig};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::Facts;
+use crate::store::{Charge, Paused, Role, SpendOf, Store, StoreError};
 
 /// The budgets and their ledger.
 pub struct BudgetStep {
     config: BudgetConfig,
-    ledger: Arc<Ledger>,
-    /// The paused scopes as last read from the ledger: `(scope, since, reason)`. Read once a
-    /// second rather than on every request.
-    paused: ArcSwap<Vec<(String, String, String)>>,
+    store: Arc<Store>,
+    /// The paused scopes as last read from the store. Read once a second rather than on every
+    /// request.
+    paused: ArcSwap<Vec<Paused>>,
 }
 
 /// Money held for one request until its answer ends.
@@ -29,8 +30,6 @@ pub struct Reservation {
     pub nano: i64,
     /// The budgets it is held in.
     pub budgets: Vec<String>,
-    ledger: Arc<Ledger>,
-    request: String,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -43,24 +42,59 @@ impl std::fmt::Debug for Reservation {
     }
 }
 
-impl Reservation {
-    /// Settles to `actual` nano-USD (the estimate when the answer reported no usage); once.
-    pub fn settle(&self, actual: i64) -> Result<bool, LedgerError> {
-        self.ledger.settle(&self.request, actual)
+/// Records what a metered call cost, once per request id: its reservation (if any) gives way to
+/// `amount` nano-USD, and the spend of the agent, team and model grows by it. On SQLite this is
+/// done before returning; on PostgreSQL in the background, so a slow database never holds up the
+/// end of a response.
+pub fn settle(store: &Arc<Store>, request: &str, amount: i64, spend: Option<SpendOf>) {
+    let report = |request: &str, e: StoreError| {
+        tracing::error!(error = %e, request, "budget settlement failed; the reservation is released at its expiry");
+    };
+    if let Some(done) = store.settle_embedded(request, amount, spend.as_ref()) {
+        if let Err(e) = done {
+            report(request, e);
+        }
+        return;
+    }
+    let store = store.clone();
+    let request = request.to_string();
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                if let Err(e) = store.settle(&request, amount, spend.as_ref()).await {
+                    report(&request, e);
+                }
+            });
+        }
+        Err(_) => report(
+            &request,
+            StoreError {
+                store: "postgres".into(),
+                reason: "no runtime to settle on".into(),
+            },
+        ),
     }
 }
 
 impl BudgetStep {
     /// The step of `config`. The ledger is opened even without budgets: an agent or team paused by
     /// hand (`gatehouse budget pause`) is refused at once.
-    pub fn open(config: &BudgetConfig) -> Result<BudgetStep, LedgerError> {
-        let ledger = Arc::new(Ledger::open_owned(&config.store)?);
-        let paused = ArcSwap::from_pointee(ledger.paused_all()?);
+    pub async fn open(config: &BudgetConfig) -> Result<BudgetStep, StoreError> {
+        let store = Arc::new(Store::open(&config.store, Role::Proxy).await?);
+        if !config.budgets.is_empty() {
+            std::thread::spawn(crate::budget::warm_up);
+        }
+        let paused = ArcSwap::from_pointee(store.paused_all().await?);
         Ok(BudgetStep {
             config: config.clone(),
-            ledger,
+            store,
             paused,
         })
+    }
+
+    /// The store budgets are kept in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     fn covers(budget: &Budget, facts: &Facts) -> bool {
@@ -76,9 +110,17 @@ impl BudgetStep {
                 .is_none_or(|e| agent.env.as_ref() == Some(e))
     }
 
-    /// Reads the paused scopes again (`gatehouse budget pause` writes them to the ledger).
-    pub fn refresh_pauses(&self) -> Result<(), LedgerError> {
-        self.paused.store(Arc::new(self.ledger.paused_all()?));
+    /// Reads the paused scopes again (`gatehouse budget pause` and breakers write them to the
+    /// store, possibly from another proxy) and releases expired reservations.
+    pub async fn housekeeping(&self) -> Result<(), StoreError> {
+        self.paused.store(Arc::new(self.store.paused_all().await?));
+        let released = self.store.expire().await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "reservations of requests that never settled were released at their expiry"
+            );
+        }
         Ok(())
     }
 
@@ -90,7 +132,7 @@ impl BudgetStep {
             return Ok(());
         }
         let agent = &facts.agent;
-        let hit = paused.iter().find(|(scope, _, _)| {
+        let hit = paused.iter().find(|Paused { scope, .. }| {
             scope.strip_prefix("agent:") == Some(agent.id.as_str())
                 || scope
                     .strip_prefix("team:")
@@ -98,7 +140,11 @@ impl BudgetStep {
         });
         match hit {
             None => Ok(()),
-            Some((scope, since, reason)) => Err(ProxyError::new(
+            Some(Paused {
+                scope,
+                since,
+                reason,
+            }) => Err(ProxyError::new(
                 ErrorKind::BudgetExceeded,
                 Side::Agent,
                 format!(
@@ -108,14 +154,43 @@ impl BudgetStep {
         }
     }
 
-    /// 8. reserve the worst case of the LLM call `model` described by `facts` (`body_len` bytes).
-    pub fn reserve(
+    /// The most output tokens the call of `facts` may produce: its maximum (or the configured
+    /// default) for each of its `n` choices.
+    fn max_output(&self, facts: &Facts) -> u64 {
+        let choices = facts.body.json["n"].as_u64().unwrap_or(1).clamp(1, 128);
+        facts
+            .llm
+            .as_ref()
+            .and_then(|l| l.max_tokens)
+            .unwrap_or(self.config.default_max_output_tokens)
+            .saturating_mul(choices)
+    }
+
+    /// The worst case of a call no budget covers, in nano-USD, estimated from its size alone (no
+    /// tokenizer: it is only what a cut answer is recorded at).
+    pub fn rough_worst_case(
+        &self,
+        facts: &Facts,
+        model: &str,
+        prices: &PriceTable,
+        body_len: usize,
+    ) -> Option<i64> {
+        let (_, price) = prices.price(model)?;
+        to_nano(estimate(
+            price,
+            estimated_tokens(body_len),
+            self.max_output(facts),
+        ))
+    }
+
+    /// 8. reserve the worst case of the LLM call `model` described by `facts` carrying `body`.
+    pub async fn reserve(
         &self,
         request: &str,
         facts: &Facts,
         model: &str,
         prices: &PriceTable,
-        body_len: usize,
+        body: &[u8],
     ) -> Result<Option<Reservation>, ProxyError> {
         let budgets: Vec<&Budget> = self
             .config
@@ -134,8 +209,9 @@ impl BudgetStep {
             };
             let window = budget.window.key(now, execution);
             let spend = self
-                .ledger
+                .store
                 .spend_since_reset(&budget.id, &window)
+                .await
                 .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
             if spend >= trip {
                 let mut err = ProxyError::new(
@@ -171,15 +247,9 @@ impl BudgetStep {
             }
             return Ok(None);
         };
-        // `n` choices each produce up to the maximum.
-        let choices = facts.body.json["n"].as_u64().unwrap_or(1).clamp(1, 128);
-        let max_output = facts
-            .llm
-            .as_ref()
-            .and_then(|l| l.max_tokens)
-            .unwrap_or(self.config.default_max_output_tokens)
-            .saturating_mul(choices);
-        let worst = estimate(price, body_len, max_output);
+        let max_output = self.max_output(facts);
+        let (input, _) = input_tokens(model, body);
+        let worst = estimate(price, input, max_output);
         let nano = to_nano(worst).unwrap_or(i64::MAX);
         let charges: Vec<Charge> = budgets
             .iter()
@@ -189,16 +259,17 @@ impl BudgetStep {
                 limit: b.limit_nano,
             })
             .collect();
+        let expires_at = now.unix_timestamp()
+            + i64::try_from(self.config.reservation_ttl_seconds).unwrap_or(i64::MAX / 2);
         let reserved = self
-            .ledger
-            .reserve(request, &charges, nano)
+            .store
+            .reserve(request, &charges, nano, expires_at)
+            .await
             .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
         match reserved {
             Ok(()) => Ok(Some(Reservation {
                 nano,
                 budgets: charges.into_iter().map(|c| c.budget).collect(),
-                ledger: self.ledger.clone(),
-                request: request.to_string(),
             })),
             Err(no_room) => {
                 let budget = budgets.iter().find(|b| b.id == no_room.budget);

@@ -6,7 +6,9 @@ mod budget;
 mod replay;
 mod scan;
 
-pub use budget::{budget_status, pause, reset_breaker, resume};
+pub use budget::{
+    BudgetLine, PausedLine, SpendLine, SpendReport, open_store, pause, reset_breaker, spend_report,
+};
 pub use scan::scan;
 
 pub use replay::replay;
@@ -49,7 +51,7 @@ pub enum ToolError {
     Policies(#[from] crate::config::ConfigError),
     /// The budget ledger could not be used.
     #[error(transparent)]
-    Ledger(#[from] crate::budget::LedgerError),
+    Store(#[from] crate::store::StoreError),
     /// The geo database of the config could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),

@@ -1,0 +1,268 @@
+//! The same behaviour asked of both back ends: SQLite in a temporary folder, and PostgreSQL in a
+//! fresh database of the server `GATEHOUSE_TEST_POSTGRES` names (`scripts/test` starts one).
+
+use std::sync::Arc;
+
+use super::*;
+
+const WINDOW: &str = "day:2026-11-25";
+const LATER: i64 = 4_000_000_000;
+
+fn charge(budget: &str, limit: i64) -> Charge {
+    Charge {
+        budget: budget.into(),
+        window: WINDOW.into(),
+        limit,
+    }
+}
+
+/// A new, empty database on the test server; its URL.
+pub async fn fresh_postgres() -> String {
+    let server = std::env::var("GATEHOUSE_TEST_POSTGRES").expect(
+        "GATEHOUSE_TEST_POSTGRES names the PostgreSQL server for tests; scripts/test starts one",
+    );
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .expect("test PostgreSQL server reachable");
+    tokio::spawn(connection);
+    let name = format!("gatehouse_test_{:016x}", rand_u64());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = server.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
+    u64::from_le_bytes(bytes)
+}
+
+async fn both() -> Vec<(Store, StoreLocation, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = StoreLocation::Sqlite(dir.path().join("l.sqlite"));
+    let postgres = StoreLocation::Postgres(fresh_postgres().await);
+    vec![
+        (
+            Store::open(&sqlite, Role::Tool).await.unwrap(),
+            sqlite,
+            Some(dir),
+        ),
+        (
+            Store::open(&postgres, Role::Tool).await.unwrap(),
+            postgres,
+            None,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_never_overshoot_under_concurrency_and_settle_once() {
+    for (store, location, _dir) in both().await {
+        let store = Arc::new(store);
+        let budgets = vec![charge("team", 1_000), charge("agent", 10_000)];
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                let budgets = budgets.clone();
+                tokio::spawn(async move {
+                    let ok = store
+                        .reserve(&format!("r{i}"), &budgets, 300, LATER)
+                        .await
+                        .unwrap()
+                        .is_ok();
+                    usize::from(ok)
+                })
+            })
+            .collect();
+        let mut granted = 0;
+        for task in tasks {
+            granted += task.await.unwrap();
+        }
+        let at = location.display();
+        assert_eq!(
+            granted, 3,
+            "{at}: only three reservations of 300 fit in 1000"
+        );
+        let team = store.balance("team", WINDOW).await.unwrap();
+        assert_eq!(
+            team,
+            Balance {
+                spent: 0,
+                reserved: 900
+            },
+            "{at}"
+        );
+        let refused = store
+            .reserve("late", &budgets, 300, LATER)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (refused.budget.as_str(), refused.available),
+            ("team", 100),
+            "{at}"
+        );
+
+        let spend = SpendOf {
+            hour: "2026-11-25T18".into(),
+            agent: "a1".into(),
+            team: "t".into(),
+            model: "gpt-4o".into(),
+        };
+        let mut settled = 0;
+        for i in 0..16 {
+            settled += usize::from(
+                store
+                    .settle(&format!("r{i}"), 120, Some(&spend))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            settled, 16,
+            "{at}: settling without a reservation still records it once"
+        );
+        assert!(
+            !store.settle("r0", 120, Some(&spend)).await.unwrap(),
+            "{at}: settled once"
+        );
+        let team = store.balance("team", WINDOW).await.unwrap();
+        assert_eq!(
+            team,
+            Balance {
+                spent: 360,
+                reserved: 0
+            },
+            "{at}"
+        );
+        let by_model = store.spend(SpendBy::Model, "2026-11-25").await.unwrap();
+        assert_eq!(
+            by_model,
+            vec![SpendRow {
+                key: "gpt-4o".into(),
+                spent: 16 * 120,
+                calls: 16
+            }],
+            "{at}"
+        );
+        assert!(
+            store
+                .spend(SpendBy::Agent, "2026-11-24")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn spend_survives_a_restart_and_expired_reservations_are_released() {
+    for (store, location, _dir) in both().await {
+        let at = location.display();
+        store
+            .reserve("a", &[charge("b", 1_000)], 400, LATER)
+            .await
+            .unwrap()
+            .unwrap();
+        store.settle("a", 250, None).await.unwrap();
+        store
+            .reserve("crashed", &[charge("b", 1_000)], 500, LATER)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .reserve("stale", &[charge("b", 1_000)], 100, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(store);
+        let tool = Store::open(&location, Role::Tool).await.unwrap();
+        assert_eq!(
+            tool.balance("b", WINDOW).await.unwrap(),
+            Balance {
+                spent: 250,
+                reserved: 600
+            },
+            "{at}: a tool opening the store leaves reservations alone"
+        );
+        drop(tool);
+        let proxy = Store::open(&location, Role::Proxy).await.unwrap();
+        let expected = match location {
+            // The file's one owner knows every reservation in it is orphaned.
+            StoreLocation::Sqlite(_) => Balance {
+                spent: 250,
+                reserved: 0,
+            },
+            // A shared store keeps reservations other proxies may still settle, until expiry.
+            StoreLocation::Postgres(_) => Balance {
+                spent: 250,
+                reserved: 500,
+            },
+        };
+        assert_eq!(proxy.balance("b", WINDOW).await.unwrap(), expected, "{at}");
+        // A request settling after its reservation expired is still charged, once.
+        assert!(proxy.settle("stale", 80, None).await.unwrap());
+        assert_eq!(proxy.balance("b", WINDOW).await.unwrap().spent, 330, "{at}");
+    }
+}
+
+#[tokio::test]
+async fn pauses_and_breaker_resets_are_kept() {
+    for (store, location, _dir) in both().await {
+        let at = location.display();
+        store
+            .pause("agent:x", "2026-11-25T18:00:00Z", "by hand")
+            .await
+            .unwrap();
+        store
+            .pause("team:y", "2026-11-25T18:00:01Z", "loop")
+            .await
+            .unwrap();
+        let paused = store.paused_all().await.unwrap();
+        assert_eq!(paused.len(), 2, "{at}");
+        assert_eq!(paused[1].reason, "loop", "{at}");
+        assert!(store.resume("agent:x").await.unwrap());
+        assert!(!store.resume("agent:x").await.unwrap());
+
+        store
+            .reserve("r", &[charge("b", 1_000)], 700, LATER)
+            .await
+            .unwrap()
+            .unwrap();
+        store.settle("r", 600, None).await.unwrap();
+        assert_eq!(
+            store.spend_since_reset("b", WINDOW).await.unwrap(),
+            600,
+            "{at}"
+        );
+        store.reset_breaker("b", WINDOW).await.unwrap();
+        assert_eq!(
+            store.spend_since_reset("b", WINDOW).await.unwrap(),
+            0,
+            "{at}"
+        );
+        store
+            .reserve("s", &[charge("b", 1_000)], 100, LATER)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.spend_since_reset("b", WINDOW).await.unwrap(),
+            100,
+            "{at}"
+        );
+    }
+}
+
+#[test]
+fn locations_are_told_apart_and_passwords_never_shown() {
+    assert_eq!(
+        StoreLocation::parse("state/budget.sqlite"),
+        StoreLocation::Sqlite("state/budget.sqlite".into())
+    );
+    let pg = StoreLocation::parse("postgres://gh:s3cret@db.internal:5433/ledger");
+    assert_eq!(pg.display(), "postgres://gh@db.internal:5433/ledger");
+}
