@@ -266,3 +266,38 @@ fn locations_are_told_apart_and_passwords_never_shown() {
     let pg = StoreLocation::parse("postgres://gh:s3cret@db.internal:5433/ledger");
     assert_eq!(pg.display(), "postgres://gh@db.internal:5433/ledger");
 }
+
+#[tokio::test]
+async fn a_window_that_rolls_over_starts_with_its_own_room() {
+    use crate::budget::Window;
+    use time::macros::datetime;
+    let last_second = datetime!(2026-11-25 23:59:59 UTC);
+    let next_day = datetime!(2026-11-26 00:00:00 UTC);
+    assert_eq!(Window::Day.seconds_left(last_second), Some(1));
+    for (store, location, _dir) in both().await {
+        let at = location.display();
+        let in_window = |now| Charge {
+            budget: "daily".into(),
+            window: Window::Day.key(now, None),
+            limit: 1_000,
+        };
+        store
+            .reserve("a", &[in_window(last_second)], 900, LATER)
+            .await
+            .unwrap()
+            .unwrap();
+        let full = store
+            .reserve("b", &[in_window(last_second)], 900, LATER)
+            .await
+            .unwrap();
+        assert!(full.is_err(), "{at}");
+        let fresh = store
+            .reserve("c", &[in_window(next_day)], 900, LATER)
+            .await
+            .unwrap();
+        assert!(
+            fresh.is_ok(),
+            "{at}: the next day is a new ledger key with its own room"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod budgets;
 mod cli;
 mod curl;
 mod forwarding;

@@ -307,3 +307,27 @@ pub async fn websocket_via_proxy(
     )
     .await
 }
+
+/// A new, empty database on the PostgreSQL server `GATEHOUSE_TEST_POSTGRES` names (`scripts/test`
+/// starts one); its URL.
+pub async fn fresh_postgres() -> String {
+    let server = std::env::var("GATEHOUSE_TEST_POSTGRES").expect(
+        "GATEHOUSE_TEST_POSTGRES names the PostgreSQL server for tests; scripts/test starts one",
+    );
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .expect("test PostgreSQL server reachable");
+    tokio::spawn(connection);
+    let name = format!(
+        "gatehouse_it_{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    format!("{}/{name}", server.rsplit_once('/').unwrap().0)
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -35,6 +35,8 @@ pub struct Origin {
     pub slow_started: Arc<Notify>,
     /// What `/mirror` and `/mirror-sse` received: path with query, and body.
     pub received: Arc<Mutex<Vec<(String, Bytes)>>>,
+    /// Set to `true` by a test to let `/held/v1/messages` answer (it waits until then).
+    pub gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// What the routes share with the test.
@@ -42,6 +44,7 @@ struct Shared {
     release: Arc<Notify>,
     started: Arc<Notify>,
     received: Arc<Mutex<Vec<(String, Bytes)>>>,
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Origin {
@@ -76,10 +79,12 @@ async fn start_on(tls: Option<TlsAcceptor>, ip: &str) -> Origin {
     let sse_release = Arc::new(Notify::new());
     let slow_started = Arc::new(Notify::new());
     let received = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(tokio::sync::watch::Sender::new(false));
     let shared = Arc::new(Shared {
         release: sse_release.clone(),
         started: slow_started.clone(),
         received: received.clone(),
+        gate: gate.clone(),
     });
     tokio::spawn(async move {
         loop {
@@ -127,6 +132,7 @@ async fn start_on(tls: Option<TlsAcceptor>, ip: &str) -> Origin {
         sse_release,
         slow_started,
         received,
+        gate,
     }
 }
 
@@ -141,6 +147,16 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         "/v1/messages" => {
             keep(req, &shared).await;
             fixture("anthropic.json", "application/json")
+        }
+        "/held/v1/messages" => {
+            keep(req, &shared).await;
+            let mut open = shared.gate.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(20), open.wait_for(|o| *o)).await;
+            fixture("anthropic.json", "application/json")
+        }
+        "/held/v1/chat/completions" => {
+            keep(req, &shared).await;
+            held_chat_stream(shared.gate.subscribe())
         }
         "/openai/v1/chat/completions" => openai_stream(req, &shared).await,
         "/token-sse" => token_stream(req, &shared).await,
@@ -332,6 +348,29 @@ fn sse(release: Arc<Notify>) -> Response<Body> {
         let _ = tokio::time::timeout(Duration::from_secs(20), release.notified()).await;
         let _ = tx
             .send(Ok(Frame::data(Bytes::from("data: second\n\n"))))
+            .await;
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
+}
+
+/// An OpenAI chat stream whose first chunk comes at once and whose end waits for the gate.
+fn held_chat_stream(mut open: tokio::sync::watch::Receiver<bool>) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        let first = r#"data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hel"}}]}"#;
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::from(format!("{first}\n\n")))))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), open.wait_for(|o| *o)).await;
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::from("data: [DONE]\n\n"))))
             .await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -1,0 +1,254 @@
+//! Budgets through real proxies: many concurrent calls against a budget with room for a few, on
+//! SQLite and with two proxies sharing one PostgreSQL; spend kept across a restart; a stream the
+//! agent abandons settled at its estimate.
+
+use std::time::Duration;
+
+use gatehouse::store::{Balance, Role, Store, StoreLocation};
+use serde_json::{Value, json};
+
+use crate::support::{ProxySpec, TestPki, TestProxy, origin::Origin};
+
+const ALLOW: &str = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: llm\n    trigger: llm.request\n    effect: allow\n";
+
+/// The call every test sends: Anthropic, at most 1000 output tokens.
+fn call_body() -> Vec<u8> {
+    serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "summarise the open tickets"}]}))
+    .unwrap()
+}
+
+/// The worst case the proxy reserves for `call_body`, nano-USD: input estimated at a token per 4
+/// bytes ($3/M), plus 1000 output tokens ($15/M).
+fn worst_nano() -> i64 {
+    let input = call_body().len().div_ceil(4) as i64;
+    (input * 3 + 1000 * 15) * 1000
+}
+
+/// The recorded Anthropic answer's cost: 25 input, 2000 cache reads, 100 cache writes, 120 output.
+const ACTUAL_NANO: i64 = 2_850_000;
+
+/// A proxy allowing LLM calls, keeping budgets in `store`, with one daily budget of `limit_nano`.
+async fn proxy_with_budget(pki: &TestPki, store: &str, limit_nano: i64) -> TestProxy {
+    let limit = rust_decimal::Decimal::new(limit_nano, 9);
+    let spec = ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {store}\n  budgets:\n    - {{ id: shared-daily, limit_usd: '{limit}', window: day }}\n"
+        ),
+        ..Default::default()
+    };
+    TestProxy::start(pki, spec).await
+}
+
+/// Sends `count` calls through each of `proxies` at once to the origin's held route; returns the
+/// statuses once every refused call has answered and the allowed ones wait at the origin, after
+/// opening the gate for them.
+async fn concurrent_calls(origin: &Origin, proxies: &[&TestProxy], count: usize) -> Vec<u16> {
+    let url = format!("https://localhost:{}/held/v1/messages", origin.port());
+    let mut tasks = Vec::new();
+    for proxy in proxies {
+        let client = proxy.client(true);
+        for _ in 0..count {
+            let client = client.clone();
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(call_body())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let _ = response.bytes().await;
+                status
+            }));
+        }
+    }
+    let total = tasks.len();
+    // Every call has either reached the origin (and waits there) or been refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let finished = tasks.iter().filter(|t| t.is_finished()).count();
+        let arrived = origin.received.lock().unwrap().len();
+        if finished + arrived == total {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{finished} answered and {arrived} arrived of {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    origin.gate.send_replace(true);
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
+
+async fn balance(store: &str) -> Balance {
+    let store = Store::open(&StoreLocation::parse(store), Role::Tool)
+        .await
+        .unwrap();
+    let day = gatehouse::budget::Window::Day.key(time::OffsetDateTime::now_utc(), None);
+    store.balance("shared-daily", &day).await.unwrap()
+}
+
+/// Waits until every call settled (settlement on PostgreSQL runs in the background).
+async fn settled(store: &str) -> Balance {
+    for _ in 0..100 {
+        let b = balance(store).await;
+        if b.reserved == 0 {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    balance(store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_calls_against_room_for_ten_never_overshoot() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("budget.sqlite").display().to_string();
+    let limit = worst_nano() * 10 + worst_nano() / 2;
+    let proxy = proxy_with_budget(&pki, &store, limit).await;
+
+    let statuses = concurrent_calls(&origin, &[&proxy], 50).await;
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((allowed, refused), (10, 40), "{statuses:?}");
+    assert_eq!(origin.received.lock().unwrap().len(), 10);
+    let after = settled(&store).await;
+    assert_eq!(
+        after,
+        Balance {
+            spent: 10 * ACTUAL_NANO,
+            reserved: 0
+        }
+    );
+    assert!(after.spent <= limit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_proxies_sharing_postgres_never_overshoot_together() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let store = crate::support::fresh_postgres().await;
+    let limit = worst_nano() * 10 + worst_nano() / 2;
+    let a = proxy_with_budget(&pki, &store, limit).await;
+    let b = proxy_with_budget(&pki, &store, limit).await;
+
+    let statuses = concurrent_calls(&origin, &[&a, &b], 25).await;
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(allowed, 10, "{statuses:?}");
+    assert!(
+        statuses[..25].contains(&200) || statuses[25..].contains(&200),
+        "some proxy forwarded"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        40,
+        "{statuses:?}"
+    );
+    let after = settled(&store).await;
+    assert_eq!(
+        after,
+        Balance {
+            spent: 10 * ACTUAL_NANO,
+            reserved: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn spend_survives_a_restart_and_the_budget_stays_spent() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    origin.gate.send_replace(true);
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("budget.sqlite").display().to_string();
+    // Room for the worst case of one call, not two (once one is spent).
+    let limit = worst_nano() + ACTUAL_NANO / 2;
+    let url = format!("https://localhost:{}/held/v1/messages", origin.port());
+    let send = |proxy: &TestProxy| {
+        proxy
+            .client(true)
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(call_body())
+            .send()
+    };
+    let mut first = proxy_with_budget(&pki, &store, limit).await;
+    assert_eq!(send(&first).await.unwrap().status(), 200);
+    first.gatehouse.take().unwrap().shutdown().await;
+
+    let second = proxy_with_budget(&pki, &store, limit).await;
+    assert_eq!(
+        send(&second).await.unwrap().status(),
+        429,
+        "the spend of the first run is still there"
+    );
+    assert_eq!(balance(&store).await.spent, ACTUAL_NANO);
+    let report = std::process::Command::new(crate::support::binary())
+        .args(["spend", "--by", "model", "--config"])
+        .arg(&second.config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{report:?}");
+    assert!(
+        text.contains("claude-sonnet-4-5") && text.contains("$0.00285") && text.contains("1 calls"),
+        "{text}"
+    );
+    assert!(text.contains("shared-daily  everyone  day:"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stream_the_agent_abandons_settles_at_its_estimate() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("budget.sqlite").display().to_string();
+    let proxy = proxy_with_budget(&pki, &store, 1_000_000_000).await;
+    let mut response = proxy
+        .client(true)
+        .post(format!(
+            "https://localhost:{}/held/v1/chat/completions",
+            origin.port()
+        ))
+        .json(&json!({"model": "gpt-4o", "max_tokens": 50, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("Hel"));
+    drop(response);
+
+    let mut outcome = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+        if let Some(line) = audit.lines().find(|l| l.contains("\"outcome\"")) {
+            outcome = serde_json::from_str(line).unwrap();
+            break;
+        }
+    }
+    assert_eq!(outcome["outcome"], "abandoned", "{outcome}");
+    assert_eq!(outcome["llm"]["cost_status"], "estimated", "{outcome}");
+    let budget = &outcome["budget"];
+    assert_eq!(budget["settled_as"], "estimate", "{outcome}");
+    assert_eq!(budget["settled_usd"], budget["reserved_usd"], "{outcome}");
+    // gpt-4o input counted by tiktoken: far fewer tokens than bytes; 50 output tokens at $10/M.
+    let reserved: f64 = budget["reserved_usd"].as_str().unwrap().parse().unwrap();
+    assert!(reserved > 0.0005 && reserved < 0.0008, "{reserved}");
+    let after = settled(&store).await;
+    assert_eq!(after.reserved, 0);
+    assert!(after.spent > 0);
+}
