@@ -129,7 +129,7 @@ impl Gatehouse {
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
             prices: config.prices.clone(),
-            budgets: BudgetStep::open(&config.budget).await?,
+            budgets: Arc::new(BudgetStep::open(&config.budget).await?),
             rate_limits: RateLimits::new(&config.budget.rate_limits),
         });
         if config.pii.hash_key.is_none() {

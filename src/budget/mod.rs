@@ -2,6 +2,7 @@
 //! budgets that reserve before a call and settle after it (in the ledger of `store`), breakers,
 //! and rate limits.
 
+mod breakers;
 mod meter;
 mod prices;
 mod rate;
@@ -14,6 +15,7 @@ mod tests;
 
 use rust_decimal::Decimal;
 
+pub use breakers::{BreakerConfig, Breakers};
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
 pub use rate::{Limited, RateLimit, RateLimits};

@@ -1,8 +1,13 @@
 //! The `budget` section: the price table, budgets, breakers, rate limits and the ledger's place.
 
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
 use super::ConfigError;
 use super::compile::Compiler;
-use super::raw::RawConfig;
+use super::raw::{RawBreakers, RawConfig};
+use crate::budget::BreakerConfig;
 
 impl Compiler<'_> {
     /// `budget.prices`: our YAML table or LiteLLM's JSON (by extension); the built-in table when
@@ -63,22 +68,7 @@ impl Compiler<'_> {
                     "a budget covers one agent, one team, one environment, or (none given) everyone",
                 ));
             }
-            let limit = <rust_decimal::Decimal as std::str::FromStr>::from_str(
-                entry.limit_usd.value.trim(),
-            )
-            .ok()
-            .filter(|d| d.is_sign_positive() && !d.is_zero())
-            .and_then(crate::budget::to_nano)
-            .ok_or_else(|| {
-                self.invalid(
-                    Some(&entry.limit_usd.referenced),
-                    &format!("{key}.limit_usd"),
-                    format!(
-                        "`{}` is not a positive amount in USD",
-                        entry.limit_usd.value
-                    ),
-                )
-            })?;
+            let limit = self.usd(&entry.limit_usd, &format!("{key}.limit_usd"))?;
             let window =
                 crate::budget::Window::parse(entry.window.value.trim()).ok_or_else(|| {
                     self.invalid(
@@ -148,8 +138,10 @@ impl Compiler<'_> {
                 per_second,
             });
         }
+        let breakers = self.breakers(&b.breakers)?;
         Ok(super::BudgetConfig {
             rate_limits,
+            breakers,
             store: crate::store::StoreLocation::parse(
                 b.store.as_deref().unwrap_or("data/budget.sqlite"),
             ),
@@ -164,5 +156,56 @@ impl Compiler<'_> {
                 .map_or(4096, |v| v.value),
             budgets,
         })
+    }
+
+    /// A positive amount in USD at `key`, as nano-USD.
+    fn usd(&self, value: &Spanned<String>, key: &str) -> Result<i64, ConfigError> {
+        <rust_decimal::Decimal as std::str::FromStr>::from_str(value.value.trim())
+            .ok()
+            .filter(|d| d.is_sign_positive() && !d.is_zero())
+            .and_then(crate::budget::to_nano)
+            .ok_or_else(|| {
+                self.invalid(
+                    Some(&value.referenced),
+                    key,
+                    format!("`{}` is not a positive amount in USD", value.value),
+                )
+            })
+    }
+
+    /// A window of at least a second at `key`.
+    fn seconds(&self, value: &Spanned<u64>, key: &str) -> Result<Duration, ConfigError> {
+        if value.value == 0 {
+            return Err(self.invalid(Some(&value.referenced), key, "must be at least 1 second"));
+        }
+        Ok(Duration::from_secs(value.value))
+    }
+
+    /// `budget.breakers`: spend velocity and loops.
+    fn breakers(&self, raw: &RawBreakers) -> Result<BreakerConfig, ConfigError> {
+        let velocity = match &raw.velocity {
+            None => None,
+            Some(v) => Some((
+                self.usd(&v.usd, "budget.breakers.velocity.usd")?,
+                self.seconds(&v.seconds, "budget.breakers.velocity.seconds")?,
+            )),
+        };
+        let repeats = match &raw.repeats {
+            None => None,
+            Some(l) => {
+                if l.repeats.value < 2 {
+                    return Err(self.invalid(
+                        Some(&l.repeats.referenced),
+                        "budget.breakers.loop.repeats",
+                        "a loop is at least 2 repeats",
+                    ));
+                }
+                Some((
+                    l.repeats.value,
+                    self.seconds(&l.seconds, "budget.breakers.loop.seconds")?,
+                ))
+            }
+        };
+        Ok(BreakerConfig { velocity, repeats })
     }
 }

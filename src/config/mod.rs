@@ -117,6 +117,8 @@ pub struct BudgetConfig {
     pub budgets: Vec<Budget>,
     /// Requests per second or minute, per agent (and host).
     pub rate_limits: Vec<crate::budget::RateLimit>,
+    /// Spend-velocity and loop breakers.
+    pub breakers: crate::budget::BreakerConfig,
 }
 
 /// One budget: who it covers, how much, for how long.

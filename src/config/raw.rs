@@ -37,6 +37,29 @@ pub struct RawBudget {
     pub default_max_output_tokens: Option<Spanned<u64>>,
     pub budgets: Vec<RawBudgetEntry>,
     pub rate_limits: Vec<RawRateLimit>,
+    pub breakers: RawBreakers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBreakers {
+    pub velocity: Option<RawVelocity>,
+    #[serde(rename = "loop")]
+    pub repeats: Option<RawLoop>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVelocity {
+    pub usd: Spanned<String>,
+    pub seconds: Spanned<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoop {
+    pub repeats: Spanned<u32>,
+    pub seconds: Spanned<u64>,
 }
 
 #[derive(Debug, Deserialize)]

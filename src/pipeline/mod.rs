@@ -68,8 +68,8 @@ pub struct Pipeline {
     pub geo: Arc<Geo>,
     /// Step 12: what LLM tokens cost.
     pub prices: Arc<PriceTable>,
-    /// Step 8: budgets, pauses and breakers.
-    pub budgets: BudgetStep,
+    /// Step 8: budgets, pauses and breakers (shared with each request's record, which settles).
+    pub budgets: Arc<BudgetStep>,
     /// Step 8: rate limits.
     pub rate_limits: RateLimits,
 }
@@ -111,7 +111,7 @@ impl Pipeline {
             ctx,
             self.judge.audit().clone(),
             self.prices.clone(),
-            self.budgets.store().clone(),
+            self.budgets.clone(),
         );
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {
@@ -251,7 +251,7 @@ impl Pipeline {
         outcome?;
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
-        self.pace(&facts)?;
+        self.pace(&facts, Some(&decoded))?;
         if let Some((_, model)) = &ctx.llm {
             ctx.reservation = self
                 .budgets
@@ -345,8 +345,9 @@ impl Pipeline {
         Ok(response)
     }
 
-    /// Step 8 for every request: rate limits, and agents or teams paused by hand.
-    fn pace(&self, facts: &Facts) -> Result<(), ProxyError> {
+    /// Step 8 for every request: rate limits, agents or teams paused (by hand or by a breaker),
+    /// and the loop breaker.
+    fn pace(&self, facts: &Facts, body: Option<&[u8]>) -> Result<(), ProxyError> {
         if let Err(limited) = self.rate_limits.check(&facts.agent.id, &facts.request.host) {
             let mut err = ProxyError::new(
                 ErrorKind::RateLimited,
@@ -356,7 +357,11 @@ impl Pipeline {
             err.retry_after = u32::try_from(limited.retry_after.as_secs().max(1)).ok();
             return Err(err);
         }
-        self.budgets.check_paused(facts)
+        self.budgets.check_paused(facts)?;
+        match body {
+            Some(body) => self.budgets.check_repeats(facts, body),
+            None => Ok(()),
+        }
     }
 
     /// Step 6, then the facts of the request for `trigger`: the destination is resolved through

@@ -10,12 +10,13 @@ use http::StatusCode;
 
 use super::ctx::RequestCtx;
 use super::judge::Judgement;
+use super::reserve::BudgetStep;
 use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord};
 use crate::budget::{CostStatus, Meter, PriceTable, cost_of, from_nano, to_nano};
 use crate::error::{ErrorKind, ProxyError};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
-use crate::store::{SpendOf, Store};
+use crate::store::SpendOf;
 
 /// How a request ended.
 #[derive(Debug, Default)]
@@ -48,7 +49,7 @@ pub struct Record {
     response_bytes: u64,
     audit: Arc<AuditLog>,
     prices: Arc<PriceTable>,
-    store: Arc<Store>,
+    budgets: Arc<BudgetStep>,
     meter: Option<Meter>,
 }
 
@@ -58,7 +59,7 @@ impl Record {
         ctx: RequestCtx,
         audit: Arc<AuditLog>,
         prices: Arc<PriceTable>,
-        store: Arc<Store>,
+        budgets: Arc<BudgetStep>,
     ) -> Self {
         Self {
             ctx,
@@ -66,7 +67,7 @@ impl Record {
             response_bytes: 0,
             audit,
             prices,
-            store,
+            budgets,
             meter: None,
         }
     }
@@ -163,7 +164,7 @@ impl Drop for Record {
                 team: identity.team.clone().unwrap_or_default(),
                 model: cost.priced_as.clone().unwrap_or_else(|| model.clone()),
             };
-            super::reserve::settle(&self.store, &ctx.id, amount, Some(spend));
+            self.budgets.settle(&ctx.id, amount, Some(spend));
             Some((amount, cost.status))
         });
         let budget = ctx.reservation.as_ref().map(|reservation| {
@@ -173,7 +174,7 @@ impl Drop for Record {
                 Some((amount, _)) => (amount, "estimate"),
                 None => {
                     // Not priced after all: the reservation is released at what it held.
-                    super::reserve::settle(&self.store, &ctx.id, reservation.nano, None);
+                    self.budgets.settle(&ctx.id, reservation.nano, None);
                     (reservation.nano, "estimate")
                 }
             };

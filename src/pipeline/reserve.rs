@@ -5,11 +5,16 @@
 
 use std::sync::Arc;
 
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
 use arc_swap::ArcSwap;
 
 use time::OffsetDateTime;
 
-use crate::budget::{PriceTable, estimate, estimated_tokens, from_nano, input_tokens, to_nano};
+use crate::budget::{
+    Breakers, PriceTable, estimate, estimated_tokens, from_nano, input_tokens, to_nano,
+};
 use crate::config::{Budget, BudgetConfig};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::Facts;
@@ -19,9 +24,10 @@ use crate::store::{Charge, Paused, Role, SpendOf, Store, StoreError};
 pub struct BudgetStep {
     config: BudgetConfig,
     store: Arc<Store>,
-    /// The paused scopes as last read from the store. Read once a second rather than on every
-    /// request.
+    /// The paused scopes as last read from the store (read once a second rather than on every
+    /// request), plus those a breaker of this proxy paused since.
     paused: ArcSwap<Vec<Paused>>,
+    breakers: Breakers,
 }
 
 /// Money held for one request until its answer ends.
@@ -42,40 +48,6 @@ impl std::fmt::Debug for Reservation {
     }
 }
 
-/// Records what a metered call cost, once per request id: its reservation (if any) gives way to
-/// `amount` nano-USD, and the spend of the agent, team and model grows by it. On SQLite this is
-/// done before returning; on PostgreSQL in the background, so a slow database never holds up the
-/// end of a response.
-pub fn settle(store: &Arc<Store>, request: &str, amount: i64, spend: Option<SpendOf>) {
-    let report = |request: &str, e: StoreError| {
-        tracing::error!(error = %e, request, "budget settlement failed; the reservation is released at its expiry");
-    };
-    if let Some(done) = store.settle_embedded(request, amount, spend.as_ref()) {
-        if let Err(e) = done {
-            report(request, e);
-        }
-        return;
-    }
-    let store = store.clone();
-    let request = request.to_string();
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(async move {
-                if let Err(e) = store.settle(&request, amount, spend.as_ref()).await {
-                    report(&request, e);
-                }
-            });
-        }
-        Err(_) => report(
-            &request,
-            StoreError {
-                store: "postgres".into(),
-                reason: "no runtime to settle on".into(),
-            },
-        ),
-    }
-}
-
 impl BudgetStep {
     /// The step of `config`. The ledger is opened even without budgets: an agent or team paused by
     /// hand (`gatehouse budget pause`) is refused at once.
@@ -89,6 +61,7 @@ impl BudgetStep {
             config: config.clone(),
             store,
             paused,
+            breakers: Breakers::new(config.breakers.clone()),
         })
     }
 
@@ -114,6 +87,7 @@ impl BudgetStep {
     /// store, possibly from another proxy) and releases expired reservations.
     pub async fn housekeeping(&self) -> Result<(), StoreError> {
         self.paused.store(Arc::new(self.store.paused_all().await?));
+        self.breakers.shrink(Instant::now());
         let released = self.store.expire().await?;
         if released > 0 {
             tracing::warn!(
@@ -181,6 +155,81 @@ impl BudgetStep {
             estimated_tokens(body_len),
             self.max_output(facts),
         ))
+    }
+
+    /// Records what a metered call cost, once per request id: its reservation (if any) gives way
+    /// to `amount` nano-USD, the spend of the agent, team and model grows by it, and the velocity
+    /// breaker counts it. On SQLite this is done before returning; on PostgreSQL in the
+    /// background, so a slow database never holds up the end of a response.
+    pub fn settle(&self, request: &str, amount: i64, spend: Option<SpendOf>) {
+        if let Some(agent) = spend.as_ref().map(|s| s.agent.clone())
+            && let Some(reason) = self.breakers.spent(&agent, amount, Instant::now())
+        {
+            self.trip(format!("agent:{agent}"), reason);
+        }
+        if let Some(done) = self.store.settle_embedded(request, amount, spend.as_ref()) {
+            if let Err(e) = done {
+                settlement_failed(request, &e);
+            }
+            return;
+        }
+        let store = self.store.clone();
+        let request = request.to_string();
+        spawn(async move {
+            if let Err(e) = store.settle(&request, amount, spend.as_ref()).await {
+                settlement_failed(&request, &e);
+            }
+        });
+    }
+
+    /// The loop breaker: refuses (and pauses the agent) when the same request came as many times
+    /// as configured within its window.
+    pub fn check_repeats(&self, facts: &Facts, body: &[u8]) -> Result<(), ProxyError> {
+        if !self.breakers.watches_repeats() {
+            return Ok(());
+        }
+        let r = &facts.request;
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&r.method, &r.host, r.port, &r.path, &r.query, body).hash(&mut hasher);
+        let agent = &facts.agent.id;
+        match self
+            .breakers
+            .requested(agent, hasher.finish(), Instant::now())
+        {
+            None => Ok(()),
+            Some(reason) => {
+                let scope = format!("agent:{agent}");
+                self.trip(scope.clone(), reason.clone());
+                Err(ProxyError::new(
+                    ErrorKind::BudgetExceeded,
+                    Side::Agent,
+                    format!("{reason}: {scope} is paused; `gatehouse budget resume` lifts it"),
+                ))
+            }
+        }
+    }
+
+    /// Pauses `scope` at once in this proxy and, through the store, for every proxy and across
+    /// restarts.
+    fn trip(&self, scope: String, reason: String) {
+        let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        tracing::warn!(%scope, %reason, "breaker tripped; paused until resumed");
+        let paused = Paused {
+            scope: scope.clone(),
+            since: since.clone(),
+            reason: reason.clone(),
+        };
+        self.paused.rcu(|now| {
+            let mut next = Vec::clone(now);
+            next.push(paused.clone());
+            next
+        });
+        let store = self.store.clone();
+        spawn(async move {
+            if let Err(e) = store.pause(&scope, &since, &reason).await {
+                tracing::error!(error = %e, %scope, "breaker pause could not be stored");
+            }
+        });
     }
 
     /// 8. reserve the worst case of the LLM call `model` described by `facts` carrying `body`.
@@ -291,5 +340,19 @@ impl BudgetStep {
                 Err(err)
             }
         }
+    }
+}
+
+fn settlement_failed(request: &str, e: &StoreError) {
+    tracing::error!(error = %e, request, "budget settlement failed; the reservation is released at its expiry");
+}
+
+/// Runs `work` on the runtime the proxy runs on (there is always one while requests flow).
+fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(work);
+        }
+        Err(_) => tracing::error!("no runtime to write budget state on"),
     }
 }

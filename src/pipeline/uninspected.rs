@@ -117,8 +117,9 @@ impl Pipeline {
             return Err(err);
         }
         // Rate limits and pauses hold for uninspected requests too (they cannot be metered: no
-        // LLM call was recognised, so no budget is reserved).
-        self.pace(&facts)?;
+        // LLM call was recognised, so no budget is reserved; with no body read whole there is no
+        // fingerprint for the loop breaker).
+        self.pace(&facts, None)?;
         if obliged {
             return Err(ProxyError::new(
                 ErrorKind::Forbidden,

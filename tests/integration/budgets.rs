@@ -252,3 +252,97 @@ async fn a_stream_the_agent_abandons_settles_at_its_estimate() {
     assert_eq!(after.reserved, 0);
     assert!(after.spent > 0);
 }
+
+/// A proxy allowing LLM calls with `breakers` (YAML under `budget.breakers`) and its store.
+async fn proxy_with_breakers(pki: &TestPki, store: &str, breakers: &str) -> TestProxy {
+    let spec = ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!("budget:\n  store: {store}\n  breakers:\n{breakers}"),
+        ..Default::default()
+    };
+    TestProxy::start(pki, spec).await
+}
+
+async fn post(proxy: &TestProxy, url: &str, body: Vec<u8>) -> (u16, String) {
+    let response = proxy
+        .client(true)
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_loop_breaker_pauses_an_agent_repeating_itself_across_a_restart() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    origin.gate.send_replace(true);
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("budget.sqlite").display().to_string();
+    let breakers = "    loop: { repeats: 3, seconds: 60 }\n";
+    let mut proxy = proxy_with_breakers(&pki, &store, breakers).await;
+    let url = format!("https://localhost:{}/held/v1/messages", origin.port());
+    for _ in 0..2 {
+        assert_eq!(post(&proxy, &url, call_body()).await.0, 200);
+    }
+    let (status, text) = post(&proxy, &url, call_body()).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("loop breaker: the same request 3 times within 60 s"),
+        "{text}"
+    );
+    let other = br#"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"something else"}]}"#;
+    let (status, text) = post(&proxy, &url, other.to_vec()).await;
+    assert_eq!(
+        status, 429,
+        "the agent is paused, whatever it sends: {text}"
+    );
+    assert_eq!(origin.received.lock().unwrap().len(), 2);
+
+    proxy.gatehouse.take().unwrap().shutdown().await;
+    let proxy = proxy_with_breakers(&pki, &store, breakers).await;
+    let (status, text) = post(&proxy, &url, other.to_vec()).await;
+    assert_eq!(status, 429, "the pause is in the store: {text}");
+    let resumed = std::process::Command::new(crate::support::binary())
+        .args(["budget", "resume", "--agent", "anonymous", "--config"])
+        .arg(&proxy.config_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout).trim(),
+        "agent:anonymous resumed",
+        "{resumed:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(post(&proxy, &url, other.to_vec()).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_velocity_breaker_pauses_an_agent_spending_too_fast() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    origin.gate.send_replace(true);
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("budget.sqlite").display().to_string();
+    let proxy = proxy_with_breakers(
+        &pki,
+        &store,
+        "    velocity: { usd: '0.005', seconds: 60 }\n",
+    )
+    .await;
+    let url = format!("https://localhost:{}/held/v1/messages", origin.port());
+    // $0.00285 each: the second settles $0.0057 within the minute.
+    for _ in 0..2 {
+        assert_eq!(post(&proxy, &url, call_body()).await.0, 200);
+    }
+    let (status, text) = post(&proxy, &url, call_body()).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("spend-velocity breaker: $0.0057 within 60 s"),
+        "{text}"
+    );
+}
