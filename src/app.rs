@@ -106,6 +106,7 @@ impl Gatehouse {
         let lifecycle = Lifecycle::default();
         let upstream = Upstream::new(&config.upstream, connector.clone(), lifecycle.clone())?;
         let audit = Arc::new(AuditLog::open(&config.audit_file)?);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let mut store = AuditStore::open(&config.audit_store)?;
         let indexed = store.catch_up(&config.audit_file)?;
         if indexed > 0 {
@@ -125,7 +126,8 @@ impl Gatehouse {
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
             inspect: config.inspect.clone(),
-            judge: Judge::new(config.policies.clone(), audit),
+            judge: Judge::new(config.policies.clone(), audit, metrics.clone()),
+            metrics: metrics.clone(),
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
             prices: config.prices.clone(),

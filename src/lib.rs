@@ -30,6 +30,7 @@ pub mod error;
 pub mod geo;
 pub mod inspect;
 pub mod launch;
+pub mod metrics;
 pub mod pii;
 pub mod pipeline;
 pub mod policy;

@@ -124,14 +124,20 @@ pub fn facts(
 pub struct Judge {
     policies: ArcSwap<Policies>,
     audit: Arc<AuditLog>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Judge {
-    /// A judge over `policies`, recording into `audit`.
-    pub fn new(policies: Policies, audit: Arc<AuditLog>) -> Self {
+    /// A judge over `policies`, recording into `audit` and counting into `metrics`.
+    pub fn new(
+        policies: Policies,
+        audit: Arc<AuditLog>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Self {
             policies: ArcSwap::from_pointee(policies),
             audit,
+            metrics,
         }
     }
 
@@ -145,6 +151,8 @@ impl Judge {
     pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
         let policies = self.policies.load();
         let mut record = self.record_of(facts, request_id, &format!("{request_id}-r"), &policies);
+        self.metrics
+            .decided(facts.trigger.name(), Effect::Deny.name(), &[], 0.0);
         record.effect = Effect::Deny.name().to_string();
         record.reason = err.reason.clone();
         if let Err(e) = self.audit.record(&record) {
@@ -240,7 +248,14 @@ impl Judge {
         let policies = self.policies.load();
         let started = Instant::now();
         let verdict = policies.set.evaluate(facts);
-        let policy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let policy_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.metrics.decided(
+            facts.trigger.name(),
+            verdict.effect.name(),
+            &verdict.deciding,
+            elapsed.as_secs_f64(),
+        );
         let judgement = Judgement {
             id: decision_id,
             trigger: facts.trigger,

@@ -68,6 +68,8 @@ pub struct Pipeline {
     pub geo: Arc<Geo>,
     /// Step 12: what LLM tokens cost.
     pub prices: Arc<PriceTable>,
+    /// Counters for Prometheus.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Step 8: budgets, pauses and breakers (shared with each request's record, which settles).
     pub budgets: Arc<BudgetStep>,
     /// Step 8: rate limits.
@@ -112,6 +114,7 @@ impl Pipeline {
             self.judge.audit().clone(),
             self.prices.clone(),
             self.budgets.clone(),
+            self.metrics.clone(),
         );
         match self.run(&mut record.ctx, req).await {
             Ok(response) => {

@@ -14,6 +14,7 @@ use super::reserve::BudgetStep;
 use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord};
 use crate::budget::{CostStatus, Meter, PriceTable, cost_of, from_nano, to_nano};
 use crate::error::{ErrorKind, ProxyError};
+use crate::metrics::{LlmCall, Metrics};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
 use crate::store::SpendOf;
@@ -50,6 +51,7 @@ pub struct Record {
     audit: Arc<AuditLog>,
     prices: Arc<PriceTable>,
     budgets: Arc<BudgetStep>,
+    metrics: Arc<Metrics>,
     meter: Option<Meter>,
 }
 
@@ -60,6 +62,7 @@ impl Record {
         audit: Arc<AuditLog>,
         prices: Arc<PriceTable>,
         budgets: Arc<BudgetStep>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             ctx,
@@ -68,6 +71,7 @@ impl Record {
             audit,
             prices,
             budgets,
+            metrics,
             meter: None,
         }
     }
@@ -156,6 +160,32 @@ impl Drop for Record {
             };
             (model.clone(), cost_of(&self.prices, model, usage, worst))
         });
+        if let Some((model, cost)) = &cost {
+            use rust_decimal::prelude::ToPrimitive;
+            self.metrics.llm_call(&LlmCall {
+                agent: &identity.agent,
+                team: identity.team.as_deref().unwrap_or(""),
+                model: cost.priced_as.as_deref().unwrap_or(model),
+                cost_status: cost.status.name(),
+                usd: cost.usd.and_then(|d| d.to_f64()).unwrap_or(0.0),
+                tokens: cost.usage.map(|u| {
+                    [
+                        ("input", u.input),
+                        ("cached_input", u.cached_input),
+                        ("cache_write", u.cache_write),
+                        ("output", u.output),
+                    ]
+                }),
+            });
+        }
+        for (kind, count) in &ctx.pii {
+            self.metrics.pii_found(kind, *count);
+        }
+        if let Outcome::Failed(err) = &self.outcome
+            && err.side == crate::error::Side::Upstream
+        {
+            self.metrics.upstream_error(err.kind.code());
+        }
         let settled = cost.as_ref().and_then(|(model, cost)| {
             let amount = cost.usd.and_then(to_nano)?;
             let spend = SpendOf {
