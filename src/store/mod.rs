@@ -5,8 +5,11 @@
 //! none atomically in the database, so no number of concurrent requests or processes can reserve
 //! more than a budget's limit; settlement is idempotent by request id.
 
+mod approvals;
 mod postgres;
 mod sqlite;
+
+pub use approvals::{Approval, ApprovalStatus, Decision, Held, NewHold};
 
 #[cfg(test)]
 mod tests;
@@ -154,6 +157,7 @@ const SETTLED_KEPT_SECONDS: i64 = 7 * 24 * 3600;
 /// The store, on whichever back end the config names.
 pub struct Store {
     backend: Backend,
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 enum Backend {
@@ -164,13 +168,18 @@ enum Backend {
 impl Store {
     /// Opens (or creates, applying migrations) the store at `location`.
     pub async fn open(location: &StoreLocation, role: Role) -> Result<Store, StoreError> {
+        let changes = tokio::sync::watch::Sender::new(0);
         let backend = match location {
             StoreLocation::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open(path, role)?),
             StoreLocation::Postgres(url) => {
-                Backend::Postgres(postgres::PgStore::open(url, role).await?)
+                let store = postgres::PgStore::open(url, role).await?;
+                if role == Role::Proxy {
+                    store.listen(changes.clone());
+                }
+                Backend::Postgres(store)
             }
         };
-        Ok(Store { backend })
+        Ok(Store { backend, changes })
     }
 
     /// Whether it is PostgreSQL (calls may wait on the network).
@@ -291,6 +300,18 @@ impl Store {
             Backend::Postgres(p) => p.spend(by, hour_prefix).await,
         }
     }
+}
+
+/// Why a hold cannot be queued, given the pending approvals of its agent and in all.
+fn approvals_full(agent: i64, total: i64, hold: &NewHold) -> Option<String> {
+    if agent >= hold.max_per_agent {
+        return Some(format!(
+            "agent {} already has {agent} requests waiting for approval (the most it may have)",
+            hold.agent
+        ));
+    }
+    (total >= hold.max_total)
+        .then(|| format!("{total} requests already wait for approval (the most the queue holds)"))
 }
 
 /// Unix seconds now.

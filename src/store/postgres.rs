@@ -3,6 +3,8 @@
 //! and need no client-side transaction: the budget rows are locked in a fixed order, checked, and
 //! written before the statement commits. One connection, pipelined, is reopened when it drops.
 
+mod approvals;
+
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -12,7 +14,8 @@ use super::{Balance, Charge, NoRoom, Paused, Role, SpendBy, SpendOf, SpendRow, S
 
 /// Migrations in order, each applied once in its own transaction; `gatehouse_migrations` records
 /// those applied. Applying takes an advisory lock, so proxies starting together apply each once.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE gatehouse_balances (
     budget TEXT NOT NULL, window_key TEXT NOT NULL,
     spent BIGINT NOT NULL DEFAULT 0, reserved BIGINT NOT NULL DEFAULT 0,
@@ -125,13 +128,17 @@ BEGIN
     DELETE FROM gatehouse_settled WHERE at < p_forget_before;
     RETURN released;
 END $$;
-"#];
+"#,
+    approvals::MIGRATION,
+];
 
 /// The PostgreSQL store.
 pub struct PgStore {
     config: tokio_postgres::Config,
     name: String,
     client: Mutex<Option<Arc<Client>>>,
+    /// Dropped with the store: tells the approval listener to stop.
+    alive: Arc<()>,
 }
 
 /// `url` without its password, for messages.
@@ -172,6 +179,7 @@ impl PgStore {
             config,
             name,
             client: Mutex::new(None),
+            alive: Arc::new(()),
         };
         store.migrate().await?;
         if role == Role::Proxy {

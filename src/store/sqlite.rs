@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+mod approvals;
+
 use super::{Balance, Charge, NoRoom, Paused, Role, SpendBy, SpendOf, SpendRow, StoreError};
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
@@ -32,6 +34,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE spend (hour TEXT NOT NULL, agent TEXT NOT NULL, team TEXT NOT NULL,
         model TEXT NOT NULL, spent INTEGER NOT NULL, calls INTEGER NOT NULL,
         PRIMARY KEY (hour, agent, team, model));",
+    "CREATE TABLE approvals (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, agent TEXT NOT NULL,
+        summary TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        status TEXT NOT NULL, reviewer TEXT, reason TEXT, decided_at INTEGER);
+     CREATE INDEX approvals_fingerprint ON approvals (fingerprint, created_at);
+     CREATE INDEX approvals_status ON approvals (status, created_at);",
 ];
 
 /// The SQLite store.

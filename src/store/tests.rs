@@ -301,3 +301,165 @@ async fn a_window_that_rolls_over_starts_with_its_own_room() {
         );
     }
 }
+
+fn new_hold(id: &str, fingerprint: &str, agent: &str, now: i64) -> NewHold {
+    NewHold {
+        id: id.into(),
+        fingerprint: fingerprint.into(),
+        agent: agent.into(),
+        summary: "{}".into(),
+        now,
+        expires_at: now + 900,
+        max_per_agent: 2,
+        max_total: 3,
+    }
+}
+
+fn decision(id: &str, approve: bool, now: i64) -> Decision<'_> {
+    Decision {
+        id,
+        approve,
+        reviewer: "alice",
+        reason: if approve { "ok" } else { "too risky" },
+        now,
+        usable_until: now + 900,
+    }
+}
+
+#[tokio::test]
+async fn approvals_attach_retries_bound_queues_are_used_once_and_expire() {
+    let now = 1_800_000_000;
+    for (store, location, _dir) in both().await {
+        let at = location.display();
+        let first = store
+            .hold(&new_hold("apv_1", "f1", "a", now))
+            .await
+            .unwrap();
+        assert!(
+            matches!(first, Held::Created(ref a) if a.status == ApprovalStatus::Pending),
+            "{at}"
+        );
+        let retry = store
+            .hold(&new_hold("apv_2", "f1", "a", now + 60))
+            .await
+            .unwrap();
+        assert!(
+            matches!(retry, Held::Attached(ref a) if a.id == "apv_1"),
+            "{at}: {retry:?}"
+        );
+        store
+            .hold(&new_hold("apv_3", "f2", "a", now))
+            .await
+            .unwrap();
+        let full = store
+            .hold(&new_hold("apv_4", "f3", "a", now))
+            .await
+            .unwrap();
+        assert!(
+            matches!(full, Held::Full(ref why) if why.contains("agent a")),
+            "{at}: {full:?}"
+        );
+        store
+            .hold(&new_hold("apv_5", "f4", "b", now))
+            .await
+            .unwrap();
+        let full = store
+            .hold(&new_hold("apv_6", "f5", "c", now))
+            .await
+            .unwrap();
+        assert!(
+            matches!(full, Held::Full(ref why) if why.contains("queue")),
+            "{at}: {full:?}"
+        );
+        assert_eq!(
+            store
+                .approvals(ApprovalStatus::Pending, 10)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+
+        let approved = store
+            .decide(&decision("apv_1", true, now + 5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(approved.reviewer.as_deref(), Some("alice"), "{at}");
+        let again = store
+            .decide(&decision("apv_1", false, now + 6))
+            .await
+            .unwrap();
+        assert_eq!(again.unwrap_err(), "approval apv_1 is approved", "{at}");
+        assert!(store.consume("apv_1").await.unwrap(), "{at}");
+        assert!(!store.consume("apv_1").await.unwrap(), "{at}: used once");
+        let fresh = store
+            .hold(&new_hold("apv_7", "f1", "a", now + 10))
+            .await
+            .unwrap();
+        assert!(
+            matches!(fresh, Held::Created(_)),
+            "{at}: a used approval does not attach"
+        );
+
+        store
+            .decide(&decision("apv_3", false, now + 5))
+            .await
+            .unwrap()
+            .unwrap();
+        let denied = store
+            .hold(&new_hold("apv_8", "f2", "a", now + 20))
+            .await
+            .unwrap();
+        assert!(
+            matches!(denied, Held::Attached(ref a) if a.status == ApprovalStatus::Denied),
+            "{at}: a retry of a denied request finds the denial"
+        );
+        assert_eq!(
+            store.expire_approvals(now + 901).await.unwrap(),
+            1,
+            "{at}: apv_5"
+        );
+        let late = store
+            .decide(&decision("apv_5", true, now + 902))
+            .await
+            .unwrap();
+        assert_eq!(late.unwrap_err(), "approval apv_5 is expired", "{at}");
+        assert!(
+            store
+                .decide(&decision("apv_x", true, now))
+                .await
+                .unwrap()
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_through_one_proxy_wakes_a_request_held_by_another() {
+    let url = StoreLocation::Postgres(fresh_postgres().await);
+    let a = Store::open(&url, Role::Proxy).await.unwrap();
+    let b = Store::open(&url, Role::Proxy).await.unwrap();
+    let now = super::now();
+    a.hold(&new_hold("apv_9", "f9", "x", now)).await.unwrap();
+    let mut changes = a.changes();
+    // The listener bumps the counter once it listens.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        changes.wait_for(|n| *n > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    changes.borrow_and_update();
+    b.decide(&decision("apv_9", true, now))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), changes.changed())
+        .await
+        .expect("NOTIFY reached the other store")
+        .unwrap();
+    let seen = a.approval("apv_9").await.unwrap().unwrap();
+    assert_eq!(seen.status, ApprovalStatus::Approved);
+}
