@@ -162,7 +162,7 @@ pub struct Store {
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PgStore),
+    Postgres(Box<postgres::PgStore>),
 }
 
 impl Store {
@@ -176,7 +176,7 @@ impl Store {
                 if role == Role::Proxy {
                     store.listen(changes.clone());
                 }
-                Backend::Postgres(store)
+                Backend::Postgres(Box::new(store))
             }
         };
         Ok(Store { backend, changes })
