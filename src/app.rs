@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
 use crate::budget::RateLimits;
 use crate::config::Config;
-use crate::pipeline::{BudgetStep, Judge, PiiStep, Pipeline, build_geo};
+use crate::notify::Notifier;
+use crate::pipeline::{BudgetStep, HoldStep, Judge, PiiStep, Pipeline, build_geo};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -40,6 +41,12 @@ pub enum StartError {
     /// The store (budget ledger) could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The admin listener could not start.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+    /// The webhook client could not be built.
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
     /// The geo database could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
@@ -68,6 +75,7 @@ pub enum Drained {
 /// A running proxy.
 pub struct Gatehouse {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     ca_cert: PathBuf,
     lifecycle: Lifecycle,
     listener: JoinHandle<()>,
@@ -120,6 +128,7 @@ impl Gatehouse {
                  rules on destination.country, .eu, .eea and .adequate treat as outside"
             );
         }
+        let budgets = Arc::new(BudgetStep::open(&config.budget).await?);
         let pipeline = Arc::new(Pipeline {
             resolver,
             upstream,
@@ -131,7 +140,17 @@ impl Gatehouse {
             pii: PiiStep::new(&config.pii)?,
             geo: geo.clone(),
             prices: config.prices.clone(),
-            budgets: Arc::new(BudgetStep::open(&config.budget).await?),
+            holds: HoldStep::new(
+                config.approvals.clone(),
+                budgets.store().clone(),
+                Notifier::new(
+                    config.approvals.webhooks.clone(),
+                    config.approvals.dashboard_url.clone(),
+                    &config.upstream.extra_ca_files,
+                )?,
+                metrics.clone(),
+            ),
+            budgets,
             rate_limits: RateLimits::new(&config.budget.rate_limits),
         });
         if config.pii.hash_key.is_none() {
@@ -162,18 +181,42 @@ impl Gatehouse {
         );
         let listener = tokio::spawn(server.serve(listener));
         let folder = std::path::PathBuf::from(&config.policies.source);
+        let inputs = crate::reload::PolicyInputs {
+            extras: config.policy_extras.clone(),
+            custom_kinds: config.pii.custom_kinds(),
+        };
+        let reloadable = folder.is_dir().then(|| (folder.clone(), inputs.clone()));
         if folder.is_dir() {
             lifecycle.tasks.spawn(watch_policies(
                 folder,
                 config.policy_reload_interval,
                 pipeline.clone(),
-                crate::reload::PolicyInputs {
-                    extras: config.policy_extras.clone(),
-                    custom_kinds: config.pii.custom_kinds(),
-                },
+                inputs,
                 lifecycle.shutdown.clone(),
             ));
         }
+        let admin_addr = match &config.admin {
+            None => None,
+            Some(admin) => {
+                let state = Arc::new(crate::admin::AdminState {
+                    config: Arc::new(config.clone()),
+                    store: pipeline.budgets.store().clone(),
+                    metrics: metrics.clone(),
+                    pipeline: pipeline.clone(),
+                    policies: reloadable,
+                    token: admin.token.clone(),
+                });
+                Some(
+                    crate::admin::start(
+                        admin.listen,
+                        state,
+                        lifecycle.shutdown.clone(),
+                        &lifecycle.tasks,
+                    )
+                    .await?,
+                )
+            }
+        };
         lifecycle
             .tasks
             .spawn(housekeeping(pipeline, lifecycle.shutdown.clone()));
@@ -187,6 +230,7 @@ impl Gatehouse {
         tracing::info!(%addr, config = %config.source, ca = %ca_cert.display(), "gatehouse listening");
         Ok(Gatehouse {
             addr,
+            admin_addr,
             ca_cert,
             lifecycle,
             listener,
@@ -197,6 +241,11 @@ impl Gatehouse {
     /// The address the proxy listens on (useful when the config asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin API's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The CA certificate agents must trust.

@@ -35,6 +35,8 @@ impl Side {
 /// What went wrong, at the granularity that decides the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A held request is still waiting for a person (408: retry to wait again).
+    ApprovalPending,
     /// Malformed or unsupported request.
     BadRequest,
     /// Missing or wrong proxy credentials.
@@ -63,6 +65,7 @@ impl ErrorKind {
     /// The HTTP status this kind maps to.
     pub fn status(self) -> StatusCode {
         match self {
+            ErrorKind::ApprovalPending => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
@@ -79,6 +82,7 @@ impl ErrorKind {
     /// Stable machine-readable code, sent in the error body and the `x-gatehouse-error` header.
     pub fn code(self) -> &'static str {
         match self {
+            ErrorKind::ApprovalPending => "approval_pending",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::ProxyAuthRequired => "proxy_auth_required",
             ErrorKind::Forbidden => "forbidden",
@@ -130,12 +134,14 @@ pub struct ProxyError {
     pub side: Side,
     /// Human-readable reason, shown to the agent and logged.
     pub reason: String,
-    /// Set when a policy decision refused the request.
-    pub decision: Option<DecisionRef>,
+    /// Set when a policy decision refused the request (boxed: errors travel in every `Result`).
+    pub decision: Option<Box<DecisionRef>>,
     /// How the body is shaped.
     pub shape: Shape,
     /// Seconds after which a retry can succeed (`Retry-After`).
     pub retry_after: Option<u32>,
+    /// The approval a held request waits on (`x-gatehouse-approval`).
+    pub approval: Option<String>,
 }
 
 impl ProxyError {
@@ -148,6 +154,7 @@ impl ProxyError {
             decision: None,
             shape: Shape::Plain,
             retry_after: None,
+            approval: None,
         }
     }
 
@@ -160,7 +167,7 @@ impl ProxyError {
     /// A refusal by policy: 403 on the agent's side, naming the decision and its rules.
     pub fn denied_by_policy(reason: impl Into<String>, decision: DecisionRef) -> Self {
         Self {
-            decision: Some(decision),
+            decision: Some(Box::new(decision)),
             ..Self::new(ErrorKind::Forbidden, Side::Agent, reason)
         }
     }
@@ -250,6 +257,13 @@ impl ProxyError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let Some(id) = self
+            .approval
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert("x-gatehouse-approval", id);
+        }
         if self.kind == ErrorKind::ProxyAuthRequired {
             headers.insert(
                 header::PROXY_AUTHENTICATE,
@@ -267,6 +281,7 @@ mod tests {
     #[test]
     fn every_kind_maps_to_its_status() {
         let table = [
+            (ErrorKind::ApprovalPending, 408),
             (ErrorKind::BadRequest, 400),
             (ErrorKind::ProxyAuthRequired, 407),
             (ErrorKind::Forbidden, 403),

@@ -22,6 +22,7 @@
 //!
 //! Step 9 (approve) arrives with the approval queue; see `../shared/DESIGN.md`.
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod budget;
@@ -31,6 +32,7 @@ pub mod geo;
 pub mod inspect;
 pub mod launch;
 pub mod metrics;
+pub mod notify;
 pub mod pii;
 pub mod pipeline;
 pub mod policy;

@@ -12,6 +12,7 @@ use crate::config::policies::{check_redact_kinds, reload};
 use crate::pipeline::Pipeline;
 
 /// What a reload needs from the config besides the folder.
+#[derive(Debug, Clone)]
 pub struct PolicyInputs {
     /// Policy texts the config adds (templates, residency rules).
     pub extras: Vec<(String, String)>,
@@ -75,6 +76,28 @@ pub async fn watch_policies(
                 }
             }
         }
+    }
+}
+
+/// Reloads the policies of `folder` now (the admin API's reload): the new version when they
+/// changed and are valid, `None` when unchanged, the error when invalid (the running policies
+/// then stay in force).
+pub fn reload_now(
+    folder: &std::path::Path,
+    pipeline: &Pipeline,
+    inputs: &PolicyInputs,
+) -> Result<Option<String>, String> {
+    let current = pipeline.judge().policy_version();
+    match reload(folder, &current, &inputs.extras) {
+        Ok(None) => Ok(None),
+        Ok(Some(policies)) => {
+            check_redact_kinds(&policies, &inputs.custom_kinds).map_err(|e| e.to_string())?;
+            let version = policies.version.clone();
+            tracing::info!(from = %current, to = %version, "policies reloaded through the admin API");
+            pipeline.judge().replace(policies);
+            Ok(Some(version))
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 

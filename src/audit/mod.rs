@@ -101,6 +101,48 @@ pub struct OutcomeRecord {
     /// For a call budgets covered: what was reserved and what was settled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetRecord>,
+    /// For a held request: the approval, who decided, why, and how long the request waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
+}
+
+/// A held request's approval, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRecord {
+    /// The approval id.
+    pub id: String,
+    /// `approved`, `denied`, `expired`, `used` (by another request) or `pending` (the agent was
+    /// told to retry).
+    pub decision: &'static str,
+    /// Who decided.
+    pub reviewer: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Whether this request was a retry that found the approval of an earlier one.
+    pub retried: bool,
+    /// Milliseconds this request waited.
+    pub waited_ms: u64,
+    /// Seconds from the hold to the decision, once decided.
+    pub decided_after_s: Option<i64>,
+}
+
+impl ApprovalRecord {
+    /// The record of `approval` as this request saw it.
+    pub fn of(
+        approval: &crate::store::Approval,
+        retried: bool,
+        waited: std::time::Duration,
+    ) -> ApprovalRecord {
+        ApprovalRecord {
+            id: approval.id.clone(),
+            decision: approval.status.name(),
+            reviewer: approval.reviewer.clone(),
+            reason: approval.reason.clone(),
+            retried,
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            decided_after_s: approval.decided_at.map(|d| d - approval.created_at),
+        }
+    }
 }
 
 /// A reservation and its settlement, as recorded.

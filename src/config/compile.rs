@@ -132,6 +132,8 @@ impl Compiler<'_> {
             geo: self.geo(&raw)?,
             prices: std::sync::Arc::new(self.prices(&raw)?),
             budget: self.budget(&raw)?,
+            approvals: self.approvals(&raw)?,
+            admin: self.admin(&raw)?,
             policy_extras,
             audit_file: PathBuf::from(
                 raw.audit

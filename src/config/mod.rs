@@ -4,6 +4,7 @@
 //! (socket addresses, CIDRs, host patterns, secrets read from the environment). Errors name the
 //! file, the line and the key.
 
+mod approvals_section;
 mod budget_section;
 pub(crate) mod compile;
 mod error;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use approvals_section::{AdminConfig, ApprovalsConfig, Webhook, WebhookFormat};
 pub use compile::{ANONYMOUS_AGENT, validate_agent_id};
 pub use error::{ConfigError, Place};
 pub use host_pattern::{HostPattern, HostPatterns};
@@ -70,6 +72,10 @@ pub struct Config {
     pub prices: std::sync::Arc<crate::budget::PriceTable>,
     /// Budgets and how reservations are made.
     pub budget: BudgetConfig,
+    /// How held requests wait for a person.
+    pub approvals: ApprovalsConfig,
+    /// The admin API's listener (`None`: off).
+    pub admin: Option<AdminConfig>,
     /// Policy texts the config adds to the folder's: enabled templates and residency rules,
     /// as `(name, YAML)`; reloads keep them.
     pub policy_extras: Vec<(String, String)>,

@@ -25,6 +25,35 @@ pub struct RawConfig {
     pub pii: RawPii,
     pub geo: RawGeo,
     pub budget: RawBudget,
+    pub approvals: RawApprovals,
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApprovals {
+    pub wait: Option<Spanned<String>>,
+    pub expire_after: Option<Spanned<String>>,
+    pub max_pending_per_agent: Option<Spanned<u32>>,
+    pub max_pending: Option<Spanned<u32>>,
+    pub poll_interval: Option<Spanned<String>>,
+    pub dashboard_url: Option<Spanned<String>>,
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    pub listen: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

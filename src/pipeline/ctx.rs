@@ -50,6 +50,8 @@ pub struct RequestCtx {
     pub usage_asked: bool,
     /// Money reserved for this call, settled when it ends.
     pub reservation: Option<super::reserve::Reservation>,
+    /// A held request's approval, as it ended for this request.
+    pub approval: Option<crate::audit::ApprovalRecord>,
     /// The call's worst-case cost in nano-USD (what a cut answer without usage is recorded at).
     pub worst_case_nano: Option<i64>,
 }
@@ -93,6 +95,7 @@ impl RequestCtx {
             usage_asked: false,
             reservation: None,
             worst_case_nano: None,
+            approval: None,
         })
     }
 }

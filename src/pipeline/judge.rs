@@ -263,7 +263,7 @@ impl Judge {
             rules: verdict.deciding.clone(),
             monitored: verdict.monitored.iter().map(|(id, _)| id.clone()).collect(),
             policy_version: policies.version.clone(),
-            obligations: if verdict.effect == Effect::Allow {
+            obligations: if matches!(verdict.effect, Effect::Allow | Effect::Hold) {
                 verdict.obligations.clone()
             } else {
                 Vec::new()
@@ -343,8 +343,8 @@ fn refusal(verdict: &Verdict, judgement: &Judgement, body: &BodyFacts) -> Result
         )),
         Effect::Hold => Err(ProxyError::denied_by_policy(
             format!(
-                "rule {rules} holds this request for human approval{message}; \
-                 this proxy has no approval queue, so held requests are refused"
+                "rule {rules} holds this for human approval{message}; only requests can wait \
+                 for a person (a tunnel or an answer cannot), so it is refused"
             ),
             decision,
         )),

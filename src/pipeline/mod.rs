@@ -6,6 +6,7 @@
 
 mod connect;
 mod ctx;
+mod hold;
 mod judge;
 mod locate;
 mod pii_step;
@@ -24,6 +25,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
+pub use hold::{HeldRequest, HoldStep};
 pub use judge::{Judge, Judgement};
 pub use locate::{build_geo, destination_facts, destination_in};
 pub use pii_step::{PiiStep, hash_key};
@@ -35,7 +37,7 @@ use crate::config::HostPatterns;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::geo::Geo;
 use crate::inspect;
-use crate::policy::{Facts, PiiFacts, Trigger};
+use crate::policy::{Effect, Facts, PiiFacts, Trigger};
 use crate::proxy::body::{ProxyBody, boxed, full};
 use crate::proxy::resolve::{Pinned, ResolveError, Resolver};
 use crate::proxy::target::Target;
@@ -68,6 +70,8 @@ pub struct Pipeline {
     pub geo: Arc<Geo>,
     /// Step 12: what LLM tokens cost.
     pub prices: Arc<PriceTable>,
+    /// Step 9: held requests and their approvals.
+    pub holds: HoldStep,
     /// Counters for Prometheus.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Step 8: budgets, pauses and breakers (shared with each request's record, which settles).
@@ -83,6 +87,9 @@ impl Pipeline {
     pub async fn housekeeping(&self) {
         if let Err(e) = self.budgets.housekeeping().await {
             tracing::error!(error = %e, "the budget store could not be read");
+        }
+        if let Err(e) = self.holds.housekeeping().await {
+            tracing::error!(error = %e, "expired approvals could not be marked");
         }
         self.pii.forget_idle();
         self.rate_limits.shrink();
@@ -250,8 +257,12 @@ impl Pipeline {
         ctx.pii = facts.pii.counts.clone();
         let (judgement, outcome) = self.judge.decide(&facts, &ctx.id, ctx.id.clone());
         let obligations = judgement.obligations.clone();
+        let held = (judgement.effect == Effect::Hold)
+            .then(|| (judgement.rules.clone(), judgement.id.clone()));
         ctx.judgements.push(judgement);
-        outcome?;
+        if held.is_none() {
+            outcome?;
+        }
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
         self.pace(&facts, Some(&decoded))?;
@@ -266,6 +277,23 @@ impl Pipeline {
                     .budgets
                     .rough_worst_case(&facts, model, &self.prices, decoded.len()),
             };
+        }
+        // 9. hold: a request a rule holds waits here for a person's decision.
+        if let Some((rules, decision)) = held {
+            let preview = self.pii.preview(&String::from_utf8_lossy(&decoded));
+            let request = HeldRequest {
+                facts: &facts,
+                url: format!("{}://{}{}", ctx.scheme, ctx.target, ctx.path),
+                full_url: parts.uri.to_string(),
+                body: &decoded,
+                preview,
+                rules: &rules,
+                decision: &decision,
+            };
+            let mut approval = None;
+            let waited = self.holds.wait(&request, &mut approval).await;
+            ctx.approval = approval;
+            waited?;
         }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;

@@ -267,6 +267,27 @@ impl PiiStep {
     }
 
     /// Forgets sessions idle for longer than the vault keeps them.
+    /// `text` with every finding masked (`[EMAIL]`), whatever the policies oblige: what a
+    /// reviewer may see of a held request.
+    pub fn preview(&self, text: &str) -> String {
+        struct MaskAll;
+        impl crate::pii::Replacer for MaskAll {
+            fn replace(
+                &mut self,
+                finding: &crate::pii::Finding,
+                _value: &str,
+            ) -> Result<Option<String>, crate::pii::VaultError> {
+                Ok(Some(format!("[{}]", finding.kind.label())))
+            }
+        }
+        let findings = self.scanner.scan(text);
+        match crate::pii::redact(text, &findings, &mut MaskAll) {
+            Ok(Some(masked)) => masked,
+            Ok(None) => text.to_string(),
+            Err(_) => "[preview withheld]".to_string(),
+        }
+    }
+
     pub fn forget_idle(&self) {
         self.vault.sweep(Instant::now());
     }

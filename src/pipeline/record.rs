@@ -13,7 +13,7 @@ use super::judge::Judgement;
 use super::reserve::BudgetStep;
 use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord};
 use crate::budget::{CostStatus, Meter, PriceTable, cost_of, from_nano, to_nano};
-use crate::error::{ErrorKind, ProxyError};
+use crate::error::ProxyError;
 use crate::metrics::{LlmCall, Metrics};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
@@ -149,8 +149,7 @@ impl Drop for Record {
         // A call the upstream was never reached for cost nothing; any other without reported
         // usage (a cut stream, a timeout) is recorded and settled at the worst case estimated
         // before it left.
-        let never_sent = matches!(&self.outcome, Outcome::Failed(err) if err.kind == ErrorKind::BadGateway)
-            && ctx.connected.is_none();
+        let never_sent = matches!(&self.outcome, Outcome::Failed(_)) && ctx.connected.is_none();
         let cost = ctx.llm.as_ref().map(|(_, model)| {
             let usage = self.meter.as_mut().and_then(Meter::finish);
             let worst = if never_sent {
@@ -235,6 +234,7 @@ impl Drop for Record {
                     .as_ref()
                     .map(|(model, cost)| CostRecord::of(model, cost)),
                 budget,
+                approval: ctx.approval.clone(),
             };
             if let Err(e) = self.audit.record_outcome(&record) {
                 tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");

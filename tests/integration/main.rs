@@ -2,6 +2,7 @@
 
 mod support;
 
+mod approvals;
 mod budgets;
 mod cli;
 mod curl;

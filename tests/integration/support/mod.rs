@@ -80,15 +80,20 @@ impl ProxySpec {
             tunnel.join(", "),
             self.identity,
             self.limits,
-            // The budget ledger lives with the test, unless the test's own section names one.
-            if self.extra.contains("budget:") {
-                self.extra.clone()
-            } else {
-                format!(
-                    "{}budget:\n  store: {}\n",
-                    self.extra,
-                    ca_dir.with_file_name("budget.sqlite").display()
-                )
+            // The budget ledger lives with the test, unless the test's own section names one; the
+            // admin API listens on a free port unless the test says where.
+            {
+                let mut extra = self.extra.clone();
+                if !extra.contains("budget:") {
+                    extra.push_str(&format!(
+                        "budget:\n  store: {}\n",
+                        ca_dir.with_file_name("budget.sqlite").display()
+                    ));
+                }
+                if !extra.contains("admin:") {
+                    extra.push_str("admin:\n  listen: 127.0.0.1:0\n");
+                }
+                extra
             },
         )
     }
@@ -153,6 +158,16 @@ impl TestProxy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The admin API's base URL (`http://127.0.0.1:port`).
+    pub fn admin_url(&self) -> String {
+        let addr = self
+            .gatehouse
+            .as_ref()
+            .and_then(|g| g.admin_addr())
+            .expect("the admin API runs");
+        format!("http://{addr}")
     }
 
     /// `GET url` through the proxy over HTTP/1.1.

@@ -1,0 +1,222 @@
+//! The admin listener: a JSON API under `/api/` for people and tools (approvals, decisions,
+//! spend, pauses, policies), `/healthz`, `/readyz`, `/metrics` for Prometheus, and the dashboard
+//! at `/`. Everything but the health checks and the dashboard's own files needs the bearer token
+//! (compared in constant time); without a token configured the listener only runs on loopback
+//! (the config refuses anything else).
+
+mod api;
+mod dashboard;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Secret};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::reload::PolicyInputs;
+use crate::store::Store;
+
+/// Largest request body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the admin API reads and changes.
+pub struct AdminState {
+    /// The config the proxy runs with (budgets, approvals, audit paths).
+    pub config: Arc<Config>,
+    /// Budgets, pauses and approvals.
+    pub store: Arc<Store>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The pipeline, for the policies in force.
+    pub pipeline: Arc<Pipeline>,
+    /// The policy folder and what a reload needs, when policies come from a folder.
+    pub policies: Option<(PathBuf, PolicyInputs)>,
+    /// The bearer token, if any.
+    pub token: Option<Secret>,
+}
+
+/// Why the admin listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("admin API cannot listen on {addr}: {source}")]
+pub struct AdminError {
+    /// The configured address.
+    pub addr: SocketAddr,
+    /// The socket error.
+    pub source: std::io::Error,
+}
+
+/// Binds `addr`; serves `state` until `shutdown`. Returns the bound address.
+pub async fn start(
+    addr: SocketAddr,
+    state: Arc<AdminState>,
+    shutdown: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) -> Result<SocketAddr, AdminError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| AdminError { addr, source })?;
+    if state.token.is_none() {
+        tracing::warn!(%bound, "admin API without a token: anyone on this machine can approve held requests; set GATEHOUSE_ADMIN_TOKEN");
+    }
+    tracing::info!(%bound, "admin API and dashboard listening");
+    tasks.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let Ok((stream, _)) = accepted else {
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(route(&state, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let open = match (&parts.method, path.as_str()) {
+        (&Method::GET, "/healthz") => Some(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/readyz") => Some(match state.store.paused_all().await {
+            Ok(_) => text(StatusCode::OK, "ready\n"),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
+        }),
+        (&Method::GET, "/") => Some(dashboard::page()),
+        _ => None,
+    };
+    if let Some(response) = open {
+        return response;
+    }
+    if !authorized(state.token.as_ref(), &parts.headers) {
+        let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"gatehouse-admin\""),
+        );
+        return response;
+    }
+    if parts.method == Method::GET && path == "/metrics" {
+        let mut response = text(StatusCode::OK, &state.metrics.encode());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return response;
+    }
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB"),
+    };
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),
+        }
+    };
+    let query = parts.uri.query().unwrap_or("");
+    match api::handle(state, &parts.method, &path, query, &body).await {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err((status, message)) => error(status, &message),
+    }
+}
+
+/// Whether `headers` carry the bearer token (always, when none is configured).
+fn authorized(token: Option<&Secret>, headers: &http::HeaderMap) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, &json!({"error": message}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_must_match_exactly() {
+        let token = Secret::new("s3cret".into());
+        let with = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert!(authorized(Some(&token), &with("Bearer s3cret")));
+        for wrong in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Basic s3cret",
+            "bearer s3cret",
+            "Bearer ",
+        ] {
+            assert!(!authorized(Some(&token), &with(wrong)), "{wrong}");
+        }
+        assert!(!authorized(Some(&token), &http::HeaderMap::new()));
+        assert!(
+            authorized(None, &http::HeaderMap::new()),
+            "no token configured"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The `approvals` section (how held requests wait, queue and notify) and the `admin` section
+//! (the admin API's listener and token).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::compile::Compiler;
+use super::raw::RawConfig;
+use super::{ConfigError, Secret};
+
+/// How held requests wait for a person.
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    /// How long the agent's connection waits for a decision before a 408.
+    pub wait: Duration,
+    /// A pending approval then counts as denied; an approval stays usable this long after it is
+    /// given.
+    pub expire_after: Duration,
+    /// Pending approvals one agent may have.
+    pub max_pending_per_agent: u32,
+    /// Pending approvals in all.
+    pub max_pending: u32,
+    /// How often a waiting request reads its approval again even without a notification.
+    pub poll_interval: Duration,
+    /// The dashboard's address, for links in notifications.
+    pub dashboard_url: String,
+    /// Where new approvals are announced.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// A notification target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `http://` or `https://` URL.
+    pub url: http::Uri,
+    /// The message's shape.
+    pub format: WebhookFormat,
+}
+
+/// Shapes of notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `{"event": "approval.pending", "approval": {...}, "dashboard": "..."}`.
+    Json,
+    /// A Slack incoming-webhook message (`{"text": ..., "blocks": [...]}`).
+    Slack,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The bearer token (`GATEHOUSE_ADMIN_TOKEN`, else `admin.token_file`); `None`: no auth,
+    /// allowed on loopback only.
+    pub token: Option<Secret>,
+}
+
+impl Compiler<'_> {
+    pub(super) fn approvals(&self, raw: &RawConfig) -> Result<ApprovalsConfig, ConfigError> {
+        let a = &raw.approvals;
+        let count = |v: &Option<serde_saphyr::Spanned<u32>>, key: &str, default: u32| match v {
+            None => Ok(default),
+            Some(n) if n.value > 0 => Ok(n.value),
+            Some(n) => Err(self.invalid(Some(&n.referenced), key, "must be greater than 0")),
+        };
+        let mut webhooks = Vec::new();
+        for (i, hook) in a.webhooks.iter().enumerate() {
+            let key = format!("approvals.webhooks[{i}]");
+            let url: http::Uri = hook
+                .url
+                .value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|u: &http::Uri| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                })
+                .ok_or_else(|| {
+                    self.invalid(
+                        Some(&hook.url.referenced),
+                        &format!("{key}.url"),
+                        format!("`{}` is not an http:// or https:// URL", hook.url.value),
+                    )
+                })?;
+            let format = match hook.format.as_ref().map(|f| f.value.trim()) {
+                None | Some("json") => WebhookFormat::Json,
+                Some("slack") => WebhookFormat::Slack,
+                Some(other) => {
+                    return Err(self.invalid(
+                        hook.format.as_ref().map(|f| &f.referenced),
+                        &format!("{key}.format"),
+                        format!("`{other}` is not a webhook format: json or slack"),
+                    ));
+                }
+            };
+            webhooks.push(Webhook { url, format });
+        }
+        Ok(ApprovalsConfig {
+            wait: self.duration(&a.wait, "approvals.wait", 60)?,
+            expire_after: self.duration(&a.expire_after, "approvals.expire_after", 15 * 60)?,
+            max_pending_per_agent: count(
+                &a.max_pending_per_agent,
+                "approvals.max_pending_per_agent",
+                20,
+            )?,
+            max_pending: count(&a.max_pending, "approvals.max_pending", 500)?,
+            poll_interval: self.duration(&a.poll_interval, "approvals.poll_interval", 1)?,
+            dashboard_url: a
+                .dashboard_url
+                .as_ref()
+                .map(|u| u.value.trim().to_string())
+                .unwrap_or_default(),
+            webhooks,
+        })
+    }
+
+    /// `admin`: `None` when `admin.listen` is `off`.
+    pub(super) fn admin(&self, raw: &RawConfig) -> Result<Option<AdminConfig>, ConfigError> {
+        let a = &raw.admin;
+        let listen = match &a.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8081)),
+            Some(s) if s.value.trim() == "off" => return Ok(None),
+            Some(s) => s.value.trim().parse().map_err(|_| {
+                self.invalid(
+                    Some(&s.referenced),
+                    "admin.listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:8081, or off",
+                        s.value
+                    ),
+                )
+            })?,
+        };
+        let from_env = std::env::var("GATEHOUSE_ADMIN_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let token = match from_env {
+            Some(token) => Some(token),
+            None => self.secret(
+                &None,
+                &a.token_file,
+                "admin",
+                "token",
+                "the admin API token",
+            )?,
+        };
+        if token.is_none() && !listen.ip().is_loopback() {
+            return Err(self.invalid(
+                a.listen.as_ref().map(|l| &l.referenced),
+                "admin.listen",
+                format!(
+                    "the admin API would listen on {listen} without a token: set \
+                     GATEHOUSE_ADMIN_TOKEN or admin.token_file, or listen on loopback"
+                ),
+            ));
+        }
+        Ok(Some(AdminConfig {
+            listen,
+            token: token.map(Secret::new),
+        }))
+    }
+}

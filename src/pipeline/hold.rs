@@ -1,0 +1,294 @@
+//! Step 9, hold: a request a rule holds waits for a person. It is parked as an approval in the
+//! store, bound to its fingerprint (agent, method, URL, body hash); reviewers are notified; the
+//! agent's connection waits up to `approvals.wait`. Approved → the request goes on (the approval
+//! is used once); denied or expired → 403 with the reason; no decision yet → 408 with the
+//! approval id and `Retry-After`, and the retry (same fingerprint) waits on the same approval.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ring::digest;
+use serde_json::{Value, json};
+
+use crate::audit::ApprovalRecord;
+use crate::config::ApprovalsConfig;
+use crate::error::{ErrorKind, ProxyError, Side};
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::policy::Facts;
+use crate::store::{Approval, ApprovalStatus, Held, NewHold, Store};
+
+/// How long a client told to retry (408) should wait first.
+const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// Most characters of a body shown to reviewers.
+const PREVIEW_CHARS: usize = 2000;
+
+/// Held requests, their store and their notifications.
+pub struct HoldStep {
+    config: ApprovalsConfig,
+    store: Arc<Store>,
+    notifier: Notifier,
+    metrics: Arc<Metrics>,
+}
+
+/// What a held request shows a reviewer, and how it is recognised when retried.
+pub struct HeldRequest<'a> {
+    /// The request's facts.
+    pub facts: &'a Facts,
+    /// `https://host:port/path` (the query is left out: it may carry personal data).
+    pub url: String,
+    /// The full URL with query, for the fingerprint only.
+    pub full_url: String,
+    /// The body as forwarded.
+    pub body: &'a [u8],
+    /// The body with personal data and secrets masked, for the preview.
+    pub preview: String,
+    /// The rules that hold it.
+    pub rules: &'a [String],
+    /// The decision id.
+    pub decision: &'a str,
+}
+
+impl HoldStep {
+    /// The step of `config`, keeping approvals in `store`.
+    pub fn new(
+        config: ApprovalsConfig,
+        store: Arc<Store>,
+        notifier: Notifier,
+        metrics: Arc<Metrics>,
+    ) -> HoldStep {
+        HoldStep {
+            config,
+            store,
+            notifier,
+            metrics,
+        }
+    }
+
+    /// Every second: pending approvals past their expiry count as denied.
+    pub async fn housekeeping(&self) -> Result<(), crate::store::StoreError> {
+        self.store
+            .expire_approvals(crate::store::now())
+            .await
+            .map(|_| ())
+    }
+
+    /// 9. waits for a person's decision on `held`; `Ok` when approved.
+    ///
+    /// `record` receives what happened, for the audit trail, whatever the outcome.
+    pub async fn wait(
+        &self,
+        held: &HeldRequest<'_>,
+        record: &mut Option<ApprovalRecord>,
+    ) -> Result<(), ProxyError> {
+        let started = Instant::now();
+        let now = crate::store::now();
+        let summary = summary(held);
+        let agent = &held.facts.agent.id;
+        let hold = NewHold {
+            id: new_id(),
+            fingerprint: fingerprint(agent, &held.facts.request.method, &held.full_url, held.body),
+            agent: agent.clone(),
+            summary: summary.to_string(),
+            now,
+            expires_at: now + seconds(self.config.expire_after),
+            max_per_agent: i64::from(self.config.max_pending_per_agent),
+            max_total: i64::from(self.config.max_pending),
+        };
+        let (approval, attached) = match self.store.hold(&hold).await.map_err(store_failed)? {
+            Held::Full(reason) => {
+                return Err(ProxyError::new(
+                    ErrorKind::Forbidden,
+                    Side::Agent,
+                    format!("rule held this request for approval, but {reason}; refused"),
+                ));
+            }
+            Held::Created(approval) => {
+                self.notifier.pending(&approval.id, agent, &summary);
+                (approval, false)
+            }
+            Held::Attached(approval) => (approval, true),
+        };
+        let _waiting = Waiting::start(&self.metrics);
+        let id = approval.id.clone();
+        let deadline = started + self.config.wait;
+        loop {
+            // Subscribe before reading, so a decision made in between still wakes us.
+            let mut changes = self.store.changes();
+            let current = self
+                .store
+                .approval(&id)
+                .await
+                .map_err(store_failed)?
+                .ok_or_else(|| ProxyError::internal(format!("approval {id} vanished")))?;
+            let outcome = self.settled(&current).await;
+            *record = Some(ApprovalRecord::of(&current, attached, started.elapsed()));
+            match outcome {
+                Some(Ok(())) => {
+                    if let Some(r) = record.as_mut() {
+                        r.decision = ApprovalStatus::Approved.name();
+                    }
+                    return Ok(());
+                }
+                Some(Err(err)) => return Err(err),
+                None => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let mut err = ProxyError::new(
+                    ErrorKind::ApprovalPending,
+                    Side::Agent,
+                    format!(
+                        "held for human approval: approval {id} is pending (rules {}); retry \
+                         the same request to wait for the decision",
+                        held.rules.join(", ")
+                    ),
+                );
+                err.retry_after = Some(RETRY_AFTER_SECONDS);
+                err.approval = Some(id);
+                return Err(err);
+            }
+            let nap = left.min(self.config.poll_interval);
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    /// What `approval` means for the waiting request: `None` while pending.
+    async fn settled(&self, approval: &Approval) -> Option<Result<(), ProxyError>> {
+        let by = |a: &Approval| {
+            let reviewer = a.reviewer.as_deref().unwrap_or("a reviewer");
+            let reason = a.reason.as_deref().filter(|r| !r.is_empty());
+            match reason {
+                Some(reason) => format!("{reviewer}: {reason}"),
+                None => reviewer.to_string(),
+            }
+        };
+        let refused = |message: String| {
+            let mut err = ProxyError::new(ErrorKind::Forbidden, Side::Agent, message);
+            err.approval = Some(approval.id.clone());
+            Some(Err(err))
+        };
+        match approval.status {
+            ApprovalStatus::Pending if approval.expires_at < crate::store::now() => refused(
+                format!("approval {} expired without a decision", approval.id),
+            ),
+            ApprovalStatus::Pending => None,
+            ApprovalStatus::Approved => match self.store.consume(&approval.id).await {
+                Ok(true) => Some(Ok(())),
+                Ok(false) => refused(format!(
+                    "approval {} was already used by another request",
+                    approval.id
+                )),
+                Err(e) => Some(Err(store_failed(e))),
+            },
+            ApprovalStatus::Denied => refused(format!(
+                "approval {} denied by {}",
+                approval.id,
+                by(approval)
+            )),
+            ApprovalStatus::Expired => refused(format!(
+                "approval {} expired without a decision",
+                approval.id
+            )),
+            ApprovalStatus::Used => refused(format!(
+                "approval {} was already used by another request",
+                approval.id
+            )),
+        }
+    }
+}
+
+/// Counts a request as held while it waits.
+struct Waiting<'a>(&'a Metrics);
+
+impl<'a> Waiting<'a> {
+    fn start(metrics: &'a Metrics) -> Waiting<'a> {
+        metrics.held().inc();
+        Waiting(metrics)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.held().dec();
+    }
+}
+
+/// What reviewers see: who, what, why, and a redacted preview. Never the query or raw values.
+fn summary(held: &HeldRequest<'_>) -> Value {
+    let facts = held.facts;
+    let mut preview: String = held.preview.chars().take(PREVIEW_CHARS).collect();
+    if held.preview.chars().nth(PREVIEW_CHARS).is_some() {
+        preview.push('…');
+    }
+    json!({
+        "agent": facts.agent.id,
+        "team": facts.agent.team,
+        "trigger": facts.trigger.name(),
+        "method": facts.request.method,
+        "url": held.url,
+        "rules": held.rules,
+        "decision": held.decision,
+        "reason": format!("rule {} holds this request for human approval", held.rules.join(", ")),
+        "model": facts.llm.as_ref().map(|l| l.model.clone()),
+        "tool": facts.tool.as_ref().map(|t| t.name.clone()),
+        "pii": facts.pii.counts,
+        "preview": preview,
+    })
+}
+
+/// Hex SHA-256 of what makes a request the same request.
+fn fingerprint(agent: &str, method: &str, url: &str, body: &[u8]) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in [agent.as_bytes(), method.as_bytes(), url.as_bytes()] {
+        ctx.update(part);
+        ctx.update(&[0]);
+    }
+    ctx.update(body);
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("apv_{hex}")
+}
+
+fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+fn store_failed(e: crate::store::StoreError) -> ProxyError {
+    tracing::error!(error = %e, "approval store failed; the held request is refused");
+    ProxyError::internal("the approval store could not be reached; the request was not forwarded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_tells_requests_apart_by_each_part() {
+        let base = fingerprint("a", "POST", "https://x/y?q=1", b"{}");
+        assert_eq!(base, fingerprint("a", "POST", "https://x/y?q=1", b"{}"));
+        for other in [
+            fingerprint("b", "POST", "https://x/y?q=1", b"{}"),
+            fingerprint("a", "PUT", "https://x/y?q=1", b"{}"),
+            fingerprint("a", "POST", "https://x/y?q=2", b"{}"),
+            fingerprint("a", "POST", "https://x/y?q=1", b"{ }"),
+            fingerprint("aP", "OST", "https://x/y?q=1", b"{}"),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert!(new_id().starts_with("apv_") && new_id().len() == 20);
+    }
+}
