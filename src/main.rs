@@ -141,6 +141,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Held requests: list them, approve or deny one.
+    Approvals {
+        #[command(subcommand)]
+        action: ApprovalsAction,
+    },
     /// Budgets: spend per window, and pausing an agent or team by hand.
     Budget {
         #[command(subcommand)]
@@ -188,6 +193,47 @@ enum BudgetAction {
         config: Option<PathBuf>,
         #[command(flatten)]
         who: Who,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsAction {
+    /// Approvals waiting for a decision (or with another status), newest first, as JSON lines.
+    List {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// pending, approved, denied, expired or used.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// Approve a held request: the agent's request (or its retry) goes on, once.
+    Approve {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The approval id (`apv_…`).
+        id: String,
+        /// Who approves.
+        #[arg(long)]
+        reviewer: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Deny a held request: the agent gets 403 with the reason.
+    Deny {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The approval id (`apv_…`).
+        id: String,
+        /// Who denies.
+        #[arg(long)]
+        reviewer: String,
+        /// Why (the agent is told).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -482,6 +528,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Approvals { action } => approvals(action),
         Command::Spend {
             config,
             by,
@@ -551,6 +598,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(config.as_deref())?;
             print!("{}", agent_env(&config, agent.as_deref())?.as_shell());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `gatehouse approvals`: straight on the store the proxies share (a decision reaches them through
+/// PostgreSQL's notifications, or their next poll on SQLite).
+fn approvals(action: ApprovalsAction) -> anyhow::Result<ExitCode> {
+    use gatehouse::store::ApprovalStatus;
+    match action {
+        ApprovalsAction::List { config, status } => {
+            let config = load(config.as_deref())?;
+            let status = ApprovalStatus::parse(&status)
+                .context("status is pending, approved, denied, expired or used")?;
+            let list = block_on(async {
+                let store = toolchain::open_store(&config).await?;
+                anyhow::Ok(store.approvals(status, 1000).await?)
+            })??;
+            for approval in list {
+                let mut line = serde_json::to_value(&approval)?;
+                line["summary"] = serde_json::from_str(&approval.summary)?;
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApprovalsAction::Approve {
+            config,
+            id,
+            reviewer,
+            reason,
+        } => decide_approval(config, &id, true, &reviewer, &reason),
+        ApprovalsAction::Deny {
+            config,
+            id,
+            reviewer,
+            reason,
+        } => {
+            anyhow::ensure!(
+                !reason.trim().is_empty(),
+                "a denial needs a --reason: the agent is told it"
+            );
+            decide_approval(config, &id, false, &reviewer, &reason)
+        }
+    }
+}
+
+fn decide_approval(
+    config: Option<PathBuf>,
+    id: &str,
+    approve: bool,
+    reviewer: &str,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(!reviewer.trim().is_empty(), "--reviewer names who decides");
+    let config = load(config.as_deref())?;
+    let usable = i64::try_from(config.approvals.expire_after.as_secs()).unwrap_or(900);
+    let decided = block_on(async {
+        let store = toolchain::open_store(&config).await?;
+        let now = gatehouse::store::now();
+        anyhow::Ok(
+            store
+                .decide(&gatehouse::store::Decision {
+                    id,
+                    approve,
+                    reviewer: reviewer.trim(),
+                    reason: reason.trim(),
+                    now,
+                    usable_until: now + usable,
+                })
+                .await?,
+        )
+    })??;
+    match decided {
+        Ok(approval) => {
+            println!("{} {}", approval.id, approval.status.name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            eprintln!("{why}");
+            Ok(ExitCode::from(1))
         }
     }
 }

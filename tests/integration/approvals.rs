@@ -429,3 +429,53 @@ async fn the_admin_api_needs_the_token_and_announces_held_requests() {
         "{decisions}"
     );
 }
+
+#[tokio::test]
+async fn approvals_are_listed_and_decided_from_the_terminal() {
+    let held = held_proxy(
+        "  wait: 200ms\n  poll_interval: 50ms\n",
+        None,
+        TestPki::new(),
+    )
+    .await;
+    let first = send(&held, &refund()).await;
+    assert_eq!(first.status(), 408);
+    let id = first.headers()["x-gatehouse-approval"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(crate::support::binary())
+            .args(args)
+            .arg("--config")
+            .arg(&held.proxy.config_path)
+            .output()
+            .unwrap()
+    };
+    let listed = cli(&["approvals", "list"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["id"], id.as_str());
+    assert_eq!(line["summary"]["method"], "POST");
+    assert!(!text.contains("jane.doe"), "{text}");
+
+    let no_reason = cli(&[
+        "approvals",
+        "deny",
+        &id,
+        "--reviewer",
+        "bob",
+        "--reason",
+        " ",
+    ]);
+    assert!(!no_reason.status.success());
+    let approved = cli(&["approvals", "approve", &id, "--reviewer", "bob"]);
+    assert_eq!(
+        String::from_utf8_lossy(&approved.stdout).trim(),
+        format!("{id} approved")
+    );
+    let twice = cli(&["approvals", "approve", &id, "--reviewer", "bob"]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("is approved"));
+    assert_eq!(send(&held, &refund()).await.status(), 200);
+}
