@@ -6,6 +6,7 @@ mod approvals;
 mod budgets;
 mod cli;
 mod curl;
+mod dashboard;
 mod forwarding;
 mod fronting;
 mod geo;
