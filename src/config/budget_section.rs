@@ -139,9 +139,21 @@ impl Compiler<'_> {
             });
         }
         let breakers = self.breakers(&b.breakers)?;
+        let hold_on_trip = match b.on_trip.as_ref().map(|t| (t, t.value.trim())) {
+            None | Some((_, "deny")) => false,
+            Some((_, "hold")) => true,
+            Some((t, other)) => {
+                return Err(self.invalid(
+                    Some(&t.referenced),
+                    "budget.on_trip",
+                    format!("`{other}` is not deny or hold"),
+                ));
+            }
+        };
         Ok(super::BudgetConfig {
             rate_limits,
             breakers,
+            hold_on_trip,
             store: crate::store::StoreLocation::parse(
                 b.store.as_deref().unwrap_or("data/budget.sqlite"),
             ),

@@ -123,6 +123,9 @@ pub struct BudgetConfig {
     pub budgets: Vec<Budget>,
     /// Requests per second or minute, per agent (and host).
     pub rate_limits: Vec<crate::budget::RateLimit>,
+    /// A tripped budget breaker holds calls for a person (`on_trip: hold`) instead of refusing
+    /// them.
+    pub hold_on_trip: bool,
     /// Spend-velocity and loop breakers.
     pub breakers: crate::budget::BreakerConfig,
 }

@@ -62,6 +62,7 @@ pub struct RawBudget {
     pub prices: Option<Spanned<String>>,
     pub store: Option<String>,
     pub reservation_ttl_seconds: Option<Spanned<u64>>,
+    pub on_trip: Option<Spanned<String>>,
     pub unpriced: Option<Spanned<String>>,
     pub default_max_output_tokens: Option<Spanned<u64>>,
     pub budgets: Vec<RawBudgetEntry>,

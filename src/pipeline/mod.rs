@@ -30,7 +30,7 @@ pub use judge::{Judge, Judgement};
 pub use locate::{build_geo, destination_facts, destination_in};
 pub use pii_step::{PiiStep, hash_key};
 pub use record::path_shape;
-pub use reserve::BudgetStep;
+pub use reserve::{BudgetStep, Reserved};
 
 use crate::budget::{Dialect, Meter, PriceTable, RateLimits};
 use crate::config::HostPatterns;
@@ -266,11 +266,30 @@ impl Pipeline {
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
         self.pace(&facts, Some(&decoded))?;
+        let mut held = held;
         if let Some((_, model)) = &ctx.llm {
-            ctx.reservation = self
-                .budgets
-                .reserve(&ctx.id, &facts, model, &self.prices, &decoded)
-                .await?;
+            let reserve = |breakers_approved| {
+                self.budgets.reserve(
+                    &ctx.id,
+                    &facts,
+                    model,
+                    &self.prices,
+                    &decoded,
+                    breakers_approved,
+                )
+            };
+            let mut reserved = reserve(false).await?;
+            if let Reserved::HoldForBreaker(budget) = reserved {
+                // A tripped breaker with `on_trip: hold`: a person decides, as for a held rule.
+                held.get_or_insert_with(|| (Vec::new(), ctx.id.clone()))
+                    .0
+                    .push(format!("budget-breaker:{budget}"));
+                reserved = reserve(true).await?;
+            }
+            ctx.reservation = match reserved {
+                Reserved::Done(reservation) => reservation,
+                Reserved::HoldForBreaker(_) => None,
+            };
             ctx.worst_case_nano = match &ctx.reservation {
                 Some(reservation) => Some(reservation.nano),
                 None => self
@@ -293,7 +312,16 @@ impl Pipeline {
             let mut approval = None;
             let waited = self.holds.wait(&request, &mut approval).await;
             ctx.approval = approval;
-            waited?;
+            if let Err(mut err) = waited {
+                // The agent learns which decision and rules held it, as for any refusal.
+                if err.kind != ErrorKind::Internal {
+                    err.decision = Some(Box::new(crate::error::DecisionRef {
+                        id: decision.clone(),
+                        rules: rules.clone(),
+                    }));
+                }
+                return Err(err);
+            }
         }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;

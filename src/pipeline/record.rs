@@ -157,9 +157,15 @@ impl Drop for Record {
             } else {
                 ctx.worst_case_nano
             };
-            (model.clone(), cost_of(&self.prices, model, usage, worst))
+            let mut cost = cost_of(&self.prices, model, usage, worst);
+            if never_sent && cost.usage.is_none() && cost.priced_as.is_some() {
+                // Never made: it cost exactly nothing.
+                cost.usd = Some(rust_decimal::Decimal::ZERO);
+                cost.status = CostStatus::Exact;
+            }
+            (model.clone(), cost)
         });
-        if let Some((model, cost)) = &cost {
+        if let Some((model, cost)) = cost.as_ref().filter(|_| !never_sent) {
             use rust_decimal::prelude::ToPrimitive;
             self.metrics.llm_call(&LlmCall {
                 agent: &identity.agent,
@@ -187,19 +193,22 @@ impl Drop for Record {
         }
         let settled = cost.as_ref().and_then(|(model, cost)| {
             let amount = cost.usd.and_then(to_nano)?;
-            let spend = SpendOf {
+            // A call never sent is no one's spend; its reservation (if any) is released.
+            let spend = (!never_sent).then(|| SpendOf {
                 hour: hour_of(SystemTime::now()),
                 agent: identity.agent.clone(),
                 team: identity.team.clone().unwrap_or_default(),
                 model: cost.priced_as.clone().unwrap_or_else(|| model.clone()),
-            };
-            self.budgets.settle(&ctx.id, amount, Some(spend));
+            });
+            if spend.is_some() || ctx.reservation.is_some() {
+                self.budgets.settle(&ctx.id, amount, spend);
+            }
             Some((amount, cost.status))
         });
         let budget = ctx.reservation.as_ref().map(|reservation| {
             let (amount, settled_as) = match settled {
-                Some((amount, CostStatus::Exact)) => (amount, "actual"),
                 _ if never_sent => (0, "not_sent"),
+                Some((amount, CostStatus::Exact)) => (amount, "actual"),
                 Some((amount, _)) => (amount, "estimate"),
                 None => {
                     // Not priced after all: the reservation is released at what it held.

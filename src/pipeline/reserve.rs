@@ -30,6 +30,15 @@ pub struct BudgetStep {
     breakers: Breakers,
 }
 
+/// What reserving did.
+#[derive(Debug)]
+pub enum Reserved {
+    /// Money reserved (`None`: no budget covers the call, or its model is unpriced and allowed).
+    Done(Option<Reservation>),
+    /// The breaker of this budget tripped and `on_trip: hold` asks a person first.
+    HoldForBreaker(String),
+}
+
 /// Money held for one request until its answer ends.
 pub struct Reservation {
     /// Nano-USD reserved.
@@ -233,6 +242,9 @@ impl BudgetStep {
     }
 
     /// 8. reserve the worst case of the LLM call `model` described by `facts` carrying `body`.
+    ///
+    /// A tripped breaker refuses the call, or (with `on_trip: hold`) asks for a person first;
+    /// once they approved, `breakers_approved` lets it through.
     pub async fn reserve(
         &self,
         request: &str,
@@ -240,7 +252,8 @@ impl BudgetStep {
         model: &str,
         prices: &PriceTable,
         body: &[u8],
-    ) -> Result<Option<Reservation>, ProxyError> {
+        breakers_approved: bool,
+    ) -> Result<Reserved, ProxyError> {
         let budgets: Vec<&Budget> = self
             .config
             .budgets
@@ -248,11 +261,11 @@ impl BudgetStep {
             .filter(|b| Self::covers(b, facts))
             .collect();
         if budgets.is_empty() {
-            return Ok(None);
+            return Ok(Reserved::Done(None));
         }
         let now = OffsetDateTime::now_utc();
         let execution = facts.agent.execution.as_deref();
-        for budget in &budgets {
+        for budget in budgets.iter().filter(|_| !breakers_approved) {
             let Some(trip) = budget.breaker_nano else {
                 continue;
             };
@@ -262,6 +275,9 @@ impl BudgetStep {
                 .spend_since_reset(&budget.id, &window)
                 .await
                 .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
+            if spend >= trip && self.config.hold_on_trip {
+                return Ok(Reserved::HoldForBreaker(budget.id.clone()));
+            }
             if spend >= trip {
                 let mut err = ProxyError::new(
                     ErrorKind::BudgetExceeded,
@@ -294,7 +310,7 @@ impl BudgetStep {
                     ),
                 ));
             }
-            return Ok(None);
+            return Ok(Reserved::Done(None));
         };
         let max_output = self.max_output(facts);
         let (input, _) = input_tokens(model, body);
@@ -316,10 +332,10 @@ impl BudgetStep {
             .await
             .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
         match reserved {
-            Ok(()) => Ok(Some(Reservation {
+            Ok(()) => Ok(Reserved::Done(Some(Reservation {
                 nano,
                 budgets: charges.into_iter().map(|c| c.budget).collect(),
-            })),
+            }))),
             Err(no_room) => {
                 let budget = budgets.iter().find(|b| b.id == no_room.budget);
                 let mut err = ProxyError::new(

@@ -346,3 +346,57 @@ async fn the_velocity_breaker_pauses_an_agent_spending_too_fast() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_tripped_breaker_can_hold_calls_for_a_person_instead_of_refusing() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    origin.gate.send_replace(true);
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("budget.sqlite").display().to_string();
+    let spec = ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {store}\n  on_trip: hold\n  budgets:\n    - {{ id: daily, limit_usd: '1', window: day, breaker_at: '0.001' }}\napprovals:\n  wait: 300ms\n"
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let url = format!("https://localhost:{}/held/v1/messages", origin.port());
+    // $0.00285 spent: past the breaker at $0.001.
+    assert_eq!(post(&proxy, &url, call_body()).await.0, 200);
+    let held = proxy
+        .client(true)
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(call_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 408);
+    let id = held.headers()["x-gatehouse-approval"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = held.json().await.unwrap();
+    assert!(
+        body.to_string().contains("budget-breaker:daily"),
+        "the breaker is named: {body}"
+    );
+    let approved = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{}/api/approvals/{id}/approve", proxy.admin_url()))
+        .json(&json!({"reviewer": "ops"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    assert_eq!(
+        post(&proxy, &url, call_body()).await.0,
+        200,
+        "approved once"
+    );
+    assert_eq!(origin.received.lock().unwrap().len(), 2);
+}

@@ -66,7 +66,12 @@ async fn one_agent_allowed_denied_and_held_by_different_rules() {
         .send()
         .await
         .unwrap();
-    assert_eq!(held.status(), 403);
+    assert_eq!(
+        held.status(),
+        408,
+        "held for a person, who does not decide in time"
+    );
+    assert!(held.headers().contains_key("x-gatehouse-approval"));
     let held: Value = held.json().await.unwrap();
     let message = held["error"]["message"].as_str().unwrap();
     assert!(

@@ -293,7 +293,7 @@ async fn rest_endpoints_named_as_tools_are_tool_calls_with_form_arguments() {
     };
     assert_eq!(form("500").await.unwrap().status(), 200);
     let held = form("5000").await.unwrap();
-    assert_eq!(held.status(), 403);
+    assert_eq!(held.status(), 408, "held for a person");
     let body: Value = held.json().await.unwrap();
     assert_eq!(
         body["error"]["rules"],

@@ -84,14 +84,21 @@ impl ProxySpec {
             // admin API listens on a free port unless the test says where.
             {
                 let mut extra = self.extra.clone();
+                let store = format!(
+                    "budget:\n  store: {}\n",
+                    ca_dir.with_file_name("budget.sqlite").display()
+                );
                 if !extra.contains("budget:") {
-                    extra.push_str(&format!(
-                        "budget:\n  store: {}\n",
-                        ca_dir.with_file_name("budget.sqlite").display()
-                    ));
+                    extra.push_str(&store);
+                } else if !extra.contains("  store:") {
+                    extra = extra.replacen("budget:\n", &store, 1);
                 }
                 if !extra.contains("admin:") {
                     extra.push_str("admin:\n  listen: 127.0.0.1:0\n");
+                }
+                // Held requests wait briefly: nobody decides in most tests.
+                if !extra.contains("approvals:") {
+                    extra.push_str("approvals:\n  wait: 300ms\n");
                 }
                 extra
             },
