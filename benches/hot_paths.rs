@@ -149,5 +149,28 @@ fn geo(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, identity, guard, tls, request_hygiene, geo);
+fn tokens(c: &mut Criterion) {
+    let prose = serde_json::json!({
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "Summarise the open tickets for the refund team. ".repeat(80)}],
+    })
+    .to_string();
+    let one_word = serde_json::json!({
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "x".repeat(4000)}],
+    })
+    .to_string();
+    let huge_word = "x".repeat(1 << 20);
+    c.bench_function("input tokens: 4 KB of prose (tiktoken o200k)", |b| {
+        b.iter(|| gatehouse::budget::input_tokens("gpt-4o", prose.as_bytes()))
+    });
+    c.bench_function("input tokens: one 4000-byte word", |b| {
+        b.iter(|| gatehouse::budget::input_tokens("gpt-4o", one_word.as_bytes()))
+    });
+    c.bench_function("input tokens: one 1 MiB word", |b| {
+        b.iter(|| gatehouse::budget::input_tokens("gpt-4o", huge_word.as_bytes()))
+    });
+}
+
+criterion_group!(benches, identity, guard, tls, request_hygiene, geo, tokens);
 criterion_main!(benches);

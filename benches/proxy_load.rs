@@ -11,7 +11,7 @@
 #[path = "../tests/integration/support/origin.rs"]
 #[allow(
     dead_code,
-    reason = "the bench uses only the HTTPS origin and its /answer route"
+    reason = "the bench uses only the HTTPS origin and its /answer and /bench routes"
 )]
 mod origin;
 #[path = "../tests/integration/support/pki.rs"]
@@ -44,6 +44,9 @@ enum Route {
 
 struct Setup {
     origin: SocketAddr,
+    /// `/answer` (1 KB, not an LLM call) or `/bench/v1/chat/completions` (an OpenAI answer with
+    /// usage, metered).
+    path: &'static str,
     direct_tls: TlsConnector,
     proxy_tls: TlsConnector,
     body: Bytes,
@@ -106,7 +109,7 @@ async fn open(setup: &Setup, route: Route) -> SendRequest<Full<Bytes>> {
 
 async fn post(setup: &Setup, sender: &mut SendRequest<Full<Bytes>>) -> Duration {
     let started = Instant::now();
-    let req = Request::post("/answer")
+    let req = Request::post(setup.path)
         .header("host", format!("localhost:{}", setup.origin.port()))
         .header("content-type", "application/json")
         .body(Full::new(setup.body.clone()))
@@ -120,7 +123,8 @@ async fn post(setup: &Setup, sender: &mut SendRequest<Full<Bytes>>) -> Duration 
         .await
         .expect("body")
         .to_bytes();
-    assert_eq!(body.len(), 1024);
+    assert!(setup.path != "/answer" || body.len() == 1024);
+    assert!(!body.is_empty());
     started.elapsed()
 }
 
@@ -249,17 +253,19 @@ fn main() {
         std::fs::create_dir_all(&policy_dir).expect("policy dir");
         std::fs::write(
             policy_dir.join("bench.yaml"),
-            "rules:\n  - id: connect\n    trigger: connect\n    effect: allow\n  - id: requests\n    trigger: http.request\n    effect: allow\n",
+            "rules:\n  - id: connect\n    trigger: connect\n    effect: allow\n  - id: requests\n    trigger: http.request\n    effect: allow\n  - id: llm\n    trigger: llm.request\n    effect: allow\n",
         )
         .expect("policy");
-        let yaml = format!(
-            "listen: 127.0.0.1:0\naudit:\n  file: {}\npolicies:\n  dir: {}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: [{}]\nnetwork:\n  allow_cidrs: [127.0.0.0/8]\nidentity:\n  allow_anonymous: true\nlog:\n  level: warn\n",
-            dir.path().join("audit.jsonl").display(),
+        let yaml = |name: &str, budget: &str| format!(
+            "listen: 127.0.0.1:0\naudit:\n  file: {}\n  store: {}\npolicies:\n  dir: {}\nca:\n  dir: {}\nupstream:\n  extra_ca_files: [{}]\nnetwork:\n  allow_cidrs: [127.0.0.0/8]\nidentity:\n  allow_anonymous: true\nlog:\n  level: warn\nadmin:\n  listen: off\nbudget:\n{budget}",
+            dir.path().join(format!("{name}.jsonl")).display(),
+            dir.path().join(format!("{name}.sqlite")).display(),
             policy_dir.display(),
             dir.path().join("certs").display(),
             pki.ca_path.display()
         );
-        let gatehouse = Gatehouse::start(Config::from_yaml(&yaml, "bench.yaml").expect("config")).await.expect("start");
+        let plain = yaml("plain", &format!("  store: {}\n", dir.path().join("plain-budget.sqlite").display()));
+        let gatehouse = Gatehouse::start(Config::from_yaml(&plain, "bench.yaml").expect("config")).await.expect("start");
         let proxy = gatehouse.local_addr();
         let gatehouse_ca = std::fs::read_to_string(gatehouse.ca_cert_path()).expect("CA");
         let body = serde_json::json!({
@@ -269,6 +275,7 @@ fn main() {
         .to_string();
         let setup = Arc::new(Setup {
             origin: origin.addr,
+            path: "/answer",
             direct_tls: connector(&pki.ca_pem),
             proxy_tls: connector(&gatehouse_ca),
             body: Bytes::from(body),
@@ -313,6 +320,75 @@ fn main() {
             "new connection: p50 added {} ms (leaf cached)",
             ms(new_proxied.p50.saturating_sub(new_direct.p50))
         );
+
+        // Metering: the same 4 KB OpenAI call (its answer reports usage) through a Gatehouse without
+        // budgets (usage read and priced, nothing written) and through one whose budget covers
+        // every call (reserve before, settle after, spend per agent and model), on SQLite and,
+        // when GATEHOUSE_TEST_POSTGRES names a server, on PostgreSQL.
+        let prose = serde_json::json!({
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "Summarise the open tickets for the refund team. ".repeat(82)}],
+        })
+        .to_string();
+        let llm = Arc::new(Setup {
+            path: "/bench/v1/chat/completions",
+            body: Bytes::from(prose),
+            ..clone_setup(&setup)
+        });
+        let budget = "  budgets:\n    - { id: bench, limit_usd: '1000000', window: total }\n";
+        let sqlite = yaml("sqlite", &format!("  store: {}\n{budget}", dir.path().join("ledger.sqlite").display()));
+        let metered = Gatehouse::start(Config::from_yaml(&sqlite, "bench.yaml").expect("config")).await.expect("start");
+        let postgres = match std::env::var("GATEHOUSE_TEST_POSTGRES") {
+            Ok(url) => {
+                let shared = yaml("postgres", &format!("  store: {url}\n{budget}"));
+                Some(Gatehouse::start(Config::from_yaml(&shared, "bench.yaml").expect("config")).await.expect("start"))
+            }
+            Err(_) => None,
+        };
+        println!();
+        println!("| LLM call, 1 keep-alive connection | requests | req/s | p50 ms | p99 ms | process CPU µs/req |");
+        println!("|---|---|---|---|---|---|");
+        let llm_direct = keep_alive(llm.clone(), Route::Direct, 1, per_conn).await;
+        row("direct", &llm_direct);
+        let unmetered = keep_alive(llm.clone(), Route::Proxy(proxy), 1, per_conn).await;
+        row("Gatehouse, no budget (usage read, no ledger)", &unmetered);
+        let on_sqlite = keep_alive(llm.clone(), Route::Proxy(metered.local_addr()), 1, per_conn).await;
+        row("Gatehouse, budget on SQLite (reserve + settle)", &on_sqlite);
+        let on_postgres = match &postgres {
+            Some(g) => {
+                let stats = keep_alive(llm.clone(), Route::Proxy(g.local_addr()), 1, per_conn).await;
+                row("Gatehouse, budget on PostgreSQL (reserve + settle)", &stats);
+                Some(stats)
+            }
+            None => None,
+        };
+        println!();
+        println!(
+            "metering with a budget on SQLite adds p50 {} ms, p99 {} ms over no budget",
+            ms(on_sqlite.p50.saturating_sub(unmetered.p50)),
+            ms(on_sqlite.p99.saturating_sub(unmetered.p99))
+        );
+        if let Some(pg) = on_postgres {
+            println!(
+                "metering with a budget on PostgreSQL adds p50 {} ms, p99 {} ms over no budget",
+                ms(pg.p50.saturating_sub(unmetered.p50)),
+                ms(pg.p99.saturating_sub(unmetered.p99))
+            );
+        }
+        if let Some(g) = postgres {
+            g.shutdown().await;
+        }
+        metered.shutdown().await;
         gatehouse.shutdown().await;
     });
+}
+
+fn clone_setup(setup: &Setup) -> Setup {
+    Setup {
+        origin: setup.origin,
+        path: setup.path,
+        direct_tls: setup.direct_tls.clone(),
+        proxy_tls: setup.proxy_tls.clone(),
+        body: setup.body.clone(),
+    }
 }

@@ -2,7 +2,9 @@
 //! OpenAI's own tokenizers (tiktoken's encodings) for the models that use them; for other models
 //! (Anthropic, Gemini, Mistral…, whose tokenizers are not public) estimated at one token per 4
 //! bytes of the request body. Both count the whole JSON body, keys and punctuation included, so
-//! they lean high, which is the safe side for a reservation.
+//! they lean high, which is the safe side for a reservation. Bodies over 16 KiB are estimated too:
+//! byte-pair encoding costs ~25 µs per KiB of prose and far more for long unbroken words (a 1 MiB
+//! word takes ~0.3 s), which a request must not be able to make the proxy spend.
 
 use tiktoken_rs::CoreBPE;
 use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
@@ -16,9 +18,14 @@ pub enum Counted {
     Estimate,
 }
 
+/// Largest body counted with a tokenizer.
+pub const TOKENIZER_MAX_BYTES: usize = 16 * 1024;
+
 /// Input tokens of a request to `model` carrying `body`.
 pub fn input_tokens(model: &str, body: &[u8]) -> (u64, Counted) {
-    let text = std::str::from_utf8(body).ok();
+    let text = (body.len() <= TOKENIZER_MAX_BYTES)
+        .then(|| std::str::from_utf8(body).ok())
+        .flatten();
     match (text, get_tokenizer(model).map(encoding)) {
         (Some(text), Some(bpe)) => (
             bpe.encode_with_special_tokens(text).len() as u64,
@@ -77,5 +84,11 @@ mod tests {
         let (counted, _) = input_tokens("gpt-4o", body);
         assert!(counted < estimated_tokens(body.len()) + 5);
         assert_eq!(input_tokens("gpt-4o", b"\xff\xfe").1, Counted::Estimate);
+        let large = vec![b'x'; TOKENIZER_MAX_BYTES + 1];
+        assert_eq!(
+            input_tokens("gpt-4o", &large),
+            (estimated_tokens(large.len()), Counted::Estimate),
+            "large bodies are never fed to the tokenizer"
+        );
     }
 }

@@ -104,13 +104,15 @@ impl SqliteStore {
             }
         }
         for charge in charges {
-            tx.execute(
+            cached(
+                &tx,
                 "INSERT INTO balances (budget, window, reserved) VALUES (?1, ?2, ?3)
                  ON CONFLICT (budget, window) DO UPDATE SET reserved = reserved + ?3",
                 params![charge.budget, charge.window, amount],
             )
             .map_err(|e| self.fail(&e))?;
-            tx.execute(
+            cached(
+                &tx,
                 "INSERT OR REPLACE INTO reservations (request, budget, window, amount, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![request, charge.budget, charge.window, amount, expires_at],
@@ -132,17 +134,18 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.fail(&e))?;
-        let first = tx
-            .execute(
-                "INSERT OR IGNORE INTO settled (request, amount, at) VALUES (?1, ?2, ?3)",
-                params![request, amount, now],
-            )
-            .map_err(|e| self.fail(&e))?;
+        let first = cached(
+            &tx,
+            "INSERT OR IGNORE INTO settled (request, amount, at) VALUES (?1, ?2, ?3)",
+            params![request, amount, now],
+        )
+        .map_err(|e| self.fail(&e))?;
         if first == 0 {
             return Ok(false);
         }
         // An expired reservation holds 0 but still names the budgets the spend belongs to.
-        tx.execute(
+        cached(
+            &tx,
             "UPDATE balances SET
                 reserved = reserved - r.amount, spent = spent + ?2
              FROM reservations r
@@ -150,10 +153,15 @@ impl SqliteStore {
             params![request, amount],
         )
         .map_err(|e| self.fail(&e))?;
-        tx.execute("DELETE FROM reservations WHERE request = ?1", [request])
-            .map_err(|e| self.fail(&e))?;
+        cached(
+            &tx,
+            "DELETE FROM reservations WHERE request = ?1",
+            [request],
+        )
+        .map_err(|e| self.fail(&e))?;
         if let Some(s) = spend {
-            tx.execute(
+            cached(
+                &tx,
                 "INSERT INTO spend (hour, agent, team, model, spent, calls)
                  VALUES (?1, ?2, ?3, ?4, ?5, 1)
                  ON CONFLICT (hour, agent, team, model)
@@ -171,7 +179,8 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.fail(&e))?;
-        tx.execute(
+        cached(
+            &tx,
             "UPDATE balances SET reserved = reserved - (
                 SELECT COALESCE(SUM(r.amount), 0) FROM reservations r
                 WHERE r.budget = balances.budget AND r.window = balances.window
@@ -182,18 +191,19 @@ impl SqliteStore {
             [now],
         )
         .map_err(|e| self.fail(&e))?;
-        let released = tx
-            .execute(
-                "UPDATE reservations SET amount = 0 WHERE amount > 0 AND expires_at < ?1",
-                [now],
-            )
-            .map_err(|e| self.fail(&e))?;
-        tx.execute(
+        let released = cached(
+            &tx,
+            "UPDATE reservations SET amount = 0 WHERE amount > 0 AND expires_at < ?1",
+            [now],
+        )
+        .map_err(|e| self.fail(&e))?;
+        cached(
+            &tx,
             "DELETE FROM reservations WHERE amount = 0 AND expires_at < ?1",
             [forget_before],
         )
         .map_err(|e| self.fail(&e))?;
-        tx.execute("DELETE FROM settled WHERE at < ?1", [forget_before])
+        cached(&tx, "DELETE FROM settled WHERE at < ?1", [forget_before])
             .map_err(|e| self.fail(&e))?;
         tx.commit().map_err(|e| self.fail(&e))?;
         Ok(released as u64)
@@ -284,6 +294,11 @@ impl SqliteStore {
             .map_err(|e| self.fail(&e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.fail(&e))
     }
+}
+
+/// Runs `sql` as a statement prepared once per connection (the hot path prepares nothing).
+fn cached(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

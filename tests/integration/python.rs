@@ -148,3 +148,82 @@ async fn official_sdks_raise_readable_errors_for_refused_calls() {
     assert_eq!(report["anthropic"]["type"], "error");
     assert!(origin.received.lock().unwrap().is_empty());
 }
+
+const HELD_SCRIPT: &str = r#"
+import json, sys
+import openai
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-test-not-a-key", max_retries=4)
+raw = client.chat.completions.with_raw_response.create(
+    model="gpt-4o", messages=[{"role": "user", "content": "refund order 7"}])
+print(json.dumps({"status": raw.status_code, "retries": raw.retries_taken}))
+"#;
+
+/// The unmodified OpenAI SDK retries a held call's 408 on its own; each retry waits on the same
+/// approval, and once a person approves, the call completes.
+#[tokio::test]
+async fn the_openai_sdk_retries_a_held_call_until_it_is_approved() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        policy: "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: llm-needs-a-person\n    trigger: llm.request\n    effect: hold\n".into(),
+        extra: "approvals:\n  wait: 500ms\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let base = format!("https://localhost:{}", origin.port());
+    let admin = proxy.admin_url();
+    let python = tokio::spawn({
+        let config = proxy.config_path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(binary())
+                    .args(["exec", "--config"])
+                    .arg(&config)
+                    .arg("--")
+                    .arg(python())
+                    .args(["-c", HELD_SCRIPT, &base])
+                    .env_remove("NO_PROXY")
+                    .env_remove("no_proxy")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let id = loop {
+        let list: serde_json::Value = http
+            .get(format!("{admin}/api/approvals"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list["approvals"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(!python.is_finished(), "the SDK gave up before a decision");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Let the first attempt time out so the SDK's own retry is what completes.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let approved = http
+        .post(format!("{admin}/api/approvals/{id}/approve"))
+        .json(&serde_json::json!({"reviewer": "dana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let output = python.await.unwrap();
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["status"], 200, "{report}");
+    assert!(report["retries"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(origin.received.lock().unwrap().len(), 1, "forwarded once");
+}

@@ -158,6 +158,18 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             keep(req, &shared).await;
             held_chat_stream(shared.gate.subscribe())
         }
+        "/bench/v1/chat/completions" => {
+            let _ = req.into_body().collect().await;
+            let path = format!(
+                "{}/tests/data/usage/openai_chat.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let mut response = Response::new(full(std::fs::read(path).unwrap()));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+            response
+        }
         "/openai/v1/chat/completions" => openai_stream(req, &shared).await,
         "/token-sse" => token_stream(req, &shared).await,
         "/v1/responses" => fixture("openai_responses_stream.sse", "text/event-stream"),
