@@ -400,3 +400,105 @@ async fn a_tripped_breaker_can_hold_calls_for_a_person_instead_of_refusing() {
     );
     assert_eq!(origin.received.lock().unwrap().len(), 2);
 }
+
+/// `kill -9` of a proxy with a call in flight: the settled spend is in the store, the in-flight
+/// reservation stays (a store shared by a fleet cannot tell it from a live one) until it expires,
+/// and an SQLite store's next owner releases it at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_settled_spend_and_strands_no_reservation() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("budget.sqlite").display().to_string();
+    let spec = ProxySpec {
+        policy: ALLOW.into(),
+        extra: format!(
+            "budget:\n  store: {store}\n  budgets:\n    - {{ id: shared-daily, limit_usd: '10', window: day }}\n"
+        ),
+        ..Default::default()
+    };
+    let mut yaml = spec.yaml(&pki, &dir.path().join("certs"), "127.0.0.1:0");
+    yaml.push_str("log:\n  format: json\n");
+    let config = dir.path().join("gatehouse.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let mut child = tokio::process::Command::new(crate::support::binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("proxy logs its address")
+            .unwrap()
+            .expect("proxy is running");
+        if line.contains("gatehouse listening") {
+            let record: Value = serde_json::from_str(&line).unwrap();
+            break record["fields"]["addr"].as_str().unwrap().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let ca = std::fs::read_to_string(dir.path().join("certs/gatehouse-ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{addr}")).unwrap())
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("https://localhost:{}{path}", origin.port());
+    let call = |path: &str| {
+        client
+            .post(url(path))
+            .header("content-type", "application/json")
+            .body(call_body())
+            .send()
+    };
+    // One call settled; one waiting at the origin when the proxy dies.
+    origin.gate.send_replace(true);
+    let settled = call("/v1/messages").await.unwrap();
+    assert_eq!(settled.status(), 200);
+    settled.bytes().await.unwrap();
+    // Settlement follows the end of the answer: wait for it before the crash.
+    for _ in 0..100 {
+        if balance(&store).await.spent == ACTUAL_NANO {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    origin.gate.send_replace(false);
+    let in_flight = tokio::spawn(call("/held/v1/messages"));
+    while origin.received.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the agent saw the proxy die"
+    );
+
+    let after_crash = balance(&store).await;
+    assert_eq!(
+        after_crash,
+        Balance {
+            spent: ACTUAL_NANO,
+            reserved: worst_nano()
+        },
+        "the settled call is kept; the in-flight one is still reserved"
+    );
+    // The store's next owner (a proxy) releases what nobody can settle any more.
+    let _owner = Store::open(&StoreLocation::parse(&store), Role::Proxy)
+        .await
+        .unwrap();
+    assert_eq!(
+        balance(&store).await,
+        Balance {
+            spent: ACTUAL_NANO,
+            reserved: 0
+        }
+    );
+}
