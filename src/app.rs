@@ -128,7 +128,7 @@ impl Gatehouse {
                  rules on destination.country, .eu, .eea and .adequate treat as outside"
             );
         }
-        let budgets = Arc::new(BudgetStep::open(&config.budget).await?);
+        let budgets = Arc::new(BudgetStep::open(&config.budget, lifecycle.tasks.clone()).await?);
         let pipeline = Arc::new(Pipeline {
             resolver,
             upstream,
@@ -198,13 +198,17 @@ impl Gatehouse {
         let admin_addr = match &config.admin {
             None => None,
             Some(admin) => {
+                let token = match &admin.token {
+                    Some(token) => token.clone(),
+                    None => crate::admin::generated_token(&config.ca.dir)?,
+                };
                 let state = Arc::new(crate::admin::AdminState {
                     config: Arc::new(config.clone()),
                     store: pipeline.budgets.store().clone(),
                     metrics: metrics.clone(),
                     pipeline: pipeline.clone(),
                     policies: reloadable,
-                    token: admin.token.clone(),
+                    token,
                 });
                 Some(
                     crate::admin::start(

@@ -148,9 +148,12 @@ impl Metrics {
         }
     }
 
-    /// Counts a decision (`rules` empty: decided by default) and how long evaluation took.
-    pub fn decided(&self, trigger: &str, effect: &str, rules: &[String], seconds: f64) {
-        self.policy_seconds.observe(seconds);
+    /// Counts a decision (`rules` empty: decided by default) and how long evaluation took
+    /// (`None` for a refusal the proxy made itself, without evaluating rules).
+    pub fn decided(&self, trigger: &str, effect: &str, rules: &[String], seconds: Option<f64>) {
+        if let Some(seconds) = seconds {
+            self.policy_seconds.observe(seconds);
+        }
         let count = |rule: &str| {
             self.decisions
                 .get_or_create(&DecisionLabels {
@@ -236,8 +239,9 @@ mod tests {
     #[test]
     fn counters_come_out_in_the_text_format_with_their_labels() {
         let metrics = Metrics::new();
-        metrics.decided("llm.request", "deny", &["no-prod".into()], 0.000_012);
-        metrics.decided("connect", "deny", &[], 0.000_002);
+        metrics.decided("llm.request", "deny", &["no-prod".into()], Some(0.000_012));
+        metrics.decided("connect", "deny", &[], Some(0.000_002));
+        metrics.decided("http.request", "deny", &[], None);
         metrics.llm_call(&LlmCall {
             agent: "a1",
             team: "t",

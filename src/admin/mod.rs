@@ -44,18 +44,29 @@ pub struct AdminState {
     pub pipeline: Arc<Pipeline>,
     /// The policy folder and what a reload needs, when policies come from a folder.
     pub policies: Option<(PathBuf, PolicyInputs)>,
-    /// The bearer token, if any.
-    pub token: Option<Secret>,
+    /// The bearer token.
+    pub token: Secret,
 }
 
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("admin API cannot listen on {addr}: {source}")]
-pub struct AdminError {
-    /// The configured address.
-    pub addr: SocketAddr,
-    /// The socket error.
-    pub source: std::io::Error,
+pub enum AdminError {
+    /// The address is unavailable.
+    #[error("admin API cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The generated token could not be written.
+    #[error("admin API token file {path}: {source}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
 /// Binds `addr`; serves `state` until `shutdown`. Returns the bound address.
@@ -67,13 +78,10 @@ pub async fn start(
 ) -> Result<SocketAddr, AdminError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| AdminError { addr, source })?;
+        .map_err(|source| AdminError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
-        .map_err(|source| AdminError { addr, source })?;
-    if state.token.is_none() {
-        tracing::warn!(%bound, "admin API without a token: anyone on this machine can approve held requests; set GATEHOUSE_ADMIN_TOKEN");
-    }
+        .map_err(|source| AdminError::Bind { addr, source })?;
     tracing::info!(%bound, "admin API and dashboard listening");
     tasks.spawn(async move {
         loop {
@@ -114,7 +122,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     if let Some(response) = open {
         return response;
     }
-    if !authorized(state.token.as_ref(), &parts.headers) {
+    if !authorized(&state.token, &parts.headers) {
         let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -149,11 +157,36 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     }
 }
 
-/// Whether `headers` carry the bearer token (always, when none is configured).
-fn authorized(token: Option<&Secret>, headers: &http::HeaderMap) -> bool {
-    let Some(token) = token else {
-        return true;
+/// Without a configured token, a random one is made at start and written to `admin-token` in the
+/// CA's folder (mode 0600): the API is never open to whatever else runs on the machine, an agent
+/// included, which could otherwise approve its own held requests.
+pub fn generated_token(dir: &std::path::Path) -> Result<Secret, AdminError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("admin-token");
+    let fail = |source: std::io::Error| AdminError::Token {
+        path: path.clone(),
+        source,
     };
+    let mut bytes = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| fail(std::io::Error::other("no randomness")))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(fail)?;
+    file.write_all(token.as_bytes()).map_err(fail)?;
+    tracing::info!(path = %path.display(), "no admin token configured: generated one for the admin API and dashboard");
+    Ok(Secret::new(token))
+}
+
+/// Whether `headers` carry the bearer token.
+fn authorized(token: &Secret, headers: &http::HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -203,7 +236,7 @@ mod tests {
             headers.insert(header::AUTHORIZATION, value.parse().unwrap());
             headers
         };
-        assert!(authorized(Some(&token), &with("Bearer s3cret")));
+        assert!(authorized(&token, &with("Bearer s3cret")));
         for wrong in [
             "Bearer s3cre",
             "Bearer s3cret2",
@@ -211,12 +244,24 @@ mod tests {
             "bearer s3cret",
             "Bearer ",
         ] {
-            assert!(!authorized(Some(&token), &with(wrong)), "{wrong}");
+            assert!(!authorized(&token, &with(wrong)), "{wrong}");
         }
-        assert!(!authorized(Some(&token), &http::HeaderMap::new()));
-        assert!(
-            authorized(None, &http::HeaderMap::new()),
-            "no token configured"
+        assert!(!authorized(&token, &http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_generated_token_is_random_and_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let first = generated_token(dir.path()).unwrap();
+        let file = dir.path().join("admin-token");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), first.expose());
+        assert_eq!(first.expose().len(), 48);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_ne!(
+            generated_token(dir.path()).unwrap().expose(),
+            first.expose()
         );
     }
 }

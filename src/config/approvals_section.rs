@@ -51,8 +51,8 @@ pub enum WebhookFormat {
 pub struct AdminConfig {
     /// Where it listens.
     pub listen: SocketAddr,
-    /// The bearer token (`GATEHOUSE_ADMIN_TOKEN`, else `admin.token_file`); `None`: no auth,
-    /// allowed on loopback only.
+    /// The bearer token (`GATEHOUSE_ADMIN_TOKEN`, else `admin.token_file`); `None`: one is
+    /// generated at start into the CA's folder (loopback only).
     pub token: Option<Secret>,
 }
 

@@ -154,13 +154,9 @@ impl Compiler<'_> {
             rate_limits,
             breakers,
             hold_on_trip,
-            store: crate::store::StoreLocation::parse(
-                b.store.as_deref().unwrap_or("data/budget.sqlite"),
-            ),
-            reservation_ttl_seconds: b
-                .reservation_ttl_seconds
-                .as_ref()
-                .map_or(900, |v| v.value.max(1)),
+            store: self.store_location(b.store.as_ref())?,
+            // Set once the upstream and approval timeouts are known (`reservation_ttl`).
+            reservation_ttl_seconds: 0,
             deny_unpriced,
             default_max_output_tokens: b
                 .default_max_output_tokens
@@ -219,5 +215,66 @@ impl Compiler<'_> {
             }
         };
         Ok(BreakerConfig { velocity, repeats })
+    }
+
+    /// `budget.store`: a `postgres://` URL (checked now, so a typo names its line) or a path.
+    fn store_location(
+        &self,
+        value: Option<&Spanned<String>>,
+    ) -> Result<crate::store::StoreLocation, ConfigError> {
+        use crate::store::StoreLocation;
+        let Some(value) = value else {
+            return Ok(StoreLocation::Sqlite("data/budget.sqlite".into()));
+        };
+        let text = value.value.trim();
+        let location = StoreLocation::parse(text);
+        let bad = |why: String| self.invalid(Some(&value.referenced), "budget.store", why);
+        match &location {
+            StoreLocation::Postgres(url) => {
+                url.parse::<tokio_postgres::Config>()
+                    .map_err(|e| bad(format!("not a PostgreSQL connection string: {e}")))?;
+            }
+            StoreLocation::Sqlite(_) if text.is_empty() => {
+                return Err(bad("empty: give a file path or a postgres:// URL".into()));
+            }
+            StoreLocation::Sqlite(_) if text.contains("://") || text.starts_with("postgres") => {
+                return Err(bad(format!(
+                    "`{text}` is neither a file path nor a postgres:// or postgresql:// URL"
+                )));
+            }
+            StoreLocation::Sqlite(_) => {}
+        }
+        Ok(location)
+    }
+
+    /// `budget.reservation_ttl_seconds`: a reservation must outlive the longest call it covers
+    /// (the upstream's total timeout, plus the wait of a held request, plus a minute), or it could
+    /// be released while its call still runs and the budget overshoot. Defaults to exactly that.
+    pub(super) fn reservation_ttl(
+        &self,
+        raw: &RawConfig,
+        config: &mut super::Config,
+    ) -> Result<(), ConfigError> {
+        let needed = config
+            .upstream
+            .total_timeout
+            .saturating_add(config.approvals.wait)
+            .as_secs()
+            .saturating_add(60);
+        config.budget.reservation_ttl_seconds = match &raw.budget.reservation_ttl_seconds {
+            None => needed,
+            Some(ttl) if ttl.value >= needed && ttl.value <= 365 * 86_400 => ttl.value,
+            Some(ttl) => {
+                return Err(self.invalid(
+                    Some(&ttl.referenced),
+                    "budget.reservation_ttl_seconds",
+                    format!(
+                        "must be between {needed} (upstream.total_timeout + approvals.wait + 60 s, \
+                         so no reservation is released while its call runs) and 31536000"
+                    ),
+                ));
+            }
+        };
+        Ok(())
     }
 }

@@ -111,7 +111,7 @@ impl Compiler<'_> {
             &policy_extras,
         )?;
         super::policies::check_redact_kinds(&policies, &pii.custom_kinds())?;
-        Ok(Config {
+        let mut config = Config {
             source: self.file.to_string(),
             listen,
             ca: self.ca(&raw)?,
@@ -147,7 +147,9 @@ impl Compiler<'_> {
                     .clone()
                     .unwrap_or_else(|| "audit/decisions.sqlite".to_string()),
             ),
-        })
+        };
+        self.reservation_ttl(&raw, &mut config)?;
+        Ok(config)
     }
 
     fn ca(&self, raw: &RawConfig) -> Result<CaConfig, ConfigError> {

@@ -60,7 +60,7 @@ pub struct RawAdmin {
 #[serde(deny_unknown_fields, default)]
 pub struct RawBudget {
     pub prices: Option<Spanned<String>>,
-    pub store: Option<String>,
+    pub store: Option<Spanned<String>>,
     pub reservation_ttl_seconds: Option<Spanned<u64>>,
     pub on_trip: Option<Spanned<String>>,
     pub unpriced: Option<Spanned<String>>,

@@ -87,6 +87,34 @@ fn errors_name_file_line_and_key() {
             "budget:\n  unpriced: maybe\n",
             "test.yaml:2: key `budget.unpriced`",
         ),
+        (
+            "budget:\n  store: 'postgres:/db'\n",
+            "test.yaml:2: key `budget.store`",
+        ),
+        (
+            "budget:\n  store: 'postgres://gh@db:notaport/x'\n",
+            "test.yaml:2: key `budget.store`",
+        ),
+        (
+            "budget:\n  reservation_ttl_seconds: 600\n",
+            "test.yaml:2: key `budget.reservation_ttl_seconds`: must be between 1920",
+        ),
+        (
+            "budget:\n  on_trip: pause\n",
+            "test.yaml:2: key `budget.on_trip`",
+        ),
+        (
+            "budget:\n  breakers:\n    loop: { repeats: 1, seconds: 60 }\n",
+            "test.yaml:3: key `budget.breakers.loop.repeats`",
+        ),
+        (
+            "approvals:\n  webhooks:\n    - { url: 'ftp://x/y' }\n",
+            "test.yaml:3: key `approvals.webhooks[0].url`",
+        ),
+        (
+            "admin:\n  listen: 0.0.0.0:8081\n",
+            "test.yaml:2: key `admin.listen`: the admin API would listen on 0.0.0.0:8081 without a token",
+        ),
     ];
     let duplicate = err("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n");
     assert!(

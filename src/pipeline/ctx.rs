@@ -50,6 +50,9 @@ pub struct RequestCtx {
     pub usage_asked: bool,
     /// Money reserved for this call, settled when it ends.
     pub reservation: Option<super::reserve::Reservation>,
+    /// Whether the request was handed to the upstream client (a call refused, held or abandoned
+    /// before that was never sent and costs nothing).
+    pub forwarded: bool,
     /// A held request's approval, as it ended for this request.
     pub approval: Option<crate::audit::ApprovalRecord>,
     /// The call's worst-case cost in nano-USD (what a cut answer without usage is recorded at).
@@ -95,6 +98,7 @@ impl RequestCtx {
             usage_asked: false,
             reservation: None,
             worst_case_nano: None,
+            forwarded: false,
             approval: None,
         })
     }

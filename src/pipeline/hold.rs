@@ -36,7 +36,7 @@ pub struct HoldStep {
 pub struct HeldRequest<'a> {
     /// The request's facts.
     pub facts: &'a Facts,
-    /// `https://host:port/path` (the query is left out: it may carry personal data).
+    /// `https://host:port/path?query` with personal data masked, for reviewers.
     pub url: String,
     /// The full URL with query, for the fingerprint only.
     pub full_url: String,
@@ -218,7 +218,7 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// What reviewers see: who, what, why, and a redacted preview. Never the query or raw values.
+/// What reviewers see: who, what, why, and a redacted preview. Never a raw personal-data value.
 fn summary(held: &HeldRequest<'_>) -> Value {
     let facts = held.facts;
     let mut preview: String = held.preview.chars().take(PREVIEW_CHARS).collect();

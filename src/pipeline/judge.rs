@@ -152,7 +152,7 @@ impl Judge {
         let policies = self.policies.load();
         let mut record = self.record_of(facts, request_id, &format!("{request_id}-r"), &policies);
         self.metrics
-            .decided(facts.trigger.name(), Effect::Deny.name(), &[], 0.0);
+            .decided(facts.trigger.name(), Effect::Deny.name(), &[], None);
         record.effect = Effect::Deny.name().to_string();
         record.reason = err.reason.clone();
         if let Err(e) = self.audit.record(&record) {
@@ -254,7 +254,7 @@ impl Judge {
             facts.trigger.name(),
             verdict.effect.name(),
             &verdict.deciding,
-            elapsed.as_secs_f64(),
+            Some(elapsed.as_secs_f64()),
         );
         let judgement = Judgement {
             id: decision_id,

@@ -85,14 +85,26 @@ impl Pipeline {
     /// executions idle for longer than the vault keeps them, and rate-limit buckets that are full
     /// again.
     pub async fn housekeeping(&self) {
-        if let Err(e) = self.budgets.housekeeping().await {
-            tracing::error!(error = %e, "the budget store could not be read");
-        }
-        if let Err(e) = self.holds.housekeeping().await {
-            tracing::error!(error = %e, "expired approvals could not be marked");
-        }
+        // Local work first: a store that does not answer must not keep pseudonyms past their
+        // retention.
         self.pii.forget_idle();
         self.rate_limits.shrink();
+        let store_work = async {
+            if let Err(e) = self.budgets.housekeeping().await {
+                tracing::error!(error = %e, "the budget store could not be read");
+            }
+            if let Err(e) = self.holds.housekeeping().await {
+                tracing::error!(error = %e, "expired approvals could not be marked");
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), store_work)
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "the store did not answer within 10 s; housekeeping retries in a second"
+            );
+        }
     }
 
     /// The judge, so the policies it applies can be reloaded.
@@ -265,7 +277,8 @@ impl Pipeline {
         }
         // 8. reserve: the call's worst-case cost in every budget that covers the agent, before a
         //    byte leaves; settled to the real cost when the answer ends.
-        self.pace(&facts, Some(&decoded))?;
+        // A held request's retries repeat it by design: the loop breaker does not count them.
+        self.pace(&facts, held.is_none().then_some(&decoded[..]))?;
         let mut held = held;
         if let Some((_, model)) = &ctx.llm {
             let reserve = |breakers_approved| {
@@ -302,7 +315,10 @@ impl Pipeline {
             let preview = self.pii.preview(&String::from_utf8_lossy(&decoded));
             let request = HeldRequest {
                 facts: &facts,
-                url: format!("{}://{}{}", ctx.scheme, ctx.target, ctx.path),
+                url: self.pii.preview(&match parts.uri.query() {
+                    Some(query) => format!("{}://{}{}?{query}", ctx.scheme, ctx.target, ctx.path),
+                    None => format!("{}://{}{}", ctx.scheme, ctx.target, ctx.path),
+                }),
                 full_url: parts.uri.to_string(),
                 body: &decoded,
                 preview,
@@ -387,6 +403,7 @@ impl Pipeline {
         }
         let req = Request::from_parts(parts, full(decoded));
         // 11. forward: pooled, verified, bounded in time.
+        ctx.forwarded = true;
         let response = self.upstream.forward(req, ctx.started).await?;
         ctx.connected = response
             .extensions()

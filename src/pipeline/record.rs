@@ -13,7 +13,7 @@ use super::judge::Judgement;
 use super::reserve::BudgetStep;
 use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord};
 use crate::budget::{CostStatus, Meter, PriceTable, cost_of, from_nano, to_nano};
-use crate::error::ProxyError;
+use crate::error::{ErrorKind, ProxyError};
 use crate::metrics::{LlmCall, Metrics};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
@@ -146,10 +146,13 @@ impl Drop for Record {
                 err.reason.as_str(),
             ),
         };
-        // A call the upstream was never reached for cost nothing; any other without reported
-        // usage (a cut stream, a timeout) is recorded and settled at the worst case estimated
-        // before it left.
-        let never_sent = matches!(&self.outcome, Outcome::Failed(_)) && ctx.connected.is_none();
+        // A call never handed to the upstream (refused, held, abandoned before), or whose
+        // connection failed before any answer, cost nothing; any other without reported usage (a
+        // cut stream, a timeout) is recorded and settled at the worst case estimated before it
+        // left: the provider may well bill it.
+        let never_sent = !ctx.forwarded
+            || (matches!(&self.outcome, Outcome::Failed(err) if err.kind == ErrorKind::BadGateway)
+                && ctx.connected.is_none());
         let cost = ctx.llm.as_ref().map(|(_, model)| {
             let usage = self.meter.as_mut().and_then(Meter::finish);
             let worst = if never_sent {
@@ -165,12 +168,14 @@ impl Drop for Record {
             }
             (model.clone(), cost)
         });
-        if let Some((model, cost)) = cost.as_ref().filter(|_| !never_sent) {
+        if let Some((_, cost)) = cost.as_ref().filter(|_| !never_sent) {
             use rust_decimal::prelude::ToPrimitive;
             self.metrics.llm_call(&LlmCall {
                 agent: &identity.agent,
                 team: identity.team.as_deref().unwrap_or(""),
-                model: cost.priced_as.as_deref().unwrap_or(model),
+                // An unpriced model's name is the agent's to choose: one label for all of them
+                // keeps the number of series bounded.
+                model: cost.priced_as.as_deref().unwrap_or("unpriced"),
                 cost_status: cost.status.name(),
                 usd: cost.usd.and_then(|d| d.to_f64()).unwrap_or(0.0),
                 tokens: cost.usage.map(|u| {

@@ -9,6 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use tokio_util::task::TaskTracker;
 
 use time::OffsetDateTime;
 
@@ -28,6 +29,8 @@ pub struct BudgetStep {
     /// request), plus those a breaker of this proxy paused since.
     paused: ArcSwap<Vec<Paused>>,
     breakers: Breakers,
+    /// Where background writes run, so shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 /// What reserving did.
@@ -60,7 +63,7 @@ impl std::fmt::Debug for Reservation {
 impl BudgetStep {
     /// The step of `config`. The ledger is opened even without budgets: an agent or team paused by
     /// hand (`gatehouse budget pause`) is refused at once.
-    pub async fn open(config: &BudgetConfig) -> Result<BudgetStep, StoreError> {
+    pub async fn open(config: &BudgetConfig, tasks: TaskTracker) -> Result<BudgetStep, StoreError> {
         let store = Arc::new(Store::open(&config.store, Role::Proxy).await?);
         if !config.budgets.is_empty() {
             std::thread::spawn(crate::budget::warm_up);
@@ -71,6 +74,7 @@ impl BudgetStep {
             store,
             paused,
             breakers: Breakers::new(config.breakers.clone()),
+            tasks,
         })
     }
 
@@ -184,7 +188,7 @@ impl BudgetStep {
         }
         let store = self.store.clone();
         let request = request.to_string();
-        spawn(async move {
+        self.tasks.spawn(async move {
             if let Err(e) = store.settle(&request, amount, spend.as_ref()).await {
                 settlement_failed(&request, &e);
             }
@@ -234,7 +238,7 @@ impl BudgetStep {
             next
         });
         let store = self.store.clone();
-        spawn(async move {
+        self.tasks.spawn(async move {
             if let Err(e) = store.pause(&scope, &since, &reason).await {
                 tracing::error!(error = %e, %scope, "breaker pause could not be stored");
             }
@@ -324,8 +328,9 @@ impl BudgetStep {
                 limit: b.limit_nano,
             })
             .collect();
-        let expires_at = now.unix_timestamp()
-            + i64::try_from(self.config.reservation_ttl_seconds).unwrap_or(i64::MAX / 2);
+        let expires_at = now
+            .unix_timestamp()
+            .saturating_add(i64::try_from(self.config.reservation_ttl_seconds).unwrap_or(i64::MAX));
         let reserved = self
             .store
             .reserve(request, &charges, nano, expires_at)
@@ -361,14 +366,4 @@ impl BudgetStep {
 
 fn settlement_failed(request: &str, e: &StoreError) {
     tracing::error!(error = %e, request, "budget settlement failed; the reservation is released at its expiry");
-}
-
-/// Runs `work` on the runtime the proxy runs on (there is always one while requests flow).
-fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(work);
-        }
-        Err(_) => tracing::error!("no runtime to write budget state on"),
-    }
 }

@@ -65,9 +65,10 @@ BEGIN
     UPDATE gatehouse_balances g SET reserved = g.reserved + p_amount
         FROM unnest(p_budgets, p_windows) AS t(b, w)
         WHERE g.budget = t.b AND g.window_key = t.w;
+    -- A second reservation under the same request id would hold money nothing releases: the
+    -- primary key refuses it and the whole call rolls back.
     INSERT INTO gatehouse_reservations (request, budget, window_key, amount, expires_at)
-        SELECT p_request, b, w, p_amount, p_expires FROM unnest(p_budgets, p_windows) AS t(b, w)
-        ON CONFLICT (request, budget) DO NOTHING;
+        SELECT p_request, b, w, p_amount, p_expires FROM unnest(p_budgets, p_windows) AS t(b, w);
 END $$;
 
 -- Once per request id: the reservations (0 when expired) give way to the real cost.
@@ -169,12 +170,15 @@ impl PgStore {
     /// Connects, applies pending migrations, and (for a proxy) releases expired reservations.
     pub async fn open(url: &str, role: Role) -> Result<PgStore, StoreError> {
         let name = without_password(url);
-        let config = url
+        let mut config = url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| StoreError {
                 store: name.clone(),
                 reason: format!("not a PostgreSQL connection string: {e}"),
             })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
         let store = PgStore {
             config,
             name,

@@ -113,7 +113,7 @@ impl SqliteStore {
             .map_err(|e| self.fail(&e))?;
             cached(
                 &tx,
-                "INSERT OR REPLACE INTO reservations (request, budget, window, amount, expires_at)
+                "INSERT INTO reservations (request, budget, window, amount, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![request, charge.budget, charge.window, amount, expires_at],
             )

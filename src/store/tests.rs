@@ -463,3 +463,30 @@ async fn a_decision_through_one_proxy_wakes_a_request_held_by_another() {
     let seen = a.approval("apv_9").await.unwrap().unwrap();
     assert_eq!(seen.status, ApprovalStatus::Approved);
 }
+
+#[tokio::test]
+async fn a_second_reservation_under_one_request_id_is_refused_and_holds_nothing() {
+    for (store, location, _dir) in both().await {
+        let at = location.display();
+        store
+            .reserve("same", &[charge("b", 1_000)], 100, LATER)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .reserve("same", &[charge("b", 1_000)], 200, LATER)
+                .await
+                .is_err(),
+            "{at}"
+        );
+        assert_eq!(
+            store.balance("b", WINDOW).await.unwrap(),
+            Balance {
+                spent: 0,
+                reserved: 100
+            },
+            "{at}: the refused one left nothing behind"
+        );
+    }
+}

@@ -383,10 +383,8 @@ async fn a_tripped_breaker_can_hold_calls_for_a_person_instead_of_refusing() {
         body.to_string().contains("budget-breaker:daily"),
         "the breaker is named: {body}"
     );
-    let approved = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let approved = proxy
+        .admin_client()
         .post(format!("{}/api/approvals/{id}/approve", proxy.admin_url()))
         .json(&json!({"reviewer": "ops"}))
         .send()
@@ -399,6 +397,26 @@ async fn a_tripped_breaker_can_hold_calls_for_a_person_instead_of_refusing() {
         "approved once"
     );
     assert_eq!(origin.received.lock().unwrap().len(), 2);
+    let ledger = Store::open(&StoreLocation::parse(&store), Role::Tool)
+        .await
+        .unwrap();
+    let day = gatehouse::budget::Window::Day.key(time::OffsetDateTime::now_utc(), None);
+    let mut spent = Balance::default();
+    for _ in 0..50 {
+        spent = ledger.balance("daily", &day).await.unwrap();
+        if spent.reserved == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        spent,
+        Balance {
+            spent: 2 * ACTUAL_NANO,
+            reserved: 0
+        },
+        "the attempt that waited and got 408 was never sent and cost nothing"
+    );
 }
 
 /// `kill -9` of a proxy with a call in flight: the settled spend is in the store, the in-flight
@@ -406,7 +424,6 @@ async fn a_tripped_breaker_can_hold_calls_for_a_person_instead_of_refusing() {
 /// and an SQLite store's next owner releases it at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_settled_spend_and_strands_no_reservation() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = TestPki::new();
     let origin = crate::support::origin::start_tls(&pki).await;
@@ -423,26 +440,7 @@ async fn kill_9_loses_no_settled_spend_and_strands_no_reservation() {
     yaml.push_str("log:\n  format: json\n");
     let config = dir.path().join("gatehouse.yaml");
     std::fs::write(&config, yaml).unwrap();
-    let mut child = tokio::process::Command::new(crate::support::binary())
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("proxy logs its address")
-            .unwrap()
-            .expect("proxy is running");
-        if line.contains("gatehouse listening") {
-            let record: Value = serde_json::from_str(&line).unwrap();
-            break record["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, addr, _log) = crate::support::spawn_gatehouse(&config).await;
     let ca = std::fs::read_to_string(dir.path().join("certs/gatehouse-ca.pem")).unwrap();
     let client = reqwest::Client::builder()
         .proxy(reqwest::Proxy::all(format!("http://{addr}")).unwrap())

@@ -25,7 +25,15 @@ async fn python_under_exec(
     script: &'static str,
     arg: String,
 ) -> std::process::Output {
-    let config = proxy.config_path.clone();
+    python_with_config(proxy.config_path.clone(), script, arg).await
+}
+
+/// [`python_under_exec`] with the config at `config`.
+async fn python_with_config(
+    config: PathBuf,
+    script: &'static str,
+    arg: String,
+) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(binary())
             .args(["exec", "--config"])
@@ -172,26 +180,12 @@ async fn the_openai_sdk_retries_a_held_call_until_it_is_approved() {
     let proxy = TestProxy::start(&pki, spec).await;
     let base = format!("https://localhost:{}", origin.port());
     let admin = proxy.admin_url();
-    let python = tokio::spawn({
-        let config = proxy.config_path.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                std::process::Command::new(binary())
-                    .args(["exec", "--config"])
-                    .arg(&config)
-                    .arg("--")
-                    .arg(python())
-                    .args(["-c", HELD_SCRIPT, &base])
-                    .env_remove("NO_PROXY")
-                    .env_remove("no_proxy")
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap()
-        }
-    });
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let python = tokio::spawn(python_with_config(
+        proxy.config_path.clone(),
+        HELD_SCRIPT,
+        base,
+    ));
+    let http = proxy.admin_client();
     let id = loop {
         let list: serde_json::Value = http
             .get(format!("{admin}/api/approvals"))

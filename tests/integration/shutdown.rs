@@ -1,12 +1,9 @@
 //! Graceful shutdown: SIGTERM stops accepting, lets in-flight requests finish, and exits 0; a
 //! request longer than the grace period is cut.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-use crate::support::{ProxySpec, TestPki, TestProxy, binary, origin};
+use crate::support::{ProxySpec, TestPki, TestProxy, origin};
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits() {
@@ -19,37 +16,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     let config = dir.path().join("gatehouse.yaml");
     std::fs::write(&config, yaml).unwrap();
 
-    let mut child = tokio::process::Command::new(binary())
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("proxy logs its address")
-            .unwrap()
-            .expect("proxy is running");
-        if line.contains("gatehouse listening") {
-            let record: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break record["fields"]["addr"]
-                .as_str()
-                .unwrap()
-                .parse::<std::net::SocketAddr>()
-                .unwrap();
-        }
-    };
-    let log = tokio::spawn(async move {
-        let mut all = String::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+    let (mut child, addr, log) = crate::support::spawn_gatehouse(&config).await;
 
     let ca_pem = std::fs::read_to_string(ca_dir.join("gatehouse-ca.pem")).unwrap();
     let client = reqwest::Client::builder()

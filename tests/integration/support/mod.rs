@@ -167,6 +167,23 @@ impl TestProxy {
         format!("http://{}", self.addr)
     }
 
+    /// A client for the admin API with the token the proxy generated (tests that configure no
+    /// token of their own).
+    pub fn admin_client(&self) -> reqwest::Client {
+        let token = std::fs::read_to_string(self.dir.path().join("certs/admin-token"))
+            .expect("the proxy generated an admin token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
     /// The admin API's base URL (`http://127.0.0.1:port`).
     pub fn admin_url(&self) -> String {
         let addr = self
@@ -353,3 +370,47 @@ pub async fn fresh_postgres() -> String {
 }
 
 static NEXT_DATABASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Starts `gatehouse run --config CONFIG` (a config with `log.format: json`) as a child process;
+/// returns it, its address once it listens, and a task collecting the rest of its log.
+pub async fn spawn_gatehouse(
+    config: &std::path::Path,
+) -> (
+    tokio::process::Child,
+    SocketAddr,
+    tokio::task::JoinHandle<String>,
+) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(binary())
+        .args(["run", "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("proxy logs its address")
+            .unwrap()
+            .expect("proxy is running");
+        if line.contains("gatehouse listening") {
+            let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break record["fields"]["addr"]
+                .as_str()
+                .unwrap()
+                .parse::<SocketAddr>()
+                .unwrap();
+        }
+    };
+    let log = tokio::spawn(async move {
+        let mut all = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (child, addr, log)
+}

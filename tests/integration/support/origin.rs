@@ -362,14 +362,7 @@ fn sse(release: Arc<Notify>) -> Response<Body> {
             .send(Ok(Frame::data(Bytes::from("data: second\n\n"))))
             .await;
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
-    response
+    channel_stream(rx)
 }
 
 /// An OpenAI chat stream whose first chunk comes at once and whose end waits for the gate.
@@ -385,14 +378,7 @@ fn held_chat_stream(mut open: tokio::sync::watch::Receiver<bool>) -> Response<Bo
             .send(Ok(Frame::data(Bytes::from("data: [DONE]\n\n"))))
             .await;
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
-    response
+    channel_stream(rx)
 }
 
 fn websocket(mut req: Request<Incoming>) -> Response<Body> {
@@ -421,4 +407,18 @@ fn websocket(mut req: Request<Incoming>) -> Response<Body> {
         .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
         .body(full(""))
         .unwrap()
+}
+
+/// A `text/event-stream` response sending what arrives on `rx`.
+fn channel_stream(
+    rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
+) -> Response<Body> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
 }
