@@ -341,3 +341,102 @@ async fn a_budget_breaker_trips_at_its_fraction_and_a_human_resets_it() {
     let again = client.post(&url).json(&call).send().await.unwrap();
     assert_eq!(again.status(), 200, "reset by a human");
 }
+
+/// Every provider's recorded answer, streamed and not, priced exactly through a real proxy: the
+/// expected figures are worked out by hand from the fixtures' usage and `config/prices.yaml`.
+#[tokio::test]
+async fn every_provider_is_priced_exactly_streamed_or_not() {
+    let (_pki, origin, proxy) = TestProxy::with_origin(ALLOW).await;
+    let client = proxy.client(false);
+    let messages = json!([{"role": "user", "content": "hello"}]);
+    // (fixture, provider path, request body, USD: tokens × USD per million)
+    let cases = [
+        // 176 × 2.50 + 1024 cached × 1.25 + 50 × 10.00
+        (
+            "openai_chat.json",
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o", "messages": messages}),
+            "0.00222",
+        ),
+        // 20 × 0.15 + 5 × 0.60
+        (
+            "openai_chat_stream.sse",
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o-mini", "messages": messages, "stream": true,
+                "stream_options": {"include_usage": true}}),
+            "0.000006",
+        ),
+        // 200 × 2.00 + 100 cached × 0.50 + 40 × 8.00
+        (
+            "openai_responses.json",
+            "/v1/responses",
+            json!({"model": "gpt-4.1", "input": "hello"}),
+            "0.00077",
+        ),
+        // 200 × 1.10 + 100 cached × 0.275 + 40 × 4.40
+        (
+            "openai_responses_stream.sse",
+            "/v1/responses",
+            json!({"model": "o4-mini", "input": "hello", "stream": true}),
+            "0.0004235",
+        ),
+        // 8 × 0.02
+        (
+            "openai_embeddings.json",
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-small", "input": "hello"}),
+            "0.00000016",
+        ),
+        // 25 × 3.00 + 2000 cache reads × 0.30 + 100 cache writes × 3.75 + 120 × 15.00
+        (
+            "anthropic.json",
+            "/v1/messages",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": messages}),
+            "0.00285",
+        ),
+        (
+            "anthropic_stream.sse",
+            "/v1/messages",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": messages,
+                "stream": true}),
+            "0.00285",
+        ),
+        // 300 × 0.30 + 200 cached × 0.075 + 200 (thinking included) × 2.50
+        (
+            "gemini.json",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            json!({"contents": [{"parts": [{"text": "hello"}]}]}),
+            "0.000605",
+        ),
+        // 500 × 0.30 + 200 × 2.50
+        (
+            "gemini_stream.sse",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            json!({"contents": [{"parts": [{"text": "hello"}]}]}),
+            "0.00065",
+        ),
+    ];
+    for (fixture, path, body, _) in &cases {
+        let response = client
+            .post(format!(
+                "https://localhost:{}/fx/{fixture}{path}",
+                origin.port()
+            ))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{fixture}");
+        response.bytes().await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let priced: Vec<Value> = outcomes(&proxy)
+        .into_iter()
+        .filter_map(|r| r.get("llm").cloned())
+        .collect();
+    assert_eq!(priced.len(), cases.len(), "{priced:?}");
+    for ((fixture, _, _, usd), record) in cases.iter().zip(&priced) {
+        assert_eq!(record["cost_status"], "exact", "{fixture}: {record}");
+        assert_eq!(record["cost_usd"], *usd, "{fixture}: {record}");
+    }
+}

@@ -141,6 +141,17 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    // `/fx/<fixture>/<any provider path>`: a provider's recorded answer, whatever was asked.
+    if let Some(rest) = req.uri().path().strip_prefix("/fx/") {
+        let name = rest.split('/').next().unwrap_or_default().to_string();
+        let content_type = if name.ends_with(".sse") {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let _ = req.into_body().collect().await;
+        return fixture(&name, content_type);
+    }
     match req.uri().path() {
         "/sse" => sse(shared.release.clone()),
         "/mirror" | "/mirror-sse" | "/v1/chat/completions" => mirror(req, &shared).await,
