@@ -4,6 +4,7 @@
 //! Step 9 (approve) is still to come: `hold` verdicts and tripped breakers are refused until the
 //! approval queue exists.
 
+mod admit;
 mod connect;
 mod ctx;
 mod hold;
@@ -25,12 +26,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
-pub use hold::{HeldRequest, HoldStep};
+pub use hold::HoldStep;
 pub use judge::{Judge, Judgement};
 pub use locate::{build_geo, destination_facts, destination_in};
 pub use pii_step::{PiiStep, hash_key};
 pub use record::path_shape;
-pub use reserve::{BudgetStep, Reserved};
+pub use reserve::BudgetStep;
 
 use crate::budget::{Dialect, Meter, PriceTable, RateLimits};
 use crate::config::HostPatterns;
@@ -280,64 +281,11 @@ impl Pipeline {
         // A held request's retries repeat it by design: the loop breaker does not count them.
         self.pace(&facts, held.is_none().then_some(&decoded[..]))?;
         let mut held = held;
-        if let Some((_, model)) = &ctx.llm {
-            let reserve = |breakers_approved| {
-                self.budgets.reserve(
-                    &ctx.id,
-                    &facts,
-                    model,
-                    &self.prices,
-                    &decoded,
-                    breakers_approved,
-                )
-            };
-            let mut reserved = reserve(false).await?;
-            if let Reserved::HoldForBreaker(budget) = reserved {
-                // A tripped breaker with `on_trip: hold`: a person decides, as for a held rule.
-                held.get_or_insert_with(|| (Vec::new(), ctx.id.clone()))
-                    .0
-                    .push(format!("budget-breaker:{budget}"));
-                reserved = reserve(true).await?;
-            }
-            ctx.reservation = match reserved {
-                Reserved::Done(reservation) => reservation,
-                Reserved::HoldForBreaker(_) => None,
-            };
-            ctx.worst_case_nano = match &ctx.reservation {
-                Some(reservation) => Some(reservation.nano),
-                None => self
-                    .budgets
-                    .rough_worst_case(&facts, model, &self.prices, decoded.len()),
-            };
-        }
-        // 9. hold: a request a rule holds waits here for a person's decision.
+        self.reserve(ctx, &facts, &decoded, &mut held).await?;
+        // 9. hold: a request a rule (or a tripped breaker) holds waits here for a person.
         if let Some((rules, decision)) = held {
-            let preview = self.pii.preview(&String::from_utf8_lossy(&decoded));
-            let request = HeldRequest {
-                facts: &facts,
-                url: self.pii.preview(&match parts.uri.query() {
-                    Some(query) => format!("{}://{}{}?{query}", ctx.scheme, ctx.target, ctx.path),
-                    None => format!("{}://{}{}", ctx.scheme, ctx.target, ctx.path),
-                }),
-                full_url: parts.uri.to_string(),
-                body: &decoded,
-                preview,
-                rules: &rules,
-                decision: &decision,
-            };
-            let mut approval = None;
-            let waited = self.holds.wait(&request, &mut approval).await;
-            ctx.approval = approval;
-            if let Err(mut err) = waited {
-                // The agent learns which decision and rules held it, as for any refusal.
-                if err.kind != ErrorKind::Internal {
-                    err.decision = Some(Box::new(crate::error::DecisionRef {
-                        id: decision.clone(),
-                        rules: rules.clone(),
-                    }));
-                }
-                return Err(err);
-            }
+            self.hold(ctx, &facts, &parts, &decoded, rules, decision)
+                .await?;
         }
         // 10. redact: what the verdict obliges, in the body and the query, before anything leaves.
         let mut restore = None;
@@ -419,25 +367,6 @@ impl Pipeline {
             return self.judged_response(ctx, facts, response).await;
         }
         Ok(response)
-    }
-
-    /// Step 8 for every request: rate limits, agents or teams paused (by hand or by a breaker),
-    /// and the loop breaker.
-    fn pace(&self, facts: &Facts, body: Option<&[u8]>) -> Result<(), ProxyError> {
-        if let Err(limited) = self.rate_limits.check(&facts.agent.id, &facts.request.host) {
-            let mut err = ProxyError::new(
-                ErrorKind::RateLimited,
-                Side::Agent,
-                format!("rate limit of {} reached", limited.limit),
-            );
-            err.retry_after = u32::try_from(limited.retry_after.as_secs().max(1)).ok();
-            return Err(err);
-        }
-        self.budgets.check_paused(facts)?;
-        match body {
-            Some(body) => self.budgets.check_repeats(facts, body),
-            None => Ok(()),
-        }
     }
 
     /// Step 6, then the facts of the request for `trigger`: the destination is resolved through
