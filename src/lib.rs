@@ -14,13 +14,15 @@
 //! | 5 | detect | [`pii`] | personal data and secrets, as kinds and counts |
 //! | 6 | locate | [`geo`] | the checked addresses the proxy will connect to, and where they are |
 //! | 7 | evaluate | [`policy`] | one verdict from all applying rules, with obligations |
-//! | 8 | reserve | [`budget`] | rate limits, pauses, breakers, the call's worst case reserved in every budget |
+//! | 8 | reserve | [`budget`], [`store`] | rate limits, pauses, breakers, the call's worst case reserved in every budget |
+//! | 9 | approve | [`pipeline`], [`store`], [`admin`] | a held request waits for a person (approved, denied, 408 to retry) |
 //! | 10 | redact | [`pii`] | the obligations applied to body and query |
 //! | 11 | forward | [`proxy::upstream`] | pooled upstream client, TLS verified against real roots |
 //! | 12 | respond | [`pipeline`] | streams back; usage metered, pseudonyms restored, response rules |
 //! | 13 | record | [`audit`] | decisions before forwarding, the outcome (status, tokens, cost) after |
 //!
-//! Step 9 (approve) arrives with the approval queue; see `../shared/DESIGN.md`.
+//! Around it: [`admin`] serves the admin API, `/metrics` ([`metrics`]) and the dashboard;
+//! [`notify`] announces held requests; [`toolchain`] holds the command-line tools.
 
 pub mod admin;
 pub mod app;
