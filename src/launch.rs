@@ -152,16 +152,13 @@ fn client_address(listen: SocketAddr) -> String {
 }
 
 fn execution_id() -> String {
-    let mut bytes = [0u8; 8];
-    let rng = ring::rand::SystemRandom::new();
-    if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
+    let hex = crate::random::random_hex(8).unwrap_or_else(|_| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        bytes.copy_from_slice(&(nanos as u64).to_be_bytes());
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{:016x}", nanos as u64)
+    });
     format!("exec-{hex}")
 }
 

@@ -39,6 +39,7 @@ pub mod pii;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
+pub mod random;
 pub mod reload;
 pub mod sqlite;
 pub mod store;

@@ -26,7 +26,8 @@ pub struct NotifyError(String);
 pub struct Notifier {
     hooks: Vec<Webhook>,
     dashboard: String,
-    client: Client<Https, Full<Bytes>>,
+    /// Built only when there is a webhook to send to (it loads the system roots).
+    client: Option<Client<Https, Full<Bytes>>>,
 }
 
 impl Notifier {
@@ -37,22 +38,30 @@ impl Notifier {
         dashboard: String,
         extra_ca_files: &[std::path::PathBuf],
     ) -> Result<Notifier, NotifyError> {
-        let tls = crate::proxy::tls::client_config(extra_ca_files)
-            .map_err(|e| NotifyError(e.to_string()))?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let client = if hooks.is_empty() {
+            None
+        } else {
+            let tls = crate::proxy::tls::client_config(extra_ca_files)
+                .map_err(|e| NotifyError(e.to_string()))?;
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Some(Client::builder(TokioExecutor::new()).build(connector))
+        };
         Ok(Notifier {
             hooks,
             dashboard,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
         })
     }
 
     /// Announces a new pending approval (`summary` is what reviewers see) to every webhook.
     pub fn pending(&self, id: &str, agent: &str, summary: &Value) {
+        let Some(client) = &self.client else {
+            return;
+        };
         for hook in &self.hooks {
             let body = message(hook.format, id, agent, summary, &self.dashboard);
             let request = http::Request::post(hook.url.clone())
@@ -61,7 +70,7 @@ impl Notifier {
             let Ok(request) = request else {
                 continue;
             };
-            let client = self.client.clone();
+            let client = client.clone();
             let target = format!(
                 "{}://{}",
                 hook.url.scheme_str().unwrap_or("http"),

@@ -168,10 +168,8 @@ pub fn generated_token(dir: &std::path::Path) -> Result<Secret, AdminError> {
         path: path.clone(),
         source,
     };
-    let mut bytes = [0u8; 24];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| fail(std::io::Error::other("no randomness")))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token =
+        crate::random::random_hex(24).map_err(|_| fail(std::io::Error::other("no randomness")))?;
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -87,7 +87,7 @@ impl HoldStep {
         let summary = summary(held);
         let agent = &held.facts.agent.id;
         let hold = NewHold {
-            id: new_id(),
+            id: new_id()?,
             fingerprint: fingerprint(agent, &held.facts.request.method, &held.full_url, held.body),
             agent: agent.clone(),
             summary: summary.to_string(),
@@ -125,12 +125,7 @@ impl HoldStep {
             let outcome = self.settled(&current).await;
             *record = Some(ApprovalRecord::of(&current, attached, started.elapsed()));
             match outcome {
-                Some(Ok(())) => {
-                    if let Some(r) = record.as_mut() {
-                        r.decision = ApprovalStatus::Approved.name();
-                    }
-                    return Ok(());
-                }
+                Some(Ok(())) => return Ok(()),
                 Some(Err(err)) => return Err(err),
                 None => {}
             }
@@ -256,11 +251,10 @@ fn fingerprint(agent: &str, method: &str, url: &str, body: &[u8]) -> String {
         .collect()
 }
 
-fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("apv_{hex}")
+fn new_id() -> Result<String, ProxyError> {
+    crate::random::random_hex(8)
+        .map(|hex| format!("apv_{hex}"))
+        .map_err(|_| ProxyError::internal("no randomness for an approval id"))
 }
 
 fn seconds(d: Duration) -> i64 {
@@ -289,6 +283,7 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
-        assert!(new_id().starts_with("apv_") && new_id().len() == 20);
+        let id = new_id().unwrap();
+        assert!(id.starts_with("apv_") && id.len() == 20);
     }
 }

@@ -16,6 +16,7 @@ mod recorded_body;
 mod reserve;
 mod respond;
 mod restored_body;
+mod rewritten_body;
 mod stream_usage;
 mod uninspected;
 
@@ -162,7 +163,7 @@ impl Pipeline {
                 if usage_asked {
                     let (mut parts, body) = response.into_parts();
                     parts.headers.remove(http::header::CONTENT_LENGTH);
-                    let body = boxed(stream_usage::WithoutUsageChunk::new(body));
+                    let body = boxed(stream_usage::without_usage_chunk(body));
                     Response::from_parts(parts, body)
                 } else {
                     response

@@ -3,15 +3,12 @@
 //! metered) and takes the extra usage-only chunk out of what the client sees, so the client gets the
 //! stream it asked for.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame};
 use serde_json::Value;
 
+use super::rewritten_body::{Rewrite, RewrittenBody};
 use crate::pii::event_end;
-use crate::proxy::body::{BodyError, ProxyBody};
+use crate::proxy::body::ProxyBody;
 
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
 /// completion that did not ask for usage; `None` to leave it as it is.
@@ -36,26 +33,17 @@ pub fn ask_for_usage(path: &str, body: &[u8]) -> Option<Bytes> {
 }
 
 /// A chat-completion stream without the usage-only chunk the proxy asked for.
-pub struct WithoutUsageChunk {
-    inner: ProxyBody,
+pub type WithoutUsageChunk = RewrittenBody<UsageChunkFilter>;
+
+/// Passes complete events on, except the usage-only one; holds an incomplete event back.
+#[derive(Default)]
+pub struct UsageChunkFilter {
     pending: BytesMut,
-    trailers: Option<Frame<Bytes>>,
-    done: bool,
 }
 
-impl WithoutUsageChunk {
-    /// Filters `inner`.
-    pub fn new(inner: ProxyBody) -> Self {
-        Self {
-            inner,
-            pending: BytesMut::new(),
-            trailers: None,
-            done: false,
-        }
-    }
-
-    /// The complete events buffered so far, minus the usage-only one; the incomplete rest stays.
-    fn drain_events(&mut self) -> Bytes {
+impl Rewrite for UsageChunkFilter {
+    fn push(&mut self, data: &[u8]) -> Bytes {
+        self.pending.extend_from_slice(data);
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {
             let event = self.pending.split_to(end);
@@ -65,6 +53,20 @@ impl WithoutUsageChunk {
         }
         out.freeze()
     }
+
+    fn finish(&mut self) -> Bytes {
+        let rest = self.pending.split().freeze();
+        if is_usage_only(&rest) {
+            Bytes::new()
+        } else {
+            rest
+        }
+    }
+}
+
+/// `inner` without the usage-only chunk.
+pub fn without_usage_chunk(inner: ProxyBody) -> WithoutUsageChunk {
+    RewrittenBody::new(inner, UsageChunkFilter::default())
 }
 
 /// An event whose data is a chunk with no choices and a usage: the one `include_usage` adds.
@@ -80,61 +82,11 @@ fn is_usage_only(event: &[u8]) -> bool {
     })
 }
 
-impl Body for WithoutUsageChunk {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        loop {
-            if let Some(trailers) = this.trailers.take() {
-                return Poll::Ready(Some(Ok(trailers)));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        this.pending.extend_from_slice(&data);
-                        let out = this.drain_events();
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                    }
-                    Err(trailers) => {
-                        // Trailers end the body: what is held goes out first, then they do.
-                        this.done = true;
-                        let rest = this.pending.split().freeze();
-                        if rest.is_empty() || is_usage_only(&rest) {
-                            return Poll::Ready(Some(Ok(trailers)));
-                        }
-                        this.trailers = Some(trailers);
-                        return Poll::Ready(Some(Ok(Frame::data(rest))));
-                    }
-                },
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => {
-                    this.done = true;
-                    let rest = this.pending.split().freeze();
-                    if rest.is_empty() || is_usage_only(&rest) {
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(rest))));
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proxy::body::{boxed, full};
+    use http_body::Frame;
     use http_body_util::BodyExt;
 
     #[test]
@@ -169,14 +121,14 @@ mod tests {
             let inner = boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
                 frames,
             )));
-            let out = WithoutUsageChunk::new(inner)
+            let out = without_usage_chunk(inner)
                 .collect()
                 .await
                 .unwrap()
                 .to_bytes();
             assert_eq!(String::from_utf8_lossy(&out), expected, "frames of {size}");
         }
-        let untouched = WithoutUsageChunk::new(full("data: {\"choices\":[{}]}\n\n"))
+        let untouched = without_usage_chunk(full("data: {\"choices\":[{}]}\n\n"))
             .collect()
             .await
             .unwrap()

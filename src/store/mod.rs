@@ -182,11 +182,6 @@ impl Store {
         Ok(Store { backend, changes })
     }
 
-    /// Whether it is PostgreSQL (calls may wait on the network).
-    pub fn is_shared(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
-    }
-
     /// Reserves `amount` nano-USD for `request` in every budget of `charges`, or in none when one
     /// lacks room (the first such budget, by id, is returned). The reservation is released by
     /// [`Store::expire`] after `expires_at` (Unix seconds) if it was never settled.

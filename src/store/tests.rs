@@ -25,19 +25,13 @@ pub async fn fresh_postgres() -> String {
         .await
         .expect("test PostgreSQL server reachable");
     tokio::spawn(connection);
-    let name = format!("gatehouse_test_{:016x}", rand_u64());
+    let name = format!("gatehouse_test_{}", crate::random::random_hex(8).unwrap());
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
     let base = server.rsplit_once('/').unwrap().0;
     format!("{base}/{name}")
-}
-
-fn rand_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
-    u64::from_le_bytes(bytes)
 }
 
 async fn both() -> Vec<(Store, StoreLocation, Option<tempfile::TempDir>)> {
