@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::audit::path_shape;
 use gatehouse::config::{AgentConfig, HostPattern, HostPatterns, IdentityConfig, Secret};
-use gatehouse::pipeline::path_shape;
 use gatehouse::proxy::guard::AddressGuard;
 use gatehouse::proxy::headers::strip_hop_by_hop;
 use gatehouse::proxy::identity::Agents;
@@ -135,7 +135,8 @@ fn geo(c: &mut Criterion) {
         )
         .into()
     });
-    let database = MmdbSource::open(std::path::Path::new(&path)).expect("test database");
+    let bytes = std::fs::read(&path).expect("test database");
+    let database = MmdbSource::from_bytes(bytes, &path).expect("test database");
     let table = CountryTable::new(vec![("10.0.0.0/8".parse().expect("net"), "DE".into())]);
     let geo = Geo::new(table, Some(database));
     for (name, ip) in [

@@ -104,7 +104,7 @@ fn evaluate(c: &mut Criterion) {
                 .expect("unique ids");
         let verdict = policy.explain(&facts);
         assert_eq!(
-            verdict.effect,
+            verdict.effect(),
             gatehouse::policy::Effect::Allow,
             "{verdict:?}"
         );

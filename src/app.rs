@@ -10,18 +10,20 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::approval::{Approvals, Notifier};
 use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
-use crate::budget::RateLimits;
+use crate::budget::{Ledger, RateLimits};
 use crate::config::Config;
-use crate::notify::Notifier;
-use crate::pipeline::{BudgetStep, HoldStep, Judge, PiiStep, Pipeline, build_geo};
+use crate::pii::Redactor;
+use crate::pipeline::{Judge, Pipeline};
+use crate::policy::PolicyHandle;
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
 use crate::proxy::tls::{CaError, CertificateAuthority, LeafCache, RootsError};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::{GuardedConnector, Lifecycle, ProxyServer};
-use crate::reload::watch_policies;
+use crate::reload::{build_geo, watch_geo, watch_policies};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,7 @@ pub enum StartError {
     Admin(#[from] crate::admin::AdminError),
     /// The webhook client could not be built.
     #[error(transparent)]
-    Notify(#[from] crate::notify::NotifyError),
+    Notify(#[from] crate::approval::NotifyError),
     /// The geo database could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
@@ -121,37 +123,36 @@ impl Gatehouse {
             tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
         }
         audit.index_into(spawn_feeder(store)?);
-        let geo = Arc::new(build_geo(&config.geo)?);
+        let (geo, geo_file) = build_geo(&config.geo)?;
+        let geo = Arc::new(geo);
         if !geo.has_database() {
             tracing::warn!(
                 "no geo.database: every destination outside geo.networks is `unknown`, which \
                  rules on destination.country, .eu, .eea and .adequate treat as outside"
             );
         }
-        let budgets = Arc::new(BudgetStep::open(&config.budget, lifecycle.tasks.clone()).await?);
+        let tasks = lifecycle.tasks.clone();
+        let ledger = Arc::new(Ledger::open(&config.budget, config.prices.clone(), tasks).await?);
+        let policies = Arc::new(PolicyHandle::new(config.policies.clone()));
+        let notifier = Notifier::new(
+            config.approvals.webhooks.clone(),
+            config.approvals.dashboard_url.clone(),
+            &config.upstream.extra_ca_files,
+        )?;
+        let store = ledger.store().clone();
         let pipeline = Arc::new(Pipeline {
             resolver,
-            upstream,
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
             inspect: config.inspect.clone(),
-            judge: Judge::new(config.policies.clone(), audit, metrics.clone()),
-            metrics: metrics.clone(),
-            pii: PiiStep::new(&config.pii)?,
+            redactor: Redactor::new(&config.pii)?,
             geo: geo.clone(),
-            prices: config.prices.clone(),
-            holds: HoldStep::new(
-                config.approvals.clone(),
-                budgets.store().clone(),
-                Notifier::new(
-                    config.approvals.webhooks.clone(),
-                    config.approvals.dashboard_url.clone(),
-                    &config.upstream.extra_ca_files,
-                )?,
-                metrics.clone(),
-            ),
-            budgets,
+            judge: Judge::new(policies.clone(), audit, metrics.clone()),
             rate_limits: RateLimits::new(&config.budget.rate_limits),
+            ledger: ledger.clone(),
+            approvals: Approvals::new(config.approvals.clone(), store, notifier, metrics.clone()),
+            upstream,
+            metrics: metrics.clone(),
         });
         if config.pii.hash_key.is_none() {
             tracing::warn!(
@@ -190,7 +191,7 @@ impl Gatehouse {
             lifecycle.tasks.spawn(watch_policies(
                 folder,
                 config.policy_reload_interval,
-                pipeline.clone(),
+                policies.clone(),
                 inputs,
                 lifecycle.shutdown.clone(),
             ));
@@ -204,10 +205,10 @@ impl Gatehouse {
                 };
                 let state = Arc::new(crate::admin::AdminState {
                     config: Arc::new(config.clone()),
-                    store: pipeline.budgets.store().clone(),
+                    ledger: ledger.clone(),
                     metrics: metrics.clone(),
-                    pipeline: pipeline.clone(),
-                    policies: reloadable,
+                    policies: policies.clone(),
+                    reloadable,
                     token,
                 });
                 Some(
@@ -224,8 +225,9 @@ impl Gatehouse {
         lifecycle
             .tasks
             .spawn(housekeeping(pipeline, lifecycle.shutdown.clone()));
-        if geo.has_database() {
-            lifecycle.tasks.spawn(reload_geo_database(
+        if let Some(file) = geo_file {
+            lifecycle.tasks.spawn(watch_geo(
+                file,
                 geo,
                 config.geo.reload_interval,
                 lifecycle.shutdown.clone(),
@@ -282,40 +284,6 @@ async fn housekeeping(pipeline: Arc<Pipeline>, shutdown: tokio_util::sync::Cance
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => pipeline.housekeeping().await,
-        }
-    }
-}
-
-/// Reopens the geo database when its file changes; a file that no longer opens keeps the one in
-/// use (and says so once per change).
-async fn reload_geo_database(
-    geo: Arc<crate::geo::Geo>,
-    interval: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_error = None;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let geo = geo.clone();
-        match tokio::task::spawn_blocking(move || geo.reload_if_changed()).await {
-            Ok(Ok(true)) => {
-                tracing::info!("geo database reloaded");
-                last_error = None;
-            }
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => {
-                let message = e.to_string();
-                if last_error.as_deref() != Some(message.as_str()) {
-                    tracing::error!(error = %message, "geo database change rejected; the database in use stays");
-                    last_error = Some(message);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "geo database reload failed"),
         }
     }
 }

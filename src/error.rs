@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::proxy::body::{ProxyBody, full};
+use crate::body::{ProxyBody, full};
 
 /// Whose fault a failed request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +124,30 @@ pub struct DecisionRef {
     pub rules: Vec<String>,
 }
 
+/// How a request ended, as records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending<'a> {
+    /// The HTTP status the agent received (0: none).
+    pub status: u16,
+    /// `forwarded`, `cut`, `abandoned`, `cancelled`, or the error's code.
+    pub outcome: &'static str,
+    /// `agent`, `upstream`, `internal`, or empty when nothing failed.
+    pub side: &'static str,
+    /// Why, in words (empty when nothing failed).
+    pub reason: &'a str,
+}
+
+impl From<crate::pii::RedactError> for ProxyError {
+    /// Obliged redactions that cannot be carried out refuse the request (the agent's side); a
+    /// redacted body that cannot be written again is ours.
+    fn from(e: crate::pii::RedactError) -> Self {
+        match e {
+            crate::pii::RedactError::Json(_) => ProxyError::internal(e.to_string()),
+            _ => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
+        }
+    }
+}
+
 /// A request that ends in an error response. The reason never contains secrets or body content.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} ({} side): {reason}", kind.code(), side.as_str())]
@@ -136,8 +160,6 @@ pub struct ProxyError {
     pub reason: String,
     /// Set when a policy decision refused the request (boxed: errors travel in every `Result`).
     pub decision: Option<Box<DecisionRef>>,
-    /// How the body is shaped.
-    pub shape: Shape,
     /// Seconds after which a retry can succeed (`Retry-After`).
     pub retry_after: Option<u32>,
     /// The approval a held request waits on (`x-gatehouse-approval`).
@@ -152,15 +174,26 @@ impl ProxyError {
             side,
             reason: reason.into(),
             decision: None,
-            shape: Shape::Plain,
             retry_after: None,
             approval: None,
         }
     }
 
-    /// The same error, shaped for the API the agent called.
-    pub fn shaped(mut self, shape: Shape) -> Self {
-        self.shape = shape;
+    /// The same error, telling the agent when a retry can succeed (`Retry-After`).
+    pub fn with_retry_after(mut self, seconds: Option<u32>) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    /// The same error, naming the approval a held request waits on.
+    pub fn with_approval(mut self, id: String) -> Self {
+        self.approval = Some(id);
+        self
+    }
+
+    /// The same error, naming the policy decision behind it.
+    pub fn with_decision(mut self, decision: DecisionRef) -> Self {
+        self.decision = Some(Box::new(decision));
         self
     }
 
@@ -187,7 +220,7 @@ impl ProxyError {
         Self::new(ErrorKind::Internal, Side::Internal, reason)
     }
 
-    fn body(&self) -> serde_json::Value {
+    fn body(&self, shape: &Shape) -> serde_json::Value {
         use serde_json::json;
         let (decision, rules) = match &self.decision {
             Some(d) => (json!(d.id), json!(d.rules)),
@@ -199,7 +232,7 @@ impl ProxyError {
             Some(d) => format!("{} (decision {})", self.reason, d.id),
             None => self.reason.clone(),
         };
-        match &self.shape {
+        match shape {
             Shape::Plain => {
                 let mut error = json!({"code": self.kind.code(), "side": self.side.as_str(), "message": message});
                 if self.decision.is_some() {
@@ -234,10 +267,38 @@ impl ProxyError {
         self.kind.status()
     }
 
-    /// The response the agent receives: a small JSON body with the code and reason, and for 407 the
-    /// `Proxy-Authenticate` challenge.
+    /// How a request or tunnel that ended in this error is recorded: the same status, outcome
+    /// code, side and reason in the log line, the outcome record and the CONNECT record.
+    pub fn ending(&self) -> Ending<'_> {
+        Ending {
+            status: self.status().as_u16(),
+            outcome: self.kind.code(),
+            side: self.side.as_str(),
+            reason: &self.reason,
+        }
+    }
+
+    /// Whether this is a refusal the proxy made on its own (guard, inspection, malformed
+    /// request), which the audit trail records as a deny without a rule — rather than a policy
+    /// decision (recorded when it was made) or an upstream failure (not a decision).
+    pub fn is_own_refusal(&self) -> bool {
+        self.decision.is_none()
+            && self.side == Side::Agent
+            && matches!(
+                self.kind,
+                ErrorKind::Forbidden | ErrorKind::BadRequest | ErrorKind::PayloadTooLarge
+            )
+    }
+
+    /// The response the agent receives: a small JSON body with the code and reason, plain, and
+    /// for 407 the `Proxy-Authenticate` challenge.
     pub fn to_response(&self) -> Response<ProxyBody> {
-        let body = self.body();
+        self.to_response_shaped(&Shape::Plain)
+    }
+
+    /// The response the agent receives, its body shaped like the API it called.
+    pub fn to_response_shaped(&self, shape: &Shape) -> Response<ProxyBody> {
+        let body = self.body(shape);
         let mut response = Response::new(full(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();

@@ -26,7 +26,9 @@
 
 pub mod admin;
 pub mod app;
+pub mod approval;
 pub mod audit;
+pub mod body;
 pub mod budget;
 pub mod config;
 pub mod error;
@@ -34,16 +36,17 @@ pub mod geo;
 pub mod inspect;
 pub mod launch;
 pub mod metrics;
-pub mod notify;
 pub mod pii;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
 pub mod random;
 pub mod reload;
+pub mod secret;
 pub mod sqlite;
 pub mod store;
 pub mod toolchain;
+pub mod yaml;
 
 pub use app::Gatehouse;
 pub use config::Config;

@@ -2,6 +2,7 @@
 //! the policy step's latency, LLM spend, tokens and calls per agent, team and model, PII findings
 //! by kind, requests held, and upstream errors. Labels carry ids and kinds, never values.
 
+use crate::budget::Cost;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -61,6 +62,30 @@ pub struct LlmCall<'a> {
     pub usd: f64,
     /// Tokens by kind (`input`, `cached_input`, `cache_write`, `output`), when reported.
     pub tokens: Option<[(&'static str, u64); 4]>,
+}
+
+impl<'a> LlmCall<'a> {
+    /// The call `agent` of `team` made at `cost`.
+    pub fn of(agent: &'a str, team: Option<&'a str>, cost: &'a Cost) -> LlmCall<'a> {
+        use rust_decimal::prelude::ToPrimitive;
+        LlmCall {
+            agent,
+            team: team.unwrap_or(""),
+            // An unpriced model's name is the agent's to choose: one label for all of them keeps
+            // the number of series bounded.
+            model: cost.priced_as.as_deref().unwrap_or("unpriced"),
+            cost_status: cost.status.name(),
+            usd: cost.usd.and_then(|d| d.to_f64()).unwrap_or(0.0),
+            tokens: cost.usage.map(|u| {
+                [
+                    ("input", u.input),
+                    ("cached_input", u.cached_input),
+                    ("cache_write", u.cache_write),
+                    ("output", u.output),
+                ]
+            }),
+        }
+    }
 }
 
 /// The process's metrics.

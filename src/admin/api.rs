@@ -75,7 +75,12 @@ async fn approvals(state: &AdminState, query: &str) -> Answer {
         .and_then(|l| l.parse::<i64>().ok())
         .unwrap_or(100)
         .clamp(1, 1000);
-    let list = state.store.approvals(status, limit).await.map_err(failed)?;
+    let list = state
+        .ledger
+        .store()
+        .approvals(status, limit)
+        .await
+        .map_err(failed)?;
     let items: Vec<Value> = list
         .iter()
         .map(|a| {
@@ -97,7 +102,8 @@ async fn decide(state: &AdminState, id: &str, approve: bool, body: &Value) -> An
     let now = crate::store::now();
     let usable = i64::try_from(state.config.approvals.expire_after.as_secs()).unwrap_or(900);
     let decided = state
-        .store
+        .ledger
+        .store()
         .decide(&Decision {
             id,
             approve,
@@ -153,9 +159,10 @@ async fn spend(state: &AdminState, query: &str) -> Answer {
             .filter(|w| *w != Window::Execution)
             .ok_or_else(|| bad(format!("`{w}` is not hour, day, month or total")))?,
     };
-    let report = crate::toolchain::spend_report(&state.config, &state.store, by, window)
-        .await
-        .map_err(failed)?;
+    let report =
+        crate::budget::spend_report(state.ledger.budgets(), state.ledger.store(), by, window)
+            .await
+            .map_err(failed)?;
     serde_json::to_value(report).map_err(failed)
 }
 
@@ -173,7 +180,8 @@ async fn pause(state: &AdminState, body: &Value) -> Answer {
     let reason = field(body, "reason").unwrap_or_else(|| "paused from the admin API".into());
     let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     state
-        .store
+        .ledger
+        .store()
         .pause(&scope, &since, &reason)
         .await
         .map_err(failed)?;
@@ -182,34 +190,34 @@ async fn pause(state: &AdminState, body: &Value) -> Answer {
 
 async fn resume(state: &AdminState, body: &Value) -> Answer {
     if let Some(budget) = field(body, "budget") {
-        crate::toolchain::reset_breaker(&state.config, &state.store, &budget)
+        crate::budget::reset_breaker(state.ledger.budgets(), state.ledger.store(), &budget)
             .await
             .map_err(|e| bad(e.to_string()))?;
         return Ok(json!({ "breaker_reset": budget }));
     }
     let scope = scope(body)?;
-    let was = state.store.resume(&scope).await.map_err(failed)?;
+    let was = state.ledger.store().resume(&scope).await.map_err(failed)?;
     Ok(json!({ "resumed": scope, "was_paused": was }))
 }
 
 fn policies(state: &AdminState) -> Value {
     json!({
-        "version": state.pipeline.judge().policy_version(),
+        "version": state.policies.version(),
         "source": state.config.policies.source,
-        "reloadable": state.policies.is_some(),
+        "reloadable": state.reloadable.is_some(),
     })
 }
 
 fn reload(state: &AdminState) -> Answer {
-    let Some((folder, inputs)) = &state.policies else {
+    let Some((folder, inputs)) = &state.reloadable else {
         return Err((
             StatusCode::CONFLICT,
             "the policies are embedded, not read from a folder: nothing to reload".into(),
         ));
     };
-    match crate::reload::reload_now(folder, &state.pipeline, inputs) {
+    match crate::reload::reload_now(folder, &state.policies, inputs) {
         Ok(changed) => Ok(json!({
-            "version": state.pipeline.judge().policy_version(),
+            "version": state.policies.version(),
             "changed": changed.is_some(),
         })),
         Err(e) => Err((StatusCode::UNPROCESSABLE_ENTITY, e)),

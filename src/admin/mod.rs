@@ -23,11 +23,11 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Ledger;
 use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::policy::PolicyHandle;
 use crate::reload::PolicyInputs;
-use crate::store::Store;
 
 /// Largest request body the API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -36,14 +36,14 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminState {
     /// The config the proxy runs with (budgets, approvals, audit paths).
     pub config: Arc<Config>,
-    /// Budgets, pauses and approvals.
-    pub store: Arc<Store>,
+    /// The ledger: spend, budgets, pauses; its store keeps the approvals too.
+    pub ledger: Arc<Ledger>,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// The pipeline, for the policies in force.
-    pub pipeline: Arc<Pipeline>,
+    /// The policies in force, for their version and reloads.
+    pub policies: Arc<PolicyHandle>,
     /// The policy folder and what a reload needs, when policies come from a folder.
-    pub policies: Option<(PathBuf, PolicyInputs)>,
+    pub reloadable: Option<(PathBuf, PolicyInputs)>,
     /// The bearer token.
     pub token: Secret,
 }
@@ -112,7 +112,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     let path = parts.uri.path().to_string();
     let open = match (&parts.method, path.as_str()) {
         (&Method::GET, "/healthz") => Some(text(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/readyz") => Some(match state.store.paused_all().await {
+        (&Method::GET, "/readyz") => Some(match state.ledger.store().paused_all().await {
             Ok(_) => text(StatusCode::OK, "ready\n"),
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
         }),

@@ -1,11 +1,15 @@
 //! Money and pace: what each LLM call costs (read from the provider's own answer, priced in decimal),
-//! budgets that reserve before a call and settle after it (in the ledger of `store`), breakers,
-//! and rate limits.
+//! the ledger whose budgets reserve before a call and settle after it (kept in `store`), the
+//! pause cache, breakers, and rate limits.
 
 mod breakers;
+mod ledger;
 mod meter;
 mod prices;
 mod rate;
+mod report;
+mod settings;
+mod settle;
 mod tokens;
 mod usage;
 mod window;
@@ -16,9 +20,15 @@ mod tests;
 use rust_decimal::Decimal;
 
 pub use breakers::{BreakerConfig, Breakers};
+pub use ledger::{Ledger, Reservation, Reserved};
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
 pub use rate::{Limited, RateLimit, RateLimits};
+pub use report::{
+    BudgetLine, PausedLine, ReportError, SpendLine, SpendReport, reset_breaker, spend_report,
+};
+pub use settings::{Budget, BudgetConfig};
+pub use settle::{BudgetSettlement, CallEnd, Settlement};
 pub use tokens::{Counted, estimated_tokens, input_tokens, warm_up};
 pub use usage::{Dialect, Usage, read_usage};
 pub use window::Window;

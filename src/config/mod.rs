@@ -9,23 +9,25 @@ mod budget_section;
 pub(crate) mod compile;
 mod error;
 mod geo_section;
-mod host_pattern;
 mod pii_section;
 pub mod policies;
 mod raw;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use approvals_section::{AdminConfig, ApprovalsConfig, Webhook, WebhookFormat};
+pub use crate::approval::{ApprovalsConfig, Webhook, WebhookFormat};
+pub use crate::budget::{Budget, BudgetConfig};
+pub use crate::pii::PiiConfig;
+pub use crate::policy::{HostPattern, HostPatterns};
+pub use crate::secret::Secret;
+pub use approvals_section::AdminConfig;
 pub use compile::{ANONYMOUS_AGENT, validate_agent_id};
 pub use error::{ConfigError, Place};
-pub use host_pattern::{HostPattern, HostPatterns};
 
 /// The default config, compiled into the binary so `gatehouse run` works on a fresh machine.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/gatehouse.yaml");
@@ -55,7 +57,7 @@ pub struct Config {
     /// Logging.
     pub log: LogConfig,
     /// The policies in force.
-    pub policies: policies::Policies,
+    pub policies: crate::policy::Policies,
     /// How often the policy folder is checked for changes.
     pub policy_reload_interval: Duration,
     /// The hash-chained JSON Lines file every decision is appended to.
@@ -79,75 +81,6 @@ pub struct Config {
     /// Policy texts the config adds to the folder's: enabled templates and residency rules,
     /// as `(name, YAML)`; reloads keep them.
     pub policy_extras: Vec<(String, String)>,
-}
-
-/// The `pii` section: custom detectors, the hash key, the pseudonym vault's bounds.
-#[derive(Debug, Clone)]
-pub struct PiiConfig {
-    /// Built-in detectors plus the configured dictionaries and patterns.
-    pub scanner: crate::pii::ScannerConfig,
-    /// Key of the `hash` style; a random per-process key when not configured.
-    pub hash_key: Option<Secret>,
-    /// Whether header values are scanned too (URL queries, bodies and forms always are).
-    pub scan_headers: bool,
-    /// Most executions whose pseudonyms are kept at once.
-    pub vault_max_executions: usize,
-    /// Most values one execution may pseudonymize.
-    pub vault_max_values: usize,
-    /// An execution idle this long has its pseudonyms forgotten.
-    pub vault_idle: Duration,
-}
-
-impl PiiConfig {
-    /// Names of the configured detectors (dictionaries and patterns).
-    pub fn custom_kinds(&self) -> Vec<String> {
-        let dictionaries = self.scanner.dictionaries.iter().map(|d| d.name.clone());
-        let patterns = self.scanner.patterns.iter().map(|p| p.name.clone());
-        dictionaries.chain(patterns).collect()
-    }
-}
-
-/// The `budget` section beyond prices.
-#[derive(Debug, Clone)]
-pub struct BudgetConfig {
-    /// The ledger: an SQLite file, or PostgreSQL shared by a fleet.
-    pub store: crate::store::StoreLocation,
-    /// How long a reservation is held for a request that never settles (its process died)
-    /// before it is released; longer than the longest call.
-    pub reservation_ttl_seconds: u64,
-    /// Whether a call to a model without a price is refused when a budget applies.
-    pub deny_unpriced: bool,
-    /// Output tokens assumed when a call sets no maximum.
-    pub default_max_output_tokens: u64,
-    /// The budgets.
-    pub budgets: Vec<Budget>,
-    /// Requests per second or minute, per agent (and host).
-    pub rate_limits: Vec<crate::budget::RateLimit>,
-    /// A tripped budget breaker holds calls for a person (`on_trip: hold`) instead of refusing
-    /// them.
-    pub hold_on_trip: bool,
-    /// Spend-velocity and loop breakers.
-    pub breakers: crate::budget::BreakerConfig,
-}
-
-/// One budget: who it covers, how much, for how long.
-#[derive(Debug, Clone)]
-pub struct Budget {
-    /// Id (ledger key, records, errors).
-    pub id: String,
-    /// Only this agent.
-    pub agent: Option<String>,
-    /// Only this team (all its agents together).
-    pub team: Option<String>,
-    /// Only this environment.
-    pub env: Option<String>,
-    /// The limit, in nano-USD.
-    pub limit_nano: i64,
-    /// How long the money lasts.
-    pub window: crate::budget::Window,
-    /// Spend (settled and reserved) in nano-USD at which the breaker trips: new calls of the
-    /// scope are refused until the window resets or `gatehouse budget resume --budget` resets it.
-    pub breaker_nano: Option<i64>,
 }
 
 /// The local CA and the leaf certificates minted from it.
@@ -238,28 +171,6 @@ pub struct GeoConfig {
     pub reload_interval: Duration,
     /// Networks and their countries; they override the file.
     pub networks: Vec<(IpNet, String)>,
-}
-
-/// A secret string that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself; callers must not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// Limits on what clients may make the proxy hold.

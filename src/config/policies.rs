@@ -8,7 +8,7 @@ use ring::digest::{Context, SHA256};
 use serde_saphyr::Spanned;
 
 use super::ConfigError;
-use crate::policy::{PolicySet, parse_policy_file};
+use crate::policy::{Policies, PolicySet, parse_policy_file};
 
 /// The starter policy compiled into the binary, used with the embedded config when no policy folder
 /// exists where it points.
@@ -16,19 +16,6 @@ pub const EMBEDDED_POLICY: &str = include_str!("../../config/policies/default.ya
 
 /// Where policies are looked for when the config does not say.
 pub const DEFAULT_POLICY_DIR: &str = "config/policies";
-
-/// The validated policies in force.
-#[derive(Debug, Clone)]
-pub struct Policies {
-    /// The rules, indexed.
-    pub set: Arc<PolicySet>,
-    /// Content hash of the policy files (first 16 hex digits of SHA-256).
-    pub version: String,
-    /// The folder they came from (`<embedded>` for the starter policy).
-    pub source: String,
-    /// The git commit checked out, when the folder is in a git checkout.
-    pub commit: Option<String>,
-}
 
 /// Loads the policy folder named by `dir` (or the default one).
 pub fn load(

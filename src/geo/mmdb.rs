@@ -1,57 +1,36 @@
-//! A MaxMind DB file (`.mmdb`) read whole into memory with the `maxminddb` crate. GeoIP2/GeoLite2
-//! and DB-IP write `country.iso_code`; ip-location-db writes a top-level `country_code`. An
+//! A MaxMind DB (`.mmdb`) handed over whole in memory (the caller reads the file), read with the
+//! `maxminddb` crate. GeoIP2/GeoLite2 and DB-IP write `country.iso_code`; ip-location-db writes a top-level `country_code`. An
 //! address without a country of its own (anycast, some CDNs) takes its registered country.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use maxminddb::{PathElement, Reader};
 
 use super::{CountrySource, Place, is_country_code};
 
-/// Why a database could not be opened.
+/// Why a database could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("geo database {path}: {reason}")]
+#[error("geo database {name}: {reason}")]
 pub struct MmdbError {
-    /// The file.
-    pub path: PathBuf,
+    /// Where it came from (its file).
+    pub name: String,
     /// What went wrong.
     pub reason: String,
 }
 
-/// An opened database file.
+/// A database read into memory.
 pub struct MmdbSource {
     reader: Reader<Vec<u8>>,
-    path: PathBuf,
-    modified: Option<SystemTime>,
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl MmdbSource {
-    /// Opens `path`.
-    pub fn open(path: &Path) -> Result<MmdbSource, MmdbError> {
-        let modified = modified(path);
-        let reader = Reader::open_readfile(path).map_err(|e| MmdbError {
-            path: path.to_path_buf(),
+    /// The database in `bytes`; `name` (its file) is only used in errors.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<MmdbSource, MmdbError> {
+        let reader = Reader::from_source(bytes).map_err(|e| MmdbError {
+            name: name.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(MmdbSource {
-            reader,
-            path: path.to_path_buf(),
-            modified,
-        })
-    }
-
-    /// The file reopened, when its modification time changed since it was opened.
-    pub fn reopen_if_changed(&self) -> Result<Option<MmdbSource>, MmdbError> {
-        if modified(&self.path) == self.modified {
-            return Ok(None);
-        }
-        MmdbSource::open(&self.path).map(Some)
+        Ok(MmdbSource { reader })
     }
 
     /// The database type its metadata names (`GeoIP2-Country`, ...).

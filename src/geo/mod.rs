@@ -8,7 +8,7 @@ mod regions;
 mod table;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -116,23 +116,34 @@ impl Geo {
         }
     }
 
+    /// Where a destination with these addresses is. The connection may use any of them (the
+    /// first that answers, or a pooled connection), so a region holds only when it holds for
+    /// every one: one address outside makes the destination outside. No address: unknown.
+    pub fn locate_all(&self, ips: &[IpAddr]) -> Location {
+        let Some(first) = ips.first() else {
+            return Location::unknown();
+        };
+        let mut location = self.locate(*first);
+        for other in &ips[1..] {
+            let there = self.locate(*other);
+            location.eu &= there.eu;
+            location.eea &= there.eea;
+            location.adequate &= there.adequate;
+            location.known &= there.known;
+            if there.country != location.country {
+                location.country = "mixed".into();
+            }
+        }
+        location
+    }
+
     /// Whether a database file is in use.
     pub fn has_database(&self) -> bool {
         self.database.load().is_some()
     }
 
-    /// Reopens the database file when it changed on disk; a file that no longer opens keeps the
-    /// one in use and returns the error.
-    pub fn reload_if_changed(&self) -> Result<bool, MmdbError> {
-        let Some(current) = self.database.load_full() else {
-            return Ok(false);
-        };
-        match current.reopen_if_changed()? {
-            Some(fresh) => {
-                self.database.store(Some(Arc::new(fresh)));
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+    /// Puts `database` in use for every lookup from now on (a reloaded file).
+    pub fn replace_database(&self, database: MmdbSource) {
+        self.database.store(Some(Arc::new(database)));
     }
 }

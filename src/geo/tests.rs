@@ -22,13 +22,19 @@ pub(crate) fn test_database() -> std::path::PathBuf {
     path
 }
 
+/// The database file at `path`, read as the proxy reads it.
+pub(crate) fn open(path: &std::path::Path) -> MmdbSource {
+    let bytes = std::fs::read(path).expect("reads");
+    MmdbSource::from_bytes(bytes, &path.display().to_string()).expect("opens")
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
 }
 
 #[test]
 fn the_test_database_places_known_networks_and_leaves_others_unknown() {
-    let db = MmdbSource::open(&test_database()).expect("opens");
+    let db = open(&test_database());
     assert_eq!(db.database_type(), "GeoIP2-Country");
     let geo = Geo::new(CountryTable::default(), Some(db));
     let cases = [
@@ -58,7 +64,7 @@ fn the_test_database_places_known_networks_and_leaves_others_unknown() {
 
 #[test]
 fn the_config_table_overrides_the_database_most_specific_first() {
-    let db = MmdbSource::open(&test_database()).expect("opens");
+    let db = open(&test_database());
     let table = CountryTable::new(vec![
         ("89.160.20.0/24".parse().expect("net"), "US".into()),
         ("10.0.0.0/8".parse().expect("net"), "DE".into()),
@@ -85,31 +91,6 @@ fn without_a_database_everything_not_in_the_table_is_unknown() {
 }
 
 #[test]
-fn a_changed_file_is_reopened_and_a_broken_one_keeps_the_current() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("geo.mmdb");
-    std::fs::copy(test_database(), &path).expect("copy");
-    let geo = Geo::new(
-        CountryTable::default(),
-        Some(MmdbSource::open(&path).expect("opens")),
-    );
-    assert!(!geo.reload_if_changed().expect("unchanged"));
-    std::fs::write(&path, b"not a database").expect("write");
-    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .and_then(|f| f.set_modified(later))
-        .expect("touch");
-    assert!(geo.reload_if_changed().is_err());
-    assert_eq!(
-        geo.locate(ip("89.160.20.128")).country,
-        "SE",
-        "the old database stays"
-    );
-}
-
-#[test]
 fn region_lists_are_consistent() {
     assert!(
         EU.iter()
@@ -122,4 +103,31 @@ fn region_lists_are_consistent() {
             .all(|c| !in_eea(c) && continent_of(c).is_some())
     );
     assert!(!adequate("US") && !in_eea("US"));
+}
+
+#[test]
+fn a_region_holds_only_when_every_address_is_in_it() {
+    let geo = Geo::new(
+        CountryTable::new(vec![
+            ("10.0.0.1/32".parse().expect("net"), "DE".into()),
+            ("10.0.0.2/32".parse().expect("net"), "FR".into()),
+            ("10.0.0.3/32".parse().expect("net"), "US".into()),
+        ]),
+        None,
+    );
+    let at = |ips: &[&str]| {
+        let addresses: Vec<IpAddr> = ips.iter().map(|a| ip(a)).collect();
+        geo.locate_all(&addresses)
+    };
+    let eu = at(&["10.0.0.1", "10.0.0.2"]);
+    assert!(eu.eu && eu.known && eu.country == "mixed");
+    let split = at(&["10.0.0.1", "10.0.0.3"]);
+    assert!(
+        !split.eu && !split.eea,
+        "one address outside makes the destination outside"
+    );
+    let unknown = at(&["10.0.0.1", "10.9.9.9"]);
+    assert!(!unknown.known && !unknown.eu);
+    assert_eq!(at(&["10.0.0.1"]).country, "DE");
+    assert_eq!(at(&[]).country, "unknown");
 }

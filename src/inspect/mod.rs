@@ -6,14 +6,16 @@ mod form;
 mod llm;
 mod mcp;
 mod sql;
+mod usage_chunk;
 
 use bytes::Bytes;
 use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
+pub use usage_chunk::{UsageChunkFilter, ask_for_usage};
 
-use crate::config::HostPattern;
+use crate::policy::HostPattern;
 use crate::policy::{BodyFacts, DataFacts, LlmFacts, ToolFacts, Trigger};
 
 /// What a request body turned out to be.
@@ -190,6 +192,35 @@ pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Valu
         inspected: true,
         problem: String::new(),
     }
+}
+
+/// The body facts of a request whose body could not be inspected for `problem`: its content type
+/// and why, nothing else.
+pub fn uninspected_body(content_type: Option<&str>, problem: String) -> BodyFacts {
+    BodyFacts {
+        content_type: content_type
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+        inspected: false,
+        problem,
+        ..BodyFacts::default()
+    }
+}
+
+/// The body facts of an upstream's answer, decoded. A streamed answer (server-sent events) is
+/// read as the text its events carry, so data split across tokens is found.
+pub fn answer_body(decoded: &Bytes, content_type: Option<&str>) -> BodyFacts {
+    let first = decoded.iter().find(|b| !b.is_ascii_whitespace());
+    let json = matches!(first, Some(b'{' | b'['))
+        .then(|| serde_json::from_slice(decoded).ok())
+        .flatten();
+    let mut body = body_facts(decoded, content_type, json);
+    if body.content_type == "text/event-stream" {
+        body.text = vec![crate::pii::stream_text(decoded)];
+    }
+    body
 }
 
 fn parse_json(body: &Bytes) -> Option<Value> {

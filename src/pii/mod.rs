@@ -13,6 +13,7 @@ mod json;
 mod kind;
 mod numbers;
 mod redact;
+mod redactor;
 mod vault;
 
 #[cfg(test)]
@@ -30,6 +31,10 @@ pub use events::{EventRestorer, event_end, stream_text};
 pub use json::{JsonFinding, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};
+pub use redactor::{
+    BodyParts, BodyShape, PiiConfig, RedactError, RedactRule, Redacted, Redactor, hash_key,
+    session_of,
+};
 pub use vault::{Restorer, Vault, VaultError};
 
 /// One piece of personal data or one secret, by position: `text[start..end]`.

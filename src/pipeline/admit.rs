@@ -1,110 +1,120 @@
-//! Steps 8 and 9 of a request that passed its rules: money, then a person. An LLM call's worst
-//! case is reserved in every budget that covers the agent (a tripped breaker refuses it, or asks a
-//! person first); a request a rule or a breaker holds then waits for a human decision.
+//! Steps 7, 8 and 9 of a request: the rules, then money and pace, then a person. The verdict
+//! either refuses the request or admits it with its obligations, perhaps only once a person
+//! approves; a budget breaker with `on_trip: hold` can add that condition.
 
-use super::Pipeline;
-use super::ctx::RequestCtx;
-use super::hold::HeldRequest;
-use super::reserve::Reserved;
-use crate::error::{DecisionRef, ErrorKind, ProxyError, Side};
-use crate::policy::Facts;
+use super::request::Outgoing;
+use super::{Pipeline, RequestCtx};
+use crate::approval::{HeldRequest, HoldReason};
+use crate::error::{ErrorKind, ProxyError, Side};
+use crate::policy::{Facts, Obligation, Verdict};
 
-/// The rules that hold a request and the decision id, when it is held.
-pub(super) type Held = Option<(Vec<String>, String)>;
+/// A request the rules let through: with these redactions, and only after a person approves
+/// when it is held.
+pub(super) struct Admitted {
+    /// The redactions the verdict obliges.
+    pub obligations: Vec<Obligation>,
+    /// Why a person must approve it first, when one must.
+    pub hold: Option<HoldReason>,
+}
 
 impl Pipeline {
-    /// Step 8, reserve: an LLM call's worst-case cost in every budget that covers the agent,
-    /// before a byte leaves; settled to the real cost when the answer ends. A breaker with
-    /// `on_trip: hold` adds to `held` instead of refusing.
-    pub(super) async fn reserve(
+    /// 7. evaluate: the facts against the rules of the request's triggers (and of
+    ///    `http.request`); deny by default. The decision is in the audit trail before anything
+    ///    else happens.
+    pub(super) fn evaluate(
         &self,
         ctx: &mut RequestCtx,
+        request: &Outgoing,
         facts: &Facts,
-        body: &[u8],
-        held: &mut Held,
-    ) -> Result<(), ProxyError> {
-        let Some((_, model)) = &ctx.llm else {
-            return Ok(());
+    ) -> Result<Admitted, ProxyError> {
+        ctx.llm = facts
+            .llm
+            .as_ref()
+            .map(|l| (l.provider.clone(), l.model.clone()));
+        ctx.pii = facts.pii.counts.clone();
+        let (judgement, verdict) =
+            self.judge
+                .decide(facts, (&ctx.id, ctx.id.clone()), request.subject());
+        let hold = HoldReason {
+            rules: judgement.rules.clone(),
+            decision: judgement.id.clone(),
         };
-        let reserve = |breakers_approved| {
-            self.budgets
-                .reserve(&ctx.id, facts, model, &self.prices, body, breakers_approved)
-        };
-        let mut reserved = reserve(false).await?;
-        if let Reserved::HoldForBreaker(budget) = reserved {
-            held.get_or_insert_with(|| (Vec::new(), ctx.id.clone()))
-                .0
-                .push(format!("budget-breaker:{budget}"));
-            reserved = reserve(true).await?;
-        }
-        let reservation = match reserved {
-            Reserved::Done(reservation) => reservation,
-            Reserved::HoldForBreaker(_) => None,
-        };
-        ctx.worst_case_nano = match &reservation {
-            Some(reservation) => Some(reservation.nano),
-            None => self
-                .budgets
-                .rough_worst_case(facts, model, &self.prices, body.len()),
-        };
-        ctx.reservation = reservation;
-        Ok(())
-    }
-
-    /// Step 9, hold: waits for a person's decision on a held request; `Ok` once approved.
-    /// Reviewers see the URL and body with personal data masked.
-    pub(super) async fn hold(
-        &self,
-        ctx: &mut RequestCtx,
-        facts: &Facts,
-        parts: &http::request::Parts,
-        body: &[u8],
-        rules: Vec<String>,
-        decision: String,
-    ) -> Result<(), ProxyError> {
-        let url = match parts.uri.query() {
-            Some(query) => format!("{}://{}{}?{query}", ctx.scheme, ctx.target, ctx.path),
-            None => format!("{}://{}{}", ctx.scheme, ctx.target, ctx.path),
-        };
-        let request = HeldRequest {
-            facts,
-            url: self.pii.preview(&url),
-            full_url: parts.uri.to_string(),
-            body,
-            preview: self.pii.preview(&String::from_utf8_lossy(body)),
-            rules: &rules,
-            decision: &decision,
-        };
-        let mut approval = None;
-        let waited = self.holds.wait(&request, &mut approval).await;
-        ctx.approval = approval;
-        waited.map_err(|mut err| {
-            // The agent learns which decision and rules held it, as for any refusal.
-            if err.kind != ErrorKind::Internal {
-                err.decision = Some(Box::new(DecisionRef {
-                    id: decision,
-                    rules,
-                }));
-            }
-            err
+        ctx.judgements.push(judgement);
+        let verdict = verdict?;
+        Ok(Admitted {
+            obligations: super::evaluate::obligations(&verdict),
+            hold: matches!(verdict, Verdict::Hold { .. }).then_some(hold),
         })
     }
 
-    /// Step 8 for every request: rate limits, agents or teams paused (by hand or by a breaker),
-    /// and the loop breaker.
-    pub(super) fn pace(&self, facts: &Facts, body: Option<&[u8]>) -> Result<(), ProxyError> {
+    /// 8. reserve: rate limits, paused agents and teams, the loop breaker; then an LLM call's
+    ///    worst-case cost in every budget that covers the agent, before a person is asked or a
+    ///    byte leaves. A held request's retries repeat it by design: the loop breaker does not
+    ///    count them.
+    pub(super) async fn reserve(
+        &self,
+        ctx: &mut RequestCtx,
+        request: &Outgoing,
+        facts: &Facts,
+        mut admitted: Admitted,
+    ) -> Result<Admitted, ProxyError> {
+        let fingerprinted = request.inspected().filter(|_| admitted.hold.is_none());
+        self.pace(facts, fingerprinted.map(|b| &b[..]))?;
+        let (Some((_, model)), Some(body)) = (&ctx.llm, request.inspected()) else {
+            return Ok(admitted);
+        };
+        let reserved = self
+            .ledger
+            .reserve_call(&ctx.id, facts, model, body)
+            .await?;
+        if let Some(budget) = &reserved.breaker_hold {
+            let hold = admitted.hold.get_or_insert_with(|| HoldReason {
+                rules: Vec::new(),
+                decision: ctx.id.clone(),
+            });
+            hold.rules.push(format!("budget-breaker:{budget}"));
+        }
+        ctx.reserved = reserved;
+        Ok(admitted)
+    }
+
+    /// 9. approve: a held request waits here for a person (approved, denied, or 408 to retry).
+    pub(super) async fn approve(
+        &self,
+        ctx: &mut RequestCtx,
+        request: &Outgoing,
+        facts: &Facts,
+        hold: Option<&HoldReason>,
+    ) -> Result<(), ProxyError> {
+        let (Some(reason), Some(body)) = (hold, request.inspected()) else {
+            return Ok(());
+        };
+        let held = HeldRequest {
+            facts,
+            url: ctx.url(request.uri().query()),
+            uri: request.uri().to_string(),
+            body,
+            reason,
+        };
+        let (outcome, record) = self.approvals.wait(&held, &self.redactor).await;
+        ctx.approval = record;
+        outcome
+    }
+
+    /// Rate limits, paused agents or teams (by hand or by a breaker), and the loop breaker over
+    /// `body` when it is given.
+    fn pace(&self, facts: &Facts, body: Option<&[u8]>) -> Result<(), ProxyError> {
         if let Err(limited) = self.rate_limits.check(&facts.agent.id, &facts.request.host) {
-            let mut err = ProxyError::new(
+            return Err(ProxyError::new(
                 ErrorKind::RateLimited,
                 Side::Agent,
                 format!("rate limit of {} reached", limited.limit),
-            );
-            err.retry_after = u32::try_from(limited.retry_after.as_secs().max(1)).ok();
-            return Err(err);
+            )
+            .with_retry_after(u32::try_from(limited.retry_after.as_secs().max(1)).ok()));
         }
-        self.budgets.check_paused(facts)?;
+        self.ledger.check_paused(facts)?;
         match body {
-            Some(body) => self.budgets.check_repeats(facts, body),
+            Some(body) => self.ledger.check_repeats(facts, body),
             None => Ok(()),
         }
     }

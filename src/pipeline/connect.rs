@@ -1,97 +1,118 @@
 //! Step 2, connect rules: the host-level verdict on a tunnel (and on a plain-HTTP request, which
 //! never passed a CONNECT) before any TLS work, with the network guard's check of the destination.
 
-use super::judge::{self, Judgement};
-use super::{Pipeline, ctx::new_id, is_own_refusal, record};
-use crate::error::ProxyError;
+use super::evaluate::{self, Judgement, Line, Subject};
+use super::{Pipeline, RequestCtx, record};
+use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::Trigger;
-use crate::proxy::resolve::Pinned;
+use crate::proxy::resolve::{Pinned, ResolveError};
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
+use crate::random::request_id;
 
 impl Pipeline {
-    /// 2. A CONNECT: judged, recorded once, and planned (refused, relayed or intercepted).
+    /// 2. A CONNECT: judged, recorded once, and planned (refused, relayed or intercepted). Listed
+    ///    hosts are relayed without interception.
     pub(super) async fn judge_connect(
         &self,
         client: &ClientInfo,
         target: &Target,
     ) -> Result<ConnectPlan, ProxyError> {
-        let mut judgement = None;
-        let decision = self.connect_rules(client, target, &mut judgement).await;
-        if let Err(err) = &decision
-            && is_own_refusal(err)
+        let id = request_id();
+        let (judgement, decided) = self.host_level(client, target, (&id, id.clone())).await;
+        let plan = decided.map(|pinned| {
+            if self.tunnel_hosts.matches(&target.host.as_string()) {
+                ConnectPlan::Relay(pinned)
+            } else {
+                ConnectPlan::Intercept
+            }
+        });
+        if let Err(err) = &plan
+            && err.is_own_refusal()
         {
-            let facts = judge::facts(
-                Trigger::Connect,
-                client,
-                &judge::connect_line(target),
-                &[],
-                &self.geo,
-            );
-            self.judge.record_refusal(&facts, &new_id(), err);
+            let facts = self.connect_facts(client, target, &[]);
+            self.judge.record_refusal(&facts, &request_id(), err);
         }
         // 13. record: every CONNECT decision is written once, with its reason and rules.
-        record::connect_decision(
-            client,
-            target,
-            &decision,
-            judgement.as_ref(),
-            &self.judge.policy_version(),
-        );
-        decision
+        let version = self.judge.policy_version();
+        record::connect_decision(client, target, &plan, judgement.as_ref(), &version);
+        plan
     }
 
-    /// 2. connect rules: host-level verdict before any TLS work; listed hosts are relayed without
-    ///    interception.
-    async fn connect_rules(
-        &self,
-        client: &ClientInfo,
-        target: &Target,
-        judgement: &mut Option<Judgement>,
-    ) -> Result<ConnectPlan, ProxyError> {
-        let id = new_id();
-        let mut judgements = Vec::with_capacity(1);
-        let decided = self
-            .host_level(client, target, (id.clone(), id), &mut judgements)
-            .await;
-        *judgement = judgements.pop();
-        let pinned = decided?;
-        if self.tunnel_hosts.matches(&target.host.as_string()) {
-            Ok(ConnectPlan::Relay(pinned))
-        } else {
-            Ok(ConnectPlan::Intercept)
+    /// 2. for a plain-HTTP request: it never passed a CONNECT, so the guard and the host-level
+    ///    rules judge it first.
+    pub(super) async fn plain_http_connect(&self, ctx: &mut RequestCtx) -> Result<(), ProxyError> {
+        if ctx.client.tunnel.is_some() {
+            return Ok(());
         }
+        let client = ctx.client.clone();
+        let ids = (ctx.id.as_str(), format!("{}-c", ctx.id));
+        let (judgement, decided) = self.host_level(&client, &ctx.target, ids).await;
+        ctx.judgements.extend(judgement);
+        decided.map(|_| ())
     }
 
     /// The network guard and the `connect` rules. When no `connect` rule reads the destination,
     /// the rules judge first, so a host they refuse is never even looked up in DNS; otherwise the
     /// destination is resolved (and checked) first so they can read it.
-    pub(super) async fn host_level(
+    async fn host_level(
         &self,
         client: &ClientInfo,
         target: &Target,
-        (request_id, decision_id): (String, String),
-        judgements: &mut Vec<Judgement>,
-    ) -> Result<Pinned, ProxyError> {
+        (request_id, decision_id): (&str, String),
+    ) -> (Option<Judgement>, Result<Pinned, ProxyError>) {
         let pinned = if self.judge.reads_destination(Trigger::Connect) {
-            Some(self.destination(target).await?)
+            match self.destination(target).await {
+                Ok(pinned) => Some(pinned),
+                Err(err) => return (None, Err(err)),
+            }
         } else {
             None
         };
-        let addresses = pinned.as_deref().unwrap_or_default();
-        let facts = judge::facts(
-            Trigger::Connect,
-            client,
-            &judge::connect_line(target),
-            addresses,
-            &self.geo,
-        );
-        let (judgement, outcome) = self.judge.decide(&facts, &request_id, decision_id);
-        judgements.push(judgement);
-        outcome?;
-        match pinned {
-            Some(pinned) => Ok(pinned),
-            None => self.destination(target).await,
-        }
+        let facts = self.connect_facts(client, target, pinned.as_deref().unwrap_or_default());
+        let (judgement, verdict) =
+            self.judge
+                .decide(&facts, (request_id, decision_id), Subject::Connect);
+        let decided = match (verdict, pinned) {
+            (Err(err), _) => Err(err),
+            (Ok(_), Some(pinned)) => Ok(pinned),
+            (Ok(_), None) => self.destination(target).await,
+        };
+        (Some(judgement), decided)
+    }
+
+    fn connect_facts(
+        &self,
+        client: &ClientInfo,
+        target: &Target,
+        addresses: &[std::net::SocketAddr],
+    ) -> crate::policy::Facts {
+        let line = Line::connect(target);
+        evaluate::facts(Trigger::Connect, client, &line, addresses, &self.geo)
+    }
+
+    /// 6. locate: the checked, pinned addresses the upstream connection will really use, and where
+    ///    they are.
+    pub(super) async fn locate(
+        &self,
+        ctx: &mut RequestCtx,
+        facts: &mut crate::policy::Facts,
+    ) -> Result<(), ProxyError> {
+        let pinned = self.destination(&ctx.target).await?;
+        facts.destination = evaluate::destination_facts(&pinned, &self.geo);
+        ctx.destination = Some(pinned);
+        Ok(())
+    }
+
+    /// The network guard's verdict on a destination: its checked addresses, or a refusal.
+    pub(super) async fn destination(&self, target: &Target) -> Result<Pinned, ProxyError> {
+        self.resolver.resolve(target).await.map_err(|e| match e {
+            ResolveError::Refused { .. } => {
+                ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string())
+            }
+            ResolveError::Lookup { .. } => {
+                ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string())
+            }
+        })
     }
 }

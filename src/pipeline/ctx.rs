@@ -1,18 +1,20 @@
-//! Per-request context: what the pipeline knows about one request as it moves through the steps.
+//! Per-request context: what the pipeline learns about one request as it moves through the steps,
+//! for the record written when it ends.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use http::Request;
 use tokio::time::Instant;
 
-use super::judge::Judgement;
+use super::evaluate::Judgement;
+use crate::audit::ApprovalRecord;
+use crate::budget::Reserved;
 use crate::error::{ProxyError, Shape};
 use crate::proxy::ClientInfo;
 use crate::proxy::resolve::Pinned;
-use crate::proxy::target::Target;
+use crate::proxy::target::{Target, canonical_path};
 
 /// One request's facts, gathered step by step.
 #[derive(Debug)]
@@ -23,7 +25,7 @@ pub struct RequestCtx {
     pub client: Arc<ClientInfo>,
     /// When the proxy received it.
     pub started: Instant,
-    /// Method.
+    /// As the agent sent it.
     pub method: http::Method,
     /// `http` or `https`.
     pub scheme: String,
@@ -48,15 +50,13 @@ pub struct RequestCtx {
     /// Whether the proxy asked for a stream's usage the client did not ask for (the extra chunk is
     /// then taken out of the answer).
     pub usage_asked: bool,
-    /// Money reserved for this call, settled when it ends.
-    pub reservation: Option<super::reserve::Reservation>,
+    /// What step 8 reserved, settled when the call ends.
+    pub reserved: Reserved,
     /// Whether the request was handed to the upstream client (a call refused, held or abandoned
     /// before that was never sent and costs nothing).
     pub forwarded: bool,
     /// A held request's approval, as it ended for this request.
-    pub approval: Option<crate::audit::ApprovalRecord>,
-    /// The call's worst-case cost in nano-USD (what a cut answer without usage is recorded at).
-    pub worst_case_nano: Option<i64>,
+    pub approval: Option<ApprovalRecord>,
 }
 
 impl RequestCtx {
@@ -81,7 +81,7 @@ impl RequestCtx {
             )));
         }
         Ok(Self {
-            id: new_id(),
+            id: crate::random::request_id(),
             client,
             started: Instant::now(),
             method: req.method().clone(),
@@ -96,82 +96,17 @@ impl RequestCtx {
             redacted: BTreeMap::new(),
             llm: None,
             usage_asked: false,
-            reservation: None,
-            worst_case_nano: None,
+            reserved: Reserved::default(),
             forwarded: false,
             approval: None,
         })
     }
-}
 
-/// Refuses paths that different servers read differently, so a rule matching `/a/admin/**` cannot
-/// be sidestepped by `/a//admin`, `/a/./admin` or `/a/%61dmin`.
-pub fn canonical_path(path: &str) -> Result<(), &'static str> {
-    if path.contains("//") {
-        return Err("empty segment (`//`)");
-    }
-    if path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-    {
-        return Err("dot segment (`.` or `..`)");
-    }
-    let bytes = path.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        if *b != b'%' {
-            continue;
-        }
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        let decoded = hex
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .ok_or("malformed percent-escape")?;
-        if decoded.is_ascii_alphanumeric()
-            || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
-        {
-            return Err("percent-escape of a character that needs none (or of a separator)");
-        }
-    }
-    Ok(())
-}
-
-/// A fresh id for a request or a decision: a random per-process prefix and a counter, unique across restarts in practice
-/// and cheap (no system call per request).
-pub fn new_id() -> String {
-    static PREFIX: OnceLock<u32> = OnceLock::new();
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        let mut bytes = [0u8; 4];
-        let rng = ring::rand::SystemRandom::new();
-        let _ = ring::rand::SecureRandom::fill(&rng, &mut bytes);
-        u32::from_be_bytes(bytes)
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:08x}{n:08x}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonical_path;
-
-    #[test]
-    fn canonical_path_table() {
-        let table = [
-            ("/v1/chat/completions", true),
-            ("/", true),
-            ("/files/a%20b", true),
-            ("/q/%E2%9C%93", true),
-            ("/echo//admin", false),
-            ("/echo/./admin", false),
-            ("/echo/../admin", false),
-            ("/echo/%61dmin", false),
-            ("/echo%2Fadmin", false),
-            ("/echo/%zz", false),
-            ("/echo/%4", false),
-        ];
-        for (path, ok) in table {
-            assert_eq!(canonical_path(path).is_ok(), ok, "{path}");
+    /// `scheme://host:port/path?query` as the request goes upstream.
+    pub fn url(&self, query: Option<&str>) -> String {
+        match query {
+            Some(query) => format!("{}://{}{}?{query}", self.scheme, self.target, self.path),
+            None => format!("{}://{}{}", self.scheme, self.target, self.path),
         }
     }
 }

@@ -1,30 +1,42 @@
-//! Step 12 when response rules could apply: the upstream's answer is read whole (bounded),
-//! decoded, scanned for personal data, and judged by the `http.response` and `llm.response`
-//! rules before the agent sees any of it. A refused answer never reaches the agent; obligations
-//! redact it. Answers no response rule could judge stream through untouched instead.
+//! Step 12, respond. When response rules could apply, the upstream's answer is read whole
+//! (bounded), decoded, scanned for personal data, and judged by the `http.response` and
+//! `llm.response` rules before the agent sees any of it: a refused answer never reaches the agent;
+//! obligations redact it. Every other answer streams through untouched in timing, its usage
+//! metered as it passes, pseudonyms restored, and the usage chunk the proxy asked for taken out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http_body_util::BodyExt;
 
-use super::pii_step::body_shape;
-use super::pii_step::session_of;
+use super::evaluate::Subject;
+use super::record::Record;
+use super::recorded_body::RecordedBody;
+use super::request::Answer;
 use super::{Pipeline, RequestCtx};
+use crate::body::{Rewrite, RewrittenBody};
+use crate::budget::{Dialect, Meter};
 use crate::error::{ErrorKind, ProxyError, Side};
-use crate::inspect;
-use crate::policy::{Facts, PiiFacts, ResponseFacts, Trigger, join_repeated};
-use crate::proxy::body::{ProxyBody, full};
+use crate::inspect::{self, UsageChunkFilter};
+use crate::pii::{BodyParts, BodyShape, EventRestorer, RedactRule, Restorer, session_of};
+use crate::policy::{Facts, Obligation, PiiFacts, ResponseFacts, Trigger, join_repeated};
+use crate::proxy::body::{ProxyBody, boxed, full, read_whole};
 
 impl Pipeline {
-    /// The answer to `facts`' request, judged by the response rules (and redacted as they oblige).
-    pub(super) async fn judged_response(
+    /// 12. respond (judged): the answer of `facts`' request, judged whole by the response rules
+    ///     (and redacted as they oblige) when one could apply; otherwise passed on as it streams.
+    pub(super) async fn judge_answer(
         &self,
         ctx: &mut RequestCtx,
         mut facts: Facts,
-        response: Response<ProxyBody>,
+        answer: Answer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let (mut parts, body) = response.into_parts();
+        if !answer.judged {
+            return Ok(answer.response);
+        }
+        let (mut parts, body) = answer.response.into_parts();
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
         let unjudged = |why: String| {
             ProxyError::new(
@@ -47,21 +59,12 @@ impl Pipeline {
         let content_type = parts
             .headers
             .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let json = parse_json(&decoded);
-        let mut body = inspect::body_facts(&decoded, content_type.as_deref(), json);
-        // A streamed answer is read as the text its events carry, so data split across tokens is
-        // found.
+            .and_then(|v| v.to_str().ok());
+        let body = inspect::answer_body(&decoded, content_type);
         let events = body.content_type == "text/event-stream";
-        if events {
-            body.text = vec![crate::pii::stream_text(&decoded)];
-        }
-        let shape = body_shape(&body, &decoded);
-        let plain_text = body.json.is_null() && body.form.is_empty() && body.text.is_empty();
-        let raw_text =
-            (plain_text && !decoded.is_empty()).then(|| String::from_utf8_lossy(&decoded));
-        let pii = PiiFacts::from_counts(self.pii.detect_body(&body, raw_text.as_deref()));
+        let scanned = parts_of(&body, &decoded);
+        let shape = BodyShape::of(&scanned);
+        let pii = PiiFacts::from_counts(self.redactor.detect_answer(&scanned));
         facts.trigger = if facts.llm.is_some() {
             Trigger::LlmResponse
         } else {
@@ -78,20 +81,16 @@ impl Pipeline {
             body,
             pii,
         });
-        let (judgement, outcome) = self
-            .judge
-            .decide(&facts, &ctx.id, format!("{}-resp", ctx.id));
-        let obligations = judgement.obligations.clone();
+        let ids = (ctx.id.as_str(), format!("{}-resp", ctx.id));
+        let (judgement, verdict) = self.judge.decide(&facts, ids, Subject::Answer);
         ctx.judgements.push(judgement);
-        outcome?;
+        let obligations = super::evaluate::obligations(&verdict?);
+        let rules: Vec<RedactRule> = obligations.iter().map(Obligation::rule).collect();
         let mut bytes = decoded;
-        if events && !obligations.is_empty() {
-            let text = facts
-                .response
-                .as_ref()
-                .and_then(|r| r.body.text.first().cloned())
-                .unwrap_or_default();
-            if self.pii.obliged_in(&obligations, &text) {
+        let mut body = facts.response.take().map(|r| r.body).unwrap_or_default();
+        if events && !rules.is_empty() {
+            let text = body.text.first().cloned().unwrap_or_default();
+            if self.redactor.obliged_in(&rules, &text) {
                 return Err(ProxyError::new(
                     ErrorKind::Forbidden,
                     Side::Upstream,
@@ -100,19 +99,11 @@ impl Pipeline {
                 ));
             }
         }
-        if !obligations.is_empty() && !events {
-            let mut json = facts
-                .response
-                .take()
-                .map(|r| r.body.json)
-                .unwrap_or_default();
+        if !rules.is_empty() && !events {
             let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
-            let redacted = self.pii.redact(
-                &obligations,
-                &session,
-                (&bytes, shape.with_json(&mut json)),
-                None,
-            )?;
+            let redacted =
+                self.redactor
+                    .redact(rules, &session, (&bytes, shape, &mut body.json), None)?;
             if let Some(body) = redacted.body {
                 bytes = body;
             }
@@ -126,26 +117,154 @@ impl Pipeline {
     }
 }
 
-/// The whole body, refusing one past `limit` bytes.
-async fn read_whole(mut body: ProxyBody, limit: usize) -> Result<Bytes, String> {
-    let mut buffer = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("the upstream's answer broke off: {e}"))?;
-        if let Ok(data) = frame.into_data() {
-            if buffer.len() + data.len() > limit {
-                return Err(format!(
-                    "the upstream's answer exceeds {limit} bytes, the most response rules judge"
-                ));
-            }
-            buffer.extend_from_slice(&data);
-        }
+/// 12. respond (streamed): the answer the agent receives, carrying the request's record to the
+///     end of the stream. An LLM answer's usage is read as it streams past; the usage chunk the
+///     proxy asked for (only an event stream carries it: an error answer is JSON) is taken out.
+pub(super) fn streamed(mut record: Record, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    record.responded(response.status());
+    let events = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("event-stream"));
+    if let Some((provider, _)) = &record.ctx.llm
+        && response.status().is_success()
+    {
+        record.meter(Meter::new(Dialect::of(provider), events));
     }
-    Ok(buffer.freeze())
+    let usage_asked = record.ctx.usage_asked && events;
+    let (mut parts, body) = response.into_parts();
+    let body = boxed(RecordedBody::new(body, record));
+    if !usage_asked {
+        return Response::from_parts(parts, body);
+    }
+    parts.headers.remove(CONTENT_LENGTH);
+    let body = boxed(RewrittenBody::new(body, UsageChunkFilter::default()));
+    Response::from_parts(parts, body)
 }
 
-fn parse_json(body: &Bytes) -> Option<serde_json::Value> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    matches!(first, b'{' | b'[')
-        .then(|| serde_json::from_slice(body).ok())
-        .flatten()
+/// The response of a pseudonymized request with the originals put back, frame by frame, holding
+/// back only what could still complete a placeholder; an event stream is restored on the text of
+/// its events, where tokens split placeholders. A response still encoded (the upstream ignored
+/// the dropped `Accept-Encoding`) passes unchanged: the agent then sees placeholders, never
+/// anything it did not send.
+pub(super) fn restored(
+    response: Response<ProxyBody>,
+    names: Arc<HashMap<String, String>>,
+) -> Response<ProxyBody> {
+    if response.headers().contains_key(CONTENT_ENCODING) {
+        tracing::warn!(
+            "pseudonymized request answered with an encoded body; placeholders are not restored"
+        );
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let json = content_type.contains("json") || content_type.contains("event-stream");
+    let restorer = if content_type.contains("event-stream") {
+        Restoring::Events(EventRestorer::new(
+            Restorer::new(names.clone(), false),
+            Restorer::new(names, true),
+        ))
+    } else {
+        Restoring::Bytes(Restorer::new(names, json))
+    };
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, boxed(RewrittenBody::new(body, restorer)))
+}
+
+/// How an answer is restored: as bytes, or event by event.
+enum Restoring {
+    /// A JSON or text answer.
+    Bytes(Restorer),
+    /// Server-sent events.
+    Events(EventRestorer),
+}
+
+impl Rewrite for Restoring {
+    fn push(&mut self, data: &[u8]) -> Bytes {
+        Bytes::from(match self {
+            Restoring::Bytes(r) => r.push(data),
+            Restoring::Events(r) => r.push(data),
+        })
+    }
+
+    fn finish(&mut self) -> Bytes {
+        Bytes::from(match self {
+            Restoring::Bytes(r) => r.finish(),
+            Restoring::Events(r) => r.finish(),
+        })
+    }
+}
+
+impl Rewrite for UsageChunkFilter {
+    fn push(&mut self, data: &[u8]) -> Bytes {
+        UsageChunkFilter::push(self, data)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        UsageChunkFilter::finish(self)
+    }
+}
+
+/// What the scanner reads of an answer.
+fn parts_of<'a>(body: &'a crate::policy::BodyFacts, decoded: &'a [u8]) -> BodyParts<'a> {
+    BodyParts {
+        content_type: &body.content_type,
+        json: &body.json,
+        form: &body.form,
+        text: &body.text,
+        decoded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Frame;
+    use http_body_util::BodyExt;
+
+    fn without_usage_chunk(inner: ProxyBody) -> RewrittenBody<UsageChunkFilter> {
+        RewrittenBody::new(inner, UsageChunkFilter::default())
+    }
+
+    #[tokio::test]
+    async fn the_added_usage_chunk_is_taken_out_in_any_framing() {
+        let stream = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/usage/openai_chat_stream.sse"
+        ))
+        .unwrap();
+        let expected: String = String::from_utf8_lossy(&stream)
+            .split("\n\n")
+            .filter(|e| !e.contains("\"choices\":[],\"usage\""))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        for size in [1, 5, 64, stream.len()] {
+            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = stream
+                .chunks(size)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let inner = boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+                frames,
+            )));
+            let out = without_usage_chunk(inner)
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(String::from_utf8_lossy(&out), expected, "frames of {size}");
+        }
+        let untouched = without_usage_chunk(full("data: {\"choices\":[{}]}\n\n"))
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&untouched[..], b"data: {\"choices\":[{}]}\n\n");
+    }
 }

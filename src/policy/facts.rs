@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::geo::Location;
+
 use super::model::Trigger;
 
 /// Everything known about one request when a trigger fires. Optional values that are unknown are
@@ -162,6 +164,28 @@ pub struct DestinationFacts {
     pub adequate: bool,
     /// Whether the country is known; an unknown destination is outside every region.
     pub known: bool,
+}
+
+impl DestinationFacts {
+    /// The facts of a destination at `ip` (empty: not resolved yet), `private` when any of its
+    /// checked addresses is in a non-global range, located at `location`.
+    pub fn new(ip: String, private: bool, location: Location) -> DestinationFacts {
+        DestinationFacts {
+            ip,
+            private,
+            country: location.country,
+            continent: location.continent,
+            eu: location.eu,
+            eea: location.eea,
+            adequate: location.adequate,
+            known: location.known,
+        }
+    }
+
+    /// A destination in a country named outright (policy tests, `explain --country`).
+    pub fn in_country(ip: String, country: &str) -> DestinationFacts {
+        DestinationFacts::new(ip, false, Location::in_country(country))
+    }
 }
 
 /// A recognised LLM call.

@@ -5,6 +5,8 @@
 mod activation;
 mod condition;
 mod facts;
+mod handle;
+mod host_pattern;
 mod model;
 mod parse;
 mod resolve;
@@ -16,11 +18,13 @@ pub use facts::{
     AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, PiiFacts, RequestFacts,
     ResponseFacts, ToolFacts, VARIABLES, fields_of, join_repeated,
 };
+pub use handle::{Policies, PolicyHandle};
+pub use host_pattern::{HostPattern, HostPatterns};
 pub use model::{
     Effect, MatchMiss, Matcher, Mode, Obligation, Origin, Rank, RedactStyle, Rule, Scope, Trigger,
 };
 pub use parse::{PolicyError, parse_policy_file};
-pub use resolve::{Consideration, Considered, DuplicateRule, PolicySet, Verdict};
+pub use resolve::{Consideration, Considered, Decision, DuplicateRule, PolicySet, Verdict};
 pub use testing::{
     CaseResult, Expectation, RequestSpec, TestCase, TestFile, parse_test_file, run_tests,
 };

@@ -6,7 +6,7 @@ use globset::GlobSet;
 
 use super::condition::Condition;
 use super::facts::{AgentFacts, RequestFacts};
-use crate::config::HostPatterns;
+use super::host_pattern::HostPatterns;
 
 /// When a rule is considered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,6 +212,14 @@ pub enum Obligation {
         /// Replacement style.
         style: RedactStyle,
     },
+}
+
+impl Obligation {
+    /// The kinds to redact and how, as redaction takes them.
+    pub fn rule(&self) -> (Vec<String>, RedactStyle) {
+        let Obligation::Redact { kinds, style } = self;
+        (kinds.clone(), *style)
+    }
 }
 
 /// Where a rule was written.

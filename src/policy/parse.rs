@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::condition::Condition;
+use super::host_pattern::{HostPattern, HostPatterns};
 use super::model::{Effect, Matcher, Mode, Obligation, Origin, RedactStyle, Rule, Scope, Trigger};
-use crate::config::compile::yaml_error_parts;
-use crate::config::{HostPattern, HostPatterns};
+use crate::yaml::yaml_error_parts;
 
 /// A policy file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -44,15 +44,31 @@ pub struct Considered {
     pub monitor: bool,
 }
 
-/// The decision for one request.
+/// What the rules decided for one request. A `redact` rule only adds obligations, so it is never
+/// a verdict of its own; a deny carries none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward it, after these redactions.
+    Allow {
+        /// Redactions every applying rule asks for.
+        obligations: Vec<Obligation>,
+    },
+    /// A person decides first; approved, it is forwarded after these redactions.
+    Hold {
+        /// Redactions every applying rule asks for.
+        obligations: Vec<Obligation>,
+    },
+    /// Refuse it.
+    Deny,
+}
+
+/// The verdict for one request, with the rules that decided it and why.
 #[derive(Debug, Clone)]
-pub struct Verdict {
-    /// The effect enforced.
-    pub effect: Effect,
+pub struct Decision {
+    /// What is enforced.
+    pub verdict: Verdict,
     /// The rules that decided; empty when nothing applied (default deny).
     pub deciding: Vec<String>,
-    /// Obligations to fulfil (empty on deny).
-    pub obligations: Vec<Obligation>,
     /// The message of the first deciding rule, if it has one.
     pub message: Option<String>,
     /// Monitor-mode rules that applied, with the effect they would have had.
@@ -61,10 +77,27 @@ pub struct Verdict {
     pub considered: Vec<Considered>,
 }
 
-impl Verdict {
+impl Decision {
+    /// The effect enforced, as records and tests name it.
+    pub fn effect(&self) -> Effect {
+        match self.verdict {
+            Verdict::Allow { .. } => Effect::Allow,
+            Verdict::Hold { .. } => Effect::Hold,
+            Verdict::Deny => Effect::Deny,
+        }
+    }
+
+    /// The redactions to fulfil (none on deny).
+    pub fn obligations(&self) -> &[Obligation] {
+        match &self.verdict {
+            Verdict::Allow { obligations } | Verdict::Hold { obligations } => obligations,
+            Verdict::Deny => &[],
+        }
+    }
+
     /// Whether nothing applied and the default deny decided.
     pub fn is_default_deny(&self) -> bool {
-        self.effect == Effect::Deny && self.deciding.is_empty()
+        self.verdict == Verdict::Deny && self.deciding.is_empty()
     }
 }
 
@@ -138,17 +171,17 @@ impl PolicySet {
     }
 
     /// Decides on `facts` for their trigger. `considered` stays empty; see [`PolicySet::explain`].
-    pub fn evaluate(&self, facts: &Facts) -> Verdict {
+    pub fn evaluate(&self, facts: &Facts) -> Decision {
         self.evaluate_with(facts, false)
     }
 
     /// Decides like [`PolicySet::evaluate`] and lists every rule considered and why it did or did
     /// not apply.
-    pub fn explain(&self, facts: &Facts) -> Verdict {
+    pub fn explain(&self, facts: &Facts) -> Decision {
         self.evaluate_with(facts, true)
     }
 
-    fn evaluate_with(&self, facts: &Facts, explain: bool) -> Verdict {
+    fn evaluate_with(&self, facts: &Facts, explain: bool) -> Decision {
         // Every trigger the request fires judges it together: an LLM call is an HTTP request too,
         // and a request that carries an LLM call, a tool call and SQL answers to all their rules.
         let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
@@ -229,7 +262,7 @@ fn decide(
     monitored: Vec<(String, Effect)>,
     considered: Vec<Considered>,
     response_side: bool,
-) -> Verdict {
+) -> Decision {
     let denies: Vec<&&Rule> = applying
         .iter()
         .filter(|r| r.effect == Effect::Deny)
@@ -241,20 +274,20 @@ fn decide(
         .filter(|r| r.effect != Effect::Redact)
         .collect();
     if deciders.is_empty() && denies.is_empty() && response_side {
-        return Verdict {
-            effect: Effect::Allow,
+        return Decision {
+            verdict: Verdict::Allow {
+                obligations: obligations_of(applying),
+            },
             deciding: Vec::new(),
-            obligations: obligations_of(applying),
             message: None,
             monitored,
             considered,
         };
     }
     if deciders.is_empty() || !denies.is_empty() {
-        return Verdict {
-            effect: Effect::Deny,
+        return Decision {
+            verdict: Verdict::Deny,
             deciding: denies.iter().map(|r| r.id.clone()).collect(),
-            obligations: Vec::new(),
             message: denies.iter().find_map(|r| r.message.clone()),
             monitored,
             considered,
@@ -263,11 +296,16 @@ fn decide(
     let key = |r: &Rule| (r.scope.rank(), r.priority, r.effect == Effect::Hold);
     let best = deciders.iter().map(|r| key(r)).max();
     let deciding: Vec<&&Rule> = deciders.iter().filter(|r| Some(key(r)) == best).collect();
-    let effect = deciding.first().map_or(Effect::Deny, |r| r.effect);
-    Verdict {
-        effect,
+    let obligations = obligations_of(applying);
+    let verdict = match deciding.first().map(|r| r.effect) {
+        Some(Effect::Allow) => Verdict::Allow { obligations },
+        Some(Effect::Hold) => Verdict::Hold { obligations },
+        // Deciders are neither `redact` nor (with no deny applying) `deny`.
+        _ => Verdict::Deny,
+    };
+    Decision {
+        verdict,
         deciding: deciding.iter().map(|r| r.id.clone()).collect(),
-        obligations: obligations_of(applying),
         message: deciding.iter().find_map(|r| r.message.clone()),
         monitored,
         considered,
@@ -287,18 +325,17 @@ fn obligations_of(applying: &[&Rule]) -> Vec<Obligation> {
 
 /// A request whose body could not be inspected is allowed only by a deciding rule that says so
 /// (`allow_uninspected: true`); any other allow becomes a deny with no deciding rule.
-fn uninspected(verdict: Verdict, applying: &[&Rule]) -> Verdict {
-    let permitted = verdict.effect != Effect::Allow
+fn uninspected(verdict: Decision, applying: &[&Rule]) -> Decision {
+    let permitted = verdict.effect() != Effect::Allow
         || applying
             .iter()
             .any(|r| r.allow_uninspected && verdict.deciding.contains(&r.id));
     if permitted {
         return verdict;
     }
-    Verdict {
-        effect: Effect::Deny,
+    Decision {
+        verdict: Verdict::Deny,
         deciding: Vec::new(),
-        obligations: Vec::new(),
         message: None,
         ..verdict
     }

@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 use super::facts::{AgentFacts, BodyFacts, DestinationFacts, Facts, RequestFacts};
 use super::model::{Obligation, Trigger};
 use super::parse::{PolicyError, yaml_error};
-use super::resolve::{PolicySet, Verdict};
+use super::resolve::{Decision, PolicySet};
 
 /// A request described by hand: what `gatehouse test` cases and `gatehouse explain` judge.
 #[derive(Debug, Clone, Default)]
@@ -251,9 +251,9 @@ pub fn run_tests(
         .collect()
 }
 
-fn compare(verdict: &Verdict, expect: &Expectation) -> Vec<String> {
+fn compare(verdict: &Decision, expect: &Expectation) -> Vec<String> {
     let mut failures = Vec::new();
-    let effect = verdict.effect.name();
+    let effect = verdict.effect().name();
     if effect != expect.effect {
         failures.push(format!(
             "effect: expected {}, got {effect} (rules: {:?})",
@@ -270,7 +270,7 @@ fn compare(verdict: &Verdict, expect: &Expectation) -> Vec<String> {
     }
     if let Some(kinds) = &expect.redact {
         let mut got: Vec<String> = verdict
-            .obligations
+            .obligations()
             .iter()
             .flat_map(|Obligation::Redact { kinds, .. }| kinds.iter().cloned())
             .collect();

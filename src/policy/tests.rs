@@ -300,9 +300,14 @@ fn resolution_golden_table() {
     let policy = policy();
     for case in &cases {
         let verdict = policy.evaluate(&facts(case));
-        assert_eq!(verdict.effect, case.effect, "{}: {verdict:?}", case.name);
+        assert_eq!(verdict.effect(), case.effect, "{}: {verdict:?}", case.name);
         assert_eq!(verdict.deciding, case.deciding, "{}", case.name);
-        assert_eq!(verdict.obligations.len(), case.obligations, "{}", case.name);
+        assert_eq!(
+            verdict.obligations().len(),
+            case.obligations,
+            "{}",
+            case.name
+        );
         let monitored: Vec<&str> = verdict
             .monitored
             .iter()
@@ -414,12 +419,16 @@ rules:
     let mut facts = Facts::sample(Trigger::HttpResponse);
     facts.response.as_mut().unwrap().status = 200;
     let verdict = set.evaluate(&facts);
-    assert_eq!(verdict.effect, Effect::Allow, "no default deny for answers");
+    assert_eq!(
+        verdict.effect(),
+        Effect::Allow,
+        "no default deny for answers"
+    );
     assert!(verdict.deciding.is_empty());
-    assert_eq!(verdict.obligations.len(), 1);
+    assert_eq!(verdict.obligations().len(), 1);
     facts.response.as_mut().unwrap().pii = PiiFacts::from_counts([("email".to_string(), 1)].into());
     let verdict = set.evaluate(&facts);
-    assert_eq!(verdict.effect, Effect::Deny);
+    assert_eq!(verdict.effect(), Effect::Deny);
     assert_eq!(verdict.deciding, vec!["deny-leaky-answers".to_string()]);
 
     let reads_response_on_request = "rules:\n  - id: r\n    trigger: http.request\n    when: \"response.status == 200\"\n    effect: deny\n";
@@ -454,10 +463,13 @@ rules:
     facts.body.inspected = false;
     facts.request.path = "/v1/x".into();
     let verdict = set.evaluate(&facts);
-    assert_eq!((verdict.effect, verdict.deciding.len()), (Effect::Deny, 0));
+    assert_eq!(
+        (verdict.effect(), verdict.deciding.len()),
+        (Effect::Deny, 0)
+    );
     facts.request.path = "/uploads/a".into();
     let verdict = set.evaluate(&facts);
-    assert_eq!(verdict.effect, Effect::Allow);
+    assert_eq!(verdict.effect(), Effect::Allow);
     assert_eq!(verdict.deciding, vec!["uploads".to_string()]);
     let misplaced = "rules:\n  - id: r\n    trigger: llm.request\n    effect: allow\n    allow_uninspected: true\n";
     let err = parse_policy_file(misplaced, "m.yaml")

@@ -1,4 +1,5 @@
-//! Body types shared by every path through the proxy, and the wrappers that bound them in time.
+//! Bodies as the proxy reads and bounds them: the wrapper that bounds a body in time, and the
+//! bounded read of a request or response body whole (for inspection and response rules).
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -6,35 +7,112 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytes::BytesMut;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep, sleep_until};
 
-/// Error type of every body the proxy streams.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::body::{BodyError, ProxyBody, boxed, empty, full};
 
-/// The one body type requests and responses carry through the proxy: streamed, never buffered.
-pub type ProxyBody = UnsyncBoxBody<Bytes, BodyError>;
-
-/// A body holding `bytes` in full (error pages, small answers).
-pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+/// A request body as read for inspection.
+pub enum ReadBody {
+    /// All of it, within the limit.
+    Whole(Bytes),
+    /// More than the limit: what was read, and the rest still to come.
+    TooLarge {
+        /// The bytes read so far.
+        prefix: Bytes,
+        /// The rest of the agent's stream.
+        rest: Incoming,
+    },
 }
 
-/// An empty body.
-pub fn empty() -> ProxyBody {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
+/// Reads a request body up to `limit` bytes (a declared length above it is not read at all).
+pub async fn read_request_body(
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+    limit: u64,
+) -> Result<ReadBody, crate::error::ProxyError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|d| d > limit) {
+        return Ok(ReadBody::TooLarge {
+            prefix: Bytes::new(),
+            rest: body,
+        });
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut buffer = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            crate::error::ProxyError::bad_request(format!(
+                "request body from the agent failed: {e}"
+            ))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
+            if buffer.len() > limit {
+                return Ok(ReadBody::TooLarge {
+                    prefix: buffer.freeze(),
+                    rest: body,
+                });
+            }
+        }
+    }
+    Ok(ReadBody::Whole(buffer.freeze()))
 }
 
-/// Converts any body into a [`ProxyBody`].
-pub fn boxed<B>(body: B) -> ProxyBody
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BodyError>,
-{
-    body.map_err(Into::into).boxed_unsync()
+/// The whole body, refusing one past `limit` bytes.
+pub async fn read_whole(mut body: ProxyBody, limit: usize) -> Result<Bytes, String> {
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("the upstream's answer broke off: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(format!(
+                    "the upstream's answer exceeds {limit} bytes, the most response rules judge"
+                ));
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+/// The bytes already read, then the rest of the agent's stream.
+pub struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: Incoming,
+}
+
+impl Prefixed {
+    /// `prefix` (skipped when empty), then `rest`.
+    pub fn new(prefix: Bytes, rest: Incoming) -> Prefixed {
+        Prefixed {
+            prefix: Some(prefix).filter(|p| !p.is_empty()),
+            rest,
+        }
+    }
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest)
+            .poll_frame(cx)
+            .map_err(|e| Box::new(e) as BodyError)
+    }
 }
 
 /// Why a streamed body was cut short by the proxy.

@@ -106,6 +106,38 @@ impl fmt::Display for Target {
     }
 }
 
+/// Refuses paths that different servers read differently, so a rule matching `/a/admin/**` cannot
+/// be sidestepped by `/a//admin`, `/a/./admin` or `/a/%61dmin`.
+pub fn canonical_path(path: &str) -> Result<(), &'static str> {
+    if path.contains("//") {
+        return Err("empty segment (`//`)");
+    }
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err("dot segment (`.` or `..`)");
+    }
+    let bytes = path.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b != b'%' {
+            continue;
+        }
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        let decoded = hex
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or("malformed percent-escape")?;
+        if decoded.is_ascii_alphanumeric()
+            || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
+        {
+            return Err("percent-escape of a character that needs none (or of a separator)");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +186,25 @@ mod tests {
         }
         let ip = target("[2001:db8::1]:443").unwrap();
         assert!(ip.same_as("[2001:db8::1]", 443));
+    }
+
+    #[test]
+    fn canonical_path_table() {
+        let table = [
+            ("/v1/chat/completions", true),
+            ("/", true),
+            ("/files/a%20b", true),
+            ("/q/%E2%9C%93", true),
+            ("/echo//admin", false),
+            ("/echo/./admin", false),
+            ("/echo/../admin", false),
+            ("/echo/%61dmin", false),
+            ("/echo%2Fadmin", false),
+            ("/echo/%zz", false),
+            ("/echo/%4", false),
+        ];
+        for (path, ok) in table {
+            assert_eq!(canonical_path(path).is_ok(), ok, "{path}");
+        }
     }
 }

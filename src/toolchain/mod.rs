@@ -6,9 +6,8 @@ mod budget;
 mod replay;
 mod scan;
 
-pub use budget::{
-    BudgetLine, PausedLine, SpendLine, SpendReport, open_store, pause, reset_breaker, spend_report,
-};
+pub use crate::budget::{BudgetLine, PausedLine, SpendLine, SpendReport};
+pub use budget::{open_store, pause, reset_breaker, spend_report};
 pub use scan::scan;
 
 pub use replay::replay;
@@ -16,12 +15,17 @@ pub use replay::replay;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::policies::{Policies, check_redact_kinds, from_texts, is_policy_test_file};
+use crate::config::policies::{check_redact_kinds, from_texts, is_policy_test_file};
 use crate::config::{Config, IdentityConfig};
 use crate::geo::Geo;
 use crate::inspect;
-use crate::pipeline::{PiiStep, build_geo, destination_facts, destination_in};
-use crate::policy::{Consideration, Facts, PiiFacts, RequestSpec, parse_test_file, run_tests};
+use crate::pii::{BodyParts, Redactor};
+use crate::pipeline::destination_facts;
+use crate::policy::{
+    Consideration, DestinationFacts, Facts, PiiFacts, Policies, RequestSpec, parse_test_file,
+    run_tests,
+};
+use crate::reload::build_geo;
 
 /// Why the toolchain could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,9 @@ pub enum ToolError {
     /// The budget ledger could not be used.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The ledger's report could not be made.
+    #[error(transparent)]
+    Report(#[from] crate::budget::ReportError),
     /// The geo database of the config could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
@@ -68,8 +75,8 @@ pub struct TestRun {
 /// Runs the policy tests in `paths` (files, or folders searched for `*.test.yaml`) against the
 /// config's policies.
 pub fn test(config: &Config, paths: &[PathBuf]) -> Result<TestRun, ToolError> {
-    let pii = PiiStep::new(&config.pii)?;
-    let geo = build_geo(&config.geo)?;
+    let pii = Redactor::new(&config.pii)?;
+    let (geo, _) = build_geo(&config.geo)?;
     let files = test_files(paths)?;
     if files.is_empty() {
         let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -172,8 +179,8 @@ fn with_declared_identity(request: &mut RequestSpec, identity: &IdentityConfig) 
 /// the result.
 pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, ToolError> {
     with_declared_identity(&mut request, &config.identity);
-    let pii = PiiStep::new(&config.pii)?;
-    let geo = build_geo(&config.geo)?;
+    let pii = Redactor::new(&config.pii)?;
+    let (geo, _) = build_geo(&config.geo)?;
     let facts = facts_with_body(config, (&pii, &geo), &request).map_err(ToolError::Request)?;
     let verdict = config.policies.set.explain(&facts);
     let mut out = String::new();
@@ -213,7 +220,7 @@ pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, Tool
     } else {
         format!("decided by {}", verdict.deciding.join(", "))
     };
-    let _ = writeln!(out, "verdict: {} ({decided})", verdict.effect.name());
+    let _ = writeln!(out, "verdict: {} ({decided})", verdict.effect().name());
     for (rule, effect) in &verdict.monitored {
         let _ = writeln!(out, "monitor: {rule} would have said {}", effect.name());
     }
@@ -227,12 +234,14 @@ pub fn explain(config: &Config, mut request: RequestSpec) -> Result<String, Tool
 /// in it (query included).
 fn facts_with_body(
     config: &Config,
-    (pii, geo): (&PiiStep, &Geo),
+    (pii, geo): (&Redactor, &Geo),
     request: &RequestSpec,
 ) -> Result<Facts, String> {
     let mut facts = request.facts()?;
     facts.destination = match (&request.country, &request.destination) {
-        (Some(country), ip) => destination_in(ip.clone().unwrap_or_default(), country),
+        (Some(country), ip) => {
+            DestinationFacts::in_country(ip.clone().unwrap_or_default(), country)
+        }
         (None, Some(ip)) => {
             let ip: std::net::IpAddr = ip
                 .parse()
@@ -242,7 +251,7 @@ fn facts_with_body(
         (None, None) => facts.destination,
     };
     let Some(body) = &request.body else {
-        facts.pii = PiiFacts::from_counts(pii.detect(&facts, None));
+        facts.pii = PiiFacts::from_counts(detect(pii, &facts, &[]));
         return Ok(facts);
     };
     let body = bytes::Bytes::from(body.clone());
@@ -273,11 +282,20 @@ fn facts_with_body(
     facts.llm = recognised.llm;
     facts.tool = recognised.tool;
     facts.data = recognised.data;
-    let plain_text =
-        facts.body.json.is_null() && facts.body.form.is_empty() && facts.body.text.is_empty();
-    let raw_text = std::str::from_utf8(&body).ok().filter(|_| plain_text);
-    facts.pii = PiiFacts::from_counts(pii.detect(&facts, raw_text));
+    facts.pii = PiiFacts::from_counts(detect(pii, &facts, &body));
     Ok(facts)
+}
+
+/// What the proxy's scanner finds in the request of `facts` carrying `body`.
+fn detect(pii: &Redactor, facts: &Facts, body: &[u8]) -> std::collections::BTreeMap<String, u64> {
+    let parts = BodyParts {
+        content_type: &facts.body.content_type,
+        json: &facts.body.json,
+        form: &facts.body.form,
+        text: &facts.body.text,
+        decoded: body,
+    };
+    pii.detect_request(&parts, &facts.request.query, &facts.request.headers)
 }
 
 /// The default place to look for policy tests: the policy folder.

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::ToolError;
-use crate::config::policies::Policies;
+use crate::policy::Policies;
 use crate::policy::{
     AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, RequestFacts, ToolFacts,
     Trigger,
@@ -44,7 +44,7 @@ pub fn replay(audit: &Path, policies: &Policies) -> Result<String, ToolError> {
         replayed += 1;
         let before = record["effect"].as_str().unwrap_or_default().to_string();
         let verdict = policies.set.evaluate(&facts);
-        let after = verdict.effect.name().to_string();
+        let after = verdict.effect().name().to_string();
         if before == after {
             continue;
         }
@@ -132,7 +132,7 @@ fn facts_of(record: &Value) -> Option<Facts> {
         },
         destination: DestinationFacts {
             private,
-            ..crate::pipeline::destination_in(ip, &text("country"))
+            ..DestinationFacts::in_country(ip, &text("country"))
         },
         llm: record.get("llm").map(|l| LlmFacts {
             provider: l["provider"].as_str().unwrap_or_default().to_string(),

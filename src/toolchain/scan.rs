@@ -63,7 +63,7 @@ fn redacted(
     document: Option<Value>,
     style: Style,
 ) -> Result<String, ToolError> {
-    let key = crate::pipeline::hash_key(&config.pii)?;
+    let key = crate::pii::hash_key(&config.pii)?;
     let vault = Vault::new(1, usize::MAX, Duration::from_secs(60));
     let rules = vec![(vec!["any".to_string()], style)];
     let mut redaction = Redaction::new(rules, &key, &vault, "scan", Instant::now());

@@ -1,7 +1,9 @@
-//! Step 8, reserve: before an LLM call leaves, its worst-case cost is reserved in every budget that
-//! covers the agent, all or none, so concurrent calls can never overshoot; no room → a 429 shaped
-//! like the provider's errors, naming the budget and window, with `Retry-After` when the window
-//! resets. The reservation is settled to the real cost once the answer ends (see `record`).
+//! The budget ledger, step 8 (reserve) and the settling half of step 12. Before an LLM call leaves,
+//! its worst-case cost is reserved in every budget that covers the agent, all or none, so
+//! concurrent calls can never overshoot; no room → a 429 naming the budget and window, with
+//! `Retry-After` when the window resets. The reservation is settled to the real cost once the
+//! answer ends ([`super::settle`]). Pauses (by hand or by a breaker) are read from the store once a
+//! second and checked from memory.
 
 use std::sync::Arc;
 
@@ -13,18 +15,19 @@ use tokio_util::task::TaskTracker;
 
 use time::OffsetDateTime;
 
-use crate::budget::{
-    Breakers, PriceTable, estimate, estimated_tokens, from_nano, input_tokens, to_nano,
+use super::{
+    Breakers, Budget, BudgetConfig, PriceTable, estimate, estimated_tokens, from_nano,
+    input_tokens, to_nano,
 };
-use crate::config::{Budget, BudgetConfig};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::Facts;
 use crate::store::{Charge, Paused, Role, SpendOf, Store, StoreError};
 
 /// The budgets and their ledger.
-pub struct BudgetStep {
+pub struct Ledger {
     config: BudgetConfig,
     store: Arc<Store>,
+    prices: Arc<PriceTable>,
     /// The paused scopes as last read from the store (read once a second rather than on every
     /// request), plus those a breaker of this proxy paused since.
     paused: ArcSwap<Vec<Paused>>,
@@ -35,11 +38,23 @@ pub struct BudgetStep {
 
 /// What reserving did.
 #[derive(Debug)]
-pub enum Reserved {
+enum Reserving {
     /// Money reserved (`None`: no budget covers the call, or its model is unpriced and allowed).
     Done(Option<Reservation>),
     /// The breaker of this budget tripped and `on_trip: hold` asks a person first.
     HoldForBreaker(String),
+}
+
+/// What step 8 did for one LLM call.
+#[derive(Debug, Default)]
+pub struct Reserved {
+    /// Money held until the answer ends (`None`: no budget covers it, or unpriced and allowed).
+    pub reservation: Option<Reservation>,
+    /// The call's worst case in nano-USD: what an answer without usage is settled at.
+    pub worst_case_nano: Option<i64>,
+    /// The budget whose tripped breaker asks a person first (`on_trip: hold`); the money is
+    /// reserved already.
+    pub breaker_hold: Option<String>,
 }
 
 /// Money held for one request until its answer ends.
@@ -60,18 +75,23 @@ impl std::fmt::Debug for Reservation {
     }
 }
 
-impl BudgetStep {
-    /// The step of `config`. The ledger is opened even without budgets: an agent or team paused by
-    /// hand (`gatehouse budget pause`) is refused at once.
-    pub async fn open(config: &BudgetConfig, tasks: TaskTracker) -> Result<BudgetStep, StoreError> {
+impl Ledger {
+    /// The ledger of `config`, pricing calls with `prices`. It is opened even without budgets: an
+    /// agent or team paused by hand (`gatehouse budget pause`) is refused at once.
+    pub async fn open(
+        config: &BudgetConfig,
+        prices: Arc<PriceTable>,
+        tasks: TaskTracker,
+    ) -> Result<Ledger, StoreError> {
         let store = Arc::new(Store::open(&config.store, Role::Proxy).await?);
         if !config.budgets.is_empty() {
             std::thread::spawn(crate::budget::warm_up);
         }
         let paused = ArcSwap::from_pointee(store.paused_all().await?);
-        Ok(BudgetStep {
+        Ok(Ledger {
             config: config.clone(),
             store,
+            prices,
             paused,
             breakers: Breakers::new(config.breakers.clone()),
             tasks,
@@ -81,6 +101,47 @@ impl BudgetStep {
     /// The store budgets are kept in.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// What LLM tokens cost.
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
+    /// The budgets kept.
+    pub fn budgets(&self) -> &[Budget] {
+        &self.config.budgets
+    }
+
+    /// 8. reserve: the worst case of the LLM call to `model` described by `facts` carrying
+    ///    `body`, in every budget that covers it. A breaker with `on_trip: hold` asks for a
+    ///    person (`breaker_hold`) instead of refusing; the money is reserved all the same.
+    pub async fn reserve_call(
+        &self,
+        request: &str,
+        facts: &Facts,
+        model: &str,
+        body: &[u8],
+    ) -> Result<Reserved, ProxyError> {
+        let mut breaker_hold = None;
+        let mut reserved = self.reserve(request, facts, model, body, false).await?;
+        if let Reserving::HoldForBreaker(budget) = reserved {
+            breaker_hold = Some(budget);
+            reserved = self.reserve(request, facts, model, body, true).await?;
+        }
+        let reservation = match reserved {
+            Reserving::Done(reservation) => reservation,
+            Reserving::HoldForBreaker(_) => None,
+        };
+        let worst_case_nano = match &reservation {
+            Some(reservation) => Some(reservation.nano),
+            None => self.rough_worst_case(facts, model, body.len()),
+        };
+        Ok(Reserved {
+            reservation,
+            worst_case_nano,
+            breaker_hold,
+        })
     }
 
     fn covers(budget: &Budget, facts: &Facts) -> bool {
@@ -155,14 +216,8 @@ impl BudgetStep {
 
     /// The worst case of a call no budget covers, in nano-USD, estimated from its size alone (no
     /// tokenizer: it is only what a cut answer is recorded at).
-    pub fn rough_worst_case(
-        &self,
-        facts: &Facts,
-        model: &str,
-        prices: &PriceTable,
-        body_len: usize,
-    ) -> Option<i64> {
-        let (_, price) = prices.price(model)?;
+    fn rough_worst_case(&self, facts: &Facts, model: &str, body_len: usize) -> Option<i64> {
+        let (_, price) = self.prices.price(model)?;
         to_nano(estimate(
             price,
             estimated_tokens(body_len),
@@ -245,19 +300,18 @@ impl BudgetStep {
         });
     }
 
-    /// 8. reserve the worst case of the LLM call `model` described by `facts` carrying `body`.
+    /// The worst case of the LLM call `model` described by `facts` carrying `body`, reserved.
     ///
     /// A tripped breaker refuses the call, or (with `on_trip: hold`) asks for a person first;
-    /// once they approved, `breakers_approved` lets it through.
-    pub async fn reserve(
+    /// `breakers_approved` reserves past it.
+    async fn reserve(
         &self,
         request: &str,
         facts: &Facts,
         model: &str,
-        prices: &PriceTable,
         body: &[u8],
         breakers_approved: bool,
-    ) -> Result<Reserved, ProxyError> {
+    ) -> Result<Reserving, ProxyError> {
         let budgets: Vec<&Budget> = self
             .config
             .budgets
@@ -265,7 +319,7 @@ impl BudgetStep {
             .filter(|b| Self::covers(b, facts))
             .collect();
         if budgets.is_empty() {
-            return Ok(Reserved::Done(None));
+            return Ok(Reserving::Done(None));
         }
         let now = OffsetDateTime::now_utc();
         let execution = facts.agent.execution.as_deref();
@@ -280,10 +334,10 @@ impl BudgetStep {
                 .await
                 .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
             if spend >= trip && self.config.hold_on_trip {
-                return Ok(Reserved::HoldForBreaker(budget.id.clone()));
+                return Ok(Reserving::HoldForBreaker(budget.id.clone()));
             }
             if spend >= trip {
-                let mut err = ProxyError::new(
+                return Err(ProxyError::new(
                     ErrorKind::BudgetExceeded,
                     Side::Agent,
                     format!(
@@ -294,15 +348,16 @@ impl BudgetStep {
                         from_nano(budget.limit_nano).normalize(),
                         budget.id
                     ),
-                );
-                err.retry_after = budget
-                    .window
-                    .seconds_left(now)
-                    .and_then(|s| u32::try_from(s).ok());
-                return Err(err);
+                )
+                .with_retry_after(
+                    budget
+                        .window
+                        .seconds_left(now)
+                        .and_then(|s| u32::try_from(s).ok()),
+                ));
             }
         }
-        let Some((_, price)) = prices.price(model) else {
+        let Some((_, price)) = self.prices.price(model) else {
             if self.config.deny_unpriced {
                 return Err(ProxyError::new(
                     ErrorKind::Forbidden,
@@ -314,7 +369,7 @@ impl BudgetStep {
                     ),
                 ));
             }
-            return Ok(Reserved::Done(None));
+            return Ok(Reserving::Done(None));
         };
         let max_output = self.max_output(facts);
         let (input, _) = input_tokens(model, body);
@@ -337,13 +392,13 @@ impl BudgetStep {
             .await
             .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
         match reserved {
-            Ok(()) => Ok(Reserved::Done(Some(Reservation {
+            Ok(()) => Ok(Reserving::Done(Some(Reservation {
                 nano,
                 budgets: charges.into_iter().map(|c| c.budget).collect(),
             }))),
             Err(no_room) => {
                 let budget = budgets.iter().find(|b| b.id == no_room.budget);
-                let mut err = ProxyError::new(
+                Err(ProxyError::new(
                     ErrorKind::BudgetExceeded,
                     Side::Agent,
                     format!(
@@ -354,11 +409,12 @@ impl BudgetStep {
                         from_nano(no_room.available).round_dp(6).normalize(),
                         worst.round_dp(6).normalize(),
                     ),
-                );
-                err.retry_after = budget
-                    .and_then(|b| b.window.seconds_left(now))
-                    .and_then(|s| u32::try_from(s).ok());
-                Err(err)
+                )
+                .with_retry_after(
+                    budget
+                        .and_then(|b| b.window.seconds_left(now))
+                        .and_then(|s| u32::try_from(s).ok()),
+                ))
             }
         }
     }

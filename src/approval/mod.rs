@@ -1,8 +1,16 @@
-//! Step 9, hold: a request a rule holds waits for a person. It is parked as an approval in the
-//! store, bound to its fingerprint (agent, method, URL, body hash); reviewers are notified; the
-//! agent's connection waits up to `approvals.wait`. Approved → the request goes on (the approval
-//! is used once); denied or expired → 403 with the reason; no decision yet → 408 with the
-//! approval id and `Retry-After`, and the retry (same fingerprint) waits on the same approval.
+//! Step 9, approve: a request a rule (or a tripped budget breaker) holds waits for a person. It is
+//! parked as an approval in the store, bound to its fingerprint (agent, method, URL, body hash);
+//! reviewers are notified ([`notify`]); the agent's connection waits up to `approvals.wait`.
+//! Approved → the request goes on (the approval is used once); denied or expired → 403 with the
+//! reason; no decision yet → 408 with the approval id and `Retry-After`, and the retry (same
+//! fingerprint) re-attaches to the same approval. Reviewers see the URL and body with every kind
+//! of personal data masked.
+
+pub mod notify;
+mod settings;
+
+pub use notify::{Notifier, NotifyError};
+pub use settings::{ApprovalsConfig, Webhook, WebhookFormat};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,10 +19,9 @@ use ring::digest;
 use serde_json::{Value, json};
 
 use crate::audit::ApprovalRecord;
-use crate::config::ApprovalsConfig;
-use crate::error::{ErrorKind, ProxyError, Side};
+use crate::error::{DecisionRef, ErrorKind, ProxyError, Side};
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
+use crate::pii::Redactor;
 use crate::policy::Facts;
 use crate::store::{Approval, ApprovalStatus, Held, NewHold, Store};
 
@@ -25,40 +32,62 @@ const RETRY_AFTER_SECONDS: u32 = 2;
 const PREVIEW_CHARS: usize = 2000;
 
 /// Held requests, their store and their notifications.
-pub struct HoldStep {
+pub struct Approvals {
     config: ApprovalsConfig,
     store: Arc<Store>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
 }
 
-/// What a held request shows a reviewer, and how it is recognised when retried.
+/// Why a request is held: the rules (and tripped budget breakers, `budget-breaker:ID`) that hold
+/// it, and the decision that did.
+#[derive(Debug, Clone)]
+pub struct HoldReason {
+    /// Rule ids, then breakers.
+    pub rules: Vec<String>,
+    /// The decision id.
+    pub decision: String,
+}
+
+impl HoldReason {
+    /// The decision as a refusal names it.
+    fn decision_ref(&self) -> DecisionRef {
+        DecisionRef {
+            id: self.decision.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+/// A held request, as the proxy would forward it.
 pub struct HeldRequest<'a> {
     /// The request's facts.
     pub facts: &'a Facts,
-    /// `https://host:port/path?query` with personal data masked, for reviewers.
+    /// `scheme://host:port/path?query`, shown to reviewers (masked).
     pub url: String,
-    /// The full URL with query, for the fingerprint only.
-    pub full_url: String,
-    /// The body as forwarded.
+    /// The request's URI as sent upstream, for the fingerprint.
+    pub uri: String,
+    /// The body as it would be forwarded.
     pub body: &'a [u8],
-    /// The body with personal data and secrets masked, for the preview.
-    pub preview: String,
-    /// The rules that hold it.
-    pub rules: &'a [String],
-    /// The decision id.
-    pub decision: &'a str,
+    /// Why it is held.
+    pub reason: &'a HoldReason,
 }
 
-impl HoldStep {
-    /// The step of `config`, keeping approvals in `store`.
+/// What reviewers see of a held request: personal data masked.
+struct Shown {
+    url: String,
+    preview: String,
+}
+
+impl Approvals {
+    /// Held requests of `config`, kept in `store`.
     pub fn new(
         config: ApprovalsConfig,
         store: Arc<Store>,
         notifier: Notifier,
         metrics: Arc<Metrics>,
-    ) -> HoldStep {
-        HoldStep {
+    ) -> Approvals {
+        Approvals {
             config,
             store,
             notifier,
@@ -74,21 +103,40 @@ impl HoldStep {
             .map(|_| ())
     }
 
-    /// 9. waits for a person's decision on `held`; `Ok` when approved.
-    ///
-    /// `record` receives what happened, for the audit trail, whatever the outcome.
+    /// 9. approve: parks `held` (or re-attaches it to its pending approval) and waits for a
+    ///    person's decision; `Ok` when approved. Returns, whatever the outcome, what happened for
+    ///    the audit trail. A refusal names the decision and rules that held the request.
     pub async fn wait(
         &self,
         held: &HeldRequest<'_>,
+        masker: &Redactor,
+    ) -> (Result<(), ProxyError>, Option<ApprovalRecord>) {
+        let shown = Shown {
+            url: masker.preview(&held.url),
+            preview: masker.preview(&String::from_utf8_lossy(held.body)),
+        };
+        let mut record = None;
+        let outcome = self.wait_for(held, &shown, &mut record).await;
+        let outcome = outcome.map_err(|err| match err.kind {
+            ErrorKind::Internal => err,
+            _ => err.with_decision(held.reason.decision_ref()),
+        });
+        (outcome, record)
+    }
+
+    async fn wait_for(
+        &self,
+        held: &HeldRequest<'_>,
+        shown: &Shown,
         record: &mut Option<ApprovalRecord>,
     ) -> Result<(), ProxyError> {
         let started = Instant::now();
         let now = crate::store::now();
-        let summary = summary(held);
+        let summary = summary(held, shown);
         let agent = &held.facts.agent.id;
         let hold = NewHold {
             id: new_id()?,
-            fingerprint: fingerprint(agent, &held.facts.request.method, &held.full_url, held.body),
+            fingerprint: fingerprint(agent, &held.facts.request.method, &held.uri, held.body),
             agent: agent.clone(),
             summary: summary.to_string(),
             now,
@@ -131,18 +179,17 @@ impl HoldStep {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let mut err = ProxyError::new(
+                return Err(ProxyError::new(
                     ErrorKind::ApprovalPending,
                     Side::Agent,
                     format!(
                         "held for human approval: approval {id} is pending (rules {}); retry \
                          the same request to wait for the decision",
-                        held.rules.join(", ")
+                        held.reason.rules.join(", ")
                     ),
-                );
-                err.retry_after = Some(RETRY_AFTER_SECONDS);
-                err.approval = Some(id);
-                return Err(err);
+                )
+                .with_retry_after(Some(RETRY_AFTER_SECONDS))
+                .with_approval(id));
             }
             let nap = left.min(self.config.poll_interval);
             tokio::select! {
@@ -163,9 +210,12 @@ impl HoldStep {
             }
         };
         let refused = |message: String| {
-            let mut err = ProxyError::new(ErrorKind::Forbidden, Side::Agent, message);
-            err.approval = Some(approval.id.clone());
-            Some(Err(err))
+            Some(Err(ProxyError::new(
+                ErrorKind::Forbidden,
+                Side::Agent,
+                message,
+            )
+            .with_approval(approval.id.clone())))
         };
         match approval.status {
             ApprovalStatus::Pending if approval.expires_at < crate::store::now() => refused(
@@ -214,10 +264,11 @@ impl Drop for Waiting<'_> {
 }
 
 /// What reviewers see: who, what, why, and a redacted preview. Never a raw personal-data value.
-fn summary(held: &HeldRequest<'_>) -> Value {
+fn summary(held: &HeldRequest<'_>, shown: &Shown) -> Value {
     let facts = held.facts;
-    let mut preview: String = held.preview.chars().take(PREVIEW_CHARS).collect();
-    if held.preview.chars().nth(PREVIEW_CHARS).is_some() {
+    let rules = &held.reason.rules;
+    let mut preview: String = shown.preview.chars().take(PREVIEW_CHARS).collect();
+    if shown.preview.chars().nth(PREVIEW_CHARS).is_some() {
         preview.push('…');
     }
     json!({
@@ -225,10 +276,10 @@ fn summary(held: &HeldRequest<'_>) -> Value {
         "team": facts.agent.team,
         "trigger": facts.trigger.name(),
         "method": facts.request.method,
-        "url": held.url,
-        "rules": held.rules,
-        "decision": held.decision,
-        "reason": format!("rule {} holds this request for human approval", held.rules.join(", ")),
+        "url": shown.url,
+        "rules": rules,
+        "decision": held.reason.decision,
+        "reason": format!("rule {} holds this request for human approval", rules.join(", ")),
         "model": facts.llm.as_ref().map(|l| l.model.clone()),
         "tool": facts.tool.as_ref().map(|t| t.name.clone()),
         "pii": facts.pii.counts,

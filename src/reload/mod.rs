@@ -1,3 +1,5 @@
+//! Files that change while the proxy runs: the policy folder and the geo database ([`geo`]).
+//!
 //! Keeps the policies in force current: the policy folder is checked every few seconds and on
 //! SIGHUP; a change is validated first and swapped in whole, an invalid change keeps the running
 //! policies and is reported.
@@ -8,8 +10,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+mod geo;
+
+pub use geo::{GeoFile, build_geo, watch_geo};
+
 use crate::config::policies::{check_redact_kinds, reload};
-use crate::pipeline::Pipeline;
+use crate::policy::PolicyHandle;
 
 /// What a reload needs from the config besides the folder.
 #[derive(Debug, Clone)]
@@ -20,11 +26,11 @@ pub struct PolicyInputs {
     pub custom_kinds: Vec<String>,
 }
 
-/// Watches `folder` until `shutdown`, putting valid changes in force in `pipeline`.
+/// Watches `folder` until `shutdown`, putting valid changes in force in `policies`.
 pub async fn watch_policies(
     folder: PathBuf,
     interval: Duration,
-    pipeline: Arc<Pipeline>,
+    policies: Arc<PolicyHandle>,
     inputs: PolicyInputs,
     shutdown: CancellationToken,
 ) {
@@ -44,11 +50,11 @@ pub async fn watch_policies(
             _ = ticker.tick() => {}
             _ = hangup_signal => tracing::info!("SIGHUP: reloading policies"),
         }
-        let current = pipeline.judge().policy_version();
+        let current = policies.version();
         let checked = reload(&folder, &current, &inputs.extras).and_then(|changed| match changed {
-            Some(policies) => {
-                check_redact_kinds(&policies, &inputs.custom_kinds)?;
-                Ok(Some(policies))
+            Some(changed) => {
+                check_redact_kinds(&changed, &inputs.custom_kinds)?;
+                Ok(Some(changed))
             }
             None => Ok(None),
         });
@@ -56,16 +62,16 @@ pub async fn watch_policies(
             Ok(None) => {}
             // A folder caught mid-change (a checkout, a rule moved between files) can parse and
             // still be incomplete: swap only what reads the same a moment later.
-            Ok(Some(policies)) if !settled(&folder, &policies.version, &inputs.extras).await => {}
-            Ok(Some(policies)) => {
+            Ok(Some(changed)) if !settled(&folder, &changed.version, &inputs.extras).await => {}
+            Ok(Some(changed)) => {
                 tracing::info!(
                     folder = %folder.display(),
                     from = %current,
-                    to = %policies.version,
-                    rules = policies.set.len(),
+                    to = %changed.version,
+                    rules = changed.set.len(),
                     "policies reloaded"
                 );
-                pipeline.judge().replace(policies);
+                policies.replace(changed);
                 last_error = None;
             }
             Err(e) => {
@@ -84,17 +90,17 @@ pub async fn watch_policies(
 /// then stay in force).
 pub fn reload_now(
     folder: &std::path::Path,
-    pipeline: &Pipeline,
+    policies: &PolicyHandle,
     inputs: &PolicyInputs,
 ) -> Result<Option<String>, String> {
-    let current = pipeline.judge().policy_version();
+    let current = policies.version();
     match reload(folder, &current, &inputs.extras) {
         Ok(None) => Ok(None),
-        Ok(Some(policies)) => {
-            check_redact_kinds(&policies, &inputs.custom_kinds).map_err(|e| e.to_string())?;
-            let version = policies.version.clone();
+        Ok(Some(changed)) => {
+            check_redact_kinds(&changed, &inputs.custom_kinds).map_err(|e| e.to_string())?;
+            let version = changed.version.clone();
             tracing::info!(from = %current, to = %version, "policies reloaded through the admin API");
-            pipeline.judge().replace(policies);
+            policies.replace(changed);
             Ok(Some(version))
         }
         Err(e) => Err(e.to_string()),

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::config::{Webhook, WebhookFormat};
+use super::{Webhook, WebhookFormat};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 

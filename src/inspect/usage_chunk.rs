@@ -6,9 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-use super::rewritten_body::{Rewrite, RewrittenBody};
 use crate::pii::event_end;
-use crate::proxy::body::ProxyBody;
 
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
 /// completion that did not ask for usage; `None` to leave it as it is.
@@ -32,17 +30,15 @@ pub fn ask_for_usage(path: &str, body: &[u8]) -> Option<Bytes> {
     serde_json::to_vec(&doc).ok().map(Bytes::from)
 }
 
-/// A chat-completion stream without the usage-only chunk the proxy asked for.
-pub type WithoutUsageChunk = RewrittenBody<UsageChunkFilter>;
-
 /// Passes complete events on, except the usage-only one; holds an incomplete event back.
 #[derive(Default)]
 pub struct UsageChunkFilter {
     pending: BytesMut,
 }
 
-impl Rewrite for UsageChunkFilter {
-    fn push(&mut self, data: &[u8]) -> Bytes {
+impl UsageChunkFilter {
+    /// The complete events of what came so far, but the usage-only one.
+    pub fn push(&mut self, data: &[u8]) -> Bytes {
         self.pending.extend_from_slice(data);
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {
@@ -54,7 +50,8 @@ impl Rewrite for UsageChunkFilter {
         out.freeze()
     }
 
-    fn finish(&mut self) -> Bytes {
+    /// What is still held, at the end of the stream (nothing if it is the usage-only event).
+    pub fn finish(&mut self) -> Bytes {
         let rest = self.pending.split().freeze();
         if is_usage_only(&rest) {
             Bytes::new()
@@ -62,11 +59,6 @@ impl Rewrite for UsageChunkFilter {
             rest
         }
     }
-}
-
-/// `inner` without the usage-only chunk.
-pub fn without_usage_chunk(inner: ProxyBody) -> WithoutUsageChunk {
-    RewrittenBody::new(inner, UsageChunkFilter::default())
 }
 
 /// An event whose data is a chunk with no choices and a usage: the one `include_usage` adds.
@@ -85,9 +77,6 @@ fn is_usage_only(event: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::body::{boxed, full};
-    use http_body::Frame;
-    use http_body_util::BodyExt;
 
     #[test]
     fn usage_is_asked_for_only_where_missing() {
@@ -99,40 +88,5 @@ mod tests {
         let already = br#"{"stream":true,"stream_options":{"include_usage":true}}"#;
         assert!(ask_for_usage(path, already).is_none());
         assert!(ask_for_usage("/v1/responses", br#"{"stream":true}"#).is_none());
-    }
-
-    #[tokio::test]
-    async fn the_added_usage_chunk_is_taken_out_in_any_framing() {
-        let stream = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/usage/openai_chat_stream.sse"
-        ))
-        .unwrap();
-        let expected: String = String::from_utf8_lossy(&stream)
-            .split("\n\n")
-            .filter(|e| !e.contains("\"choices\":[],\"usage\""))
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        for size in [1, 5, 64, stream.len()] {
-            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = stream
-                .chunks(size)
-                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-                .collect();
-            let inner = boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
-                frames,
-            )));
-            let out = without_usage_chunk(inner)
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes();
-            assert_eq!(String::from_utf8_lossy(&out), expected, "frames of {size}");
-        }
-        let untouched = without_usage_chunk(full("data: {\"choices\":[{}]}\n\n"))
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(&untouched[..], b"data: {\"choices\":[{}]}\n\n");
     }
 }

@@ -1,14 +1,41 @@
-//! A response body rewritten as it streams, by a stateful [`Rewrite`] (pseudonyms restored, the
-//! usage chunk the proxy asked for taken out): data goes out as soon as the rewrite releases it,
-//! what it still holds goes out at the end, before the trailers.
+//! The one body type requests and responses carry through every listener and step, and a body
+//! rewritten as it streams by a stateful [`Rewrite`] (pseudonyms restored, the usage chunk the
+//! proxy asked for taken out): data goes out as soon as the rewrite releases it, what it still
+//! holds goes out at the end, before the trailers.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 
-use crate::proxy::body::{BodyError, ProxyBody};
+/// Error type of every body the proxy streams.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type requests and responses carry through the proxy: streamed, never buffered.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// A body holding `bytes` in full (error pages, small answers).
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Converts any body into a [`ProxyBody`].
+pub fn boxed<B>(body: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
 
 /// A rewrite of a body's data that may hold some back until more arrives.
 pub trait Rewrite: Unpin {

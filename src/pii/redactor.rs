@@ -1,0 +1,377 @@
+//! Steps 5 (detect) and 10 (redact) for whole requests and answers: what personal data a body,
+//! a query and headers carry, counted by kind for the rules, and the redactions a verdict obliges,
+//! applied by the shape of the body (JSON stays valid, form fields stay fields). Kinds and counts
+//! reach logs and the audit trail; values never do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ring::hmac;
+use serde_json::Value;
+
+use super::{
+    Finding, Redaction, Replacer, Scanner, ScannerConfig, ScannerError, Style, Vault, VaultError,
+};
+use crate::secret::Secret;
+
+/// The `pii` section: custom detectors, the hash key, the pseudonym vault's bounds.
+#[derive(Debug, Clone)]
+pub struct PiiConfig {
+    /// Built-in detectors plus the configured dictionaries and patterns.
+    pub scanner: ScannerConfig,
+    /// Key of the `hash` style; a random per-process key when not configured.
+    pub hash_key: Option<Secret>,
+    /// Whether header values are scanned too (URL queries, bodies and forms always are).
+    pub scan_headers: bool,
+    /// Most executions whose pseudonyms are kept at once.
+    pub vault_max_executions: usize,
+    /// Most values one execution may pseudonymize.
+    pub vault_max_values: usize,
+    /// An execution idle this long has its pseudonyms forgotten.
+    pub vault_idle: Duration,
+}
+
+impl PiiConfig {
+    /// Names of the configured detectors (dictionaries and patterns).
+    pub fn custom_kinds(&self) -> Vec<String> {
+        let dictionaries = self.scanner.dictionaries.iter().map(|d| d.name.clone());
+        let patterns = self.scanner.patterns.iter().map(|p| p.name.clone());
+        dictionaries.chain(patterns).collect()
+    }
+}
+
+/// Which kinds to redact, and how: one entry per obligation of the verdict.
+pub type RedactRule = (Vec<String>, Style);
+
+/// A body as inspection read it: the parts the scanner looks at.
+pub struct BodyParts<'a> {
+    /// `Content-Type` without parameters, lower-case.
+    pub content_type: &'a str,
+    /// The body as JSON (`null` when it is not JSON).
+    pub json: &'a Value,
+    /// Form fields.
+    pub form: &'a BTreeMap<String, String>,
+    /// Text content (a `text/*` body, multipart text parts, the text of an event stream).
+    pub text: &'a [String],
+    /// The decoded bytes.
+    pub decoded: &'a [u8],
+}
+
+/// How a body is shaped, for redaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// A JSON document.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/*`: scanned, not rewritten.
+    Multipart,
+    /// UTF-8 text of any other type.
+    Text,
+    /// Bytes that are not UTF-8: scanned as far as they read as text, not rewritten.
+    Opaque,
+}
+
+impl BodyShape {
+    /// The shape of `body`.
+    pub fn of(body: &BodyParts<'_>) -> BodyShape {
+        if !body.json.is_null() {
+            BodyShape::Json
+        } else if body.content_type == "application/x-www-form-urlencoded" {
+            BodyShape::Form
+        } else if body.content_type.starts_with("multipart/") {
+            BodyShape::Multipart
+        } else if !body.decoded.is_empty() && std::str::from_utf8(body.decoded).is_ok() {
+            BodyShape::Text
+        } else {
+            BodyShape::Opaque
+        }
+    }
+}
+
+/// Why obliged redactions could not be carried out; the request or answer is then not forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum RedactError {
+    /// The pseudonym vault refused (bounds reached).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Data to redact sits in a body this proxy cannot rewrite.
+    #[error(
+        "the policy requires redacting personal data in {0}, which this proxy cannot rewrite; \
+         the request was not forwarded unredacted"
+    )]
+    UnrewritableBody(&'static str),
+    /// Data to redact sits in the path or a header, which are forwarded as they are.
+    #[error(
+        "the policy requires redacting personal data found in {0}, which this proxy does not \
+         rewrite; the request was not forwarded unredacted"
+    )]
+    UnrewritablePlace(&'static str),
+    /// The redacted JSON could not be written again.
+    #[error("redacted JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// What redaction did.
+pub struct Redacted {
+    /// The body to forward, when it changed.
+    pub body: Option<Bytes>,
+    /// The query to forward, when it changed.
+    pub query: Option<String>,
+    /// Values replaced, by kind.
+    pub replaced: BTreeMap<String, u64>,
+    /// Whether pseudonyms were handed out (the answer must be restored).
+    pub pseudonymized: bool,
+}
+
+/// The scanner, the hash key and the pseudonym vault, built once.
+pub struct Redactor {
+    scanner: Scanner,
+    hash_key: hmac::Key,
+    vault: Vault,
+    scan_headers: bool,
+}
+
+impl Redactor {
+    /// Builds the detectors of `config`; without a configured hash key, `hash` redactions use a
+    /// random key of this process (stable across requests, not across restarts).
+    pub fn new(config: &PiiConfig) -> Result<Redactor, ScannerError> {
+        Ok(Redactor {
+            scanner: Scanner::new(&config.scanner)?,
+            hash_key: hash_key(config)?,
+            vault: Vault::new(
+                config.vault_max_executions,
+                config.vault_max_values,
+                config.vault_idle,
+            ),
+            scan_headers: config.scan_headers,
+        })
+    }
+
+    /// The scanner, for tools that show what it finds.
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    /// 5. detect: findings counted by kind in a request's body, query, and headers when
+    ///    configured. A body that is neither JSON, form nor text parts is scanned whole (bytes that
+    ///    are not UTF-8 read as U+FFFD).
+    pub fn detect_request(
+        &self,
+        body: &BodyParts<'_>,
+        query: &BTreeMap<String, String>,
+        headers: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, u64> {
+        let shape = BodyShape::of(body);
+        let whole = matches!(shape, BodyShape::Text | BodyShape::Opaque)
+            && body.text.is_empty()
+            && !body.decoded.is_empty();
+        let mut counts = self.detect_body(body, whole);
+        let fields = query
+            .iter()
+            .chain(headers.iter().filter(|_| self.scan_headers));
+        for (name, value) in fields {
+            add(&mut counts, self.scanner.scan_field(name, value));
+        }
+        counts
+    }
+
+    /// Findings counted by kind in an answer's body; an answer that is neither JSON, form nor
+    /// text is scanned whole.
+    pub fn detect_answer(&self, body: &BodyParts<'_>) -> BTreeMap<String, u64> {
+        let plain = body.json.is_null() && body.form.is_empty() && body.text.is_empty();
+        self.detect_body(body, plain && !body.decoded.is_empty())
+    }
+
+    fn detect_body(&self, body: &BodyParts<'_>, whole: bool) -> BTreeMap<String, u64> {
+        let s = &self.scanner;
+        let mut counts = BTreeMap::new();
+        for f in super::scan_json(s, body.json) {
+            add(&mut counts, vec![f.finding]);
+        }
+        for (name, value) in body.form {
+            add(&mut counts, s.scan_field(name, value));
+        }
+        // Form values may also stand among the text parts; each is counted once.
+        for text in body
+            .text
+            .iter()
+            .filter(|t| !body.form.values().any(|v| v == *t))
+        {
+            add(&mut counts, s.scan(text));
+        }
+        if whole {
+            add(&mut counts, s.scan(&String::from_utf8_lossy(body.decoded)));
+        }
+        counts
+    }
+
+    /// 10. redact: applies `rules` to a body of `shape` (with its parsed `json`) and to the
+    ///     query. A body whose findings cannot be rewritten (multipart, not UTF-8) is refused
+    ///     rather than forwarded unredacted.
+    pub fn redact(
+        &self,
+        rules: Vec<RedactRule>,
+        session: &str,
+        (bytes, shape, json): (&[u8], BodyShape, &mut Value),
+        query: Option<&str>,
+    ) -> Result<Redacted, RedactError> {
+        let mut redaction =
+            Redaction::new(rules, &self.hash_key, &self.vault, session, Instant::now());
+        let body = match shape {
+            BodyShape::Json => {
+                let changed = super::redact_json(&self.scanner, json, &mut redaction)?;
+                (changed > 0)
+                    .then(|| serde_json::to_vec(json).map(Bytes::from))
+                    .transpose()?
+            }
+            BodyShape::Form => self.redact_pairs(bytes, &mut redaction)?.map(Bytes::from),
+            BodyShape::Text => {
+                let text = std::str::from_utf8(bytes).unwrap_or_default();
+                let findings = self.scanner.scan(text);
+                super::redact(text, &findings, &mut redaction)?.map(Bytes::from)
+            }
+            BodyShape::Multipart | BodyShape::Opaque => {
+                let text = String::from_utf8_lossy(bytes);
+                let selected = self
+                    .scanner
+                    .scan(&text)
+                    .iter()
+                    .any(|f| redaction.style_for(&f.kind).is_some());
+                if selected {
+                    return Err(RedactError::UnrewritableBody(
+                        if shape == BodyShape::Multipart {
+                            "a multipart body"
+                        } else {
+                            "a body that is not valid UTF-8"
+                        },
+                    ));
+                }
+                None
+            }
+        };
+        let query = match query {
+            Some(q) => self.redact_pairs(q.as_bytes(), &mut redaction)?,
+            None => None,
+        };
+        Ok(Redacted {
+            body,
+            query,
+            replaced: redaction.replaced.clone(),
+            pseudonymized: redaction.pseudonymized,
+        })
+    }
+
+    /// `a=1&b=2` with each value redacted; `None` when nothing changed.
+    fn redact_pairs(
+        &self,
+        encoded: &[u8],
+        redaction: &mut impl Replacer,
+    ) -> Result<Option<String>, VaultError> {
+        let mut changed = false;
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(encoded) {
+            let findings = self.scanner.scan_field(&name, &value);
+            match super::redact(&value, &findings, redaction)? {
+                Some(redacted) => {
+                    changed = true;
+                    out.append_pair(&name, &redacted);
+                }
+                None => {
+                    out.append_pair(&name, &value);
+                }
+            }
+        }
+        Ok(changed.then(|| out.finish()))
+    }
+
+    /// Refuses a request whose path, or (when scanned) headers, hold a kind `rules` redact:
+    /// those are forwarded as they are, so the request must not go.
+    pub fn check_unrewritable(
+        &self,
+        rules: &[RedactRule],
+        path: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), RedactError> {
+        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let mut places: Vec<(&'static str, String)> = vec![("path", decoded_path.into_owned())];
+        if self.scan_headers {
+            places.extend(
+                headers
+                    .iter()
+                    .map(|(name, value)| ("a header", format!("{name}: {value}"))),
+            );
+        }
+        match places.iter().find(|(_, text)| self.obliged_in(rules, text)) {
+            None => Ok(()),
+            Some((place, _)) => Err(RedactError::UnrewritablePlace(place)),
+        }
+    }
+
+    /// Whether `text` holds a kind one of `rules` redacts.
+    pub fn obliged_in(&self, rules: &[RedactRule], text: &str) -> bool {
+        self.scanner.scan(text).iter().any(|f| {
+            rules
+                .iter()
+                .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
+        })
+    }
+
+    /// `text` with every finding masked (`[EMAIL]`), whatever the policies oblige: what a
+    /// reviewer may see of a held request.
+    pub fn preview(&self, text: &str) -> String {
+        struct MaskAll;
+        impl Replacer for MaskAll {
+            fn replace(
+                &mut self,
+                finding: &Finding,
+                _value: &str,
+            ) -> Result<Option<String>, VaultError> {
+                Ok(Some(format!("[{}]", finding.kind.label())))
+            }
+        }
+        let findings = self.scanner.scan(text);
+        match super::redact(text, &findings, &mut MaskAll) {
+            Ok(Some(masked)) => masked,
+            Ok(None) => text.to_string(),
+            Err(_) => "[preview withheld]".to_string(),
+        }
+    }
+
+    /// Forgets sessions idle for longer than the vault keeps them.
+    pub fn forget_idle(&self) {
+        self.vault.sweep(Instant::now());
+    }
+
+    /// The pseudonyms of `session` now, to restore the answer of a request just redacted.
+    pub fn pseudonyms(&self, session: &str) -> Option<Arc<HashMap<String, String>>> {
+        self.vault.names(session)
+    }
+}
+
+fn add(counts: &mut BTreeMap<String, u64>, found: Vec<Finding>) {
+    for (kind, n) in super::count_by_kind(&found) {
+        *counts.entry(kind).or_insert(0) += n;
+    }
+}
+
+/// The key of the `hash` style: the configured one, or a random key of this process.
+pub fn hash_key(config: &PiiConfig) -> Result<hmac::Key, ScannerError> {
+    match &config.hash_key {
+        Some(key) => Ok(hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes())),
+        None => {
+            let rng = ring::rand::SystemRandom::new();
+            hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| ScannerError::Detector {
+                name: "hash".into(),
+                reason: "no random source for the hash key".into(),
+            })
+        }
+    }
+}
+
+/// The vault session of a request: one per agent and execution.
+pub fn session_of(agent: &str, execution: Option<&str>) -> String {
+    format!("{agent}/{}", execution.unwrap_or("-"))
+}

@@ -1,0 +1,338 @@
+//! The request as it goes upstream, and the steps that work on its bytes: 4 (inspect), 5 (detect),
+//! 10 (redact) and 11 (forward). What is judged is what is forwarded: an inspected body leaves
+//! decoded (and redacted), an uninspected one exactly as it came.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+
+use super::evaluate::{self, Line, Subject};
+use super::{Pipeline, RequestCtx};
+use crate::budget::Dialect;
+use crate::error::{ErrorKind, ProxyError, Shape, Side};
+use crate::inspect;
+use crate::pii::{BodyParts, BodyShape, RedactRule, session_of};
+use crate::policy::{Facts, Obligation, PiiFacts, Trigger};
+use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
+use crate::proxy::upstream::UpstreamPeer;
+
+/// A request on its way upstream: its head, and its body as inspection left it.
+pub(super) struct Outgoing {
+    parts: http::request::Parts,
+    body: RequestBody,
+}
+
+/// A request's body as inspection left it.
+pub(super) enum RequestBody {
+    /// Read whole, decoded and recognised; forwarded decoded, as judged.
+    Inspected {
+        /// The decoded bytes (redacted and rewritten by later steps).
+        decoded: Bytes,
+        /// It came with a `Content-Encoding`.
+        encoded: bool,
+        /// The pseudonyms to put back into the answer, once redaction handed some out.
+        restore: Option<Arc<HashMap<String, String>>>,
+    },
+    /// Too large, undecodable or unparseable: judged with `body.inspected == false`, forwarded
+    /// exactly as it came when a rule allows it.
+    Uninspected(ReadBody),
+}
+
+/// The upstream's answer, and whether response rules judge it before the agent sees it.
+pub(super) struct Answer {
+    pub response: Response<ProxyBody>,
+    pub judged: bool,
+}
+
+impl Outgoing {
+    /// The decoded body, when it was inspected.
+    pub fn inspected(&self) -> Option<&Bytes> {
+        match &self.body {
+            RequestBody::Inspected { decoded, .. } => Some(decoded),
+            RequestBody::Uninspected(_) => None,
+        }
+    }
+
+    /// What the rules judge: a request that can wait for a person, or one whose body could not be
+    /// inspected.
+    pub fn subject(&self) -> Subject {
+        match &self.body {
+            RequestBody::Inspected { .. } => Subject::Request,
+            RequestBody::Uninspected(read) => Subject::Uninspected {
+                too_large: matches!(read, ReadBody::TooLarge { .. }),
+            },
+        }
+    }
+
+    /// The request's URI as it goes upstream.
+    pub fn uri(&self) -> &http::Uri {
+        &self.parts.uri
+    }
+
+    fn set_length(&mut self, length: usize) {
+        self.parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+}
+
+impl Pipeline {
+    /// 4. inspect: the whole body, bounded and decoded, and what it carries (an LLM call, a tool
+    ///    call, SQL); the request's facts without destination and personal data yet.
+    pub(super) async fn inspect(
+        &self,
+        ctx: &mut RequestCtx,
+        req: Request<Incoming>,
+    ) -> Result<(Outgoing, Facts), ProxyError> {
+        let (parts, body) = req.into_parts();
+        let read = read_request_body(&parts.headers, body, self.max_request_body_bytes).await?;
+        let encodings = parts
+            .headers
+            .get_all(CONTENT_ENCODING)
+            .iter()
+            .map(|v| v.to_str())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ProxyError::bad_request("Content-Encoding is not ASCII"))?;
+        let encoding = Some(encodings.join(",")).filter(|e| !e.is_empty());
+        let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
+        let raw = match read {
+            ReadBody::Whole(raw) => raw,
+            too_large @ ReadBody::TooLarge { .. } => {
+                let problem = format!("the request body exceeds the limit of {limit} bytes");
+                return Ok(self.uninspected(ctx, parts, too_large, problem));
+            }
+        };
+        let decoded = match inspect::decode(raw.clone(), encoding.as_deref(), limit) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let problem = e.to_string();
+                return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
+            }
+        };
+        let host = ctx.target.host.as_string();
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let request = inspect::Request {
+            host: &host,
+            method: ctx.method.as_str(),
+            path: &ctx.path,
+            query: parts.uri.query(),
+            content_type,
+            body: &decoded,
+        };
+        let recognised = inspect::recognise(&request, &self.inspect);
+        if let Some(problem) = recognised.unreadable {
+            return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
+        }
+        ctx.shape = shape_for(&recognised);
+        let mut facts = self.request_facts(ctx, &parts, recognised.trigger());
+        facts.body = inspect::body_facts(&decoded, content_type, recognised.json);
+        facts.llm = recognised.llm;
+        facts.tool = recognised.tool;
+        facts.data = recognised.data;
+        let body = RequestBody::Inspected {
+            decoded,
+            encoded: encoding.is_some(),
+            restore: None,
+        };
+        Ok((Outgoing { parts, body }, facts))
+    }
+
+    fn uninspected(
+        &self,
+        ctx: &RequestCtx,
+        parts: http::request::Parts,
+        read: ReadBody,
+        problem: String,
+    ) -> (Outgoing, Facts) {
+        let mut facts = self.request_facts(ctx, &parts, Trigger::HttpRequest);
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        facts.body = inspect::uninspected_body(content_type, problem);
+        let body = RequestBody::Uninspected(read);
+        (Outgoing { parts, body }, facts)
+    }
+
+    fn request_facts(
+        &self,
+        ctx: &RequestCtx,
+        parts: &http::request::Parts,
+        trigger: Trigger,
+    ) -> Facts {
+        let line = Line {
+            method: ctx.method.as_str(),
+            scheme: &ctx.scheme,
+            target: &ctx.target,
+            path: &ctx.path,
+            query: parts.uri.query(),
+            headers: Some(&parts.headers),
+        };
+        evaluate::facts(trigger, &ctx.client, &line, &[], &self.geo)
+    }
+
+    /// 5. detect: personal data and secrets in the body, the query and (when configured) the
+    ///    headers, as kinds and counts. An uninspected body has none to show.
+    pub(super) fn detect(&self, request: &Outgoing, facts: &mut Facts) {
+        let Some(decoded) = request.inspected() else {
+            return;
+        };
+        let (query, headers) = (&facts.request.query, &facts.request.headers);
+        let found = self
+            .redactor
+            .detect_request(&parts_of(facts, decoded), query, headers);
+        facts.pii = PiiFacts::from_counts(found);
+    }
+
+    /// 10. redact: what the verdict obliges, in the body and the query. The path and scanned
+    ///     headers cannot be rewritten, nor can a body that was not inspected: data to redact
+    ///     there refuses the request.
+    pub(super) fn redact(
+        &self,
+        ctx: &mut RequestCtx,
+        request: &mut Outgoing,
+        facts: &mut Facts,
+        obligations: &[Obligation],
+    ) -> Result<(), ProxyError> {
+        if obligations.is_empty() {
+            return Ok(());
+        }
+        let RequestBody::Inspected {
+            decoded, restore, ..
+        } = &mut request.body
+        else {
+            return Err(ProxyError::new(
+                ErrorKind::Forbidden,
+                Side::Agent,
+                format!(
+                    "the policy requires redacting a body the proxy could not read ({}); the \
+                     request was not forwarded",
+                    facts.body.problem
+                ),
+            ));
+        };
+        let rules: Vec<RedactRule> = obligations.iter().map(Obligation::rule).collect();
+        self.redactor
+            .check_unrewritable(&rules, &ctx.path, &facts.request.headers)?;
+        let shape = BodyShape::of(&parts_of(facts, decoded));
+        let mut json = std::mem::take(&mut facts.body.json);
+        let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
+        let query = request.parts.uri.query();
+        let redacted = self
+            .redactor
+            .redact(rules, &session, (decoded, shape, &mut json), query)?;
+        ctx.redacted = redacted.replaced;
+        if redacted.pseudonymized {
+            // The answer must come back readable to put the originals back in place.
+            request.parts.headers.remove(ACCEPT_ENCODING);
+            *restore = self.redactor.pseudonyms(&session);
+        }
+        if let Some(query) = redacted.query {
+            request.parts.uri = with_query(&request.parts.uri, &query)?;
+        }
+        if let Some(body) = redacted.body {
+            let length = body.len();
+            *decoded = body;
+            request.set_length(length);
+        }
+        Ok(())
+    }
+
+    /// 11. forward: pooled, verified, bounded in time. An inspected body leaves decoded, so no
+    ///     undecoded remainder can ride along; an OpenAI stream is asked for its usage, so the call
+    ///     is metered; an answer response rules may judge must come back readable.
+    pub(super) async fn forward(
+        &self,
+        ctx: &mut RequestCtx,
+        mut request: Outgoing,
+        facts: &Facts,
+    ) -> Result<Answer, ProxyError> {
+        let (body, restore, judged) = match request.body {
+            RequestBody::Uninspected(ReadBody::Whole(bytes)) => (full(bytes), None, false),
+            RequestBody::Uninspected(ReadBody::TooLarge { prefix, rest }) => {
+                (boxed(Prefixed::new(prefix, rest)), None, false)
+            }
+            RequestBody::Inspected {
+                mut decoded,
+                encoded,
+                restore,
+            } => {
+                let headers = &mut request.parts.headers;
+                if encoded {
+                    headers.remove(CONTENT_ENCODING);
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
+                }
+                // Azure's older API versions reject `stream_options`: OpenAI and compatible APIs
+                // only. The extra chunk is taken out of the answer (see `respond`).
+                let openai = ctx.llm.as_ref().is_some_and(|(provider, _)| {
+                    Dialect::of(provider) == Dialect::OpenAi && provider != "azure_openai"
+                });
+                if openai && let Some(asked) = inspect::ask_for_usage(&ctx.path, &decoded) {
+                    decoded = asked;
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
+                    ctx.usage_asked = true;
+                }
+                let judged = self.judge.judges_response_of(facts);
+                if judged {
+                    headers.remove(ACCEPT_ENCODING);
+                }
+                (full(decoded), restore, judged)
+            }
+        };
+        ctx.forwarded = true;
+        let req = Request::from_parts(request.parts, body);
+        let response = self.upstream.forward(req, ctx.started).await?;
+        ctx.connected = response
+            .extensions()
+            .get::<UpstreamPeer>()
+            .map(|peer| peer.0);
+        let response = match restore {
+            Some(names) => super::respond::restored(response, names),
+            None => response,
+        };
+        Ok(Answer { response, judged })
+    }
+}
+
+/// What the scanner reads of a request body.
+fn parts_of<'a>(facts: &'a Facts, decoded: &'a [u8]) -> BodyParts<'a> {
+    BodyParts {
+        content_type: &facts.body.content_type,
+        json: &facts.body.json,
+        form: &facts.body.form,
+        text: &facts.body.text,
+        decoded,
+    }
+}
+
+/// The error shape the agent's client understands, from what its request turned out to be.
+fn shape_for(recognised: &inspect::Recognised) -> Shape {
+    if let Some(id) = &recognised.jsonrpc_id {
+        return Shape::JsonRpc(id.clone());
+    }
+    match recognised.llm.as_ref().map(|l| l.provider.as_str()) {
+        Some("anthropic") => Shape::Anthropic,
+        Some("gemini") => Shape::Gemini,
+        Some(_) => Shape::OpenAi,
+        None => Shape::Plain,
+    }
+}
+
+/// `uri` with its query replaced.
+fn with_query(uri: &http::Uri, query: &str) -> Result<http::Uri, ProxyError> {
+    let mut parts = uri.clone().into_parts();
+    let path_and_query = format!("{}?{query}", uri.path());
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .map_err(|e| ProxyError::internal(format!("redacted query: {e}")))?,
+    );
+    http::Uri::from_parts(parts).map_err(|e| ProxyError::internal(format!("redacted URI: {e}")))
+}
