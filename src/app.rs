@@ -11,11 +11,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::approval::{Approvals, Notifier};
+use crate::audit::Judge;
 use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
 use crate::budget::{Ledger, RateLimits};
 use crate::config::Config;
 use crate::pii::Redactor;
-use crate::pipeline::{Judge, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::policy::PolicyHandle;
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
@@ -277,13 +278,37 @@ impl Gatehouse {
 }
 
 /// Every second: the pause state from the ledger, idle pseudonym sessions (so the vault holds
-/// values only while an agent run is active) and full rate-limit buckets.
+/// values only while an agent run is active), full rate-limit buckets, expired approvals.
 async fn housekeeping(pipeline: Arc<Pipeline>, shutdown: tokio_util::sync::CancellationToken) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => pipeline.housekeeping().await,
+            _ = ticker.tick() => housekeep(&pipeline).await,
         }
+    }
+}
+
+/// Every second: forgets the pseudonyms of executions idle for longer than the vault keeps
+/// them and rate-limit buckets that are full again; reads which agents and teams are paused;
+/// marks expired approvals.
+async fn housekeep(pipeline: &Pipeline) {
+    // Local work first: a store that does not answer must not keep pseudonyms past their
+    // retention.
+    pipeline.redactor.forget_idle();
+    pipeline.rate_limits.shrink();
+    let store_work = async {
+        if let Err(e) = pipeline.ledger.housekeeping().await {
+            tracing::error!(error = %e, "the budget store could not be read");
+        }
+        if let Err(e) = pipeline.approvals.housekeeping().await {
+            tracing::error!(error = %e, "expired approvals could not be marked");
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), store_work)
+        .await
+        .is_err()
+    {
+        tracing::error!("the store did not answer within 10 s; housekeeping retries in a second");
     }
 }

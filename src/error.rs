@@ -115,6 +115,22 @@ pub enum Shape {
     JsonRpc(serde_json::Value),
 }
 
+impl Shape {
+    /// The shape for a call recognised as an MCP call answering `jsonrpc_id`, or an LLM call to
+    /// `provider`.
+    pub fn of_call(jsonrpc_id: Option<&serde_json::Value>, provider: Option<&str>) -> Shape {
+        if let Some(id) = jsonrpc_id {
+            return Shape::JsonRpc(id.clone());
+        }
+        match provider {
+            Some("anthropic") => Shape::Anthropic,
+            Some("gemini") => Shape::Gemini,
+            Some(_) => Shape::OpenAi,
+            None => Shape::Plain,
+        }
+    }
+}
+
 /// The policy decision behind a refusal, so the agent and the audit trail can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRef {

@@ -45,6 +45,7 @@ pub mod reload;
 pub mod secret;
 pub mod sqlite;
 pub mod store;
+pub mod stream;
 pub mod toolchain;
 pub mod yaml;
 

@@ -3,6 +3,8 @@
 //! only writer of audit output.
 
 mod chain;
+mod judge;
+mod log;
 mod path_shape;
 mod records;
 mod store;
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use chain::{GENESIS, VerifyError, VerifyReport, verify_file};
+pub use judge::{Judge, Judgement};
+pub use log::{RequestLine, connect_decision, log_request};
 pub use path_shape::path_shape;
 pub use records::{ApprovalRecord, BudgetRecord, CostRecord, DecisionRecord, OutcomeRecord};
 pub use store::{AuditStore, Query, StoreError, spawn_feeder};

@@ -90,6 +90,46 @@ pub struct Request<'a> {
     pub body: &'a Bytes,
 }
 
+/// A request's head as recognition reads it, before its body is decoded.
+pub struct Head<'a> {
+    /// Lower-case host.
+    pub host: &'a str,
+    /// Method.
+    pub method: &'a str,
+    /// Path without the query.
+    pub path: &'a str,
+    /// Raw query string.
+    pub query: Option<&'a str>,
+    /// `Content-Type`, if any.
+    pub content_type: Option<&'a str>,
+}
+
+/// Decodes `raw` (sent with `encoding`, at most `limit` bytes decoded) and recognises what it
+/// carries; `Err` says why the body cannot be inspected (undecodable, JSON that does not parse,
+/// batched tool calls, several SQL statements).
+pub fn examine(
+    raw: &Bytes,
+    encoding: Option<&str>,
+    limit: usize,
+    head: &Head<'_>,
+    config: &InspectConfig,
+) -> Result<(Bytes, Recognised), String> {
+    let decoded = decode(raw.clone(), encoding, limit).map_err(|e| e.to_string())?;
+    let request = Request {
+        host: head.host,
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        content_type: head.content_type,
+        body: &decoded,
+    };
+    let mut recognised = recognise(&request, config);
+    match recognised.unreadable.take() {
+        Some(problem) => Err(problem),
+        None => Ok((decoded, recognised)),
+    }
+}
+
 /// Recognises what a request carries: an MCP tool call, a REST endpoint named as a tool, an LLM
 /// call, SQL in named fields, a PostgREST read.
 pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
@@ -209,9 +249,21 @@ pub fn uninspected_body(content_type: Option<&str>, problem: String) -> BodyFact
     }
 }
 
-/// The body facts of an upstream's answer, decoded. A streamed answer (server-sent events) is
-/// read as the text its events carry, so data split across tokens is found.
-pub fn answer_body(decoded: &Bytes, content_type: Option<&str>) -> BodyFacts {
+/// An upstream's answer (sent with `encoding`) decoded, and its body facts. A streamed answer
+/// (server-sent events) is read as the text its events carry, so data split across tokens is
+/// found.
+pub fn answer(
+    raw: Bytes,
+    encoding: Option<&str>,
+    content_type: Option<&str>,
+    limit: usize,
+) -> Result<(Bytes, BodyFacts), BodyError> {
+    let decoded = decode(raw, encoding, limit)?;
+    let body = answer_body(&decoded, content_type);
+    Ok((decoded, body))
+}
+
+fn answer_body(decoded: &Bytes, content_type: Option<&str>) -> BodyFacts {
     let first = decoded.iter().find(|b| !b.is_ascii_whitespace());
     let json = matches!(first, Some(b'{' | b'['))
         .then(|| serde_json::from_slice(decoded).ok())

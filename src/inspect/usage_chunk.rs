@@ -9,9 +9,11 @@ use serde_json::Value;
 use crate::pii::event_end;
 
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
-/// completion that did not ask for usage; `None` to leave it as it is.
-pub fn ask_for_usage(path: &str, body: &[u8]) -> Option<Bytes> {
-    if !path.ends_with("/chat/completions") {
+/// completion to OpenAI or an OpenAI-compatible API (`provider`) that did not ask for usage;
+/// `None` to leave it as it is. Azure's older API versions reject `stream_options`: not there.
+pub fn ask_for_usage(provider: Option<&str>, path: &str, body: &[u8]) -> Option<Bytes> {
+    let openai = provider.is_some_and(|p| !matches!(p, "anthropic" | "gemini" | "azure_openai"));
+    if !openai || !path.ends_with("/chat/completions") {
         return None;
     }
     let mut doc: Value = serde_json::from_slice(body).ok()?;
@@ -81,12 +83,17 @@ mod tests {
     #[test]
     fn usage_is_asked_for_only_where_missing() {
         let path = "/v1/chat/completions";
-        let asked = ask_for_usage(path, br#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
+        let asked = ask_for_usage(
+            Some("openai"),
+            path,
+            br#"{"model":"m","stream":true,"messages":[]}"#,
+        )
+        .unwrap();
         let doc: Value = serde_json::from_slice(&asked).unwrap();
         assert_eq!(doc["stream_options"]["include_usage"], true);
-        assert!(ask_for_usage(path, br#"{"stream":false}"#).is_none());
+        assert!(ask_for_usage(Some("openai"), path, br#"{"stream":false}"#).is_none());
         let already = br#"{"stream":true,"stream_options":{"include_usage":true}}"#;
-        assert!(ask_for_usage(path, already).is_none());
-        assert!(ask_for_usage("/v1/responses", br#"{"stream":true}"#).is_none());
+        assert!(ask_for_usage(Some("openai"), path, already).is_none());
+        assert!(ask_for_usage(Some("openai"), "/v1/responses", br#"{"stream":true}"#).is_none());
     }
 }

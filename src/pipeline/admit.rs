@@ -42,7 +42,7 @@ impl Pipeline {
         ctx.judgements.push(judgement);
         let verdict = verdict?;
         Ok(Admitted {
-            obligations: super::evaluate::obligations(&verdict),
+            obligations: verdict.obligations().to_vec(),
             hold: matches!(verdict, Verdict::Hold { .. }).then_some(hold),
         })
     }

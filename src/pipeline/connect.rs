@@ -1,11 +1,12 @@
 //! Step 2, connect rules: the host-level verdict on a tunnel (and on a plain-HTTP request, which
 //! never passed a CONNECT) before any TLS work, with the network guard's check of the destination.
 
-use super::evaluate::{self, Judgement, Line, Subject};
-use super::{Pipeline, RequestCtx, record};
-use crate::error::{ErrorKind, ProxyError, Side};
-use crate::policy::Trigger;
-use crate::proxy::resolve::{Pinned, ResolveError};
+use super::facts::{self, destination_facts};
+use super::{Pipeline, RequestCtx};
+use crate::audit::Judgement;
+use crate::error::ProxyError;
+use crate::policy::{RequestFacts, Subject, Trigger};
+use crate::proxy::resolve::Pinned;
 use crate::proxy::target::Target;
 use crate::proxy::{ClientInfo, ConnectPlan};
 use crate::random::request_id;
@@ -35,7 +36,7 @@ impl Pipeline {
         }
         // 13. record: every CONNECT decision is written once, with its reason and rules.
         let version = self.judge.policy_version();
-        record::connect_decision(client, target, &plan, judgement.as_ref(), &version);
+        crate::audit::connect_decision(client, target, &plan, judgement.as_ref(), &version);
         plan
     }
 
@@ -81,14 +82,18 @@ impl Pipeline {
         (Some(judgement), decided)
     }
 
+    /// The facts of a destination seen as the CONNECT for it, at the checked `addresses`.
     fn connect_facts(
         &self,
         client: &ClientInfo,
         target: &Target,
         addresses: &[std::net::SocketAddr],
     ) -> crate::policy::Facts {
-        let line = Line::connect(target);
-        evaluate::facts(Trigger::Connect, client, &line, addresses, &self.geo)
+        let host = (target.host.as_string(), target.port);
+        let request = RequestFacts::new(("CONNECT", ""), host, "", None, None);
+        let mut facts = facts::facts(Trigger::Connect, client, request);
+        facts.destination = destination_facts(addresses, &self.geo);
+        facts
     }
 
     /// 6. locate: the checked, pinned addresses the upstream connection will really use, and where
@@ -99,20 +104,12 @@ impl Pipeline {
         facts: &mut crate::policy::Facts,
     ) -> Result<(), ProxyError> {
         let pinned = self.destination(&ctx.target).await?;
-        facts.destination = evaluate::destination_facts(&pinned, &self.geo);
+        facts.destination = destination_facts(&pinned, &self.geo);
         ctx.destination = Some(pinned);
         Ok(())
     }
-
     /// The network guard's verdict on a destination: its checked addresses, or a refusal.
     pub(super) async fn destination(&self, target: &Target) -> Result<Pinned, ProxyError> {
-        self.resolver.resolve(target).await.map_err(|e| match e {
-            ResolveError::Refused { .. } => {
-                ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string())
-            }
-            ResolveError::Lookup { .. } => {
-                ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string())
-            }
-        })
+        Ok(self.resolver.resolve(target).await?)
     }
 }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use http::Request;
 use tokio::time::Instant;
 
-use super::evaluate::Judgement;
-use crate::audit::ApprovalRecord;
+use crate::audit::{ApprovalRecord, Judgement};
 use crate::budget::Reserved;
 use crate::error::{ProxyError, Shape};
 use crate::proxy::ClientInfo;

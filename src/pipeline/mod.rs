@@ -7,9 +7,8 @@
 mod admit;
 mod connect;
 mod ctx;
-mod evaluate;
+mod facts;
 mod record;
-mod recorded_body;
 mod request;
 mod respond;
 
@@ -19,15 +18,16 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub use ctx::RequestCtx;
-pub use evaluate::{Judge, Judgement, destination_facts};
+pub use facts::destination_facts;
 
 use crate::approval::Approvals;
+use crate::audit::Judge;
 use crate::budget::{Ledger, RateLimits};
 use crate::error::ProxyError;
 use crate::geo::Geo;
 use crate::inspect::InspectConfig;
 use crate::pii::Redactor;
-use crate::policy::{HostPatterns, Trigger};
+use crate::policy::{HostPatterns, RequestFacts, Trigger};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::resolve::Resolver;
 use crate::proxy::target::Target;
@@ -130,47 +130,16 @@ impl Pipeline {
         self.judge_answer(ctx, facts, answer).await
     }
 
-    /// Every second: forgets the pseudonyms of executions idle for longer than the vault keeps
-    /// them and rate-limit buckets that are full again; reads which agents and teams are paused;
-    /// marks expired approvals.
-    pub async fn housekeeping(&self) {
-        // Local work first: a store that does not answer must not keep pseudonyms past their
-        // retention.
-        self.redactor.forget_idle();
-        self.rate_limits.shrink();
-        let store_work = async {
-            if let Err(e) = self.ledger.housekeeping().await {
-                tracing::error!(error = %e, "the budget store could not be read");
-            }
-            if let Err(e) = self.approvals.housekeeping().await {
-                tracing::error!(error = %e, "expired approvals could not be marked");
-            }
-        };
-        if tokio::time::timeout(std::time::Duration::from_secs(10), store_work)
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                "the store did not answer within 10 s; housekeeping retries in a second"
-            );
-        }
-    }
-
     /// Puts a refusal the proxy made on its own (guard, inspection) in the audit trail; policy
     /// decisions are already there, upstream failures are not decisions.
     fn audit_own_refusal(&self, ctx: &RequestCtx, err: &ProxyError) {
         if !err.is_own_refusal() {
             return;
         }
-        let line = evaluate::Line {
-            method: ctx.method.as_str(),
-            scheme: &ctx.scheme,
-            target: &ctx.target,
-            path: &ctx.path,
-            query: None,
-            headers: None,
-        };
-        let facts = evaluate::facts(Trigger::HttpRequest, &ctx.client, &line, &[], &self.geo);
+        let line = (ctx.method.as_str(), ctx.scheme.as_str());
+        let host = (ctx.target.host.as_string(), ctx.target.port);
+        let request = RequestFacts::new(line, host, &ctx.path, None, None);
+        let facts = facts::facts(Trigger::HttpRequest, &ctx.client, request);
         self.judge.record_refusal(&facts, &ctx.id, err);
     }
 }

@@ -1,6 +1,6 @@
 //! Step 13, record: a drop guard, so a request's end is recorded also when the agent hangs up
 //! mid-request. Once a response starts, the guard travels inside the response body
-//! ([`super::recorded_body`]) so the record also says how the stream ended. When it drops it works
+//! ([`crate::stream::Watched`]) so the record also says how the stream ended. When it drops it works
 //! out the outcome, and hands it to the ledger (settle), the metrics, the audit trail and the log
 //! line — who, where, what happened and why, never bodies, query strings or credentials.
 
@@ -10,13 +10,11 @@ use std::time::SystemTime;
 use http::StatusCode;
 
 use super::ctx::RequestCtx;
-use super::evaluate::Judgement;
-use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord, path_shape};
+use crate::audit::{AuditLog, BudgetRecord, CostRecord, OutcomeRecord, RequestLine};
 use crate::budget::{CallEnd, Ledger, Meter, Settlement};
 use crate::error::{Ending, ErrorKind, ProxyError};
 use crate::metrics::{LlmCall, Metrics};
-use crate::proxy::target::Target;
-use crate::proxy::{ClientInfo, ConnectPlan};
+use crate::stream::{BodyEnd, Watcher};
 
 /// How a request ended.
 #[derive(Debug, Default)]
@@ -28,17 +26,6 @@ enum Outcome {
     Responded { status: StatusCode, body: BodyEnd },
     /// The request failed with this error.
     Failed(ProxyError),
-}
-
-/// How a response body ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyEnd {
-    /// Not (yet) finished: if the record is written like this, the agent went away mid-stream.
-    Unfinished,
-    /// Every byte reached the agent's side.
-    Complete,
-    /// The stream broke (upstream reset, idle or total timeout).
-    Failed(String),
 }
 
 /// Owns the request's context while the steps run, and writes its record when dropped.
@@ -77,6 +64,11 @@ impl Record {
         self.meter = Some(meter);
     }
 
+    /// Notes the error the request ended with.
+    pub fn failed(&mut self, err: &ProxyError) {
+        self.outcome = Outcome::Failed(err.clone());
+    }
+
     /// Notes the response status; the body has not ended yet.
     pub fn responded(&mut self, status: StatusCode) {
         if !matches!(self.outcome, Outcome::Failed(_)) {
@@ -86,25 +78,20 @@ impl Record {
             };
         }
     }
+}
 
-    /// Counts (and meters) response body bytes that passed towards the agent.
-    pub fn add_response_bytes(&mut self, data: &[u8]) {
+impl Watcher for Record {
+    fn passed(&mut self, data: &[u8]) {
         self.response_bytes += data.len() as u64;
         if let Some(meter) = &mut self.meter {
             meter.push(data);
         }
     }
 
-    /// Notes how the response body ended.
-    pub fn body_ended(&mut self, end: BodyEnd) {
+    fn ended(&mut self, end: BodyEnd) {
         if let Outcome::Responded { body, .. } = &mut self.outcome {
             *body = end;
         }
-    }
-
-    /// Notes the error the request ended with.
-    pub fn failed(&mut self, err: &ProxyError) {
-        self.outcome = Outcome::Failed(err.clone());
     }
 }
 
@@ -213,100 +200,26 @@ impl Drop for Record {
     }
 }
 
-/// The request's log line (`gatehouse::request`): who, where, how it ended and why.
+/// The request's log line: who, where, how it ended and why.
 fn log_request(ctx: &RequestCtx, ending: &Ending<'_>, response_bytes: u64, elapsed_ms: f64) {
     let identity = &ctx.client.identity;
     let destination = ctx
         .connected
-        .or_else(|| ctx.destination.as_ref().and_then(|d| d.first().copied()))
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    // The judgement that settled the request: the refusing one, else the last (http.request).
-    let decided = ctx
-        .judgements
-        .iter()
-        .find(|j| j.effect != crate::policy::Effect::Allow)
-        .or(ctx.judgements.last());
-    tracing::info!(
-        target: "gatehouse::request",
-        request = %ctx.id,
-        agent = %identity.agent,
-        execution = identity.execution.as_deref().unwrap_or(""),
-        method = %ctx.method,
-        scheme = %ctx.scheme,
-        host = %ctx.target.host,
-        port = ctx.target.port,
-        path = %path_shape(&ctx.path),
-        destination = %destination,
-        status = ending.status,
+        .or_else(|| ctx.destination.as_ref().and_then(|d| d.first().copied()));
+    crate::audit::log_request(&RequestLine {
+        request: &ctx.id,
+        agent: &identity.agent,
+        execution: identity.execution.as_deref().unwrap_or(""),
+        method: ctx.method.as_str(),
+        scheme: &ctx.scheme,
+        target: &ctx.target,
+        path: &ctx.path,
+        destination,
+        ending,
         response_bytes,
-        outcome = ending.outcome,
-        side = ending.side,
-        reason = ending.reason,
-        decision = %decided.map_or(String::new(), |j| j.id.clone()),
-        effect = decided.map_or("", |j| j.effect.name()),
-        rules = %decided.map(|j| j.rules.join(",")).unwrap_or_default(),
-        monitored = %ctx.judgements.iter().flat_map(|j| j.monitored.iter().cloned()).collect::<Vec<_>>().join(","),
-        policy_version = decided.map_or("", |j| j.policy_version.as_str()),
-        pii = %counts(&ctx.pii),
-        redacted = %counts(&ctx.redacted),
-        elapsed_ms = format_args!("{elapsed_ms:.2}"),
-        "request"
-    );
-}
-
-/// Records a CONNECT decision (one line per tunnel): intercepted, relayed, or refused and why,
-/// with the decision id and the rules that decided.
-pub fn connect_decision(
-    client: &ClientInfo,
-    target: &Target,
-    decision: &Result<ConnectPlan, ProxyError>,
-    judgement: Option<&Judgement>,
-    policy_version: &str,
-) {
-    let identity = &client.identity;
-    let plan = |outcome| Ending {
-        status: 200,
-        outcome,
-        side: "",
-        reason: "",
-    };
-    let Ending {
-        status,
-        outcome,
-        side,
-        reason,
-    } = match decision {
-        Ok(ConnectPlan::Intercept) => plan("intercept"),
-        Ok(ConnectPlan::Relay(_)) => plan("relay"),
-        Err(err) => err.ending(),
-    };
-    tracing::info!(
-        target: "gatehouse::request",
-        peer = %client.peer,
-        agent = %identity.agent,
-        execution = identity.execution.as_deref().unwrap_or(""),
-        method = "CONNECT",
-        host = %target.host,
-        port = target.port,
-        status,
-        outcome,
-        side,
-        reason,
-        decision = judgement.map_or("", |j| j.id.as_str()),
-        effect = judgement.map_or("", |j| j.effect.name()),
-        rules = %judgement.map(|j| j.rules.join(",")).unwrap_or_default(),
-        monitored = %judgement.map(|j| j.monitored.join(",")).unwrap_or_default(),
-        policy_version,
-        "connect"
-    );
-}
-
-/// Findings per kind as a log field (`email:2,phone:1`): kinds and counts, never values.
-fn counts(counts: &std::collections::BTreeMap<String, u64>) -> String {
-    counts
-        .iter()
-        .map(|(kind, n)| format!("{kind}:{n}"))
-        .collect::<Vec<_>>()
-        .join(",")
+        judgements: &ctx.judgements,
+        pii: &ctx.pii,
+        redacted: &ctx.redacted,
+        elapsed_ms,
+    });
 }

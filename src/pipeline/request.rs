@@ -10,14 +10,14 @@ use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TY
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
-use super::evaluate::{self, Line, Subject};
+use super::facts;
 use super::{Pipeline, RequestCtx};
-use crate::budget::Dialect;
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
-use crate::pii::{BodyParts, BodyShape, RedactRule, session_of};
-use crate::policy::{Facts, Obligation, PiiFacts, Trigger};
+use crate::pii::{BodyShape, RedactRule, session_of};
+use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
 use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
+use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
 
 /// A request on its way upstream: its head, and its body as inspection left it.
@@ -106,31 +106,28 @@ impl Pipeline {
                 return Ok(self.uninspected(ctx, parts, too_large, problem));
             }
         };
-        let decoded = match inspect::decode(raw.clone(), encoding.as_deref(), limit) {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                let problem = e.to_string();
-                return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
-            }
-        };
-        let host = ctx.target.host.as_string();
         let content_type = parts
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let request = inspect::Request {
+        let host = ctx.target.host.as_string();
+        let head = inspect::Head {
             host: &host,
             method: ctx.method.as_str(),
             path: &ctx.path,
             query: parts.uri.query(),
             content_type,
-            body: &decoded,
         };
-        let recognised = inspect::recognise(&request, &self.inspect);
-        if let Some(problem) = recognised.unreadable {
-            return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
-        }
-        ctx.shape = shape_for(&recognised);
+        let encoding = encoding.as_deref();
+        let (decoded, recognised) =
+            match inspect::examine(&raw, encoding, limit, &head, &self.inspect) {
+                Ok(examined) => examined,
+                Err(problem) => {
+                    return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
+                }
+            };
+        let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
+        ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
         let mut facts = self.request_facts(ctx, &parts, recognised.trigger());
         facts.body = inspect::body_facts(&decoded, content_type, recognised.json);
         facts.llm = recognised.llm;
@@ -167,15 +164,11 @@ impl Pipeline {
         parts: &http::request::Parts,
         trigger: Trigger,
     ) -> Facts {
-        let line = Line {
-            method: ctx.method.as_str(),
-            scheme: &ctx.scheme,
-            target: &ctx.target,
-            path: &ctx.path,
-            query: parts.uri.query(),
-            headers: Some(&parts.headers),
-        };
-        evaluate::facts(trigger, &ctx.client, &line, &[], &self.geo)
+        let line = (ctx.method.as_str(), ctx.scheme.as_str());
+        let host = (ctx.target.host.as_string(), ctx.target.port);
+        let query = parts.uri.query();
+        let request = RequestFacts::new(line, host, &ctx.path, query, Some(&parts.headers));
+        facts::facts(trigger, &ctx.client, request)
     }
 
     /// 5. detect: personal data and secrets in the body, the query and (when configured) the
@@ -187,7 +180,7 @@ impl Pipeline {
         let (query, headers) = (&facts.request.query, &facts.request.headers);
         let found = self
             .redactor
-            .detect_request(&parts_of(facts, decoded), query, headers);
+            .detect_request(&facts.body.scanned(decoded), query, headers);
         facts.pii = PiiFacts::from_counts(found);
     }
 
@@ -221,7 +214,7 @@ impl Pipeline {
         let rules: Vec<RedactRule> = obligations.iter().map(Obligation::rule).collect();
         self.redactor
             .check_unrewritable(&rules, &ctx.path, &facts.request.headers)?;
-        let shape = BodyShape::of(&parts_of(facts, decoded));
+        let shape = BodyShape::of(&facts.body.scanned(decoded));
         let mut json = std::mem::take(&mut facts.body.json);
         let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
         let query = request.parts.uri.query();
@@ -235,7 +228,8 @@ impl Pipeline {
             *restore = self.redactor.pseudonyms(&session);
         }
         if let Some(query) = redacted.query {
-            request.parts.uri = with_query(&request.parts.uri, &query)?;
+            request.parts.uri = with_query(&request.parts.uri, &query)
+                .map_err(|e| ProxyError::internal(format!("redacted query: {e}")))?;
         }
         if let Some(body) = redacted.body {
             let length = body.len();
@@ -269,12 +263,9 @@ impl Pipeline {
                     headers.remove(CONTENT_ENCODING);
                     headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
                 }
-                // Azure's older API versions reject `stream_options`: OpenAI and compatible APIs
-                // only. The extra chunk is taken out of the answer (see `respond`).
-                let openai = ctx.llm.as_ref().is_some_and(|(provider, _)| {
-                    Dialect::of(provider) == Dialect::OpenAi && provider != "azure_openai"
-                });
-                if openai && let Some(asked) = inspect::ask_for_usage(&ctx.path, &decoded) {
+                // The extra chunk is taken out of the answer (see `respond`).
+                let provider = ctx.llm.as_ref().map(|(provider, _)| provider.as_str());
+                if let Some(asked) = inspect::ask_for_usage(provider, &ctx.path, &decoded) {
                     decoded = asked;
                     headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
                     ctx.usage_asked = true;
@@ -294,45 +285,9 @@ impl Pipeline {
             .get::<UpstreamPeer>()
             .map(|peer| peer.0);
         let response = match restore {
-            Some(names) => super::respond::restored(response, names),
+            Some(names) => crate::stream::restored(response, names),
             None => response,
         };
         Ok(Answer { response, judged })
     }
-}
-
-/// What the scanner reads of a request body.
-fn parts_of<'a>(facts: &'a Facts, decoded: &'a [u8]) -> BodyParts<'a> {
-    BodyParts {
-        content_type: &facts.body.content_type,
-        json: &facts.body.json,
-        form: &facts.body.form,
-        text: &facts.body.text,
-        decoded,
-    }
-}
-
-/// The error shape the agent's client understands, from what its request turned out to be.
-fn shape_for(recognised: &inspect::Recognised) -> Shape {
-    if let Some(id) = &recognised.jsonrpc_id {
-        return Shape::JsonRpc(id.clone());
-    }
-    match recognised.llm.as_ref().map(|l| l.provider.as_str()) {
-        Some("anthropic") => Shape::Anthropic,
-        Some("gemini") => Shape::Gemini,
-        Some(_) => Shape::OpenAi,
-        None => Shape::Plain,
-    }
-}
-
-/// `uri` with its query replaced.
-fn with_query(uri: &http::Uri, query: &str) -> Result<http::Uri, ProxyError> {
-    let mut parts = uri.clone().into_parts();
-    let path_and_query = format!("{}?{query}", uri.path());
-    parts.path_and_query = Some(
-        path_and_query
-            .parse()
-            .map_err(|e| ProxyError::internal(format!("redacted query: {e}")))?,
-    );
-    http::Uri::from_parts(parts).map_err(|e| ProxyError::internal(format!("redacted URI: {e}")))
 }

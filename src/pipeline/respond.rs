@@ -4,25 +4,19 @@
 //! obligations redact it. Every other answer streams through untouched in timing, its usage
 //! metered as it passes, pseudonyms restored, and the usage chunk the proxy asked for taken out.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use bytes::Bytes;
 use http::Response;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 
-use super::evaluate::Subject;
 use super::record::Record;
-use super::recorded_body::RecordedBody;
 use super::request::Answer;
 use super::{Pipeline, RequestCtx};
-use crate::body::{Rewrite, RewrittenBody};
 use crate::budget::{Dialect, Meter};
 use crate::error::{ErrorKind, ProxyError, Side};
-use crate::inspect::{self, UsageChunkFilter};
-use crate::pii::{BodyParts, BodyShape, EventRestorer, RedactRule, Restorer, session_of};
-use crate::policy::{Facts, Obligation, PiiFacts, ResponseFacts, Trigger, join_repeated};
+use crate::inspect;
+use crate::pii::{BodyShape, RedactRule, session_of};
+use crate::policy::{Facts, Obligation, PiiFacts, ResponseFacts, Subject, Trigger, join_repeated};
 use crate::proxy::body::{ProxyBody, boxed, full, read_whole};
+use crate::stream::{Watched, without_usage_chunk};
 
 impl Pipeline {
     /// 12. respond (judged): the answer of `facts`' request, judged whole by the response rules
@@ -54,15 +48,14 @@ impl Pipeline {
             .collect::<Vec<_>>()
             .join(",");
         let encoding = Some(encoding.as_str()).filter(|e| !e.is_empty());
-        let decoded = inspect::decode(raw, encoding, limit)
-            .map_err(|e| unjudged(format!("the upstream's answer cannot be decoded: {e}")))?;
         let content_type = parts
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let body = inspect::answer_body(&decoded, content_type);
+        let (decoded, body) = inspect::answer(raw, encoding, content_type, limit)
+            .map_err(|e| unjudged(format!("the upstream's answer cannot be decoded: {e}")))?;
         let events = body.content_type == "text/event-stream";
-        let scanned = parts_of(&body, &decoded);
+        let scanned = body.scanned(&decoded);
         let shape = BodyShape::of(&scanned);
         let pii = PiiFacts::from_counts(self.redactor.detect_answer(&scanned));
         facts.trigger = if facts.llm.is_some() {
@@ -84,7 +77,8 @@ impl Pipeline {
         let ids = (ctx.id.as_str(), format!("{}-resp", ctx.id));
         let (judgement, verdict) = self.judge.decide(&facts, ids, Subject::Answer);
         ctx.judgements.push(judgement);
-        let obligations = super::evaluate::obligations(&verdict?);
+        let verdict = verdict?;
+        let obligations = verdict.obligations();
         let rules: Vec<RedactRule> = obligations.iter().map(Obligation::rule).collect();
         let mut bytes = decoded;
         let mut body = facts.response.take().map(|r| r.body).unwrap_or_default();
@@ -134,137 +128,10 @@ pub(super) fn streamed(mut record: Record, response: Response<ProxyBody>) -> Res
     }
     let usage_asked = record.ctx.usage_asked && events;
     let (mut parts, body) = response.into_parts();
-    let body = boxed(RecordedBody::new(body, record));
+    let body = boxed(Watched::new(body, record));
     if !usage_asked {
         return Response::from_parts(parts, body);
     }
     parts.headers.remove(CONTENT_LENGTH);
-    let body = boxed(RewrittenBody::new(body, UsageChunkFilter::default()));
-    Response::from_parts(parts, body)
-}
-
-/// The response of a pseudonymized request with the originals put back, frame by frame, holding
-/// back only what could still complete a placeholder; an event stream is restored on the text of
-/// its events, where tokens split placeholders. A response still encoded (the upstream ignored
-/// the dropped `Accept-Encoding`) passes unchanged: the agent then sees placeholders, never
-/// anything it did not send.
-pub(super) fn restored(
-    response: Response<ProxyBody>,
-    names: Arc<HashMap<String, String>>,
-) -> Response<ProxyBody> {
-    if response.headers().contains_key(CONTENT_ENCODING) {
-        tracing::warn!(
-            "pseudonymized request answered with an encoded body; placeholders are not restored"
-        );
-        return response;
-    }
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let json = content_type.contains("json") || content_type.contains("event-stream");
-    let restorer = if content_type.contains("event-stream") {
-        Restoring::Events(EventRestorer::new(
-            Restorer::new(names.clone(), false),
-            Restorer::new(names, true),
-        ))
-    } else {
-        Restoring::Bytes(Restorer::new(names, json))
-    };
-    let (mut parts, body) = response.into_parts();
-    parts.headers.remove(CONTENT_LENGTH);
-    Response::from_parts(parts, boxed(RewrittenBody::new(body, restorer)))
-}
-
-/// How an answer is restored: as bytes, or event by event.
-enum Restoring {
-    /// A JSON or text answer.
-    Bytes(Restorer),
-    /// Server-sent events.
-    Events(EventRestorer),
-}
-
-impl Rewrite for Restoring {
-    fn push(&mut self, data: &[u8]) -> Bytes {
-        Bytes::from(match self {
-            Restoring::Bytes(r) => r.push(data),
-            Restoring::Events(r) => r.push(data),
-        })
-    }
-
-    fn finish(&mut self) -> Bytes {
-        Bytes::from(match self {
-            Restoring::Bytes(r) => r.finish(),
-            Restoring::Events(r) => r.finish(),
-        })
-    }
-}
-
-impl Rewrite for UsageChunkFilter {
-    fn push(&mut self, data: &[u8]) -> Bytes {
-        UsageChunkFilter::push(self, data)
-    }
-
-    fn finish(&mut self) -> Bytes {
-        UsageChunkFilter::finish(self)
-    }
-}
-
-/// What the scanner reads of an answer.
-fn parts_of<'a>(body: &'a crate::policy::BodyFacts, decoded: &'a [u8]) -> BodyParts<'a> {
-    BodyParts {
-        content_type: &body.content_type,
-        json: &body.json,
-        form: &body.form,
-        text: &body.text,
-        decoded,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body::Frame;
-    use http_body_util::BodyExt;
-
-    fn without_usage_chunk(inner: ProxyBody) -> RewrittenBody<UsageChunkFilter> {
-        RewrittenBody::new(inner, UsageChunkFilter::default())
-    }
-
-    #[tokio::test]
-    async fn the_added_usage_chunk_is_taken_out_in_any_framing() {
-        let stream = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/usage/openai_chat_stream.sse"
-        ))
-        .unwrap();
-        let expected: String = String::from_utf8_lossy(&stream)
-            .split("\n\n")
-            .filter(|e| !e.contains("\"choices\":[],\"usage\""))
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        for size in [1, 5, 64, stream.len()] {
-            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = stream
-                .chunks(size)
-                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-                .collect();
-            let inner = boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
-                frames,
-            )));
-            let out = without_usage_chunk(inner)
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes();
-            assert_eq!(String::from_utf8_lossy(&out), expected, "frames of {size}");
-        }
-        let untouched = without_usage_chunk(full("data: {\"choices\":[{}]}\n\n"))
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(&untouched[..], b"data: {\"choices\":[{}]}\n\n");
-    }
+    Response::from_parts(parts, boxed(without_usage_chunk(body)))
 }

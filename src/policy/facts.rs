@@ -166,6 +166,68 @@ pub struct DestinationFacts {
     pub known: bool,
 }
 
+impl Facts {
+    /// The facts of `request` by `agent` for `trigger`, before anything is recognised in its
+    /// body, found in it, or known of its destination (unknown, so outside every region).
+    pub fn new(trigger: Trigger, agent: AgentFacts, request: RequestFacts) -> Facts {
+        Facts {
+            trigger,
+            agent,
+            request,
+            destination: DestinationFacts::new(String::new(), false, Location::unknown()),
+            llm: None,
+            tool: None,
+            data: None,
+            body: BodyFacts::default(),
+            pii: PiiFacts::default(),
+            response: None,
+        }
+    }
+}
+
+impl RequestFacts {
+    /// A request line: the query parsed into fields, `headers` by lower-case name with repeated
+    /// ones joined.
+    pub fn new(
+        (method, scheme): (&str, &str),
+        (host, port): (String, u16),
+        path: &str,
+        query: Option<&str>,
+        headers: Option<&http::HeaderMap>,
+    ) -> RequestFacts {
+        let headers = headers.map(|headers| {
+            join_repeated(headers.iter().map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            }))
+        });
+        RequestFacts {
+            method: method.to_string(),
+            scheme: scheme.to_string(),
+            host,
+            port,
+            path: path.to_string(),
+            query: query.map(|q| fields_of(q.as_bytes())).unwrap_or_default(),
+            headers: headers.unwrap_or_default(),
+        }
+    }
+}
+
+impl BodyFacts {
+    /// What the scanner reads of this body, `decoded`.
+    pub fn scanned<'a>(&'a self, decoded: &'a [u8]) -> crate::pii::BodyParts<'a> {
+        crate::pii::BodyParts {
+            content_type: &self.content_type,
+            json: &self.json,
+            form: &self.form,
+            text: &self.text,
+            decoded,
+        }
+    }
+}
+
 impl DestinationFacts {
     /// The facts of a destination at `ip` (empty: not resolved yet), `private` when any of its
     /// checked addresses is in a non-global range, located at `location`.

@@ -10,6 +10,7 @@ mod host_pattern;
 mod model;
 mod parse;
 mod resolve;
+mod ruling;
 mod testing;
 
 pub use activation::{Activation, Reads};
@@ -25,6 +26,7 @@ pub use model::{
 };
 pub use parse::{PolicyError, parse_policy_file};
 pub use resolve::{Consideration, Considered, Decision, DuplicateRule, PolicySet, Verdict};
+pub use ruling::{Refusal, Subject};
 pub use testing::{
     CaseResult, Expectation, RequestSpec, TestCase, TestFile, parse_test_file, run_tests,
 };

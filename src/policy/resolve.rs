@@ -62,6 +62,16 @@ pub enum Verdict {
     Deny,
 }
 
+impl Verdict {
+    /// The redactions it obliges (none on deny).
+    pub fn obligations(&self) -> &[Obligation] {
+        match self {
+            Verdict::Allow { obligations } | Verdict::Hold { obligations } => obligations,
+            Verdict::Deny => &[],
+        }
+    }
+}
+
 /// The verdict for one request, with the rules that decided it and why.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -89,10 +99,7 @@ impl Decision {
 
     /// The redactions to fulfil (none on deny).
     pub fn obligations(&self) -> &[Obligation] {
-        match &self.verdict {
-            Verdict::Allow { obligations } | Verdict::Hold { obligations } => obligations,
-            Verdict::Deny => &[],
-        }
+        self.verdict.obligations()
     }
 
     /// Whether nothing applied and the default deny decided.

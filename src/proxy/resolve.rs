@@ -3,6 +3,7 @@
 //! rules, geo, the connection itself) sees the same checked address. There is no second lookup
 //! at connect time, so DNS rebinding cannot slip a private address in.
 
+use crate::error::{ErrorKind, ProxyError, Side};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -125,6 +126,21 @@ impl Resolver {
                 target: target.to_string(),
                 reason: "no addresses".to_string(),
             }),
+        }
+    }
+}
+
+impl From<ResolveError> for ProxyError {
+    /// A destination the guard refuses is the agent's doing; one that does not resolve is the
+    /// upstream's.
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::Refused { .. } => {
+                ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string())
+            }
+            ResolveError::Lookup { .. } => {
+                ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string())
+            }
         }
     }
 }

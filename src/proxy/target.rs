@@ -138,6 +138,13 @@ pub fn canonical_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `uri` with its query replaced.
+pub fn with_query(uri: &http::Uri, query: &str) -> Result<http::Uri, http::Error> {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(format!("{}?{query}", uri.path()).parse()?);
+    Ok(http::Uri::from_parts(parts)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use crate::config::policies::{check_redact_kinds, from_texts, is_policy_test_fil
 use crate::config::{Config, IdentityConfig};
 use crate::geo::Geo;
 use crate::inspect;
-use crate::pii::{BodyParts, Redactor};
+use crate::pii::Redactor;
 use crate::pipeline::destination_facts;
 use crate::policy::{
     Consideration, DestinationFacts, Facts, PiiFacts, Policies, RequestSpec, parse_test_file,
@@ -288,13 +288,7 @@ fn facts_with_body(
 
 /// What the proxy's scanner finds in the request of `facts` carrying `body`.
 fn detect(pii: &Redactor, facts: &Facts, body: &[u8]) -> std::collections::BTreeMap<String, u64> {
-    let parts = BodyParts {
-        content_type: &facts.body.content_type,
-        json: &facts.body.json,
-        form: &facts.body.form,
-        text: &facts.body.text,
-        decoded: body,
-    };
+    let parts = facts.body.scanned(body);
     pii.detect_request(&parts, &facts.request.query, &facts.request.headers)
 }
 

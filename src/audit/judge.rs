@@ -1,0 +1,139 @@
+//! Step 7 with its record: the policies in force judge a request's facts, and the decision is in
+//! the audit trail before anything else happens. A decision that cannot be recorded refuses the
+//! request (fail closed), so nothing is decided that the trail does not hold.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{AuditLog, DecisionRecord};
+use crate::error::{DecisionRef, ErrorKind, ProxyError, Side};
+use crate::metrics::Metrics;
+use crate::policy::{Effect, Facts, PolicyHandle, Subject, Trigger, Verdict};
+
+/// What the policy said about one trigger, for the request's log line.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// Decision id.
+    pub id: String,
+    /// The effect enforced.
+    pub effect: Effect,
+    /// The deciding rules.
+    pub rules: Vec<String>,
+    /// Monitor-mode rules that applied.
+    pub monitored: Vec<String>,
+    /// Version of the policies that judged.
+    pub policy_version: String,
+}
+
+/// Judges against the policies in force and records every decision in the audit trail.
+pub struct Judge {
+    policies: Arc<PolicyHandle>,
+    audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
+}
+
+impl Judge {
+    /// A judge over `policies`, recording into `audit` and counting into `metrics`.
+    pub fn new(policies: Arc<PolicyHandle>, audit: Arc<AuditLog>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            policies,
+            audit,
+            metrics,
+        }
+    }
+
+    /// The audit trail decisions are written to.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// The version of the policies in force.
+    pub fn policy_version(&self) -> String {
+        self.policies.version()
+    }
+
+    /// Whether a response rule could apply to the answer of the request of `facts` (scope and
+    /// match only): the response is then held back whole and judged.
+    pub fn judges_response_of(&self, facts: &Facts) -> bool {
+        let mut triggers = vec![Trigger::HttpResponse];
+        if facts.llm.is_some() {
+            triggers.push(Trigger::LlmResponse);
+        }
+        self.policies.load().set.may_apply(&triggers, facts)
+    }
+
+    /// Whether the rules of `trigger` need the resolved destination.
+    pub fn reads_destination(&self, trigger: Trigger) -> bool {
+        self.policies.load().set.reads_destination(trigger)
+    }
+
+    /// Records a refusal the proxy made itself (network guard, inspection): a deny with no rule.
+    pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
+        let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), &err.reason);
+        self.metrics
+            .decided(facts.trigger.name(), Effect::Deny.name(), &[], None);
+        if let Err(e) = self.audit.record(&record) {
+            tracing::error!(error = %e, "refusal could not be recorded");
+        }
+    }
+
+    /// Judges `facts` of `subject` under decision `id`: the judgement for the log line, and the
+    /// verdict it goes on with (never `Deny`: a refusal is the error the agent receives, naming
+    /// the decision and its rules).
+    pub fn decide(
+        &self,
+        facts: &Facts,
+        (request_id, id): (&str, String),
+        subject: Subject,
+    ) -> (Judgement, Result<Verdict, ProxyError>) {
+        let policies = self.policies.load();
+        let started = Instant::now();
+        let decision = policies.set.evaluate(facts);
+        let elapsed = started.elapsed();
+        self.metrics.decided(
+            facts.trigger.name(),
+            decision.effect().name(),
+            &decision.deciding,
+            Some(elapsed.as_secs_f64()),
+        );
+        let judgement = Judgement {
+            id,
+            effect: decision.effect(),
+            rules: decision.deciding.clone(),
+            monitored: decision
+                .monitored
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect(),
+            policy_version: policies.version.clone(),
+        };
+        let outcome = decision.ruling(facts, subject).map_err(|refusal| {
+            let kind = match refusal.too_large {
+                true => ErrorKind::PayloadTooLarge,
+                false => ErrorKind::Forbidden,
+            };
+            let decision = DecisionRef {
+                id: judgement.id.clone(),
+                rules: judgement.rules.clone(),
+            };
+            ProxyError::new(kind, Side::Agent, refusal.reason).with_decision(decision)
+        });
+        let rules = judgement.rules.join(", ");
+        let reason = match &outcome {
+            Err(err) => err.reason.clone(),
+            Ok(Verdict::Hold { .. }) => format!("held for human approval by {rules}"),
+            Ok(_) if rules.is_empty() => "no response rule refuses it".to_string(),
+            Ok(_) => format!("allowed by {rules}"),
+        };
+        let policy_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let ids = (request_id, judgement.id.as_str());
+        let record = DecisionRecord::decided(facts, ids, &policies, &decision, reason, policy_us);
+        if let Err(e) = self.audit.record(&record) {
+            tracing::error!(error = %e, "decision could not be recorded; request refused");
+            let refused =
+                ProxyError::internal("the decision could not be recorded in the audit trail");
+            return (judgement, Err(refused));
+        }
+        (judgement, outcome)
+    }
+}
