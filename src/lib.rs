@@ -1,28 +1,36 @@
 //! Gatehouse: an egress proxy that puts policy-as-code between AI agents and everything they call.
 //!
 //! Agents send their traffic through Gatehouse (`HTTPS_PROXY`) and trust its local CA. Gatehouse
-//! terminates TLS, turns each request into facts, decides, forwards, and records.
+//! terminates TLS, turns each request into facts, decides, forwards, and records. The module map
+//! and the rules of which module may import which are in `ARCHITECTURE.md`; a test
+//! (`tests/integration/architecture.rs`) holds the code to them.
 //!
 //! # The life of a request
+//!
+//! [`pipeline::Pipeline`] runs these steps in this order, one call each; every step is owned by
+//! the module named.
 //!
 //! | # | step | owner | what it decides |
 //! |---|---|---|---|
 //! | 1 | accept | [`proxy`] | CONNECT or absolute-form; `Proxy-Authorization` → agent identity |
-//! | 2 | connect rules | [`pipeline`] | host-level verdict before any TLS work: refuse, relay, or intercept |
+//! | 2 | connect rules | [`policy`], [`audit::Judge`] | host-level verdict before any TLS work: refuse, relay, or intercept |
 //! | 3 | TLS | [`proxy::tls`] | leaf certificate for the SNI, minted from the CA and cached; h2 or HTTP/1.1 |
-//! | 4 | inspect | [`inspect`] | bounded, decoded body; LLM, tool and data calls recognised |
+//! | 4 | inspect | [`inspect`] | bounded, decoded body; LLM, tool and data calls recognised; else uninspected |
 //! | 5 | detect | [`pii`] | personal data and secrets, as kinds and counts |
 //! | 6 | locate | [`geo`] | the checked addresses the proxy will connect to, and where they are |
-//! | 7 | evaluate | [`policy`] | one verdict from all applying rules, with obligations |
-//! | 8 | reserve | [`budget`], [`store`] | rate limits, pauses, breakers, the call's worst case reserved in every budget |
-//! | 9 | approve | [`pipeline`], [`store`], [`admin`] | a held request waits for a person (approved, denied, 408 to retry) |
+//! | 7 | evaluate | [`policy`], [`audit::Judge`] | one [`policy::Verdict`] from all applying rules, recorded before it is enforced |
+//! | 8 | reserve | [`budget::Ledger`] | rate limits, pauses, breakers, the call's worst case reserved in every budget |
+//! | 9 | approve | [`approval`] | a held request waits for a person (approved, denied, 408 to retry) |
 //! | 10 | redact | [`pii`] | the obligations applied to body and query |
 //! | 11 | forward | [`proxy::upstream`] | pooled upstream client, TLS verified against real roots |
-//! | 12 | respond | [`pipeline`] | streams back; usage metered, pseudonyms restored, response rules |
+//! | 12 | respond | [`stream`], [`budget`], [`policy`] | response rules; streams back, usage metered, pseudonyms restored, settled once |
 //! | 13 | record | [`audit`] | decisions before forwarding, the outcome (status, tokens, cost) after |
 //!
 //! Around it: [`admin`] serves the admin API, `/metrics` ([`metrics`]) and the dashboard;
-//! [`notify`] announces held requests; [`toolchain`] holds the command-line tools.
+//! [`reload`] keeps the policy folder and the geo database current; [`toolchain`] holds the
+//! command-line tools.
+
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;

@@ -1,5 +1,7 @@
 //! The `gatehouse` command line. Parsing and wiring only; everything else is in the library.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -11,15 +11,12 @@ use crate::yaml::yaml_error_parts;
 
 use super::raw::{RawAgent, RawConfig};
 use super::{
-    AgentConfig, CaConfig, Config, ConfigError, HostPattern, HostPatterns, IdentityConfig, Limits,
-    LogConfig, LogFormat, NetworkConfig, Place, Secret, UpstreamConfig,
+    ANONYMOUS_AGENT, AgentConfig, CaConfig, Config, ConfigError, HostPattern, HostPatterns,
+    IdentityConfig, Limits, LogConfig, LogFormat, NetworkConfig, Place, Secret, UpstreamConfig,
 };
 
 /// Longest duration any setting accepts; keeps deadline arithmetic far from overflow.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
-
-/// The agent name reserved for requests admitted without credentials.
-pub const ANONYMOUS_AGENT: &str = "anonymous";
 
 /// Parses and validates `text`, naming `file` in errors.
 pub fn compile(text: &str, file: &str) -> Result<Config, ConfigError> {

@@ -13,7 +13,6 @@ mod pii_section;
 pub mod policies;
 mod raw;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,11 +21,15 @@ use ipnet::IpNet;
 
 pub use crate::approval::{ApprovalsConfig, Webhook, WebhookFormat};
 pub use crate::budget::{Budget, BudgetConfig};
+pub use crate::geo::Residency;
 pub use crate::pii::PiiConfig;
 pub use crate::policy::{HostPattern, HostPatterns};
+pub use crate::proxy::Limits;
+pub use crate::proxy::identity::{ANONYMOUS as ANONYMOUS_AGENT, AgentConfig, IdentityConfig};
+pub use crate::proxy::upstream::UpstreamConfig;
 pub use crate::secret::Secret;
 pub use approvals_section::AdminConfig;
-pub use compile::{ANONYMOUS_AGENT, validate_agent_id};
+pub use compile::validate_agent_id;
 pub use error::{ConfigError, Place};
 
 /// The default config, compiled into the binary so `gatehouse run` works on a fresh machine.
@@ -96,25 +99,6 @@ pub struct CaConfig {
     pub leaf_validity: Duration,
 }
 
-/// Upstream connections.
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// Time allowed to open the TCP connection.
-    pub connect_timeout: Duration,
-    /// Time allowed until the upstream's response headers arrive.
-    pub response_timeout: Duration,
-    /// Longest silence allowed inside a response body.
-    pub idle_timeout: Duration,
-    /// Longest time a whole exchange may take, body included.
-    pub total_timeout: Duration,
-    /// How long an idle pooled connection is kept.
-    pub pool_idle_timeout: Duration,
-    /// Idle pooled connections kept per host.
-    pub pool_max_idle_per_host: usize,
-    /// Extra PEM files whose certificates are trusted as upstream roots.
-    pub extra_ca_files: Vec<PathBuf>,
-}
-
 /// The network guard's exceptions.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
@@ -122,44 +106,6 @@ pub struct NetworkConfig {
     pub allow_cidrs: Vec<IpNet>,
     /// How long a resolved (and checked) address stays pinned for a host.
     pub dns_cache_ttl: Duration,
-}
-
-/// Agents and how they prove who they are.
-#[derive(Debug, Clone, Default)]
-pub struct IdentityConfig {
-    /// Requests without credentials are admitted as the `anonymous` agent.
-    pub allow_anonymous: bool,
-    /// Declared agents.
-    pub agents: Vec<AgentConfig>,
-}
-
-/// One declared agent.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    /// Agent id, the user name in `Proxy-Authorization`.
-    pub id: String,
-    /// Team the agent belongs to.
-    pub team: Option<String>,
-    /// Environment (`prod`, `staging`, ...).
-    pub env: Option<String>,
-    /// Free-form labels, available to rules.
-    pub labels: BTreeMap<String, String>,
-    /// The agent's token, read from an environment variable or file.
-    pub token: Secret,
-    /// Where this agent's traffic may go, as a region.
-    pub residency: Option<Residency>,
-}
-
-/// A region an agent's destinations must lie in (`residency:` of an agent), enforced by a deny
-/// rule generated from the config. An unknown destination is outside every region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Residency {
-    /// EU member states only.
-    Eu,
-    /// The EEA (EU, Iceland, Liechtenstein, Norway).
-    Eea,
-    /// The EEA and the countries with a GDPR adequacy decision.
-    Adequate,
 }
 
 /// Geolocation of destinations.
@@ -171,21 +117,6 @@ pub struct GeoConfig {
     pub reload_interval: Duration,
     /// Networks and their countries; they override the file.
     pub networks: Vec<(IpNet, String)>,
-}
-
-/// Limits on what clients may make the proxy hold.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Concurrent client connections.
-    pub max_connections: usize,
-    /// Largest request head (request line and headers).
-    pub max_header_bytes: usize,
-    /// Largest request body forwarded.
-    pub max_request_body_bytes: u64,
-    /// Time a client has to send a complete request head.
-    pub client_header_timeout: Duration,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace: Duration,
 }
 
 /// Log output.

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 
 pub use mmdb::{MmdbError, MmdbSource};
-pub use regions::{ADEQUATE, EEA_ONLY, EU, adequate, continent_of, in_eea, in_eu, is_country_code};
+pub use regions::{
+    ADEQUATE, EEA_ONLY, EU, Residency, adequate, continent_of, in_eea, in_eu, is_country_code,
+};
 pub use table::CountryTable;
 
 /// A source of truth for IP → country.

@@ -91,3 +91,15 @@ pub fn continent_of(country: &str) -> Option<&'static str> {
 pub fn is_country_code(country: &str) -> bool {
     country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())
 }
+
+/// A region an agent's destinations must lie in (`residency:` of an agent), enforced by a deny
+/// rule generated from the config. An unknown destination is outside every region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// EU member states only.
+    Eu,
+    /// The EEA (EU, Iceland, Liechtenstein, Norway).
+    Eea,
+    /// The EEA and the countries with a GDPR adequacy decision.
+    Adequate,
+}

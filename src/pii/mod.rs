@@ -11,6 +11,7 @@ mod email;
 mod events;
 mod json;
 mod kind;
+mod national_id;
 mod numbers;
 mod redact;
 mod redactor;

@@ -9,10 +9,11 @@ use http::HeaderValue;
 use ring::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 
-use crate::config::IdentityConfig;
+use crate::secret::Secret;
 
 /// The agent name given to requests admitted without credentials.
-pub use crate::config::ANONYMOUS_AGENT as ANONYMOUS;
+/// The agent name reserved for requests admitted without credentials.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// Who is calling. Travels with every request of a connection or tunnel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,10 +180,36 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Agents and how they prove who they are.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityConfig {
+    /// Requests without credentials are admitted as the `anonymous` agent.
+    pub allow_anonymous: bool,
+    /// Declared agents.
+    pub agents: Vec<AgentConfig>,
+}
+
+/// One declared agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Agent id, the user name in `Proxy-Authorization`.
+    pub id: String,
+    /// Team the agent belongs to.
+    pub team: Option<String>,
+    /// Environment (`prod`, `staging`, ...).
+    pub env: Option<String>,
+    /// Free-form labels, available to rules.
+    pub labels: BTreeMap<String, String>,
+    /// The agent's token, read from an environment variable or file.
+    pub token: Secret,
+    /// Where this agent's traffic may go, as a region.
+    pub residency: Option<crate::geo::Residency>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AgentConfig, Secret};
+    use super::{AgentConfig, Secret};
 
     fn basic(user_pass: &str) -> HeaderValue {
         let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use connector::{ConnectError, GuardedConnector};
-pub use server::ProxyServer;
+pub use server::{Limits, ProxyServer};
 
 use crate::error::ProxyError;
 use body::ProxyBody;

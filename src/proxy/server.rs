@@ -26,7 +26,6 @@ use super::tls::LeafCache;
 use super::{
     ClientInfo, ConnectPlan, ConnectionPermit, Handler, Lifecycle, TunnelInfo, intercept, relay,
 };
-use crate::config::Limits;
 use crate::error::{ErrorKind, ProxyError, Side};
 
 /// Connections over the limit that are told so (503) at the same time; beyond this they are
@@ -283,4 +282,19 @@ async fn refuse_overloaded(mut stream: TcpStream) {
     )
     .await;
     let _ = stream.shutdown().await;
+}
+
+/// Limits on what clients may make the proxy hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Concurrent client connections.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers).
+    pub max_header_bytes: usize,
+    /// Largest request body forwarded.
+    pub max_request_body_bytes: u64,
+    /// Time a client has to send a complete request head.
+    pub client_header_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
 }

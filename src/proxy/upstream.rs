@@ -3,7 +3,9 @@
 //! total timeouts. Bodies stream both ways; WebSocket upgrades are spliced.
 
 use std::error::Error as StdError;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode, Version, header};
 use hyper::upgrade::OnUpgrade;
@@ -20,7 +22,6 @@ use super::relay::splice;
 use super::resolve::ResolveError;
 use super::tls::{RootsError, client_config};
 use super::{ConnectionPermit, Lifecycle};
-use crate::config::UpstreamConfig;
 use crate::error::{ErrorKind, ProxyError, Side};
 
 type PooledClient = Client<HttpsConnector<GuardedConnector>, ProxyBody>;
@@ -271,6 +272,25 @@ fn chain_text(err: &(dyn StdError + 'static)) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// Upstream connections.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Time allowed to open the TCP connection.
+    pub connect_timeout: Duration,
+    /// Time allowed until the upstream's response headers arrive.
+    pub response_timeout: Duration,
+    /// Longest silence allowed inside a response body.
+    pub idle_timeout: Duration,
+    /// Longest time a whole exchange may take, body included.
+    pub total_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// Extra PEM files whose certificates are trusted as upstream roots.
+    pub extra_ca_files: Vec<PathBuf>,
 }
 
 #[cfg(test)]

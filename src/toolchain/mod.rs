@@ -141,18 +141,14 @@ fn own_policies(
     Ok(Some(policies))
 }
 
+/// The test files among `paths`: files as named, and every `*.test.yaml` in a folder and its
+/// subfolders, in name order.
 fn test_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ToolError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| ToolError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_policy_test_file(p))
-                .collect();
+            let mut found = Vec::new();
+            tests_under(path, &mut found)?;
             found.sort();
             files.extend(found);
         } else {
@@ -160,6 +156,23 @@ fn test_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ToolError> {
         }
     }
     Ok(files)
+}
+
+fn tests_under(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ToolError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ToolError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        // A linked folder is not followed: a link back up would never end.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            tests_under(&path, found)?;
+        } else if path.is_file() && is_policy_test_file(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// Team and environment come from the config when the case names a declared agent and does not

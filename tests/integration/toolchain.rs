@@ -83,6 +83,17 @@ fn template_policy_tests_pass() {
 }
 
 #[test]
+fn a_folder_is_searched_for_policy_tests_in_its_subfolders_too() {
+    let stdout = shipped_tests_pass(&["config/templates"]);
+    for template in ["gdpr.test.yaml", "soc2.test.yaml", "eu_ai_act.test.yaml"] {
+        assert!(
+            stdout.contains(&format!("config/templates/tests/{template}")),
+            "{template} found under config/templates: {stdout}"
+        );
+    }
+}
+
+#[test]
 fn policy_tests_report_each_case_and_fail_the_run() {
     let tests = "tests:
   - name: a declared agent's team comes from the config
