@@ -33,7 +33,7 @@ pub(crate) enum Command {
     },
     /// Run a program with everything it needs to go through the proxy.
     Exec {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Agent to run as (default: anonymous if admitted, else the only declared agent).
@@ -45,7 +45,7 @@ pub(crate) enum Command {
     },
     /// Validate the config and the policies it points at; exit non-zero with precise errors.
     Check {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -59,7 +59,7 @@ pub(crate) enum Command {
     },
     /// Show how the policies judge one request: every rule considered and the verdict.
     Explain {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// The request's absolute URL.
@@ -116,7 +116,7 @@ pub(crate) enum Command {
     },
     /// Spend per agent, team or model, with each budget's remaining money and breaker.
     Spend {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Group spend by.
@@ -146,7 +146,7 @@ pub(crate) enum Command {
     },
     /// Print the variables `exec` would set, as shell exports.
     Env {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Agent to run as.
@@ -159,13 +159,13 @@ pub(crate) enum Command {
 pub(crate) enum BudgetAction {
     /// Each budget's limit, spend, reservations and what is left in its current window.
     Status {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Refuse every request of an agent or a team until resumed (survives restarts).
     Pause {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -176,7 +176,7 @@ pub(crate) enum BudgetAction {
     },
     /// Lift a pause of an agent or team, or reset a budget's tripped breaker.
     Resume {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -188,7 +188,7 @@ pub(crate) enum BudgetAction {
 pub(crate) enum ApprovalsAction {
     /// Approvals waiting for a decision (or with another status), newest first, as JSON lines.
     List {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// pending, approved, denied, expired or used.
@@ -197,7 +197,7 @@ pub(crate) enum ApprovalsAction {
     },
     /// Approve a held request: the agent's request (or its retry) goes on, once.
     Approve {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// The approval id (`apv_…`).
@@ -211,7 +211,7 @@ pub(crate) enum ApprovalsAction {
     },
     /// Deny a held request: the agent gets 403 with the reason.
     Deny {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// The approval id (`apv_…`).
@@ -306,13 +306,13 @@ pub(crate) struct QueryArgs {
 pub(crate) enum CaAction {
     /// Create the CA if it does not exist yet, and print its certificate's path.
     Init {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Print the path of the CA certificate agents must trust.
     Path {
-        /// Config file.
+        /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },

@@ -21,9 +21,7 @@ pub struct DecisionRecord {
     pub request: String,
     /// Agent id.
     pub agent: String,
-    /// Team.
     pub team: Option<String>,
-    /// Environment.
     pub env: Option<String>,
     /// Execution id.
     pub execution: Option<String>,

@@ -29,7 +29,6 @@ pub struct Price {
 #[derive(Debug, thiserror::Error)]
 #[error("price table {file}: {reason}")]
 pub struct PriceError {
-    /// The file.
     pub file: String,
     /// What is wrong (with the model it concerns).
     pub reason: String,

@@ -56,7 +56,6 @@ pub struct BudgetLine {
     pub covers: String,
     /// Window key (`day:2026-11-25`).
     pub window: String,
-    /// Limit, USD.
     pub limit_usd: String,
     /// Settled spend, USD.
     pub spent_usd: String,

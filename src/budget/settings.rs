@@ -13,7 +13,6 @@ pub struct BudgetConfig {
     pub deny_unpriced: bool,
     /// Output tokens assumed when a call sets no maximum.
     pub default_max_output_tokens: u64,
-    /// The budgets.
     pub budgets: Vec<Budget>,
     /// Requests per second or minute, per agent (and host).
     pub rate_limits: Vec<super::RateLimit>,

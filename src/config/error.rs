@@ -29,7 +29,6 @@ pub enum ConfigError {
     /// The file could not be read at all.
     #[error("{file}: cannot read config: {source}")]
     Read {
-        /// The file.
         file: String,
         /// The I/O error.
         source: std::io::Error,

@@ -14,7 +14,6 @@ pub enum BodyError {
     /// The bytes are not valid in their declared coding.
     #[error("body is not valid {coding}: {reason}")]
     Corrupt {
-        /// The coding.
         coding: String,
         /// What the decoder said.
         reason: String,

@@ -78,7 +78,6 @@ pub struct InspectConfig {
 pub struct Request<'a> {
     /// Lower-case host.
     pub host: &'a str,
-    /// Method.
     pub method: &'a str,
     /// Path without the query.
     pub path: &'a str,
@@ -94,7 +93,6 @@ pub struct Request<'a> {
 pub struct Head<'a> {
     /// Lower-case host.
     pub host: &'a str,
-    /// Method.
     pub method: &'a str,
     /// Path without the query.
     pub path: &'a str,

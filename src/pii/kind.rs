@@ -19,7 +19,6 @@ pub enum Kind {
     Phone,
     /// An IPv4 or IPv6 address.
     IpAddress,
-    /// A MAC address.
     MacAddress,
     /// A Bitcoin or Ethereum address.
     CryptoWallet,

@@ -68,7 +68,6 @@ pub enum ConditionError {
         "`{section}` is not set for {trigger} rules; write the rule for a trigger that provides it (llm: llm.request, llm.response; tool: tool.call; data: data.access; response: http.response, llm.response)"
     )]
     Unavailable {
-        /// The section.
         section: String,
         /// The rule's trigger.
         trigger: String,

@@ -135,7 +135,6 @@ pub struct RequestFacts {
     pub scheme: String,
     /// Host, lower-case and without trailing dot (host patterns compare it as is).
     pub host: String,
-    /// Port.
     pub port: u16,
     /// Path without the query.
     pub path: String,

@@ -21,7 +21,6 @@ pub enum Trigger {
     ToolCall,
     /// A recognised data access (SQL, PostgREST).
     DataAccess,
-    /// An LLM response.
     LlmResponse,
     /// Any HTTP response.
     HttpResponse,
@@ -128,9 +127,7 @@ pub enum Rank {
 pub struct Scope {
     /// Agent ids.
     pub agents: Vec<String>,
-    /// Teams.
     pub teams: Vec<String>,
-    /// Environments.
     pub environments: Vec<String>,
 }
 

@@ -14,7 +14,6 @@ use crate::yaml::yaml_error_parts;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{}: rule `{rule}`: {message}", line.map_or("?".to_string(), |l| l.to_string()))]
 pub struct PolicyError {
-    /// The file.
     pub file: String,
     /// The line, when known.
     pub line: Option<u64>,

@@ -1,5 +1,5 @@
 //! Resolution: from the rules that apply to one request, one verdict. The order is written down in
-//! `../shared/DESIGN.md` ("Policy model") and golden-tested in `tests.rs`:
+//! `ARCHITECTURE.md` ("Policy semantics") and golden-tested in `tests.rs`:
 //!
 //! 1. nothing applies → deny;
 //! 2. an applying deny wins, from any scope;
@@ -36,7 +36,6 @@ pub enum Consideration {
 pub struct Considered {
     /// The rule's id.
     pub rule: String,
-    /// Its rank.
     pub rank: Rank,
     /// Why it did or did not apply.
     pub outcome: Consideration,
@@ -112,7 +111,6 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rule id `{id}` is used twice: {first} and {second}")]
 pub struct DuplicateRule {
-    /// The id.
     pub id: String,
     /// Where it was first written (`file:line`).
     pub first: String,

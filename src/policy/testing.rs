@@ -162,18 +162,15 @@ pub struct TestFile {
     /// Policy files, relative to the test file, to judge by instead of the config's policies
     /// (templates are tested this way); empty: the config's.
     pub policies: Vec<String>,
-    /// The cases.
     pub cases: Vec<TestCase>,
 }
 
 /// One test case.
 #[derive(Debug, Clone)]
 pub struct TestCase {
-    /// Its name.
     pub name: String,
     /// Where it is written (`file:line`).
     pub at: String,
-    /// The request.
     pub request: RequestSpec,
     /// What it must get.
     pub expect: Expectation,

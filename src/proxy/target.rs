@@ -64,9 +64,7 @@ impl fmt::Display for Host {
 /// Host and port of a destination.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
-    /// The host.
     pub host: Host,
-    /// The port.
     pub port: u16,
 }
 

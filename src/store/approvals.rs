@@ -82,7 +82,6 @@ pub struct NewHold {
     pub id: String,
     /// The request's fingerprint.
     pub fingerprint: String,
-    /// The agent.
     pub agent: String,
     /// What a reviewer sees.
     pub summary: String,

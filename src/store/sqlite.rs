@@ -41,7 +41,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX approvals_status ON approvals (status, created_at);",
 ];
 
-/// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,

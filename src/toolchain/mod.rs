@@ -33,7 +33,6 @@ pub enum ToolError {
     /// A file or folder could not be read.
     #[error("{path}: {source}")]
     Read {
-        /// The path.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
