@@ -100,11 +100,7 @@ impl Judge {
             id,
             effect: decision.effect(),
             rules: decision.deciding.clone(),
-            monitored: decision
-                .monitored
-                .iter()
-                .map(|(id, _)| id.clone())
-                .collect(),
+            monitored: decision.monitored_ids(),
             policy_version: policies.version.clone(),
         };
         let outcome = decision.ruling(facts, subject).map_err(|refusal| {

@@ -216,11 +216,7 @@ impl DecisionRecord {
         DecisionRecord {
             effect: decision.effect().name().to_string(),
             rules: decision.deciding.clone(),
-            monitored: decision
-                .monitored
-                .iter()
-                .map(|(id, _)| id.clone())
-                .collect(),
+            monitored: decision.monitored_ids(),
             reason,
             obligations: decision.obligations().iter().map(obligation).collect(),
             policy_us,

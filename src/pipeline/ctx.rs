@@ -13,7 +13,7 @@ use crate::budget::Reserved;
 use crate::error::{ProxyError, Shape};
 use crate::proxy::ClientInfo;
 use crate::proxy::resolve::Pinned;
-use crate::proxy::target::{Target, canonical_path};
+use crate::proxy::target::Target;
 
 /// One request's facts, gathered step by step.
 #[derive(Debug)]
@@ -62,23 +62,7 @@ impl RequestCtx {
     /// Gathers the facts a request carries on arrival. Its URI is absolute (the proxy made it so).
     pub fn new<B>(client: Arc<ClientInfo>, req: &Request<B>) -> Result<Self, ProxyError> {
         let uri = req.uri();
-        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| ProxyError::bad_request("request URI has no host"))?;
-        let target = Target::from_authority(authority, Some(default_port))
-            .map_err(|reason| ProxyError::bad_request(format!("bad request target: {reason}")))?;
-        canonical_path(uri.path()).map_err(|reason| {
-            ProxyError::bad_request(format!(
-                "the request path is not in canonical form: {reason}"
-            ))
-        })?;
-        if scheme != "http" && scheme != "https" {
-            return Err(ProxyError::bad_request(format!(
-                "unsupported scheme `{scheme}`"
-            )));
-        }
+        let (scheme, target) = Target::of_uri(uri).map_err(ProxyError::bad_request)?;
         Ok(Self {
             id: crate::random::request_id(),
             client,

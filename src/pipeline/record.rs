@@ -153,11 +153,10 @@ impl Record {
     }
 }
 
-impl Drop for Record {
-    fn drop(&mut self) {
-        let settled = self.settle();
-        let ctx = &self.ctx;
-        for (kind, count) in &ctx.pii {
+impl Record {
+    /// Counts what the request carried and how its upstream failed, for Prometheus.
+    fn count(&self) {
+        for (kind, count) in &self.ctx.pii {
             self.metrics.pii_found(kind, *count);
         }
         if let Outcome::Failed(err) = &self.outcome
@@ -165,7 +164,11 @@ impl Drop for Record {
         {
             self.metrics.upstream_error(err.kind.code());
         }
-        let ending = self.ending();
+    }
+
+    /// The outcome record (after the request's decisions, when it had any) and the log line.
+    fn write(&self, ending: &Ending<'_>, settled: Option<(String, Settlement)>) {
+        let ctx = &self.ctx;
         let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
         if !ctx.judgements.is_empty() {
             let upstream_status = match &self.outcome {
@@ -196,7 +199,17 @@ impl Drop for Record {
                 tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");
             }
         }
-        log_request(ctx, &ending, self.response_bytes, elapsed_ms);
+        log_request(ctx, ending, self.response_bytes, elapsed_ms);
+    }
+}
+
+impl Drop for Record {
+    /// Works out how the request ended and hands it to the ledger, the metrics and the audit
+    /// trail.
+    fn drop(&mut self) {
+        let settled = self.settle();
+        self.count();
+        self.write(&self.ending(), settled);
     }
 }
 

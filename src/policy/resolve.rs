@@ -101,6 +101,11 @@ impl Decision {
         self.verdict.obligations()
     }
 
+    /// The ids of the monitor-mode rules that applied.
+    pub fn monitored_ids(&self) -> Vec<String> {
+        self.monitored.iter().map(|(id, _)| id.clone()).collect()
+    }
+
     /// Whether nothing applied and the default deny decided.
     pub fn is_default_deny(&self) -> bool {
         self.verdict == Verdict::Deny && self.deciding.is_empty()

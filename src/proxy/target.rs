@@ -104,6 +104,24 @@ impl fmt::Display for Target {
     }
 }
 
+impl Target {
+    /// The scheme (`http` or `https`) and destination of an absolute request URI whose path is in
+    /// canonical form; the error says what is wrong with it.
+    pub fn of_uri(uri: &http::Uri) -> Result<(String, Target), String> {
+        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let authority = uri.authority().ok_or("request URI has no host")?;
+        let target = Target::from_authority(authority, Some(default_port))
+            .map_err(|reason| format!("bad request target: {reason}"))?;
+        canonical_path(uri.path())
+            .map_err(|reason| format!("the request path is not in canonical form: {reason}"))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("unsupported scheme `{scheme}`"));
+        }
+        Ok((scheme, target))
+    }
+}
+
 /// Refuses paths that different servers read differently, so a rule matching `/a/admin/**` cannot
 /// be sidestepped by `/a//admin`, `/a/./admin` or `/a/%61dmin`.
 pub fn canonical_path(path: &str) -> Result<(), &'static str> {
