@@ -117,7 +117,10 @@ impl Judge {
         let rules = judgement.rules.join(", ");
         let reason = match &outcome {
             Err(err) => err.reason.clone(),
-            Ok(Verdict::Hold { .. }) => format!("held for human approval by {rules}"),
+            Ok(Verdict::Hold { .. }) => {
+                let message = decision.message.as_deref().unwrap_or("waits for a person");
+                format!("held for human approval by {rules}: {message}")
+            }
             Ok(_) if rules.is_empty() => "no response rule refuses it".to_string(),
             Ok(_) => format!("allowed by {rules}"),
         };

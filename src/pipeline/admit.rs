@@ -86,9 +86,14 @@ impl Pipeline {
         facts: &Facts,
         hold: Option<&HoldReason>,
     ) -> Result<(), ProxyError> {
-        let (Some(reason), Some(body)) = (hold, request.inspected()) else {
+        let Some(reason) = hold else {
             return Ok(());
         };
+        // Only a body read whole can be shown and fingerprinted; the rules refuse holds on any
+        // other, so this is a bug of ours if it happens: refuse rather than forward unapproved.
+        let body = request.inspected().ok_or_else(|| {
+            ProxyError::internal("a request whose body was not inspected cannot be held")
+        })?;
         let held = HeldRequest {
             facts,
             url: ctx.url(request.uri().query()),

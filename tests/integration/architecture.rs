@@ -13,7 +13,14 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("inspect", &["config", "store", "proxy"]),
     ("geo", &["config", "store", "proxy"]),
     ("admin", &["pipeline"]),
-    ("store", &["pipeline"]),
+    ("store", &["pipeline", "budget", "config"]),
+    ("config", &["pipeline", "app", "admin"]),
+    ("pipeline", &["config", "admin", "app"]),
+    ("budget", &["pipeline", "config", "admin"]),
+    ("approval", &["pipeline", "config", "admin"]),
+    ("audit", &["pipeline", "config", "admin"]),
+    ("stream", &["pipeline", "config"]),
+    ("reload", &["pipeline", "admin"]),
 ];
 
 /// Modules that do no I/O: these may not appear in their code.
