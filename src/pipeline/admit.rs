@@ -35,16 +35,13 @@ impl Pipeline {
         let (judgement, verdict) =
             self.judge
                 .decide(facts, (&ctx.id, ctx.id.clone()), request.subject());
-        let hold = HoldReason {
+        let hold = matches!(verdict, Ok(Verdict::Hold { .. })).then(|| HoldReason {
             rules: judgement.rules.clone(),
             decision: judgement.id.clone(),
-        };
+        });
         ctx.judgements.push(judgement);
-        let verdict = verdict?;
-        Ok(Admitted {
-            obligations: verdict.obligations().to_vec(),
-            hold: matches!(verdict, Verdict::Hold { .. }).then_some(hold),
-        })
+        let obligations = verdict?.obligations().to_vec();
+        Ok(Admitted { obligations, hold })
     }
 
     /// 8. reserve: rate limits, paused agents and teams, the loop breaker; then an LLM call's

@@ -17,6 +17,7 @@ use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
 use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
+use crate::proxy::headers::content_encoding;
 use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
 
@@ -90,14 +91,8 @@ impl Pipeline {
     ) -> Result<(Outgoing, Facts), ProxyError> {
         let (parts, body) = req.into_parts();
         let read = read_request_body(&parts.headers, body, self.max_request_body_bytes).await?;
-        let encodings = parts
-            .headers
-            .get_all(CONTENT_ENCODING)
-            .iter()
-            .map(|v| v.to_str())
-            .collect::<Result<Vec<_>, _>>()
+        let encoding = content_encoding(&parts.headers)
             .map_err(|_| ProxyError::bad_request("Content-Encoding is not ASCII"))?;
-        let encoding = Some(encodings.join(",")).filter(|e| !e.is_empty());
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
         let raw = match read {
             ReadBody::Whole(raw) => raw,

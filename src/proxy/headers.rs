@@ -78,6 +78,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The `Content-Encoding` values of `headers` joined (`gzip` and `br` → `gzip,br`); `None` when
+/// there are none, an error when one is not ASCII.
+pub fn content_encoding(headers: &HeaderMap) -> Result<Option<String>, http::header::ToStrError> {
+    let values = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .map(|v| v.to_str())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(values.join(",")).filter(|e| !e.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
