@@ -213,19 +213,6 @@ impl ProxyError {
         self
     }
 
-    /// A refusal by policy: 403 on the agent's side, naming the decision and its rules.
-    pub fn denied_by_policy(reason: impl Into<String>, decision: DecisionRef) -> Self {
-        Self {
-            decision: Some(Box::new(decision)),
-            ..Self::new(ErrorKind::Forbidden, Side::Agent, reason)
-        }
-    }
-
-    /// Whether no rule decided this refusal (the default deny, or a refusal of the proxy's own).
-    pub fn rules_are_empty(&self) -> bool {
-        self.decision.as_ref().is_none_or(|d| d.rules.is_empty())
-    }
-
     /// A malformed request: 400 on the agent's side.
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, Side::Agent, reason)

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::usage::{Dialect, Usage, read_usage};
+use super::usage::{Usage, read_usage};
+use crate::inspect::Dialect;
 
 /// Largest JSON answer kept to read its usage.
 const MAX_KEPT: usize = 4 << 20;

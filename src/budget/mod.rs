@@ -19,6 +19,7 @@ mod tests;
 
 use rust_decimal::Decimal;
 
+pub use crate::inspect::Dialect;
 pub use breakers::{BreakerConfig, Breakers};
 pub use ledger::{Ledger, Reservation, Reserved};
 pub use meter::Meter;
@@ -30,7 +31,7 @@ pub use report::{
 pub use settings::{Budget, BudgetConfig};
 pub use settle::{BudgetSettlement, CallEnd, Settlement};
 pub use tokens::{Counted, estimated_tokens, input_tokens, warm_up};
-pub use usage::{Dialect, Usage, read_usage};
+pub use usage::{Usage, read_usage};
 pub use window::Window;
 
 /// How sure a cost is.

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::prices::Price;
+use crate::inspect::Dialect;
 
 /// Tokens of one call, split the way prices are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,28 +36,6 @@ impl Usage {
     /// All input tokens, cached or not.
     pub fn total_input(&self) -> u64 {
         self.input + self.cached_input + self.cache_write
-    }
-}
-
-/// The API family an answer comes from, which decides where its usage is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// OpenAI and everything speaking its format (Azure, compatible servers).
-    OpenAi,
-    /// Anthropic messages.
-    Anthropic,
-    /// Google Gemini.
-    Gemini,
-}
-
-impl Dialect {
-    /// The dialect of a recognised provider name.
-    pub fn of(provider: &str) -> Dialect {
-        match provider {
-            "anthropic" => Dialect::Anthropic,
-            "gemini" => Dialect::Gemini,
-            _ => Dialect::OpenAi,
-        }
     }
 }
 

@@ -183,6 +183,29 @@ fn gemini(path: &str, body: &Value) -> Option<LlmFacts> {
     })
 }
 
+/// The API family a recognised LLM call speaks, which decides the shape of its body and where
+/// its answer reports usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI and everything speaking its format (Azure, compatible servers).
+    OpenAi,
+    /// Anthropic messages.
+    Anthropic,
+    /// Google Gemini.
+    Gemini,
+}
+
+impl Dialect {
+    /// The dialect of a recognised provider name.
+    pub fn of(provider: &str) -> Dialect {
+        match provider {
+            "anthropic" => Dialect::Anthropic,
+            "gemini" => Dialect::Gemini,
+            _ => Dialect::OpenAi,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

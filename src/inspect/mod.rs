@@ -13,6 +13,7 @@ use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
+pub use llm::Dialect;
 pub use usage_chunk::{UsageChunkFilter, ask_for_usage};
 
 use crate::policy::HostPattern;
@@ -75,6 +76,7 @@ pub struct InspectConfig {
 }
 
 /// Where a request is going and what it carries, as recognition needs it.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     /// Lower-case host.
     pub host: &'a str,
@@ -85,41 +87,23 @@ pub struct Request<'a> {
     pub query: Option<&'a str>,
     /// `Content-Type`, if any.
     pub content_type: Option<&'a str>,
-    /// The decoded body.
+    /// The body: decoded for [`recognise`], as sent for [`examine`].
     pub body: &'a Bytes,
 }
 
-/// A request's head as recognition reads it, before its body is decoded.
-pub struct Head<'a> {
-    /// Lower-case host.
-    pub host: &'a str,
-    pub method: &'a str,
-    /// Path without the query.
-    pub path: &'a str,
-    /// Raw query string.
-    pub query: Option<&'a str>,
-    /// `Content-Type`, if any.
-    pub content_type: Option<&'a str>,
-}
-
-/// Decodes `raw` (sent with `encoding`, at most `limit` bytes decoded) and recognises what it
-/// carries; `Err` says why the body cannot be inspected (undecodable, JSON that does not parse,
-/// batched tool calls, several SQL statements).
+/// Decodes the body of `sent` (sent with `encoding`, at most `limit` bytes decoded) and
+/// recognises what it carries; `Err` says why the body cannot be inspected (undecodable, JSON that
+/// does not parse, batched tool calls, several SQL statements).
 pub fn examine(
-    raw: &Bytes,
+    sent: Request<'_>,
     encoding: Option<&str>,
     limit: usize,
-    head: &Head<'_>,
     config: &InspectConfig,
 ) -> Result<(Bytes, Recognised), String> {
-    let decoded = decode(raw.clone(), encoding, limit).map_err(|e| e.to_string())?;
+    let decoded = decode(sent.body.clone(), encoding, limit).map_err(|e| e.to_string())?;
     let request = Request {
-        host: head.host,
-        method: head.method,
-        path: head.path,
-        query: head.query,
-        content_type: head.content_type,
         body: &decoded,
+        ..sent
     };
     let mut recognised = recognise(&request, config);
     match recognised.unreadable.take() {

@@ -6,13 +6,14 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
+use super::Dialect;
 use crate::pii::event_end;
 
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
 /// completion to OpenAI or an OpenAI-compatible API (`provider`) that did not ask for usage;
 /// `None` to leave it as it is. Azure's older API versions reject `stream_options`: not there.
 pub fn ask_for_usage(provider: Option<&str>, path: &str, body: &[u8]) -> Option<Bytes> {
-    let openai = provider.is_some_and(|p| !matches!(p, "anthropic" | "gemini" | "azure_openai"));
+    let openai = provider.is_some_and(|p| Dialect::of(p) == Dialect::OpenAi && p != "azure_openai");
     if !openai || !path.ends_with("/chat/completions") {
         return None;
     }

@@ -106,21 +106,21 @@ impl Pipeline {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let host = ctx.target.host.as_string();
-        let head = inspect::Head {
+        let sent = inspect::Request {
             host: &host,
             method: ctx.method.as_str(),
             path: &ctx.path,
             query: parts.uri.query(),
             content_type,
+            body: &raw,
         };
         let encoding = encoding.as_deref();
-        let (decoded, recognised) =
-            match inspect::examine(&raw, encoding, limit, &head, &self.inspect) {
-                Ok(examined) => examined,
-                Err(problem) => {
-                    return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
-                }
-            };
+        let (decoded, recognised) = match inspect::examine(sent, encoding, limit, &self.inspect) {
+            Ok(examined) => examined,
+            Err(problem) => {
+                return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
+            }
+        };
         let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
         ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
         let mut facts = self.request_facts(ctx, &parts, recognised.trigger());
