@@ -2,6 +2,7 @@
 //! gracefully: stop accepting, let in-flight requests finish within the grace period, then cut
 //! what remains.
 
+use crate::proxy::executions::ExecutionKey;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub enum StartError {
     /// The geo database could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
+    /// The key execution ids are signed with could not be had.
+    #[error(transparent)]
+    ExecutionKey(#[from] crate::proxy::executions::KeyError),
     /// The PII detectors could not be built.
     #[error(transparent)]
     Pii(#[from] crate::pii::ScannerError),
@@ -149,6 +153,7 @@ impl Gatehouse {
             redactor: Redactor::new(&config.pii)?,
             geo: geo.clone(),
             judge: Judge::new(policies.clone(), audit, metrics.clone()),
+            broker: config.credentials.clone(),
             rate_limits: RateLimits::new(&config.budget.rate_limits),
             ledger: ledger.clone(),
             approvals: Approvals::new(config.approvals.clone(), store, notifier, metrics.clone()),
@@ -175,7 +180,7 @@ impl Gatehouse {
         )?;
         let server = ProxyServer::new(
             pipeline.clone(),
-            Agents::new(&config.identity),
+            Agents::new(&config.identity, ExecutionKey::load_or_create(&config.ca.dir)?),
             Arc::new(leaves),
             connector,
             config.limits.clone(),

@@ -39,6 +39,13 @@ pub(crate) enum Command {
         /// Agent to run as (default: anonymous if admitted, else the only declared agent).
         #[arg(long)]
         agent: Option<String>,
+        /// Run the program as this OS user (when started as root), so it cannot read the proxy's
+        /// keys, tokens, stores, audit trail or policies.
+        #[arg(long)]
+        user: Option<String>,
+        /// Say which variables were kept from the program.
+        #[arg(long, short)]
+        verbose: bool,
         /// The program and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,

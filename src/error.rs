@@ -164,6 +164,20 @@ impl From<crate::pii::RedactError> for ProxyError {
     }
 }
 
+impl From<crate::credentials::BrokerError> for ProxyError {
+    /// A key of the agent's own (or none where the placeholder belongs) is the agent's refusal; a
+    /// secret the proxy cannot read is ours.
+    fn from(e: crate::credentials::BrokerError) -> Self {
+        match e {
+            crate::credentials::BrokerError::Unavailable { .. } => {
+                tracing::error!(error = %e, "brokered credential unavailable");
+                ProxyError::internal(e.to_string())
+            }
+            _ => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
+        }
+    }
+}
+
 /// A request that ends in an error response. The reason never contains secrets or body content.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} ({} side): {reason}", kind.code(), side.as_str())]

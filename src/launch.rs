@@ -5,9 +5,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::{ANONYMOUS_AGENT, Config};
+use crate::credentials::Sender;
+use crate::proxy::executions::ExecutionKey;
 use crate::proxy::tls::{CaError, CertificateAuthority, native_roots_pem};
 
 /// Name of the bundle (system roots + Gatehouse CA) written next to the CA.
@@ -38,6 +42,23 @@ const CA_VARS: [&str; 11] = [
     "DENO_CERT",
 ];
 
+/// The variables the official SDKs read their key from, by the host they call: `exec` sets them to
+/// the placeholder of a brokered credential, so unmodified SDKs start.
+const KEY_VARS: [(&str, &[&str]); 6] = [
+    ("api.openai.com", &["OPENAI_API_KEY"]),
+    ("api.anthropic.com", &["ANTHROPIC_API_KEY"]),
+    (
+        "generativelanguage.googleapis.com",
+        &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+    ),
+    ("example.openai.azure.com", &["AZURE_OPENAI_API_KEY"]),
+    ("api.mistral.ai", &["MISTRAL_API_KEY"]),
+    ("api.groq.com", &["GROQ_API_KEY"]),
+];
+
+/// The admin API's token variable, read by the proxy and the CLI, never by an agent.
+const ADMIN_TOKEN_VAR: &str = "GATEHOUSE_ADMIN_TOKEN";
+
 /// Characters escaped in the user-info part of the proxy URL.
 const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -58,6 +79,9 @@ pub enum LaunchError {
     /// The CA could not be created or loaded.
     #[error("certificate authority: {0}")]
     Ca(#[from] CaError),
+    /// No execution id could be issued.
+    #[error(transparent)]
+    Execution(#[from] crate::proxy::executions::KeyError),
     /// The bundle could not be written.
     #[error("{path}: {source}")]
     Bundle {
@@ -77,6 +101,9 @@ pub struct AgentEnv {
     pub execution: String,
     /// Name/value pairs to set.
     pub vars: Vec<(String, String)>,
+    /// Variables the agent must not inherit: every secret the config reads from the
+    /// environment (other agents' tokens, brokered keys, the hash key) and the admin token.
+    pub removed: Vec<String>,
 }
 
 impl AgentEnv {
@@ -89,10 +116,12 @@ impl AgentEnv {
     }
 }
 
-/// Prepares the environment for `agent` (or the anonymous agent) under `config`.
+/// Prepares the environment for `agent` (or the anonymous agent) under `config`: its proxy
+/// credentials with an execution id the proxy signed, CA trust, placeholders for brokered keys,
+/// and the secrets it must not inherit.
 pub fn agent_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, LaunchError> {
     let (agent, token) = credentials(config, agent)?;
-    let execution = execution_id();
+    let execution = ExecutionKey::load_or_create(&config.ca.dir)?.issue(&agent)?;
     let bundle = write_bundle(&config.ca.dir)?;
     let user = format!("{agent}+{execution}");
     let proxy_url = format!(
@@ -107,13 +136,46 @@ pub fn agent_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, Launc
         .map(|k| (k.to_string(), proxy_url.clone()))
         .collect();
     vars.extend(CA_VARS.iter().map(|k| (k.to_string(), bundle.clone())));
+    // Node's built-in fetch honours the proxy variables only when told to (Node >= 22.21/24.5).
+    vars.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
     vars.push(("GATEHOUSE_AGENT".into(), agent.clone()));
     vars.push(("GATEHOUSE_EXECUTION_ID".into(), execution.clone()));
+    vars.extend(placeholders(config, &agent));
+    let mut removed: Vec<String> = config.secret_vars.clone();
+    removed.push(ADMIN_TOKEN_VAR.to_string());
+    removed.retain(|name| !vars.iter().any(|(set, _)| set == name));
+    removed.sort();
+    removed.dedup();
     Ok(AgentEnv {
         agent,
         execution,
         vars,
+        removed,
     })
+}
+
+/// The key variables of every credential brokered for `agent`, set to its placeholder.
+fn placeholders(config: &Config, agent: &str) -> Vec<(String, String)> {
+    let team = config
+        .identity
+        .agents
+        .iter()
+        .find(|a| a.id == agent)
+        .and_then(|a| a.team.as_deref());
+    let sender = Sender { agent, team };
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for credential in config.credentials.of_sender(sender) {
+        let usual = KEY_VARS
+            .iter()
+            .filter(|(host, _)| credential.host.matches(host))
+            .flat_map(|(_, names)| names.iter().map(|n| n.to_string()));
+        for name in usual.chain(credential.agent_env.iter().cloned()) {
+            if !vars.iter().any(|(set, _)| *set == name) {
+                vars.push((name, credential.placeholder.clone()));
+            }
+        }
+    }
+    vars
 }
 
 fn credentials(config: &Config, agent: Option<&str>) -> Result<(String, String), LaunchError> {
@@ -151,17 +213,6 @@ fn client_address(listen: SocketAddr) -> String {
     SocketAddr::new(ip, listen.port()).to_string()
 }
 
-fn execution_id() -> String {
-    let hex = crate::random::random_hex(8).unwrap_or_else(|_| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("{:016x}", nanos as u64)
-    });
-    format!("exec-{hex}")
-}
-
 /// Writes system roots plus the Gatehouse CA to one PEM file and returns its absolute path.
 fn write_bundle(ca_dir: &Path) -> Result<PathBuf, LaunchError> {
     let (ca, _) = CertificateAuthority::load_or_create(ca_dir)?;
@@ -174,6 +225,8 @@ fn write_bundle(ca_dir: &Path) -> Result<PathBuf, LaunchError> {
     contents.push_str(ca.cert_pem());
     let tmp = ca_dir.join(format!(".{BUNDLE_FILE}.{}", std::process::id()));
     std::fs::write(&tmp, contents).map_err(io)?;
+    // Agents running as another user read it.
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     std::path::absolute(&path).map_err(io)
 }
@@ -249,11 +302,42 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_gets_placeholders_for_its_brokered_keys_and_a_signed_execution() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "sk-real").unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "agent-token").unwrap();
+        let yaml = format!(
+            "identity:\n  agents:\n    - {{ id: a, team: t, token_file: {t} }}\n    - {{ id: b, token_file: {t} }}\n\
+             credentials:\n  - {{ host: api.openai.com, secret_file: {s}, require: placeholder }}\n\
+             \x20 - {{ host: api.anthropic.com, agent: b, secret_file: {s}, agent_env: [CLAUDE_KEY] }}\n",
+            s = secret.display(),
+            t = token.display()
+        );
+        let cfg = config(&yaml, dir.path());
+        let env = agent_env(&cfg, Some("a")).unwrap();
+        let get = |k: &str| env.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("OPENAI_API_KEY").as_deref(), Some("gatehouse-placeholder"));
+        assert_eq!(get("ANTHROPIC_API_KEY"), None, "b's credential is not a's");
+        assert_eq!(get("NODE_USE_ENV_PROXY").as_deref(), Some("1"));
+        assert!(env.removed.iter().any(|r| r == "GATEHOUSE_ADMIN_TOKEN"));
+        assert!(!env.vars.iter().any(|(_, v)| v.contains("sk-real")));
+        let env = agent_env(&cfg, Some("b")).unwrap();
+        let get = |k: &str| env.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("ANTHROPIC_API_KEY").as_deref(), Some("gatehouse-placeholder"));
+        assert_eq!(get("CLAUDE_KEY").as_deref(), Some("gatehouse-placeholder"));
+        let key = ExecutionKey::load_or_create(dir.path()).unwrap();
+        assert!(key.verify("b", &env.execution), "the execution id is signed");
+    }
+
+    #[test]
     fn shell_exports_are_quoted() {
         let env = AgentEnv {
             agent: "a".into(),
             execution: "e".into(),
             vars: vec![("X".into(), "it's".into())],
+            removed: Vec::new(),
         };
         assert_eq!(env.as_shell(), "export X='it'\\''s'\n");
     }

@@ -39,6 +39,7 @@ pub mod audit;
 pub mod body;
 pub mod budget;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod geo;
 pub mod inspect;

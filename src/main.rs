@@ -40,6 +40,8 @@ fn load(config: Option<&Path>) -> anyhow::Result<Config> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, listen } => {
+            // Everything the proxy creates (stores, audit trail, keys) is its user's alone.
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
             let mut config = load(config.as_deref())?;
             if let Some(listen) = listen {
                 config.listen = listen;
@@ -71,12 +73,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec {
             config,
             agent,
+            user,
+            verbose,
             command,
         } => {
             let config = load(config.as_deref())?;
             let env = agent_env(&config, agent.as_deref())?;
             let (program, args) = command.split_first().context("no command given")?;
-            let err = exec(program, args, &env.vars);
+            if verbose {
+                let present: Vec<&str> = env
+                    .removed
+                    .iter()
+                    .filter(|name| std::env::var_os(name).is_some())
+                    .map(String::as_str)
+                    .collect();
+                eprintln!(
+                    "gatehouse exec: agent {} execution {}; kept from the program: {}",
+                    env.agent,
+                    env.execution,
+                    if present.is_empty() { "nothing".to_string() } else { present.join(", ") }
+                );
+            }
+            let err = exec(program, args, &env, user.as_deref())?;
             anyhow::bail!("cannot run `{program}`: {err}")
         }
         Command::Check { config } => {
@@ -383,12 +401,38 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
 }
 
 /// Replaces this process with `program`; returns only on failure.
-fn exec(program: &str, args: &[String], vars: &[(String, String)]) -> std::io::Error {
+/// Replaces this process with the agent: its variables set, the secrets it must not inherit
+/// removed, and with `user` its OS user (root only; supplementary groups are dropped).
+fn exec(
+    program: &str,
+    args: &[String],
+    env: &gatehouse::launch::AgentEnv,
+    user: Option<&str>,
+) -> anyhow::Result<std::io::Error> {
     use std::os::unix::process::CommandExt;
-    std::process::Command::new(program)
-        .args(args)
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .exec()
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    for name in &env.removed {
+        command.env_remove(name);
+    }
+    command.envs(env.vars.iter().map(|(k, v)| (k, v)));
+    if let Some(name) = user {
+        anyhow::ensure!(
+            nix::unistd::geteuid().is_root(),
+            "--user needs gatehouse exec to be started as root"
+        );
+        let account = nix::unistd::User::from_name(name)
+            .with_context(|| format!("cannot look up user `{name}`"))?
+            .with_context(|| format!("no such user `{name}`"))?;
+        anyhow::ensure!(!account.uid.is_root(), "--user must name a user other than root");
+        command
+            .uid(account.uid.as_raw())
+            .gid(account.gid.as_raw())
+            .env("HOME", &account.dir)
+            .env("USER", name)
+            .env("LOGNAME", name);
+    }
+    Ok(command.exec())
 }
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {

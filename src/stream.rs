@@ -16,6 +16,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::body::{BodyError, ProxyBody, boxed};
+use crate::credentials::Scrub;
 use crate::inspect::UsageChunkFilter;
 use crate::pii::{EventRestorer, Restorer};
 
@@ -143,6 +144,42 @@ pub fn restored(
     let (mut parts, body) = response.into_parts();
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, boxed(RewrittenBody::new(body, restorer)))
+}
+
+/// The answer of a request that carried a brokered credential, with the secret scrubbed from its
+/// headers and body. It was asked for unencoded; one that came encoded anyway cannot be searched
+/// and is refused (the agent must never receive the key).
+pub fn scrubbed(response: Response<ProxyBody>, scrub: Scrub) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    for value in parts.headers.values_mut() {
+        if let Some(clean) = scrub.header(value.as_bytes())
+            && let Ok(clean) = http::HeaderValue::from_bytes(&clean)
+        {
+            *value = clean;
+        }
+    }
+    if parts.headers.contains_key(CONTENT_ENCODING) {
+        tracing::warn!("a brokered request was answered with an encoded body; it is not passed on");
+        return crate::error::ProxyError::new(
+            crate::error::ErrorKind::BadGateway,
+            crate::error::Side::Upstream,
+            "the upstream answered a brokered request with an encoded body the proxy cannot \
+             search for the credential; it was not passed on",
+        )
+        .to_response();
+    }
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, boxed(RewrittenBody::new(body, scrub)))
+}
+
+impl Rewrite for Scrub {
+    fn push(&mut self, data: &[u8]) -> Bytes {
+        Scrub::push(self, data)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        Scrub::finish(self)
+    }
 }
 
 /// How an answer is restored: as bytes, or event by event.

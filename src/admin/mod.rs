@@ -178,6 +178,9 @@ pub fn generated_token(dir: &std::path::Path) -> Result<Secret, AdminError> {
         .mode(0o600)
         .open(&path)
         .map_err(fail)?;
+    // A file left from before keeps its mode on open: make it private before the token goes in.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(fail)?;
     file.write_all(token.as_bytes()).map_err(fail)?;
     tracing::info!(path = %path.display(), "no admin token configured: generated one for the admin API and dashboard");
     Ok(Secret::new(token))

@@ -1,10 +1,12 @@
 //! Step 9, approve: a request a rule (or a tripped budget breaker) holds waits for a person. It is
-//! parked as an approval in the store, bound to its fingerprint (agent, method, URL, body hash);
+//! parked as an approval in the store, bound to its fingerprint (agent, method, URL, every header
+//! but the hop's, traces and brokered credentials, and the body);
 //! reviewers are notified ([`notify`]); the agent's connection waits up to `approvals.wait`.
 //! Approved → the request goes on (the approval is used once); denied or expired → 403 with the
 //! reason; no decision yet → 408 with the approval id and `Retry-After`, and the retry (same
-//! fingerprint) re-attaches to the same approval. Reviewers see the URL and body with every kind
-//! of personal data masked.
+//! fingerprint) re-attaches to the same approval; a retry that adds or changes a header (say
+//! `X-HTTP-Method-Override`) is another request. Reviewers see the URL, every header and the whole
+//! body, with secrets and every kind of personal data masked.
 
 pub mod notify;
 mod settings;
@@ -28,8 +30,41 @@ use crate::store::{Approval, ApprovalStatus, Held, NewHold, Store};
 /// How long a client told to retry (408) should wait first.
 const RETRY_AFTER_SECONDS: u32 = 2;
 
-/// Most characters of a body shown to reviewers.
-const PREVIEW_CHARS: usize = 2000;
+/// Headers an approval does not bind: they describe the connection or the proxy hop, carry a
+/// trace, or count an SDK's retries (a retry must find its approval). Credentials the broker
+/// replaces are left out too (see [`HeldRequest::replaced`]).
+const UNBOUND_HEADERS: [&str; 19] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "sentry-trace",
+    "x-request-id",
+    "x-amzn-trace-id",
+    "x-stainless-retry-count",
+    "x-stainless-timeout",
+    "x-stainless-read-timeout",
+];
+
+/// Headers whose values reviewers never see: they hold credentials.
+const SECRET_HEADERS: [&str; 7] = [
+    "authorization",
+    "cookie",
+    "x-api-key",
+    "x-goog-api-key",
+    "api-key",
+    "proxy-authorization",
+    "x-auth-token",
+];
 
 /// Held requests, their store and their notifications.
 pub struct Approvals {
@@ -69,14 +104,26 @@ pub struct HeldRequest<'a> {
     pub uri: String,
     /// The body as it would be forwarded.
     pub body: &'a [u8],
+    /// Header names the credential broker replaces before forwarding: not bound, not shown.
+    pub replaced: Vec<String>,
     /// Why it is held.
     pub reason: &'a HoldReason,
 }
 
-/// What reviewers see of a held request: personal data masked.
+/// What reviewers see of a held request: personal data and secrets masked, nothing cut.
 struct Shown {
     url: String,
-    preview: String,
+    body: String,
+    headers: serde_json::Map<String, Value>,
+}
+
+impl HeldRequest<'_> {
+    /// The headers an approval binds, by lower-case name (repeated ones joined), in order.
+    fn bound_headers(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.facts.request.headers.iter().filter(|(name, _)| {
+            !UNBOUND_HEADERS.contains(&name.as_str()) && !self.replaced.contains(name)
+        })
+    }
 }
 
 impl Approvals {
@@ -111,9 +158,21 @@ impl Approvals {
         held: &HeldRequest<'_>,
         masker: &Redactor,
     ) -> (Result<(), ProxyError>, Option<ApprovalRecord>) {
+        let headers = held
+            .bound_headers()
+            .map(|(name, value)| {
+                let shown = if SECRET_HEADERS.contains(&name.as_str()) {
+                    "[secret]".to_string()
+                } else {
+                    masker.preview(value)
+                };
+                (name.clone(), Value::String(shown))
+            })
+            .collect();
         let shown = Shown {
             url: masker.preview(&held.url),
-            preview: masker.preview(&String::from_utf8_lossy(held.body)),
+            body: masker.preview(&String::from_utf8_lossy(held.body)),
+            headers,
         };
         let mut record = None;
         let outcome = self.wait_for(held, &shown, &mut record).await;
@@ -136,7 +195,7 @@ impl Approvals {
         let agent = &held.facts.agent.id;
         let hold = NewHold {
             id: new_id()?,
-            fingerprint: fingerprint(agent, &held.facts.request.method, &held.uri, held.body),
+            fingerprint: fingerprint(held),
             agent: agent.clone(),
             summary: summary.to_string(),
             now,
@@ -263,14 +322,11 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// What reviewers see: who, what, why, and a redacted preview. Never a raw personal-data value.
+/// What reviewers see: who, what, why, every header (secrets masked) and the whole body
+/// (personal data masked), and the facts rules read. Never a raw personal-data value or secret.
 fn summary(held: &HeldRequest<'_>, shown: &Shown) -> Value {
     let facts = held.facts;
     let rules = &held.reason.rules;
-    let mut preview: String = shown.preview.chars().take(PREVIEW_CHARS).collect();
-    if shown.preview.chars().nth(PREVIEW_CHARS).is_some() {
-        preview.push('…');
-    }
     json!({
         "agent": facts.agent.id,
         "team": facts.agent.team,
@@ -283,18 +339,30 @@ fn summary(held: &HeldRequest<'_>, shown: &Shown) -> Value {
         "model": facts.llm.as_ref().map(|l| l.model.clone()),
         "tool": facts.tool.as_ref().map(|t| t.name.clone()),
         "pii": facts.pii.counts,
-        "preview": preview,
+        "data": facts.data,
+        "destination": {"ip": facts.destination.ip, "country": facts.destination.country},
+        "headers": shown.headers,
+        "preview": shown.body,
     })
 }
 
-/// Hex SHA-256 of what makes a request the same request.
-fn fingerprint(agent: &str, method: &str, url: &str, body: &[u8]) -> String {
+/// Hex SHA-256 of what makes a request the same request: agent, method, URL, every bound header
+/// and the body, each part length-prefixed so no two requests share one.
+fn fingerprint(held: &HeldRequest<'_>) -> String {
+    let request = &held.facts.request;
     let mut ctx = digest::Context::new(&digest::SHA256);
-    for part in [agent.as_bytes(), method.as_bytes(), url.as_bytes()] {
-        ctx.update(part);
-        ctx.update(&[0]);
+    let mut part = |bytes: &[u8]| {
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
+    };
+    part(held.facts.agent.id.as_bytes());
+    part(request.method.as_bytes());
+    part(held.uri.as_bytes());
+    for (name, value) in held.bound_headers() {
+        part(name.as_bytes());
+        part(value.as_bytes());
     }
-    ctx.update(body);
+    part(held.body);
     ctx.finish()
         .as_ref()
         .iter()
@@ -321,16 +389,89 @@ fn store_failed(e: crate::store::StoreError) -> ProxyError {
 mod tests {
     use super::*;
 
+    fn request(
+        agent: &str,
+        method: &str,
+        headers: &[(&str, &str)],
+    ) -> Facts {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let request = crate::policy::RequestFacts::new(
+            (method, "https"),
+            ("x".into(), 443),
+            "/y",
+            None,
+            Some(&map),
+        );
+        let agent = crate::policy::AgentFacts {
+            id: agent.into(),
+            team: None,
+            env: None,
+            execution: None,
+            labels: Default::default(),
+        };
+        Facts::new(crate::policy::Trigger::HttpRequest, agent, request)
+    }
+
     #[test]
     fn the_fingerprint_tells_requests_apart_by_each_part() {
-        let base = fingerprint("a", "POST", "https://x/y?q=1", b"{}");
-        assert_eq!(base, fingerprint("a", "POST", "https://x/y?q=1", b"{}"));
+        let reason = HoldReason {
+            rules: vec!["r".into()],
+            decision: "d".into(),
+        };
+        let print = |facts: &Facts, uri: &str, body: &[u8], replaced: &[&str]| {
+            fingerprint(&HeldRequest {
+                facts,
+                url: uri.into(),
+                uri: uri.into(),
+                body,
+                reason: &reason,
+                replaced: replaced.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        let plain = request("a", "POST", &[("content-type", "application/json")]);
+        let base = print(&plain, "https://x/y?q=1", b"{}", &[]);
+        assert_eq!(base, print(&plain, "https://x/y?q=1", b"{}", &[]));
+        let retried = request(
+            "a",
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("x-stainless-retry-count", "2"),
+                ("traceparent", "00-abc-def-01"),
+                ("content-length", "2"),
+            ],
+        );
+        assert_eq!(base, print(&retried, "https://x/y?q=1", b"{}", &[]), "a retry is the same");
+        let keyed = request(
+            "a",
+            "POST",
+            &[("content-type", "application/json"), ("authorization", "Bearer p")],
+        );
+        assert_eq!(
+            base,
+            print(&keyed, "https://x/y?q=1", b"{}", &["authorization"]),
+            "a key the broker replaces is not bound"
+        );
+        let overridden = request(
+            "a",
+            "POST",
+            &[("content-type", "application/json"), ("x-http-method-override", "DELETE")],
+        );
+        let other_agent = request("b", "POST", &[("content-type", "application/json")]);
+        let put = request("a", "PUT", &[("content-type", "application/json")]);
         for other in [
-            fingerprint("b", "POST", "https://x/y?q=1", b"{}"),
-            fingerprint("a", "PUT", "https://x/y?q=1", b"{}"),
-            fingerprint("a", "POST", "https://x/y?q=2", b"{}"),
-            fingerprint("a", "POST", "https://x/y?q=1", b"{ }"),
-            fingerprint("aP", "OST", "https://x/y?q=1", b"{}"),
+            print(&other_agent, "https://x/y?q=1", b"{}", &[]),
+            print(&put, "https://x/y?q=1", b"{}", &[]),
+            print(&plain, "https://x/y?q=2", b"{}", &[]),
+            print(&plain, "https://x/y?q=1", b"{ }", &[]),
+            print(&overridden, "https://x/y?q=1", b"{}", &[]),
+            print(&keyed, "https://x/y?q=1", b"{}", &[]),
         ] {
             assert_ne!(base, other);
         }

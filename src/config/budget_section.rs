@@ -278,3 +278,55 @@ impl Compiler<'_> {
         Ok(())
     }
 }
+
+impl Compiler<'_> {
+    /// The agents (and `anonymous`) an `execution`-window budget covers: their execution ids must
+    /// be signed by the proxy. Each must also be covered by a budget of another window, or every
+    /// new execution would start with a full budget again.
+    pub(super) fn counting_executions(
+        &self,
+        identity: &super::IdentityConfig,
+        budgets: &[super::Budget],
+    ) -> Result<std::collections::BTreeSet<String>, ConfigError> {
+        use crate::budget::Window;
+        let covers = |b: &super::Budget, agent: &str, team: Option<&str>, env: Option<&str>| {
+            b.agent.as_deref().is_none_or(|a| a == agent)
+                && b.team.as_deref().is_none_or(|t| Some(t) == team)
+                && b.env.as_deref().is_none_or(|e| Some(e) == env)
+        };
+        let mut agents: Vec<(&str, Option<&str>, Option<&str>)> = identity
+            .agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.team.as_deref(), a.env.as_deref()))
+            .collect();
+        if identity.allow_anonymous {
+            agents.push((super::ANONYMOUS_AGENT, None, None));
+        }
+        let mut counted = std::collections::BTreeSet::new();
+        for (agent, team, env) in agents {
+            let per_execution = budgets
+                .iter()
+                .find(|b| b.window == Window::Execution && covers(b, agent, team, env));
+            let Some(per_execution) = per_execution else {
+                continue;
+            };
+            let beside = budgets
+                .iter()
+                .any(|b| b.window != Window::Execution && covers(b, agent, team, env));
+            if !beside {
+                return Err(self.invalid(
+                    None,
+                    "budget.budgets",
+                    format!(
+                        "budget `{}` counts executions of agent `{agent}`, but no budget of \
+                         another window (hour, day, month, total) covers that agent: add one, \
+                         or every new execution would start with a full budget",
+                        per_execution.id
+                    ),
+                ));
+            }
+            counted.insert(agent.to_string());
+        }
+        Ok(counted)
+    }
+}

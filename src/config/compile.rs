@@ -22,7 +22,13 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
 pub fn compile(text: &str, file: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig =
         serde_saphyr::from_str(text).map_err(|err| syntax_error(err, text, file))?;
-    Compiler { file }.config(raw)
+    let compiler = Compiler {
+        file,
+        secret_vars: Default::default(),
+    };
+    let mut config = compiler.config(raw)?;
+    config.secret_vars = compiler.secret_vars.take();
+    Ok(config)
 }
 
 fn syntax_error(err: serde_saphyr::Error, text: &str, file: &str) -> ConfigError {
@@ -39,6 +45,8 @@ fn syntax_error(err: serde_saphyr::Error, text: &str, file: &str) -> ConfigError
 
 pub(super) struct Compiler<'a> {
     pub(super) file: &'a str,
+    /// Environment variables the config reads secrets from, as they are read.
+    pub(super) secret_vars: std::cell::RefCell<Vec<String>>,
 }
 
 impl Compiler<'_> {
@@ -103,6 +111,8 @@ impl Compiler<'_> {
             budget: self.budget(&raw)?,
             approvals: self.approvals(&raw)?,
             admin: self.admin(&raw)?,
+            credentials: std::sync::Arc::new(self.credentials(&raw)?),
+            secret_vars: Vec::new(),
             policy_extras,
             audit_file: PathBuf::from(
                 raw.audit
@@ -118,6 +128,8 @@ impl Compiler<'_> {
             ),
         };
         self.reservation_ttl(&raw, &mut config)?;
+        let counted = self.counting_executions(&config.identity, &config.budget.budgets)?;
+        config.identity.signed_executions.extend(counted);
         Ok(config)
     }
 
@@ -223,9 +235,22 @@ impl Compiler<'_> {
             }
             agents.push(compiled);
         }
+        let max_new_executions_per_hour = positive(
+            self,
+            &raw.identity.max_new_executions_per_hour,
+            "identity.max_new_executions_per_hour",
+            1000,
+        )?;
+        let mut signed_executions = std::collections::BTreeSet::new();
+        if raw.identity.signed_executions {
+            signed_executions.extend(agents.iter().map(|a| a.id.clone()));
+            signed_executions.insert(ANONYMOUS_AGENT.to_string());
+        }
         Ok(IdentityConfig {
             allow_anonymous: raw.identity.allow_anonymous,
             agents,
+            signed_executions,
+            max_new_executions_per_hour,
         })
     }
 
@@ -283,17 +308,21 @@ impl Compiler<'_> {
     ) -> Result<Option<String>, ConfigError> {
         match (env, file) {
             (None, None) => Ok(None),
-            (Some(var), None) => match std::env::var(var.value.trim()) {
-                Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_string())),
-                _ => Err(self.invalid(
-                    Some(&var.referenced),
-                    &format!("{key}.{name}_env"),
-                    format!(
-                        "environment variable `{}` ({what}) is not set or empty",
-                        var.value.trim()
-                    ),
-                )),
-            },
+            (Some(var), None) => {
+                let variable = var.value.trim();
+                self.secret_vars.borrow_mut().push(variable.to_string());
+                match std::env::var(variable) {
+                    Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_string())),
+                    _ => Err(self.invalid(
+                        Some(&var.referenced),
+                        &format!("{key}.{name}_env"),
+                        format!(
+                            "environment variable `{}` ({what}) is not set or empty",
+                            var.value.trim()
+                        ),
+                    )),
+                }
+            }
             (None, Some(file)) => {
                 let field = format!("{key}.{name}_file");
                 let path = self.existing_file(file, &field)?;

@@ -6,6 +6,7 @@
 
 mod approvals_section;
 mod budget_section;
+mod credentials_section;
 pub(crate) mod compile;
 mod error;
 mod geo_section;
@@ -81,6 +82,11 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// The admin API's listener (`None`: off).
     pub admin: Option<AdminConfig>,
+    /// The environment variables the config reads secrets from (agent tokens, keys, the admin
+    /// token): `gatehouse exec` keeps them from the agent.
+    pub secret_vars: Vec<String>,
+    /// The credential broker: the keys the proxy puts on requests.
+    pub credentials: std::sync::Arc<crate::credentials::Broker>,
     /// Policy texts the config adds to the folder's: enabled templates and residency rules,
     /// as `(name, YAML)`; reloads keep them.
     pub policy_extras: Vec<(String, String)>,

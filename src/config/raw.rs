@@ -27,6 +27,36 @@ pub struct RawConfig {
     pub budget: RawBudget,
     pub approvals: RawApprovals,
     pub admin: RawAdmin,
+    pub credentials: Vec<RawCredential>,
+}
+
+/// One brokered credential (`credentials:`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub host: Spanned<String>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub agent: Option<Spanned<String>>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub require: Option<Spanned<String>>,
+    #[serde(default)]
+    pub placeholder: Option<Spanned<String>>,
+    #[serde(default)]
+    pub agent_env: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +274,8 @@ pub struct RawTunnel {
 pub struct RawIdentity {
     pub allow_anonymous: bool,
     pub agents: Vec<RawAgent>,
+    pub signed_executions: bool,
+    pub max_new_executions_per_hour: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -97,6 +97,10 @@ impl Pipeline {
             uri: request.uri().to_string(),
             body,
             reason,
+            replaced: self
+                .credential(ctx)
+                .map(|c| c.replaced_headers().map(str::to_string).collect())
+                .unwrap_or_default(),
         };
         let (outcome, record) = self.approvals.wait(&held, &self.redactor).await;
         ctx.approval = record;

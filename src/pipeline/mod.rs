@@ -51,6 +51,8 @@ pub struct Pipeline {
     pub geo: Arc<Geo>,
     /// Steps 2, 7 and 12: the policies in force, and the audit trail of their decisions.
     pub judge: Judge,
+    /// Steps 4 and 11: the keys the proxy, not the agent, puts on requests.
+    pub broker: Arc<crate::credentials::Broker>,
     /// Step 8: rate limits.
     pub rate_limits: RateLimits,
     /// Steps 8 and 12: budgets, pauses and breakers; reservations and their settlement.
@@ -106,6 +108,9 @@ impl Pipeline {
         //    cannot be read whole, decoded or parsed goes on as uninspected: refused unless a
         //    rule says `allow_uninspected`, and then forwarded exactly as it came.
         let (mut request, mut facts) = self.inspect(ctx, req).await?;
+        // 4. (credentials) a request to a brokered host carries the placeholder, never a key
+        //    of the agent's own (which would pick the account that pays and receives the data).
+        self.check_credentials(ctx, &request)?;
         // 5. detect: personal data and secrets, as kinds and counts, so rules can read them and
         //    the record can say what was there.
         self.detect(&request, &mut facts);

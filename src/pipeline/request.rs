@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use super::facts;
 use super::{Pipeline, RequestCtx};
+use crate::credentials::{Scrub, Sender};
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
@@ -272,6 +273,7 @@ impl Pipeline {
                 (full(decoded), restore, judged)
             }
         };
+        let scrub = self.put_credential(ctx, &mut request.parts)?;
         ctx.forwarded = true;
         let req = Request::from_parts(request.parts, body);
         let response = self.upstream.forward(req, ctx.started).await?;
@@ -283,6 +285,50 @@ impl Pipeline {
             Some(names) => crate::stream::restored(response, names),
             None => response,
         };
+        let response = match scrub {
+            Some(scrub) => crate::stream::scrubbed(response, scrub),
+            None => response,
+        };
         Ok(Answer { response, judged })
+    }
+
+    /// The brokered credential of the request in `ctx`, if any.
+    pub(super) fn credential(&self, ctx: &RequestCtx) -> Option<&crate::credentials::Credential> {
+        let identity = &ctx.client.identity;
+        let sender = Sender {
+            agent: &identity.agent,
+            team: identity.team.as_deref(),
+        };
+        self.broker
+            .find(&ctx.target.host.as_string(), &ctx.path, sender)
+    }
+
+    /// 4. (credentials) refuses a request to a brokered host that brings a key of its own.
+    pub(super) fn check_credentials(
+        &self,
+        ctx: &RequestCtx,
+        request: &Outgoing,
+    ) -> Result<(), ProxyError> {
+        let Some(credential) = self.credential(ctx) else {
+            return Ok(());
+        };
+        let host = ctx.target.host.as_string();
+        Ok(credential.check(&host, &request.parts.headers, request.parts.uri.query())?)
+    }
+
+    /// 11. (credentials) the real key goes on, just before the request leaves; the answer must
+    ///     come back readable, so it can be scrubbed of the key should it echo it.
+    fn put_credential(
+        &self,
+        ctx: &RequestCtx,
+        parts: &mut http::request::Parts,
+    ) -> Result<Option<Scrub>, ProxyError> {
+        let Some(credential) = self.credential(ctx) else {
+            return Ok(None);
+        };
+        let host = ctx.target.host.as_string();
+        let secret = credential.apply(&host, &mut parts.headers, &mut parts.uri)?;
+        parts.headers.remove(ACCEPT_ENCODING);
+        Ok(Some(Scrub::new(&secret)))
     }
 }

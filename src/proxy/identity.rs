@@ -9,6 +9,7 @@ use http::HeaderValue;
 use ring::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 
+use super::executions::{ExecutionCounter, ExecutionKey};
 use crate::secret::Secret;
 
 /// The agent name given to requests admitted without credentials.
@@ -45,6 +46,15 @@ pub enum AuthError {
     /// The token does not match.
     #[error("wrong token for agent `{0}`")]
     WrongToken(String),
+    /// The agent's budgets count executions, and this id was not issued by the proxy.
+    #[error(
+        "execution id not issued by this proxy: agent `{0}` has budgets per execution, so its \
+         executions come from `gatehouse exec` (signed), not from the agent"
+    )]
+    UnsignedExecution(String),
+    /// The agent started more new executions this hour than it may.
+    #[error("agent `{0}` started more new executions this hour than `identity.max_new_executions_per_hour` allows")]
+    TooManyExecutions(String),
 }
 
 impl AuthError {
@@ -69,11 +79,16 @@ struct Registered {
 pub struct Agents {
     allow_anonymous: bool,
     by_id: HashMap<String, Registered>,
+    /// Agents whose execution ids must be signed.
+    signed: std::collections::BTreeSet<String>,
+    key: ExecutionKey,
+    counter: ExecutionCounter,
 }
 
 impl Agents {
-    /// Builds the registry from config; tokens are kept only as SHA-256 digests.
-    pub fn new(config: &IdentityConfig) -> Arc<Self> {
+    /// Builds the registry from config; tokens are kept only as SHA-256 digests. Execution ids
+    /// are checked against `key`.
+    pub fn new(config: &IdentityConfig, key: ExecutionKey) -> Arc<Self> {
         let by_id = config
             .agents
             .iter()
@@ -94,7 +109,25 @@ impl Agents {
         Arc::new(Self {
             allow_anonymous: config.allow_anonymous,
             by_id,
+            signed: config.signed_executions.clone(),
+            key,
+            counter: ExecutionCounter::new(config.max_new_executions_per_hour),
         })
+    }
+
+    /// An execution id of `agent` that its budgets count must be one the proxy issued; no agent
+    /// starts more new executions an hour than the cap.
+    fn check_execution(&self, agent: &str, execution: &Option<String>) -> Result<(), AuthError> {
+        let Some(execution) = execution else {
+            return Ok(());
+        };
+        if self.signed.contains(agent) && !self.key.verify(agent, execution) {
+            return Err(AuthError::UnsignedExecution(agent.to_string()));
+        }
+        if !self.counter.admit(agent, execution) {
+            return Err(AuthError::TooManyExecutions(agent.to_string()));
+        }
+        Ok(())
     }
 
     /// Checks the `Proxy-Authorization` header (if any) and returns the caller's identity.
@@ -112,6 +145,7 @@ impl Agents {
             None => (user.as_str(), None),
         };
         if agent == ANONYMOUS && self.allow_anonymous {
+            self.check_execution(agent, &execution)?;
             return Ok(anonymous(execution));
         }
         let registered = self
@@ -122,6 +156,7 @@ impl Agents {
         if !bool::from(offered.ct_eq(&registered.token_digest)) {
             return Err(AuthError::WrongToken(agent.to_string()));
         }
+        self.check_execution(agent, &execution)?;
         let mut identity = registered.identity.clone();
         identity.execution = execution;
         Ok(identity)
@@ -181,12 +216,17 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Agents and how they prove who they are.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IdentityConfig {
     /// Requests without credentials are admitted as the `anonymous` agent.
     pub allow_anonymous: bool,
     /// Declared agents.
     pub agents: Vec<AgentConfig>,
+    /// Agents (and `anonymous`) an `execution`-window budget covers: their execution ids must be
+    /// signed by the proxy.
+    pub signed_executions: std::collections::BTreeSet<String>,
+    /// New executions one agent may start per clock hour.
+    pub max_new_executions_per_hour: usize,
 }
 
 /// One declared agent.
@@ -217,8 +257,12 @@ mod tests {
     }
 
     fn agents(allow_anonymous: bool) -> Arc<Agents> {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ExecutionKey::load_or_create(dir.path()).unwrap();
         Agents::new(&IdentityConfig {
             allow_anonymous,
+            signed_executions: Default::default(),
+            max_new_executions_per_hour: 100,
             agents: vec![AgentConfig {
                 id: "bot".into(),
                 team: Some("research".into()),
@@ -227,7 +271,7 @@ mod tests {
                 residency: None,
                 token: Secret::new("t0ken".into()),
             }],
-        })
+        }, key)
     }
 
     #[test]
@@ -294,6 +338,42 @@ mod tests {
             let expected = expected.map(|(a, e)| (a.to_string(), e.map(str::to_string)));
             assert_eq!(got, expected, "header {header:?}");
         }
+    }
+
+    #[test]
+    fn agents_whose_executions_count_need_ids_the_proxy_issued() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ExecutionKey::load_or_create(dir.path()).unwrap();
+        let issued = key.issue("bot").unwrap();
+        let for_other = key.issue("other").unwrap();
+        let config = IdentityConfig {
+            allow_anonymous: false,
+            signed_executions: ["bot".to_string()].into(),
+            max_new_executions_per_hour: 2,
+            agents: vec![AgentConfig {
+                id: "bot".into(),
+                team: None,
+                env: None,
+                labels: BTreeMap::new(),
+                residency: None,
+                token: Secret::new("t0ken".into()),
+            }],
+        };
+        let registry = Agents::new(&config, key);
+        let auth = |user: &str| registry.authenticate(Some(&basic(&format!("{user}:t0ken"))));
+        assert_eq!(auth(&format!("bot+{issued}")).unwrap().execution, Some(issued.clone()));
+        assert_eq!(auth("bot").unwrap().execution, None, "no execution: the shared key");
+        for forged in ["bot+exec-1", &format!("bot+{for_other}"), "bot+run-42"] {
+            assert_eq!(
+                auth(forged),
+                Err(AuthError::UnsignedExecution("bot".into())),
+                "{forged}"
+            );
+        }
+        assert!(
+            auth(&format!("bot+{issued}")).is_ok(),
+            "refused ids are not counted as started"
+        );
     }
 
     #[test]

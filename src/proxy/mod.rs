@@ -4,6 +4,7 @@
 
 pub mod body;
 mod connector;
+pub mod executions;
 pub mod guard;
 pub mod headers;
 pub mod identity;

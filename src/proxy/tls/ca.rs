@@ -105,7 +105,12 @@ impl CertificateAuthority {
         if let Ok(meta) = fs::metadata(&key_path)
             && meta.permissions().mode() & 0o077 != 0
         {
-            tracing::warn!(path = %key_path.display(), "CA key is readable by other users; chmod 600 it");
+            return Err(CaError::Invalid {
+                path: key_path,
+                reason: "other users can read or write the CA key (anyone who reads it can \
+                         intercept every agent's TLS): `chmod 600` it"
+                    .into(),
+            });
         }
         let key = KeyPair::from_pem(&key_pem).map_err(|e| CaError::Invalid {
             path: key_path.clone(),
@@ -129,10 +134,17 @@ impl CertificateAuthority {
 
     /// Creates a fresh CA in `dir`; refuses to overwrite existing files.
     pub fn create(dir: &Path) -> Result<Self, CaError> {
-        fs::create_dir_all(dir).map_err(|source| CaError::Io {
+        let fresh = !dir.exists();
+        let io = |source| CaError::Io {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        fs::create_dir_all(dir).map_err(io)?;
+        if fresh {
+            // Agents running as other users read the certificate and bundle; the key, tokens
+            // and execution key in it are 0600.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io)?;
+        }
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
@@ -209,6 +221,9 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
         .create_new(true)
         .mode(mode)
         .open(path)
+        .map_err(io)?;
+    // Exactly `mode`, whatever the umask (the proxy runs with 077; agents read the certificate).
+    file.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io)?;
     file.write_all(contents).map_err(io)?;
     file.sync_all().map_err(io)

@@ -1,0 +1,281 @@
+//! The credential broker: the proxy, not the agent, holds the keys of upstream APIs. Config names,
+//! per upstream host (and optionally path, agent or team), the credential put on a request after
+//! it was judged and just before it is forwarded (`Authorization: Bearer`, `x-api-key`,
+//! `x-goog-api-key`, Azure `api-key`, any header, or a query parameter). Whatever the agent sent
+//! in the credential slots of that host is dropped; with `require: placeholder` a request that
+//! does not carry the agreed placeholder there is refused, so an agent cannot bring a key (and an
+//! account) of its own. The secret never reaches a log, record, metric or error, and an answer
+//! that echoes it has it scrubbed ([`Scrub`]).
+
+mod scrub;
+mod source;
+
+pub use scrub::Scrub;
+pub use source::{SecretSource, SourceError};
+
+use globset::GlobMatcher;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::{HeaderMap, Uri};
+
+use crate::policy::HostPattern;
+use crate::secret::Secret;
+
+/// What `gatehouse exec` sets the key variables of SDKs to, unless config names another.
+pub const DEFAULT_PLACEHOLDER: &str = "gatehouse-placeholder";
+
+/// Headers through which the APIs agents call take a key: all are dropped on a brokered host.
+pub const KEY_HEADERS: [&str; 4] = ["authorization", "x-api-key", "x-goog-api-key", "api-key"];
+
+/// Where a credential goes on the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// A header; `prefix` comes before the secret (`Bearer ` for `Authorization`).
+    Header {
+        /// The header's name.
+        name: HeaderName,
+        /// Written before the secret.
+        prefix: String,
+    },
+    /// A query parameter (Gemini's `key`).
+    Query(String),
+}
+
+/// One brokered credential.
+#[derive(Debug)]
+pub struct Credential {
+    /// The upstream hosts it is for.
+    pub host: HostPattern,
+    /// Only requests to these paths, when given.
+    pub path: Option<GlobMatcher>,
+    /// Only this agent's requests, when given.
+    pub agent: Option<String>,
+    /// Only requests of this team's agents, when given.
+    pub team: Option<String>,
+    /// Where it goes.
+    pub slot: Slot,
+    /// The secret.
+    pub source: SecretSource,
+    /// What agents carry in its place.
+    pub placeholder: String,
+    /// Requests must carry the placeholder (no key of the agent's own).
+    pub require_placeholder: bool,
+    /// Variables `gatehouse exec` sets to the placeholder (besides the provider's usual ones).
+    pub agent_env: Vec<String>,
+}
+
+/// Why a request to a brokered host was not forwarded. The secret is never part of one.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The agent brought a credential of its own.
+    #[error(
+        "requests to {host} carry the placeholder credential, not a key of the agent's own: \
+         {slot} holds something else; the proxy puts the real key on"
+    )]
+    Foreign {
+        /// The brokered host.
+        host: String,
+        /// The header or query parameter that held it.
+        slot: String,
+    },
+    /// The placeholder is missing.
+    #[error(
+        "requests to {host} must carry the placeholder credential in {slot} (set by `gatehouse \
+         exec`); the proxy puts the real key on"
+    )]
+    Missing {
+        /// The brokered host.
+        host: String,
+        /// Where it belongs.
+        slot: String,
+    },
+    /// The secret could not be read.
+    #[error("the credential for {host} is unavailable ({source}); the request was not forwarded")]
+    Unavailable {
+        /// The brokered host.
+        host: String,
+        /// Why.
+        source: SourceError,
+    },
+}
+
+/// Who sends a request, as far as credentials care.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// Agent id.
+    pub agent: &'a str,
+    /// Its team.
+    pub team: Option<&'a str>,
+}
+
+/// The brokered credentials, in config order: the first that matches a request is its credential.
+#[derive(Debug, Default)]
+pub struct Broker {
+    credentials: Vec<Credential>,
+}
+
+impl Broker {
+    /// The broker of `credentials`.
+    pub fn new(credentials: Vec<Credential>) -> Broker {
+        Broker { credentials }
+    }
+
+    /// Every credential.
+    pub fn credentials(&self) -> &[Credential] {
+        &self.credentials
+    }
+
+    /// The credential of a request to `host` and `path` from `sender`, if one is brokered.
+    pub fn find(&self, host: &str, path: &str, sender: Sender<'_>) -> Option<&Credential> {
+        self.credentials.iter().find(|c| {
+            c.host.matches(host)
+                && c.path.as_ref().is_none_or(|p| p.is_match(path))
+                && c.agent.as_deref().is_none_or(|a| a == sender.agent)
+                && c.team.as_deref().is_none_or(|t| Some(t) == sender.team)
+        })
+    }
+
+    /// The credentials an agent's process may hold placeholders for: those of its agent or team
+    /// or of no one in particular.
+    pub fn of_sender<'a>(&'a self, sender: Sender<'a>) -> impl Iterator<Item = &'a Credential> {
+        self.credentials.iter().filter(move |c| {
+            c.agent.as_deref().is_none_or(|a| a == sender.agent)
+                && c.team.as_deref().is_none_or(|t| Some(t) == sender.team)
+        })
+    }
+}
+
+impl Credential {
+    /// Refuses a request that does not carry the placeholder where `require: placeholder` wants
+    /// it, or that carries anything else in a key slot.
+    pub fn check(&self, host: &str, headers: &HeaderMap, query: Option<&str>) -> Result<(), BrokerError> {
+        if !self.require_placeholder {
+            return Ok(());
+        }
+        let foreign = |slot: &str| BrokerError::Foreign {
+            host: host.to_string(),
+            slot: slot.to_string(),
+        };
+        for name in KEY_HEADERS.iter().copied().chain(self.header_name()) {
+            for value in headers.get_all(name) {
+                if !self.is_placeholder(value.as_bytes()) {
+                    return Err(foreign(name));
+                }
+            }
+        }
+        let carried = match &self.slot {
+            Slot::Header { name, .. } => headers.contains_key(name),
+            Slot::Query(param) => {
+                let values = query_values(query, param);
+                if values.iter().any(|v| !self.is_placeholder(v.as_bytes())) {
+                    return Err(foreign(&format!("query parameter `{param}`")));
+                }
+                !values.is_empty()
+            }
+        };
+        if carried {
+            Ok(())
+        } else {
+            Err(BrokerError::Missing {
+                host: host.to_string(),
+                slot: self.slot_name(),
+            })
+        }
+    }
+
+    /// Puts the real credential on the request: every key header and the slot are cleared, then
+    /// the slot is set. Returns the secret, so the answer can be scrubbed of it.
+    pub fn apply(&self, host: &str, headers: &mut HeaderMap, uri: &mut Uri) -> Result<Secret, BrokerError> {
+        let unavailable = |source| BrokerError::Unavailable {
+            host: host.to_string(),
+            source,
+        };
+        let secret = self.source.current().map_err(unavailable)?;
+        for name in KEY_HEADERS {
+            headers.remove(name);
+        }
+        match &self.slot {
+            Slot::Header { name, prefix } => {
+                let mut value = HeaderValue::from_str(&format!("{prefix}{}", secret.expose()))
+                    .map_err(|_| unavailable(SourceError::NotAHeader))?;
+                value.set_sensitive(true);
+                headers.remove(name);
+                headers.insert(name.clone(), value);
+            }
+            Slot::Query(param) => {
+                let mut pairs: Vec<&str> = uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter(|pair| !pair.is_empty() && !names_param(pair, param))
+                    .collect();
+                let encoded: String =
+                    form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+                let ours = format!("{param}={encoded}");
+                pairs.push(&ours);
+                *uri = crate::proxy::target::with_query(uri, &pairs.join("&"))
+                    .map_err(|_| unavailable(SourceError::NotAHeader))?;
+            }
+        }
+        Ok(secret)
+    }
+
+    /// The header names a reviewer and an approval's fingerprint leave out: the broker replaces them.
+    pub fn replaced_headers(&self) -> impl Iterator<Item = &str> {
+        KEY_HEADERS.iter().copied().chain(self.header_name())
+    }
+
+    fn header_name(&self) -> Option<&str> {
+        match &self.slot {
+            Slot::Header { name, .. } => Some(name.as_str()),
+            Slot::Query(_) => None,
+        }
+    }
+
+    fn slot_name(&self) -> String {
+        match &self.slot {
+            Slot::Header { name, .. } => format!("header `{name}`"),
+            Slot::Query(param) => format!("query parameter `{param}`"),
+        }
+    }
+
+    /// Whether `value` is the placeholder, bare or after an auth scheme (`Bearer placeholder`).
+    fn is_placeholder(&self, value: &[u8]) -> bool {
+        let value = String::from_utf8_lossy(value);
+        let value = value.trim();
+        let bare = value
+            .split_once(' ')
+            .filter(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("basic")
+            })
+            .map_or(value, |(_, rest)| rest.trim());
+        bare == self.placeholder
+    }
+}
+
+/// Whether a query pair `name=value` (or bare `name`) names `param`, percent-decoded.
+fn names_param(pair: &str, param: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or_default();
+    form_urlencoded::parse(name.as_bytes())
+        .next()
+        .is_some_and(|(decoded, _)| decoded == param)
+}
+
+/// The values of `param` in `query`, percent-decoded.
+fn query_values(query: Option<&str>, param: &str) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == param)
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+/// `Authorization` takes a bearer token; other headers take the secret as it is.
+pub fn default_prefix(header: &HeaderName) -> &'static str {
+    if header == AUTHORIZATION {
+        "Bearer "
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests;
