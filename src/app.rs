@@ -180,7 +180,10 @@ impl Gatehouse {
         )?;
         let server = ProxyServer::new(
             pipeline.clone(),
-            Agents::new(&config.identity, ExecutionKey::load_or_create(&config.ca.dir)?),
+            Agents::new(
+                &config.identity,
+                ExecutionKey::load_or_create(&config.ca.dir)?,
+            ),
             Arc::new(leaves),
             connector,
             config.limits.clone(),

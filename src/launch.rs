@@ -317,18 +317,37 @@ mod tests {
         );
         let cfg = config(&yaml, dir.path());
         let env = agent_env(&cfg, Some("a")).unwrap();
-        let get = |k: &str| env.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(get("OPENAI_API_KEY").as_deref(), Some("gatehouse-placeholder"));
+        let get = |k: &str| {
+            env.vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("OPENAI_API_KEY").as_deref(),
+            Some("gatehouse-placeholder")
+        );
         assert_eq!(get("ANTHROPIC_API_KEY"), None, "b's credential is not a's");
         assert_eq!(get("NODE_USE_ENV_PROXY").as_deref(), Some("1"));
         assert!(env.removed.iter().any(|r| r == "GATEHOUSE_ADMIN_TOKEN"));
         assert!(!env.vars.iter().any(|(_, v)| v.contains("sk-real")));
         let env = agent_env(&cfg, Some("b")).unwrap();
-        let get = |k: &str| env.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(get("ANTHROPIC_API_KEY").as_deref(), Some("gatehouse-placeholder"));
+        let get = |k: &str| {
+            env.vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("ANTHROPIC_API_KEY").as_deref(),
+            Some("gatehouse-placeholder")
+        );
         assert_eq!(get("CLAUDE_KEY").as_deref(), Some("gatehouse-placeholder"));
         let key = ExecutionKey::load_or_create(dir.path()).unwrap();
-        assert!(key.verify("b", &env.execution), "the execution id is signed");
+        assert!(
+            key.verify("b", &env.execution),
+            "the execution id is signed"
+        );
     }
 
     #[test]

@@ -91,7 +91,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "gatehouse exec: agent {} execution {}; kept from the program: {}",
                     env.agent,
                     env.execution,
-                    if present.is_empty() { "nothing".to_string() } else { present.join(", ") }
+                    if present.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        present.join(", ")
+                    }
                 );
             }
             let err = exec(program, args, &env, user.as_deref())?;
@@ -424,7 +428,10 @@ fn exec(
         let account = nix::unistd::User::from_name(name)
             .with_context(|| format!("cannot look up user `{name}`"))?
             .with_context(|| format!("no such user `{name}`"))?;
-        anyhow::ensure!(!account.uid.is_root(), "--user must name a user other than root");
+        anyhow::ensure!(
+            !account.uid.is_root(),
+            "--user must name a user other than root"
+        );
         command
             .uid(account.uid.as_raw())
             .gid(account.gid.as_raw())

@@ -389,11 +389,7 @@ fn store_failed(e: crate::store::StoreError) -> ProxyError {
 mod tests {
     use super::*;
 
-    fn request(
-        agent: &str,
-        method: &str,
-        headers: &[(&str, &str)],
-    ) -> Facts {
+    fn request(agent: &str, method: &str, headers: &[(&str, &str)]) -> Facts {
         let mut map = http::HeaderMap::new();
         for (k, v) in headers {
             map.append(
@@ -447,11 +443,18 @@ mod tests {
                 ("content-length", "2"),
             ],
         );
-        assert_eq!(base, print(&retried, "https://x/y?q=1", b"{}", &[]), "a retry is the same");
+        assert_eq!(
+            base,
+            print(&retried, "https://x/y?q=1", b"{}", &[]),
+            "a retry is the same"
+        );
         let keyed = request(
             "a",
             "POST",
-            &[("content-type", "application/json"), ("authorization", "Bearer p")],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer p"),
+            ],
         );
         assert_eq!(
             base,
@@ -461,7 +464,10 @@ mod tests {
         let overridden = request(
             "a",
             "POST",
-            &[("content-type", "application/json"), ("x-http-method-override", "DELETE")],
+            &[
+                ("content-type", "application/json"),
+                ("x-http-method-override", "DELETE"),
+            ],
         );
         let other_agent = request("b", "POST", &[("content-type", "application/json")]);
         let put = request("a", "PUT", &[("content-type", "application/json")]);

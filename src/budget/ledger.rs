@@ -5,6 +5,7 @@
 //! answer ends ([`super::settle`]). Pauses (by hand or by a breaker) are read from the store once a
 //! second and checked from memory.
 
+use bytes::Bytes;
 use std::sync::Arc;
 
 use std::hash::{Hash, Hasher};
@@ -202,10 +203,50 @@ impl Ledger {
         }
     }
 
+    /// `METHOD path` when `facts` is a request to an LLM provider's paid endpoint that recognition
+    /// does not meter (batches, images, fine-tuning, assistants runs...) while a budget covers the
+    /// agent: spend there would escape every budget, so rules refuse it unless one says
+    /// `allow_unmetered: true`.
+    pub fn unmetered(&self, facts: &Facts) -> Option<String> {
+        let request = &facts.request;
+        if facts.llm.is_some()
+            || (crate::inspect::provider_of_host(&request.host).is_none()
+                && !self.config.provider_hosts.matches(&request.host))
+            || crate::inspect::free_endpoint(&request.method, &request.path)
+            || !self.config.budgets.iter().any(|b| Self::covers(b, facts))
+        {
+            return None;
+        }
+        Some(format!("{} {}", request.method, request.path))
+    }
+
+    /// The body of an LLM call that a budget covers and that sets no output limit, with one
+    /// (`budget.default_max_output_tokens`) in the field its endpoint reads, so the reservation
+    /// bounds the bill; `facts` then say so too. `None` when it needs none.
+    pub fn limit_output(&self, facts: &mut Facts, path: &str, body: &[u8]) -> Option<Bytes> {
+        let covered = self.config.budgets.iter().any(|b| Self::covers(b, facts));
+        let llm = facts
+            .llm
+            .as_mut()
+            .filter(|l| covered && l.max_tokens.is_none())?;
+        let limit = self.config.default_max_output_tokens;
+        let limited = crate::inspect::with_output_limit(&llm.provider, path, body, limit)?;
+        llm.max_tokens = Some(limit);
+        // Redaction rewrites the body from its parsed form: it must hold the limit too.
+        facts.body.json = serde_json::from_slice(&limited).unwrap_or_default();
+        Some(limited)
+    }
+
     /// The most output tokens the call of `facts` may produce: its maximum (or the configured
-    /// default) for each of its `n` choices.
+    /// default) for each of its choices (`n`, Gemini's `candidateCount`).
     fn max_output(&self, facts: &Facts) -> u64 {
-        let choices = facts.body.json["n"].as_u64().unwrap_or(1).clamp(1, 128);
+        let json = &facts.body.json;
+        let choices = json["n"]
+            .as_u64()
+            .or_else(|| json["generationConfig"]["candidateCount"].as_u64())
+            .or_else(|| json["generation_config"]["candidate_count"].as_u64())
+            .unwrap_or(1)
+            .clamp(1, 128);
         facts
             .llm
             .as_ref()

@@ -19,6 +19,9 @@ pub struct Meter {
     usage: Usage,
     seen: bool,
     overflow: bool,
+    /// The answer reached its end as the provider marks it (`[DONE]`, `message_stop`, a finish
+    /// reason): only then is the usage seen the call's final usage.
+    terminal: bool,
 }
 
 impl Meter {
@@ -31,6 +34,7 @@ impl Meter {
             usage: Usage::default(),
             seen: false,
             overflow: false,
+            terminal: false,
         }
     }
 
@@ -64,9 +68,22 @@ impl Meter {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        if let Ok(doc) = serde_json::from_slice::<Value>(data.trim_ascii()) {
-            self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
+        let data = data.trim_ascii();
+        if data == b"[DONE]" {
+            self.terminal = true;
+            return;
         }
+        if let Ok(doc) = serde_json::from_slice::<Value>(data) {
+            self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
+            self.terminal |= is_terminal(&doc);
+        }
+    }
+
+    /// Whether the answer ended as its provider ends one: a whole JSON answer, or an event stream
+    /// that reached its last event. Usage seen before that (Anthropic's `message_start` counts
+    /// one output token) is not what the provider bills.
+    pub fn ended(&self) -> bool {
+        self.terminal
     }
 
     /// The usage the answer reported, if it reported any.
@@ -81,7 +98,28 @@ impl Meter {
             && let Ok(doc) = serde_json::from_slice::<Value>(&self.kept)
         {
             self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
+            self.terminal = true;
         }
         self.seen.then_some(self.usage)
     }
+}
+
+/// The last event of a stream: Anthropic's `message_stop`, the Responses API's
+/// `response.completed` (or `.incomplete`, `.failed`), OpenAI Realtime's `response.done`, or a
+/// Gemini chunk whose candidate carries a finish reason. OpenAI chat ends with `[DONE]`.
+fn is_terminal(doc: &Value) -> bool {
+    let kind = doc.get("type").and_then(Value::as_str).unwrap_or_default();
+    if matches!(
+        kind,
+        "message_stop"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed"
+            | "response.done"
+    ) {
+        return true;
+    }
+    doc.get("candidates")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some()))
 }

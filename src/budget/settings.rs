@@ -14,6 +14,9 @@ pub struct BudgetConfig {
     /// Output tokens assumed when a call sets no maximum.
     pub default_max_output_tokens: u64,
     pub budgets: Vec<Budget>,
+    /// Hosts of LLM providers besides the built-in ones (a self-hosted or regional endpoint):
+    /// their endpoints that the proxy does not meter are refused under a budget.
+    pub provider_hosts: crate::policy::HostPatterns,
     /// Requests per second or minute, per agent (and host).
     pub rate_limits: Vec<super::RateLimit>,
     /// A tripped budget breaker holds calls for a person (`on_trip: hold`) instead of refusing

@@ -21,6 +21,8 @@ pub struct CallEnd<'a> {
     pub team: Option<&'a str>,
     /// The usage the answer reported, if it did.
     pub usage: Option<Usage>,
+    /// Whether the answer reached its final event, so the usage is what the provider bills.
+    pub complete: bool,
     /// Whether the call never reached the upstream (refused, held, abandoned before, or its
     /// connection failed before any answer).
     pub never_sent: bool,
@@ -60,6 +62,14 @@ impl Ledger {
             call.reserved.worst_case_nano
         };
         let mut cost = cost_of(self.prices(), call.model, call.usage, worst);
+        if !call.complete && !call.never_sent && cost.status == CostStatus::Exact {
+            // A stream cut before its last event: the provider bills what it generated, which
+            // may be far beyond the usage seen so far. The worst case stands unless more was seen.
+            let seen = cost.usd.unwrap_or_default();
+            let worst = worst.map(super::from_nano).unwrap_or_default();
+            cost.usd = Some(seen.max(worst));
+            cost.status = CostStatus::Estimated;
+        }
         if call.never_sent && cost.usage.is_none() && cost.priced_as.is_some() {
             // Never made: it cost exactly nothing.
             cost.usd = Some(rust_decimal::Decimal::ZERO);

@@ -91,8 +91,25 @@ fn usage_is_read_from_every_providers_answers_in_any_chunking() {
                 Some(expected),
                 "{file} in chunks of {chunk}"
             );
+            assert!(meter.ended(), "{file} reached its last event");
         }
     }
+}
+
+#[test]
+fn an_anthropic_stream_cut_after_message_start_has_not_ended() {
+    let bytes = fixture("anthropic_stream.sse");
+    let text = String::from_utf8_lossy(&bytes);
+    let start = text.find("event: message_start").expect("a message_start");
+    let after = start + text[start..].find("\n\n").expect("its end") + 2;
+    let mut meter = Meter::new(Dialect::Anthropic, true);
+    meter.push(&bytes[..after]);
+    let seen = meter.finish().expect("message_start reports usage");
+    assert!(seen.output <= 5, "only the first tokens: {seen:?}");
+    assert!(
+        !meter.ended(),
+        "the usage seen is not what the provider bills"
+    );
 }
 
 #[test]
@@ -113,6 +130,8 @@ fn prices_are_found_by_snapshot_alias_and_prefix_never_by_a_similar_name() {
     let cases = [
         ("gpt-4o", Some("gpt-4o")),
         ("gpt-4o-2024-08-06", Some("gpt-4o")),
+        ("gpt-4o-2024-05-13", Some("gpt-4o-2024-05-13")),
+        ("openai/gpt-4o-2024-05-13", Some("gpt-4o-2024-05-13")),
         ("gpt-4o-mini-2024-07-18", Some("gpt-4o-mini")),
         ("openai/gpt-4.1", Some("gpt-4.1")),
         ("claude-sonnet-4-5-20250929", Some("claude-sonnet-4-5")),

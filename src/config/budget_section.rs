@@ -150,7 +150,16 @@ impl Compiler<'_> {
                 ));
             }
         };
+        let mut provider_hosts = Vec::new();
+        for (i, host) in b.provider_hosts.iter().enumerate() {
+            let key = format!("budget.provider_hosts[{i}]");
+            provider_hosts.push(
+                super::HostPattern::parse(&host.value)
+                    .map_err(|e| self.invalid(Some(&host.referenced), &key, e))?,
+            );
+        }
         Ok(super::BudgetConfig {
+            provider_hosts: super::HostPatterns(provider_hosts),
             rate_limits,
             breakers,
             hold_on_trip,

@@ -81,9 +81,8 @@ impl Compiler<'_> {
             }
         };
         if let Some(agent) = &raw.agent {
-            super::validate_agent_id(agent.value.trim()).map_err(|e| {
-                self.invalid(Some(&agent.referenced), &format!("{key}.agent"), e)
-            })?;
+            super::validate_agent_id(agent.value.trim())
+                .map_err(|e| self.invalid(Some(&agent.referenced), &format!("{key}.agent"), e))?;
         }
         Ok(Credential {
             host,
@@ -98,7 +97,12 @@ impl Compiler<'_> {
         })
     }
 
-    fn slot(&self, raw: &RawCredential, host: &HostPattern, key: &str) -> Result<Slot, ConfigError> {
+    fn slot(
+        &self,
+        raw: &RawCredential,
+        host: &HostPattern,
+        key: &str,
+    ) -> Result<Slot, ConfigError> {
         let at = Some(&raw.host.referenced);
         match (&raw.header, &raw.query) {
             (Some(_), Some(q)) => Err(self.invalid(
@@ -106,15 +110,23 @@ impl Compiler<'_> {
                 key,
                 "give `header` or `query`, not both",
             )),
-            (None, Some(q)) if !q.value.trim().is_empty() => Ok(Slot::Query(q.value.trim().to_string())),
-            (None, Some(q)) => Err(self.invalid(Some(&q.referenced), &format!("{key}.query"), "is empty")),
-            (Some(h), None) => self.header_slot(&h.value, raw, Some(&h.referenced), &format!("{key}.header")),
+            (None, Some(q)) if !q.value.trim().is_empty() => {
+                Ok(Slot::Query(q.value.trim().to_string()))
+            }
+            (None, Some(q)) => {
+                Err(self.invalid(Some(&q.referenced), &format!("{key}.query"), "is empty"))
+            }
+            (Some(h), None) => {
+                self.header_slot(&h.value, raw, Some(&h.referenced), &format!("{key}.header"))
+            }
             (None, None) => {
-                let known = PROVIDER_SLOTS.iter().find(|(pattern, _)| {
-                    HostPattern::parse(pattern).is_ok_and(|p| p == *host)
-                });
+                let known = PROVIDER_SLOTS
+                    .iter()
+                    .find(|(pattern, _)| HostPattern::parse(pattern).is_ok_and(|p| p == *host));
                 match known {
-                    Some((_, header)) => self.header_slot(header, raw, at, &format!("{key}.header")),
+                    Some((_, header)) => {
+                        self.header_slot(header, raw, at, &format!("{key}.header"))
+                    }
                     None => Err(self.invalid(
                         at,
                         key,
@@ -135,7 +147,12 @@ impl Compiler<'_> {
     ) -> Result<Slot, ConfigError> {
         let name = HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| self.invalid(at, key, format!("`{name}` is not a header name")))?;
-        let forbidden = ["host", "content-length", "transfer-encoding", "proxy-authorization"];
+        let forbidden = [
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "proxy-authorization",
+        ];
         if forbidden.contains(&name.as_str()) {
             return Err(self.invalid(at, key, format!("`{name}` cannot carry a credential")));
         }

@@ -6,8 +6,8 @@
 
 mod approvals_section;
 mod budget_section;
-mod credentials_section;
 pub(crate) mod compile;
+mod credentials_section;
 mod error;
 mod geo_section;
 mod pii_section;

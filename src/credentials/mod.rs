@@ -134,6 +134,46 @@ impl Broker {
         })
     }
 
+    /// Refuses a request to `host` and `path` from `sender` that brings a key of its own where a
+    /// credential with `require: placeholder` is brokered.
+    pub fn check(
+        &self,
+        (host, path): (&str, &str),
+        sender: Sender<'_>,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        match self.find(host, path, sender) {
+            Some(credential) => credential.check(host, headers, query),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts the brokered credential (if any) on the request, just before it leaves, and asks for
+    /// an answer the proxy can read: the [`Scrub`] takes the key out of it should it echo it.
+    pub fn put_on(
+        &self,
+        (host, path): (&str, &str),
+        sender: Sender<'_>,
+        headers: &mut HeaderMap,
+        uri: &mut Uri,
+    ) -> Result<Option<Scrub>, BrokerError> {
+        let Some(credential) = self.find(host, path, sender) else {
+            return Ok(None);
+        };
+        let secret = credential.apply(host, headers, uri)?;
+        headers.remove(http::header::ACCEPT_ENCODING);
+        Ok(Some(Scrub::new(&secret)))
+    }
+
+    /// The header names the broker replaces on a request: an approval neither binds nor shows
+    /// them.
+    pub fn replaced(&self, (host, path): (&str, &str), sender: Sender<'_>) -> Vec<String> {
+        self.find(host, path, sender)
+            .map(|c| c.replaced_headers().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
     /// The credentials an agent's process may hold placeholders for: those of its agent or team
     /// or of no one in particular.
     pub fn of_sender<'a>(&'a self, sender: Sender<'a>) -> impl Iterator<Item = &'a Credential> {
@@ -147,7 +187,12 @@ impl Broker {
 impl Credential {
     /// Refuses a request that does not carry the placeholder where `require: placeholder` wants
     /// it, or that carries anything else in a key slot.
-    pub fn check(&self, host: &str, headers: &HeaderMap, query: Option<&str>) -> Result<(), BrokerError> {
+    pub fn check(
+        &self,
+        host: &str,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(), BrokerError> {
         if !self.require_placeholder {
             return Ok(());
         }
@@ -184,7 +229,12 @@ impl Credential {
 
     /// Puts the real credential on the request: every key header and the slot are cleared, then
     /// the slot is set. Returns the secret, so the answer can be scrubbed of it.
-    pub fn apply(&self, host: &str, headers: &mut HeaderMap, uri: &mut Uri) -> Result<Secret, BrokerError> {
+    pub fn apply(
+        &self,
+        host: &str,
+        headers: &mut HeaderMap,
+        uri: &mut Uri,
+    ) -> Result<Secret, BrokerError> {
         let unavailable = |source| BrokerError::Unavailable {
             host: host.to_string(),
             source,

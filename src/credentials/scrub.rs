@@ -91,7 +91,10 @@ mod tests {
             assert_eq!(out, expected.to_vec(), "chunks of {size}");
         }
         let scrub = Scrub::new(&secret);
-        assert_eq!(scrub.header(b"x sk-real-0123456789").unwrap(), b"x [credential]");
+        assert_eq!(
+            scrub.header(b"x sk-real-0123456789").unwrap(),
+            b"x [credential]"
+        );
         assert!(scrub.header(b"nothing").is_none());
     }
 }

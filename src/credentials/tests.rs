@@ -43,26 +43,57 @@ fn require_placeholder_table() {
     let query = credential(Slot::Query("key".into()), true);
     let open = credential(bearer(), false);
     let cases: &[(&Credential, &[(&str, &str)], Option<&str>, &str)] = &[
-        (&header, &[("authorization", "Bearer gatehouse-placeholder")], None, "ok"),
-        (&header, &[("Authorization", "bearer  gatehouse-placeholder ")], None, "ok"),
-        (&header, &[("authorization", "Bearer sk-own")], None, "foreign"),
+        (
+            &header,
+            &[("authorization", "Bearer gatehouse-placeholder")],
+            None,
+            "ok",
+        ),
+        (
+            &header,
+            &[("Authorization", "bearer  gatehouse-placeholder ")],
+            None,
+            "ok",
+        ),
+        (
+            &header,
+            &[("authorization", "Bearer sk-own")],
+            None,
+            "foreign",
+        ),
         (&header, &[], None, "missing"),
         (
             &header,
-            &[("authorization", "Bearer gatehouse-placeholder"), ("x-api-key", "sk-own")],
+            &[
+                ("authorization", "Bearer gatehouse-placeholder"),
+                ("x-api-key", "sk-own"),
+            ],
             None,
             "foreign",
         ),
         (
             &header,
-            &[("authorization", "Bearer gatehouse-placeholder"), ("authorization", "Bearer sk-own")],
+            &[
+                ("authorization", "Bearer gatehouse-placeholder"),
+                ("authorization", "Bearer sk-own"),
+            ],
             None,
             "foreign",
         ),
         (&query, &[], Some("alt=sse&key=gatehouse-placeholder"), "ok"),
-        (&query, &[], Some("key=gatehouse-placeholder&key=own"), "foreign"),
+        (
+            &query,
+            &[],
+            Some("key=gatehouse-placeholder&key=own"),
+            "foreign",
+        ),
         (&query, &[], Some("k%65y=own"), "foreign"),
-        (&query, &[("x-goog-api-key", "own")], Some("key=gatehouse-placeholder"), "foreign"),
+        (
+            &query,
+            &[("x-goog-api-key", "own")],
+            Some("key=gatehouse-placeholder"),
+            "foreign",
+        ),
         (&query, &[], Some("alt=sse"), "missing"),
         (&open, &[("authorization", "Bearer sk-own")], None, "ok"),
     ];
@@ -84,7 +115,9 @@ fn apply_drops_what_the_agent_sent_and_sets_the_real_key() {
         ("x-api-key", "sk-other"),
         ("content-type", "application/json"),
     ]);
-    let mut uri: Uri = "https://api.openai.com/v1/chat/completions".parse().unwrap();
+    let mut uri: Uri = "https://api.openai.com/v1/chat/completions"
+        .parse()
+        .unwrap();
     let secret = credential(bearer(), false)
         .apply("api.openai.com", &mut map, &mut uri)
         .unwrap();
@@ -121,10 +154,35 @@ fn the_first_matching_credential_is_the_requests() {
             .find("API.openai.com", path, Sender { agent, team })
             .map(|c| (c.agent.clone(), c.team.clone()))
     };
-    assert_eq!(find("bot", Some("research"), "/v1/x"), Some((Some("bot".into()), None)));
-    assert_eq!(find("other", Some("research"), "/v1/x"), Some((None, Some("research".into()))));
+    assert_eq!(
+        find("bot", Some("research"), "/v1/x"),
+        Some((Some("bot".into()), None))
+    );
+    assert_eq!(
+        find("other", Some("research"), "/v1/x"),
+        Some((None, Some("research".into())))
+    );
     assert_eq!(find("other", Some("research"), "/v2/x"), Some((None, None)));
     assert_eq!(find("other", None, "/v1/x"), Some((None, None)));
-    assert!(broker.find("api.anthropic.com", "/v1/x", Sender { agent: "bot", team: None }).is_none());
-    assert_eq!(broker.of_sender(Sender { agent: "x", team: None }).count(), 1);
+    assert!(
+        broker
+            .find(
+                "api.anthropic.com",
+                "/v1/x",
+                Sender {
+                    agent: "bot",
+                    team: None
+                }
+            )
+            .is_none()
+    );
+    assert_eq!(
+        broker
+            .of_sender(Sender {
+                agent: "x",
+                team: None
+            })
+            .count(),
+        1
+    );
 }

@@ -45,6 +45,41 @@ pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
     None
 }
 
+/// LLM providers by the hosts they serve their APIs on: every paid endpoint there is an LLM call
+/// to meter, or is refused under a budget (see [`free_endpoint`] for the ones that cost nothing).
+const PROVIDER_HOSTS: [(&str, &str); 10] = [
+    ("api.openai.com", "openai"),
+    ("api.anthropic.com", "anthropic"),
+    ("generativelanguage.googleapis.com", "gemini"),
+    (".openai.azure.com", "azure_openai"),
+    (".cognitiveservices.azure.com", "azure_openai"),
+    ("api.mistral.ai", "openai_compatible"),
+    ("api.groq.com", "openai_compatible"),
+    ("api.deepseek.com", "openai_compatible"),
+    ("api.x.ai", "openai_compatible"),
+    ("openrouter.ai", "openai_compatible"),
+];
+
+/// The provider serving its API on `host`, if it is one of the built-in providers.
+pub fn provider_of_host(host: &str) -> Option<&'static str> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    PROVIDER_HOSTS
+        .iter()
+        .find(|(known, _)| match known.strip_prefix('.') {
+            Some(suffix) => host.ends_with(known) && host.len() > suffix.len() + 1,
+            None => host == *known,
+        })
+        .map(|(_, provider)| *provider)
+}
+
+/// Provider endpoints that cost nothing: listing models and counting tokens.
+pub fn free_endpoint(method: &str, path: &str) -> bool {
+    let read = method.eq_ignore_ascii_case("GET");
+    let models = path.trim_end_matches('/').rsplit('/').nth(1) == Some("models")
+        || path.trim_end_matches('/').ends_with("/models");
+    (read && models) || path.ends_with("/messages/count_tokens") || path.ends_with(":countTokens")
+}
+
 fn text_of(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
@@ -211,6 +246,37 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn provider_hosts_and_free_endpoints() {
+        assert_eq!(provider_of_host("API.OpenAI.com."), Some("openai"));
+        assert_eq!(
+            provider_of_host("my.openai.azure.com"),
+            Some("azure_openai")
+        );
+        assert_eq!(provider_of_host("openai.azure.com"), None);
+        assert_eq!(
+            provider_of_host("evilopenai.azure.com.attacker.example"),
+            None
+        );
+        assert_eq!(provider_of_host("example.com"), None);
+        for (method, path, free) in [
+            ("GET", "/v1/models", true),
+            ("GET", "/v1/models/gpt-4o", true),
+            ("DELETE", "/v1/models/ft:gpt-4o:me", false),
+            ("POST", "/v1/messages/count_tokens", true),
+            ("POST", "/v1beta/models/gemini-2.5-flash:countTokens", true),
+            ("POST", "/v1/batches", false),
+            ("POST", "/v1/images/generations", false),
+            (
+                "POST",
+                "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+                false,
+            ),
+        ] {
+            assert_eq!(free_endpoint(method, path), free, "{method} {path}");
+        }
+    }
 
     struct Case {
         name: &'static str,

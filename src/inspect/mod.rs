@@ -13,8 +13,8 @@ use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode};
-pub use llm::Dialect;
-pub use usage_chunk::{UsageChunkFilter, ask_for_usage};
+pub use llm::{Dialect, free_endpoint, provider_of_host};
+pub use usage_chunk::{UsageChunkFilter, ask_for_usage, with_output_limit};
 
 use crate::policy::HostPattern;
 use crate::policy::{BodyFacts, DataFacts, LlmFacts, ToolFacts, Trigger};

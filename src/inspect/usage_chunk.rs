@@ -33,6 +33,35 @@ pub fn ask_for_usage(provider: Option<&str>, path: &str, body: &[u8]) -> Option<
     serde_json::to_vec(&doc).ok().map(Bytes::from)
 }
 
+/// The request body with an output limit of `limit` tokens, in the field the endpoint reads, when
+/// it sets none: a budget's reservation is then a bound on the bill, not a guess. `None` for
+/// endpoints without output (embeddings) or bodies that are not JSON objects.
+pub fn with_output_limit(provider: &str, path: &str, body: &[u8], limit: u64) -> Option<Bytes> {
+    let mut doc: Value = serde_json::from_slice(body).ok()?;
+    let object = doc.as_object_mut()?;
+    let field = match Dialect::of(provider) {
+        Dialect::Anthropic => "max_tokens",
+        Dialect::Gemini => {
+            let config = object
+                .entry("generationConfig")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()))
+                .as_object_mut()?;
+            config.insert("maxOutputTokens".into(), Value::from(limit));
+            return serde_json::to_vec(&doc).ok().map(Bytes::from);
+        }
+        Dialect::OpenAi if path.ends_with("/responses") => "max_output_tokens",
+        Dialect::OpenAi
+            if path.ends_with("/chat/completions") && provider != "openai_compatible" =>
+        {
+            "max_completion_tokens"
+        }
+        Dialect::OpenAi if path.ends_with("/completions") => "max_tokens",
+        Dialect::OpenAi => return None,
+    };
+    object.insert(field.into(), Value::from(limit));
+    serde_json::to_vec(&doc).ok().map(Bytes::from)
+}
+
 /// Passes complete events on, except the usage-only one; holds an incomplete event back.
 #[derive(Default)]
 pub struct UsageChunkFilter {
@@ -80,6 +109,39 @@ fn is_usage_only(event: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_output_limit_goes_where_each_endpoint_reads_it() {
+        let cases = [
+            ("openai", "/v1/chat/completions", "/max_completion_tokens"),
+            ("openai_compatible", "/v1/chat/completions", "/max_tokens"),
+            (
+                "azure_openai",
+                "/openai/deployments/d/chat/completions",
+                "/max_completion_tokens",
+            ),
+            ("openai", "/v1/responses", "/max_output_tokens"),
+            ("openai", "/v1/completions", "/max_tokens"),
+            ("anthropic", "/v1/messages", "/max_tokens"),
+            (
+                "gemini",
+                "/v1beta/models/m:generateContent",
+                "/generationConfig/maxOutputTokens",
+            ),
+        ];
+        for (provider, path, pointer) in cases {
+            let limited = with_output_limit(provider, path, br#"{"model":"m"}"#, 512).unwrap();
+            let doc: Value = serde_json::from_slice(&limited).unwrap();
+            assert_eq!(
+                doc.pointer(pointer),
+                Some(&Value::from(512)),
+                "{provider} {path}"
+            );
+            assert_eq!(doc["model"], "m");
+        }
+        assert!(with_output_limit("openai", "/v1/embeddings", b"{}", 1).is_none());
+        assert!(with_output_limit("openai", "/v1/chat/completions", b"[1]", 1).is_none());
+    }
 
     #[test]
     fn usage_is_asked_for_only_where_missing() {

@@ -51,12 +51,20 @@ impl Pipeline {
     pub(super) async fn reserve(
         &self,
         ctx: &mut RequestCtx,
-        request: &Outgoing,
-        facts: &Facts,
+        request: &mut Outgoing,
+        facts: &mut Facts,
         mut admitted: Admitted,
     ) -> Result<Admitted, ProxyError> {
         let fingerprinted = request.inspected().filter(|_| admitted.hold.is_none());
         self.pace(facts, fingerprinted.map(|b| &b[..]))?;
+        // A call a budget covers that sets no output limit gets one, so its reservation bounds
+        // what the provider can bill.
+        let limited = request
+            .inspected()
+            .and_then(|b| self.ledger.limit_output(facts, &ctx.path, b));
+        if let Some(body) = limited {
+            request.replace_body(body);
+        }
         let (Some((_, model)), Some(body)) = (&ctx.llm, request.inspected()) else {
             return Ok(admitted);
         };
@@ -97,10 +105,8 @@ impl Pipeline {
             uri: request.uri().to_string(),
             body,
             reason,
-            replaced: self
-                .credential(ctx)
-                .map(|c| c.replaced_headers().map(str::to_string).collect())
-                .unwrap_or_default(),
+            replaced: (self.broker)
+                .replaced((&ctx.target.host.as_string(), &ctx.path), ctx.sender()),
         };
         let (outcome, record) = self.approvals.wait(&held, &self.redactor).await;
         ctx.approval = record;

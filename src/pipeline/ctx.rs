@@ -63,6 +63,12 @@ impl RequestCtx {
     pub fn new<B>(client: Arc<ClientInfo>, req: &Request<B>) -> Result<Self, ProxyError> {
         let uri = req.uri();
         let (scheme, target) = Target::of_uri(uri).map_err(ProxyError::bad_request)?;
+        // Refusals on a provider's host are shaped like its errors even before (or without) a
+        // recognised call.
+        let shape = Shape::of_call(
+            None,
+            crate::inspect::provider_of_host(&target.host.as_string()),
+        );
         Ok(Self {
             id: crate::random::request_id(),
             client,
@@ -74,7 +80,7 @@ impl RequestCtx {
             destination: None,
             connected: None,
             judgements: Vec::new(),
-            shape: Shape::Plain,
+            shape,
             pii: BTreeMap::new(),
             redacted: BTreeMap::new(),
             llm: None,
@@ -83,6 +89,15 @@ impl RequestCtx {
             forwarded: false,
             approval: None,
         })
+    }
+
+    /// Who sends the request, as the credential broker tells senders apart.
+    pub fn sender(&self) -> crate::credentials::Sender<'_> {
+        let identity = &self.client.identity;
+        crate::credentials::Sender {
+            agent: &identity.agent,
+            team: identity.team.as_deref(),
+        }
     }
 
     /// `scheme://host:port/path?query` as the request goes upstream.

@@ -117,11 +117,15 @@ impl Pipeline {
         // 6. locate: the checked, pinned address the upstream connection will really use, before
         //    evaluate, so rules can read where the bytes go.
         self.locate(ctx, &mut facts).await?;
+        // 6. (metering) a provider endpoint the proxy cannot meter must not spend past a budget.
+        facts.unmetered = self.ledger.unmetered(&facts);
         // 7. evaluate: every rule of the request's triggers; deny by default, recorded first.
         let admitted = self.evaluate(ctx, &request, &facts)?;
         // 8. reserve: pace, then the call's worst case in every budget, before a person is asked
         //    (a budget that cannot pay must not wait for one) and before a byte leaves.
-        let admitted = self.reserve(ctx, &request, &facts, admitted).await?;
+        let admitted = self
+            .reserve(ctx, &mut request, &mut facts, admitted)
+            .await?;
         // 9. approve: a request a rule or a tripped breaker holds waits here for a person.
         self.approve(ctx, &request, &facts, admitted.hold.as_ref())
             .await?;

@@ -134,12 +134,14 @@ impl Record {
             || (matches!(&self.outcome, Outcome::Failed(err) if err.kind == ErrorKind::BadGateway)
                 && ctx.connected.is_none());
         let identity = &ctx.client.identity;
+        let usage = self.meter.as_mut().and_then(Meter::finish);
         let call = CallEnd {
             request: &ctx.id,
             model,
             agent: &identity.agent,
             team: identity.team.as_deref(),
-            usage: self.meter.as_mut().and_then(Meter::finish),
+            usage,
+            complete: self.meter.as_ref().is_some_and(Meter::ended),
             never_sent,
             reserved: &ctx.reserved,
         };

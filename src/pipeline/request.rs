@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 
 use super::facts;
 use super::{Pipeline, RequestCtx};
-use crate::credentials::{Scrub, Sender};
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
@@ -75,6 +74,15 @@ impl Outgoing {
         &self.parts.uri
     }
 
+    /// An inspected body rewritten before it is judged by a person and forwarded.
+    pub fn replace_body(&mut self, body: Bytes) {
+        if let RequestBody::Inspected { decoded, .. } = &mut self.body {
+            let length = body.len();
+            *decoded = body;
+            self.set_length(length);
+        }
+    }
+
     fn set_length(&mut self, length: usize) {
         self.parts
             .headers
@@ -123,7 +131,9 @@ impl Pipeline {
             }
         };
         let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
-        ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
+        if recognised.jsonrpc_id.is_some() || provider.is_some() {
+            ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
+        }
         let mut facts = self.request_facts(ctx, &parts, recognised.trigger());
         facts.body = inspect::body_facts(&decoded, content_type, recognised.json);
         facts.llm = recognised.llm;
@@ -273,7 +283,12 @@ impl Pipeline {
                 (full(decoded), restore, judged)
             }
         };
-        let scrub = self.put_credential(ctx, &mut request.parts)?;
+        // The real key goes on last, just before the request leaves.
+        let (parts, host) = (&mut request.parts, ctx.target.host.as_string());
+        let (place, sender) = ((host.as_str(), ctx.path.as_str()), ctx.sender());
+        let scrub = self
+            .broker
+            .put_on(place, sender, &mut parts.headers, &mut parts.uri)?;
         ctx.forwarded = true;
         let req = Request::from_parts(request.parts, body);
         let response = self.upstream.forward(req, ctx.started).await?;
@@ -292,43 +307,17 @@ impl Pipeline {
         Ok(Answer { response, judged })
     }
 
-    /// The brokered credential of the request in `ctx`, if any.
-    pub(super) fn credential(&self, ctx: &RequestCtx) -> Option<&crate::credentials::Credential> {
-        let identity = &ctx.client.identity;
-        let sender = Sender {
-            agent: &identity.agent,
-            team: identity.team.as_deref(),
-        };
-        self.broker
-            .find(&ctx.target.host.as_string(), &ctx.path, sender)
-    }
-
     /// 4. (credentials) refuses a request to a brokered host that brings a key of its own.
     pub(super) fn check_credentials(
         &self,
         ctx: &RequestCtx,
         request: &Outgoing,
     ) -> Result<(), ProxyError> {
-        let Some(credential) = self.credential(ctx) else {
-            return Ok(());
-        };
-        let host = ctx.target.host.as_string();
-        Ok(credential.check(&host, &request.parts.headers, request.parts.uri.query())?)
-    }
-
-    /// 11. (credentials) the real key goes on, just before the request leaves; the answer must
-    ///     come back readable, so it can be scrubbed of the key should it echo it.
-    fn put_credential(
-        &self,
-        ctx: &RequestCtx,
-        parts: &mut http::request::Parts,
-    ) -> Result<Option<Scrub>, ProxyError> {
-        let Some(credential) = self.credential(ctx) else {
-            return Ok(None);
-        };
-        let host = ctx.target.host.as_string();
-        let secret = credential.apply(&host, &mut parts.headers, &mut parts.uri)?;
-        parts.headers.remove(ACCEPT_ENCODING);
-        Ok(Some(Scrub::new(&secret)))
+        let (parts, host) = (&request.parts, ctx.target.host.as_string());
+        let query = parts.uri.query();
+        let checked = self
+            .broker
+            .check((&host, &ctx.path), ctx.sender(), &parts.headers, query);
+        Ok(checked?)
     }
 }

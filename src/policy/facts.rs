@@ -34,6 +34,10 @@ pub struct Facts {
     pub pii: PiiFacts,
     /// The upstream's answer (response triggers only).
     pub response: Option<ResponseFacts>,
+    /// `METHOD path` of a request to an LLM provider's endpoint the proxy does not meter, while
+    /// a budget covers the agent: only a rule with `allow_unmetered: true` lets it through.
+    #[serde(skip)]
+    pub unmetered: Option<String>,
 }
 
 /// The upstream's answer, judged by `http.response` and `llm.response` rules.
@@ -180,6 +184,7 @@ impl Facts {
             body: BodyFacts::default(),
             pii: PiiFacts::default(),
             response: None,
+            unmetered: None,
         }
     }
 }
@@ -423,6 +428,7 @@ impl Facts {
                 },
                 ..ResponseFacts::default()
             }),
+            unmetered: None,
         }
     }
 }

@@ -256,6 +256,9 @@ pub struct Rule {
     /// Whether this allow also lets through a request whose body the proxy could not inspect
     /// (too large, undecodable, unparseable); without it such a request is denied.
     pub allow_uninspected: bool,
+    /// Whether this allow also lets through a request to an LLM provider's endpoint that the
+    /// proxy does not meter while a budget covers the agent; without it such a request is denied.
+    pub allow_unmetered: bool,
     /// Where it was written.
     pub origin: Origin,
 }

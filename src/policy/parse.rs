@@ -54,6 +54,8 @@ struct RawRule {
     message: Option<String>,
     #[serde(default)]
     allow_uninspected: Option<Spanned<bool>>,
+    #[serde(default)]
+    allow_unmetered: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +164,20 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
         Some(flag) => flag.value,
         None => false,
     };
+    let allow_unmetered = match &raw.allow_unmetered {
+        Some(flag)
+            if flag.value && (effect != Effect::Allow || trigger != Trigger::HttpRequest) =>
+        {
+            return Err(fail(
+                flag.referenced.line(),
+                "allow_unmetered only fits an `allow` rule on `http.request`: an endpoint the \
+                 proxy does not meter is not an LLM call"
+                    .into(),
+            ));
+        }
+        Some(flag) => flag.value,
+        None => false,
+    };
     if effect == Effect::Redact && raw.redact.is_none() {
         return Err(fail(
             raw.effect.referenced.line(),
@@ -241,6 +257,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
         mode,
         message: raw.message,
         allow_uninspected,
+        allow_unmetered,
         origin: Origin {
             file: file.to_string(),
             line: id_line,

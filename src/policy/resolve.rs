@@ -225,10 +225,18 @@ impl PolicySet {
         }
         let response_side = matches!(facts.trigger, Trigger::HttpResponse | Trigger::LlmResponse);
         let verdict = decide(&applying, monitored, considered, response_side);
-        if facts.body.inspected || response_side || facts.trigger == Trigger::Connect {
+        if response_side || facts.trigger == Trigger::Connect {
             return verdict;
         }
-        uninspected(verdict, &applying)
+        let verdict = if facts.body.inspected {
+            verdict
+        } else {
+            only_if_said(verdict, &applying, |r| r.allow_uninspected)
+        };
+        if facts.unmetered.is_some() {
+            return only_if_said(verdict, &applying, |r| r.allow_unmetered);
+        }
+        verdict
     }
 
     /// Whether a rule of `triggers` could apply to `facts`: its scope covers the agent and its
@@ -333,13 +341,15 @@ fn obligations_of(applying: &[&Rule]) -> Vec<Obligation> {
     obligations
 }
 
-/// A request whose body could not be inspected is allowed only by a deciding rule that says so
-/// (`allow_uninspected: true`); any other allow becomes a deny with no deciding rule.
-fn uninspected(verdict: Decision, applying: &[&Rule]) -> Decision {
+/// A request whose body could not be inspected (or that goes to a provider endpoint the proxy
+/// cannot meter while a budget applies) is allowed only by a deciding rule that says so
+/// (`allow_uninspected: true`, `allow_unmetered: true`); any other allow becomes a deny with no
+/// deciding rule.
+fn only_if_said(verdict: Decision, applying: &[&Rule], said: fn(&Rule) -> bool) -> Decision {
     let permitted = verdict.effect() != Effect::Allow
         || applying
             .iter()
-            .any(|r| r.allow_uninspected && verdict.deciding.contains(&r.id));
+            .any(|r| said(r) && verdict.deciding.contains(&r.id));
     if permitted {
         return verdict;
     }

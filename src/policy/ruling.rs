@@ -63,6 +63,15 @@ impl Decision {
                     body.problem
                 ),
             }),
+            Verdict::Deny if self.is_default_deny() && facts.unmetered.is_some() => {
+                refuse(format!(
+                    "{} on {} is an LLM provider endpoint the proxy does not meter, and a budget \
+                 covers this agent; refused (a rule with `allow_unmetered: true` lets it through \
+                 unmetered)",
+                    facts.unmetered.as_deref().unwrap_or_default(),
+                    facts.request.host
+                ))
+            }
             Verdict::Deny if self.is_default_deny() => refuse(format!(
                 "denied by default: no rule allows this {} request",
                 facts.trigger

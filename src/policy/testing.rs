@@ -100,6 +100,7 @@ impl RequestSpec {
             body: BodyFacts::default(),
             pii: Default::default(),
             response: None,
+            unmetered: None,
         })
     }
 }

@@ -73,7 +73,10 @@ impl ExecutionKey {
         if text.len() < 32 {
             return Err(fail("too short (at least 32 characters)".into()));
         }
-        Ok(ExecutionKey(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes())))
+        Ok(ExecutionKey(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            text.as_bytes(),
+        )))
     }
 
     /// A fresh execution id for `agent`, signed.

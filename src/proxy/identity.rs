@@ -53,7 +53,9 @@ pub enum AuthError {
     )]
     UnsignedExecution(String),
     /// The agent started more new executions this hour than it may.
-    #[error("agent `{0}` started more new executions this hour than `identity.max_new_executions_per_hour` allows")]
+    #[error(
+        "agent `{0}` started more new executions this hour than `identity.max_new_executions_per_hour` allows"
+    )]
     TooManyExecutions(String),
 }
 
@@ -259,19 +261,22 @@ mod tests {
     fn agents(allow_anonymous: bool) -> Arc<Agents> {
         let dir = tempfile::tempdir().unwrap();
         let key = ExecutionKey::load_or_create(dir.path()).unwrap();
-        Agents::new(&IdentityConfig {
-            allow_anonymous,
-            signed_executions: Default::default(),
-            max_new_executions_per_hour: 100,
-            agents: vec![AgentConfig {
-                id: "bot".into(),
-                team: Some("research".into()),
-                env: Some("prod".into()),
-                labels: BTreeMap::new(),
-                residency: None,
-                token: Secret::new("t0ken".into()),
-            }],
-        }, key)
+        Agents::new(
+            &IdentityConfig {
+                allow_anonymous,
+                signed_executions: Default::default(),
+                max_new_executions_per_hour: 100,
+                agents: vec![AgentConfig {
+                    id: "bot".into(),
+                    team: Some("research".into()),
+                    env: Some("prod".into()),
+                    labels: BTreeMap::new(),
+                    residency: None,
+                    token: Secret::new("t0ken".into()),
+                }],
+            },
+            key,
+        )
     }
 
     #[test]
@@ -361,8 +366,15 @@ mod tests {
         };
         let registry = Agents::new(&config, key);
         let auth = |user: &str| registry.authenticate(Some(&basic(&format!("{user}:t0ken"))));
-        assert_eq!(auth(&format!("bot+{issued}")).unwrap().execution, Some(issued.clone()));
-        assert_eq!(auth("bot").unwrap().execution, None, "no execution: the shared key");
+        assert_eq!(
+            auth(&format!("bot+{issued}")).unwrap().execution,
+            Some(issued.clone())
+        );
+        assert_eq!(
+            auth("bot").unwrap().execution,
+            None,
+            "no execution: the shared key"
+        );
         for forged in ["bot+exec-1", &format!("bot+{for_other}"), "bot+run-42"] {
             assert_eq!(
                 auth(forged),

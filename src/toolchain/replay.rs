@@ -164,6 +164,7 @@ fn facts_of(record: &Value) -> Option<Facts> {
                 .unwrap_or_default(),
         ),
         response: None,
+        unmetered: None,
     })
 }
 

@@ -190,6 +190,20 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             Response::new(full("slow done"))
         }
         "/ws" => websocket(req),
+        // What a brokered request carried: the key headers and query as the origin saw them,
+        // kept as `KEYS <path>` with a JSON body; answered with the same JSON (an echo).
+        path if path.starts_with("/keyed/") => keyed(req, &shared).await,
+        // An Anthropic stream cut after `message_start`: the body ends without `message_stop`.
+        "/cut/v1/messages" => {
+            keep(req, &shared).await;
+            let text = std::fs::read_to_string(format!(
+                "{}/tests/data/usage/anthropic_stream.sse",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let first = text.find("\n\n").map(|i| i + 2).unwrap_or(text.len());
+            event_stream(text[..first].to_string())
+        }
         "/answer" => {
             let _ = req.into_body().collect().await;
             let mut response = Response::new(full(vec![b'x'; 1024]));
@@ -278,6 +292,39 @@ async fn token_stream(req: Request<Incoming>, shared: &Shared) -> Response<Body>
     }
     events.push_str("data: [DONE]\n\n");
     event_stream(events)
+}
+
+/// Keeps the credential headers and query of a request (`KEYS <path>`, JSON) and answers with
+/// the same JSON.
+async fn keyed(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let _ = body.collect().await;
+    let header = |name: &str| {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let seen = serde_json::json!({
+        "authorization": header("authorization"),
+        "x-api-key": header("x-api-key"),
+        "x-goog-api-key": header("x-goog-api-key"),
+        "api-key": header("api-key"),
+        "query": parts.uri.query(),
+    });
+    let bytes = Bytes::from(seen.to_string());
+    shared
+        .received
+        .lock()
+        .unwrap()
+        .push((format!("KEYS {}", parts.uri.path()), bytes.clone()));
+    let mut response = Response::new(full(bytes));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    response
 }
 
 /// Reads the body whole and keeps it (with the path) in what the origin received.
