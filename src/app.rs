@@ -150,7 +150,7 @@ impl Gatehouse {
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
             inspect: config.inspect.clone(),
-            redactor: Redactor::new(&config.pii)?,
+            redactor: Arc::new(Redactor::new(&config.pii)?),
             geo: geo.clone(),
             judge: Judge::new(policies.clone(), audit, metrics.clone()),
             broker: config.credentials.clone(),

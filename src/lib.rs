@@ -52,6 +52,7 @@ pub mod proxy;
 pub mod random;
 pub mod reload;
 pub mod secret;
+pub mod socket;
 pub mod sqlite;
 pub mod store;
 pub mod stream;

@@ -26,6 +26,7 @@ pub struct Judgement {
 }
 
 /// Judges against the policies in force and records every decision in the audit trail.
+#[derive(Clone)]
 pub struct Judge {
     policies: Arc<PolicyHandle>,
     audit: Arc<AuditLog>,
@@ -120,6 +121,9 @@ impl Judge {
             Ok(Verdict::Hold { .. }) => {
                 let message = decision.message.as_deref().unwrap_or("waits for a person");
                 format!("held for human approval by {rules}: {message}")
+            }
+            Ok(_) if rules.is_empty() && facts.trigger == Trigger::WebsocketMessage => {
+                "no websocket.message rule refuses it".to_string()
             }
             Ok(_) if rules.is_empty() => "no response rule refuses it".to_string(),
             Ok(_) => format!("allowed by {rules}"),

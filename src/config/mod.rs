@@ -10,6 +10,7 @@ pub(crate) mod compile;
 mod credentials_section;
 mod error;
 mod geo_section;
+mod identity_section;
 mod pii_section;
 pub mod policies;
 mod raw;

@@ -262,8 +262,9 @@ impl Credential {
                     form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
                 let ours = format!("{param}={encoded}");
                 pairs.push(&ours);
-                *uri = crate::proxy::target::with_query(uri, &pairs.join("&"))
-                    .map_err(|_| unavailable(SourceError::NotAHeader))?;
+                let mut parts = uri.clone().into_parts();
+                parts.path_and_query = format!("{}?{}", uri.path(), pairs.join("&")).parse().ok();
+                *uri = Uri::from_parts(parts).map_err(|_| unavailable(SourceError::NotAHeader))?;
             }
         }
         Ok(secret)

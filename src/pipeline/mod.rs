@@ -46,7 +46,7 @@ pub struct Pipeline {
     /// Step 4: what recognition is told (SQL fields, REST tools).
     pub inspect: InspectConfig,
     /// Steps 5 and 10: detection and redaction.
-    pub redactor: Redactor,
+    pub redactor: Arc<Redactor>,
     /// Step 6: where destinations are.
     pub geo: Arc<Geo>,
     /// Steps 2, 7 and 12: the policies in force, and the audit trail of their decisions.

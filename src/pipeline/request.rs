@@ -20,6 +20,8 @@ use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_reques
 use crate::proxy::headers::content_encoding;
 use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
+use crate::proxy::websocket::GateSlot;
+use crate::socket::SocketJudge;
 
 /// A request on its way upstream: its head, and its body as inspection left it.
 pub(super) struct Outgoing {
@@ -289,6 +291,14 @@ impl Pipeline {
         let scrub = self
             .broker
             .put_on(place, sender, &mut parts.headers, &mut parts.uri)?;
+        if facts.request.websocket {
+            // An allowed socket: its messages are judged one by one.
+            let judge = SocketJudge::new(facts, self.judge.clone(), self.redactor.clone(), &ctx.id);
+            request
+                .parts
+                .extensions
+                .insert(GateSlot::new(Box::new(judge)));
+        }
         ctx.forwarded = true;
         let req = Request::from_parts(request.parts, body);
         let response = self.upstream.forward(req, ctx.started).await?;

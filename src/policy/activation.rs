@@ -146,6 +146,7 @@ fn request(r: &RequestFacts) -> Value {
         ("path", text(&r.path)),
         ("query", string_map(&r.query)),
         ("headers", string_map(&r.headers)),
+        ("websocket", Some(Value::Bool(r.websocket))),
     ])
 }
 

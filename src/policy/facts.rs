@@ -146,6 +146,8 @@ pub struct RequestFacts {
     pub query: BTreeMap<String, String>,
     /// Lower-case header names; repeated headers joined with `, `.
     pub headers: BTreeMap<String, String>,
+    /// A WebSocket upgrade (and, for `websocket.message`, a message of one).
+    pub websocket: bool,
 }
 
 /// Where the bytes go.
@@ -207,14 +209,19 @@ impl RequestFacts {
                 )
             }))
         });
+        let headers = headers.unwrap_or_default();
+        let websocket = headers
+            .get("upgrade")
+            .is_some_and(|u| u.to_ascii_lowercase().contains("websocket"));
         RequestFacts {
+            websocket,
             method: method.to_string(),
             scheme: scheme.to_string(),
             host,
             port,
             path: path.to_string(),
             query: query.map(|q| fields_of(q.as_bytes())).unwrap_or_default(),
-            headers: headers.unwrap_or_default(),
+            headers,
         }
     }
 }
@@ -358,7 +365,9 @@ impl Facts {
                     .map(|(_, t)| t),
             );
             triggers.push(Trigger::HttpRequest);
-        } else if self.trigger != Trigger::Connect {
+        } else if matches!(self.trigger, Trigger::Connect | Trigger::WebsocketMessage) {
+            // Nothing else judges a CONNECT or a WebSocket message.
+        } else {
             // The response side: an LLM answer is an HTTP response too.
             if self.llm.is_some() {
                 triggers.push(Trigger::LlmResponse);

@@ -24,11 +24,13 @@ pub enum Trigger {
     LlmResponse,
     /// Any HTTP response.
     HttpResponse,
+    /// A text message of a WebSocket a rule allowed (`allow_websocket`), either way.
+    WebsocketMessage,
 }
 
 impl Trigger {
     /// Every trigger, in the order they are documented.
-    pub const ALL: [Trigger; 7] = [
+    pub const ALL: [Trigger; 8] = [
         Trigger::Connect,
         Trigger::HttpRequest,
         Trigger::LlmRequest,
@@ -36,6 +38,7 @@ impl Trigger {
         Trigger::DataAccess,
         Trigger::LlmResponse,
         Trigger::HttpResponse,
+        Trigger::WebsocketMessage,
     ];
 
     /// The name rules use (`llm.request`).
@@ -48,6 +51,7 @@ impl Trigger {
             Trigger::DataAccess => "data.access",
             Trigger::LlmResponse => "llm.response",
             Trigger::HttpResponse => "http.response",
+            Trigger::WebsocketMessage => "websocket.message",
         }
     }
 
@@ -259,6 +263,8 @@ pub struct Rule {
     /// Whether this allow also lets through a request to an LLM provider's endpoint that the
     /// proxy does not meter while a budget covers the agent; without it such a request is denied.
     pub allow_unmetered: bool,
+    /// Whether this allow also lets a WebSocket upgrade through; without it one is denied.
+    pub allow_websocket: bool,
     /// Where it was written.
     pub origin: Origin,
 }

@@ -56,6 +56,8 @@ struct RawRule {
     allow_uninspected: Option<Spanned<bool>>,
     #[serde(default)]
     allow_unmetered: Option<Spanned<bool>>,
+    #[serde(default)]
+    allow_websocket: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +180,20 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
         Some(flag) => flag.value,
         None => false,
     };
+    let allow_websocket = match &raw.allow_websocket {
+        Some(flag)
+            if flag.value && (effect != Effect::Allow || trigger != Trigger::HttpRequest) =>
+        {
+            return Err(fail(
+                flag.referenced.line(),
+                "allow_websocket only fits an `allow` rule on `http.request` (the upgrade); \
+                 its messages are judged by `websocket.message` rules"
+                    .into(),
+            ));
+        }
+        Some(flag) => flag.value,
+        None => false,
+    };
     if effect == Effect::Redact && raw.redact.is_none() {
         return Err(fail(
             raw.effect.referenced.line(),
@@ -258,6 +274,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, PolicyError> {
         message: raw.message,
         allow_uninspected,
         allow_unmetered,
+        allow_websocket,
         origin: Origin {
             file: file.to_string(),
             line: id_line,

@@ -223,7 +223,12 @@ impl PolicySet {
                 });
             }
         }
-        let response_side = matches!(facts.trigger, Trigger::HttpResponse | Trigger::LlmResponse);
+        // The answer side (and a WebSocket's messages, once a rule allowed the socket): what no
+        // rule refuses passes.
+        let response_side = matches!(
+            facts.trigger,
+            Trigger::HttpResponse | Trigger::LlmResponse | Trigger::WebsocketMessage
+        );
         let verdict = decide(&applying, monitored, considered, response_side);
         if response_side || facts.trigger == Trigger::Connect {
             return verdict;
@@ -233,8 +238,13 @@ impl PolicySet {
         } else {
             only_if_said(verdict, &applying, |r| r.allow_uninspected)
         };
-        if facts.unmetered.is_some() {
-            return only_if_said(verdict, &applying, |r| r.allow_unmetered);
+        let verdict = if facts.unmetered.is_some() {
+            only_if_said(verdict, &applying, |r| r.allow_unmetered)
+        } else {
+            verdict
+        };
+        if facts.request.websocket {
+            return only_if_said(verdict, &applying, |r| r.allow_websocket);
         }
         verdict
     }

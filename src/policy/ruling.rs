@@ -63,6 +63,11 @@ impl Decision {
                     body.problem
                 ),
             }),
+            Verdict::Deny if self.is_default_deny() && facts.request.websocket => refuse(format!(
+                "a WebSocket to {} is refused unless a rule allows it with `allow_websocket: \
+                 true` (its messages are then judged one by one)",
+                facts.request.host
+            )),
             Verdict::Deny if self.is_default_deny() && facts.unmetered.is_some() => {
                 refuse(format!(
                     "{} on {} is an LLM provider endpoint the proxy does not meter, and a budget \

@@ -82,6 +82,9 @@ impl RequestSpec {
                 port: authority.port_u16().unwrap_or(default_port),
                 path: uri.path().to_string(),
                 query,
+                websocket: self.headers.iter().any(|(k, v)| {
+                    k.eq_ignore_ascii_case("upgrade") && v.eq_ignore_ascii_case("websocket")
+                }),
                 headers: self
                     .headers
                     .iter()

@@ -16,6 +16,7 @@ mod server;
 pub mod target;
 pub mod tls;
 pub mod upstream;
+pub mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;

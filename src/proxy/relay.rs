@@ -1,4 +1,5 @@
-//! Byte relays: tunnels without interception and upgraded (WebSocket) connections. A relay ends
+//! Byte relays: tunnels without interception (WebSockets are relayed message by message, see
+//! `websocket`). A relay ends
 //! when either side closes, or at once when shutdown starts: relays are not requests, and waiting
 //! for them would only make every shutdown run into its grace period.
 

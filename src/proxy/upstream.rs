@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use super::body::{DeadlineBody, ProxyBody, boxed};
 use super::connector::{ConnectError, GuardedConnector};
 use super::headers::{is_websocket_upgrade, strip_hop_by_hop, upgrade_is_websocket};
-use super::relay::splice;
 use super::resolve::ResolveError;
 use super::tls::{RootsError, client_config};
+use super::websocket::GateSlot;
 use super::{ConnectionPermit, Lifecycle};
 use crate::error::{ErrorKind, ProxyError, Side};
 
@@ -147,6 +147,17 @@ impl Upstream {
         } else {
             None
         };
+        let gate = req
+            .extensions_mut()
+            .remove::<GateSlot>()
+            .and_then(|g| g.take());
+        if upgrade && gate.is_none() {
+            return Err(UpstreamError::Protocol(
+                "a WebSocket upgrade without a judge for its messages is not forwarded".into(),
+            ));
+        }
+        // No compression: every message must arrive as the text it is, to be judged.
+        req.headers_mut().remove("sec-websocket-extensions");
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::HOST);
         join_cookies(req.headers_mut());
@@ -185,14 +196,20 @@ impl Upstream {
                     "{target} switched to a protocol other than WebSocket"
                 )));
             }
+            if response.headers().contains_key("sec-websocket-extensions") {
+                return Err(UpstreamError::Protocol(format!(
+                    "{target} negotiated a WebSocket extension nobody asked for"
+                )));
+            }
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             let shutdown = self.lifecycle.shutdown.clone();
+            let gate = gate.ok_or_else(|| UpstreamError::Protocol("no message judge".into()))?;
             self.lifecycle.spawn(async move {
                 let _slot = permit;
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((agent, upstream)) => {
                         let (agent, upstream) = (TokioIo::new(agent), TokioIo::new(upstream));
-                        splice(agent, upstream, "upgraded connection", &target, &shutdown).await;
+                        super::websocket::relay(agent, upstream, gate, &target, &shutdown).await;
                     }
                     Err(e) => tracing::debug!(%target, error = %e, "upgrade did not complete"),
                 }

@@ -129,6 +129,7 @@ fn facts_of(record: &Value) -> Option<Facts> {
             path: text("path"),
             query: BTreeMap::new(),
             headers: BTreeMap::new(),
+            websocket: false,
         },
         destination: DestinationFacts {
             private,

@@ -23,8 +23,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("reload", &["pipeline", "admin"]),
     (
         "credentials",
-        &["pipeline", "config", "admin", "budget", "store"],
+        &["pipeline", "config", "admin", "budget", "store", "proxy"],
     ),
+    ("socket", &["pipeline", "config", "admin"]),
 ];
 
 /// Modules that do no I/O: these may not appear in their code.

@@ -98,6 +98,7 @@ async fn a_websocket_keeps_its_connection_slot() {
     let origin = origin::start_plain().await;
     let spec = ProxySpec {
         limits: "limits:\n  max_connections: 1\n".into(),
+        policy: crate::support::ALLOW_WEBSOCKETS.into(),
         ..Default::default()
     };
     let proxy = TestProxy::start(&pki, spec).await;

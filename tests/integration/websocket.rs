@@ -1,15 +1,26 @@
-//! WebSocket upgrades through the intercepting proxy.
+//! WebSocket upgrades through the intercepting proxy: refused unless a rule allows them; once
+//! allowed, every text message is judged on its way, and a refused one closes the socket.
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{ProxySpec, TestPki, TestProxy, origin};
+use crate::support::{ALLOW_WEBSOCKETS, ProxySpec, TestPki, TestProxy, origin, read_head};
+
+fn allowing(policy: &str) -> ProxySpec {
+    ProxySpec {
+        policy: policy.into(),
+        ..Default::default()
+    }
+}
 
 #[tokio::test]
 async fn websocket_echo_through_an_intercepted_tunnel() {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
-    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let proxy = TestProxy::start(&pki, allowing(ALLOW_WEBSOCKETS)).await;
     let target = format!("localhost:{}", origin.port());
     let tls = proxy.intercepted(&target, "localhost").await;
     let (mut ws, response) = tokio_tungstenite::client_async(format!("wss://{target}/ws"), tls)
@@ -28,12 +39,92 @@ async fn websocket_echo_through_an_intercepted_tunnel() {
 async fn websocket_over_plain_http_absolute_form() {
     let pki = TestPki::new();
     let origin = origin::start_plain().await;
-    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let proxy = TestProxy::start(&pki, allowing(ALLOW_WEBSOCKETS)).await;
     let host = format!("127.0.0.1:{}", origin.port());
     let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap(),
         Message::binary(vec![1u8, 2, 3])
+    );
+}
+
+/// A rule that allows every request does not allow a WebSocket: after the upgrade its frames would
+/// otherwise be an unjudged pipe. The refusal is a decision in the audit trail.
+#[tokio::test]
+async fn a_websocket_is_refused_unless_a_rule_allows_it() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
+    let host = format!("127.0.0.1:{}", origin.port());
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let handshake = format!(
+        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let refused = proxy
+        .decisions()
+        .into_iter()
+        .find(|d| d["effect"] == "deny")
+        .expect("the refusal is recorded");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("allow_websocket"),
+        "{refused}"
+    );
+}
+
+/// Once a socket is allowed, each message is scanned and judged: a message carrying an e-mail
+/// address is refused by a `websocket.message` rule, never reaches the origin, and the socket is
+/// closed with 1008 and the reason.
+#[tokio::test]
+async fn a_message_with_personal_data_closes_the_socket() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let policy = format!(
+        "{ALLOW_WEBSOCKETS}  - id: no-personal-data-in-messages\n    trigger: websocket.message\n    \
+         effect: deny\n    when: \"'email' in pii.kinds\"\n    message: no e-mail addresses over sockets\n"
+    );
+    let proxy = TestProxy::start(&pki, allowing(&policy)).await;
+    let host = format!("127.0.0.1:{}", origin.port());
+    let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
+    ws.send(Message::text("nothing personal")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("nothing personal")
+    );
+    ws.send(Message::text("{\"to\": \"alice@example.com\"}"))
+        .await
+        .unwrap();
+    let closed = ws.next().await.expect("a frame").expect("a close frame");
+    let Message::Close(Some(frame)) = closed else {
+        panic!("expected a close frame, got {closed:?} (the origin echoed the message?)");
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(
+        frame.reason.contains("no-personal-data-in-messages"),
+        "{}",
+        frame.reason
+    );
+    let denied: Vec<_> = proxy
+        .decisions()
+        .into_iter()
+        .filter(|d| d["trigger"] == "websocket.message")
+        .collect();
+    // The first message, its echo on the way back, and the refused one.
+    assert_eq!(denied.len(), 3, "every message was judged: {denied:?}");
+    assert_eq!(denied[1]["effect"], "allow");
+    assert_eq!(denied[2]["effect"], "deny");
+    assert_eq!(denied[2]["pii"]["email"], 1);
+    let text = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        !text.contains("alice@example.com"),
+        "no value in the audit trail"
     );
 }

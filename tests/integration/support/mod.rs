@@ -36,6 +36,9 @@ pub struct ProxySpec {
     pub templates: Vec<&'static str>,
 }
 
+/// [`ALLOW_ALL`] and WebSocket upgrades (whose messages no rule refuses).
+pub const ALLOW_WEBSOCKETS: &str = "rules:\n  - id: test-allow-connect\n    trigger: connect\n    effect: allow\n  - id: test-allow-websockets\n    trigger: http.request\n    effect: allow\n    allow_websocket: true\n";
+
 /// Lets everything the network guard admits through: the proxy-core tests are about sockets.
 pub const ALLOW_ALL: &str = "rules:\n  - id: test-allow-connect\n    trigger: connect\n    effect: allow\n  - id: test-allow-requests\n    trigger: http.request\n    effect: allow\n";
 

@@ -1,0 +1,91 @@
+//! The messages of a WebSocket a rule allowed (`allow_websocket: true`), judged one by one: each
+//! text message, either way, is scanned for personal data and secrets and judged by the
+//! `websocket.message` rules (what no rule refuses passes: the socket itself was allowed), every
+//! decision in the audit trail. A refused message, or one that a redaction rule would have to
+//! rewrite, closes the socket (1008) with the reason. Binary messages are counted, not read.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::audit::Judge;
+use crate::pii::{RedactRule, Redactor};
+use crate::policy::{Facts, Obligation, PiiFacts, Subject, Trigger};
+use crate::proxy::websocket::{MessageGate, Passed};
+
+/// Judges the messages of one socket with the facts of its upgrade request.
+pub struct SocketJudge {
+    facts: Facts,
+    judge: Judge,
+    redactor: Arc<Redactor>,
+    request_id: String,
+    messages: u64,
+}
+
+impl SocketJudge {
+    /// The judge of the socket opened by the request `request_id` with `facts`.
+    pub fn new(facts: &Facts, judge: Judge, redactor: Arc<Redactor>, request_id: &str) -> Self {
+        let mut facts = facts.clone();
+        facts.trigger = Trigger::WebsocketMessage;
+        facts.llm = None;
+        facts.tool = None;
+        facts.data = None;
+        SocketJudge {
+            facts,
+            judge,
+            redactor,
+            request_id: request_id.to_string(),
+            messages: 0,
+        }
+    }
+}
+
+impl MessageGate for SocketJudge {
+    fn text(&mut self, _to_upstream: bool, text: &str) -> Result<(), String> {
+        self.messages += 1;
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let json = serde_json::from_str(text).ok();
+        let content_type = if json.is_some() {
+            "application/json"
+        } else {
+            "text/plain"
+        };
+        self.facts.body = crate::inspect::body_facts(&bytes, Some(content_type), json);
+        let found = self
+            .redactor
+            .detect_answer(&self.facts.body.scanned(&bytes));
+        self.facts.pii = PiiFacts::from_counts(found);
+        let id = format!("{}-ws{}", self.request_id, self.messages);
+        let (_, verdict) = self
+            .judge
+            .decide(&self.facts, (&self.request_id, id), Subject::Answer);
+        let verdict = verdict.map_err(|e| e.reason)?;
+        let rules: Vec<RedactRule> = verdict.obligations().iter().map(Obligation::rule).collect();
+        if !rules.is_empty() && self.redactor.obliged_in(&rules, text) {
+            return Err(
+                "the policy requires redacting this WebSocket message, which the proxy does not \
+                 rewrite; the socket was closed"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn binary(&mut self, _to_upstream: bool, _len: usize) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn closed(&mut self, passed: &Passed, refused: Option<&str>) {
+        tracing::info!(
+            request_id = %self.request_id,
+            agent = %self.facts.agent.id,
+            host = %self.facts.request.host,
+            messages_up = passed.messages_up,
+            messages_down = passed.messages_down,
+            bytes_up = passed.bytes_up,
+            bytes_down = passed.bytes_down,
+            refused = refused.unwrap_or(""),
+            "websocket closed"
+        );
+    }
+}
