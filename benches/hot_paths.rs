@@ -13,6 +13,7 @@ use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::audit::path_shape;
 use gatehouse::config::{AgentConfig, HostPattern, HostPatterns, IdentityConfig, Secret};
+use gatehouse::proxy::executions::ExecutionKey;
 use gatehouse::proxy::guard::AddressGuard;
 use gatehouse::proxy::headers::strip_hop_by_hop;
 use gatehouse::proxy::identity::Agents;
@@ -21,19 +22,26 @@ use gatehouse::proxy::tls::{CertificateAuthority, LeafCache};
 use http::{HeaderMap, HeaderValue};
 
 fn identity(c: &mut Criterion) {
-    let agents = Agents::new(&IdentityConfig {
-        allow_anonymous: false,
-        agents: (0..50)
-            .map(|i| AgentConfig {
-                id: format!("agent-{i}"),
-                team: Some("team".into()),
-                env: Some("prod".into()),
-                labels: BTreeMap::new(),
-                residency: None,
-                token: Secret::new(format!("token-{i}-0123456789abcdef")),
-            })
-            .collect(),
-    });
+    let keys = tempfile::tempdir().unwrap();
+    let key = ExecutionKey::load_or_create(keys.path()).unwrap();
+    let agents = Agents::new(
+        &IdentityConfig {
+            allow_anonymous: false,
+            signed_executions: Default::default(),
+            max_new_executions_per_hour: 1000,
+            agents: (0..50)
+                .map(|i| AgentConfig {
+                    id: format!("agent-{i}"),
+                    team: Some("team".into()),
+                    env: Some("prod".into()),
+                    labels: BTreeMap::new(),
+                    residency: None,
+                    token: Secret::new(format!("token-{i}-0123456789abcdef")),
+                })
+                .collect(),
+        },
+        key,
+    );
     let encoded = base64::engine::general_purpose::STANDARD
         .encode("agent-17+exec-1234:token-17-0123456789abcdef");
     let header = HeaderValue::from_str(&format!("Basic {encoded}")).unwrap();

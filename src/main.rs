@@ -43,6 +43,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Everything the proxy creates (stores, audit trail, keys) is its user's alone.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
             let mut config = load(config.as_deref())?;
+            if let Some(file) = config.admin.as_ref().and_then(|a| a.token_file.as_ref()) {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(file)
+                    .with_context(|| format!("{}", file.display()))?
+                    .permissions()
+                    .mode();
+                anyhow::ensure!(
+                    mode & 0o077 == 0,
+                    "{}: other users can read the admin token (they could approve their own held \
+                     requests): `chmod 600` it",
+                    file.display()
+                );
+            }
             if let Some(listen) = listen {
                 config.listen = listen;
             }
@@ -77,6 +90,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             verbose,
             command,
         } => {
+            anyhow::ensure!(
+                user.is_none() || nix::unistd::geteuid().is_root(),
+                "--user needs gatehouse exec to be started as root"
+            );
             let config = load(config.as_deref())?;
             let env = agent_env(&config, agent.as_deref())?;
             let (program, args) = command.split_first().context("no command given")?;

@@ -31,9 +31,10 @@ use crate::store::{Approval, ApprovalStatus, Held, NewHold, Store};
 const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// Headers an approval does not bind: they describe the connection or the proxy hop, carry a
-/// trace, or count an SDK's retries (a retry must find its approval). Credentials the broker
-/// replaces are left out too (see [`HeldRequest::replaced`]).
-const UNBOUND_HEADERS: [&str; 19] = [
+/// trace id, or count an SDK's retries (a retry must find its approval). Credentials the broker
+/// replaces are left out too (see [`HeldRequest::replaced`]). A trace header longer than
+/// [`MAX_UNBOUND`] is bound all the same: it could carry data past the reviewer.
+const UNBOUND_HEADERS: [&str; 18] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -46,7 +47,6 @@ const UNBOUND_HEADERS: [&str; 19] = [
     "content-length",
     "traceparent",
     "tracestate",
-    "baggage",
     "sentry-trace",
     "x-request-id",
     "x-amzn-trace-id",
@@ -54,6 +54,9 @@ const UNBOUND_HEADERS: [&str; 19] = [
     "x-stainless-timeout",
     "x-stainless-read-timeout",
 ];
+
+/// The longest value of an unbound header.
+const MAX_UNBOUND: usize = 256;
 
 /// Headers whose values reviewers never see: they hold credentials.
 const SECRET_HEADERS: [&str; 7] = [
@@ -120,8 +123,9 @@ struct Shown {
 impl HeldRequest<'_> {
     /// The headers an approval binds, by lower-case name (repeated ones joined), in order.
     fn bound_headers(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.facts.request.headers.iter().filter(|(name, _)| {
-            !UNBOUND_HEADERS.contains(&name.as_str()) && !self.replaced.contains(name)
+        self.facts.request.headers.iter().filter(|(name, value)| {
+            let unbound = UNBOUND_HEADERS.contains(&name.as_str()) && value.len() <= MAX_UNBOUND;
+            !unbound && !self.replaced.contains(name)
         })
     }
 }
@@ -158,8 +162,15 @@ impl Approvals {
         held: &HeldRequest<'_>,
         masker: &Redactor,
     ) -> (Result<(), ProxyError>, Option<ApprovalRecord>) {
+        // Every header the upstream would see, bound or not (trace ids too).
         let headers = held
-            .bound_headers()
+            .facts
+            .request
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                name.as_str() != "proxy-authorization" && !held.replaced.contains(name)
+            })
             .map(|(name, value)| {
                 let shown = if SECRET_HEADERS.contains(&name.as_str()) {
                     "[secret]".to_string()

@@ -16,6 +16,8 @@ pub struct AdminConfig {
     /// The bearer token (`GATEHOUSE_ADMIN_TOKEN`, else `admin.token_file`); `None`: one is
     /// generated at start into the CA's folder (loopback only).
     pub token: Option<Secret>,
+    /// The file the token was read from, when it was (`gatehouse run` refuses one others can read).
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl Compiler<'_> {
@@ -119,6 +121,11 @@ impl Compiler<'_> {
             ));
         }
         Ok(Some(AdminConfig {
+            token_file: a
+                .token_file
+                .as_ref()
+                .filter(|_| std::env::var_os("GATEHOUSE_ADMIN_TOKEN").is_none())
+                .map(|f| std::path::PathBuf::from(f.value.trim())),
             listen,
             token: token.map(Secret::new),
         }))

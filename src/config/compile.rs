@@ -201,7 +201,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn tunnel_hosts(&self, raw: &RawConfig) -> Result<HostPatterns, ConfigError> {
+    pub(super) fn tunnel_hosts(&self, raw: &RawConfig) -> Result<HostPatterns, ConfigError> {
         let patterns = raw
             .tunnel
             .hosts

@@ -25,7 +25,21 @@ impl Compiler<'_> {
     pub(super) fn credentials(&self, raw: &RawConfig) -> Result<Broker, ConfigError> {
         let mut credentials = Vec::new();
         for (i, entry) in raw.credentials.iter().enumerate() {
-            credentials.push(self.credential(entry, &format!("credentials[{i}]"))?);
+            let key = format!("credentials[{i}]");
+            let credential = self.credential(entry, &key)?;
+            if let HostPattern::Exact(exact) = &credential.host
+                && self.tunnel_hosts(raw)?.matches(exact)
+            {
+                return Err(self.invalid(
+                    Some(&entry.host.referenced),
+                    &format!("{key}.host"),
+                    format!(
+                        "`{exact}` is also in tunnel.hosts: a relayed host is never intercepted, \
+                         so no credential could be put on its requests"
+                    ),
+                ));
+            }
+            credentials.push(credential);
         }
         Ok(Broker::new(credentials))
     }
@@ -86,6 +100,7 @@ impl Compiler<'_> {
         }
         Ok(Credential {
             host,
+            port: raw.port.unwrap_or(443),
             path,
             agent: raw.agent.as_ref().map(|a| a.value.trim().to_string()),
             team: raw.team.as_ref().map(|t| t.trim().to_string()),

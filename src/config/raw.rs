@@ -36,6 +36,8 @@ pub struct RawConfig {
 pub struct RawCredential {
     pub host: Spanned<String>,
     #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
     pub path: Option<Spanned<String>>,
     #[serde(default)]
     pub agent: Option<Spanned<String>>,

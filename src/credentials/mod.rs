@@ -26,6 +26,31 @@ pub const DEFAULT_PLACEHOLDER: &str = "gatehouse-placeholder";
 /// Headers through which the APIs agents call take a key: all are dropped on a brokered host.
 pub const KEY_HEADERS: [&str; 4] = ["authorization", "x-api-key", "x-goog-api-key", "api-key"];
 
+/// The query parameter through which Google's APIs take a key: checked and dropped on a brokered
+/// host whatever the slot.
+pub const KEY_QUERY: &str = "key";
+
+/// Headers that choose the account, project or workspace that pays and keeps the data: on a
+/// brokered host the broker's key decides, so they are dropped.
+pub const ACCOUNT_HEADERS: [&str; 3] = [
+    "openai-organization",
+    "openai-project",
+    "anthropic-workspace-id",
+];
+
+/// Where a request goes, as the broker matches credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// Over TLS: a key never goes out in clear text.
+    pub https: bool,
+    /// The host.
+    pub host: &'a str,
+    /// The port (a credential is for one port, 443 unless config says otherwise).
+    pub port: u16,
+    /// The path, canonical (the proxy refuses others before).
+    pub path: &'a str,
+}
+
 /// Where a credential goes on the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
@@ -45,6 +70,8 @@ pub enum Slot {
 pub struct Credential {
     /// The upstream hosts it is for.
     pub host: HostPattern,
+    /// The port it is for.
+    pub port: u16,
     /// Only requests to these paths, when given.
     pub path: Option<GlobMatcher>,
     /// Only this agent's requests, when given.
@@ -88,6 +115,12 @@ pub enum BrokerError {
         /// Where it belongs.
         slot: String,
     },
+    /// A brokered host asked for without TLS: the key would travel in clear text.
+    #[error("{host} takes a brokered credential, which never goes out without TLS: use https")]
+    Cleartext {
+        /// The brokered host.
+        host: String,
+    },
     /// The secret could not be read.
     #[error("the credential for {host} is unavailable ({source}); the request was not forwarded")]
     Unavailable {
@@ -124,52 +157,66 @@ impl Broker {
         &self.credentials
     }
 
-    /// The credential of a request to `host` and `path` from `sender`, if one is brokered.
-    pub fn find(&self, host: &str, path: &str, sender: Sender<'_>) -> Option<&Credential> {
+    /// The credential of a request to `to` from `sender`, if one is brokered.
+    pub fn find(&self, to: Destination<'_>, sender: Sender<'_>) -> Option<&Credential> {
         self.credentials.iter().find(|c| {
-            c.host.matches(host)
-                && c.path.as_ref().is_none_or(|p| p.is_match(path))
+            c.host.matches(to.host)
+                && c.port == to.port
+                && c.path.as_ref().is_none_or(|p| p.is_match(to.path))
                 && c.agent.as_deref().is_none_or(|a| a == sender.agent)
                 && c.team.as_deref().is_none_or(|t| Some(t) == sender.team)
         })
     }
 
-    /// Refuses a request to `host` and `path` from `sender` that brings a key of its own where a
-    /// credential with `require: placeholder` is brokered.
+    /// Refuses a request to `to` from `sender` that brings a key of its own where a credential
+    /// with `require: placeholder` is brokered, or that would take a brokered key out without TLS.
     pub fn check(
         &self,
-        (host, path): (&str, &str),
+        to: Destination<'_>,
         sender: Sender<'_>,
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<(), BrokerError> {
-        match self.find(host, path, sender) {
-            Some(credential) => credential.check(host, headers, query),
-            None => Ok(()),
+        let Some(credential) = self.find(to, sender) else {
+            return Ok(());
+        };
+        if !to.https {
+            return Err(BrokerError::Cleartext {
+                host: to.host.to_string(),
+            });
         }
+        credential.check(to.host, headers, query)
     }
 
     /// Puts the brokered credential (if any) on the request, just before it leaves, and asks for
     /// an answer the proxy can read: the [`Scrub`] takes the key out of it should it echo it.
     pub fn put_on(
         &self,
-        (host, path): (&str, &str),
+        to: Destination<'_>,
         sender: Sender<'_>,
         headers: &mut HeaderMap,
         uri: &mut Uri,
     ) -> Result<Option<Scrub>, BrokerError> {
-        let Some(credential) = self.find(host, path, sender) else {
+        let Some(credential) = self.find(to, sender) else {
             return Ok(None);
         };
-        let secret = credential.apply(host, headers, uri)?;
+        if !to.https {
+            return Err(BrokerError::Cleartext {
+                host: to.host.to_string(),
+            });
+        }
+        let secret = credential.apply(to.host, headers, uri)?;
+        for name in ACCOUNT_HEADERS {
+            headers.remove(name);
+        }
         headers.remove(http::header::ACCEPT_ENCODING);
         Ok(Some(Scrub::new(&secret)))
     }
 
     /// The header names the broker replaces on a request: an approval neither binds nor shows
     /// them.
-    pub fn replaced(&self, (host, path): (&str, &str), sender: Sender<'_>) -> Vec<String> {
-        self.find(host, path, sender)
+    pub fn replaced(&self, to: Destination<'_>, sender: Sender<'_>) -> Vec<String> {
+        self.find(to, sender)
             .map(|c| c.replaced_headers().map(str::to_string).collect())
             .unwrap_or_default()
     }
@@ -207,16 +254,24 @@ impl Credential {
                 }
             }
         }
-        let carried = match &self.slot {
-            Slot::Header { name, .. } => headers.contains_key(name),
-            Slot::Query(param) => {
-                let values = query_values(query, param);
-                if values.iter().any(|v| !self.is_placeholder(v.as_bytes())) {
-                    return Err(foreign(&format!("query parameter `{param}`")));
-                }
-                !values.is_empty()
-            }
+        let params: &[&str] = match &self.slot {
+            Slot::Query(param) => &[param.as_str(), KEY_QUERY],
+            Slot::Header { .. } => &[KEY_QUERY],
         };
+        let mut carried = KEY_HEADERS
+            .iter()
+            .copied()
+            .chain(self.header_name())
+            .any(|name| headers.contains_key(name));
+        for param in params {
+            let values = query_values(query, param);
+            if values.iter().any(|v| !self.is_placeholder(v.as_bytes())) {
+                return Err(foreign(&format!("query parameter `{param}`")));
+            }
+            carried |= !values.is_empty();
+        }
+        // Every key slot holds the placeholder (checked above); SDKs differ in which one they
+        // use (the Anthropic SDK sends `Authorization: Bearer`), so any of them carries it.
         if carried {
             Ok(())
         } else {
@@ -250,13 +305,18 @@ impl Credential {
                 value.set_sensitive(true);
                 headers.remove(name);
                 headers.insert(name.clone(), value);
+                self.drop_placeholder_query(uri);
             }
             Slot::Query(param) => {
                 let mut pairs: Vec<&str> = uri
                     .query()
                     .unwrap_or_default()
                     .split('&')
-                    .filter(|pair| !pair.is_empty() && !names_param(pair, param))
+                    .filter(|pair| {
+                        !pair.is_empty()
+                            && !names_param(pair, param)
+                            && !names_param(pair, KEY_QUERY)
+                    })
                     .collect();
                 let encoded: String =
                     form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
@@ -268,6 +328,36 @@ impl Credential {
             }
         }
         Ok(secret)
+    }
+
+    /// Takes `key=<placeholder>` out of the query: the key goes in the header.
+    fn drop_placeholder_query(&self, uri: &mut Uri) {
+        let Some(query) = uri.query() else {
+            return;
+        };
+        let pairs: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                !(names_param(pair, KEY_QUERY)
+                    && form_urlencoded::parse(pair.as_bytes())
+                        .next()
+                        .is_some_and(|(_, v)| v == self.placeholder.as_str()))
+            })
+            .collect();
+        if pairs.len() == query.split('&').count() {
+            return;
+        }
+        let mut parts = uri.clone().into_parts();
+        let rebuilt = match pairs.is_empty() {
+            true => uri.path().to_string(),
+            false => format!("{}?{}", uri.path(), pairs.join("&")),
+        };
+        if let Ok(path_and_query) = rebuilt.parse() {
+            parts.path_and_query = Some(path_and_query);
+            if let Ok(rebuilt) = Uri::from_parts(parts) {
+                *uri = rebuilt;
+            }
+        }
     }
 
     /// The header names a reviewer and an approval's fingerprint leave out: the broker replaces them.

@@ -5,6 +5,7 @@ use super::*;
 fn credential(slot: Slot, require: bool) -> Credential {
     Credential {
         host: HostPattern::parse("api.openai.com").unwrap(),
+        port: 443,
         path: None,
         agent: None,
         team: None,
@@ -42,7 +43,13 @@ fn require_placeholder_table() {
     let header = credential(bearer(), true);
     let query = credential(Slot::Query("key".into()), true);
     let open = credential(bearer(), false);
-    let cases: &[(&Credential, &[(&str, &str)], Option<&str>, &str)] = &[
+    type Case<'a> = (
+        &'a Credential,
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+        &'a str,
+    );
+    let cases: &[Case] = &[
         (
             &header,
             &[("authorization", "Bearer gatehouse-placeholder")],
@@ -96,6 +103,20 @@ fn require_placeholder_table() {
         ),
         (&query, &[], Some("alt=sse"), "missing"),
         (&open, &[("authorization", "Bearer sk-own")], None, "ok"),
+        // SDKs differ in the slot they use: the placeholder in any key slot carries it.
+        (
+            &header,
+            &[("x-api-key", "gatehouse-placeholder")],
+            None,
+            "ok",
+        ),
+        (
+            &header,
+            &[("authorization", "Bearer gatehouse-placeholder")],
+            Some("key=sk-own"),
+            "foreign",
+        ),
+        (&header, &[], Some("key=gatehouse-placeholder"), "ok"),
     ];
     for (i, (credential, pairs, q, expected)) in cases.iter().enumerate() {
         let got = match credential.check("api.openai.com", &headers(pairs), *q) {
@@ -103,6 +124,7 @@ fn require_placeholder_table() {
             Err(BrokerError::Foreign { .. }) => "foreign",
             Err(BrokerError::Missing { .. }) => "missing",
             Err(BrokerError::Unavailable { .. }) => "unavailable",
+            Err(BrokerError::Cleartext { .. }) => "cleartext",
         };
         assert_eq!(got, *expected, "case {i}: {pairs:?} {q:?}");
     }
@@ -149,9 +171,15 @@ fn the_first_matching_credential_is_the_requests() {
     for_team.path = Some(globset::Glob::new("/v1/**").unwrap().compile_matcher());
     let anyone = credential(bearer(), false);
     let broker = Broker::new(vec![for_bot, for_team, anyone]);
+    let to = |host, port, path| Destination {
+        https: true,
+        host,
+        port,
+        path,
+    };
     let find = |agent, team, path| {
         broker
-            .find("API.openai.com", path, Sender { agent, team })
+            .find(to("API.openai.com", 443, path), Sender { agent, team })
             .map(|c| (c.agent.clone(), c.team.clone()))
     };
     assert_eq!(
@@ -164,18 +192,29 @@ fn the_first_matching_credential_is_the_requests() {
     );
     assert_eq!(find("other", Some("research"), "/v2/x"), Some((None, None)));
     assert_eq!(find("other", None, "/v1/x"), Some((None, None)));
+    let bot = Sender {
+        agent: "bot",
+        team: None,
+    };
     assert!(
         broker
-            .find(
-                "api.anthropic.com",
-                "/v1/x",
-                Sender {
-                    agent: "bot",
-                    team: None
-                }
-            )
+            .find(to("api.anthropic.com", 443, "/v1/x"), bot)
             .is_none()
     );
+    assert!(
+        broker
+            .find(to("api.openai.com", 8443, "/v1/x"), bot)
+            .is_none(),
+        "a credential is for its port only: another port may be anyone's listener"
+    );
+    let cleartext = Destination {
+        https: false,
+        ..to("api.openai.com", 443, "/v1/x")
+    };
+    assert!(matches!(
+        broker.check(cleartext, bot, &HeaderMap::new(), None),
+        Err(BrokerError::Cleartext { .. })
+    ));
     assert_eq!(
         broker
             .of_sender(Sender {

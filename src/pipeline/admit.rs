@@ -99,14 +99,14 @@ impl Pipeline {
         let body = request.inspected().ok_or_else(|| {
             ProxyError::internal("a request whose body was not inspected cannot be held")
         })?;
+        let host = ctx.target.host.as_string();
         let held = HeldRequest {
             facts,
             url: ctx.url(request.uri().query()),
             uri: request.uri().to_string(),
             body,
             reason,
-            replaced: (self.broker)
-                .replaced((&ctx.target.host.as_string(), &ctx.path), ctx.sender()),
+            replaced: self.broker.replaced(ctx.brokered_at(&host), ctx.sender()),
         };
         let (outcome, record) = self.approvals.wait(&held, &self.redactor).await;
         ctx.approval = record;

@@ -100,6 +100,16 @@ impl RequestCtx {
         }
     }
 
+    /// Where the request goes, as the credential broker matches it; `host` is the target's.
+    pub fn brokered_at<'a>(&'a self, host: &'a str) -> crate::credentials::Destination<'a> {
+        crate::credentials::Destination {
+            https: self.scheme == "https",
+            host,
+            port: self.target.port,
+            path: &self.path,
+        }
+    }
+
     /// `scheme://host:port/path?query` as the request goes upstream.
     pub fn url(&self, query: Option<&str>) -> String {
         match query {

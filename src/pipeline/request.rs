@@ -287,10 +287,10 @@ impl Pipeline {
         };
         // The real key goes on last, just before the request leaves.
         let (parts, host) = (&mut request.parts, ctx.target.host.as_string());
-        let (place, sender) = ((host.as_str(), ctx.path.as_str()), ctx.sender());
+        let (to, sender) = (ctx.brokered_at(&host), ctx.sender());
         let scrub = self
             .broker
-            .put_on(place, sender, &mut parts.headers, &mut parts.uri)?;
+            .put_on(to, sender, &mut parts.headers, &mut parts.uri)?;
         if facts.request.websocket {
             // An allowed socket: its messages are judged one by one.
             let judge = SocketJudge::new(facts, self.judge.clone(), self.redactor.clone(), &ctx.id);
@@ -324,10 +324,7 @@ impl Pipeline {
         request: &Outgoing,
     ) -> Result<(), ProxyError> {
         let (parts, host) = (&request.parts, ctx.target.host.as_string());
-        let query = parts.uri.query();
-        let checked = self
-            .broker
-            .check((&host, &ctx.path), ctx.sender(), &parts.headers, query);
-        Ok(checked?)
+        let (to, query) = (ctx.brokered_at(&host), parts.uri.query());
+        Ok(self.broker.check(to, ctx.sender(), &parts.headers, query)?)
     }
 }
