@@ -241,10 +241,19 @@ impl Ledger {
     /// default) for each of its choices (`n`, Gemini's `candidateCount`).
     fn max_output(&self, facts: &Facts) -> u64 {
         let json = &facts.body.json;
-        let choices = json["n"]
-            .as_u64()
-            .or_else(|| json["generationConfig"]["candidateCount"].as_u64())
-            .or_else(|| json["generation_config"]["candidate_count"].as_u64())
+        // Providers' parsers take `"8"` and `8.0` too: so does the reservation.
+        let count = |v: &serde_json::Value| {
+            v.as_u64()
+                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))
+                .or_else(|| {
+                    v.as_str()
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .map(|f| f.max(0.0).ceil() as u64)
+                })
+        };
+        let choices = count(&json["n"])
+            .or_else(|| count(&json["generationConfig"]["candidateCount"]))
+            .or_else(|| count(&json["generation_config"]["candidate_count"]))
             .unwrap_or(1)
             .clamp(1, 128);
         facts

@@ -21,7 +21,7 @@ pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
         let azure =
             host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
         let provider = match host {
-            "api.openai.com" => "openai",
+            _ if provider_of_host(host) == Some("openai") => "openai",
             _ if azure => "azure_openai",
             _ => "openai_compatible",
         };
@@ -47,8 +47,16 @@ pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
 
 /// LLM providers by the hosts they serve their APIs on: every paid endpoint there is an LLM call
 /// to meter, or is refused under a budget (see [`free_endpoint`] for the ones that cost nothing).
-const PROVIDER_HOSTS: [(&str, &str); 10] = [
+const PROVIDER_HOSTS: [(&str, &str); 18] = [
     ("api.openai.com", "openai"),
+    ("eu.api.openai.com", "openai"),
+    ("us.api.openai.com", "openai"),
+    ("aiplatform.googleapis.com", "vertex"),
+    ("-aiplatform.googleapis.com", "vertex"),
+    (".services.ai.azure.com", "azure_openai"),
+    ("api.together.xyz", "openai_compatible"),
+    ("api.fireworks.ai", "openai_compatible"),
+    ("api.cohere.com", "openai_compatible"),
     ("api.anthropic.com", "anthropic"),
     ("generativelanguage.googleapis.com", "gemini"),
     (".openai.azure.com", "azure_openai"),
@@ -65,11 +73,17 @@ pub fn provider_of_host(host: &str) -> Option<&'static str> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     PROVIDER_HOSTS
         .iter()
-        .find(|(known, _)| match known.strip_prefix('.') {
+        .find(|(known, _)| match known.strip_prefix(['.', '-']) {
+            // `.suffix`: a name below it; `-suffix`: a regional name (`europe-west4-aiplatform…`).
             Some(suffix) => host.ends_with(known) && host.len() > suffix.len() + 1,
             None => host == *known,
         })
         .map(|(_, provider)| *provider)
+        .or_else(|| {
+            // Amazon Bedrock's runtime, in every region.
+            (host.starts_with("bedrock-runtime.") && host.ends_with(".amazonaws.com"))
+                .then_some("bedrock")
+        })
 }
 
 /// Provider endpoints that cost nothing: listing models and counting tokens.
@@ -260,6 +274,16 @@ mod tests {
             None
         );
         assert_eq!(provider_of_host("example.com"), None);
+        assert_eq!(provider_of_host("eu.api.openai.com"), Some("openai"));
+        assert_eq!(
+            provider_of_host("europe-west4-aiplatform.googleapis.com"),
+            Some("vertex")
+        );
+        assert_eq!(
+            provider_of_host("bedrock-runtime.eu-west-1.amazonaws.com"),
+            Some("bedrock")
+        );
+        assert_eq!(provider_of_host("bedrock-runtime.evil.example"), None);
         for (method, path, free) in [
             ("GET", "/v1/models", true),
             ("GET", "/v1/models/gpt-4o", true),

@@ -42,11 +42,17 @@ pub fn with_output_limit(provider: &str, path: &str, body: &[u8], limit: u64) ->
     let field = match Dialect::of(provider) {
         Dialect::Anthropic => "max_tokens",
         Dialect::Gemini => {
+            // Into the object the agent wrote (the API reads either spelling), never a second one.
+            let (key, field) = if object.contains_key("generation_config") {
+                ("generation_config", "max_output_tokens")
+            } else {
+                ("generationConfig", "maxOutputTokens")
+            };
             let config = object
-                .entry("generationConfig")
+                .entry(key)
                 .or_insert_with(|| Value::Object(serde_json::Map::new()))
                 .as_object_mut()?;
-            config.insert("maxOutputTokens".into(), Value::from(limit));
+            config.insert(field.into(), Value::from(limit));
             return serde_json::to_vec(&doc).ok().map(Bytes::from);
         }
         Dialect::OpenAi if path.ends_with("/responses") => "max_output_tokens",
@@ -139,6 +145,11 @@ mod tests {
             );
             assert_eq!(doc["model"], "m");
         }
+        let snake = br#"{"generation_config":{"temperature":0}}"#;
+        let limited = with_output_limit("gemini", "/v1beta/models/m:generateContent", snake, 9);
+        let doc: Value = serde_json::from_slice(&limited.unwrap()).unwrap();
+        assert_eq!(doc["generation_config"]["max_output_tokens"], 9);
+        assert!(doc.get("generationConfig").is_none(), "{doc}");
         assert!(with_output_limit("openai", "/v1/embeddings", b"{}", 1).is_none());
         assert!(with_output_limit("openai", "/v1/chat/completions", b"[1]", 1).is_none());
     }
