@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{ProxySpec, TestPki, TestProxy, origin::Origin};
 
 /// Connects anywhere, holds POSTs to `/mirror`, allows the rest.
-const POLICY: &str = "rules:
+pub const POLICY: &str = "rules:
   - id: connect-all
     trigger: connect
     effect: allow

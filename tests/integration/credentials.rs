@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::origin::Origin;
-use crate::support::{ALLOW_ALL, ProxySpec, TestPki, TestProxy, binary, origin, spawn_gatehouse};
+use crate::support::{
+    ALLOW_ALL, ProxySpec, TestPki, TestProxy, binary, origin, python, spawn_gatehouse,
+};
 
 /// What `gatehouse exec` hands agents in place of a brokered key (the default).
 const PLACEHOLDER: &str = "gatehouse-placeholder";
@@ -260,20 +262,6 @@ async fn require_placeholder_refuses_a_key_of_the_agents_own() {
         !audit.contains(REAL_KEY) && !audit.contains(AGENT_KEY),
         "{audit}"
     );
-}
-
-/// The venv `scripts/test` creates; `GATEHOUSE_TEST_PYTHON` may name another interpreter.
-fn python() -> PathBuf {
-    if let Ok(python) = std::env::var("GATEHOUSE_TEST_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: run scripts/test, which creates it",
-        venv.display()
-    );
-    venv
 }
 
 /// Both SDKs as an agent writes them: no `api_key=`, the key comes from the environment. Each

@@ -2,21 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{ProxySpec, TestPki, TestProxy, binary, origin};
-
-/// The venv `scripts/test` creates; `GATEHOUSE_TEST_PYTHON` may name another interpreter.
-fn python() -> PathBuf {
-    if let Ok(python) = std::env::var("GATEHOUSE_TEST_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: run scripts/test, which creates it",
-        venv.display()
-    );
-    venv
-}
+use crate::support::{ProxySpec, TestPki, TestProxy, binary, origin, python};
 
 /// Runs `script` (with `arg`) in the test venv's Python under `gatehouse exec` with `proxy`'s
 /// config.

@@ -610,19 +610,7 @@ async fn an_anthropic_stream_cut_after_message_start_settles_at_the_reservation(
 }
 
 /// Connects anywhere, holds POSTs to `/mirror`, allows the rest.
-const HOLD_MIRROR: &str = "rules:
-  - id: connect-all
-    trigger: connect
-    effect: allow
-  - id: everything-else
-    trigger: http.request
-    effect: allow
-  - id: refunds-need-a-person
-    trigger: http.request
-    when: request.path == '/mirror'
-    effect: hold
-    message: refunds wait for a person
-";
+const HOLD_MIRROR: &str = crate::approvals::POLICY;
 
 /// The pending approvals the admin API lists.
 async fn pending(proxy: &TestProxy) -> Vec<Value> {

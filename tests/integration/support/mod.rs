@@ -350,6 +350,20 @@ pub async fn websocket_via_proxy(
     .await
 }
 
+/// The venv `scripts/test` creates; `GATEHOUSE_TEST_PYTHON` may name another interpreter.
+pub fn python() -> PathBuf {
+    if let Ok(python) = std::env::var("GATEHOUSE_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run scripts/test, which creates it",
+        venv.display()
+    );
+    venv
+}
+
 /// A new, empty database on the PostgreSQL server `GATEHOUSE_TEST_POSTGRES` names (`scripts/test`
 /// starts one); its URL.
 pub async fn fresh_postgres() -> String {
