@@ -160,6 +160,12 @@ impl Gatehouse {
             upstream,
             metrics: metrics.clone(),
         });
+        if config.identity.allow_anonymous && !config.identity.agents.is_empty() {
+            tracing::warn!(
+                "identity.allow_anonymous with declared agents: an agent that drops its token is \
+                 `anonymous`, outside the budgets and credentials of its agent and team"
+            );
+        }
         if config.pii.hash_key.is_none() {
             tracing::warn!(
                 "no pii.hash_key_env or pii.hash_key_file: `hash` redactions use a key of this \

@@ -169,9 +169,11 @@ impl From<crate::credentials::BrokerError> for ProxyError {
     /// secret the proxy cannot read is ours.
     fn from(e: crate::credentials::BrokerError) -> Self {
         match e {
-            crate::credentials::BrokerError::Unavailable { .. } => {
+            crate::credentials::BrokerError::Unavailable { ref host, .. } => {
                 tracing::error!(error = %e, "brokered credential unavailable");
-                ProxyError::internal(e.to_string())
+                ProxyError::internal(format!(
+                    "the credential for {host} is unavailable; the request was not forwarded"
+                ))
             }
             _ => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
         }

@@ -162,7 +162,11 @@ fn placeholders(config: &Config, agent: &str) -> Vec<(String, String)> {
         .iter()
         .find(|a| a.id == agent)
         .and_then(|a| a.team.as_deref());
-    let sender = Sender { agent, team };
+    let sender = Sender {
+        agent,
+        team,
+        anonymous: agent == ANONYMOUS_AGENT,
+    };
     let mut vars: Vec<(String, String)> = Vec::new();
     for credential in config.credentials.of_sender(sender) {
         let usual = KEY_VARS
@@ -306,6 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "sk-real").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let token = dir.path().join("token");
         std::fs::write(&token, "agent-token").unwrap();
         let yaml = format!(

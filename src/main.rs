@@ -19,6 +19,7 @@ use gatehouse::{Gatehouse, app::Drained};
 use tracing_subscriber::EnvFilter;
 
 mod cli;
+mod exec;
 
 use cli::{ApprovalsAction, AuditAction, BudgetAction, CaAction, Cli, Command, SpendGrouping};
 
@@ -42,6 +43,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config, listen } => {
             // Everything the proxy creates (stores, audit trail, keys) is its user's alone.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+            // Not dumpable: another process of the same user cannot read this one's memory or
+            // /proc/<pid>/environ (the secrets it read from its environment).
+            if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+                eprintln!("gatehouse: cannot mark the process non-dumpable: {e}");
+            }
             let mut config = load(config.as_deref())?;
             if let Some(file) = config.admin.as_ref().and_then(|a| a.token_file.as_ref()) {
                 use std::os::unix::fs::PermissionsExt as _;
@@ -96,6 +102,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let config = load(config.as_deref())?;
             let env = agent_env(&config, agent.as_deref())?;
+            if user.is_some() {
+                exec::hand_back(&config.ca.dir)?;
+            }
             let (program, args) = command.split_first().context("no command given")?;
             if verbose {
                 let present: Vec<&str> = env
@@ -115,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
-            let err = exec(program, args, &env, user.as_deref())?;
+            let err = exec::exec(program, args, &env, user.as_deref())?;
             anyhow::bail!("cannot run `{program}`: {err}")
         }
         Command::Check { config } => {
@@ -422,43 +431,6 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
 }
 
 /// Replaces this process with `program`; returns only on failure.
-/// Replaces this process with the agent: its variables set, the secrets it must not inherit
-/// removed, and with `user` its OS user (root only; supplementary groups are dropped).
-fn exec(
-    program: &str,
-    args: &[String],
-    env: &gatehouse::launch::AgentEnv,
-    user: Option<&str>,
-) -> anyhow::Result<std::io::Error> {
-    use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new(program);
-    command.args(args);
-    for name in &env.removed {
-        command.env_remove(name);
-    }
-    command.envs(env.vars.iter().map(|(k, v)| (k, v)));
-    if let Some(name) = user {
-        anyhow::ensure!(
-            nix::unistd::geteuid().is_root(),
-            "--user needs gatehouse exec to be started as root"
-        );
-        let account = nix::unistd::User::from_name(name)
-            .with_context(|| format!("cannot look up user `{name}`"))?
-            .with_context(|| format!("no such user `{name}`"))?;
-        anyhow::ensure!(
-            !account.uid.is_root(),
-            "--user must name a user other than root"
-        );
-        command
-            .uid(account.uid.as_raw())
-            .gid(account.gid.as_raw())
-            .env("HOME", &account.dir)
-            .env("USER", name)
-            .env("LOGNAME", name);
-    }
-    Ok(command.exec())
-}
-
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,7 +2,8 @@
 //! text message, either way, is scanned for personal data and secrets and judged by the
 //! `websocket.message` rules (what no rule refuses passes: the socket itself was allowed), every
 //! decision in the audit trail. A refused message, or one that a redaction rule would have to
-//! rewrite, closes the socket (1008) with the reason. Binary messages are counted, not read.
+//! rewrite, closes the socket (1008) with the reason. A binary message is judged as text when it
+//! is UTF-8, and closes the socket when it is not: it cannot be inspected.
 
 use std::sync::Arc;
 
@@ -71,8 +72,11 @@ impl MessageGate for SocketJudge {
         Ok(())
     }
 
-    fn binary(&mut self, _to_upstream: bool, _len: usize) -> Result<(), String> {
-        Ok(())
+    fn binary(&mut self, _to_upstream: bool, len: usize) -> Result<(), String> {
+        Err(format!(
+            "a binary WebSocket message of {len} bytes that is not text cannot be inspected; \
+             the socket was closed"
+        ))
     }
 
     fn closed(&mut self, passed: &Passed, refused: Option<&str>) {

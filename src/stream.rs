@@ -158,7 +158,12 @@ pub fn scrubbed(response: Response<ProxyBody>, scrub: Scrub) -> Response<ProxyBo
             *value = clean;
         }
     }
-    if parts.headers.contains_key(CONTENT_ENCODING) {
+    let encoded = parts
+        .headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
         tracing::warn!("a brokered request was answered with an encoded body; it is not passed on");
         return crate::error::ProxyError::new(
             crate::error::ErrorKind::BadGateway,

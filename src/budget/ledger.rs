@@ -251,9 +251,13 @@ impl Ledger {
                         .map(|f| f.max(0.0).ceil() as u64)
                 })
         };
-        let choices = count(&json["n"])
-            .or_else(|| count(&json["generationConfig"]["candidateCount"]))
-            .or_else(|| count(&json["generation_config"]["candidate_count"]))
+        let gemini = ["generationConfig", "generation_config"]
+            .iter()
+            .flat_map(|config| ["candidateCount", "candidate_count"].map(|n| &json[config][n]));
+        let choices = std::iter::once(&json["n"])
+            .chain(gemini)
+            .filter_map(count)
+            .max()
             .unwrap_or(1)
             .clamp(1, 128);
         facts

@@ -41,7 +41,7 @@ impl Compiler<'_> {
             }
             credentials.push(credential);
         }
-        Ok(Broker::new(credentials))
+        Ok(Broker::new(credentials, !raw.identity.agents.is_empty()))
     }
 
     fn credential(&self, raw: &RawCredential, key: &str) -> Result<Credential, ConfigError> {
@@ -94,7 +94,8 @@ impl Compiler<'_> {
                 value.to_string()
             }
         };
-        if let Some(agent) = &raw.agent {
+        let named = raw.agent.as_ref();
+        if let Some(agent) = named.filter(|a| a.value.trim() != super::ANONYMOUS_AGENT) {
             super::validate_agent_id(agent.value.trim())
                 .map_err(|e| self.invalid(Some(&agent.referenced), &format!("{key}.agent"), e))?;
         }

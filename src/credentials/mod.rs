@@ -32,10 +32,11 @@ pub const KEY_QUERY: &str = "key";
 
 /// Headers that choose the account, project or workspace that pays and keeps the data: on a
 /// brokered host the broker's key decides, so they are dropped.
-pub const ACCOUNT_HEADERS: [&str; 3] = [
+pub const ACCOUNT_HEADERS: [&str; 4] = [
     "openai-organization",
     "openai-project",
     "anthropic-workspace-id",
+    "x-goog-user-project",
 ];
 
 /// Where a request goes, as the broker matches credentials.
@@ -115,6 +116,15 @@ pub enum BrokerError {
         /// Where it belongs.
         slot: String,
     },
+    /// A host that takes only brokered keys, asked for where no credential is brokered for it.
+    #[error(
+        "{host} takes only the keys the proxy holds, and none is brokered for this request (its \
+         agent, team, path, port or scheme): a key of the agent's own is not forwarded"
+    )]
+    NotBrokered {
+        /// The host.
+        host: String,
+    },
     /// A brokered host asked for without TLS: the key would travel in clear text.
     #[error("{host} takes a brokered credential, which never goes out without TLS: use https")]
     Cleartext {
@@ -138,18 +148,27 @@ pub struct Sender<'a> {
     pub agent: &'a str,
     /// Its team.
     pub team: Option<&'a str>,
+    /// Admitted without credentials. Where agents are declared, only a credential naming
+    /// `agent: anonymous` is its: an agent could otherwise drop its token and still spend the
+    /// operator's key outside its own budgets.
+    pub anonymous: bool,
 }
 
 /// The brokered credentials, in config order: the first that matches a request is its credential.
 #[derive(Debug, Default)]
 pub struct Broker {
     credentials: Vec<Credential>,
+    /// Agents are declared: the anonymous agent has only the credentials that name it.
+    agents_declared: bool,
 }
 
 impl Broker {
     /// The broker of `credentials`.
-    pub fn new(credentials: Vec<Credential>) -> Broker {
-        Broker { credentials }
+    pub fn new(credentials: Vec<Credential>, agents_declared: bool) -> Broker {
+        Broker {
+            credentials,
+            agents_declared,
+        }
     }
 
     /// Every credential.
@@ -163,8 +182,7 @@ impl Broker {
             c.host.matches(to.host)
                 && c.port == to.port
                 && c.path.as_ref().is_none_or(|p| p.is_match(to.path))
-                && c.agent.as_deref().is_none_or(|a| a == sender.agent)
-                && c.team.as_deref().is_none_or(|t| Some(t) == sender.team)
+                && c.is_for(sender, self.agents_declared)
         })
     }
 
@@ -178,7 +196,18 @@ impl Broker {
         query: Option<&str>,
     ) -> Result<(), BrokerError> {
         let Some(credential) = self.find(to, sender) else {
-            return Ok(());
+            // A host that takes only brokered keys takes no key of the agent's own either, on any
+            // path, port or scheme, from any agent.
+            let strict = self
+                .credentials
+                .iter()
+                .find(|c| c.require_placeholder && c.host.matches(to.host));
+            return match strict {
+                Some(c) if c.carries_own_key(headers, query) => Err(BrokerError::NotBrokered {
+                    host: to.host.to_string(),
+                }),
+                _ => Ok(()),
+            };
         };
         if !to.https {
             return Err(BrokerError::Cleartext {
@@ -224,14 +253,34 @@ impl Broker {
     /// The credentials an agent's process may hold placeholders for: those of its agent or team
     /// or of no one in particular.
     pub fn of_sender<'a>(&'a self, sender: Sender<'a>) -> impl Iterator<Item = &'a Credential> {
-        self.credentials.iter().filter(move |c| {
-            c.agent.as_deref().is_none_or(|a| a == sender.agent)
-                && c.team.as_deref().is_none_or(|t| Some(t) == sender.team)
-        })
+        self.credentials
+            .iter()
+            .filter(move |c| c.is_for(sender, self.agents_declared))
     }
 }
 
 impl Credential {
+    /// Whether a key slot of the request holds something other than the placeholder.
+    fn carries_own_key(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        let in_headers = KEY_HEADERS
+            .iter()
+            .flat_map(|name| headers.get_all(*name))
+            .any(|value| !self.is_placeholder(value.as_bytes()));
+        in_headers
+            || query_values(query, KEY_QUERY)
+                .iter()
+                .any(|v| !self.is_placeholder(v.as_bytes()))
+    }
+
+    /// Whether `sender` may have this credential put on its requests.
+    fn is_for(&self, sender: Sender<'_>, agents_declared: bool) -> bool {
+        let agent = match self.agent.as_deref() {
+            Some(agent) => agent == sender.agent,
+            None => !(sender.anonymous && agents_declared),
+        };
+        agent && self.team.as_deref().is_none_or(|t| Some(t) == sender.team)
+    }
+
     /// Refuses a request that does not carry the placeholder where `require: placeholder` wants
     /// it, or that carries anything else in a key slot.
     pub fn check(
@@ -330,19 +379,14 @@ impl Credential {
         Ok(secret)
     }
 
-    /// Takes `key=<placeholder>` out of the query: the key goes in the header.
+    /// Takes every `key=` out of the query: the key goes in the header, and no other rides along.
     fn drop_placeholder_query(&self, uri: &mut Uri) {
         let Some(query) = uri.query() else {
             return;
         };
         let pairs: Vec<&str> = query
             .split('&')
-            .filter(|pair| {
-                !(names_param(pair, KEY_QUERY)
-                    && form_urlencoded::parse(pair.as_bytes())
-                        .next()
-                        .is_some_and(|(_, v)| v == self.placeholder.as_str()))
-            })
+            .filter(|pair| !names_param(pair, KEY_QUERY))
             .collect();
         if pairs.len() == query.split('&').count() {
             return;

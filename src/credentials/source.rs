@@ -52,6 +52,9 @@ pub enum SourceError {
     /// It is empty.
     #[error("the secret file {0} is empty")]
     Empty(PathBuf),
+    /// Other users can read it: an agent running as another user would read the key.
+    #[error("the secret file {0} can be read by other users: `chmod 600` it")]
+    Exposed(PathBuf),
     /// It holds characters a header or query cannot carry.
     #[error("the secret holds characters a header or URL cannot carry")]
     NotAHeader,
@@ -112,7 +115,14 @@ fn stamp_of(path: &PathBuf) -> Result<Option<(SystemTime, u64)>, SourceError> {
 }
 
 fn read(path: &PathBuf) -> Result<(Option<(SystemTime, u64)>, Secret), SourceError> {
+    use std::os::unix::fs::PermissionsExt as _;
     let stamp = stamp_of(path)?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o777);
+    if mode & 0o077 != 0 {
+        return Err(SourceError::Exposed(path.clone()));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| SourceError::Unreadable {
         path: path.clone(),
         reason: e.to_string(),
@@ -133,6 +143,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "sk-first\n").unwrap();
+        assert!(
+            matches!(
+                SecretSource::file(path.clone()),
+                Err(SourceError::Exposed(_))
+            ),
+            "a key others can read is refused"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let source = SecretSource::file(path.clone()).unwrap();
         assert_eq!(source.current().unwrap().expose(), "sk-first");
         std::fs::write(&path, "sk-second-longer").unwrap();

@@ -125,6 +125,7 @@ fn require_placeholder_table() {
             Err(BrokerError::Missing { .. }) => "missing",
             Err(BrokerError::Unavailable { .. }) => "unavailable",
             Err(BrokerError::Cleartext { .. }) => "cleartext",
+            Err(BrokerError::NotBrokered { .. }) => "not brokered",
         };
         assert_eq!(got, *expected, "case {i}: {pairs:?} {q:?}");
     }
@@ -170,7 +171,7 @@ fn the_first_matching_credential_is_the_requests() {
     for_team.team = Some("research".into());
     for_team.path = Some(globset::Glob::new("/v1/**").unwrap().compile_matcher());
     let anyone = credential(bearer(), false);
-    let broker = Broker::new(vec![for_bot, for_team, anyone]);
+    let broker = Broker::new(vec![for_bot, for_team, anyone], true);
     let to = |host, port, path| Destination {
         https: true,
         host,
@@ -179,7 +180,14 @@ fn the_first_matching_credential_is_the_requests() {
     };
     let find = |agent, team, path| {
         broker
-            .find(to("API.openai.com", 443, path), Sender { agent, team })
+            .find(
+                to("API.openai.com", 443, path),
+                Sender {
+                    agent,
+                    team,
+                    anonymous: false,
+                },
+            )
             .map(|c| (c.agent.clone(), c.team.clone()))
     };
     assert_eq!(
@@ -195,7 +203,19 @@ fn the_first_matching_credential_is_the_requests() {
     let bot = Sender {
         agent: "bot",
         team: None,
+        anonymous: false,
     };
+    let anonymous = Sender {
+        agent: "anonymous",
+        team: None,
+        anonymous: true,
+    };
+    assert!(
+        broker
+            .find(to("api.openai.com", 443, "/v2/x"), anonymous)
+            .is_none(),
+        "no credential is an anonymous agent's unless it names `agent: anonymous`"
+    );
     assert!(
         broker
             .find(to("api.anthropic.com", 443, "/v1/x"), bot)
@@ -215,11 +235,29 @@ fn the_first_matching_credential_is_the_requests() {
         broker.check(cleartext, bot, &HeaderMap::new(), None),
         Err(BrokerError::Cleartext { .. })
     ));
+    // Where no credential matches (another port here), a host that takes only brokered keys
+    // takes no key of the agent's own either; a request without one passes.
+    let elsewhere = to("api.openai.com", 8443, "/v1/x");
+    let own = headers(&[("x-api-key", "sk-own")]);
+    assert!(matches!(
+        broker.check(elsewhere, bot, &own, None),
+        Err(BrokerError::NotBrokered { .. })
+    ));
+    assert!(matches!(
+        broker.check(elsewhere, bot, &HeaderMap::new(), Some("key=sk-own")),
+        Err(BrokerError::NotBrokered { .. })
+    ));
+    assert!(
+        broker
+            .check(elsewhere, bot, &HeaderMap::new(), None)
+            .is_ok()
+    );
     assert_eq!(
         broker
             .of_sender(Sender {
                 agent: "x",
-                team: None
+                team: None,
+                anonymous: false,
             })
             .count(),
         1

@@ -18,8 +18,7 @@ pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
     .into_iter()
     .find(|e| path.ends_with(e))
     {
-        let azure =
-            host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com");
+        let azure = provider_of_host(host) == Some("azure_openai");
         let provider = match host {
             _ if provider_of_host(host) == Some("openai") => "openai",
             _ if azure => "azure_openai",
@@ -30,8 +29,9 @@ pub fn recognise(host: &str, path: &str, body: &Value) -> Option<LlmFacts> {
         }
         let mut facts = openai(endpoint, body);
         facts.provider = provider.to_string();
-        if azure && facts.model.is_empty() {
-            facts.model = azure_deployment(path).unwrap_or_default();
+        // Azure bills the deployment's model whatever the body names: the deployment is the model.
+        if let Some(deployment) = azure_deployment(path).filter(|_| azure) {
+            facts.model = deployment;
         }
         return Some(facts);
     }
@@ -89,8 +89,10 @@ pub fn provider_of_host(host: &str) -> Option<&'static str> {
 /// Provider endpoints that cost nothing: listing models and counting tokens.
 pub fn free_endpoint(method: &str, path: &str) -> bool {
     let read = method.eq_ignore_ascii_case("GET");
-    let models = path.trim_end_matches('/').rsplit('/').nth(1) == Some("models")
-        || path.trim_end_matches('/').ends_with("/models");
+    let path = path.trim_end_matches('/');
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let models = (path.rsplit('/').nth(1) == Some("models") && !last.contains(':'))
+        || path.ends_with("/models");
     (read && models) || path.ends_with("/messages/count_tokens") || path.ends_with(":countTokens")
 }
 
@@ -291,6 +293,7 @@ mod tests {
             ("POST", "/v1/messages/count_tokens", true),
             ("POST", "/v1beta/models/gemini-2.5-flash:countTokens", true),
             ("POST", "/v1/batches", false),
+            ("GET", "/v1beta/models/imagen-4:predict", false),
             ("POST", "/v1/images/generations", false),
             (
                 "POST",
@@ -364,7 +367,8 @@ mod tests {
                 name: "azure deployment",
                 host: "contoso.openai.azure.com",
                 path: "/openai/deployments/gpt4o-prod/chat/completions",
-                body: json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10}),
+                // Azure bills the deployment, whatever model the body names.
+                body: json!({"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "x"}], "max_tokens": 10}),
                 provider: Some("azure_openai"),
                 model: "gpt4o-prod",
                 stream: false,

@@ -50,8 +50,12 @@ pub fn with_output_limit(provider: &str, path: &str, body: &[u8], limit: u64) ->
             };
             let config = object
                 .entry(key)
-                .or_insert_with(|| Value::Object(serde_json::Map::new()))
-                .as_object_mut()?;
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !config.is_object() {
+                // `null` reads as unset to the provider: the limit must be there all the same.
+                *config = Value::Object(serde_json::Map::new());
+            }
+            let config = config.as_object_mut()?;
             config.insert(field.into(), Value::from(limit));
             return serde_json::to_vec(&doc).ok().map(Bytes::from);
         }

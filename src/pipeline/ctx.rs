@@ -97,6 +97,7 @@ impl RequestCtx {
         crate::credentials::Sender {
             agent: &identity.agent,
             team: identity.team.as_deref(),
+            anonymous: identity.agent == crate::proxy::identity::ANONYMOUS,
         }
     }
 

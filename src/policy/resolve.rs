@@ -238,10 +238,11 @@ impl PolicySet {
         } else {
             only_if_said(verdict, &applying, |r| r.allow_uninspected)
         };
-        let verdict = if facts.unmetered.is_some() {
-            only_if_said(verdict, &applying, |r| r.allow_unmetered)
-        } else {
-            verdict
+        let verdict = match (&facts.unmetered, facts.request.websocket) {
+            // A socket to a provider (Realtime) is never metered: no rule lets it spend.
+            (Some(_), true) => only_if_said(verdict, &applying, |_| false),
+            (Some(_), false) => only_if_said(verdict, &applying, |r| r.allow_unmetered),
+            (None, _) => verdict,
         };
         if facts.request.websocket {
             return only_if_said(verdict, &applying, |r| r.allow_websocket);

@@ -63,20 +63,20 @@ impl Decision {
                     body.problem
                 ),
             }),
+            Verdict::Deny if self.is_default_deny() && facts.unmetered.is_some() => {
+                refuse(format!(
+                    "{} on {} is an LLM provider endpoint the proxy does not meter, and a budget \
+                 covers this agent; refused (a rule with `allow_unmetered: true` lets it through \
+                 unmetered; a WebSocket to a provider never is)",
+                    facts.unmetered.as_deref().unwrap_or_default(),
+                    facts.request.host
+                ))
+            }
             Verdict::Deny if self.is_default_deny() && facts.request.websocket => refuse(format!(
                 "a WebSocket to {} is refused unless a rule allows it with `allow_websocket: \
                  true` (its messages are then judged one by one)",
                 facts.request.host
             )),
-            Verdict::Deny if self.is_default_deny() && facts.unmetered.is_some() => {
-                refuse(format!(
-                    "{} on {} is an LLM provider endpoint the proxy does not meter, and a budget \
-                 covers this agent; refused (a rule with `allow_unmetered: true` lets it through \
-                 unmetered)",
-                    facts.unmetered.as_deref().unwrap_or_default(),
-                    facts.request.host
-                ))
-            }
             Verdict::Deny if self.is_default_deny() => refuse(format!(
                 "denied by default: no rule allows this {} request",
                 facts.trigger

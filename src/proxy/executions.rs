@@ -129,8 +129,13 @@ fn message(agent: &str, body: &str) -> Vec<u8> {
     message
 }
 
+/// Lower-case hex only: one id has one spelling, or its case variants would be fresh executions
+/// that all verify.
 fn hex_decode(text: &str) -> Result<Vec<u8>, ()> {
-    if text.len() != 32 {
+    let canonical = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if text.len() != 32 || !canonical {
         return Err(());
     }
     (0..text.len())
@@ -197,6 +202,12 @@ mod tests {
         let flipped = if id.ends_with('0') { '1' } else { '0' };
         let forged = format!("{}{flipped}", &id[..id.len() - 1]);
         assert!(!key.verify("bot", &forged));
+        let (head, mac) = id.rsplit_once('-').unwrap();
+        let shouted = format!("{head}-{}", mac.to_ascii_uppercase());
+        assert!(
+            shouted == id || !key.verify("bot", &shouted),
+            "a case variant of an issued id is not another execution"
+        );
         for bad in ["exec-1", "run-42", "exec-aa-bb-cc", "", "exec-x-y-zz"] {
             assert!(!key.verify("bot", bad), "{bad}");
         }

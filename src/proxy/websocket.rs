@@ -90,9 +90,22 @@ pub async fn relay<A, U>(
             }
             None => break None,
         };
+        let message = match message {
+            // Each side answers pings itself; payloads the agent chose go nowhere.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            // A close passes on without its reason text (unjudged words).
+            Message::Close(frame) => Message::Close(frame.map(|f| CloseFrame {
+                code: f.code,
+                reason: "".into(),
+            })),
+            other => other,
+        };
         let verdict = match &message {
             Message::Text(text) => gate.text(to_upstream, text.as_str()),
-            Message::Binary(bytes) => gate.binary(to_upstream, bytes.len()),
+            Message::Binary(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => gate.text(to_upstream, text),
+                Err(_) => gate.binary(to_upstream, bytes.len()),
+            },
             _ => Ok(()),
         };
         if let Err(reason) = verdict {

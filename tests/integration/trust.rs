@@ -638,7 +638,7 @@ async fn summary_of(proxy: &TestProxy, id: &str) -> Value {
 
 /// An approval is for the request a person saw: the same request with `X-HTTP-Method-Override:
 /// DELETE` added is held on its own (a new approval, the origin never sees it), while the request
-/// as approved goes through. Reviewers see every header, `Authorization` masked as `[secret]`, and
+/// as approved goes through. Reviewers see every header, `Authorization` masked (its length and last four characters only), and
 /// the whole body with personal data masked.
 #[tokio::test]
 async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
@@ -681,7 +681,10 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
     let approved = approval_of(&first);
     let summary = summary_of(&proxy, &approved).await;
     let headers = &summary["headers"];
-    assert_eq!(headers["authorization"], "[secret]", "{summary}");
+    assert_eq!(
+        headers["authorization"], "[secret: 27 characters, ending …1234]",
+        "the key is masked, not shown: {summary}"
+    );
     assert_eq!(headers["content-type"], "application/json", "{summary}");
     assert!(headers.get("x-http-method-override").is_none(), "{summary}");
     let preview = summary["preview"].as_str().unwrap();
@@ -727,7 +730,10 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
     let summary = summary_of(&proxy, &other).await;
     let headers = &summary["headers"];
     assert_eq!(headers["x-http-method-override"], "DELETE", "{summary}");
-    assert_eq!(headers["authorization"], "[secret]", "{summary}");
+    assert_eq!(
+        headers["authorization"], "[secret: 27 characters, ending …1234]",
+        "the key is masked, not shown: {summary}"
+    );
     assert!(
         !summary.to_string().contains("agent-own-token-1234"),
         "{summary}"

@@ -128,3 +128,34 @@ async fn a_message_with_personal_data_closes_the_socket() {
         "no value in the audit trail"
     );
 }
+
+/// A binary message that is not text cannot be inspected: it closes the socket instead of
+/// passing unjudged. One that is UTF-8 is judged like text.
+#[tokio::test]
+async fn a_binary_message_that_is_not_text_closes_the_socket() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let proxy = TestProxy::start(&pki, allowing(ALLOW_WEBSOCKETS)).await;
+    let host = format!("127.0.0.1:{}", origin.port());
+    let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
+    ws.send(Message::binary(b"plain words".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(b"plain words".to_vec())
+    );
+    ws.send(Message::binary(vec![0xff, 0xfe, 0x00, 0x81]))
+        .await
+        .unwrap();
+    let closed = ws.next().await.expect("a frame").expect("a close frame");
+    let Message::Close(Some(frame)) = closed else {
+        panic!("expected a close frame, got {closed:?}");
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(
+        frame.reason.contains("cannot be inspected"),
+        "{}",
+        frame.reason
+    );
+}
