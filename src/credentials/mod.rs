@@ -264,7 +264,9 @@ impl Credential {
     fn carries_own_key(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
         let in_headers = KEY_HEADERS
             .iter()
-            .flat_map(|name| headers.get_all(*name))
+            .copied()
+            .chain(self.header_name())
+            .flat_map(|name| headers.get_all(name))
             .any(|value| !self.is_placeholder(value.as_bytes()));
         in_headers
             || query_values(query, KEY_QUERY)
