@@ -40,7 +40,7 @@ pub(crate) enum Command {
         #[arg(long)]
         agent: Option<String>,
         /// Run the program as this OS user (when started as root), so it cannot read the proxy's
-        /// keys, tokens, stores, audit trail or policies.
+        /// keys, tokens, stores or audit trail (keep the policy folder the proxy user's alone).
         #[arg(long)]
         user: Option<String>,
         /// Say which variables were kept from the program.
