@@ -23,7 +23,8 @@ const MAX_MESSAGE: usize = 8 << 20;
 pub trait MessageGate: Send + 'static {
     /// A text message, from the agent (`to_upstream`) or to it; `Err(reason)` closes the socket.
     fn text(&mut self, to_upstream: bool, text: &str) -> Result<(), String>;
-    /// A binary message of `len` bytes; `Err(reason)` closes the socket.
+    /// A binary message of `len` bytes that is not UTF-8 (one that is goes to [`Self::text`]);
+    /// `Err(reason)` closes the socket.
     fn binary(&mut self, to_upstream: bool, len: usize) -> Result<(), String>;
     /// The socket closed, with what passed.
     fn closed(&mut self, passed: &Passed, refused: Option<&str>);
