@@ -36,11 +36,8 @@ pub fn exec(
         command.env_remove(name);
     }
     command.envs(env.vars.iter().map(|(k, v)| (k, v)));
+    // Whether this process may change user was checked before anything was written.
     if let Some(name) = user {
-        anyhow::ensure!(
-            nix::unistd::geteuid().is_root(),
-            "--user needs gatehouse exec to be started as root"
-        );
         let account = nix::unistd::User::from_name(name)
             .with_context(|| format!("cannot look up user `{name}`"))?
             .with_context(|| format!("no such user `{name}`"))?;

@@ -57,16 +57,9 @@ const UNBOUND_HEADERS: [&str; 17] = [
 /// The longest value of an unbound header.
 const MAX_UNBOUND: usize = 256;
 
-/// Headers whose values reviewers never see: they hold credentials.
-const SECRET_HEADERS: [&str; 7] = [
-    "authorization",
-    "cookie",
-    "x-api-key",
-    "x-goog-api-key",
-    "api-key",
-    "proxy-authorization",
-    "x-auth-token",
-];
+/// Headers whose values reviewers never see besides the API key headers
+/// ([`crate::credentials::KEY_HEADERS`]): they hold credentials too.
+const SECRET_HEADERS: [&str; 2] = ["cookie", "x-auth-token"];
 
 /// Held requests, their store and their notifications.
 pub struct Approvals {
@@ -171,7 +164,11 @@ impl Approvals {
                 name.as_str() != "proxy-authorization" && !held.replaced.contains(name)
             })
             .map(|(name, value)| {
-                let shown = if SECRET_HEADERS.contains(&name.as_str()) {
+                let secret = crate::credentials::KEY_HEADERS
+                    .iter()
+                    .chain(&SECRET_HEADERS)
+                    .any(|h| *h == name.as_str());
+                let shown = if secret {
                     // Enough to tell one key from another, never enough to use it.
                     let count = value.chars().count();
                     let tail: String = match count > 16 {

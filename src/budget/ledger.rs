@@ -147,15 +147,12 @@ impl Ledger {
 
     fn covers(budget: &Budget, facts: &Facts) -> bool {
         let agent = &facts.agent;
-        budget.agent.as_ref().is_none_or(|a| *a == agent.id)
-            && budget
-                .team
-                .as_ref()
-                .is_none_or(|t| agent.team.as_ref() == Some(t))
-            && budget
-                .env
-                .as_ref()
-                .is_none_or(|e| agent.env.as_ref() == Some(e))
+        budget.covers(&agent.id, agent.team.as_deref(), agent.env.as_deref())
+    }
+
+    /// Whether any budget covers the agent of `facts`.
+    fn budgeted(&self, facts: &Facts) -> bool {
+        self.config.budgets.iter().any(|b| Self::covers(b, facts))
     }
 
     /// Reads the paused scopes again (`gatehouse budget pause` and breakers write them to the
@@ -213,7 +210,7 @@ impl Ledger {
             || (crate::inspect::provider_of_host(&request.host).is_none()
                 && !self.config.provider_hosts.matches(&request.host))
             || crate::inspect::free_endpoint(&request.method, &request.path)
-            || !self.config.budgets.iter().any(|b| Self::covers(b, facts))
+            || !self.budgeted(facts)
         {
             return None;
         }
@@ -224,11 +221,11 @@ impl Ledger {
     /// (`budget.default_max_output_tokens`) in the field its endpoint reads, so the reservation
     /// bounds the bill; `facts` then say so too. `None` when it needs none.
     pub fn limit_output(&self, facts: &mut Facts, path: &str, body: &[u8]) -> Option<Bytes> {
-        let covered = self.config.budgets.iter().any(|b| Self::covers(b, facts));
-        let llm = facts
-            .llm
-            .as_mut()
-            .filter(|l| covered && l.max_tokens.is_none())?;
+        let unlimited = facts.llm.as_ref().is_some_and(|l| l.max_tokens.is_none());
+        if !unlimited || !self.budgeted(facts) {
+            return None;
+        }
+        let llm = facts.llm.as_mut()?;
         let limit = self.config.default_max_output_tokens;
         let limited = crate::inspect::with_output_limit(&llm.provider, path, body, limit)?;
         llm.max_tokens = Some(limit);

@@ -45,3 +45,12 @@ pub struct Budget {
     /// scope are refused until the window resets or `gatehouse budget resume --budget` resets it.
     pub breaker_nano: Option<i64>,
 }
+
+impl Budget {
+    /// Whether this budget covers the agent `agent` of `team` in `env`.
+    pub fn covers(&self, agent: &str, team: Option<&str>, env: Option<&str>) -> bool {
+        self.agent.as_deref().is_none_or(|a| a == agent)
+            && self.team.as_deref().is_none_or(|t| Some(t) == team)
+            && self.env.as_deref().is_none_or(|e| Some(e) == env)
+    }
+}

@@ -298,11 +298,6 @@ impl Compiler<'_> {
         budgets: &[super::Budget],
     ) -> Result<std::collections::BTreeSet<String>, ConfigError> {
         use crate::budget::Window;
-        let covers = |b: &super::Budget, agent: &str, team: Option<&str>, env: Option<&str>| {
-            b.agent.as_deref().is_none_or(|a| a == agent)
-                && b.team.as_deref().is_none_or(|t| Some(t) == team)
-                && b.env.as_deref().is_none_or(|e| Some(e) == env)
-        };
         let mut agents: Vec<(&str, Option<&str>, Option<&str>)> = identity
             .agents
             .iter()
@@ -315,13 +310,13 @@ impl Compiler<'_> {
         for (agent, team, env) in agents {
             let per_execution = budgets
                 .iter()
-                .find(|b| b.window == Window::Execution && covers(b, agent, team, env));
+                .find(|b| b.window == Window::Execution && b.covers(agent, team, env));
             let Some(per_execution) = per_execution else {
                 continue;
             };
             let beside = budgets
                 .iter()
-                .any(|b| b.window != Window::Execution && covers(b, agent, team, env));
+                .any(|b| b.window != Window::Execution && b.covers(agent, team, env));
             if !beside {
                 return Err(self.invalid(
                     None,

@@ -87,13 +87,15 @@ impl Compiler<'_> {
             &policy_extras,
         )?;
         super::policies::check_redact_kinds(&policies, &pii.custom_kinds())?;
+        let tunnel_hosts = self.tunnel_hosts(&raw)?;
         let mut config = Config {
             source: self.file.to_string(),
             listen,
             ca: self.ca(&raw)?,
             upstream: self.upstream(&raw)?,
             network: self.network(&raw)?,
-            tunnel_hosts: self.tunnel_hosts(&raw)?,
+            credentials: std::sync::Arc::new(self.credentials(&raw, &tunnel_hosts)?),
+            tunnel_hosts,
             identity,
             limits: self.limits(&raw)?,
             log: self.log(&raw)?,
@@ -110,7 +112,6 @@ impl Compiler<'_> {
             budget: self.budget(&raw)?,
             approvals: self.approvals(&raw)?,
             admin: self.admin(&raw)?,
-            credentials: std::sync::Arc::new(self.credentials(&raw)?),
             secret_vars: Vec::new(),
             policy_extras,
             audit_file: PathBuf::from(
@@ -201,7 +202,7 @@ impl Compiler<'_> {
         })
     }
 
-    pub(super) fn tunnel_hosts(&self, raw: &RawConfig) -> Result<HostPatterns, ConfigError> {
+    fn tunnel_hosts(&self, raw: &RawConfig) -> Result<HostPatterns, ConfigError> {
         let patterns = raw
             .tunnel
             .hosts

@@ -6,7 +6,7 @@ use http::header::HeaderName;
 
 use super::compile::Compiler;
 use super::raw::{RawConfig, RawCredential};
-use super::{ConfigError, HostPattern};
+use super::{ConfigError, HostPattern, HostPatterns};
 use crate::credentials::{
     Broker, Credential, DEFAULT_PLACEHOLDER, SecretSource, Slot, default_prefix,
 };
@@ -22,13 +22,18 @@ const PROVIDER_SLOTS: [(&str, &str); 5] = [
 ];
 
 impl Compiler<'_> {
-    pub(super) fn credentials(&self, raw: &RawConfig) -> Result<Broker, ConfigError> {
+    /// The brokered credentials; none may be for a host relayed without interception (`tunnel`).
+    pub(super) fn credentials(
+        &self,
+        raw: &RawConfig,
+        tunnel: &HostPatterns,
+    ) -> Result<Broker, ConfigError> {
         let mut credentials = Vec::new();
         for (i, entry) in raw.credentials.iter().enumerate() {
             let key = format!("credentials[{i}]");
             let credential = self.credential(entry, &key)?;
             if let HostPattern::Exact(exact) = &credential.host
-                && self.tunnel_hosts(raw)?.matches(exact)
+                && tunnel.matches(exact)
             {
                 return Err(self.invalid(
                     Some(&entry.host.referenced),
@@ -181,13 +186,12 @@ impl Compiler<'_> {
 
     fn secret_source(&self, raw: &RawCredential, key: &str) -> Result<SecretSource, ConfigError> {
         match (&raw.secret_env, &raw.secret_file) {
-            (Some(var), None) => {
+            (Some(_), None) => {
                 let what = "credential secret";
                 let value = self
                     .secret(&raw.secret_env, &None, key, "secret", what)?
                     .unwrap_or_default();
                 Ok(SecretSource::Env {
-                    var: var.value.trim().to_string(),
                     value: Secret::new(value),
                 })
             }

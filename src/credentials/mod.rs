@@ -171,11 +171,6 @@ impl Broker {
         }
     }
 
-    /// Every credential.
-    pub fn credentials(&self) -> &[Credential] {
-        &self.credentials
-    }
-
     /// The credential of a request to `to` from `sender`, if one is brokered.
     pub fn find(&self, to: Destination<'_>, sender: Sender<'_>) -> Option<&Credential> {
         self.credentials.iter().find(|c| {
@@ -203,9 +198,11 @@ impl Broker {
                 .iter()
                 .find(|c| c.require_placeholder && c.host.matches(to.host));
             return match strict {
-                Some(c) if c.carries_own_key(headers, query) => Err(BrokerError::NotBrokered {
-                    host: to.host.to_string(),
-                }),
+                Some(c) if c.foreign_slot(headers, query).is_some() => {
+                    Err(BrokerError::NotBrokered {
+                        host: to.host.to_string(),
+                    })
+                }
                 _ => Ok(()),
             };
         };
@@ -260,18 +257,33 @@ impl Broker {
 }
 
 impl Credential {
-    /// Whether a key slot of the request holds something other than the placeholder.
-    fn carries_own_key(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
-        let in_headers = KEY_HEADERS
-            .iter()
-            .copied()
-            .chain(self.header_name())
-            .flat_map(|name| headers.get_all(name))
-            .any(|value| !self.is_placeholder(value.as_bytes()));
-        in_headers
-            || query_values(query, KEY_QUERY)
+    /// The first key slot of the request that holds something other than the placeholder.
+    fn foreign_slot(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+        let header = self.replaced_headers().find(|name| {
+            headers
+                .get_all(*name)
                 .iter()
-                .any(|v| !self.is_placeholder(v.as_bytes()))
+                .any(|value| !self.is_placeholder(value.as_bytes()))
+        });
+        if let Some(name) = header {
+            return Some(name.to_string());
+        }
+        self.key_params()
+            .find(|param| {
+                query_values(query, param)
+                    .iter()
+                    .any(|v| !self.is_placeholder(v.as_bytes()))
+            })
+            .map(|param| format!("query parameter `{param}`"))
+    }
+
+    /// Whether any key slot of the request is filled.
+    fn carried(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        self.replaced_headers()
+            .any(|name| headers.contains_key(name))
+            || self
+                .key_params()
+                .any(|param| !query_values(query, param).is_empty())
     }
 
     /// Whether `sender` may have this credential put on its requests.
@@ -284,7 +296,8 @@ impl Credential {
     }
 
     /// Refuses a request that does not carry the placeholder where `require: placeholder` wants
-    /// it, or that carries anything else in a key slot.
+    /// it, or that carries anything else in a key slot. SDKs differ in the slot they use (the
+    /// Anthropic SDK sends `Authorization: Bearer`), so any slot may carry the placeholder.
     pub fn check(
         &self,
         host: &str,
@@ -294,36 +307,13 @@ impl Credential {
         if !self.require_placeholder {
             return Ok(());
         }
-        let foreign = |slot: &str| BrokerError::Foreign {
-            host: host.to_string(),
-            slot: slot.to_string(),
-        };
-        for name in KEY_HEADERS.iter().copied().chain(self.header_name()) {
-            for value in headers.get_all(name) {
-                if !self.is_placeholder(value.as_bytes()) {
-                    return Err(foreign(name));
-                }
-            }
+        if let Some(slot) = self.foreign_slot(headers, query) {
+            return Err(BrokerError::Foreign {
+                host: host.to_string(),
+                slot,
+            });
         }
-        let params: &[&str] = match &self.slot {
-            Slot::Query(param) => &[param.as_str(), KEY_QUERY],
-            Slot::Header { .. } => &[KEY_QUERY],
-        };
-        let mut carried = KEY_HEADERS
-            .iter()
-            .copied()
-            .chain(self.header_name())
-            .any(|name| headers.contains_key(name));
-        for param in params {
-            let values = query_values(query, param);
-            if values.iter().any(|v| !self.is_placeholder(v.as_bytes())) {
-                return Err(foreign(&format!("query parameter `{param}`")));
-            }
-            carried |= !values.is_empty();
-        }
-        // Every key slot holds the placeholder (checked above); SDKs differ in which one they
-        // use (the Anthropic SDK sends `Authorization: Bearer`), so any of them carries it.
-        if carried {
+        if self.carried(headers, query) {
             Ok(())
         } else {
             Err(BrokerError::Missing {
@@ -333,8 +323,8 @@ impl Credential {
         }
     }
 
-    /// Puts the real credential on the request: every key header and the slot are cleared, then
-    /// the slot is set. Returns the secret, so the answer can be scrubbed of it.
+    /// Puts the real credential on the request: every key header and key parameter is cleared,
+    /// then the slot is set. Returns the secret, so the answer can be scrubbed of it.
     pub fn apply(
         &self,
         host: &str,
@@ -349,61 +339,38 @@ impl Credential {
         for name in KEY_HEADERS {
             headers.remove(name);
         }
+        let query = uri.query().unwrap_or_default();
+        let mut pairs: Vec<String> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !self.key_params().any(|p| names_param(pair, p)))
+            .map(str::to_string)
+            .collect();
         match &self.slot {
             Slot::Header { name, prefix } => {
                 let mut value = HeaderValue::from_str(&format!("{prefix}{}", secret.expose()))
                     .map_err(|_| unavailable(SourceError::NotAHeader))?;
                 value.set_sensitive(true);
-                headers.remove(name);
                 headers.insert(name.clone(), value);
-                self.drop_placeholder_query(uri);
             }
             Slot::Query(param) => {
-                let mut pairs: Vec<&str> = uri
-                    .query()
-                    .unwrap_or_default()
-                    .split('&')
-                    .filter(|pair| {
-                        !pair.is_empty()
-                            && !names_param(pair, param)
-                            && !names_param(pair, KEY_QUERY)
-                    })
-                    .collect();
                 let encoded: String =
                     form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
-                let ours = format!("{param}={encoded}");
-                pairs.push(&ours);
-                let mut parts = uri.clone().into_parts();
-                parts.path_and_query = format!("{}?{}", uri.path(), pairs.join("&")).parse().ok();
-                *uri = Uri::from_parts(parts).map_err(|_| unavailable(SourceError::NotAHeader))?;
+                pairs.push(format!("{param}={encoded}"));
             }
+        }
+        if pairs.join("&") != query {
+            *uri = with_pairs(uri, &pairs).ok_or_else(|| unavailable(SourceError::NotAHeader))?;
         }
         Ok(secret)
     }
 
-    /// Takes every `key=` out of the query: the key goes in the header, and no other rides along.
-    fn drop_placeholder_query(&self, uri: &mut Uri) {
-        let Some(query) = uri.query() else {
-            return;
+    /// The query parameters that carry a key: the slot's, and Google's `key`.
+    fn key_params(&self) -> impl Iterator<Item = &str> {
+        let slot = match &self.slot {
+            Slot::Query(param) => Some(param.as_str()),
+            Slot::Header { .. } => None,
         };
-        let pairs: Vec<&str> = query
-            .split('&')
-            .filter(|pair| !names_param(pair, KEY_QUERY))
-            .collect();
-        if pairs.len() == query.split('&').count() {
-            return;
-        }
-        let mut parts = uri.clone().into_parts();
-        let rebuilt = match pairs.is_empty() {
-            true => uri.path().to_string(),
-            false => format!("{}?{}", uri.path(), pairs.join("&")),
-        };
-        if let Ok(path_and_query) = rebuilt.parse() {
-            parts.path_and_query = Some(path_and_query);
-            if let Ok(rebuilt) = Uri::from_parts(parts) {
-                *uri = rebuilt;
-            }
-        }
+        slot.into_iter().chain([KEY_QUERY])
     }
 
     /// The header names a reviewer and an approval's fingerprint leave out: the broker replaces them.
@@ -445,6 +412,17 @@ fn names_param(pair: &str, param: &str) -> bool {
     form_urlencoded::parse(name.as_bytes())
         .next()
         .is_some_and(|(decoded, _)| decoded == param)
+}
+
+/// `uri` with its query made of `pairs` (none: no query).
+fn with_pairs(uri: &Uri, pairs: &[String]) -> Option<Uri> {
+    let mut parts = uri.clone().into_parts();
+    let rebuilt = match pairs.is_empty() {
+        true => uri.path().to_string(),
+        false => format!("{}?{}", uri.path(), pairs.join("&")),
+    };
+    parts.path_and_query = Some(rebuilt.parse().ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 /// The values of `param` in `query`, percent-decoded.

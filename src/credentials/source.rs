@@ -16,9 +16,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub enum SecretSource {
     /// An environment variable of the proxy, read when the config loaded.
     Env {
-        /// The variable's name (exec takes it out of the agent's environment).
-        var: String,
-        /// Its value.
+        /// Its value (`gatehouse exec` keeps the variable from the agent: `Config::secret_vars`).
         value: Secret,
     },
     /// A file of the proxy; its trimmed contents, read again when its size or time changes.
@@ -79,7 +77,7 @@ impl SecretSource {
     /// proxy never forwards with a stale key it was told to replace, nor without one).
     pub fn current(&self) -> Result<Secret, SourceError> {
         match self {
-            SecretSource::Env { value, .. } => Ok(value.clone()),
+            SecretSource::Env { value } => Ok(value.clone()),
             SecretSource::File { path, cache } => {
                 let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
                 if cache.checked.elapsed() < RECHECK {
@@ -94,14 +92,6 @@ impl SecretSource {
                 cache.checked = Instant::now();
                 Ok(cache.value.clone())
             }
-        }
-    }
-
-    /// The environment variable holding the secret, if it comes from one.
-    pub fn env_var(&self) -> Option<&str> {
-        match self {
-            SecretSource::Env { var, .. } => Some(var),
-            SecretSource::File { .. } => None,
         }
     }
 }

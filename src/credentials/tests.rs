@@ -11,7 +11,6 @@ fn credential(slot: Slot, require: bool) -> Credential {
         team: None,
         slot,
         source: SecretSource::Env {
-            var: "REAL".into(),
             value: Secret::new("sk-real".into()),
         },
         placeholder: DEFAULT_PLACEHOLDER.into(),

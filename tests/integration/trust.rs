@@ -609,9 +609,6 @@ async fn an_anthropic_stream_cut_after_message_start_settles_at_the_reservation(
     );
 }
 
-/// Connects anywhere, holds POSTs to `/mirror`, allows the rest.
-const HOLD_MIRROR: &str = crate::approvals::POLICY;
-
 /// The pending approvals the admin API lists.
 async fn pending(proxy: &TestProxy) -> Vec<Value> {
     let list: Value = proxy
@@ -647,7 +644,7 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
     let proxy = TestProxy::start(
         &pki,
         ProxySpec {
-            policy: HOLD_MIRROR.into(),
+            policy: crate::approvals::POLICY.into(),
             ..Default::default()
         },
     )

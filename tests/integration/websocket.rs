@@ -2,12 +2,10 @@
 //! allowed, every text message is judged on its way, and a refused one closes the socket.
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{ALLOW_WEBSOCKETS, ProxySpec, TestPki, TestProxy, origin, read_head};
+use crate::support::{ALLOW_WEBSOCKETS, ProxySpec, TestPki, TestProxy, origin};
 
 fn allowing(policy: &str) -> ProxySpec {
     ProxySpec {
@@ -57,14 +55,7 @@ async fn a_websocket_is_refused_unless_a_rule_allows_it() {
     let origin = origin::start_plain().await;
     let proxy = TestProxy::start(&pki, ProxySpec::default()).await;
     let host = format!("127.0.0.1:{}", origin.port());
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    let handshake = format!(
-        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
-    );
-    stream.write_all(handshake.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await;
+    let (head, _) = crate::support::websocket_handshake(proxy.addr, &host, "WebSocket").await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     let refused = proxy
         .decisions()

@@ -333,14 +333,7 @@ pub async fn websocket_via_proxy(
     proxy: SocketAddr,
     host: &str,
 ) -> tokio_tungstenite::WebSocketStream<TcpStream> {
-    let mut stream = TcpStream::connect(proxy).await.unwrap();
-    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    let handshake = format!(
-        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
-    );
-    stream.write_all(handshake.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await;
+    let (head, stream) = websocket_handshake(proxy, host, "websocket").await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     tokio_tungstenite::WebSocketStream::from_raw_socket(
         stream,
@@ -348,6 +341,24 @@ pub async fn websocket_via_proxy(
         None,
     )
     .await
+}
+
+/// Sends a plain-HTTP WebSocket handshake for `http://host/ws` (with `upgrade` as the `Upgrade`
+/// value) through the proxy; the answer's head and the connection.
+pub async fn websocket_handshake(
+    proxy: SocketAddr,
+    host: &str,
+    upgrade: &str,
+) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let handshake = format!(
+        "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: {upgrade}\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    (head, stream)
 }
 
 /// The venv `scripts/test` creates; `GATEHOUSE_TEST_PYTHON` may name another interpreter.
