@@ -15,6 +15,53 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+/// Header fields a request may carry once. Two values disagree on what the request is (`Host`:
+/// which server, `Content-Length`: where the body ends, `Authorization`: who asks), the proxy
+/// judges one and the next hop may act on the other; RFC 9112 answers two `Host` fields with 400,
+/// and the proxy answers every field here the same way.
+const SINGLETONS: [&str; 13] = [
+    "host",
+    "content-length",
+    "content-type",
+    "content-location",
+    "authorization",
+    "proxy-authorization",
+    "transfer-encoding",
+    "max-forwards",
+    "range",
+    "if-range",
+    "if-modified-since",
+    "if-unmodified-since",
+    "referer",
+];
+
+/// Why a request head cannot be judged as sent: a method that is not upper-case (rules scoped to
+/// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), or a
+/// singleton header field given more than once.
+pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), String> {
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(format!(
+            "the method `{}` is not upper-case; methods are sent as `{}`",
+            method.as_str().escape_debug(),
+            method.as_str().to_ascii_uppercase().escape_debug()
+        ));
+    }
+    for name in SINGLETONS {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(format!("the `{name}` header field is sent more than once"));
+        }
+    }
+    Ok(())
+}
+
+/// Removes what never travels past the proxy (hop-by-hop headers, those `Connection` names), as
+/// the upstream client will: applied before a request is judged, so a rule cannot be satisfied
+/// by a header that forwarding then drops. A WebSocket upgrade keeps its upgrade headers.
+pub fn strip_for_upstream(headers: &mut HeaderMap) {
+    let upgrade = is_websocket_upgrade(headers);
+    strip_hop_by_hop(headers, upgrade);
+}
+
 /// Whether `headers` ask for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`, a key).
 /// Other upgrades (h2c, made-up protocols) are not honoured: they would turn the connection into
 /// an uninspected pipe, so their headers are stripped like any hop-by-hop header.
@@ -118,6 +165,26 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["content-type"]);
+    }
+
+    #[test]
+    fn check_head_table() {
+        let post = http::Method::POST;
+        let lower = http::Method::from_bytes(b"post").unwrap();
+        let mixed = http::Method::from_bytes(b"Delete").unwrap();
+        let custom = http::Method::from_bytes(b"PROPFIND").unwrap();
+        assert!(check_head(&post, &HeaderMap::new()).is_ok());
+        assert!(check_head(&custom, &HeaderMap::new()).is_ok());
+        assert!(check_head(&lower, &HeaderMap::new()).is_err());
+        assert!(check_head(&mixed, &HeaderMap::new()).is_err());
+        for name in SINGLETONS {
+            let twice = headers(&[(name, "a"), (name, "a")]);
+            assert!(check_head(&post, &twice).is_err(), "{name}");
+            let once = headers(&[(name, "a")]);
+            assert!(check_head(&post, &once).is_ok(), "{name}");
+        }
+        let lists = headers(&[("accept", "a"), ("accept", "b"), ("cookie", "a=1"), ("cookie", "b=2")]);
+        assert!(check_head(&post, &lists).is_ok(), "list fields may repeat");
     }
 
     #[test]
