@@ -148,9 +148,8 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
             Some("several SQL statements in one call cannot be judged one by one".to_string()),
         ),
         Ok(found) => {
-            let data = found.or_else(|| {
-                postgrest::postgrest(request.method, request.path, request.query)
-            });
+            let data =
+                found.or_else(|| postgrest::postgrest(request.method, request.path, request.query));
             (data, unreadable(request, json.as_ref()))
         }
     };

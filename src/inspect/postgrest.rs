@@ -4,7 +4,14 @@ use super::sql::push_unique;
 use crate::policy::DataFacts;
 
 /// Query parameters of PostgREST that shape the answer rather than filter rows.
-const POSTGREST_RESERVED: [&str; 6] = ["select", "order", "limit", "offset", "columns", "on_conflict"];
+const POSTGREST_RESERVED: [&str; 6] = [
+    "select",
+    "order",
+    "limit",
+    "offset",
+    "columns",
+    "on_conflict",
+];
 
 /// PostgREST (as Supabase serves it at `/rest/v1/`): every method on `/rest/v<n>/<table>` is a
 /// data access — `GET`/`HEAD` read (every column unless `select=` names them), `POST` inserts,
@@ -12,9 +19,10 @@ const POSTGREST_RESERVED: [&str; 6] = ["select", "order", "limit", "offset", "co
 /// function. Filters (`id=eq.1`) are the WHERE clause. Any other path under `/rest/` counts when it
 /// carries `select=`. The method is compared without regard to case.
 pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFacts> {
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     let select = params.iter().find(|(k, _)| k == "select").map(|(_, v)| v);
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let versioned = segments.windows(2).position(|pair| {
@@ -102,14 +110,38 @@ mod tests {
         let cases = [
             ("GET", "/rest/v1/customers", None, "select", false),
             ("get", "/rest/v1/customers/", None, "select", false),
-            ("HEAD", "/rest/v1/customers", Some("id=eq.1"), "select", true),
-            ("DELETE", "/rest/v1/customers", Some("id=gt.0"), "delete", true),
+            (
+                "HEAD",
+                "/rest/v1/customers",
+                Some("id=eq.1"),
+                "select",
+                true,
+            ),
+            (
+                "DELETE",
+                "/rest/v1/customers",
+                Some("id=gt.0"),
+                "delete",
+                true,
+            ),
             ("delete", "/rest/v1/customers", None, "delete", false),
-            ("PATCH", "/rest/v1/customers", Some("id=eq.1"), "update", true),
+            (
+                "PATCH",
+                "/rest/v1/customers",
+                Some("id=eq.1"),
+                "update",
+                true,
+            ),
             ("PUT", "/rest/v1/customers", Some("id=eq.1"), "update", true),
             ("POST", "/rest/v1/customers", None, "insert", false),
             ("POST", "/rest/v1/rpc/wipe", None, "call", false),
-            ("GET", "/api/rest/customers", Some("select=id"), "select", false),
+            (
+                "GET",
+                "/api/rest/customers",
+                Some("select=id"),
+                "select",
+                false,
+            ),
         ];
         for (method, path, query, statement, has_where) in cases {
             let facts = postgrest(method, path, query)

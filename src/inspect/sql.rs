@@ -65,15 +65,88 @@ fn weight(kind: &str) -> usize {
 /// taken for SQL: when it does not parse it is refused as uninspected rather than let through
 /// unjudged.
 const STATEMENT_WORDS: &[&str] = &[
-    "abort", "alter", "analyse", "analyze", "attach", "backup", "begin", "call", "checkpoint",
-    "close", "cluster", "comment", "commit", "copy", "create", "deallocate", "declare", "delete",
-    "desc", "describe", "detach", "discard", "do", "drop", "end", "exec", "execute", "explain",
-    "export", "fetch", "flush", "from", "grant", "handler", "import", "insert", "install", "kill",
-    "listen", "load", "lock", "merge", "move", "msck", "notify", "optimize", "pivot", "pragma",
-    "prepare", "purge", "reassign", "refresh", "reindex", "release", "rename", "replace", "reset",
-    "restore", "revoke", "rollback", "savepoint", "security", "select", "set", "show", "start",
-    "summarize", "table", "truncate", "uncache", "undrop", "uninstall", "unlisten", "unload",
-    "unlock", "unpivot", "update", "upsert", "use", "vacuum", "values", "with",
+    "abort",
+    "alter",
+    "analyse",
+    "analyze",
+    "attach",
+    "backup",
+    "begin",
+    "call",
+    "checkpoint",
+    "close",
+    "cluster",
+    "comment",
+    "commit",
+    "copy",
+    "create",
+    "deallocate",
+    "declare",
+    "delete",
+    "desc",
+    "describe",
+    "detach",
+    "discard",
+    "do",
+    "drop",
+    "end",
+    "exec",
+    "execute",
+    "explain",
+    "export",
+    "fetch",
+    "flush",
+    "from",
+    "grant",
+    "handler",
+    "import",
+    "insert",
+    "install",
+    "kill",
+    "listen",
+    "load",
+    "lock",
+    "merge",
+    "move",
+    "msck",
+    "notify",
+    "optimize",
+    "pivot",
+    "pragma",
+    "prepare",
+    "purge",
+    "reassign",
+    "refresh",
+    "reindex",
+    "release",
+    "rename",
+    "replace",
+    "reset",
+    "restore",
+    "revoke",
+    "rollback",
+    "savepoint",
+    "security",
+    "select",
+    "set",
+    "show",
+    "start",
+    "summarize",
+    "table",
+    "truncate",
+    "uncache",
+    "undrop",
+    "uninstall",
+    "unlisten",
+    "unload",
+    "unlock",
+    "unpivot",
+    "update",
+    "upsert",
+    "use",
+    "vacuum",
+    "values",
+    "with",
 ];
 
 /// Whether `text` begins, after blanks, comments and opening parentheses, with a word a SQL
@@ -310,7 +383,14 @@ mod tests {
                 None,
             ),
             ("DROP TABLE users", "drop", &["users"], &[], false, None),
-            ("TRUNCATE TABLE users", "truncate", &["users"], &[], false, None),
+            (
+                "TRUNCATE TABLE users",
+                "truncate",
+                &["users"],
+                &[],
+                false,
+                None,
+            ),
             // The statement inside another is what runs.
             (
                 "EXPLAIN ANALYZE DELETE FROM users",
@@ -376,10 +456,15 @@ mod tests {
     fn every_contained_statement_is_listed() {
         let facts = parse("EXPLAIN ANALYZE DELETE FROM users WHERE id = 1").unwrap();
         assert_eq!(facts.statements, ["explain", "delete"]);
-        let facts =
-            parse("WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d").unwrap();
-        assert!(facts.statements.contains(&"delete".to_string()), "{facts:?}");
-        assert!(facts.statements.contains(&"select".to_string()), "{facts:?}");
+        let facts = parse("WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d").unwrap();
+        assert!(
+            facts.statements.contains(&"delete".to_string()),
+            "{facts:?}"
+        );
+        assert!(
+            facts.statements.contains(&"select".to_string()),
+            "{facts:?}"
+        );
     }
 
     #[test]

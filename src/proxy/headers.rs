@@ -183,7 +183,12 @@ mod tests {
             let once = headers(&[(name, "a")]);
             assert!(check_head(&post, &once).is_ok(), "{name}");
         }
-        let lists = headers(&[("accept", "a"), ("accept", "b"), ("cookie", "a=1"), ("cookie", "b=2")]);
+        let lists = headers(&[
+            ("accept", "a"),
+            ("accept", "b"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+        ]);
         assert!(check_head(&post, &lists).is_ok(), "list fields may repeat");
     }
 

@@ -289,7 +289,6 @@ mod tests {
             "256.0.0.1",
             "1.2.3.4.5",
             "08.8.8.8",
-            "0x1g",
             "4294967296",
             "1.2.65536",
             "1..2",
@@ -298,7 +297,7 @@ mod tests {
         ] {
             assert!(Host::parse(refused).is_err(), "{refused}");
         }
-        for name in ["8.8.8.8.nip.io", "1.example", "0x.example", "a1"] {
+        for name in ["8.8.8.8.nip.io", "1.example", "0x.example", "a1", "0x1g"] {
             assert!(
                 matches!(Host::parse(name), Ok(Host::Name(_))),
                 "{name} is a name"
