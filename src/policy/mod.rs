@@ -32,4 +32,6 @@ pub use testing::{
 };
 
 #[cfg(test)]
+mod located_tests;
+#[cfg(test)]
 mod tests;
