@@ -33,6 +33,10 @@ pub enum Sql {
 
 /// Reads `text` found in an SQL field: parsed facts, SQL the parser cannot read, or not SQL.
 pub fn read(text: &str) -> Sql {
+    // MySQL runs what a `/*! ... */` comment holds; the parser skips it as a comment.
+    if text.contains("/*!") {
+        return Sql::Unreadable;
+    }
     match parse(text) {
         Some(facts) => Sql::Parsed(facts),
         None if starts_like_sql(text) => Sql::Unreadable,
@@ -474,6 +478,7 @@ mod tests {
             "  /* note /* nested */ */ -- line\n do language plpgsql $$ begin end $$",
             "(DELETE users WHERE ??? garbage",
             "REASSIGN OWNED BY app TO nobody",
+            "SELECT 1 /*!50000 , (SELECT password FROM users) */",
         ];
         for text in unreadable {
             assert!(matches!(read(text), Sql::Unreadable), "{text}");

@@ -3,6 +3,8 @@
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
+use super::target::Target;
+
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
@@ -54,12 +56,22 @@ pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), Stri
     Ok(())
 }
 
-/// Removes what never travels past the proxy (hop-by-hop headers, those `Connection` names), as
-/// the upstream client will: applied before a request is judged, so a rule cannot be satisfied
-/// by a header that forwarding then drops. A WebSocket upgrade keeps its upgrade headers.
-pub fn strip_for_upstream(headers: &mut HeaderMap) {
+/// The headers as the upstream client will send them to `target`: hop-by-hop headers and those
+/// `Connection` names removed (a WebSocket upgrade keeps its upgrade headers), `Host` naming the
+/// destination. Applied before a request is judged, so a rule cannot be satisfied by a header
+/// that forwarding then drops or replaces.
+pub fn as_forwarded(headers: &mut HeaderMap, target: &Target, https: bool) {
     let upgrade = is_websocket_upgrade(headers);
     strip_hop_by_hop(headers, upgrade);
+    let default_port = if https { 443 } else { 80 };
+    let host = if target.port == default_port {
+        target.host.to_string()
+    } else {
+        target.to_string()
+    };
+    if let Ok(host) = http::HeaderValue::from_str(&host) {
+        headers.insert(header::HOST, host);
+    }
 }
 
 /// Whether `headers` ask for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`, a key).
@@ -190,6 +202,25 @@ mod tests {
             ("cookie", "b=2"),
         ]);
         assert!(check_head(&post, &lists).is_ok(), "list fields may repeat");
+    }
+
+    #[test]
+    fn as_forwarded_strips_and_names_the_destination() {
+        let mut h = headers(&[
+            ("connection", "x-approved"),
+            ("x-approved", "yes"),
+            ("host", "elsewhere.example"),
+        ]);
+        let host = crate::proxy::target::Host::Name("api.example.com".into());
+        let target = Target {
+            host: host.clone(),
+            port: 443,
+        };
+        as_forwarded(&mut h, &target, true);
+        assert!(!h.contains_key("x-approved"));
+        assert_eq!(h["host"], "api.example.com");
+        as_forwarded(&mut h, &Target { host, port: 8443 }, true);
+        assert_eq!(h["host"], "api.example.com:8443");
     }
 
     #[test]
