@@ -304,13 +304,13 @@ fn sql_in(
     let mut found: Option<DataFacts> = None;
     for (field, text) in texts {
         match sql::read(text) {
-            sql::Sql::NotSql => {}
-            sql::Sql::Unreadable => {
+            sql::Reading::NotSql => {}
+            sql::Reading::Unreadable => {
                 return Err(format!(
                     "the SQL in field `{field}` cannot be parsed, so it cannot be judged"
                 ));
             }
-            sql::Sql::Parsed(facts) => {
+            sql::Reading::Parsed(facts) => {
                 found = Some(match found {
                     None => facts,
                     Some(mut first) => {
