@@ -267,36 +267,38 @@ async fn no_spelling_of_a_method_escapes_a_rule_scoped_to_it() {
     }
     let upper = raw(&proxy, &format!("POST http://127.0.0.1:{port}/mirror HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n")).await;
     assert_eq!(status_of(&upper), 403, "{upper}");
-    // curl sends `-X post` as written, through an intercepted tunnel.
+    // curl sends `-X post` as written, through an intercepted tunnel, over HTTP/1.1 and HTTP/2.
     let url = format!("https://localhost:{}/mirror", tls_origin.port());
     let ca = proxy.dir.path().join("agent-ca.pem");
     std::fs::write(&ca, &proxy.ca_pem).unwrap();
-    let proxy_url = proxy.url();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("curl")
-            .args([
-                "-sv",
-                "--max-time",
-                "10",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-            ])
-            .args(["-X", "post", "--http1.1", "--proxy", &proxy_url, "--cacert"])
-            .arg(&ca)
-            .arg(&url)
-            .output()
-            .expect("curl is installed")
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "400",
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for version in ["--http1.1", "--http2"] {
+        let (proxy_url, ca, url) = (proxy.url(), ca.clone(), url.clone());
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("curl")
+                .args([
+                    "-sv",
+                    "--max-time",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                ])
+                .args(["-X", "post", version, "--proxy", &proxy_url, "--cacert"])
+                .arg(&ca)
+                .arg(&url)
+                .output()
+                .expect("curl is installed")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "400",
+            "{version}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[tokio::test]
