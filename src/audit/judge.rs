@@ -68,6 +68,12 @@ impl Judge {
         self.policies.load().set.reads_destination(trigger)
     }
 
+    /// Whether the rules could still admit `facts` once their destination is known (see
+    /// [`crate::policy::PolicySet::may_admit_once_located`]).
+    pub fn may_admit_once_located(&self, facts: &Facts) -> bool {
+        self.policies.load().set.may_admit_once_located(facts)
+    }
+
     /// Records a refusal the proxy made itself (network guard, inspection): a deny with no rule.
     pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
         let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), &err.reason);

@@ -5,6 +5,7 @@ mod body;
 mod form;
 mod llm;
 mod mcp;
+mod postgrest;
 mod sql;
 mod usage_chunk;
 
@@ -113,13 +114,13 @@ pub fn examine(
 }
 
 /// Recognises what a request carries: an MCP tool call, a REST endpoint named as a tool, an LLM
-/// call, SQL in named fields, a PostgREST read.
+/// call, SQL in named fields, a PostgREST request.
 pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
     let json = parse_json(request.body);
     // Configured REST tools first: what config names cannot be re-labelled by the body.
     let rest = config.rest_tools.iter().find(|t| {
         t.host.matches(request.host)
-            && (t.method.is_empty() || t.method == request.method)
+            && (t.method.is_empty() || t.method.eq_ignore_ascii_case(request.method))
             && t.path.is_match(request.path)
     });
     let (tool, jsonrpc_id) = match (rest, json.as_ref().and_then(mcp::recognise)) {
@@ -139,16 +140,18 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
     let llm = json
         .as_ref()
         .and_then(|j| llm::recognise(request.host, request.path, j));
-    let data = tool
-        .as_ref()
-        .and_then(|t| sql_in(&t.arguments, &config.sql_fields))
-        .or_else(|| json.as_ref().and_then(|j| sql_in(j, &config.sql_fields)))
-        .or_else(|| sql::postgrest(request.method, request.path, request.query));
-    let unreadable = match &data {
-        Some(d) if d.statement == sql::MULTIPLE => {
-            Some("several SQL statements in one call cannot be judged one by one".to_string())
+    let arguments = tool.as_ref().map(|t| &t.arguments);
+    let (data, unreadable) = match sql_in([arguments, json.as_ref()], &config.sql_fields) {
+        Err(problem) => (None, Some(problem)),
+        Ok(Some(d)) if d.statement == sql::MULTIPLE => (
+            Some(d),
+            Some("several SQL statements in one call cannot be judged one by one".to_string()),
+        ),
+        Ok(found) => {
+            let data =
+                found.or_else(|| postgrest::postgrest(request.method, request.path, request.query));
+            (data, unreadable(request, json.as_ref()))
         }
-        _ => unreadable(request, json.as_ref()),
     };
     Recognised {
         llm,
@@ -281,9 +284,45 @@ fn form_fields(request: &Request<'_>) -> Value {
     Value::Object(fields)
 }
 
-fn sql_in(object: &Value, sql_fields: &[String]) -> Option<DataFacts> {
-    sql_fields
-        .iter()
-        .filter_map(|field| object.get(field).and_then(Value::as_str))
-        .find_map(sql::parse)
+/// The SQL in the fields named `sql_fields` of `objects` (tool arguments, the body), each text
+/// once: its facts, `None` when there is none, or why it cannot be judged (SQL the parser cannot
+/// read). SQL in more than one field is several statements.
+fn sql_in(
+    objects: [Option<&Value>; 2],
+    sql_fields: &[String],
+) -> Result<Option<DataFacts>, String> {
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    for object in objects.into_iter().flatten() {
+        for field in sql_fields {
+            if let Some(text) = object.get(field).and_then(Value::as_str)
+                && !texts.iter().any(|(_, seen)| *seen == text)
+            {
+                texts.push((field, text));
+            }
+        }
+    }
+    let mut found: Option<DataFacts> = None;
+    for (field, text) in texts {
+        match sql::read(text) {
+            sql::Reading::NotSql => {}
+            sql::Reading::Unreadable => {
+                return Err(format!(
+                    "the SQL in field `{field}` cannot be parsed, so it cannot be judged"
+                ));
+            }
+            sql::Reading::Parsed(facts) => {
+                found = Some(match found {
+                    None => facts,
+                    Some(mut first) => {
+                        first.statement = sql::MULTIPLE.to_string();
+                        for kind in facts.statements {
+                            sql::push_unique(&mut first.statements, kind);
+                        }
+                        first
+                    }
+                });
+            }
+        }
+    }
+    Ok(found)
 }

@@ -1,10 +1,15 @@
-//! Data access recognised from SQL (parsed with `sqlparser`, never pattern-matched) and from
-//! PostgREST-style `select=` queries.
+//! Data access recognised from SQL, parsed with `sqlparser`, never pattern-matched.
+//!
+//! A statement is classified by every statement it contains: `EXPLAIN ANALYZE DELETE ...` runs the
+//! delete, and so does a `WITH d AS (DELETE ... RETURNING *) SELECT ...`. `data.statements` lists
+//! every kind found; `data.statement` is the most consequential of them (see [`weight`]), so a
+//! rule written as `data.statement == 'delete'` sees the delete wherever it hides.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Expr, LimitClause, SelectItem, SetExpr, Statement, visit_expressions, visit_relations,
+    visit_statements,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -14,29 +19,179 @@ use crate::policy::DataFacts;
 /// The statement kind given to SQL holding several statements (refused: each would need judging).
 pub const MULTIPLE: &str = "multiple";
 
-/// Parses `sql`; `None` when it is not SQL.
+/// What a string in an SQL field turned out to be.
+#[derive(Debug)]
+pub enum Reading {
+    /// Parsed: its facts.
+    Parsed(DataFacts),
+    /// It begins like a statement a database runs, but the parser cannot read it (a `DO` block,
+    /// a dialect's own syntax): it cannot be judged.
+    Unreadable,
+    /// Not SQL at all (natural language, an id).
+    NotSql,
+}
+
+/// Reads `text` found in an SQL field: parsed facts, SQL the parser cannot read, or not SQL.
+pub fn read(text: &str) -> Reading {
+    // MySQL runs what a `/*! ... */` comment holds; the parser skips it as a comment.
+    if text.contains("/*!") {
+        return Reading::Unreadable;
+    }
+    match parse(text) {
+        Some(facts) => Reading::Parsed(facts),
+        None if starts_like_sql(text) => Reading::Unreadable,
+        None => Reading::NotSql,
+    }
+}
+
+/// Kinds ranked from the most consequential down; a kind not listed ranks between the writes
+/// listed and the reads.
+const WRITES: [&str; 11] = [
+    "drop", "truncate", "delete", "alter", "merge", "update", "insert", "replace", "copy", "grant",
+    "revoke",
+];
+/// Kinds that only read or describe.
+const READS: [&str; 6] = ["select", "explain", "show", "describe", "values", "set"];
+
+/// How consequential a statement kind is: higher wins `data.statement`.
+fn weight(kind: &str) -> usize {
+    if let Some(at) = WRITES.iter().position(|w| *w == kind) {
+        return 2 * WRITES.len() - at;
+    }
+    match READS.iter().position(|r| *r == kind) {
+        Some(at) => READS.len() - at,
+        None => WRITES.len(),
+    }
+}
+
+/// The words a statement can begin with in the common databases (PostgreSQL, MySQL, SQLite,
+/// SQL Server, Snowflake, DuckDB, BigQuery). Text in an SQL field that begins with one of them is
+/// taken for SQL: when it does not parse it is refused as uninspected rather than let through
+/// unjudged.
+const STATEMENT_WORDS: &str = "\
+    abort alter analyse analyze attach backup begin call checkpoint close cluster comment \
+    commit copy create deallocate declare delete desc describe detach discard do drop end \
+    exec execute explain export fetch flush from grant handler import insert install kill \
+    listen load lock merge move msck notify optimize pivot pragma prepare purge reassign \
+    refresh reindex release rename replace reset restore revoke rollback savepoint security \
+    select set show start summarize table truncate uncache undrop uninstall unlisten unload \
+    unlock unpivot update upsert use vacuum values with";
+
+/// Whether `text` begins, after blanks, comments and opening parentheses, with a word a SQL
+/// statement can begin with.
+fn starts_like_sql(text: &str) -> bool {
+    let mut rest = text;
+    loop {
+        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(' || c == ';');
+        if let Some(line) = trimmed.strip_prefix("--") {
+            rest = line.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(block) = trimmed.strip_prefix("/*") {
+            rest = skip_block_comment(block);
+        } else {
+            rest = trimmed;
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    STATEMENT_WORDS.split_whitespace().any(|w| w == word)
+}
+
+/// The text after a `/* ... */` comment whose opening was already taken off (PostgreSQL nests
+/// them); an unterminated comment leaves nothing.
+fn skip_block_comment(mut text: &str) -> &str {
+    let mut depth = 1usize;
+    while depth > 0 {
+        let open = text.find("/*");
+        let close = text.find("*/");
+        match (open, close) {
+            (Some(o), Some(c)) if o < c => {
+                depth += 1;
+                text = &text[o + 2..];
+            }
+            (_, Some(c)) => {
+                depth -= 1;
+                text = &text[c + 2..];
+            }
+            (_, None) => return "",
+        }
+    }
+    text
+}
+
+/// The kind of one statement; `None` for a query whose body is itself a statement (`WITH ...
+/// DELETE`), which is visited and named on its own.
+fn kind(statement: &Statement) -> Option<String> {
+    match statement {
+        Statement::Query(query) => match query.body.as_ref() {
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
+                None
+            }
+            _ => Some("select".to_string()),
+        },
+        other => other
+            .to_string()
+            .split_whitespace()
+            .next()
+            .map(str::to_ascii_lowercase),
+    }
+}
+
+/// Whether a statement has a WHERE clause; `None` for kinds that cannot have one.
+fn where_of(statement: &Statement) -> Option<bool> {
+    match statement {
+        Statement::Query(query) => match query.body.as_ref() {
+            SetExpr::Select(select) => Some(select.selection.is_some()),
+            _ => None,
+        },
+        Statement::Delete(delete) => Some(delete.selection.is_some()),
+        Statement::Update(update) => Some(update.selection.is_some()),
+        _ => None,
+    }
+}
+
+/// Parses `sql`; `None` when it is not SQL the parser can read.
 pub fn parse(sql: &str) -> Option<DataFacts> {
     let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
     let first = statements.first()?;
+    // Every statement, the nested ones too, with whether it has a WHERE clause.
+    let mut found: Vec<(String, Option<bool>)> = Vec::new();
+    let _ = visit_statements(&statements, |statement| {
+        if let Some(kind) = kind(statement) {
+            found.push((kind, where_of(statement)));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut kinds: Vec<String> = Vec::new();
+    for (kind, _) in &found {
+        push_unique(&mut kinds, kind.clone());
+    }
+    let principal = kinds
+        .iter()
+        .enumerate()
+        .max_by_key(|(at, kind)| (weight(kind), std::cmp::Reverse(*at)))
+        .map(|(_, kind)| kind.clone())?;
     let statement = if statements.len() > 1 {
         MULTIPLE.to_string()
     } else {
-        first
-            .to_string()
-            .split_whitespace()
-            .next()?
-            .to_ascii_lowercase()
+        principal.clone()
     };
     let mut tables = Vec::new();
     let _ = visit_relations(&statements, |relation| {
         push_unique(&mut tables, relation.to_string().to_ascii_lowercase());
         ControlFlow::<()>::Continue(())
     });
-    if let Statement::Drop { names, .. } = first {
-        for name in names {
-            push_unique(&mut tables, name.to_string().to_ascii_lowercase());
+    let _ = visit_statements(&statements, |statement| {
+        if let Statement::Drop { names, .. } = statement {
+            for name in names {
+                push_unique(&mut tables, name.to_string().to_ascii_lowercase());
+            }
         }
-    }
+        ControlFlow::<()>::Continue(())
+    });
     let mut columns = Vec::new();
     if let Statement::Query(query) = first
         && let SetExpr::Select(select) = query.body.as_ref()
@@ -61,24 +216,27 @@ pub fn parse(sql: &str) -> Option<DataFacts> {
         }
         ControlFlow::<()>::Continue(())
     });
-    let (has_where, limit) = match first {
-        Statement::Query(query) => {
-            let has_where = matches!(query.body.as_ref(), SetExpr::Select(select) if select.selection.is_some());
-            let limit = match &query.limit_clause {
-                Some(LimitClause::LimitOffset {
-                    limit: Some(expr), ..
-                }) => number(expr),
-                Some(LimitClause::OffsetCommaLimit { limit, .. }) => number(limit),
-                _ => None,
-            };
-            (has_where, limit)
-        }
-        Statement::Delete(delete) => (delete.selection.is_some(), None),
-        Statement::Update(update) => (update.selection.is_some(), None),
-        _ => (false, None),
+    // A WHERE clause counts only when every statement of the principal kind that can have one
+    // has one: a bounded outer SELECT does not bound the DELETE inside it.
+    let wheres: Vec<bool> = found
+        .iter()
+        .filter(|(kind, _)| *kind == principal)
+        .filter_map(|(_, has)| *has)
+        .collect();
+    let has_where = !wheres.is_empty() && wheres.iter().all(|has| *has);
+    let limit = match first {
+        Statement::Query(query) if principal == "select" => match &query.limit_clause {
+            Some(LimitClause::LimitOffset {
+                limit: Some(expr), ..
+            }) => number(expr),
+            Some(LimitClause::OffsetCommaLimit { limit, .. }) => number(limit),
+            _ => None,
+        },
+        _ => None,
     };
     Some(DataFacts {
         statement,
+        statements: kinds,
         tables,
         columns,
         has_where,
@@ -90,48 +248,10 @@ fn number(expr: &Expr) -> Option<u64> {
     expr.to_string().trim().parse().ok()
 }
 
-fn push_unique(list: &mut Vec<String>, value: String) {
+pub(super) fn push_unique(list: &mut Vec<String>, value: String) {
     if !list.contains(&value) {
         list.push(value);
     }
-}
-
-/// PostgREST: `GET /rest/v1/<table>?select=a,b` reads columns `a`, `b` of `<table>`.
-pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFacts> {
-    if !path.contains("/rest/") {
-        return None;
-    }
-    let select = form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "select")?
-        .1;
-    let table = path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|t| !t.is_empty())?;
-    let statement = match method {
-        "GET" | "HEAD" => "select",
-        "POST" => "insert",
-        "PATCH" | "PUT" => "update",
-        "DELETE" => "delete",
-        _ => return None,
-    };
-    let filters = form_urlencoded::parse(query?.as_bytes())
-        .filter(|(k, _)| !matches!(k.as_ref(), "select" | "limit" | "offset" | "order"))
-        .count();
-    Some(DataFacts {
-        statement: statement.to_string(),
-        tables: vec![table.to_ascii_lowercase()],
-        columns: select
-            .split(',')
-            .map(|c| c.trim().to_ascii_lowercase())
-            .filter(|c| !c.is_empty())
-            .collect(),
-        has_where: filters > 0,
-        limit: form_urlencoded::parse(query?.as_bytes())
-            .find(|(k, _)| k == "limit")
-            .and_then(|(_, v)| v.parse().ok()),
-    })
 }
 
 #[cfg(test)]
@@ -191,11 +311,58 @@ mod tests {
                 None,
             ),
             ("DROP TABLE users", "drop", &["users"], &[], false, None),
+            (
+                "TRUNCATE TABLE users",
+                "truncate",
+                &["users"],
+                &[],
+                false,
+                None,
+            ),
+            // The statement inside another is what runs.
+            (
+                "EXPLAIN ANALYZE DELETE FROM users",
+                "delete",
+                &["users"],
+                &[],
+                false,
+                None,
+            ),
+            (
+                "WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone WHERE 1 = 1 LIMIT 1",
+                "delete",
+                &["users", "gone"],
+                &[],
+                false,
+                None,
+            ),
+            (
+                "WITH gone AS (DELETE FROM users WHERE id = 7 RETURNING id) SELECT id FROM gone",
+                "delete",
+                &["users", "gone"],
+                &["id"],
+                true,
+                None,
+            ),
+            (
+                "WITH moved AS (SELECT * FROM a) INSERT INTO b SELECT * FROM moved",
+                "insert",
+                &["a", "b", "moved"],
+                &[],
+                false,
+                None,
+            ),
         ];
         for (sql, statement, tables, columns, has_where, limit) in cases {
             let facts = parse(sql).unwrap_or_else(|| panic!("{sql} parses"));
             assert_eq!(facts.statement, *statement, "{sql}");
-            assert_eq!(facts.tables, *tables, "{sql}");
+            for table in *tables {
+                assert!(
+                    facts.tables.contains(&table.to_string()),
+                    "{sql}: {table} in {:?}",
+                    facts.tables
+                );
+            }
             for column in *columns {
                 assert!(
                     facts.columns.contains(&column.to_string()),
@@ -214,18 +381,42 @@ mod tests {
     }
 
     #[test]
-    fn postgrest_select() {
-        let facts = postgrest(
-            "GET",
-            "/rest/v1/customers",
-            Some("select=id,email&country=eq.FR&limit=5"),
-        )
-        .unwrap();
-        assert_eq!(facts.statement, "select");
-        assert_eq!(facts.tables, ["customers"]);
-        assert_eq!(facts.columns, ["id", "email"]);
-        assert!(facts.has_where);
-        assert_eq!(facts.limit, Some(5));
-        assert!(postgrest("GET", "/rest/v1/customers", Some("id=eq.1")).is_none());
+    fn every_contained_statement_is_listed() {
+        let facts = parse("EXPLAIN ANALYZE DELETE FROM users WHERE id = 1").unwrap();
+        assert_eq!(facts.statements, ["explain", "delete"]);
+        let facts = parse("WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d").unwrap();
+        assert!(
+            facts.statements.contains(&"delete".to_string()),
+            "{facts:?}"
+        );
+        assert!(
+            facts.statements.contains(&"select".to_string()),
+            "{facts:?}"
+        );
+    }
+
+    #[test]
+    fn read_table() {
+        let unreadable = [
+            "DO $$BEGIN DELETE FROM users; END$$",
+            "  /* note /* nested */ */ -- line\n do language plpgsql $$ begin end $$",
+            "(DELETE users WHERE ??? garbage",
+            "REASSIGN OWNED BY app TO nobody",
+            "SELECT 1 /*!50000 , (SELECT password FROM users) */",
+        ];
+        for text in unreadable {
+            assert!(matches!(read(text), Reading::Unreadable), "{text}");
+        }
+        let not_sql = [
+            "hello there, not sql",
+            "{ user { id } }",
+            "query { viewer { login } }",
+            "",
+            "12345",
+        ];
+        for text in not_sql {
+            assert!(matches!(read(text), Reading::NotSql), "{text}");
+        }
+        assert!(matches!(read("select 1"), Reading::Parsed(_)));
     }
 }

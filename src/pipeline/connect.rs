@@ -53,16 +53,20 @@ impl Pipeline {
         decided.map(|_| ())
     }
 
-    /// The network guard and the `connect` rules. When no `connect` rule reads the destination,
-    /// the rules judge first, so a host they refuse is never even looked up in DNS; otherwise the
-    /// destination is resolved (and checked) first so they can read it.
+    /// The network guard and the `connect` rules. The rules judge before any DNS look-up unless
+    /// one reads the destination and, judged without it, they could still admit the host: a host
+    /// they refuse whatever its address is never looked up (a name can carry a secret to the
+    /// name server that answers for it). Otherwise the destination is resolved (and checked)
+    /// first so they can read it.
     async fn host_level(
         &self,
         client: &ClientInfo,
         target: &Target,
         (request_id, decision_id): (&str, String),
     ) -> (Option<Judgement>, Result<Pinned, ProxyError>) {
-        let pinned = if self.judge.reads_destination(Trigger::Connect) {
+        let unlocated = self.connect_facts(client, target, &[]);
+        let reads_destination = self.judge.reads_destination(Trigger::Connect);
+        let pinned = if reads_destination && self.judge.may_admit_once_located(&unlocated) {
             match self.destination(target).await {
                 Ok(pinned) => Some(pinned),
                 Err(err) => return (None, Err(err)),
@@ -70,13 +74,21 @@ impl Pipeline {
         } else {
             None
         };
-        let facts = self.connect_facts(client, target, pinned.as_deref().unwrap_or_default());
+        let facts = match &pinned {
+            Some(pinned) => self.connect_facts(client, target, pinned),
+            None => unlocated,
+        };
         let (judgement, verdict) =
             self.judge
                 .decide(&facts, (request_id, decision_id), Subject::Connect);
         let decided = match (verdict, pinned) {
             (Err(err), _) => Err(err),
             (Ok(_), Some(pinned)) => Ok(pinned),
+            // Rules that read the destination never admit a host judged without it (the
+            // policies changed in between): refused, never resolved after the fact.
+            (Ok(_), None) if reads_destination => Err(ProxyError::internal(
+                "the connect rules changed while the host was judged",
+            )),
             (Ok(_), None) => self.destination(target).await,
         };
         (Some(judgement), decided)

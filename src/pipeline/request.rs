@@ -17,7 +17,7 @@ use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
 use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
-use crate::proxy::headers::content_encoding;
+use crate::proxy::headers::{as_forwarded, content_encoding};
 use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
 use crate::proxy::websocket::GateSlot;
@@ -100,8 +100,10 @@ impl Pipeline {
         ctx: &mut RequestCtx,
         req: Request<Incoming>,
     ) -> Result<(Outgoing, Facts), ProxyError> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let read = read_request_body(&parts.headers, body, self.max_request_body_bytes).await?;
+        // Judged as forwarded: hop-by-hop headers gone, `Host` the destination it goes to.
+        as_forwarded(&mut parts.headers, &ctx.target, ctx.scheme == "https");
         let encoding = content_encoding(&parts.headers)
             .map_err(|_| ProxyError::bad_request("Content-Encoding is not ASCII"))?;
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);

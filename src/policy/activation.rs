@@ -142,6 +142,7 @@ fn request(r: &RequestFacts) -> Value {
         ("method", text(&r.method)),
         ("scheme", text(&r.scheme)),
         ("host", text(&r.host)),
+        ("host_is_ip", Some(Value::Bool(r.host_is_ip))),
         ("port", uint(u64::from(r.port))),
         ("path", text(&r.path)),
         ("query", string_map(&r.query)),
@@ -184,6 +185,7 @@ fn tool(t: &ToolFacts) -> Value {
 fn data(d: &DataFacts) -> Value {
     object([
         ("statement", text(&d.statement)),
+        ("statements", texts(&d.statements)),
         ("tables", texts(&d.tables)),
         ("columns", texts(&d.columns)),
         ("has_where", Some(Value::Bool(d.has_where))),

@@ -137,8 +137,12 @@ pub struct RequestFacts {
     pub method: String,
     /// `http` or `https`.
     pub scheme: String,
-    /// Host, lower-case and without trailing dot (host patterns compare it as is).
+    /// Host, lower-case and without trailing dot (host patterns compare it as is); an IP
+    /// address in its canonical form, however the agent spelled it.
     pub host: String,
+    /// Whether the host is an IP address rather than a name (`0x08080808`, `134744072` and
+    /// `[::ffff:8.8.8.8]` are all `8.8.8.8`).
+    pub host_is_ip: bool,
     pub port: u16,
     /// Path without the query.
     pub path: String,
@@ -215,8 +219,9 @@ impl RequestFacts {
             .is_some_and(|u| u.to_ascii_lowercase().contains("websocket"));
         RequestFacts {
             websocket,
-            method: method.to_string(),
+            method: method.to_ascii_uppercase(),
             scheme: scheme.to_string(),
+            host_is_ip: is_ip_literal(&host),
             host,
             port,
             path: path.to_string(),
@@ -291,8 +296,11 @@ pub struct ToolFacts {
 /// A recognised data access.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DataFacts {
-    /// Statement kind (`select`, `delete`, ...).
+    /// Statement kind (`select`, `delete`, ...): the most consequential of `statements`.
     pub statement: String,
+    /// Every statement kind the SQL contains, nested ones included (`EXPLAIN ANALYZE DELETE`:
+    /// `explain`, `delete`), in order of appearance.
+    pub statements: Vec<String>,
     /// Tables touched.
     pub tables: Vec<String>,
     /// Columns named.
@@ -302,6 +310,14 @@ pub struct DataFacts {
     /// LIMIT, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+}
+
+/// Whether `host` (brackets allowed) is an IP address rather than a name.
+pub fn is_ip_literal(host: &str) -> bool {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok()
 }
 
 /// `a=1&b=2` (a query or a form) as a map. A repeated name keeps every value, joined with `, `:

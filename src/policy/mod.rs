@@ -17,7 +17,7 @@ pub use activation::{Activation, Reads};
 pub use condition::{Condition, ConditionError};
 pub use facts::{
     AgentFacts, BodyFacts, DataFacts, DestinationFacts, Facts, LlmFacts, PiiFacts, RequestFacts,
-    ResponseFacts, ToolFacts, VARIABLES, fields_of, join_repeated,
+    ResponseFacts, ToolFacts, VARIABLES, fields_of, is_ip_literal, join_repeated,
 };
 pub use handle::{Policies, PolicyHandle};
 pub use host_pattern::{HostPattern, HostPatterns};
@@ -31,5 +31,7 @@ pub use testing::{
     CaseResult, Expectation, RequestSpec, TestCase, TestFile, parse_test_file, run_tests,
 };
 
+#[cfg(test)]
+mod located_tests;
 #[cfg(test)]
 mod tests;

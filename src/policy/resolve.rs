@@ -165,6 +165,43 @@ impl PolicySet {
         })
     }
 
+    /// Whether the rules could still admit `facts` once their destination is known: no enforced
+    /// deny that does not read `destination` applies, and some enforced allow or hold either
+    /// applies without reading it or reads it (and so might). When not, the verdict is deny
+    /// wherever the name resolves, so the proxy refuses without looking it up: a name made of a
+    /// secret never reaches the attacker's name server.
+    pub fn may_admit_once_located(&self, facts: &Facts) -> bool {
+        let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
+        let activation = OnceCell::new();
+        let mut may_admit = false;
+        for rule in facts.triggers().into_iter().flat_map(of) {
+            if rule.mode == Mode::Monitor || rule.effect == Effect::Redact {
+                continue;
+            }
+            let admits = matches!(rule.effect, Effect::Allow | Effect::Hold);
+            let reads_destination = rule
+                .condition
+                .as_ref()
+                .is_some_and(|c| c.reads_destination());
+            if reads_destination {
+                let reachable =
+                    rule.scope.covers(&facts.agent) && rule.matcher.check(&facts.request).is_ok();
+                may_admit |= reachable && admits;
+                continue;
+            }
+            let applies = match consider(rule, facts, &activation, self.reads) {
+                Consideration::Applies => true,
+                Consideration::ConditionError(_) => rule.effect != Effect::Allow,
+                _ => false,
+            };
+            if applies && rule.effect == Effect::Deny {
+                return false;
+            }
+            may_admit |= applies && admits;
+        }
+        may_admit
+    }
+
     /// Every rule, in no particular order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.by_trigger.values().flatten()

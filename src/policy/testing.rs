@@ -79,6 +79,7 @@ impl RequestSpec {
                 method,
                 scheme,
                 host: authority.host().trim_end_matches('.').to_ascii_lowercase(),
+                host_is_ip: super::facts::is_ip_literal(authority.host()),
                 port: authority.port_u16().unwrap_or(default_port),
                 path: uri.path().to_string(),
                 query,

@@ -3,6 +3,8 @@
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
+use super::target::Target;
+
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
@@ -14,6 +16,63 @@ const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Header fields a request may carry once. Two values disagree on what the request is (`Host`:
+/// which server, `Content-Length`: where the body ends, `Authorization`: who asks), the proxy
+/// judges one and the next hop may act on the other; RFC 9112 answers two `Host` fields with 400,
+/// and the proxy answers every field here the same way.
+const SINGLETONS: [&str; 13] = [
+    "host",
+    "content-length",
+    "content-type",
+    "content-location",
+    "authorization",
+    "proxy-authorization",
+    "transfer-encoding",
+    "max-forwards",
+    "range",
+    "if-range",
+    "if-modified-since",
+    "if-unmodified-since",
+    "referer",
+];
+
+/// Why a request head cannot be judged as sent: a method that is not upper-case (rules scoped to
+/// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), or a
+/// singleton header field given more than once.
+pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), String> {
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(format!(
+            "the method `{}` is not upper-case; methods are sent as `{}`",
+            method.as_str().escape_debug(),
+            method.as_str().to_ascii_uppercase().escape_debug()
+        ));
+    }
+    for name in SINGLETONS {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(format!("the `{name}` header field is sent more than once"));
+        }
+    }
+    Ok(())
+}
+
+/// The headers as the upstream client will send them to `target`: hop-by-hop headers and those
+/// `Connection` names removed (a WebSocket upgrade keeps its upgrade headers), `Host` naming the
+/// destination. Applied before a request is judged, so a rule cannot be satisfied by a header
+/// that forwarding then drops or replaces.
+pub fn as_forwarded(headers: &mut HeaderMap, target: &Target, https: bool) {
+    let upgrade = is_websocket_upgrade(headers);
+    strip_hop_by_hop(headers, upgrade);
+    let default_port = if https { 443 } else { 80 };
+    let host = if target.port == default_port {
+        target.host.to_string()
+    } else {
+        target.to_string()
+    };
+    if let Ok(host) = http::HeaderValue::from_str(&host) {
+        headers.insert(header::HOST, host);
+    }
+}
 
 /// Whether `headers` ask for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`, a key).
 /// Other upgrades (h2c, made-up protocols) are not honoured: they would turn the connection into
@@ -118,6 +177,50 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["content-type"]);
+    }
+
+    #[test]
+    fn check_head_table() {
+        let post = http::Method::POST;
+        let lower = http::Method::from_bytes(b"post").unwrap();
+        let mixed = http::Method::from_bytes(b"Delete").unwrap();
+        let custom = http::Method::from_bytes(b"PROPFIND").unwrap();
+        assert!(check_head(&post, &HeaderMap::new()).is_ok());
+        assert!(check_head(&custom, &HeaderMap::new()).is_ok());
+        assert!(check_head(&lower, &HeaderMap::new()).is_err());
+        assert!(check_head(&mixed, &HeaderMap::new()).is_err());
+        for name in SINGLETONS {
+            let twice = headers(&[(name, "a"), (name, "a")]);
+            assert!(check_head(&post, &twice).is_err(), "{name}");
+            let once = headers(&[(name, "a")]);
+            assert!(check_head(&post, &once).is_ok(), "{name}");
+        }
+        let lists = headers(&[
+            ("accept", "a"),
+            ("accept", "b"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+        ]);
+        assert!(check_head(&post, &lists).is_ok(), "list fields may repeat");
+    }
+
+    #[test]
+    fn as_forwarded_strips_and_names_the_destination() {
+        let mut h = headers(&[
+            ("connection", "x-approved"),
+            ("x-approved", "yes"),
+            ("host", "elsewhere.example"),
+        ]);
+        let host = crate::proxy::target::Host::Name("api.example.com".into());
+        let target = Target {
+            host: host.clone(),
+            port: 443,
+        };
+        as_forwarded(&mut h, &target, true);
+        assert!(!h.contains_key("x-approved"));
+        assert_eq!(h["host"], "api.example.com");
+        as_forwarded(&mut h, &Target { host, port: 8443 }, true);
+        assert_eq!(h["host"], "api.example.com:8443");
     }
 
     #[test]

@@ -161,6 +161,9 @@ async fn inner_request<H: Handler>(
             &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason.as_str()),
         );
     }
+    if let Err(reason) = super::headers::check_head(req.method(), req.headers()) {
+        return refuse(peer, &ProxyError::bad_request(reason));
+    }
     let default_port = if tunnel.tls { 443 } else { 80 };
     let host_header = req
         .headers()

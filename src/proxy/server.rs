@@ -132,6 +132,9 @@ impl<H: Handler> ProxyServer<H> {
         permit: ConnectionPermit,
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
+        if let Err(reason) = super::headers::check_head(req.method(), req.headers()) {
+            return refuse(peer, &ProxyError::bad_request(reason));
+        }
         if req.method() != Method::CONNECT
             && (req.uri().scheme().is_none() || req.uri().authority().is_none())
         {

@@ -2,7 +2,7 @@
 //! target vs SNI vs `Host`) is made on the same form.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use http::uri::Authority;
 
@@ -16,16 +16,24 @@ pub enum Host {
 }
 
 impl Host {
-    /// Parses a host as written in an authority (`[::1]` brackets allowed).
+    /// Parses a host as written in an authority (`[::1]` brackets allowed). An IP literal is
+    /// canonicalised once, here, in every spelling a resolver accepts (`0x08080808`, `134744072`,
+    /// `8.8.2056`, `010.0.0.1`, `::ffff:8.8.8.8`), so rules, the network guard and certificates see
+    /// the one address it is; a host that ends in a number but is no address is refused.
     pub fn parse(host: &str) -> Result<Host, String> {
         let bare = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(Host::Ip(ip));
+            return Ok(Host::Ip(canonical_ip(ip)));
         }
         let name = bare.trim_end_matches('.').to_ascii_lowercase();
+        if ends_in_number(&name) {
+            return numeric_ipv4(&name)
+                .map(|ip| Host::Ip(IpAddr::V4(ip)))
+                .ok_or_else(|| format!("`{host}` is neither a host name nor an IP address"));
+        }
         let valid = !name.is_empty()
             && name.len() <= 253
             && name.split('.').all(|label| {
@@ -49,6 +57,66 @@ impl Host {
             Host::Ip(ip) => ip.to_string(),
         }
     }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address it maps.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether the last label of `name` is a number (decimal, or hex with `0x`): then the name is an
+/// IPv4 address or nothing (as the WHATWG URL standard and `inet_aton` read it), never a DNS name.
+fn ends_in_number(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or_default();
+    if let Some(hex) = last.strip_prefix("0x") {
+        return hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An IPv4 address in any form `inet_aton` accepts: one to four parts, each decimal, octal
+/// (leading `0`) or hex (`0x`); the last part fills the bytes the others leave.
+fn numeric_ipv4(name: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<u64> = name
+        .split('.')
+        .map(number_part)
+        .collect::<Option<Vec<u64>>>()?;
+    let (last, leading) = parts.split_last()?;
+    if leading.len() > 3 || leading.iter().any(|part| *part > 255) {
+        return None;
+    }
+    let last_bits = 8 * (4 - leading.len() as u32);
+    if *last >= 1u64 << last_bits {
+        return None;
+    }
+    let high = leading
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, part)| acc | (part << (24 - 8 * i as u32)));
+    u32::try_from(high | last).ok().map(Ipv4Addr::from)
+}
+
+/// One part of a numeric IPv4 address; at most 32 bits (longer numbers are refused, not wrapped).
+fn number_part(part: &str) -> Option<u64> {
+    let (digits, radix) = if let Some(hex) = part.strip_prefix("0x") {
+        (hex, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if part.is_empty() || digits.len() > 32 {
+        return None;
+    }
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, radix)
+        .ok()
+        .filter(|n| *n <= u64::from(u32::MAX))
 }
 
 impl fmt::Display for Host {
@@ -190,6 +258,54 @@ mod tests {
         assert!(
             !err.contains("hunter2"),
             "credentials never echo back: {err}"
+        );
+    }
+
+    #[test]
+    fn numeric_hosts_are_canonical_ip_addresses() {
+        let table = [
+            ("8.8.8.8", Some("8.8.8.8")),
+            ("0x08080808", Some("8.8.8.8")),
+            ("0X08080808", Some("8.8.8.8")),
+            ("134744072", Some("8.8.8.8")),
+            ("8.8.2056", Some("8.8.8.8")),
+            ("8.526344", Some("8.8.8.8")),
+            ("010.010.010.010", Some("8.8.8.8")),
+            ("0x8.0x8.0x8.0x8", Some("8.8.8.8")),
+            ("127.1", Some("127.0.0.1")),
+            ("0177.0.0.1", Some("127.0.0.1")),
+            ("0", Some("0.0.0.0")),
+            ("8.8.8.8.", Some("8.8.8.8")),
+            ("[::ffff:8.8.8.8]", Some("8.8.8.8")),
+            ("[::FFFF:808:808]", Some("8.8.8.8")),
+            ("[2001:DB8::1]", Some("2001:db8::1")),
+            ("[2001:0db8:0000::0001]", Some("2001:db8::1")),
+        ];
+        for (host, ip) in table {
+            let parsed = Host::parse(host).unwrap_or_else(|e| panic!("{host}: {e}"));
+            assert_eq!(parsed, Host::Ip(ip.unwrap().parse().unwrap()), "{host}");
+        }
+        for refused in [
+            "256.0.0.1",
+            "1.2.3.4.5",
+            "08.8.8.8",
+            "4294967296",
+            "1.2.65536",
+            "1..2",
+            "99999999999999999999999999",
+            "example.0x10",
+        ] {
+            assert!(Host::parse(refused).is_err(), "{refused}");
+        }
+        for name in ["8.8.8.8.nip.io", "1.example", "0x.example", "a1", "0x1g"] {
+            assert!(
+                matches!(Host::parse(name), Ok(Host::Name(_))),
+                "{name} is a name"
+            );
+        }
+        assert_eq!(
+            target("0x7f000001:443").unwrap().to_string(),
+            "127.0.0.1:443"
         );
     }
 

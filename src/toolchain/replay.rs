@@ -125,6 +125,7 @@ fn facts_of(record: &Value) -> Option<Facts> {
             method: text("method"),
             scheme: String::new(),
             host: text("host"),
+            host_is_ip: crate::policy::is_ip_literal(&text("host")),
             port: u16::try_from(record["port"].as_u64().unwrap_or(0)).unwrap_or(0),
             path: text("path"),
             query: BTreeMap::new(),
@@ -148,6 +149,7 @@ fn facts_of(record: &Value) -> Option<Facts> {
         }),
         data: record.get("data").map(|d| DataFacts {
             statement: d["statement"].as_str().unwrap_or_default().to_string(),
+            statements: vec![d["statement"].as_str().unwrap_or_default().to_string()],
             tables: strings(&d["tables"]),
             columns: strings(&d["columns"]),
             has_where: d["has_where"].as_bool().unwrap_or_default(),

@@ -21,7 +21,8 @@ async fn non_global_destinations_are_refused_with_403_and_a_reason() {
         ("169.254.169.254:80".to_string(), "cloud metadata"),
         ("10.0.0.1:443".to_string(), "private"),
         ("100.64.1.1:443".to_string(), "CGNAT"),
-        ("[::ffff:127.0.0.1]:443".to_string(), "IPv4-mapped"),
+        // An IPv4-mapped literal is the IPv4 address it maps.
+        ("[::ffff:127.0.0.1]:443".to_string(), "loopback"),
         ("[fd00::1]:443".to_string(), "unique-local"),
         ("[fe80::1]:443".to_string(), "link-local"),
         ("224.0.0.1:443".to_string(), "multicast"),

@@ -27,4 +27,5 @@ mod shutdown;
 mod toolchain;
 mod trust;
 mod tunnel;
+mod unjudged;
 mod websocket;

@@ -1,0 +1,164 @@
+//! Data access recognised from PostgREST requests (`/rest/v1/<table>`, as Supabase serves it).
+
+use super::sql::push_unique;
+use crate::policy::DataFacts;
+
+/// Query parameters of PostgREST that shape the answer rather than filter rows.
+const POSTGREST_RESERVED: [&str; 6] = [
+    "select",
+    "order",
+    "limit",
+    "offset",
+    "columns",
+    "on_conflict",
+];
+
+/// PostgREST (as Supabase serves it at `/rest/v1/`): every method on `/rest/v<n>/<table>` is a
+/// data access — `GET`/`HEAD` read (every column unless `select=` names them), `POST` inserts,
+/// `PATCH` updates, `PUT` upserts, `DELETE` deletes, and `/rest/v<n>/rpc/<function>` calls a
+/// function. Filters (`id=eq.1`) are the WHERE clause. Any other path under `/rest/` counts when it
+/// carries `select=`. The method is compared without regard to case.
+pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFacts> {
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let select = params.iter().find(|(k, _)| k == "select").map(|(_, v)| v);
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let versioned = segments.windows(2).position(|pair| {
+        pair[0] == "rest"
+            && pair[1].len() > 1
+            && pair[1].starts_with('v')
+            && pair[1][1..].bytes().all(|b| b.is_ascii_digit())
+    });
+    let after = versioned.map_or(&[][..], |at| &segments[at + 2..]);
+    let (table, rpc) = match after {
+        [table] if !table.is_empty() => (*table, false),
+        ["rpc", function] if !function.is_empty() => (*function, true),
+        _ if path.contains("/rest/") && select.is_some() => {
+            (segments.last().filter(|t| !t.is_empty())?.to_owned(), false)
+        }
+        _ => return None,
+    };
+    let method = method.to_ascii_uppercase();
+    let statements: Vec<&str> = match method.as_str() {
+        _ if rpc => vec!["call"],
+        "GET" | "HEAD" => vec!["select"],
+        "POST" => vec!["insert"],
+        "PATCH" => vec!["update"],
+        "PUT" => vec!["update", "insert"],
+        "DELETE" => vec!["delete"],
+        _ => vec![],
+    };
+    let statements: Vec<String> = if statements.is_empty() {
+        vec![method.to_ascii_lowercase()]
+    } else {
+        statements.into_iter().map(str::to_string).collect()
+    };
+    let filters: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| !POSTGREST_RESERVED.contains(&k.as_str()))
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
+    let mut columns: Vec<String> = match select {
+        Some(select) => select
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect(),
+        None if statements[0] == "select" => vec!["*".to_string()],
+        None => Vec::new(),
+    };
+    for filter in &filters {
+        push_unique(&mut columns, filter.clone());
+    }
+    Some(DataFacts {
+        statement: statements[0].clone(),
+        statements,
+        tables: vec![table.to_ascii_lowercase()],
+        columns,
+        has_where: !filters.is_empty(),
+        limit: params
+            .iter()
+            .find(|(k, _)| k == "limit")
+            .and_then(|(_, v)| v.parse().ok()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgrest_select() {
+        let facts = postgrest(
+            "GET",
+            "/rest/v1/customers",
+            Some("select=id,email&country=eq.FR&limit=5"),
+        )
+        .unwrap();
+        assert_eq!(facts.statement, "select");
+        assert_eq!(facts.tables, ["customers"]);
+        assert_eq!(facts.columns, ["id", "email", "country"]);
+        assert!(facts.has_where);
+        assert_eq!(facts.limit, Some(5));
+    }
+
+    #[test]
+    fn postgrest_every_method_table() {
+        // method, path, query, statement, has WHERE
+        let cases = [
+            ("GET", "/rest/v1/customers", None, "select", false),
+            ("get", "/rest/v1/customers/", None, "select", false),
+            (
+                "HEAD",
+                "/rest/v1/customers",
+                Some("id=eq.1"),
+                "select",
+                true,
+            ),
+            (
+                "DELETE",
+                "/rest/v1/customers",
+                Some("id=gt.0"),
+                "delete",
+                true,
+            ),
+            ("delete", "/rest/v1/customers", None, "delete", false),
+            (
+                "PATCH",
+                "/rest/v1/customers",
+                Some("id=eq.1"),
+                "update",
+                true,
+            ),
+            ("PUT", "/rest/v1/customers", Some("id=eq.1"), "update", true),
+            ("POST", "/rest/v1/customers", None, "insert", false),
+            ("POST", "/rest/v1/rpc/wipe", None, "call", false),
+            (
+                "GET",
+                "/api/rest/customers",
+                Some("select=id"),
+                "select",
+                false,
+            ),
+        ];
+        for (method, path, query, statement, has_where) in cases {
+            let facts = postgrest(method, path, query)
+                .unwrap_or_else(|| panic!("{method} {path} is PostgREST"));
+            assert_eq!(facts.statement, statement, "{method} {path}");
+            assert_eq!(facts.has_where, has_where, "{method} {path}");
+        }
+        let bare = postgrest("GET", "/rest/v1/customers", None).unwrap();
+        assert_eq!(bare.columns, ["*"], "a bare read returns every column");
+        assert_eq!(bare.tables, ["customers"]);
+        for (path, query) in [
+            ("/rest/api/2/issue", None),
+            ("/rest/v1", None),
+            ("/v1/customers", Some("id=eq.1")),
+            ("/rest/v1/customers/extra/more", None),
+        ] {
+            assert!(postgrest("GET", path, query).is_none(), "{path}");
+        }
+    }
+}
