@@ -99,6 +99,63 @@ pub struct OutcomeRecord {
     pub approval: Option<ApprovalRecord>,
 }
 
+/// How a relayed tunnel or an allowed WebSocket ended, written when it does: bytes (and, for a
+/// WebSocket, messages) each way. `record: "closed"` tells it from a decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedRecord {
+    /// Always `closed`.
+    pub record: &'static str,
+    /// `tunnel` (relayed without interception) or `websocket`.
+    pub kind: &'static str,
+    /// RFC 3339 time it ended.
+    pub time: String,
+    /// The request that opened it (the WebSocket's upgrade), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Agent id.
+    pub agent: String,
+    /// Destination host.
+    pub host: String,
+    /// Destination port.
+    pub port: u16,
+    /// Bytes from the agent.
+    pub bytes_up: u64,
+    /// Bytes to the agent.
+    pub bytes_down: u64,
+    /// Messages from the agent (WebSocket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_up: Option<u64>,
+    /// Messages to the agent (WebSocket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_down: Option<u64>,
+    /// `closed`, `error`, `shutdown`, or `refused: <why>`.
+    pub outcome: String,
+    /// Milliseconds it was open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+}
+
+impl ClosedRecord {
+    /// The record of a tunnel or socket of `kind` to `host`:`port` by `agent`, ending now.
+    pub fn now(kind: &'static str, agent: &str, (host, port): (String, u16)) -> ClosedRecord {
+        ClosedRecord {
+            record: "closed",
+            kind,
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            request: None,
+            agent: agent.to_string(),
+            host,
+            port,
+            bytes_up: 0,
+            bytes_down: 0,
+            messages_up: None,
+            messages_down: None,
+            outcome: String::new(),
+            elapsed_ms: None,
+        }
+    }
+}
+
 /// A held request's approval, as recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalRecord {
