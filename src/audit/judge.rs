@@ -70,7 +70,8 @@ impl Judge {
 
     /// Records a refusal the proxy made itself (network guard, inspection): a deny with no rule.
     pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
-        let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), &err.reason);
+        let status = (err.status().as_u16(), err.reason.as_str());
+        let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), status);
         self.metrics
             .decided(facts.trigger.name(), Effect::Deny.name(), &[], None);
         if let Err(e) = self.audit.record(&record) {
@@ -130,7 +131,9 @@ impl Judge {
         };
         let policy_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let ids = (request_id, judgement.id.as_str());
-        let record = DecisionRecord::decided(facts, ids, &policies, &decision, reason, policy_us);
+        let mut record =
+            DecisionRecord::decided(facts, ids, &policies, &decision, reason, policy_us);
+        record.status = outcome.as_ref().err().map(|e| e.status().as_u16());
         if let Err(e) = self.audit.record(&record) {
             tracing::error!(error = %e, "decision could not be recorded; request refused");
             let refused =

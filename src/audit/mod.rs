@@ -279,6 +279,7 @@ mod tests {
             llm: None,
             tool: None,
             data: None,
+            status: None,
         }
     }
 

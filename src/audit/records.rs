@@ -66,6 +66,9 @@ pub struct DecisionRecord {
     /// The data access recognised (statement, tables, columns, WHERE, LIMIT; never values).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// For a refusal: the status the agent received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// How a request ended, written after its decisions: the status the agent got, what the upstream
@@ -282,11 +285,18 @@ impl DecisionRecord {
     }
 
     /// The record of a refusal the proxy made itself, before or around the rules (network guard,
-    /// a body that cannot be inspected, a non-canonical path): a deny with no rule, and `reason`.
-    pub fn refused(facts: &Facts, request: &str, policies: &Policies, reason: &str) -> Self {
+    /// a body that cannot be inspected, a non-canonical path, credentials, a head over its
+    /// limit): a deny with no rule, the `status` the agent got, and `reason`.
+    pub fn refused(
+        facts: &Facts,
+        request: &str,
+        policies: &Policies,
+        (status, reason): (u16, &str),
+    ) -> Self {
         DecisionRecord {
             effect: crate::policy::Effect::Deny.name().to_string(),
             reason: reason.to_string(),
+            status: Some(status),
             ..DecisionRecord::of(facts, request, &format!("{request}-r"), policies)
         }
     }
@@ -334,6 +344,7 @@ impl DecisionRecord {
                 })
             }),
             policy_us: 0,
+            status: None,
         }
     }
 }
