@@ -3,12 +3,12 @@
 
 use super::facts::{self, destination_facts};
 use super::{Pipeline, RequestCtx};
-use crate::audit::{ClosedRecord, Judgement};
+use crate::audit::Judgement;
 use crate::error::ProxyError;
 use crate::policy::{RequestFacts, Subject, Trigger};
 use crate::proxy::resolve::Pinned;
 use crate::proxy::target::Target;
-use crate::proxy::{ClientInfo, ConnectPlan, Refusal, TunnelEnd};
+use crate::proxy::{ClientInfo, ConnectPlan};
 use crate::random::request_id;
 
 impl Pipeline {
@@ -38,47 +38,6 @@ impl Pipeline {
         let version = self.judge.policy_version();
         crate::audit::connect_decision(client, target, &plan, judgement.as_ref(), &version);
         plan
-    }
-
-    /// 13. record: a refusal the proxy made before the steps saw the request (407, 421, a head
-    ///     over its limit, a tunnel that is neither TLS nor HTTP) is a deny without a rule.
-    pub(super) fn audit_proxy_refusal(&self, refusal: &Refusal<'_>) {
-        let trigger = match refusal.method {
-            "CONNECT" => Trigger::Connect,
-            _ => Trigger::HttpRequest,
-        };
-        let host = refusal
-            .target
-            .map(|t| (t.host.as_string(), t.port))
-            .unwrap_or_default();
-        let request = RequestFacts::new((refusal.method, ""), host, refusal.path, None, None);
-        let facts = match refusal.identity {
-            Some(identity) => {
-                let client = ClientInfo {
-                    peer: refusal.peer,
-                    identity: identity.clone(),
-                    tunnel: None,
-                };
-                facts::facts(trigger, &client, request)
-            }
-            // Not authenticated (yet): no agent to name.
-            None => crate::policy::Facts::new(trigger, Default::default(), request),
-        };
-        self.judge
-            .record_refusal(&facts, &request_id(), refusal.error);
-    }
-
-    /// 13. record: how a relayed tunnel ended, with the bytes each way.
-    pub(super) fn audit_tunnel_end(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd) {
-        let host = (target.host.as_string(), target.port);
-        let mut record = ClosedRecord::now("tunnel", &client.identity.agent, host);
-        record.bytes_up = end.bytes_up;
-        record.bytes_down = end.bytes_down;
-        record.outcome = end.outcome.clone();
-        record.elapsed_ms = Some(end.elapsed_ms);
-        if let Err(e) = self.judge.audit().record_closed(&record) {
-            tracing::error!(error = %e, "the end of a tunnel could not be recorded");
-        }
     }
 
     /// 2. for a plain-HTTP request: it never passed a CONNECT, so the guard and the host-level

@@ -78,7 +78,7 @@ impl Pipeline {
             Err(err) => {
                 tracing::warn!(reason = %err.reason, "request refused before its steps");
                 if err.is_own_refusal() {
-                    self.audit_proxy_refusal(&Refusal {
+                    self.judge.record_proxy_refusal(&Refusal {
                         peer: client.peer,
                         identity: Some(&client.identity),
                         method: req.method().as_str(),
@@ -165,11 +165,11 @@ impl Pipeline {
 
 impl Handler for Pipeline {
     fn refused(&self, refusal: &Refusal<'_>) {
-        self.audit_proxy_refusal(refusal);
+        self.judge.record_proxy_refusal(refusal);
     }
 
     fn tunnel_closed(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd) {
-        self.audit_tunnel_end(client, target, end);
+        self.judge.record_tunnel_end(client, target, end);
     }
 
     async fn connect(
