@@ -128,12 +128,6 @@ impl Gatehouse {
         let keys = AuditKeys::load_or_create(&config.ca.dir)?;
         let audit = Arc::new(AuditLog::open(&config.audit_file, keys)?);
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let mut store = AuditStore::open(&config.audit_store)?;
-        let indexed = store.catch_up(&config.audit_file)?;
-        if indexed > 0 {
-            tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
-        }
-        audit.index_into(spawn_feeder(store)?);
         let (geo, geo_file) = build_geo(&config.geo)?;
         let geo = Arc::new(geo);
         if !geo.has_database() {
@@ -151,6 +145,20 @@ impl Gatehouse {
             &config.upstream.extra_ca_files,
         )?;
         let store = ledger.store().clone();
+        // The file must be the trail its checkpoints name, whole, before anything is added.
+        let newest = store.newest_checkpoint(&audit.file_name()).await?;
+        let of_trail = match &newest {
+            Some(newest) => store.checkpoints(&newest.trail).await?,
+            None => Vec::new(),
+        };
+        audit.continues(newest.as_ref(), &of_trail)?;
+        // The index catches up with a file known whole.
+        let mut index = AuditStore::open(&config.audit_store)?;
+        let indexed = index.catch_up(&config.audit_file)?;
+        if indexed > 0 {
+            tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
+        }
+        audit.index_into(spawn_feeder(index)?);
         let pipeline = Arc::new(Pipeline {
             resolver,
             tunnel_hosts: config.tunnel_hosts.clone(),

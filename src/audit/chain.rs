@@ -210,6 +210,17 @@ pub enum VerifyError {
         /// The checkpoint's time.
         time: String,
     },
+    /// The file's newest checkpoint names another trail.
+    #[error(
+        "the newest checkpoint of this file ({records} records at {time}) is of another trail: \
+         the file was replaced, emptied or rewritten"
+    )]
+    Replaced {
+        /// Records the newest checkpoint counted.
+        records: u64,
+        /// Its time.
+        time: String,
+    },
     /// A non-empty trail the store holds no checkpoint of.
     #[error(
         "the store holds no signed checkpoint of this file (rewritten from its first record, or \

@@ -13,6 +13,8 @@ use crate::store::AuditCheckpoint;
 /// A checkpoint whose signature checked out (or that was just signed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The audit file as configured.
+    pub file: String,
     /// The trail: its first record's hash.
     pub trail: String,
     /// Records in the trail.
@@ -26,16 +28,22 @@ pub struct Checkpoint {
 }
 
 /// What is signed: every field, in a form no two checkpoints share.
-fn message(trail: &str, records: u64, head: &str, time: &str) -> Vec<u8> {
-    format!("gatehouse-audit-checkpoint/1\n{trail}\n{records}\n{head}\n{time}").into_bytes()
+fn message((file, trail): (&str, &str), records: u64, head: &str, time: &str) -> Vec<u8> {
+    format!("gatehouse-audit-checkpoint/1\n{file}\n{trail}\n{records}\n{head}\n{time}").into_bytes()
 }
 
 impl Checkpoint {
-    /// Signs the state of `trail`: `records` records, the last hashing to `head`.
-    pub fn sign(trail: &str, records: u64, head: &str, key: &SigningKey) -> Checkpoint {
+    /// Signs the state of `trail` in `file`: `records` records, the last hashing to `head`.
+    pub fn sign(
+        (file, trail): (&str, &str),
+        records: u64,
+        head: &str,
+        key: &SigningKey,
+    ) -> Checkpoint {
         let time = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
-        let signature = key.sign(&message(trail, records, head, &time));
+        let signature = key.sign(&message((file, trail), records, head, &time));
         Checkpoint {
+            file: file.to_string(),
             trail: trail.to_string(),
             records,
             head: head.to_string(),
@@ -47,6 +55,7 @@ impl Checkpoint {
     /// The row the store keeps.
     pub fn stored(&self) -> AuditCheckpoint {
         AuditCheckpoint {
+            file: self.file.clone(),
             trail: self.trail.clone(),
             records: i64::try_from(self.records).unwrap_or(i64::MAX),
             head: self.head.clone(),
@@ -65,7 +74,7 @@ impl Checkpoint {
             .iter()
             .map(|s| {
                 let records = u64::try_from(s.records).unwrap_or(u64::MAX);
-                let signed = message(&s.trail, records, &s.head, &s.time);
+                let signed = message((&s.file, &s.trail), records, &s.head, &s.time);
                 if !public.verifies(&signed, &s.signature) {
                     return Err(VerifyError::ForgedCheckpoint {
                         records,
@@ -73,6 +82,7 @@ impl Checkpoint {
                     });
                 }
                 Ok(Checkpoint {
+                    file: s.file.clone(),
                     trail: s.trail.clone(),
                     records,
                     head: s.head.clone(),
@@ -144,7 +154,9 @@ mod tests {
         let keys = keys();
         let (lines, hashes) = trail(6, Some(&keys.chain));
         let name = trail_of(&lines.concat()).unwrap();
-        let at = |n: usize| Checkpoint::sign(&name, n as u64, &hashes[n - 1], &keys.signing);
+        let at = |n: usize| {
+            Checkpoint::sign(("a.jsonl", &name), n as u64, &hashes[n - 1], &keys.signing)
+        };
         let stored = vec![at(2).stored(), at(5).stored()];
         assert_eq!(verify(&lines.concat(), &keys, &stored), Ok(6));
 
@@ -180,7 +192,7 @@ mod tests {
             Err(VerifyError::ForgedCheckpoint { records: 9, .. })
         ));
         let other = self::keys();
-        let foreign = Checkpoint::sign(&name, 6, &hashes[5], &other.signing).stored();
+        let foreign = Checkpoint::sign(("a.jsonl", &name), 6, &hashes[5], &other.signing).stored();
         assert!(matches!(
             verify(&lines.concat(), &keys, &[foreign]),
             Err(VerifyError::ForgedCheckpoint { .. })

@@ -28,6 +28,7 @@ pub use log::{RequestLine, connect_decision, log_request};
 pub use path_shape::path_shape;
 pub use records::{
     ApprovalRecord, BudgetRecord, ClosedRecord, CostRecord, DecisionRecord, OutcomeRecord,
+    TrailRecord,
 };
 pub use store::{AuditStore, Query, StoreError, spawn_feeder};
 pub use verify::{Verified, verify_file, verify_index, verify_trail};
@@ -180,6 +181,48 @@ impl AuditLog {
         &self.path
     }
 
+    /// The file's name as configured: its checkpoints are kept under it.
+    pub fn file_name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Checks the file against its checkpoints in the store before the proxy adds to it: the
+    /// trail `newest` (the file's newest checkpoint) names must be this file's and hold against
+    /// `checkpoints` (its trail's). Otherwise the file was replaced, rewritten or cut while no
+    /// proxy wrote to it, and continuing (and signing) it would make a forgery look whole; the
+    /// proxy refuses to start. An empty file starts a new trail.
+    pub fn continues(
+        &self,
+        newest: Option<&crate::store::AuditCheckpoint>,
+        checkpoints: &[crate::store::AuditCheckpoint],
+    ) -> Result<(), AuditError> {
+        let broken = |reason: String| AuditError::Broken {
+            path: self.path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&self.path).map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        match (newest, trail_of(&text)) {
+            (None, _) => return Ok(()),
+            // A new trail where another was: its first record says which it follows.
+            (Some(newest), None) => return self.append_record(&TrailRecord::after(newest)),
+            (Some(newest), Some(trail)) if newest.trail != trail => {
+                return Err(broken(format!(
+                    "it is not the trail its newest checkpoint names ({} records at {}): it was \
+                     replaced or rewritten",
+                    newest.records, newest.time
+                )));
+            }
+            _ => {}
+        }
+        let public = PublicKey::parse(&self.keys.signing.public_hex()).map_err(broken)?;
+        verify_trail(&text, Some(&self.keys.chain), Some((checkpoints, &public)))
+            .map(|_| ())
+            .map_err(|e| broken(e.to_string()))
+    }
+
     /// Appends one decision, chained to the previous one. Written through to the kernel before
     /// returning, so a crash of the proxy after the agent is answered loses no record.
     pub fn record(&self, record: &DecisionRecord) -> Result<(), AuditError> {
@@ -205,7 +248,7 @@ impl AuditLog {
         }
         writer.checkpointed = Some((writer.lines, std::time::Instant::now()));
         Some(Checkpoint::sign(
-            &trail,
+            (&self.file_name(), &trail),
             writer.lines,
             &writer.last_hash,
             &self.keys.signing,
@@ -380,5 +423,32 @@ mod tests {
             .collect();
         let verified = verify_trail(&text, None, Some((&stored, &public))).unwrap();
         assert_eq!(verified.report.checkpoints, 3);
+        log.continues(stored.last(), &stored).unwrap();
+        // The file replaced by another trail, or cut, while no proxy wrote to it.
+        drop(log);
+        let cut: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, cut).unwrap();
+        let reopened = AuditLog::open(&path, keys(dir.path())).unwrap();
+        let refused = reopened.continues(stored.last(), &stored).unwrap_err();
+        assert!(refused.to_string().contains("tail was cut"), "{refused}");
+        drop(reopened);
+        std::fs::write(&path, "").unwrap();
+        let fresh = AuditLog::open(&path, keys(dir.path())).unwrap();
+        // Moved aside (or emptied): a new trail, whose first record names the one before.
+        fresh.continues(stored.last(), &stored).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(first["record"], "trail");
+        assert_eq!(first["follows"], stored[0].trail.as_str());
+        assert_eq!(first["follows_records"], 5);
+        drop(fresh);
+        std::fs::write(&path, "").unwrap();
+        let fresh = AuditLog::open(&path, keys(dir.path())).unwrap();
+        fresh.record(&record("other")).unwrap();
+        let refused = fresh.continues(stored.last(), &stored[..0]).unwrap_err();
+        assert!(
+            refused.to_string().contains("replaced or rewritten"),
+            "{refused}"
+        );
     }
 }

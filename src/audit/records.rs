@@ -159,6 +159,35 @@ impl ClosedRecord {
     }
 }
 
+/// The first record of a trail started where another was (moved aside, or emptied): which trail
+/// it follows, as the store's newest checkpoint of the file knew it. `record: "trail"`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrailRecord {
+    /// Always `trail`.
+    pub record: &'static str,
+    /// RFC 3339 time the new trail started.
+    pub time: String,
+    /// The trail before (its first record's hash).
+    pub follows: String,
+    /// Records it held at its newest checkpoint.
+    pub follows_records: i64,
+    /// The time of that checkpoint.
+    pub follows_checkpoint: String,
+}
+
+impl TrailRecord {
+    /// The record of a trail that follows the one `newest` is a checkpoint of.
+    pub fn after(newest: &crate::store::AuditCheckpoint) -> TrailRecord {
+        TrailRecord {
+            record: "trail",
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            follows: newest.trail.clone(),
+            follows_records: newest.records,
+            follows_checkpoint: newest.time.clone(),
+        }
+    }
+}
+
 /// A held request's approval, as recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalRecord {

@@ -8,7 +8,9 @@ use super::{Backend, Store, StoreError};
 /// One checkpoint of one trail, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditCheckpoint {
-    /// The trail it is of (the audit file as configured).
+    /// The audit file as configured: the newest checkpoint of a file names the trail it holds.
+    pub file: String,
+    /// The trail it is of (its first record's hash).
     pub trail: String,
     /// Records in the trail at the time.
     pub records: i64,
@@ -22,15 +24,19 @@ pub struct AuditCheckpoint {
 
 /// The SQLite migration that adds checkpoints.
 pub(super) const SQLITE_MIGRATION: &str =
-    "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY AUTOINCREMENT, trail TEXT NOT NULL,
-        records INTEGER NOT NULL, head TEXT NOT NULL, time TEXT NOT NULL, signature TEXT NOT NULL);
-     CREATE INDEX audit_checkpoints_trail ON audit_checkpoints (trail, id);";
+    "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY AUTOINCREMENT, file TEXT NOT NULL,
+        trail TEXT NOT NULL, records INTEGER NOT NULL, head TEXT NOT NULL, time TEXT NOT NULL,
+        signature TEXT NOT NULL);
+     CREATE INDEX audit_checkpoints_trail ON audit_checkpoints (trail, id);
+     CREATE INDEX audit_checkpoints_file ON audit_checkpoints (file, id);";
 
 /// The PostgreSQL migration that adds checkpoints.
 pub(super) const POSTGRES_MIGRATION: &str = "
-CREATE TABLE gatehouse_audit_checkpoints (id BIGSERIAL PRIMARY KEY, trail TEXT NOT NULL,
-    records BIGINT NOT NULL, head TEXT NOT NULL, time TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE gatehouse_audit_checkpoints (id BIGSERIAL PRIMARY KEY, file TEXT NOT NULL,
+    trail TEXT NOT NULL, records BIGINT NOT NULL, head TEXT NOT NULL, time TEXT NOT NULL,
+    signature TEXT NOT NULL);
 CREATE INDEX gatehouse_audit_checkpoints_trail ON gatehouse_audit_checkpoints (trail, id);
+CREATE INDEX gatehouse_audit_checkpoints_file ON gatehouse_audit_checkpoints (file, id);
 ";
 
 impl Store {
@@ -45,9 +51,21 @@ impl Store {
     /// Every checkpoint of `trail`, in the order they were added.
     pub async fn checkpoints(&self, trail: &str) -> Result<Vec<AuditCheckpoint>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.checkpoints(trail),
-            Backend::Postgres(p) => p.checkpoints(trail).await,
+            Backend::Sqlite(s) => s.checkpoints("trail", trail),
+            Backend::Postgres(p) => p.checkpoints("trail", trail).await,
         }
+    }
+
+    /// The newest checkpoint of the audit file `file`, whatever its trail.
+    pub async fn newest_checkpoint(
+        &self,
+        file: &str,
+    ) -> Result<Option<AuditCheckpoint>, StoreError> {
+        let all = match &self.backend {
+            Backend::Sqlite(s) => s.checkpoints("file", file)?,
+            Backend::Postgres(p) => p.checkpoints("file", file).await?,
+        };
+        Ok(all.into_iter().next_back())
     }
 }
 
@@ -55,27 +73,29 @@ impl super::sqlite::SqliteStore {
     fn add_checkpoint(&self, c: &AuditCheckpoint) -> Result<(), StoreError> {
         self.with_conn(|conn| {
             conn.execute(
-                "INSERT INTO audit_checkpoints (trail, records, head, time, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![c.trail, c.records, c.head, c.time, c.signature],
+                "INSERT INTO audit_checkpoints (file, trail, records, head, time, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![c.file, c.trail, c.records, c.head, c.time, c.signature],
             )
             .map(|_| ())
         })
     }
 
-    fn checkpoints(&self, trail: &str) -> Result<Vec<AuditCheckpoint>, StoreError> {
+    /// The checkpoints whose `column` (`trail` or `file`) is `value`, oldest first.
+    fn checkpoints(&self, column: &str, value: &str) -> Result<Vec<AuditCheckpoint>, StoreError> {
         self.with_conn(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT trail, records, head, time, signature FROM audit_checkpoints
-                 WHERE trail = ?1 ORDER BY id",
-            )?;
-            let rows = statement.query_map([trail], |r| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT file, trail, records, head, time, signature FROM audit_checkpoints
+                 WHERE {column} = ?1 ORDER BY id"
+            ))?;
+            let rows = statement.query_map([value], |r| {
                 Ok(AuditCheckpoint {
-                    trail: r.get(0)?,
-                    records: r.get(1)?,
-                    head: r.get(2)?,
-                    time: r.get(3)?,
-                    signature: r.get(4)?,
+                    file: r.get(0)?,
+                    trail: r.get(1)?,
+                    records: r.get(2)?,
+                    head: r.get(3)?,
+                    time: r.get(4)?,
+                    signature: r.get(5)?,
                 })
             })?;
             rows.collect()
@@ -88,34 +108,47 @@ impl super::postgres::PgStore {
         self.client()
             .await?
             .execute(
-                "INSERT INTO gatehouse_audit_checkpoints (trail, records, head, time, signature)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&c.trail, &c.records, &c.head, &c.time, &c.signature],
+                "INSERT INTO gatehouse_audit_checkpoints
+                 (file, trail, records, head, time, signature) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &c.file,
+                    &c.trail,
+                    &c.records,
+                    &c.head,
+                    &c.time,
+                    &c.signature,
+                ],
             )
             .await
             .map(|_| ())
             .map_err(|e| self.fail(&e))
     }
 
-    async fn checkpoints(&self, trail: &str) -> Result<Vec<AuditCheckpoint>, StoreError> {
+    /// The checkpoints whose `column` (`trail` or `file`) is `value`, oldest first.
+    async fn checkpoints(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        let sql = format!(
+            "SELECT file, trail, records, head, time, signature FROM gatehouse_audit_checkpoints
+             WHERE {column} = $1 ORDER BY id"
+        );
         let rows = self
             .client()
             .await?
-            .query(
-                "SELECT trail, records, head, time, signature FROM gatehouse_audit_checkpoints
-                 WHERE trail = $1 ORDER BY id",
-                &[&trail],
-            )
+            .query(&sql, &[&value])
             .await
             .map_err(|e| self.fail(&e))?;
         Ok(rows
             .iter()
             .map(|r| AuditCheckpoint {
-                trail: r.get(0),
-                records: r.get(1),
-                head: r.get(2),
-                time: r.get(3),
-                signature: r.get(4),
+                file: r.get(0),
+                trail: r.get(1),
+                records: r.get(2),
+                head: r.get(3),
+                time: r.get(4),
+                signature: r.get(5),
             })
             .collect())
     }
@@ -129,6 +162,7 @@ mod tests {
     async fn checkpoints_are_kept_per_trail_in_order_on_both_back_ends() {
         for (store, location, _dir) in crate::store::tests::both().await {
             let at = |trail: &str, records: i64| AuditCheckpoint {
+                file: format!("{trail}.jsonl"),
                 trail: trail.into(),
                 records,
                 head: format!("h{records}"),
@@ -145,6 +179,9 @@ mod tests {
                 "{location:?}"
             );
             assert!(store.checkpoints("c").await.unwrap().is_empty());
+            let newest = store.newest_checkpoint("a.jsonl").await.unwrap();
+            assert_eq!(newest, Some(at("a", 5)));
+            assert_eq!(store.newest_checkpoint("c.jsonl").await.unwrap(), None);
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct VerifyArgs {
     pub store: Option<StoreLocation>,
     /// The audit index to check against the file.
     pub index: Option<PathBuf>,
+    /// The file's name as the proxy's config gives it: its newest checkpoint must be of it.
+    pub file_name: Option<String>,
 }
 
 impl VerifyArgs {
@@ -35,6 +37,7 @@ impl VerifyArgs {
             public_key: Some(config.ca.dir.join(PUBLIC_KEY_FILE)),
             store: Some(config.budget.store.clone()),
             index: Some(config.audit_store.clone()),
+            file_name: Some(config.audit_file.display().to_string()),
         }
     }
 }
@@ -55,17 +58,30 @@ pub async fn verify_audit(args: &VerifyArgs) -> Result<AuditCheck, ToolError> {
         source,
     })?;
     let name = args.file.display().to_string();
+    let broken = |e: VerifyError| AuditCheck {
+        holds: false,
+        report: format!("{name}: {e}"),
+    };
     let key = args.key.as_deref().map(ChainKey::read).transpose()?;
     let public = args
         .public_key
         .as_deref()
         .map(PublicKey::read)
         .transpose()?;
+    let trail = crate::audit::trail_of(&text);
     let stored = match (&args.store, &public) {
         (Some(location), Some(_)) => {
             let store = Store::open(location, Role::Tool).await?;
-            match crate::audit::trail_of(&text) {
-                Some(trail) => Some(store.checkpoints(&trail).await?),
+            if let Some(file) = &args.file_name
+                && let Some(newest) = store.newest_checkpoint(file).await?
+                && trail.as_ref() != Some(&newest.trail)
+            {
+                let records = u64::try_from(newest.records).unwrap_or(0);
+                let time = newest.time;
+                return Ok(broken(VerifyError::Replaced { records, time }));
+            }
+            match &trail {
+                Some(trail) => Some(store.checkpoints(trail).await?),
                 None => Some(Vec::new()),
             }
         }
@@ -77,16 +93,24 @@ pub async fn verify_audit(args: &VerifyArgs) -> Result<AuditCheck, ToolError> {
         (None, _) => None,
     };
     let checkpoints = stored.as_deref().zip(public.as_ref());
-    let broken = |e: VerifyError| AuditCheck {
-        holds: false,
-        report: format!("{name}: {e}"),
-    };
     let verified = match verify_trail(&text, key.as_ref(), checkpoints) {
         Ok(verified) => verified,
         Err(e) => return Ok(broken(e)),
     };
     let report = verified.report;
     let mut lines = vec![format!("{name}: {} records, chain intact", report.records)];
+    if let Some(follows) = text
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|first| first["record"] == "trail")
+    {
+        lines.push(format!(
+            "this trail follows trail {} ({} records at its checkpoint of {}): the file before \
+             it was moved aside or emptied",
+            follows["follows"], follows["follows_records"], follows["follows_checkpoint"]
+        ));
+    }
     if report.records > 0 && report.keyed == 0 {
         lines.push(
             "unkeyed: written before the keyed chain, so a rewrite that recomputes the hashes \

@@ -143,7 +143,23 @@ async fn audit_verify_catches_edits_cut_tails_rewrites_forged_checkpoints_and_in
     let rewritten = rechain(&records, "0".repeat(64), false);
     let (code, out) = trail.tampered(&rewritten);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("no signed checkpoint"), "{out}");
+    assert!(out.contains("is of another trail"), "{out}");
+
+    // ... nor does a proxy start on it: it would sign the forgery's checkpoints.
+    std::fs::write(trail.file(), &rewritten).unwrap();
+    let yaml = std::fs::read_to_string(&trail.config).unwrap();
+    let listen = yaml.lines().next().unwrap().to_string();
+    let yaml = yaml.replacen(&listen, "listen: 127.0.0.1:0", 1);
+    let config = gatehouse::Config::from_yaml(&yaml, "restart.yaml").unwrap();
+    let refused = gatehouse::Gatehouse::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("replaced or rewritten"),
+        "{refused}"
+    );
+    std::fs::write(trail.file(), &trail.original).unwrap();
 
     // Rewritten after its first record, unkeyed: a downgrade; keyed with made-up macs: forged.
     let first_hash = records[0]["hash"].as_str().unwrap().to_string();
@@ -190,8 +206,9 @@ async fn audit_verify_catches_edits_cut_tails_rewrites_forged_checkpoints_and_in
     sqlite(
         &store,
         &format!(
-            "INSERT INTO audit_checkpoints (trail, records, head, time, signature) \
-             VALUES ('{name}', 3, 'beef', '2026-01-01T00:00:00Z', '{}')",
+            "INSERT INTO audit_checkpoints (file, trail, records, head, time, signature) \
+             VALUES ('{}', '{name}', 3, 'beef', '2026-01-01T00:00:00Z', '{}')",
+            trail.file().display(),
             "00".repeat(64)
         ),
     );
