@@ -19,7 +19,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use bound::{MAX_STRING, bounded};
 pub use chain::{GENESIS, Verifier, VerifyError, VerifyReport, verify_text};
 pub use checkpoint::{Checkpoint, trail_of};
 pub use judge::{Judge, Judgement};
@@ -52,6 +51,15 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The name the checkpoints of the audit file at `path` are kept under: this host's name and the
+/// file's absolute path, so proxies of a fleet sharing one store (and one relative path) do not
+/// read each other's checkpoints as their own.
+pub fn file_key(path: &Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("{}:{}", host.trim(), path.display())
 }
 
 /// The keys the proxy writes its trail with (see [`keys`]).
@@ -181,9 +189,9 @@ impl AuditLog {
         &self.path
     }
 
-    /// The file's name as configured: its checkpoints are kept under it.
+    /// The file's name in the store: its checkpoints are kept under it (see [`file_key`]).
     pub fn file_name(&self) -> String {
-        self.path.display().to_string()
+        file_key(&self.path)
     }
 
     /// Checks the file against its checkpoints in the store before the proxy adds to it: the

@@ -22,7 +22,7 @@ pub struct VerifyArgs {
     pub store: Option<StoreLocation>,
     /// The audit index to check against the file.
     pub index: Option<PathBuf>,
-    /// The file's name as the proxy's config gives it: its newest checkpoint must be of it.
+    /// The file's name in the store (`host:absolute path`): its newest checkpoint must be of it.
     pub file_name: Option<String>,
 }
 
@@ -37,7 +37,7 @@ impl VerifyArgs {
             public_key: Some(config.ca.dir.join(PUBLIC_KEY_FILE)),
             store: Some(config.budget.store.clone()),
             index: Some(config.audit_store.clone()),
-            file_name: Some(config.audit_file.display().to_string()),
+            file_name: Some(crate::audit::file_key(&config.audit_file)),
         }
     }
 }

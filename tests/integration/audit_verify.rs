@@ -208,7 +208,7 @@ async fn audit_verify_catches_edits_cut_tails_rewrites_forged_checkpoints_and_in
         &format!(
             "INSERT INTO audit_checkpoints (file, trail, records, head, time, signature) \
              VALUES ('{}', '{name}', 3, 'beef', '2026-01-01T00:00:00Z', '{}')",
-            trail.file().display(),
+            gatehouse::audit::file_key(&trail.file()),
             "00".repeat(64)
         ),
     );
