@@ -18,8 +18,6 @@ pub struct Verified {
     pub report: VerifyReport,
     /// The trail's name (its first record's hash), `None` for an empty file.
     pub trail: Option<String>,
-    /// Index rows checked against the file, when an index was.
-    pub index_rows: Option<u64>,
 }
 
 /// Verifies the text of an audit file: its chain, its macs when `key` is given, and, when
@@ -49,7 +47,6 @@ pub fn verify_trail(
     Ok(Verified {
         report: verify_text(text, &verifier)?,
         trail,
-        index_rows: None,
     })
 }
 
