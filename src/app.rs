@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::approval::{Approvals, Notifier};
 use crate::audit::Judge;
-use crate::audit::{AuditError, AuditLog, AuditStore, spawn_feeder};
+use crate::audit::{AuditError, AuditKeys, AuditLog, AuditStore, CheckpointSchedule, spawn_feeder};
 use crate::budget::{Ledger, RateLimits};
 use crate::config::Config;
 use crate::pii::Redactor;
@@ -39,6 +39,9 @@ pub enum StartError {
     /// The audit trail could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The audit keys could not be read or made.
+    #[error(transparent)]
+    AuditKey(#[from] crate::audit::KeyError),
     /// The audit index could not be opened.
     #[error(transparent)]
     AuditStore(#[from] crate::audit::StoreError),
@@ -87,6 +90,8 @@ pub struct Gatehouse {
     lifecycle: Lifecycle,
     listener: JoinHandle<()>,
     grace: Duration,
+    /// The audit trail and the store its checkpoints go to (the last one at shutdown).
+    audit: (Arc<AuditLog>, Arc<crate::store::Store>),
 }
 
 impl Gatehouse {
@@ -120,14 +125,9 @@ impl Gatehouse {
         let connector = GuardedConnector::new(resolver.clone(), config.upstream.connect_timeout);
         let lifecycle = Lifecycle::default();
         let upstream = Upstream::new(&config.upstream, connector.clone(), lifecycle.clone())?;
-        let audit = Arc::new(AuditLog::open(&config.audit_file)?);
+        let keys = AuditKeys::load_or_create(&config.ca.dir)?;
+        let audit = Arc::new(AuditLog::open(&config.audit_file, keys)?);
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let mut store = AuditStore::open(&config.audit_store)?;
-        let indexed = store.catch_up(&config.audit_file)?;
-        if indexed > 0 {
-            tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
-        }
-        audit.index_into(spawn_feeder(store)?);
         let (geo, geo_file) = build_geo(&config.geo)?;
         let geo = Arc::new(geo);
         if !geo.has_database() {
@@ -145,6 +145,20 @@ impl Gatehouse {
             &config.upstream.extra_ca_files,
         )?;
         let store = ledger.store().clone();
+        // The file must be the trail its checkpoints name, whole, before anything is added.
+        let newest = store.newest_checkpoint(&audit.file_name()).await?;
+        let of_trail = match &newest {
+            Some(newest) => store.checkpoints(&newest.trail).await?,
+            None => Vec::new(),
+        };
+        audit.continues(newest.as_ref(), &of_trail)?;
+        // The index catches up with a file known whole.
+        let mut index = AuditStore::open(&config.audit_store)?;
+        let indexed = index.catch_up(&config.audit_file)?;
+        if indexed > 0 {
+            tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
+        }
+        audit.index_into(spawn_feeder(index)?);
         let pipeline = Arc::new(Pipeline {
             resolver,
             tunnel_hosts: config.tunnel_hosts.clone(),
@@ -152,7 +166,7 @@ impl Gatehouse {
             inspect: config.inspect.clone(),
             redactor: Arc::new(Redactor::new(&config.pii)?),
             geo: geo.clone(),
-            judge: Judge::new(policies.clone(), audit, metrics.clone()),
+            judge: Judge::new(policies.clone(), audit.clone(), metrics.clone()),
             broker: config.credentials.clone(),
             rate_limits: RateLimits::new(&config.budget.rate_limits),
             ledger: ledger.clone(),
@@ -240,6 +254,12 @@ impl Gatehouse {
         lifecycle
             .tasks
             .spawn(housekeeping(pipeline, lifecycle.shutdown.clone()));
+        let checkpoints_to = (audit.clone(), ledger.store().clone());
+        lifecycle.tasks.spawn(checkpoints(
+            checkpoints_to.clone(),
+            config.audit_checkpoints,
+            lifecycle.shutdown.clone(),
+        ));
         if let Some(file) = geo_file {
             lifecycle.tasks.spawn(watch_geo(
                 file,
@@ -256,6 +276,7 @@ impl Gatehouse {
             lifecycle,
             listener,
             grace: config.limits.shutdown_grace,
+            audit: checkpoints_to,
         })
     }
 
@@ -280,14 +301,21 @@ impl Gatehouse {
         let _ = self.listener.await;
         self.lifecycle.tasks.close();
         let drained = tokio::time::timeout(self.grace, self.lifecycle.tasks.wait()).await;
-        if drained.is_ok() {
-            tracing::info!("shutdown complete; all requests drained");
-            return Drained::Clean;
-        }
-        tracing::warn!(grace = ?self.grace, "grace period over; cutting remaining connections");
-        self.lifecycle.abort.cancel();
-        self.lifecycle.tasks.wait().await;
-        Drained::Cut
+        let drained = match drained {
+            Ok(()) => {
+                tracing::info!("shutdown complete; all requests drained");
+                Drained::Clean
+            }
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "grace period over; cutting remaining connections");
+                self.lifecycle.abort.cancel();
+                self.lifecycle.tasks.wait().await;
+                Drained::Cut
+            }
+        };
+        // Every record is written now: the last checkpoint covers them all.
+        checkpoint(&self.audit, None).await;
+        drained
     }
 }
 
@@ -324,5 +352,37 @@ async fn housekeep(pipeline: &Pipeline) {
         .is_err()
     {
         tracing::error!("the store did not answer within 10 s; housekeeping retries in a second");
+    }
+}
+
+/// Every second, a signed checkpoint of the audit trail when one is due by `schedule`.
+async fn checkpoints(
+    audit: (Arc<AuditLog>, Arc<crate::store::Store>),
+    schedule: CheckpointSchedule,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => checkpoint(&audit, Some(schedule)).await,
+        }
+    }
+}
+
+/// Signs a checkpoint of the audit trail (when due by `schedule`; at once when `None`) and keeps
+/// it in the store.
+async fn checkpoint(
+    (audit, store): &(Arc<AuditLog>, Arc<crate::store::Store>),
+    schedule: Option<CheckpointSchedule>,
+) {
+    let Some(checkpoint) = audit.checkpoint(schedule) else {
+        return;
+    };
+    let stored = checkpoint.stored();
+    match tokio::time::timeout(Duration::from_secs(10), store.add_checkpoint(&stored)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the audit checkpoint could not be stored"),
+        Err(_) => tracing::error!("the store did not take the audit checkpoint within 10 s"),
     }
 }

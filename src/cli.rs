@@ -267,10 +267,28 @@ impl Who {
 
 #[derive(Subcommand)]
 pub(crate) enum AuditAction {
-    /// Check that no record of an audit file was removed, reordered or edited.
+    /// Check that no record of an audit file was removed, reordered or edited, that it was not
+    /// rewritten without the chain key nor cut short of its signed checkpoints, and that its
+    /// index agrees with it. Exits 1 when it does not hold.
     Verify {
-        /// The audit file (JSON Lines).
-        file: PathBuf,
+        /// The audit file (JSON Lines); by default the one the config names.
+        file: Option<PathBuf>,
+        /// Config file: names the audit file, its index, the store of its checkpoints and the CA
+        /// folder holding the public key (and the chain key, when this user can read it).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The chain key file (`audit-key` in the CA folder): checks every record's mac.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The checkpoint public key (`audit-signing.pub` beside the CA certificate).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The store holding the checkpoints: an SQLite file or a postgres:// URL.
+        #[arg(long)]
+        store: Option<String>,
+        /// The audit index (SQLite) to check against the file.
+        #[arg(long)]
+        index: Option<PathBuf>,
     },
     /// Recorded decisions from the audit index, newest first, as JSON lines (the index catches up
     /// with the audit file first).

@@ -47,6 +47,8 @@ pub enum ErrorKind {
     Misdirected,
     /// Request body larger than the configured limit.
     PayloadTooLarge,
+    /// Request head (request line and headers) larger than the configured limit.
+    HeadersTooLarge,
     /// A budget has no room for the call, or the agent is paused.
     BudgetExceeded,
     /// A rate limit was reached.
@@ -71,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::BudgetExceeded | ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -88,6 +91,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Misdirected => "misdirected_request",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::HeadersTooLarge => "headers_too_large",
             ErrorKind::BudgetExceeded => "budget_exceeded",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::BadGateway => "bad_gateway",
@@ -298,14 +302,21 @@ impl ProxyError {
     }
 
     /// Whether this is a refusal the proxy made on its own (guard, inspection, malformed
-    /// request), which the audit trail records as a deny without a rule — rather than a policy
-    /// decision (recorded when it was made) or an upstream failure (not a decision).
+    /// request, wrong credentials, a Host or SNI that does not name the tunnel's target, a head
+    /// or body over its limit), which the audit trail records as a deny without a rule — rather
+    /// than a policy decision (recorded when it was made) or an upstream failure (not a
+    /// decision).
     pub fn is_own_refusal(&self) -> bool {
         self.decision.is_none()
             && self.side == Side::Agent
             && matches!(
                 self.kind,
-                ErrorKind::Forbidden | ErrorKind::BadRequest | ErrorKind::PayloadTooLarge
+                ErrorKind::Forbidden
+                    | ErrorKind::BadRequest
+                    | ErrorKind::PayloadTooLarge
+                    | ErrorKind::HeadersTooLarge
+                    | ErrorKind::ProxyAuthRequired
+                    | ErrorKind::Misdirected
             )
     }
 
@@ -368,6 +379,7 @@ mod tests {
             (ErrorKind::BudgetExceeded, 429),
             (ErrorKind::RateLimited, 429),
             (ErrorKind::Misdirected, 421),
+            (ErrorKind::HeadersTooLarge, 431),
             (ErrorKind::PayloadTooLarge, 413),
             (ErrorKind::BadGateway, 502),
             (ErrorKind::GatewayTimeout, 504),

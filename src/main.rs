@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use gatehouse::audit::{AuditStore, Query, verify_file};
+use gatehouse::audit::{AuditStore, Query};
 use gatehouse::budget::Window;
 use gatehouse::config::{Config, LogFormat};
 use gatehouse::launch::agent_env;
 use gatehouse::policy::RequestSpec;
 use gatehouse::proxy::tls::CertificateAuthority;
-use gatehouse::store::SpendBy;
+use gatehouse::store::{SpendBy, StoreLocation};
 use gatehouse::toolchain;
 use gatehouse::{Gatehouse, app::Drained};
 use tracing_subscriber::EnvFilter;
@@ -229,24 +229,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
-            action: AuditAction::Verify { file },
+            action:
+                AuditAction::Verify {
+                    file,
+                    config,
+                    key,
+                    public_key,
+                    store,
+                    index,
+                },
         } => {
-            let checked =
-                verify_file(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match checked {
-                Ok(report) => {
-                    println!(
-                        "{}: {} records, chain intact",
-                        file.display(),
-                        report.records
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(broken) => {
-                    println!("{}: {broken}", file.display());
-                    Ok(ExitCode::from(1))
-                }
-            }
+            let mut args = match (&config, &file) {
+                (None, Some(file)) => toolchain::VerifyArgs {
+                    file: file.clone(),
+                    ..Default::default()
+                },
+                _ => toolchain::VerifyArgs::of_config(&load(config.as_deref())?),
+            };
+            args.file = file.unwrap_or(args.file);
+            args.key = key.or(args.key);
+            args.public_key = public_key.or(args.public_key);
+            args.store = store.as_deref().map(StoreLocation::parse).or(args.store);
+            args.index = index.or(args.index);
+            let checked = block_on(toolchain::verify_audit(&args))??;
+            println!("{}", checked.report);
+            Ok(match checked.holds {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
+            })
         }
         Command::Audit {
             action: AuditAction::Query { config, filter },

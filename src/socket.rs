@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::audit::Judge;
+use crate::audit::{ClosedRecord, Judge};
 use crate::pii::{RedactRule, Redactor};
 use crate::policy::{Facts, Obligation, PiiFacts, Subject, Trigger};
 use crate::proxy::websocket::{MessageGate, Passed};
@@ -21,6 +21,7 @@ pub struct SocketJudge {
     redactor: Arc<Redactor>,
     request_id: String,
     messages: u64,
+    opened: std::time::Instant,
 }
 
 impl SocketJudge {
@@ -37,6 +38,7 @@ impl SocketJudge {
             redactor,
             request_id: request_id.to_string(),
             messages: 0,
+            opened: std::time::Instant::now(),
         }
     }
 }
@@ -91,5 +93,23 @@ impl MessageGate for SocketJudge {
             refused = refused.unwrap_or(""),
             "websocket closed"
         );
+        // The upgrade's outcome record was written with its 101; this one says what passed.
+        let request = &self.facts.request;
+        let mut record = ClosedRecord::now(
+            "websocket",
+            &self.facts.agent.id,
+            (request.host.clone(), request.port),
+        );
+        record.request = Some(self.request_id.clone());
+        record.bytes_up = passed.bytes_up;
+        record.bytes_down = passed.bytes_down;
+        record.messages_up = Some(passed.messages_up);
+        record.messages_down = Some(passed.messages_down);
+        record.outcome = refused.map_or_else(|| "closed".to_string(), |r| format!("refused: {r}"));
+        record.elapsed_ms =
+            Some(u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX));
+        if let Err(e) = self.judge.audit().record_closed(&record) {
+            tracing::error!(error = %e, "the end of a websocket could not be recorded");
+        }
     }
 }

@@ -5,10 +5,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{AuditLog, DecisionRecord};
+use super::{AuditLog, ClosedRecord, DecisionRecord};
 use crate::error::{DecisionRef, ErrorKind, ProxyError, Side};
 use crate::metrics::Metrics;
-use crate::policy::{Effect, Facts, PolicyHandle, Subject, Trigger, Verdict};
+use crate::policy::{
+    AgentFacts, Effect, Facts, PolicyHandle, RequestFacts, Subject, Trigger, Verdict,
+};
+use crate::proxy::target::Target;
+use crate::proxy::{ClientInfo, Refusal, TunnelEnd};
 
 /// What the policy said about one trigger, for the request's log line.
 #[derive(Debug, Clone)]
@@ -76,11 +80,51 @@ impl Judge {
 
     /// Records a refusal the proxy made itself (network guard, inspection): a deny with no rule.
     pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
-        let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), &err.reason);
+        let status = (err.status().as_u16(), err.reason.as_str());
+        let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), status);
         self.metrics
             .decided(facts.trigger.name(), Effect::Deny.name(), &[], None);
         if let Err(e) = self.audit.record(&record) {
             tracing::error!(error = %e, "refusal could not be recorded");
+        }
+    }
+
+    /// Records a refusal the proxy made before the steps saw the request (407, 421, a head over
+    /// its limit, a tunnel that is neither TLS nor HTTP): a deny without a rule.
+    pub fn record_proxy_refusal(&self, refusal: &Refusal<'_>) {
+        let trigger = match refusal.method {
+            "CONNECT" => Trigger::Connect,
+            _ => Trigger::HttpRequest,
+        };
+        let host = refusal
+            .target
+            .map(|t| (t.host.as_string(), t.port))
+            .unwrap_or_default();
+        let request = RequestFacts::new((refusal.method, ""), host, refusal.path, None, None);
+        // Not authenticated (yet): no agent to name.
+        let agent = refusal
+            .identity
+            .map_or_else(AgentFacts::default, |id| AgentFacts {
+                id: id.agent.clone(),
+                team: id.team.clone(),
+                env: id.env.clone(),
+                execution: id.execution.clone(),
+                labels: id.labels.clone(),
+            });
+        let facts = Facts::new(trigger, agent, request);
+        self.record_refusal(&facts, &crate::random::request_id(), refusal.error);
+    }
+
+    /// Records how a relayed tunnel ended, with the bytes each way.
+    pub fn record_tunnel_end(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd) {
+        let host = (target.host.as_string(), target.port);
+        let mut record = ClosedRecord::now("tunnel", &client.identity.agent, host);
+        record.bytes_up = end.bytes_up;
+        record.bytes_down = end.bytes_down;
+        record.outcome = end.outcome.clone();
+        record.elapsed_ms = Some(end.elapsed_ms);
+        if let Err(e) = self.audit.record_closed(&record) {
+            tracing::error!(error = %e, "the end of a tunnel could not be recorded");
         }
     }
 
@@ -136,7 +180,9 @@ impl Judge {
         };
         let policy_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let ids = (request_id, judgement.id.as_str());
-        let record = DecisionRecord::decided(facts, ids, &policies, &decision, reason, policy_us);
+        let mut record =
+            DecisionRecord::decided(facts, ids, &policies, &decision, reason, policy_us);
+        record.status = outcome.as_ref().err().map(|e| e.status().as_u16());
         if let Err(e) = self.audit.record(&record) {
             tracing::error!(error = %e, "decision could not be recorded; request refused");
             let refused =

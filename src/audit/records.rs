@@ -66,6 +66,9 @@ pub struct DecisionRecord {
     /// The data access recognised (statement, tables, columns, WHERE, LIMIT; never values).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// For a refusal: the status the agent received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// How a request ended, written after its decisions: the status the agent got, what the upstream
@@ -97,6 +100,92 @@ pub struct OutcomeRecord {
     /// For a held request: the approval, who decided, why, and how long the request waited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRecord>,
+}
+
+/// How a relayed tunnel or an allowed WebSocket ended, written when it does: bytes (and, for a
+/// WebSocket, messages) each way. `record: "closed"` tells it from a decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedRecord {
+    /// Always `closed`.
+    pub record: &'static str,
+    /// `tunnel` (relayed without interception) or `websocket`.
+    pub kind: &'static str,
+    /// RFC 3339 time it ended.
+    pub time: String,
+    /// The request that opened it (the WebSocket's upgrade), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Agent id.
+    pub agent: String,
+    /// Destination host.
+    pub host: String,
+    /// Destination port.
+    pub port: u16,
+    /// Bytes from the agent.
+    pub bytes_up: u64,
+    /// Bytes to the agent.
+    pub bytes_down: u64,
+    /// Messages from the agent (WebSocket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_up: Option<u64>,
+    /// Messages to the agent (WebSocket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_down: Option<u64>,
+    /// `closed`, `error`, `shutdown`, or `refused: <why>`.
+    pub outcome: String,
+    /// Milliseconds it was open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+}
+
+impl ClosedRecord {
+    /// The record of a tunnel or socket of `kind` to `host`:`port` by `agent`, ending now.
+    pub fn now(kind: &'static str, agent: &str, (host, port): (String, u16)) -> ClosedRecord {
+        ClosedRecord {
+            record: "closed",
+            kind,
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            request: None,
+            agent: agent.to_string(),
+            host,
+            port,
+            bytes_up: 0,
+            bytes_down: 0,
+            messages_up: None,
+            messages_down: None,
+            outcome: String::new(),
+            elapsed_ms: None,
+        }
+    }
+}
+
+/// The first record of a trail started where another was (moved aside, or emptied): which trail
+/// it follows, as the store's newest checkpoint of the file knew it. `record: "trail"`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrailRecord {
+    /// Always `trail`.
+    pub record: &'static str,
+    /// RFC 3339 time the new trail started.
+    pub time: String,
+    /// The trail before (its first record's hash).
+    pub follows: String,
+    /// Records it held at its newest checkpoint.
+    pub follows_records: i64,
+    /// The time of that checkpoint.
+    pub follows_checkpoint: String,
+}
+
+impl TrailRecord {
+    /// The record of a trail that follows the one `newest` is a checkpoint of.
+    pub fn after(newest: &crate::store::AuditCheckpoint) -> TrailRecord {
+        TrailRecord {
+            record: "trail",
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            follows: newest.trail.clone(),
+            follows_records: newest.records,
+            follows_checkpoint: newest.time.clone(),
+        }
+    }
 }
 
 /// A held request's approval, as recorded.
@@ -225,11 +314,18 @@ impl DecisionRecord {
     }
 
     /// The record of a refusal the proxy made itself, before or around the rules (network guard,
-    /// a body that cannot be inspected, a non-canonical path): a deny with no rule, and `reason`.
-    pub fn refused(facts: &Facts, request: &str, policies: &Policies, reason: &str) -> Self {
+    /// a body that cannot be inspected, a non-canonical path, credentials, a head over its
+    /// limit): a deny with no rule, the `status` the agent got, and `reason`.
+    pub fn refused(
+        facts: &Facts,
+        request: &str,
+        policies: &Policies,
+        (status, reason): (u16, &str),
+    ) -> Self {
         DecisionRecord {
             effect: crate::policy::Effect::Deny.name().to_string(),
             reason: reason.to_string(),
+            status: Some(status),
             ..DecisionRecord::of(facts, request, &format!("{request}-r"), policies)
         }
     }
@@ -277,6 +373,7 @@ impl DecisionRecord {
                 })
             }),
             policy_us: 0,
+            status: None,
         }
     }
 }

@@ -106,14 +106,7 @@ impl AuditStore {
             })
             .ok();
         // Every line up to `indexed` is in the index; later ones may be, or not (a failed batch).
-        let indexed: u64 = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'indexed'", [], |r| {
-                r.get::<_, String>(0)
-            })
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let indexed = self.indexed();
         let same_file = known_first.as_deref().is_none_or(|f| f == first);
         let start = if same_file && indexed <= lines.len() as u64 {
             indexed
@@ -148,6 +141,36 @@ impl AuditStore {
             reason: e.to_string(),
         })?;
         Ok(added)
+    }
+
+    /// The mark up to which every line of the file is indexed.
+    fn indexed(&self) -> u64 {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'indexed'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Every row as (line, record text), in line order, and the mark up to which every line of
+    /// the file is indexed.
+    pub fn rows(&self) -> Result<(Vec<(u64, String)>, u64), StoreError> {
+        let indexed = self.indexed();
+        let mut statement = self
+            .conn
+            .prepare("SELECT line, record FROM decisions ORDER BY line")
+            .map_err(|e| self.fail(&e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+            })
+            .map_err(|e| self.fail(&e))?;
+        let rows = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.fail(&e))?;
+        Ok((rows, indexed))
     }
 
     /// The records `query` selects, newest first.
@@ -191,8 +214,8 @@ impl AuditStore {
 /// Indexes one line (its number in the file, its JSON text).
 fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
     let record: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if record["record"] == "outcome" {
-        // Outcomes are read with the file; the index holds decisions.
+    if record.get("record").is_some() {
+        // Outcomes and socket ends are read with the file; the index holds decisions.
         return Ok(());
     }
     let field = |key: &str| record[key].as_str().map(str::to_string);

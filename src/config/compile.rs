@@ -126,6 +126,19 @@ impl Compiler<'_> {
                     .clone()
                     .unwrap_or_else(|| "audit/decisions.sqlite".to_string()),
             ),
+            audit_checkpoints: crate::audit::CheckpointSchedule {
+                every: self.duration(
+                    &raw.audit.checkpoint_interval,
+                    "audit.checkpoint_interval",
+                    60,
+                )?,
+                records: positive(
+                    self,
+                    &raw.audit.checkpoint_records,
+                    "audit.checkpoint_records",
+                    10_000,
+                )? as u64,
+            },
         };
         self.reservation_ttl(&raw, &mut config)?;
         let counted = self.counting_executions(&config.identity, &config.budget.budgets)?;

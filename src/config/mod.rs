@@ -69,6 +69,8 @@ pub struct Config {
     pub audit_file: PathBuf,
     /// The SQLite index of the audit file, for queries.
     pub audit_store: PathBuf,
+    /// When the audit trail's signed checkpoints are written to the store.
+    pub audit_checkpoints: crate::audit::CheckpointSchedule,
     /// What request recognition is told: SQL fields, REST endpoints named as tools.
     pub inspect: crate::inspect::InspectConfig,
     /// What the PII scanner looks for and how redaction works.

@@ -228,6 +228,8 @@ pub struct RawRestTool {
 pub struct RawAudit {
     pub file: Option<String>,
     pub store: Option<String>,
+    pub checkpoint_interval: Option<Spanned<String>>,
+    pub checkpoint_records: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -32,7 +32,7 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::resolve::Resolver;
 use crate::proxy::target::Target;
 use crate::proxy::upstream::Upstream;
-use crate::proxy::{ClientInfo, ConnectPlan, Handler};
+use crate::proxy::{ClientInfo, ConnectPlan, Handler, Refusal, TunnelEnd};
 use record::Record;
 
 /// What the steps need, built once from the validated config; each domain's part is its own.
@@ -73,10 +73,20 @@ impl Pipeline {
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         // 1. accept: the proxy authenticated the agent and made the URI absolute; gather the facts.
-        let ctx = match RequestCtx::new(client, &req) {
+        let ctx = match RequestCtx::new(client.clone(), &req) {
             Ok(ctx) => ctx,
             Err(err) => {
-                tracing::warn!(reason = %err.reason, "request refused before it could be recorded");
+                tracing::warn!(reason = %err.reason, "request refused before its steps");
+                if err.is_own_refusal() {
+                    self.judge.record_proxy_refusal(&Refusal {
+                        peer: client.peer,
+                        identity: Some(&client.identity),
+                        method: req.method().as_str(),
+                        target: None,
+                        path: req.uri().path(),
+                        error: &err,
+                    });
+                }
                 return err.to_response();
             }
         };
@@ -154,6 +164,14 @@ impl Pipeline {
 }
 
 impl Handler for Pipeline {
+    fn refused(&self, refusal: &Refusal<'_>) {
+        self.judge.record_proxy_refusal(refusal);
+    }
+
+    fn tunnel_closed(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd) {
+        self.judge.record_tunnel_end(client, target, end);
+    }
+
     async fn connect(
         &self,
         client: &ClientInfo,

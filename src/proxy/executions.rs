@@ -6,8 +6,6 @@
 //! present a signed id; every agent is capped in how many new executions it starts per hour.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -44,31 +42,13 @@ impl ExecutionKey {
             path: path.clone(),
             reason,
         };
-        if !path.exists() {
-            let secret = crate::random::random_hex(32).map_err(|_| fail("no randomness".into()))?;
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-            match created {
-                Ok(mut file) => file
-                    .write_all(secret.as_bytes())
-                    .map_err(|e| fail(e.to_string()))?,
-                // Another process made it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(fail(e.to_string())),
-            }
-        }
-        let meta = std::fs::metadata(&path).map_err(|e| fail(e.to_string()))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(fail(
-                "other users can read it; `chmod 600` it (anyone who reads it can mint executions)"
-                    .into(),
-            ));
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
+        let bytes = crate::secret::private_file(&path, || {
+            crate::random::random_hex(32)
+                .map(String::into_bytes)
+                .map_err(|_| "no randomness".to_string())
+        })
+        .map_err(|e| fail(format!("{e} (anyone who reads it can mint executions)")))?;
+        let text = String::from_utf8(bytes).map_err(|e| fail(e.to_string()))?;
         let text = text.trim();
         if text.len() < 32 {
             return Err(fail("too short (at least 32 characters)".into()));
@@ -185,6 +165,7 @@ impl ExecutionCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn only_issued_ids_verify_and_only_for_their_agent() {

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::body::ProxyBody;
 use super::rewind::Rewind;
-use super::server::{ProxyServer, drive, log_client_error, refuse};
-use super::{ClientInfo, ConnectionPermit, Handler, tls};
+use super::server::{ProxyServer, drive, log_client_error};
+use super::{ClientInfo, ConnectionPermit, Handler, Refusal, tls};
 use crate::error::{ErrorKind, ProxyError, Side};
 
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -62,6 +62,15 @@ pub async fn serve<H, IO>(
             Ok(Ok(accepted)) => accepted,
             Ok(Err(e)) => {
                 tracing::warn!(%peer, target = %tunnel.target, reason = %e, "TLS interception refused");
+                let err = ProxyError::bad_request(format!("TLS interception refused: {e}"));
+                server.handler.refused(&Refusal {
+                    peer,
+                    identity: Some(&client.identity),
+                    method: "CONNECT",
+                    target: Some(&tunnel.target),
+                    path: "",
+                    error: &err,
+                });
                 return;
             }
             Err(_) => {
@@ -89,12 +98,16 @@ pub async fn serve<H, IO>(
         let h2 = first.starts_with(H2_PREFACE_START);
         serve_http(server, io, h2, Arc::new(client), None, permit).await;
     } else {
-        tracing::warn!(
-            %peer,
-            target = %tunnel.target,
-            reason = "bytes inside the tunnel are neither TLS nor HTTP",
-            "tunnel refused"
-        );
+        let err = ProxyError::bad_request("bytes inside the tunnel are neither TLS nor HTTP");
+        tracing::warn!(%peer, target = %tunnel.target, reason = %err.reason, "tunnel refused");
+        server.handler.refused(&Refusal {
+            peer,
+            identity: Some(&client.identity),
+            method: "CONNECT",
+            target: Some(&tunnel.target),
+            path: "",
+            error: &err,
+        });
     }
 }
 
@@ -110,6 +123,8 @@ async fn serve_http<H, IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = client.peer;
+    let identity = client.identity.clone();
+    let target = client.tunnel.as_ref().map(|t| t.target.clone());
     let this = server.clone();
     let mismatch = mismatch.map(Arc::new);
     let service = service_fn(move |req| {
@@ -140,7 +155,7 @@ async fn serve_http<H, IO>(
         drive(conn, shutdown, |c| c.graceful_shutdown()).await
     };
     if let Err(e) = result {
-        log_client_error(peer, &e);
+        server.client_error(peer, Some(&identity), target.as_ref(), &e);
     }
 }
 
@@ -151,15 +166,29 @@ async fn inner_request<H: Handler>(
     mismatch: Option<Arc<String>>,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let peer = client.peer;
     let Some(tunnel) = client.tunnel.as_ref() else {
-        return refuse(peer, &ProxyError::internal("tunnel request without tunnel"));
+        return super::server::refuse(
+            client.peer,
+            &ProxyError::internal("tunnel request without tunnel"),
+        );
+    };
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let refuse = |error: &ProxyError| {
+        server.refuse(Refusal {
+            peer: client.peer,
+            identity: Some(&client.identity),
+            method: method.as_str(),
+            target: Some(&tunnel.target),
+            path: &path,
+            error,
+        })
     };
     if let Some(reason) = mismatch {
-        return refuse(
-            peer,
-            &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason.as_str()),
-        );
+        return refuse(&ProxyError::new(
+            ErrorKind::Misdirected,
+            Side::Agent,
+            reason.as_str(),
+        ));
     }
     if let Err(reason) = super::headers::check_head(req.method(), req.headers()) {
         return refuse(peer, &ProxyError::bad_request(reason));
@@ -171,7 +200,7 @@ async fn inner_request<H: Handler>(
         .map(|h| h.to_str().unwrap_or("\u{fffd}"));
     let authority = req.uri().authority().map(|a| a.as_str());
     if host_header.is_none() && authority.is_none() {
-        return refuse(peer, &ProxyError::bad_request("request has no Host header"));
+        return refuse(&ProxyError::bad_request("request has no Host header"));
     }
     for named in [host_header, authority].into_iter().flatten() {
         if !tunnel.target.same_as(named, default_port) {
@@ -179,17 +208,17 @@ async fn inner_request<H: Handler>(
                 "Host `{named}` does not match the CONNECT target `{}` (domain fronting is refused)",
                 tunnel.target
             );
-            return refuse(
-                peer,
-                &ProxyError::new(ErrorKind::Misdirected, Side::Agent, reason),
-            );
+            return refuse(&ProxyError::new(
+                ErrorKind::Misdirected,
+                Side::Agent,
+                reason,
+            ));
         }
     }
     if req.method() == http::Method::CONNECT {
-        return refuse(
-            peer,
-            &ProxyError::bad_request("CONNECT inside a tunnel is not supported"),
-        );
+        return refuse(&ProxyError::bad_request(
+            "CONNECT inside a tunnel is not supported",
+        ));
     }
     let scheme = if tunnel.tls { "https" } else { "http" };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -201,10 +230,9 @@ async fn inner_request<H: Handler>(
     match uri.parse() {
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => {
-            return refuse(
-                peer,
-                &ProxyError::bad_request("request target is not a valid URI"),
-            );
+            return refuse(&ProxyError::bad_request(
+                "request target is not a valid URI",
+            ));
         }
     }
     server.handler.request(client, req).await

@@ -4,6 +4,7 @@
 
 pub mod body;
 mod connector;
+mod counted;
 pub mod executions;
 pub mod guard;
 pub mod headers;
@@ -65,8 +66,46 @@ pub enum ConnectPlan {
     Relay(Pinned),
 }
 
+/// A refusal the proxy made before a request reached the handler (wrong credentials, a request
+/// line or head it cannot serve, a Host or SNI that does not name the tunnel's target, a tunnel
+/// that is neither TLS nor HTTP): handed to [`Handler::refused`] so the audit trail holds it.
+#[derive(Debug)]
+pub struct Refusal<'a> {
+    /// The client's socket address.
+    pub peer: SocketAddr,
+    /// The agent, once authenticated (`None` for a 407, or a head refused before it was read).
+    pub identity: Option<&'a Identity>,
+    /// The method as sent (empty when the head was never read).
+    pub method: &'a str,
+    /// The destination, when known.
+    pub target: Option<&'a Target>,
+    /// The path (recorded as its shape).
+    pub path: &'a str,
+    /// What the agent is told.
+    pub error: &'a ProxyError,
+}
+
+/// How a relayed tunnel (not intercepted) ended, for its outcome record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelEnd {
+    /// Bytes from the agent to the upstream.
+    pub bytes_up: u64,
+    /// Bytes from the upstream to the agent.
+    pub bytes_down: u64,
+    /// `closed`, `error`, `shutdown`, or `refused: <why>` when the ClientHello was refused.
+    pub outcome: String,
+    /// Milliseconds from the tunnel's start to its end.
+    pub elapsed_ms: u64,
+}
+
 /// The seam between sockets and decisions. The pipeline implements it.
 pub trait Handler: Send + Sync + 'static {
+    /// Records a refusal the proxy made on its own before the handler saw the request.
+    fn refused(&self, refusal: &Refusal<'_>);
+
+    /// Records how a relayed tunnel to `target` ended.
+    fn tunnel_closed(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd);
+
     /// Decides on a CONNECT before any TLS work: refuse it, relay it, or intercept it.
     fn connect(
         &self,

@@ -21,10 +21,12 @@ use tokio_util::sync::CancellationToken;
 use super::body::{ProxyBody, empty};
 use super::connector::GuardedConnector;
 use super::identity::Agents;
+use super::identity::Identity;
 use super::target::Target;
 use super::tls::LeafCache;
 use super::{
-    ClientInfo, ConnectPlan, ConnectionPermit, Handler, Lifecycle, TunnelInfo, intercept, relay,
+    ClientInfo, ConnectPlan, ConnectionPermit, Handler, Lifecycle, Refusal, TunnelInfo, intercept,
+    relay,
 };
 use crate::error::{ErrorKind, ProxyError, Side};
 
@@ -122,8 +124,49 @@ impl<H: Handler> ProxyServer<H> {
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         if let Err(e) = drive(conn, &self.lifecycle.shutdown, |c| c.graceful_shutdown()).await {
-            log_client_error(peer, &e);
+            self.client_error(peer, None, None, &e);
         }
+    }
+
+    /// Logs a refused request once, puts it in the audit trail when the proxy refused it on its
+    /// own (see [`ProxyError::is_own_refusal`]), and builds the response.
+    pub(super) fn refuse(&self, refusal: Refusal<'_>) -> Response<ProxyBody> {
+        if refusal.error.is_own_refusal() {
+            self.handler.refused(&refusal);
+        }
+        refuse(refusal.peer, refusal.error)
+    }
+
+    /// A connection hyper ended with an error: a head it refused (431 over the header limit,
+    /// 400 unparseable) is in the audit trail like any other refusal; the rest is logged.
+    pub(super) fn client_error(
+        &self,
+        peer: SocketAddr,
+        identity: Option<&Identity>,
+        target: Option<&Target>,
+        err: &hyper::Error,
+    ) {
+        log_client_error(peer, err);
+        let error = if err.is_parse_too_large() {
+            ProxyError::new(
+                ErrorKind::HeadersTooLarge,
+                Side::Agent,
+                "request head larger than limits.max_header_bytes",
+            )
+        } else if err.is_parse() {
+            ProxyError::bad_request("malformed request head")
+        } else {
+            return;
+        };
+        let refusal = Refusal {
+            peer,
+            identity,
+            method: "",
+            target,
+            path: "",
+            error: &error,
+        };
+        self.handler.refused(&refusal);
     }
 
     async fn dispatch(
@@ -141,7 +184,14 @@ impl<H: Handler> ProxyServer<H> {
             let err = ProxyError::bad_request(
                 "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
             );
-            return refuse(peer, &err);
+            return self.refuse(Refusal {
+                peer,
+                identity: None,
+                method: req.method().as_str(),
+                target: None,
+                path: req.uri().path(),
+                error: &err,
+            });
         }
         let identity = match self
             .agents
@@ -149,13 +199,24 @@ impl<H: Handler> ProxyServer<H> {
         {
             Ok(identity) => identity,
             Err(e) => {
-                tracing::warn!(%peer, status = 407, side = "agent", reason = %e, "request refused");
                 let err = ProxyError::new(
                     ErrorKind::ProxyAuthRequired,
                     Side::Agent,
                     e.public_message(),
                 );
-                return err.to_response();
+                let authority = req
+                    .uri()
+                    .authority()
+                    .map(|a| Target::from_authority(a, None));
+                let target = authority.and_then(Result::ok);
+                return self.refuse(Refusal {
+                    peer,
+                    identity: None,
+                    method: req.method().as_str(),
+                    target: target.as_ref(),
+                    path: req.uri().path(),
+                    error: &err,
+                });
             }
         };
         if req.method() == Method::CONNECT {
@@ -190,12 +251,27 @@ impl<H: Handler> ProxyServer<H> {
         {
             Some(Ok(target)) => target,
             Some(Err(reason)) => {
-                return refuse(
+                let err = ProxyError::bad_request(format!("bad CONNECT target: {reason}"));
+                return self.refuse(Refusal {
                     peer,
-                    &ProxyError::bad_request(format!("bad CONNECT target: {reason}")),
-                );
+                    identity: Some(&client.identity),
+                    method: "CONNECT",
+                    target: None,
+                    path: "",
+                    error: &err,
+                });
             }
-            None => return refuse(peer, &ProxyError::bad_request("CONNECT needs host:port")),
+            None => {
+                let err = ProxyError::bad_request("CONNECT needs host:port");
+                return self.refuse(Refusal {
+                    peer,
+                    identity: Some(&client.identity),
+                    method: "CONNECT",
+                    target: None,
+                    path: "",
+                    error: &err,
+                });
+            }
         };
         let plan = match self.handler.connect(&client, &target).await {
             Ok(plan) => plan,
@@ -230,7 +306,9 @@ impl<H: Handler> ProxyServer<H> {
             match upstream {
                 Some(stream) => {
                     let _slot = permit;
-                    relay::relay_tls(upgraded, stream, &target, &this.lifecycle.shutdown).await;
+                    let shutdown = &this.lifecycle.shutdown;
+                    let end = relay::relay_tls(upgraded, stream, &target, shutdown).await;
+                    this.handler.tunnel_closed(&client, &target, &end);
                 }
                 None => intercept::serve(this, upgraded, client, permit).await,
             }

@@ -6,10 +6,12 @@
 //! more than a budget's limit; settlement is idempotent by request id.
 
 mod approvals;
+mod checkpoints;
 mod postgres;
 mod sqlite;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, Held, NewHold};
+pub use checkpoints::AuditCheckpoint;
 
 #[cfg(test)]
 mod tests;

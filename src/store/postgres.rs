@@ -131,6 +131,7 @@ BEGIN
 END $$;
 "#,
     approvals::MIGRATION,
+    super::checkpoints::POSTGRES_MIGRATION,
 ];
 
 /// The PostgreSQL store.
@@ -192,7 +193,7 @@ impl PgStore {
         Ok(store)
     }
 
-    fn fail(&self, e: &dyn std::fmt::Display) -> StoreError {
+    pub(super) fn fail(&self, e: &dyn std::fmt::Display) -> StoreError {
         StoreError {
             store: self.name.clone(),
             reason: e.to_string(),
@@ -200,7 +201,7 @@ impl PgStore {
     }
 
     /// The connection, reopened when the last one dropped.
-    async fn client(&self) -> Result<Arc<Client>, StoreError> {
+    pub(super) async fn client(&self) -> Result<Arc<Client>, StoreError> {
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());

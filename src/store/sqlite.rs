@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL, reviewer TEXT, reason TEXT, decided_at INTEGER);
      CREATE INDEX approvals_fingerprint ON approvals (fingerprint, created_at);
      CREATE INDEX approvals_status ON approvals (status, created_at);",
+    super::checkpoints::SQLITE_MIGRATION,
 ];
 
 pub struct SqliteStore {
@@ -71,6 +72,14 @@ impl SqliteStore {
             store: self.path.display().to_string(),
             reason: e.to_string(),
         }
+    }
+
+    /// Runs `query` on the connection, its error named after the store.
+    pub(super) fn with_conn<T>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        query(&self.lock()).map_err(|e| self.fail(&e))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -34,7 +34,7 @@ pub async fn fresh_postgres() -> String {
     format!("{base}/{name}")
 }
 
-async fn both() -> Vec<(Store, StoreLocation, Option<tempfile::TempDir>)> {
+pub(super) async fn both() -> Vec<(Store, StoreLocation, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = StoreLocation::Sqlite(dir.path().join("l.sqlite"));
     let postgres = StoreLocation::Postgres(fresh_postgres().await);

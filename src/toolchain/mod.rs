@@ -2,11 +2,13 @@
 //! test files and audit files, fills in declared agents' teams and environments, runs the pure
 //! policy code, and renders the results.
 
+mod audit;
 mod budget;
 mod replay;
 mod scan;
 
 pub use crate::budget::{BudgetLine, PausedLine, SpendLine, SpendReport};
+pub use audit::{AuditCheck, VerifyArgs, verify_audit};
 pub use budget::{open_store, pause, reset_breaker, spend_report};
 pub use scan::scan;
 
@@ -61,6 +63,12 @@ pub enum ToolError {
     /// The geo database of the config could not be opened.
     #[error(transparent)]
     Geo(#[from] crate::geo::MmdbError),
+    /// An audit key could not be read.
+    #[error(transparent)]
+    AuditKey(#[from] crate::audit::KeyError),
+    /// The audit index could not be read.
+    #[error(transparent)]
+    AuditIndex(#[from] crate::audit::StoreError),
 }
 
 /// The output of `gatehouse test`, and whether every case passed.

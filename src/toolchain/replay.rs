@@ -103,7 +103,7 @@ pub fn replay(audit: &Path, policies: &Policies) -> Result<String, ToolError> {
 fn facts_of(record: &Value) -> Option<Facts> {
     let text = |key: &str| record[key].as_str().unwrap_or_default().to_string();
     let optional = |key: &str| record[key].as_str().map(str::to_string);
-    if text("decision").ends_with("-r") || record["record"] == "outcome" {
+    if text("decision").ends_with("-r") || record.get("record").is_some() {
         return None;
     }
     let trigger = Trigger::parse(&text("trigger"))?;

@@ -4,6 +4,8 @@ mod support;
 
 mod approvals;
 mod architecture;
+mod audit_trail;
+mod audit_verify;
 mod budgets;
 mod cli;
 mod credentials;
