@@ -191,7 +191,7 @@ async fn inner_request<H: Handler>(
         ));
     }
     if let Err(reason) = super::headers::check_head(req.method(), req.headers()) {
-        return refuse(peer, &ProxyError::bad_request(reason));
+        return refuse(&ProxyError::bad_request(reason));
     }
     let default_port = if tunnel.tls { 443 } else { 80 };
     let host_header = req

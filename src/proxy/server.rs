@@ -176,7 +176,14 @@ impl<H: Handler> ProxyServer<H> {
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         if let Err(reason) = super::headers::check_head(req.method(), req.headers()) {
-            return refuse(peer, &ProxyError::bad_request(reason));
+            return self.refuse(Refusal {
+                peer,
+                identity: None,
+                method: req.method().as_str(),
+                target: None,
+                path: req.uri().path(),
+                error: &ProxyError::bad_request(reason),
+            });
         }
         if req.method() != Method::CONNECT
             && (req.uri().scheme().is_none() || req.uri().authority().is_none())
