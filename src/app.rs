@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::pii::Redactor;
 use crate::pipeline::Pipeline;
 use crate::policy::PolicyHandle;
+use crate::proxy::buffers::{BufferLimits, Buffers};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -149,6 +150,10 @@ impl Gatehouse {
             resolver,
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
+            buffers: Buffers::new(BufferLimits {
+                total: config.limits.max_buffered_bytes,
+                per_agent: config.limits.max_buffered_bytes_per_agent,
+            }),
             inspect: config.inspect.clone(),
             redactor: Arc::new(Redactor::new(&config.pii)?),
             geo: geo.clone(),

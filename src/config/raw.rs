@@ -305,6 +305,11 @@ pub struct RawLimits {
     pub max_connections: Option<Spanned<usize>>,
     pub max_header_bytes: Option<Spanned<usize>>,
     pub max_request_body_bytes: Option<Spanned<u64>>,
+    pub max_buffered_bytes: Option<Spanned<u64>>,
+    pub max_buffered_bytes_per_agent: Option<Spanned<u64>>,
+    pub max_connections_per_agent: Option<Spanned<usize>>,
+    pub max_concurrent_streams: Option<Spanned<u32>>,
+    pub tunnel_idle_timeout: Option<Spanned<String>>,
     pub client_header_timeout: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }

@@ -15,7 +15,7 @@ use crate::error::{ErrorKind, ProxyError, Side};
 use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, ResponseFacts, Subject, Trigger, join_repeated};
-use crate::proxy::body::{ProxyBody, boxed, full, read_whole};
+use crate::proxy::body::{Holding, ProxyBody, WholeError, boxed, full, read_whole};
 use crate::stream::{Watched, without_usage_chunk};
 
 impl Pipeline {
@@ -39,7 +39,13 @@ impl Pipeline {
                 format!("{why}; the answer was not passed on unjudged"),
             )
         };
-        let raw = read_whole(body, limit).await.map_err(unjudged)?;
+        // The answer's bytes are held in the buffer budget until the agent has them.
+        let mut held = self.buffers.reserve(&ctx.client.identity.agent);
+        let raw = match read_whole(body, limit, &mut held).await {
+            Ok(raw) => raw,
+            Err(WholeError::Unjudged(why)) => return Err(unjudged(why)),
+            Err(WholeError::OverBudget(over)) => return Err(over.into()),
+        };
         let encoding = parts
             .headers
             .get_all(CONTENT_ENCODING)
@@ -52,8 +58,12 @@ impl Pipeline {
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
+        let raw_len = raw.len() as u64;
         let (decoded, body) = inspect::answer(raw, encoding, content_type, limit)
             .map_err(|e| unjudged(format!("the upstream's answer cannot be decoded: {e}")))?;
+        if encoding.is_some() {
+            held.ensure(raw_len + decoded.len() as u64)?;
+        }
         let events = body.content_type == "text/event-stream";
         let scanned = body.scanned(&decoded);
         let shape = BodyShape::of(&scanned);
@@ -107,7 +117,10 @@ impl Pipeline {
         parts
             .headers
             .insert(CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
-        Ok(Response::from_parts(parts, full(bytes)))
+        Ok(Response::from_parts(
+            parts,
+            boxed(Holding::new(full(bytes), held)),
+        ))
     }
 }
 

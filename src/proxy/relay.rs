@@ -3,48 +3,142 @@
 //! when either side closes, or at once when shutdown starts: relays are not requests, and waiting
 //! for them would only make every shutdown run into its grace period.
 
-use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, copy_bidirectional};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::rewind::Rewind;
 use super::target::{Host, Target};
 use super::tls::read_client_hello;
 
-/// Copies bytes both ways until either side closes or `shutdown` fires.
+/// Copies bytes both ways until either side closes, no byte moved either way for `idle`, or
+/// `shutdown` fires.
 pub async fn splice<A, B>(
-    mut client: A,
-    mut upstream: B,
+    client: A,
+    upstream: B,
     what: &str,
     target: &str,
-    shutdown: &CancellationToken,
+    (shutdown, idle): (&CancellationToken, Duration),
 ) where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    let activity = Arc::new(Activity::new());
+    let mut client = Active::new(client, activity.clone());
+    let mut upstream = Active::new(upstream, activity.clone());
     tokio::select! {
         result = copy_bidirectional(&mut client, &mut upstream) => match result {
             Ok((sent, received)) => tracing::debug!(%target, sent, received, "{what} closed"),
             Err(e) => tracing::debug!(%target, error = %e, "{what} ended with an error"),
         },
+        () = activity.silent_for(idle) => tracing::debug!(%target, ?idle, "{what} idle both ways; closed"),
         () = shutdown.cancelled() => tracing::debug!(%target, "{what} closed for shutdown"),
     }
 }
 
-/// Relays a tunnel without interception, after checking that the agent speaks TLS and that its
-/// SNI names the CONNECT target (no SNI is accepted only for IP-literal targets).
+/// When bytes last moved through a relay, in milliseconds since it began.
+struct Activity {
+    began: Instant,
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            began: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing moved for `idle`.
+    async fn silent_for(&self, idle: Duration) {
+        loop {
+            let last = self.began + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            if last.elapsed() >= idle {
+                return;
+            }
+            tokio::time::sleep_until(last + idle).await;
+        }
+    }
+}
+
+/// One side of a relay, noting every byte read from it.
+struct Active<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+}
+
+impl<IO> Active<IO> {
+    fn new(io: IO, activity: Arc<Activity>) -> Active<IO> {
+        Active { io, activity }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Active<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Active<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Relays a tunnel without interception, after checking that the agent speaks TLS (its
+/// ClientHello within `hello_timeout`) and that its SNI names the CONNECT target (no SNI is
+/// accepted only for IP-literal targets). The tunnel closes after `idle` without a byte.
 pub async fn relay_tls<A, B>(
     mut client: A,
     upstream: B,
     target: &Target,
-    shutdown: &CancellationToken,
+    (shutdown, hello_timeout, idle): (&CancellationToken, Duration, Duration),
 ) where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (hello, sni) = match read_client_hello(&mut client).await {
-        Ok(read) => read,
-        Err(e) => {
+    let hello = tokio::time::timeout(hello_timeout, read_client_hello(&mut client));
+    let (hello, sni) = match hello.await {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
             tracing::warn!(%target, reason = %e, "tunnel refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%target, "tunnel without a ClientHello within the header timeout; closed");
             return;
         }
     };
@@ -53,7 +147,8 @@ pub async fn relay_tls<A, B>(
         return;
     }
     let client = Rewind::new(hello, client);
-    splice(client, upstream, "tunnel", &target.to_string(), shutdown).await;
+    let ends = (shutdown, idle);
+    splice(client, upstream, "tunnel", &target.to_string(), ends).await;
 }
 
 fn sni_matches(sni: Option<&str>, target: &Target) -> Result<(), String> {
