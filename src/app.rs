@@ -113,6 +113,15 @@ impl Gatehouse {
 
         let mut guard = AddressGuard::new(config.network.allow_cidrs.clone());
         guard.add_own_listener(addr);
+        // The admin API is bound first, so the guard refuses it as a destination too.
+        let admin_listener = match &config.admin {
+            Some(admin) => {
+                let (listener, bound) = crate::admin::bind(admin.listen).await?;
+                guard.add_own_listener(bound);
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let resolver = Arc::new(Resolver::new(
             guard,
             config.network.dns_cache_ttl,
@@ -216,9 +225,8 @@ impl Gatehouse {
                 lifecycle.shutdown.clone(),
             ));
         }
-        let admin_addr = match &config.admin {
-            None => None,
-            Some(admin) => {
+        let admin_addr = match (&config.admin, admin_listener) {
+            (Some(admin), Some((listener, bound))) => {
                 let token = match &admin.token {
                     Some(token) => token.clone(),
                     None => crate::admin::generated_token(&config.ca.dir)?,
@@ -231,16 +239,14 @@ impl Gatehouse {
                     reloadable,
                     token,
                 });
-                Some(
-                    crate::admin::start(
-                        admin.listen,
-                        state,
-                        lifecycle.shutdown.clone(),
-                        &lifecycle.tasks,
-                    )
-                    .await?,
-                )
+                let limits = crate::admin::AdminLimits {
+                    max_connections: admin.max_connections,
+                    header_timeout: config.limits.client_header_timeout,
+                };
+                crate::admin::serve(listener, state, limits, &lifecycle);
+                Some(bound)
             }
+            _ => None,
         };
         lifecycle
             .tasks

@@ -86,6 +86,7 @@ pub struct RawWebhook {
 pub struct RawAdmin {
     pub listen: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,10 +79,18 @@ impl Activation {
 }
 
 /// The CEL standard environment, built once: building it registers every standard function and
-/// costs far more than judging a request.
+/// costs far more than judging a request. `matches` is ours, with its patterns compiled once
+/// (the `cel` crate's regex feature, which compiles on every call, is off).
 fn stdlib() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
-    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+    ENV.get_or_init(|| {
+        let mut env = Env::stdlib();
+        // Cannot clash: the crate's own `matches` is compiled out. Were it not, conditions
+        // calling `matches` would fail their sample evaluation and the policy would not load.
+        let _ = super::matches::register(&mut env);
+        Arc::new(env)
+    })
+    .clone()
 }
 
 /// A CEL map from named fields; `None` values are left out.
