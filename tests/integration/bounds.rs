@@ -1,0 +1,414 @@
+//! Bounded resources: one agent must not take the proxy down for the others. Buffered body bytes
+//! (global and per agent) over HTTP/2 streams framed by Python's `h2`, connections per agent,
+//! idle relayed tunnels and WebSockets, the admin listener.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::support::{ProxySpec, TestPki, TestProxy, connect_tunnel, origin, python};
+
+const MIB: usize = 1024 * 1024;
+
+/// One agent's HTTP/2 connection through the proxy: `streams` POSTs to `/mirror`, each declaring
+/// a body of `length` bytes and sending none yet. Prints the answers that come without the body
+/// (`{"early": {status: count}, "retry_after": [...]}`) once `expect_early` arrived, waits for a
+/// line on stdin, then sends the bodies of the streams still open and prints their answers
+/// (`{"late": {status: count}}`).
+const H2_FLOOD: &str = r#"
+import base64, json, socket, ssl, sys, time
+import h2.config, h2.connection, h2.events, h2.settings
+
+proxy, target, auth, ca, streams, length, expect_early = sys.argv[1:8]
+streams, length, expect_early = int(streams), int(length), int(expect_early)
+host, port = proxy.rsplit(":", 1)
+raw = socket.create_connection((host, int(port)), timeout=20)
+token = base64.b64encode(auth.encode()).decode()
+raw.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {token}\r\n\r\n".encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    head += raw.recv(1)
+assert head.startswith(b"HTTP/1.1 200"), head
+context = ssl.create_default_context(cafile=ca)
+context.set_alpn_protocols(["h2"])
+sock = context.wrap_socket(raw, server_hostname=target.rsplit(":", 1)[0])
+assert sock.selected_alpn_protocol() == "h2"
+conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+conn.increment_flow_control_window(2**30)
+sock.sendall(conn.data_to_send())
+status, retry_after, ended = {}, [], set()
+
+def pump(timeout=20):
+    sock.settimeout(timeout)
+    data = sock.recv(1 << 20)
+    if not data:
+        raise SystemExit("connection closed")
+    for event in conn.receive_data(data):
+        if isinstance(event, h2.events.ResponseReceived):
+            headers = dict(event.headers)
+            status[event.stream_id] = int(headers[b":status"])
+            if b"retry-after" in headers:
+                retry_after.append(headers[b"retry-after"].decode())
+        elif isinstance(event, h2.events.DataReceived):
+            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+            ended.add(event.stream_id)
+    sock.sendall(conn.data_to_send())
+
+ids = []
+for _ in range(streams):
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "POST"), (":path", "/mirror"), (":scheme", "https"),
+        (":authority", target), ("content-type", "application/octet-stream"),
+        ("content-length", str(length))])
+    ids.append(sid)
+sock.sendall(conn.data_to_send())
+deadline = time.time() + 20
+while len(status) < expect_early and time.time() < deadline:
+    pump()
+def counts(sids):
+    out = {}
+    for sid in sids:
+        out[str(status.get(sid, 0))] = out.get(str(status.get(sid, 0)), 0) + 1
+    return out
+early = [sid for sid in ids if sid in status]
+print(json.dumps({"early": counts(early), "retry_after": retry_after}), flush=True)
+sys.stdin.readline()
+pending = [sid for sid in ids if sid not in status]
+body = b"x" * length
+for sid in pending:
+    sent = 0
+    while sent < length:
+        window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size, length - sent)
+        if window <= 0:
+            pump()
+            continue
+        conn.send_data(sid, body[sent:sent + window], end_stream=sent + window == length)
+        sent += window
+        sock.sendall(conn.data_to_send())
+deadline = time.time() + 20
+while not all(sid in ended and sid in status for sid in pending) and time.time() < deadline:
+    pump()
+print(json.dumps({"late": counts(pending)}), flush=True)
+"#;
+
+/// A running [`H2_FLOOD`].
+struct Flood {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Flood {
+    async fn start(
+        proxy: &TestProxy,
+        target: &str,
+        auth: &str,
+        (streams, length, expect_early): (usize, usize, usize),
+    ) -> (Flood, serde_json::Value) {
+        let ca = proxy.dir.path().join("certs/gatehouse-ca.pem");
+        let mut child = tokio::process::Command::new(python())
+            .args(["-c", H2_FLOOD, &proxy.addr.to_string(), target, auth])
+            .arg(ca)
+            .args([
+                streams.to_string(),
+                length.to_string(),
+                expect_early.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut flood = Flood {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        };
+        let early = flood.report().await;
+        (flood, early)
+    }
+
+    async fn report(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(40), self.lines.next_line())
+            .await
+            .expect("the h2 client reports in time")
+            .unwrap()
+            .expect("the h2 client printed its report (see its stderr)");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Sends the held bodies and reads their answers.
+    async fn finish(mut self) -> serde_json::Value {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        let late = self.report().await;
+        let _ = self.child.wait().await;
+        late
+    }
+}
+
+fn token_agents(names: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut identity = String::from("identity:\n  allow_anonymous: true\n  agents:\n");
+    for name in names {
+        let file = dir.join(format!("{name}.token"));
+        std::fs::write(&file, format!("{name}-token\n")).unwrap();
+        identity.push_str(&format!(
+            "    - id: {name}\n      token_file: {}\n",
+            file.display()
+        ));
+    }
+    identity
+}
+
+/// An anonymous agent's small POST through the proxy.
+async fn small_post(proxy: &TestProxy, url: &str) -> reqwest::Response {
+    proxy
+        .client(false)
+        .post(url)
+        .body(vec![b'y'; 1024])
+        .send()
+        .await
+        .expect("the proxy answers")
+}
+
+#[tokio::test]
+async fn h2_streams_past_an_agents_buffer_budget_get_429_while_another_agent_is_served() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        identity: token_agents(&["flood"]),
+        limits: format!(
+            "limits:\n  max_request_body_bytes: {MIB}\n  max_buffered_bytes_per_agent: {}\n  \
+             max_buffered_bytes: {}\n  max_concurrent_streams: 64\n",
+            4 * MIB,
+            64 * MIB
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let target = format!("localhost:{}", origin.port());
+    // 20 streams of 1 MiB on one connection: the agent's 4 MiB admit four, the rest are refused
+    // before a byte of their bodies is buffered.
+    let (flood, early) = Flood::start(&proxy, &target, "flood:flood-token", (20, MIB, 16)).await;
+    assert_eq!(early["early"], serde_json::json!({"429": 16}), "{early}");
+    let retry_after = early["retry_after"].as_array().unwrap();
+    assert_eq!(retry_after.len(), 16);
+    assert!(retry_after.iter().all(|r| r == "1"), "{early}");
+    // While the flooding agent holds its whole share, another agent is served.
+    let url = format!("https://{target}/mirror");
+    let response = small_post(&proxy, &url).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), 1024);
+    // The four admitted streams complete once their bodies come.
+    let late = flood.finish().await;
+    assert_eq!(late["late"], serde_json::json!({"200": 4}), "{late}");
+}
+
+#[tokio::test]
+async fn over_the_global_buffer_budget_everyone_gets_503_until_bytes_are_released() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        identity: token_agents(&["flood", "flood2"]),
+        limits: format!(
+            "limits:\n  max_request_body_bytes: {MIB}\n  max_buffered_bytes_per_agent: {}\n  \
+             max_buffered_bytes: {}\n",
+            4 * MIB,
+            5 * MIB
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let target = format!("localhost:{}", origin.port());
+    let (first, early) = Flood::start(&proxy, &target, "flood:flood-token", (6, MIB, 2)).await;
+    assert_eq!(early["early"], serde_json::json!({"429": 2}), "{early}");
+    // The second agent is within its own share, but only 1 MiB is left for everyone.
+    let (second, early) = Flood::start(&proxy, &target, "flood2:flood2-token", (3, MIB, 2)).await;
+    assert_eq!(early["early"], serde_json::json!({"503": 2}), "{early}");
+    let url = format!("https://{target}/mirror");
+    let refused = small_post(&proxy, &url).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("limits.max_buffered_bytes"), "{text}");
+    // A GET buffers nothing and passes.
+    let get = proxy.get(format!("https://{target}/answer")).await;
+    assert_eq!(get.status(), 200);
+    assert_eq!(first.finish().await["late"], serde_json::json!({"200": 4}));
+    assert_eq!(second.finish().await["late"], serde_json::json!({"200": 1}));
+    // Released: the others are served again.
+    assert_eq!(small_post(&proxy, &url).await.status(), 200);
+}
+
+fn basic(user_pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+#[tokio::test]
+async fn an_agent_past_its_connection_share_gets_429_and_others_still_connect() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        identity: token_agents(&["greedy"]),
+        limits: "limits:\n  max_connections: 10\n  max_connections_per_agent: 2\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let target = format!("localhost:{}", origin.port());
+    let auth = basic("greedy:greedy-token");
+    let (first, _, held) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+    let (second, _, _also_held) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+    assert_eq!((first, second), (200, 200));
+    let (third, head, _) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+    assert_eq!(third, 429, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    // Another agent still gets through.
+    let response = proxy.get(format!("https://{target}/answer")).await;
+    assert_eq!(response.status(), 200);
+    // A closed tunnel gives its slot back.
+    drop(held);
+    let mut status = 0;
+    for _ in 0..50 {
+        (status, _, _) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_relayed_tunnel_silent_both_ways_is_closed_after_the_idle_timeout() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        tunnel_hosts: vec!["localhost".into()],
+        limits: "limits:\n  tunnel_idle_timeout: 500ms\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let target = format!("localhost:{}", origin.port());
+    let (status, head, stream) = connect_tunnel(proxy.addr, &target, None).await;
+    assert_eq!(status, 200, "{head}");
+    // A real TLS session through the relay, then silence.
+    let mut tls = crate::support::tls_over(stream, "localhost", &pki.ca_pem, &[b"http/1.1"]).await;
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle tunnel is closed");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn a_relayed_tunnel_without_a_client_hello_is_closed_after_the_header_timeout() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        tunnel_hosts: vec!["localhost".into()],
+        limits: "limits:\n  client_header_timeout: 300ms\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let target = format!("localhost:{}", origin.port());
+    let (status, _, mut stream) = connect_tunnel(proxy.addr, &target, None).await;
+    assert_eq!(status, 200);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a tunnel that never says hello is closed");
+}
+
+#[tokio::test]
+async fn a_websocket_silent_both_ways_is_closed_after_the_idle_timeout() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let spec = ProxySpec {
+        limits: "limits:\n  tunnel_idle_timeout: 500ms\n".into(),
+        policy: crate::support::ALLOW_WEBSOCKETS.into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let host = format!("127.0.0.1:{}", origin.port());
+    let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
+    // Traffic keeps it open past the timeout.
+    for _ in 0..4 {
+        ws.send(Message::text("ping")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("ping"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let closing = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the idle socket is closed");
+    match closing {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001);
+            assert_eq!(frame.reason.as_str(), "idle timeout");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_admin_listener_is_no_destination_and_bounds_its_clients() {
+    let pki = TestPki::new();
+    let spec = ProxySpec {
+        limits: "limits:\n  client_header_timeout: 1s\n".into(),
+        extra: "admin:\n  listen: 127.0.0.1:0\n  max_connections: 2\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let admin = proxy.gatehouse.as_ref().unwrap().admin_addr().unwrap();
+    // 127.0.0.0/8 is allowed in tests, yet the admin API is never reached through the proxy.
+    let through = proxy.get(format!("http://{admin}/healthz")).await;
+    assert_eq!(through.status(), 403);
+    let reason = through.text().await.unwrap();
+    assert!(reason.contains("own listening address"), "{reason}");
+    // Past the connection cap, a connection is closed at once; the held ones still work.
+    let mut held: Vec<TcpStream> = vec![
+        TcpStream::connect(admin).await.unwrap(),
+        TcpStream::connect(admin).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(admin).await.unwrap();
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "over the cap: {closed:?} {answer:?}"
+    );
+    let first = &mut held[0];
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    first.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A client that sends no request head is dropped after the header timeout.
+    let started = std::time::Instant::now();
+    let mut silent = TcpStream::connect(admin).await.unwrap();
+    let mut rest = Vec::new();
+    let dropped =
+        tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest)).await;
+    assert!(dropped.is_ok(), "the silent admin client is disconnected");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+}
