@@ -138,10 +138,7 @@ impl Pipeline {
                 return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem, held));
             }
         };
-        // The decoded body is held beside the bytes that came.
-        if encoding.is_some() {
-            held.ensure((raw.len() + decoded.len()) as u64)?;
-        }
+        held.add_decoded(encoding.map(|_| decoded.len()))?;
         let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
         if recognised.jsonrpc_id.is_some() || provider.is_some() {
             ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);

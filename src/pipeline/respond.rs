@@ -32,20 +32,9 @@ impl Pipeline {
         }
         let (mut parts, body) = answer.response.into_parts();
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
-        let unjudged = |why: String| {
-            ProxyError::new(
-                ErrorKind::BadGateway,
-                Side::Upstream,
-                format!("{why}; the answer was not passed on unjudged"),
-            )
-        };
         // The answer's bytes are held in the buffer budget until the agent has them.
         let mut held = self.buffers.reserve(&ctx.client.identity.agent);
-        let raw = match read_whole(body, limit, &mut held).await {
-            Ok(raw) => raw,
-            Err(WholeError::Unjudged(why)) => return Err(unjudged(why)),
-            Err(WholeError::OverBudget(over)) => return Err(over.into()),
-        };
+        let raw = read_whole(body, limit, &mut held).await?;
         let encoding = parts
             .headers
             .get_all(CONTENT_ENCODING)
@@ -58,12 +47,10 @@ impl Pipeline {
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let raw_len = raw.len() as u64;
-        let (decoded, body) = inspect::answer(raw, encoding, content_type, limit)
-            .map_err(|e| unjudged(format!("the upstream's answer cannot be decoded: {e}")))?;
-        if encoding.is_some() {
-            held.ensure(raw_len + decoded.len() as u64)?;
-        }
+        let (decoded, body) = inspect::answer(raw, encoding, content_type, limit).map_err(|e| {
+            WholeError::Unjudged(format!("the upstream's answer cannot be decoded: {e}"))
+        })?;
+        held.add_decoded(encoding.map(|_| decoded.len()))?;
         let events = body.content_type == "text/event-stream";
         let scanned = body.scanned(&decoded);
         let shape = BodyShape::of(&scanned);

@@ -84,6 +84,21 @@ pub enum WholeError {
     OverBudget(#[from] OverBudget),
 }
 
+impl From<WholeError> for crate::error::ProxyError {
+    /// An answer that cannot be judged is the upstream's failure (502); no room is 429 or 503.
+    fn from(e: WholeError) -> Self {
+        use crate::error::{ErrorKind, ProxyError, Side};
+        match e {
+            WholeError::Unjudged(why) => ProxyError::new(
+                ErrorKind::BadGateway,
+                Side::Upstream,
+                format!("{why}; the answer was not passed on unjudged"),
+            ),
+            WholeError::OverBudget(over) => over.into(),
+        }
+    }
+}
+
 /// The whole body, refusing one past `limit` bytes; every byte held in `held` first.
 pub async fn read_whole(
     mut body: ProxyBody,

@@ -156,6 +156,13 @@ impl Reservation {
         Ok(())
     }
 
+    /// Grows the reservation by a decoded copy of `decoded` bytes, when there is one (a body that
+    /// came encoded is held twice: as it came and decoded).
+    pub fn add_decoded(&mut self, decoded: Option<usize>) -> Result<(), OverBudget> {
+        let extra = decoded.map_or(0, |d| d as u64);
+        self.ensure(self.bytes.saturating_add(extra))
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
         self.bytes
