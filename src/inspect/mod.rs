@@ -144,10 +144,22 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         .and_then(|t| sql_in(&t.arguments, &config.sql_fields))
         .or_else(|| json.as_ref().and_then(|j| sql_in(j, &config.sql_fields)))
         .or_else(|| sql::postgrest(request.method, request.path, request.query));
-    let unreadable = match &data {
-        Some(d) if d.statement == sql::MULTIPLE => {
+    let unreadable = match (&data, &llm) {
+        (Some(d), _) if d.statement == sql::MULTIPLE => {
             Some("several SQL statements in one call cannot be judged one by one".to_string())
         }
+        (Some(d), _) if d.statement == sql::TOO_LARGE => Some(format!(
+            "SQL longer than {} bytes is not parsed, so it cannot be judged",
+            sql::MAX_SQL
+        )),
+        (Some(d), _) if d.tables.len().max(d.columns.len()) > sql::MAX_NAMES => Some(format!(
+            "SQL naming more than {} tables or columns cannot be judged",
+            sql::MAX_NAMES
+        )),
+        (_, Some(l)) if l.tools.len() > sql::MAX_NAMES => Some(format!(
+            "an LLM call declaring more than {} tools cannot be judged",
+            sql::MAX_NAMES
+        )),
         _ => unreadable(request, json.as_ref()),
     };
     Recognised {

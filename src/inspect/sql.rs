@@ -13,9 +13,23 @@ use crate::policy::DataFacts;
 
 /// The statement kind given to SQL holding several statements (refused: each would need judging).
 pub const MULTIPLE: &str = "multiple";
+/// The statement kind given to SQL longer than [`MAX_SQL`] (refused: not parsed).
+pub const TOO_LARGE: &str = "too_large";
+/// Longest SQL parsed: parsing is the work an agent chooses the size of.
+pub const MAX_SQL: usize = 1 << 20;
+/// Most tables or columns one statement may name (one more is collected, to tell it went over),
+/// and tools one LLM call may declare:
+/// rules iterate them.
+pub const MAX_NAMES: usize = 256;
 
 /// Parses `sql`; `None` when it is not SQL.
 pub fn parse(sql: &str) -> Option<DataFacts> {
+    if sql.len() > MAX_SQL {
+        return Some(DataFacts {
+            statement: TOO_LARGE.to_string(),
+            ..DataFacts::default()
+        });
+    }
     let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
     let first = statements.first()?;
     let statement = if statements.len() > 1 {
@@ -90,8 +104,9 @@ fn number(expr: &Expr) -> Option<u64> {
     expr.to_string().trim().parse().ok()
 }
 
+/// Adds `value` once; past [`MAX_NAMES`] + 1 names nothing more is kept (nor compared).
 fn push_unique(list: &mut Vec<String>, value: String) {
-    if !list.contains(&value) {
+    if list.len() <= MAX_NAMES && !list.contains(&value) {
         list.push(value);
     }
 }
@@ -137,6 +152,15 @@ pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sql_past_its_bounds_is_marked_not_parsed_whole() {
+        let long = format!("SELECT a FROM t WHERE b = '{}'", "x".repeat(MAX_SQL));
+        assert_eq!(parse(&long).unwrap().statement, TOO_LARGE);
+        let columns: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let wide = parse(&format!("SELECT {} FROM t", columns.join(", "))).unwrap();
+        assert_eq!(wide.columns.len(), MAX_NAMES + 1);
+    }
 
     #[test]
     fn sql_table() {

@@ -177,9 +177,30 @@ fn llm(l: &LlmFacts) -> Value {
         ("model", text(&l.model)),
         ("stream", Some(Value::Bool(l.stream))),
         ("max_tokens", l.max_tokens.and_then(uint)),
-        ("messages", texts(&l.messages)),
+        ("messages", Some(listed_messages(&l.messages))),
+        ("message_count", uint(l.messages.len() as u64)),
         ("tools", texts(&l.tools)),
     ])
+}
+
+/// Messages a condition iterates one by one, at most: a macro nested in another over
+/// `llm.messages` costs the square of its length.
+pub const LISTED_MESSAGES: usize = 256;
+
+/// `llm.messages` as conditions see it: the first messages as they are, every one past
+/// [`LISTED_MESSAGES`] joined (by newlines) into the last element, so no text is hidden from
+/// `exists(m, m.contains(...))`; `llm.message_count` is the real count.
+fn listed_messages(messages: &[String]) -> Value {
+    if messages.len() <= LISTED_MESSAGES {
+        return texts(messages).unwrap_or(Value::Null);
+    }
+    let (kept, rest) = messages.split_at(LISTED_MESSAGES - 1);
+    let mut values: Vec<Value> = kept
+        .iter()
+        .map(|s| Value::String(Arc::new(s.clone())))
+        .collect();
+    values.push(Value::String(Arc::new(rest.join("\n"))));
+    Value::List(Arc::new(values))
 }
 
 fn tool(t: &ToolFacts) -> Value {
@@ -251,5 +272,25 @@ fn json(value: &serde_json::Value) -> Value {
                 .collect();
             Value::Map(map.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_conversations_are_listed_bounded_with_every_text_kept() {
+        let messages: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        let Value::List(listed) = listed_messages(&messages) else {
+            panic!("a list");
+        };
+        assert_eq!(listed.len(), LISTED_MESSAGES);
+        let Value::String(last) = &listed[LISTED_MESSAGES - 1] else {
+            panic!("text");
+        };
+        assert!(last.starts_with("m255\n") && last.ends_with("\nm999"));
+        let short = listed_messages(&messages[..3]);
+        assert_eq!(short, texts(&messages[..3]).unwrap());
     }
 }

@@ -412,3 +412,63 @@ async fn the_admin_listener_is_no_destination_and_bounds_its_clients() {
     assert!(dropped.is_ok(), "the silent admin client is disconnected");
     assert!(started.elapsed() >= Duration::from_millis(800));
 }
+
+const LIST_POLICY: &str = r#"rules:
+  - id: allow-connect
+    trigger: connect
+    effect: allow
+  - id: allow-requests
+    trigger: http.request
+    effect: allow
+  - id: allow-llm
+    trigger: llm.request
+    effect: allow
+  - id: no-forbidden
+    trigger: llm.request
+    when: "llm.messages.exists(m, m.matches('forbidden-[0-9]+'))"
+    effect: deny
+  - id: long-talk
+    trigger: llm.request
+    when: "llm.message_count > 5000"
+    effect: deny
+"#;
+
+#[tokio::test]
+async fn long_lists_are_bounded_for_conditions_without_hiding_anything() {
+    let (_pki, origin, proxy) = TestProxy::with_origin(LIST_POLICY).await;
+    let url = format!("https://localhost:{}/v1/chat/completions", origin.port());
+    let call = |messages: usize, last: &str, tools: usize| {
+        let mut turns: Vec<serde_json::Value> = (0..messages)
+            .map(|i| serde_json::json!({"role": "user", "content": format!("turn {i}")}))
+            .collect();
+        turns.push(serde_json::json!({"role": "user", "content": last}));
+        let tools: Vec<serde_json::Value> = (0..tools)
+            .map(|i| serde_json::json!({"type": "function", "function": {"name": format!("t{i}")}}))
+            .collect();
+        serde_json::json!({"model": "gpt-4o", "messages": turns, "tools": tools})
+    };
+    let client = proxy.client(true);
+    let send = |body: serde_json::Value| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    // Past the listed messages, the texts are joined into the last element: still seen.
+    let (status, text) = send(call(1000, "say forbidden-42", 0)).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("no-forbidden"), "{text}");
+    let (status, text) = send(call(1000, "fine", 0)).await;
+    assert_eq!(status, 200, "{text}");
+    // The real count is a fact of its own.
+    let (status, text) = send(call(6000, "fine", 0)).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("long-talk"), "{text}");
+    // More tools than conditions may iterate: not judged, so not forwarded.
+    let (status, text) = send(call(1, "fine", 300)).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("more than 256 tools"), "{text}");
+}
