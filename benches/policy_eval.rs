@@ -136,13 +136,16 @@ fn matches(c: &mut Criterion, facts: &Facts) {
         b.iter(|| policy.evaluate(black_box(facts)))
     });
     let path = facts.request.path.clone();
-    c.bench_function("the same match compiling its pattern per call (cel 0.15)", |b| {
-        b.iter(|| {
-            regex::Regex::new(black_box(PATTERN))
-                .map(|r| r.is_match(black_box(&path)))
-                .unwrap_or(false)
-        })
-    });
+    c.bench_function(
+        "the same match compiling its pattern per call (cel 0.15)",
+        |b| {
+            b.iter(|| {
+                regex::Regex::new(black_box(PATTERN))
+                    .map(|r| r.is_match(black_box(&path)))
+                    .unwrap_or(false)
+            })
+        },
+    );
 }
 
 /// p50 and p99 of single evaluations (criterion reports means), printed for BENCHMARKS.md.

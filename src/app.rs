@@ -159,6 +159,7 @@ impl Gatehouse {
             resolver,
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
+            body_timeout: config.limits.client_body_timeout,
             buffers: Buffers::new(BufferLimits {
                 total: config.limits.max_buffered_bytes,
                 per_agent: config.limits.max_buffered_bytes_per_agent,

@@ -85,6 +85,11 @@ impl Compiler<'_> {
                 "limits.client_header_timeout",
                 30,
             )?,
+            client_body_timeout: self.duration(
+                &l.client_body_timeout,
+                "limits.client_body_timeout",
+                120,
+            )?,
             shutdown_grace: self.duration(&l.shutdown_grace, "limits.shutdown_grace", 10)?,
         })
     }

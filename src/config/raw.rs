@@ -312,6 +312,7 @@ pub struct RawLimits {
     pub max_concurrent_streams: Option<Spanned<u32>>,
     pub tunnel_idle_timeout: Option<Spanned<String>>,
     pub client_header_timeout: Option<Spanned<String>>,
+    pub client_body_timeout: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }
 

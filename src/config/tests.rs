@@ -23,6 +23,7 @@ fn embedded_default_is_valid() {
     assert_eq!(l.max_connections_per_agent, d.max_connections_per_agent);
     assert_eq!(l.max_concurrent_streams, d.max_concurrent_streams);
     assert_eq!(l.tunnel_idle_timeout, d.tunnel_idle_timeout);
+    assert_eq!(l.client_body_timeout, d.client_body_timeout);
     assert_eq!(config.upstream.socket_idle_timeout, l.tunnel_idle_timeout);
 }
 

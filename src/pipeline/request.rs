@@ -106,8 +106,8 @@ impl Pipeline {
     ) -> Result<(Outgoing, Facts), ProxyError> {
         let (parts, body) = req.into_parts();
         let mut held = self.buffers.reserve(&ctx.client.identity.agent);
-        let limit = self.max_request_body_bytes;
-        let read = read_request_body(&parts.headers, body, limit, &mut held).await?;
+        let within = (self.max_request_body_bytes, self.body_timeout);
+        let read = read_request_body(&parts.headers, body, within, &mut held).await?;
         let encoding = content_encoding(&parts.headers)
             .map_err(|_| ProxyError::bad_request("Content-Encoding is not ASCII"))?;
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);

@@ -29,10 +29,31 @@ pub enum ReadBody {
     },
 }
 
-/// Reads a request body up to `limit` bytes (a declared length above it is not read at all),
-/// every byte held in `held` first: a declared length is reserved before anything is read, so
-/// an agent over its buffer budget is refused before it can send the bytes.
+/// Reads a request body up to `limit` bytes (a declared length above it is not read at all)
+/// within `timeout`, every byte held in `held` first: a declared length is reserved before
+/// anything is read, so an agent over its buffer budget is refused before it can send the bytes,
+/// and one that stalls gives its reservation back when the timeout ends the read (408).
 pub async fn read_request_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    (limit, timeout): (u64, Duration),
+    held: &mut Reservation,
+) -> Result<ReadBody, crate::error::ProxyError> {
+    use crate::error::{ErrorKind, ProxyError, Side};
+    match tokio::time::timeout(timeout, read_bounded(headers, body, limit, held)).await {
+        Ok(read) => read,
+        Err(_) => Err(ProxyError::new(
+            ErrorKind::RequestTimeout,
+            Side::Agent,
+            format!(
+                "the request body did not arrive within {} (limits.client_body_timeout)",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    }
+}
+
+async fn read_bounded(
     headers: &http::HeaderMap,
     mut body: Incoming,
     limit: u64,

@@ -316,6 +316,8 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// A relayed tunnel or WebSocket silent both ways this long is closed.
     pub tunnel_idle_timeout: Duration,
+    /// Time a client has to send a body the proxy reads whole.
+    pub client_body_timeout: Duration,
     /// Time a client has to send a complete request head.
     pub client_header_timeout: Duration,
     /// How long shutdown waits for in-flight requests.

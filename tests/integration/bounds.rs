@@ -15,7 +15,7 @@ const MIB: usize = 1024 * 1024;
 
 /// One agent's HTTP/2 connection through the proxy: `streams` POSTs to `/mirror`, each declaring
 /// a body of `length` bytes and sending none yet. Prints the answers that come without the body
-/// (`{"early": {status: count}, "retry_after": [...]}`) once `expect_early` arrived, waits for a
+/// (`{"early": {status: count}, "retry_after": [...], "max_streams": n}`) once `expect_early` arrived, waits for a
 /// line on stdin, then sends the bodies of the streams still open and prints their answers
 /// (`{"late": {status: count}}`).
 const H2_FLOOD: &str = r#"
@@ -77,7 +77,8 @@ def counts(sids):
         out[str(status.get(sid, 0))] = out.get(str(status.get(sid, 0)), 0) + 1
     return out
 early = [sid for sid in ids if sid in status]
-print(json.dumps({"early": counts(early), "retry_after": retry_after}), flush=True)
+print(json.dumps({"early": counts(early), "retry_after": retry_after,
+    "max_streams": conn.remote_settings.max_concurrent_streams}), flush=True)
 sys.stdin.readline()
 pending = [sid for sid in ids if sid not in status]
 body = b"x" * length
@@ -201,6 +202,10 @@ async fn h2_streams_past_an_agents_buffer_budget_get_429_while_another_agent_is_
     let retry_after = early["retry_after"].as_array().unwrap();
     assert_eq!(retry_after.len(), 16);
     assert!(retry_after.iter().all(|r| r == "1"), "{early}");
+    assert_eq!(
+        early["max_streams"], 64,
+        "limits.max_concurrent_streams is announced"
+    );
     // While the flooding agent holds its whole share, another agent is served.
     let url = format!("https://{target}/mirror");
     let response = small_post(&proxy, &url).await;
@@ -471,4 +476,38 @@ async fn long_lists_are_bounded_for_conditions_without_hiding_anything() {
     let (status, text) = send(call(1, "fine", 300)).await;
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("more than 256 tools"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stalled_body_times_out_with_408_and_gives_its_reservation_back() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let spec = ProxySpec {
+        limits: format!(
+            "limits:\n  max_request_body_bytes: {MIB}\n  max_buffered_bytes_per_agent: {MIB}\n  \
+             client_body_timeout: 700ms\n"
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let url = format!("http://127.0.0.1:{}/mirror", origin.port());
+    // Declares 1 MiB, sends ten bytes, then nothing.
+    let mut staller = TcpStream::connect(proxy.addr).await.unwrap();
+    let head = format!(
+        "POST {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {MIB}\r\n\r\n0123456789"
+    );
+    staller.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The agent's whole share is reserved for the stalled body.
+    let refused = small_post(&proxy, &url).await;
+    assert_eq!(refused.status(), 429);
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), staller.read(&mut answer))
+        .await
+        .expect("the stalled request is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("limits.client_body_timeout"), "{answer}");
+    assert_eq!(small_post(&proxy, &url).await.status(), 200);
 }
