@@ -177,24 +177,24 @@ fn llm(l: &LlmFacts) -> Value {
         ("model", text(&l.model)),
         ("stream", Some(Value::Bool(l.stream))),
         ("max_tokens", l.max_tokens.and_then(uint)),
-        ("messages", Some(listed_messages(&l.messages))),
+        ("messages", Some(listed(&l.messages))),
         ("message_count", uint(l.messages.len() as u64)),
         ("tools", texts(&l.tools)),
     ])
 }
 
-/// Messages a condition iterates one by one, at most: a macro nested in another over
-/// `llm.messages` costs the square of its length.
-pub const LISTED_MESSAGES: usize = 256;
+/// Texts (`llm.messages`, `body.text`) a condition iterates one by one, at most: a macro nested
+/// in another over such a list costs the square of its length, and the agent chooses the length.
+pub const LISTED_TEXTS: usize = 256;
 
-/// `llm.messages` as conditions see it: the first messages as they are, every one past
-/// [`LISTED_MESSAGES`] joined (by newlines) into the last element, so no text is hidden from
-/// `exists(m, m.contains(...))`; `llm.message_count` is the real count.
-fn listed_messages(messages: &[String]) -> Value {
-    if messages.len() <= LISTED_MESSAGES {
+/// A list of texts as conditions see it: the first as they are, every one past
+/// [`LISTED_TEXTS`] joined (by newlines) into the last element, so no text is hidden from
+/// `exists(m, m.contains(...))`; `llm.message_count` is the real count of messages.
+fn listed(messages: &[String]) -> Value {
+    if messages.len() <= LISTED_TEXTS {
         return texts(messages).unwrap_or(Value::Null);
     }
-    let (kept, rest) = messages.split_at(LISTED_MESSAGES - 1);
+    let (kept, rest) = messages.split_at(LISTED_TEXTS - 1);
     let mut values: Vec<Value> = kept
         .iter()
         .map(|s| Value::String(Arc::new(s.clone())))
@@ -226,7 +226,7 @@ fn body(b: &BodyFacts) -> Value {
         ("content_type", text(&b.content_type)),
         ("json", Some(json(&b.json))),
         ("form", string_map(&b.form)),
-        ("text", texts(&b.text)),
+        ("text", Some(listed(&b.text))),
         ("inspected", Some(Value::Bool(b.inspected))),
         ("problem", text(&b.problem)),
     ])
@@ -282,15 +282,15 @@ mod tests {
     #[test]
     fn long_conversations_are_listed_bounded_with_every_text_kept() {
         let messages: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
-        let Value::List(listed) = listed_messages(&messages) else {
+        let Value::List(list) = listed(&messages) else {
             panic!("a list");
         };
-        assert_eq!(listed.len(), LISTED_MESSAGES);
-        let Value::String(last) = &listed[LISTED_MESSAGES - 1] else {
+        assert_eq!(list.len(), LISTED_TEXTS);
+        let Value::String(last) = &list[LISTED_TEXTS - 1] else {
             panic!("text");
         };
         assert!(last.starts_with("m255\n") && last.ends_with("\nm999"));
-        let short = listed_messages(&messages[..3]);
+        let short = listed(&messages[..3]);
         assert_eq!(short, texts(&messages[..3]).unwrap());
     }
 }
