@@ -262,6 +262,26 @@ mod tests {
         assert_eq!(buffers.held("a"), (30, 30));
     }
 
+    #[tokio::test]
+    async fn a_holding_body_gives_its_bytes_back_once_sent_or_dropped() {
+        use http_body_util::BodyExt;
+        let buffers = Buffers::new(BufferLimits {
+            total: 100,
+            per_agent: 100,
+        });
+        let mut held = buffers.reserve("a");
+        held.ensure(5).unwrap();
+        let body = Holding::new(crate::body::full("hello"), held);
+        assert_eq!(buffers.held("a"), (5, 5));
+        let sent = body.collect().await.unwrap().to_bytes();
+        assert_eq!(sent, "hello");
+        assert_eq!(buffers.held("a"), (0, 0));
+        let mut held = buffers.reserve("a");
+        held.ensure(7).unwrap();
+        drop(Holding::new(crate::body::full("bye"), held));
+        assert_eq!(buffers.held("a"), (0, 0));
+    }
+
     #[test]
     fn refusals_map_to_429_for_the_agent_and_503_for_the_proxy() {
         let agent = ProxyError::from(OverBudget::Agent {
