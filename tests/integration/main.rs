@@ -4,6 +4,7 @@ mod support;
 
 mod approvals;
 mod architecture;
+mod bounded_sockets;
 mod bounds;
 mod budgets;
 mod cli;
