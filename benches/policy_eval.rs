@@ -111,11 +111,41 @@ fn evaluate(c: &mut Criterion) {
         c.bench_function(name, |b| b.iter(|| policy.evaluate(black_box(&facts))));
     }
     percentiles(&facts);
+    matches(c, &facts);
     c.bench_function("facts to CEL activation, 4 KB LLM request", |b| {
         b.iter(|| {
             gatehouse::policy::Activation::new(black_box(&facts), gatehouse::policy::Reads::ALL)
         })
     });
+}
+
+/// `matches()`: a rule whose condition matches the path against a pattern, beside what the `cel`
+/// crate's own `matches` did on every call (compile the pattern, then match).
+fn matches(c: &mut Criterion, facts: &Facts) {
+    const PATTERN: &str = "^/v1/(chat|responses|embeddings)(/[a-z_]+)?$";
+    let yaml = format!(
+        "rules:\n  - id: m\n    trigger: llm.request\n    when: \"request.path.matches('{PATTERN}')\"\n    effect: allow\n"
+    );
+    let policy = PolicySet::new(parse_policy_file(&yaml, "bench.yaml").expect("rule parses"))
+        .expect("unique ids");
+    assert_eq!(
+        policy.evaluate(facts).effect(),
+        gatehouse::policy::Effect::Allow
+    );
+    c.bench_function("a rule with matches(), pattern compiled at load", |b| {
+        b.iter(|| policy.evaluate(black_box(facts)))
+    });
+    let path = facts.request.path.clone();
+    c.bench_function(
+        "the same match compiling its pattern per call (cel 0.15)",
+        |b| {
+            b.iter(|| {
+                regex::Regex::new(black_box(PATTERN))
+                    .map(|r| r.is_match(black_box(&path)))
+                    .unwrap_or(false)
+            })
+        },
+    );
 }
 
 /// p50 and p99 of single evaluations (criterion reports means), printed for BENCHMARKS.md.

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::pii::Redactor;
 use crate::pipeline::Pipeline;
 use crate::policy::PolicyHandle;
+use crate::proxy::buffers::{BufferLimits, Buffers};
 use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
@@ -117,6 +118,15 @@ impl Gatehouse {
 
         let mut guard = AddressGuard::new(config.network.allow_cidrs.clone());
         guard.add_own_listener(addr);
+        // The admin API is bound first, so the guard refuses it as a destination too.
+        let admin_listener = match &config.admin {
+            Some(admin) => {
+                let (listener, bound) = crate::admin::bind(admin.listen).await?;
+                guard.add_own_listener(bound);
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let resolver = Arc::new(Resolver::new(
             guard,
             config.network.dns_cache_ttl,
@@ -163,6 +173,11 @@ impl Gatehouse {
             resolver,
             tunnel_hosts: config.tunnel_hosts.clone(),
             max_request_body_bytes: config.limits.max_request_body_bytes,
+            body_timeout: config.limits.client_body_timeout,
+            buffers: Buffers::new(BufferLimits {
+                total: config.limits.max_buffered_bytes,
+                per_agent: config.limits.max_buffered_bytes_per_agent,
+            }),
             inspect: config.inspect.clone(),
             redactor: Arc::new(Redactor::new(&config.pii)?),
             geo: geo.clone(),
@@ -225,9 +240,8 @@ impl Gatehouse {
                 lifecycle.shutdown.clone(),
             ));
         }
-        let admin_addr = match &config.admin {
-            None => None,
-            Some(admin) => {
+        let admin_addr = match (&config.admin, admin_listener) {
+            (Some(admin), Some((listener, bound))) => {
                 let token = match &admin.token {
                     Some(token) => token.clone(),
                     None => crate::admin::generated_token(&config.ca.dir)?,
@@ -240,16 +254,14 @@ impl Gatehouse {
                     reloadable,
                     token,
                 });
-                Some(
-                    crate::admin::start(
-                        admin.listen,
-                        state,
-                        lifecycle.shutdown.clone(),
-                        &lifecycle.tasks,
-                    )
-                    .await?,
-                )
+                let limits = crate::admin::AdminLimits {
+                    max_connections: admin.max_connections,
+                    header_timeout: config.limits.client_header_timeout,
+                };
+                crate::admin::serve(listener, state, limits, &lifecycle);
+                Some(bound)
             }
+            _ => None,
         };
         lifecycle
             .tasks

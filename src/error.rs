@@ -39,6 +39,8 @@ pub enum ErrorKind {
     ApprovalPending,
     /// Malformed or unsupported request.
     BadRequest,
+    /// The agent did not send its request body in time.
+    RequestTimeout,
     /// Missing or wrong proxy credentials.
     ProxyAuthRequired,
     /// Refused by a guard (SSRF, connect rules).
@@ -69,6 +71,7 @@ impl ErrorKind {
         match self {
             ErrorKind::ApprovalPending => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
@@ -87,6 +90,7 @@ impl ErrorKind {
         match self {
             ErrorKind::ApprovalPending => "approval_pending",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::ProxyAuthRequired => "proxy_auth_required",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Misdirected => "misdirected_request",
@@ -374,6 +378,7 @@ mod tests {
         let table = [
             (ErrorKind::ApprovalPending, 408),
             (ErrorKind::BadRequest, 400),
+            (ErrorKind::RequestTimeout, 408),
             (ErrorKind::ProxyAuthRequired, 407),
             (ErrorKind::Forbidden, 403),
             (ErrorKind::BudgetExceeded, 429),

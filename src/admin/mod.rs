@@ -17,16 +17,18 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Semaphore;
 
 use crate::budget::Ledger;
 use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
+use crate::proxy::Lifecycle;
 use crate::reload::PolicyInputs;
 
 /// Largest request body the API reads.
@@ -69,42 +71,86 @@ pub enum AdminError {
     },
 }
 
-/// Binds `addr`; serves `state` until `shutdown`. Returns the bound address.
-pub async fn start(
-    addr: SocketAddr,
-    state: Arc<AdminState>,
-    shutdown: CancellationToken,
-    tasks: &tokio_util::task::TaskTracker,
-) -> Result<SocketAddr, AdminError> {
+/// Binds `addr`, before the proxy's network guard is built: the guard refuses the bound address
+/// as a destination, so no agent can reach the admin API through the proxy.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AdminError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AdminError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| AdminError::Bind { addr, source })?;
-    tracing::info!(%bound, "admin API and dashboard listening");
-    tasks.spawn(async move {
+    Ok((listener, bound))
+}
+
+/// What the admin listener lets its clients hold.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLimits {
+    /// Concurrent connections; more are closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request head.
+    pub header_timeout: Duration,
+}
+
+/// Serves `state` on `listener` until shutdown starts. Every connection is a task of `lifecycle`:
+/// shutdown closes idle ones at once, waits for requests in flight, and cuts them when the grace
+/// period ends.
+pub fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    limits: AdminLimits,
+    lifecycle: &Lifecycle,
+) {
+    if let Ok(bound) = listener.local_addr() {
+        tracing::info!(%bound, "admin API and dashboard listening");
+    }
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = lifecycle.clone();
+    let shutdown = lifecycle.shutdown.clone();
+    lifecycle.tasks.spawn(async move {
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => return,
                 accepted = listener.accept() => accepted,
             };
-            let Ok((stream, _)) = accepted else {
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, limit = limits.max_connections, "admin connection limit reached; closed");
                 continue;
             };
             let state = state.clone();
-            tokio::spawn(async move {
+            let shutdown = shutdown.clone();
+            connections.spawn(async move {
+                let _permit = permit;
                 let service = service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(route(&state, req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                let ended = tokio::select! {
+                    ended = conn.as_mut() => ended,
+                    () = shutdown.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+                }
             });
         }
     });
-    Ok(bound)
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -18,6 +18,8 @@ pub struct AdminConfig {
     pub token: Option<Secret>,
     /// The file the token was read from, when it was (`gatehouse run` refuses one others can read).
     pub token_file: Option<std::path::PathBuf>,
+    /// Concurrent admin connections; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl Compiler<'_> {
@@ -128,6 +130,12 @@ impl Compiler<'_> {
                 .map(|f| std::path::PathBuf::from(f.value.trim())),
             listen,
             token: token.map(Secret::new),
+            max_connections: super::compile::positive(
+                self,
+                &a.max_connections,
+                "admin.max_connections",
+                64,
+            )?,
         }))
     }
 }

@@ -10,7 +10,7 @@ use crate::yaml::yaml_error_parts;
 
 use super::raw::RawConfig;
 use super::{
-    ANONYMOUS_AGENT, CaConfig, Config, ConfigError, HostPattern, HostPatterns, Limits, LogConfig,
+    ANONYMOUS_AGENT, CaConfig, Config, ConfigError, HostPattern, HostPatterns, LogConfig,
     LogFormat, NetworkConfig, Place, UpstreamConfig,
 };
 
@@ -183,6 +183,7 @@ impl Compiler<'_> {
                 90,
             )?,
             pool_max_idle_per_host: up.pool_max_idle_per_host.unwrap_or(32),
+            socket_idle_timeout: self.tunnel_idle_timeout(raw)?,
             extra_ca_files: up
                 .extra_ca_files
                 .iter()
@@ -282,37 +283,6 @@ impl Compiler<'_> {
                 format!("give only one of `{name}_env` or `{name}_file`"),
             )),
         }
-    }
-
-    fn limits(&self, raw: &RawConfig) -> Result<Limits, ConfigError> {
-        let l = &raw.limits;
-        let max_header_bytes =
-            positive(self, &l.max_header_bytes, "limits.max_header_bytes", 65536)?;
-        if max_header_bytes < 8192 {
-            let at = l.max_header_bytes.as_ref().map(|s| &s.referenced);
-            return Err(self.invalid(at, "limits.max_header_bytes", "must be at least 8192 bytes"));
-        }
-        Ok(Limits {
-            max_connections: positive(self, &l.max_connections, "limits.max_connections", 4096)?,
-            max_header_bytes,
-            max_request_body_bytes: match &l.max_request_body_bytes {
-                Some(v) if v.value == 0 => {
-                    return Err(self.invalid(
-                        Some(&v.referenced),
-                        "limits.max_request_body_bytes",
-                        "must be greater than 0",
-                    ));
-                }
-                Some(v) => v.value,
-                None => 8 * 1024 * 1024,
-            },
-            client_header_timeout: self.duration(
-                &l.client_header_timeout,
-                "limits.client_header_timeout",
-                30,
-            )?,
-            shutdown_grace: self.duration(&l.shutdown_grace, "limits.shutdown_grace", 10)?,
-        })
     }
 
     fn inspect(&self, raw: &RawConfig) -> Result<crate::inspect::InspectConfig, ConfigError> {

@@ -11,6 +11,7 @@ mod credentials_section;
 mod error;
 mod geo_section;
 mod identity_section;
+mod limits_section;
 mod pii_section;
 pub mod policies;
 mod raw;

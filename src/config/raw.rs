@@ -86,6 +86,7 @@ pub struct RawWebhook {
 pub struct RawAdmin {
     pub listen: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -307,7 +308,13 @@ pub struct RawLimits {
     pub max_connections: Option<Spanned<usize>>,
     pub max_header_bytes: Option<Spanned<usize>>,
     pub max_request_body_bytes: Option<Spanned<u64>>,
+    pub max_buffered_bytes: Option<Spanned<u64>>,
+    pub max_buffered_bytes_per_agent: Option<Spanned<u64>>,
+    pub max_connections_per_agent: Option<Spanned<usize>>,
+    pub max_concurrent_streams: Option<Spanned<u32>>,
+    pub tunnel_idle_timeout: Option<Spanned<String>>,
     pub client_header_timeout: Option<Spanned<String>>,
+    pub client_body_timeout: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }
 

@@ -12,6 +12,19 @@ fn embedded_default_is_valid() {
     assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
     assert!(config.identity.allow_anonymous);
     assert_eq!(config.upstream.response_timeout, Duration::from_secs(300));
+    // The bounds of the embedded file are the built-in defaults.
+    let bare = Config::from_yaml("listen: 127.0.0.1:8080\n", "test.yaml").unwrap();
+    let (l, d) = (&config.limits, &bare.limits);
+    assert_eq!(l.max_buffered_bytes, d.max_buffered_bytes);
+    assert_eq!(
+        l.max_buffered_bytes_per_agent,
+        d.max_buffered_bytes_per_agent
+    );
+    assert_eq!(l.max_connections_per_agent, d.max_connections_per_agent);
+    assert_eq!(l.max_concurrent_streams, d.max_concurrent_streams);
+    assert_eq!(l.tunnel_idle_timeout, d.tunnel_idle_timeout);
+    assert_eq!(l.client_body_timeout, d.client_body_timeout);
+    assert_eq!(config.upstream.socket_idle_timeout, l.tunnel_idle_timeout);
 }
 
 #[test]
@@ -41,6 +54,30 @@ fn errors_name_file_line_and_key() {
         (
             "limits:\n  max_header_bytes: 100\n",
             "test.yaml:2: key `limits.max_header_bytes`",
+        ),
+        (
+            "limits:\n  max_request_body_bytes: 2000\n  max_buffered_bytes_per_agent: 1000\n",
+            "test.yaml:3: key `limits.max_buffered_bytes_per_agent`",
+        ),
+        (
+            "limits:\n  max_buffered_bytes: 1000\n",
+            "test.yaml:2: key `limits.max_buffered_bytes`",
+        ),
+        (
+            "limits:\n  max_concurrent_streams: 0\n",
+            "test.yaml:2: key `limits.max_concurrent_streams`",
+        ),
+        (
+            "limits:\n  max_connections_per_agent: 0\n",
+            "test.yaml:2: key `limits.max_connections_per_agent`",
+        ),
+        (
+            "limits:\n  tunnel_idle_timeout: never\n",
+            "test.yaml:2: key `limits.tunnel_idle_timeout`",
+        ),
+        (
+            "admin:\n  max_connections: 0\n",
+            "test.yaml:2: key `admin.max_connections`",
         ),
         ("log:\n  format: xml\n", "test.yaml:2: key `log.format`"),
         (

@@ -143,14 +143,12 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
     let arguments = tool.as_ref().map(|t| &t.arguments);
     let (data, unreadable) = match sql_in([arguments, json.as_ref()], &config.sql_fields) {
         Err(problem) => (None, Some(problem)),
-        Ok(Some(d)) if d.statement == sql::MULTIPLE => (
-            Some(d),
-            Some("several SQL statements in one call cannot be judged one by one".to_string()),
-        ),
         Ok(found) => {
             let data =
                 found.or_else(|| postgrest::postgrest(request.method, request.path, request.query));
-            (data, unreadable(request, json.as_ref()))
+            let problem = beyond_judging(data.as_ref(), llm.as_ref())
+                .or_else(|| unreadable(request, json.as_ref()));
+            (data, problem)
         }
     };
     Recognised {
@@ -160,6 +158,29 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         jsonrpc_id,
         json,
         unreadable,
+    }
+}
+
+/// Why recognised facts cannot be judged, if they cannot: several statements, SQL too long to
+/// parse, or more names or tools than rules may iterate.
+fn beyond_judging(data: Option<&DataFacts>, llm: Option<&LlmFacts>) -> Option<String> {
+    match (data, llm) {
+        (Some(d), _) if d.statement == sql::MULTIPLE => {
+            Some("several SQL statements in one call cannot be judged one by one".to_string())
+        }
+        (Some(d), _) if d.statement == sql::TOO_LARGE => Some(format!(
+            "SQL longer than {} bytes is not parsed, so it cannot be judged",
+            sql::MAX_SQL
+        )),
+        (Some(d), _) if d.tables.len().max(d.columns.len()) > sql::MAX_NAMES => Some(format!(
+            "SQL naming more than {} tables or columns cannot be judged",
+            sql::MAX_NAMES
+        )),
+        (_, Some(l)) if l.tools.len() > sql::MAX_NAMES => Some(format!(
+            "an LLM call declaring more than {} tools cannot be judged",
+            sql::MAX_NAMES
+        )),
+        _ => None,
     }
 }
 

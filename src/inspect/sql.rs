@@ -18,6 +18,14 @@ use crate::policy::DataFacts;
 
 /// The statement kind given to SQL holding several statements (refused: each would need judging).
 pub const MULTIPLE: &str = "multiple";
+/// The statement kind given to SQL longer than [`MAX_SQL`] (refused: not parsed).
+pub const TOO_LARGE: &str = "too_large";
+/// Longest SQL parsed: parsing is the work an agent chooses the size of.
+pub const MAX_SQL: usize = 1 << 20;
+/// Most tables or columns one statement may name (one more is collected, to tell it went over),
+/// and tools one LLM call may declare:
+/// rules iterate them.
+pub const MAX_NAMES: usize = 256;
 
 /// What a string in an SQL field turned out to be.
 #[derive(Debug)]
@@ -155,6 +163,12 @@ fn where_of(statement: &Statement) -> Option<bool> {
 
 /// Parses `sql`; `None` when it is not SQL the parser can read.
 pub fn parse(sql: &str) -> Option<DataFacts> {
+    if sql.len() > MAX_SQL {
+        return Some(DataFacts {
+            statement: TOO_LARGE.to_string(),
+            ..DataFacts::default()
+        });
+    }
     let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
     let first = statements.first()?;
     // Every statement, the nested ones too, with whether it has a WHERE clause.
@@ -248,8 +262,9 @@ fn number(expr: &Expr) -> Option<u64> {
     expr.to_string().trim().parse().ok()
 }
 
+/// Adds `value` once; past [`MAX_NAMES`] + 1 names nothing more is kept (nor compared).
 pub(super) fn push_unique(list: &mut Vec<String>, value: String) {
-    if !list.contains(&value) {
+    if list.len() <= MAX_NAMES && !list.contains(&value) {
         list.push(value);
     }
 }
@@ -257,6 +272,15 @@ pub(super) fn push_unique(list: &mut Vec<String>, value: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sql_past_its_bounds_is_marked_not_parsed_whole() {
+        let long = format!("SELECT a FROM t WHERE b = '{}'", "x".repeat(MAX_SQL));
+        assert_eq!(parse(&long).unwrap().statement, TOO_LARGE);
+        let columns: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let wide = parse(&format!("SELECT {} FROM t", columns.join(", "))).unwrap();
+        assert_eq!(wide.columns.len(), MAX_NAMES + 1);
+    }
 
     #[test]
     fn sql_table() {

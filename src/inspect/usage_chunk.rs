@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use super::Dialect;
-use crate::pii::event_end;
+use crate::pii::{MAX_EVENT, event_end_from};
 
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
 /// completion to OpenAI or an OpenAI-compatible API (`provider`) that did not ask for usage;
@@ -79,15 +79,22 @@ pub struct UsageChunkFilter {
 }
 
 impl UsageChunkFilter {
-    /// The complete events of what came so far, but the usage-only one.
+    /// The complete events of what came so far, but the usage-only one. An event still
+    /// incomplete past [`MAX_EVENT`] bytes is not the usage chunk (a few hundred bytes): what came
+    /// of it passes on, so nothing grows without bound.
     pub fn push(&mut self, data: &[u8]) -> Bytes {
+        let mut from = self.pending.len();
         self.pending.extend_from_slice(data);
         let mut out = BytesMut::new();
-        while let Some(end) = event_end(&self.pending) {
+        while let Some(end) = event_end_from(&self.pending, from) {
             let event = self.pending.split_to(end);
             if !is_usage_only(&event) {
                 out.extend_from_slice(&event);
             }
+            from = 0;
+        }
+        if self.pending.len() > MAX_EVENT {
+            out.extend_from_slice(&self.pending.split());
         }
         out.freeze()
     }
@@ -119,6 +126,21 @@ fn is_usage_only(event: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_event_passes_on_instead_of_growing() {
+        let mut filter = UsageChunkFilter::default();
+        let mut passed = filter.push(b"data: {\"x\": \"").len();
+        for _ in 0..(MAX_EVENT / 4096 + 1) {
+            passed += filter.push(&[b'x'; 4096]).len();
+        }
+        assert!(passed > MAX_EVENT, "passed on: {passed}");
+        assert!(filter.pending.len() <= 4096);
+        let usage = b"data: {\"choices\": [], \"usage\": {\"total_tokens\": 3}}\n\n";
+        let after = filter.push(b"\n\n");
+        assert!(after.ends_with(b"xx\n\n"));
+        assert!(filter.push(usage).is_empty());
+    }
 
     #[test]
     fn the_output_limit_goes_where_each_endpoint_reads_it() {

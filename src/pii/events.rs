@@ -35,13 +35,22 @@ impl EventRestorer {
         }
     }
 
-    /// The restored events complete so far.
+    /// The restored events complete so far. An event still incomplete past [`MAX_EVENT`] bytes
+    /// is no provider's: what came of it passes restored as raw bytes, so nothing grows without
+    /// bound.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut from = self.pending.len();
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some(end) = event_end(&self.pending) {
+        while let Some(end) = event_end_from(&self.pending, from) {
             let event: Vec<u8> = self.pending.drain(..end).collect();
             out.extend(self.event(&event));
+            from = 0;
+        }
+        if self.pending.len() > MAX_EVENT {
+            let rest = std::mem::take(&mut self.pending);
+            out.extend(self.flush_text());
+            out.extend(self.raw.push(&rest));
         }
         out
     }
@@ -147,10 +156,27 @@ fn render(lines: &[String], doc: &Value) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Longest server-sent event held back whole (to restore its text or take out the usage chunk).
+pub const MAX_EVENT: usize = 1 << 20;
+
 /// The end (after the blank line) of the first complete server-sent event in `buf`.
 pub fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    event_end_from(buf, 0)
+}
+
+/// [`event_end`], when the first `scanned` bytes were searched before (and held no end): only
+/// what came since is searched, so a long event costs its length once, not once per chunk.
+pub fn event_end_from(buf: &[u8], scanned: usize) -> Option<usize> {
+    let start = scanned.saturating_sub(3).min(buf.len());
+    let tail = &buf[start..];
+    let lf = tail
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| start + i + 2);
+    let crlf = tail
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| start + i + 4);
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -163,6 +189,23 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn an_event_found_across_chunks_and_an_endless_one_passes_raw() {
+        assert_eq!(event_end_from(b"data: a\r\n\r\n", 8), Some(11));
+        assert_eq!(event_end_from(b"data: a\n\ndata: b\n\n", 9), Some(9));
+        let vault = Arc::new(HashMap::new());
+        let mut events = EventRestorer::new(
+            Restorer::new(vault.clone(), true),
+            Restorer::new(vault, false),
+        );
+        let mut out = events.push(b"data: {\"delta\": \"");
+        for _ in 0..(MAX_EVENT / 4096 + 1) {
+            out.extend(events.push(&[b'x'; 4096]));
+        }
+        assert!(out.len() > MAX_EVENT - 4096, "passed on: {}", out.len());
+        assert!(events.pending.len() <= 4096);
+    }
 
     fn restorer() -> EventRestorer {
         let names: Arc<HashMap<String, String>> = Arc::new(

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
-pub use events::{EventRestorer, event_end, stream_text};
+pub use events::{EventRestorer, MAX_EVENT, event_end, event_end_from, stream_text};
 pub use json::{JsonFinding, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};

@@ -43,6 +43,10 @@ pub struct Pipeline {
     pub tunnel_hosts: HostPatterns,
     /// Step 4: the largest body read for inspection (and answer judged whole).
     pub max_request_body_bytes: u64,
+    /// Step 4: how long an agent has to send the body read for inspection.
+    pub body_timeout: std::time::Duration,
+    /// Steps 4 and 12: the budget of bytes bodies read whole may hold, for all and per agent.
+    pub buffers: Arc<crate::proxy::buffers::Buffers>,
     /// Step 4: what recognition is told (SQL fields, REST tools).
     pub inspect: InspectConfig,
     /// Steps 5 and 10: detection and redaction.

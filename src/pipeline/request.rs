@@ -16,7 +16,9 @@ use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
-use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
+use crate::proxy::body::{
+    Holding, Prefixed, ProxyBody, ReadBody, Reservation, boxed, full, read_request_body,
+};
 use crate::proxy::headers::{as_forwarded, content_encoding};
 use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
@@ -27,6 +29,8 @@ use crate::socket::SocketJudge;
 pub(super) struct Outgoing {
     parts: http::request::Parts,
     body: RequestBody,
+    /// The buffer budget the body's bytes hold until it has gone upstream.
+    held: Reservation,
 }
 
 /// A request's body as inspection left it.
@@ -101,7 +105,9 @@ impl Pipeline {
         req: Request<Incoming>,
     ) -> Result<(Outgoing, Facts), ProxyError> {
         let (mut parts, body) = req.into_parts();
-        let read = read_request_body(&parts.headers, body, self.max_request_body_bytes).await?;
+        let mut held = self.buffers.reserve(&ctx.client.identity.agent);
+        let within = (self.max_request_body_bytes, self.body_timeout);
+        let read = read_request_body(&parts.headers, body, within, &mut held).await?;
         // Judged as forwarded: hop-by-hop headers gone, `Host` the destination it goes to.
         as_forwarded(&mut parts.headers, &ctx.target, ctx.scheme == "https");
         let encoding = content_encoding(&parts.headers)
@@ -111,7 +117,7 @@ impl Pipeline {
             ReadBody::Whole(raw) => raw,
             too_large @ ReadBody::TooLarge { .. } => {
                 let problem = format!("the request body exceeds the limit of {limit} bytes");
-                return Ok(self.uninspected(ctx, parts, too_large, problem));
+                return Ok(self.uninspected(ctx, parts, too_large, problem, held));
             }
         };
         let content_type = parts
@@ -131,9 +137,10 @@ impl Pipeline {
         let (decoded, recognised) = match inspect::examine(sent, encoding, limit, &self.inspect) {
             Ok(examined) => examined,
             Err(problem) => {
-                return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
+                return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem, held));
             }
         };
+        held.add_decoded(encoding.map(|_| decoded.len()))?;
         let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
         if recognised.jsonrpc_id.is_some() || provider.is_some() {
             ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
@@ -148,7 +155,7 @@ impl Pipeline {
             encoded: encoding.is_some(),
             restore: None,
         };
-        Ok((Outgoing { parts, body }, facts))
+        Ok((Outgoing { parts, body, held }, facts))
     }
 
     fn uninspected(
@@ -157,6 +164,7 @@ impl Pipeline {
         parts: http::request::Parts,
         read: ReadBody,
         problem: String,
+        held: Reservation,
     ) -> (Outgoing, Facts) {
         let mut facts = self.request_facts(ctx, &parts, Trigger::HttpRequest);
         let content_type = parts
@@ -165,7 +173,7 @@ impl Pipeline {
             .and_then(|v| v.to_str().ok());
         facts.body = inspect::uninspected_body(content_type, problem);
         let body = RequestBody::Uninspected(read);
-        (Outgoing { parts, body }, facts)
+        (Outgoing { parts, body, held }, facts)
     }
 
     fn request_facts(
@@ -302,6 +310,8 @@ impl Pipeline {
                 .insert(GateSlot::new(Box::new(judge)));
         }
         ctx.forwarded = true;
+        // The judged bytes stay counted until they have gone upstream.
+        let body = boxed(Holding::new(body, request.held));
         let req = Request::from_parts(request.parts, body);
         let response = self.upstream.forward(req, ctx.started).await?;
         ctx.connected = response

@@ -15,7 +15,7 @@ use crate::error::{ErrorKind, ProxyError, Side};
 use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, ResponseFacts, Subject, Trigger, join_repeated};
-use crate::proxy::body::{ProxyBody, boxed, full, read_whole};
+use crate::proxy::body::{Holding, ProxyBody, WholeError, boxed, full, read_whole};
 use crate::stream::{Watched, without_usage_chunk};
 
 impl Pipeline {
@@ -32,14 +32,9 @@ impl Pipeline {
         }
         let (mut parts, body) = answer.response.into_parts();
         let limit = usize::try_from(self.max_request_body_bytes).unwrap_or(usize::MAX);
-        let unjudged = |why: String| {
-            ProxyError::new(
-                ErrorKind::BadGateway,
-                Side::Upstream,
-                format!("{why}; the answer was not passed on unjudged"),
-            )
-        };
-        let raw = read_whole(body, limit).await.map_err(unjudged)?;
+        // The answer's bytes are held in the buffer budget until the agent has them.
+        let mut held = self.buffers.reserve(&ctx.client.identity.agent);
+        let raw = read_whole(body, limit, &mut held).await?;
         let encoding = parts
             .headers
             .get_all(CONTENT_ENCODING)
@@ -52,8 +47,10 @@ impl Pipeline {
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let (decoded, body) = inspect::answer(raw, encoding, content_type, limit)
-            .map_err(|e| unjudged(format!("the upstream's answer cannot be decoded: {e}")))?;
+        let (decoded, body) = inspect::answer(raw, encoding, content_type, limit).map_err(|e| {
+            WholeError::Unjudged(format!("the upstream's answer cannot be decoded: {e}"))
+        })?;
+        held.add_decoded(encoding.map(|_| decoded.len()))?;
         let events = body.content_type == "text/event-stream";
         let scanned = body.scanned(&decoded);
         let shape = BodyShape::of(&scanned);
@@ -107,7 +104,10 @@ impl Pipeline {
         parts
             .headers
             .insert(CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
-        Ok(Response::from_parts(parts, full(bytes)))
+        Ok(Response::from_parts(
+            parts,
+            boxed(Holding::new(full(bytes), held)),
+        ))
     }
 }
 

@@ -79,10 +79,18 @@ impl Activation {
 }
 
 /// The CEL standard environment, built once: building it registers every standard function and
-/// costs far more than judging a request.
+/// costs far more than judging a request. `matches` is ours, with its patterns compiled once
+/// (the `cel` crate's regex feature, which compiles on every call, is off).
 fn stdlib() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
-    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+    ENV.get_or_init(|| {
+        let mut env = Env::stdlib();
+        // Cannot clash: the crate's own `matches` is compiled out. Were it not, conditions
+        // calling `matches` would fail their sample evaluation and the policy would not load.
+        let _ = super::matches::register(&mut env);
+        Arc::new(env)
+    })
+    .clone()
 }
 
 /// A CEL map from named fields; `None` values are left out.
@@ -170,9 +178,30 @@ fn llm(l: &LlmFacts) -> Value {
         ("model", text(&l.model)),
         ("stream", Some(Value::Bool(l.stream))),
         ("max_tokens", l.max_tokens.and_then(uint)),
-        ("messages", texts(&l.messages)),
+        ("messages", Some(listed(&l.messages))),
+        ("message_count", uint(l.messages.len() as u64)),
         ("tools", texts(&l.tools)),
     ])
+}
+
+/// Texts (`llm.messages`, `body.text`) a condition iterates one by one, at most: a macro nested
+/// in another over such a list costs the square of its length, and the agent chooses the length.
+pub const LISTED_TEXTS: usize = 256;
+
+/// A list of texts as conditions see it: the first as they are, every one past
+/// [`LISTED_TEXTS`] joined (by newlines) into the last element, so no text is hidden from
+/// `exists(m, m.contains(...))`; `llm.message_count` is the real count of messages.
+fn listed(messages: &[String]) -> Value {
+    if messages.len() <= LISTED_TEXTS {
+        return texts(messages).unwrap_or(Value::Null);
+    }
+    let (kept, rest) = messages.split_at(LISTED_TEXTS - 1);
+    let mut values: Vec<Value> = kept
+        .iter()
+        .map(|s| Value::String(Arc::new(s.clone())))
+        .collect();
+    values.push(Value::String(Arc::new(rest.join("\n"))));
+    Value::List(Arc::new(values))
 }
 
 fn tool(t: &ToolFacts) -> Value {
@@ -199,7 +228,7 @@ fn body(b: &BodyFacts) -> Value {
         ("content_type", text(&b.content_type)),
         ("json", Some(json(&b.json))),
         ("form", string_map(&b.form)),
-        ("text", texts(&b.text)),
+        ("text", Some(listed(&b.text))),
         ("inspected", Some(Value::Bool(b.inspected))),
         ("problem", text(&b.problem)),
     ])
@@ -245,5 +274,25 @@ fn json(value: &serde_json::Value) -> Value {
                 .collect();
             Value::Map(map.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_conversations_are_listed_bounded_with_every_text_kept() {
+        let messages: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        let Value::List(list) = listed(&messages) else {
+            panic!("a list");
+        };
+        assert_eq!(list.len(), LISTED_TEXTS);
+        let Value::String(last) = &list[LISTED_TEXTS - 1] else {
+            panic!("text");
+        };
+        assert!(last.starts_with("m255\n") && last.ends_with("\nm999"));
+        let short = listed(&messages[..3]);
+        assert_eq!(short, texts(&messages[..3]).unwrap());
     }
 }

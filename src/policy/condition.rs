@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue};
 use cel::{ExecutionError, Program, Value};
 
 use super::activation::{Activation, Reads};
@@ -17,6 +17,8 @@ pub struct Condition {
     source: Arc<str>,
     program: Arc<Program>,
     reads: Reads,
+    /// The regexes of its `matches('...')` calls, compiled at load and kept while it lives.
+    _patterns: Arc<[Arc<regex::Regex>]>,
 }
 
 impl fmt::Debug for Condition {
@@ -78,6 +80,9 @@ pub enum ConditionError {
     /// Evaluates to something other than a boolean.
     #[error("must evaluate to a boolean, got {0}")]
     NotBoolean(String),
+    /// A `matches()` pattern that does not compile (or is too large).
+    #[error("matches(): {0}")]
+    Pattern(String),
     /// Failed while evaluating.
     #[error("evaluation failed: {0}")]
     Evaluation(String),
@@ -116,10 +121,15 @@ impl Condition {
             }
         }
         let reads = Reads::of(references.variables());
+        let patterns = constant_patterns(program.expression())
+            .into_iter()
+            .map(|pattern| super::matches::hold(pattern).map_err(ConditionError::Pattern))
+            .collect::<Result<Vec<_>, _>>()?;
         let condition = Condition {
             source: source.into(),
             program: Arc::new(program),
             reads,
+            _patterns: patterns.into(),
         };
         let sample = Activation::new(&Facts::sample(trigger), Reads::ALL);
         match condition.program.execute(&sample.context) {
@@ -161,21 +171,47 @@ impl Condition {
 /// Names bound by macros (`list.exists(t, ...)`): they are variables only inside their macro.
 fn comprehension_variables(expr: &IdedExpr) -> Vec<String> {
     let mut bound = Vec::new();
+    for node in nodes(expr) {
+        if let Expr::Comprehension(comp) = &node.expr {
+            bound.push(comp.iter_var.clone());
+            bound.extend(comp.iter_var2.clone());
+            bound.push(comp.accu_var.clone());
+        }
+    }
+    bound
+}
+
+/// The patterns of `x.matches('...')` and `matches(x, '...')` written as string literals.
+fn constant_patterns(expr: &IdedExpr) -> Vec<&str> {
+    nodes(expr)
+        .into_iter()
+        .filter_map(|node| match &node.expr {
+            Expr::Call(call) if call.func_name == "matches" => {
+                let at = if call.target.is_some() { 0 } else { 1 };
+                match call.args.get(at).map(|arg| &arg.expr) {
+                    Some(Expr::Literal(LiteralValue::String(pattern))) => Some(pattern.inner()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every node of `expr`.
+fn nodes(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    let mut all = Vec::new();
     let mut stack = vec![expr];
     while let Some(node) = stack.pop() {
+        all.push(node);
         match &node.expr {
-            Expr::Comprehension(comp) => {
-                bound.push(comp.iter_var.clone());
-                bound.extend(comp.iter_var2.clone());
-                bound.push(comp.accu_var.clone());
-                stack.extend([
-                    &comp.iter_range,
-                    &comp.accu_init,
-                    &comp.loop_cond,
-                    &comp.loop_step,
-                    &comp.result,
-                ]);
-            }
+            Expr::Comprehension(comp) => stack.extend([
+                &comp.iter_range,
+                &comp.accu_init,
+                &comp.loop_cond,
+                &comp.loop_step,
+                &comp.result,
+            ]),
             Expr::Call(call) => {
                 stack.extend(call.target.as_deref());
                 stack.extend(call.args.iter());
@@ -187,7 +223,7 @@ fn comprehension_variables(expr: &IdedExpr) -> Vec<String> {
             Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
         }
     }
-    bound
+    all
 }
 
 fn entry_children(entry: &IdedEntryExpr) -> Vec<&IdedExpr> {
@@ -224,6 +260,15 @@ mod tests {
                 Ok(()),
             ),
             ("request.path.matches('^/v1/')", Ok(())),
+            ("matches(request.path, '^/v1/')", Ok(())),
+            (
+                "request.path.matches('(v1')",
+                Err("matches(): '(v1' is not a valid regex"),
+            ),
+            (
+                "request.path.matches('(?:\\\\w{100}){100}')",
+                Err("matches():"),
+            ),
             ("request.host ==", Err("syntax error")),
             ("requets.host == 'x'", Err("unknown variable `requets`")),
             (
@@ -242,6 +287,39 @@ mod tests {
             let got = Condition::compile(source, Trigger::LlmRequest).map(|_| ());
             match (got, expected) {
                 (Ok(()), Ok(())) => {}
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{source}: {e}"),
+                (got, want) => panic!("{source}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn matches_keeps_cel_semantics_with_constant_and_dynamic_patterns() {
+        let mut facts = Facts::sample(Trigger::HttpRequest);
+        facts.request.path = "/v1/refunds/42".into();
+        facts
+            .request
+            .headers
+            .insert("x-pattern".into(), "refunds/[0-9]+$".into());
+        facts.request.headers.insert("x-bad".into(), "(".into());
+        let activation = Activation::new(&facts, Reads::ALL);
+        let table: &[(&str, Result<bool, &str>)] = &[
+            ("request.path.matches('^/v1/')", Ok(true)),
+            ("request.path.matches('refunds')", Ok(true)),
+            ("matches(request.path, '^/v2/')", Ok(false)),
+            (
+                "request.path.matches(request.headers['x-pattern'])",
+                Ok(true),
+            ),
+            (
+                "request.path.matches(request.headers['x-bad'])",
+                Err("not a valid regex"),
+            ),
+        ];
+        for (source, want) in table {
+            let condition = Condition::compile(source, Trigger::HttpRequest).unwrap();
+            match (condition.eval(&activation), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{source}"),
                 (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{source}: {e}"),
                 (got, want) => panic!("{source}: got {got:?}, want {want:?}"),
             }

@@ -7,6 +7,7 @@ mod condition;
 mod facts;
 mod handle;
 mod host_pattern;
+mod matches;
 mod model;
 mod parse;
 mod resolve;

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep, sleep_until};
 
+pub use super::buffers::{Holding, OverBudget, Reservation};
 pub use crate::body::{BodyError, ProxyBody, boxed, empty, full};
 
 /// A request body as read for inspection.
@@ -28,11 +29,35 @@ pub enum ReadBody {
     },
 }
 
-/// Reads a request body up to `limit` bytes (a declared length above it is not read at all).
+/// Reads a request body up to `limit` bytes (a declared length above it is not read at all)
+/// within `timeout`, every byte held in `held` first: a declared length is reserved before
+/// anything is read, so an agent over its buffer budget is refused before it can send the bytes,
+/// and one that stalls gives its reservation back when the timeout ends the read (408).
 pub async fn read_request_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    (limit, timeout): (u64, Duration),
+    held: &mut Reservation,
+) -> Result<ReadBody, crate::error::ProxyError> {
+    use crate::error::{ErrorKind, ProxyError, Side};
+    match tokio::time::timeout(timeout, read_bounded(headers, body, limit, held)).await {
+        Ok(read) => read,
+        Err(_) => Err(ProxyError::new(
+            ErrorKind::RequestTimeout,
+            Side::Agent,
+            format!(
+                "the request body did not arrive within {} (limits.client_body_timeout)",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    }
+}
+
+async fn read_bounded(
     headers: &http::HeaderMap,
     mut body: Incoming,
     limit: u64,
+    held: &mut Reservation,
 ) -> Result<ReadBody, crate::error::ProxyError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
@@ -44,6 +69,9 @@ pub async fn read_request_body(
             rest: body,
         });
     }
+    if let Some(declared) = declared {
+        held.ensure(declared)?;
+    }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {
@@ -53,6 +81,7 @@ pub async fn read_request_body(
             ))
         })?;
         if let Ok(data) = frame.into_data() {
+            held.ensure((buffer.len() + data.len()) as u64)?;
             buffer.extend_from_slice(&data);
             if buffer.len() > limit {
                 return Ok(ReadBody::TooLarge {
@@ -65,17 +94,49 @@ pub async fn read_request_body(
     Ok(ReadBody::Whole(buffer.freeze()))
 }
 
-/// The whole body, refusing one past `limit` bytes.
-pub async fn read_whole(mut body: ProxyBody, limit: usize) -> Result<Bytes, String> {
+/// Why an answer could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum WholeError {
+    /// It broke off or is larger than the limit: it cannot be judged.
+    #[error("{0}")]
+    Unjudged(String),
+    /// The buffer budget has no room for it.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+}
+
+impl From<WholeError> for crate::error::ProxyError {
+    /// An answer that cannot be judged is the upstream's failure (502); no room is 429 or 503.
+    fn from(e: WholeError) -> Self {
+        use crate::error::{ErrorKind, ProxyError, Side};
+        match e {
+            WholeError::Unjudged(why) => ProxyError::new(
+                ErrorKind::BadGateway,
+                Side::Upstream,
+                format!("{why}; the answer was not passed on unjudged"),
+            ),
+            WholeError::OverBudget(over) => over.into(),
+        }
+    }
+}
+
+/// The whole body, refusing one past `limit` bytes; every byte held in `held` first.
+pub async fn read_whole(
+    mut body: ProxyBody,
+    limit: usize,
+    held: &mut Reservation,
+) -> Result<Bytes, WholeError> {
     let mut buffer = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("the upstream's answer broke off: {e}"))?;
+        let frame = frame
+            .map_err(|e| WholeError::Unjudged(format!("the upstream's answer broke off: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if buffer.len() + data.len() > limit {
-                return Err(format!(
+                return Err(WholeError::Unjudged(format!(
                     "the upstream's answer exceeds {limit} bytes, the most response rules judge"
-                ));
+                )));
             }
+            held.ensure((buffer.len() + data.len()) as u64)?;
             buffer.extend_from_slice(&data);
         }
     }

@@ -20,8 +20,8 @@ pub enum Refusal {
         /// Which range it falls in.
         category: &'static str,
     },
-    /// The address is the proxy's own listener.
-    #[error("{0} is the proxy's own listening address")]
+    /// The address is one of the proxy's own listeners (the proxy's, the admin API's).
+    #[error("{0} is the proxy's own listening address (the proxy or its admin API)")]
     OwnListener(SocketAddr),
 }
 
@@ -41,7 +41,8 @@ impl AddressGuard {
         }
     }
 
-    /// Records the proxy's own listening address, refused whatever `allow` says.
+    /// Records one of the proxy's own listening addresses (the proxy's, the admin API's), refused
+    /// whatever `allow` says.
     pub fn add_own_listener(&mut self, addr: SocketAddr) {
         self.own.push(addr);
     }

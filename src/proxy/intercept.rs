@@ -142,6 +142,7 @@ async fn serve_http<H, IO>(
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(H2_KEEP_ALIVE_INTERVAL))
             .keep_alive_timeout(server.limits.client_header_timeout)
+            .max_concurrent_streams(server.limits.max_concurrent_streams)
             .max_header_list_size(u32::try_from(server.limits.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(io, service);
         drive(conn, shutdown, |c| c.graceful_shutdown()).await

@@ -3,7 +3,9 @@
 //! decision to a [`Handler`] (the pipeline).
 
 pub mod body;
+pub mod buffers;
 mod connector;
+pub mod conns;
 mod counted;
 pub mod executions;
 pub mod guard;
@@ -122,10 +124,11 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<ProxyBody>> + Send;
 }
 
-/// One slot of the connection limit. Travels in request extensions so that whatever outlives the
-/// HTTP exchange (a WebSocket relay) keeps holding the client connection's slot.
+/// One slot of the connection limit (and of its agents' shares). Travels in request extensions so
+/// that whatever outlives the HTTP exchange (a WebSocket relay) keeps holding the client
+/// connection's slot.
 #[derive(Debug, Clone)]
-pub struct ConnectionPermit(pub Arc<tokio::sync::OwnedSemaphorePermit>);
+pub struct ConnectionPermit(pub Arc<conns::ConnectionSlot>);
 
 /// Shutdown plumbing shared by every task the proxy spawns.
 #[derive(Clone, Default)]

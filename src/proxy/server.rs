@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::{ProxyBody, empty};
 use super::connector::GuardedConnector;
+use super::conns::{AgentConnections, ConnectionSlot};
 use super::identity::Agents;
 use super::identity::Identity;
 use super::target::Target;
@@ -67,6 +68,7 @@ impl<H: Handler> ProxyServer<H> {
     /// Accepts connections until shutdown starts.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         let permits = Arc::new(Semaphore::new(self.limits.max_connections));
+        let per_agent = AgentConnections::new(self.limits.max_connections_per_agent);
         let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
         let shutdown = self.lifecycle.shutdown.clone();
         loop {
@@ -85,8 +87,9 @@ impl<H: Handler> ProxyServer<H> {
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let this = self.clone();
+                    let slot = ConnectionSlot::new(permit, per_agent.clone());
                     self.lifecycle.spawn(async move {
-                        this.serve_client(stream, peer, ConnectionPermit(Arc::new(permit)))
+                        this.serve_client(stream, peer, ConnectionPermit(Arc::new(slot)))
                             .await
                     });
                 }
@@ -226,6 +229,20 @@ impl<H: Handler> ProxyServer<H> {
                 });
             }
         };
+        // The agent is known: the connection now counts in its share.
+        if let Err(err) = permit.0.count(&identity.agent) {
+            // Not a refusal `is_own_refusal` names (a 429 inside the steps is the request's
+            // outcome record), but this one never reaches the steps: recorded here.
+            self.handler.refused(&Refusal {
+                peer,
+                identity: Some(&identity),
+                method: req.method().as_str(),
+                target: None,
+                path: req.uri().path(),
+                error: &err,
+            });
+            return refuse(peer, &err);
+        }
         if req.method() == Method::CONNECT {
             let client = ClientInfo {
                 peer,
@@ -313,8 +330,13 @@ impl<H: Handler> ProxyServer<H> {
             match upstream {
                 Some(stream) => {
                     let _slot = permit;
-                    let shutdown = &this.lifecycle.shutdown;
-                    let end = relay::relay_tls(upgraded, stream, &target, shutdown).await;
+                    let limits = &this.limits;
+                    let ends = (
+                        &this.lifecycle.shutdown,
+                        limits.client_header_timeout,
+                        limits.tunnel_idle_timeout,
+                    );
+                    let end = relay::relay_tls(upgraded, stream, &target, ends).await;
                     this.handler.tunnel_closed(&client, &target, &end);
                 }
                 None => intercept::serve(this, upgraded, client, permit).await,
@@ -381,6 +403,18 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Largest request body forwarded.
     pub max_request_body_bytes: u64,
+    /// Bytes of bodies read whole (requests inspected, answers judged) held at once, all agents.
+    pub max_buffered_bytes: u64,
+    /// The same, for one agent.
+    pub max_buffered_bytes_per_agent: u64,
+    /// Client connections one agent may hold, counted from its first authenticated request.
+    pub max_connections_per_agent: usize,
+    /// Concurrent streams an HTTP/2 agent may open on one intercepted connection.
+    pub max_concurrent_streams: u32,
+    /// A relayed tunnel or WebSocket silent both ways this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// Time a client has to send a body the proxy reads whole.
+    pub client_body_timeout: Duration,
     /// Time a client has to send a complete request head.
     pub client_header_timeout: Duration,
     /// How long shutdown waits for in-flight requests.

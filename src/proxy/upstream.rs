@@ -203,13 +203,15 @@ impl Upstream {
             }
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             let shutdown = self.lifecycle.shutdown.clone();
+            let idle = self.config.socket_idle_timeout;
             let gate = gate.ok_or_else(|| UpstreamError::Protocol("no message judge".into()))?;
             self.lifecycle.spawn(async move {
                 let _slot = permit;
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((agent, upstream)) => {
                         let (agent, upstream) = (TokioIo::new(agent), TokioIo::new(upstream));
-                        super::websocket::relay(agent, upstream, gate, &target, &shutdown).await;
+                        let ends = (&shutdown, idle);
+                        super::websocket::relay(agent, upstream, gate, &target, ends).await;
                     }
                     Err(e) => tracing::debug!(%target, error = %e, "upgrade did not complete"),
                 }
@@ -308,6 +310,8 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_host: usize,
     /// Extra PEM files whose certificates are trusted as upstream roots.
     pub extra_ca_files: Vec<PathBuf>,
+    /// An upgraded WebSocket silent both ways this long is closed (`limits.tunnel_idle_timeout`).
+    pub socket_idle_timeout: Duration,
 }
 
 #[cfg(test)]

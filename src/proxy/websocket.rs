@@ -6,6 +6,7 @@
 //! so every message arrives as the text it is.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -60,13 +61,14 @@ impl GateSlot {
 }
 
 /// Relays messages between `agent` and `upstream` through `gate` until either side closes, a
-/// message is refused, or `shutdown` fires.
+/// message is refused, nothing passed either way for `idle` (pings included), or `shutdown`
+/// fires.
 pub async fn relay<A, U>(
     agent: A,
     upstream: U,
     mut gate: Box<dyn MessageGate>,
     target: &str,
-    shutdown: &CancellationToken,
+    (shutdown, idle): (&CancellationToken, Duration),
 ) where
     A: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -77,12 +79,20 @@ pub async fn relay<A, U>(
     let mut agent = WebSocketStream::from_raw_socket(agent, Role::Server, Some(config)).await;
     let mut upstream = WebSocketStream::from_raw_socket(upstream, Role::Client, Some(config)).await;
     let mut passed = Passed::default();
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
+    let mut silent = false;
     let refused = loop {
         let (message, to_upstream) = tokio::select! {
             m = agent.next() => (m, true),
             m = upstream.next() => (m, false),
             () = shutdown.cancelled() => break None,
+            () = &mut silence => {
+                silent = true;
+                break None;
+            }
         };
+        silence.as_mut().reset(tokio::time::Instant::now() + idle);
         let message = match message {
             Some(Ok(message)) => message,
             Some(Err(e)) => {
@@ -132,6 +142,17 @@ pub async fn relay<A, U>(
             break None;
         }
     };
+    if silent {
+        tracing::debug!(%target, ?idle, "websocket idle both ways; closed");
+        let away = || {
+            Message::Close(Some(CloseFrame {
+                code: CloseCode::Away,
+                reason: "idle timeout".into(),
+            }))
+        };
+        let _ = agent.send(away()).await;
+        let _ = upstream.send(away()).await;
+    }
     if let Some(reason) = &refused {
         let frame = |reason: &str| {
             // A close reason is at most 123 bytes.

@@ -6,6 +6,8 @@ mod approvals;
 mod architecture;
 mod audit_trail;
 mod audit_verify;
+mod bounded_sockets;
+mod bounds;
 mod budgets;
 mod cli;
 mod credentials;
