@@ -82,14 +82,8 @@ impl Pipeline {
             Err(err) => {
                 tracing::warn!(reason = %err.reason, "request refused before its steps");
                 if err.is_own_refusal() {
-                    self.judge.record_proxy_refusal(&Refusal {
-                        peer: client.peer,
-                        identity: Some(&client.identity),
-                        method: req.method().as_str(),
-                        target: None,
-                        path: req.uri().path(),
-                        error: &err,
-                    });
+                    let refusal = Refusal::of_request(&client, &req, &err);
+                    self.judge.record_proxy_refusal(&refusal);
                 }
                 return err.to_response();
             }

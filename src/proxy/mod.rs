@@ -87,6 +87,25 @@ pub struct Refusal<'a> {
     pub error: &'a ProxyError,
 }
 
+impl<'a> Refusal<'a> {
+    /// A refusal of `req`, which an authenticated agent sent on `client`'s connection (inside
+    /// its tunnel, when there is one).
+    pub fn of_request<B>(
+        client: &'a ClientInfo,
+        req: &'a http::Request<B>,
+        error: &'a ProxyError,
+    ) -> Refusal<'a> {
+        Refusal {
+            peer: client.peer,
+            identity: Some(&client.identity),
+            method: req.method().as_str(),
+            target: client.tunnel.as_ref().map(|t| &t.target),
+            path: req.uri().path(),
+            error,
+        }
+    }
+}
+
 /// How a relayed tunnel (not intercepted) ended, for its outcome record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelEnd {
