@@ -1,5 +1,6 @@
-//! JSON-aware scanning: the string values of a document (after JSON escapes are decoded), each
-//! with the name of its field, so a redaction edits strings in place and the JSON stays valid.
+//! JSON-aware scanning: the string values of a document and the names of its members (after
+//! JSON escapes are decoded), each value with the name of its field, so a redaction edits strings
+//! and renames members in place and the JSON stays valid.
 
 use serde_json::Value;
 
@@ -10,8 +11,10 @@ use super::{Finding, Scanner};
 /// A finding inside a JSON document: the string's JSON pointer and the offsets in that string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonFinding {
-    /// RFC 6901 pointer to the string (`/messages/0/content`).
+    /// RFC 6901 pointer to the string (`/messages/0/content`), or to the member whose name it is.
     pub pointer: String,
+    /// The finding is in the member's name (`{"jane@example.com": ...}`), not in a value.
+    pub key: bool,
     /// The finding, with offsets into the decoded string.
     pub finding: Finding,
 }
@@ -33,6 +36,7 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
             for finding in scanner.scan_field(field, s) {
                 out.push(JsonFinding {
                     pointer: pointer.to_string(),
+                    key: false,
                     finding,
                 });
             }
@@ -42,6 +46,7 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
             for finding in scanner.scan_field(field, &n.to_string()) {
                 out.push(JsonFinding {
                     pointer: pointer.to_string(),
+                    key: false,
                     finding,
                 });
             }
@@ -54,6 +59,13 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
         Value::Object(fields) => {
             for (name, item) in fields {
                 let path = format!("{pointer}/{}", escape_pointer(name));
+                for finding in scanner.scan(name) {
+                    out.push(JsonFinding {
+                        pointer: path.clone(),
+                        key: true,
+                        finding,
+                    });
+                }
                 walk(scanner, item, &path, name, out);
             }
         }
@@ -61,7 +73,9 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
     }
 }
 
-/// Redacts the string values of `value` in place; returns how many strings changed.
+/// Redacts the string values of `value` in place, and renames members whose names hold something
+/// to redact; returns how many strings changed. A renamed member never replaces a sibling: when
+/// its new name is taken (two addresses masked alike), `#2`, `#3`, ... is appended.
 pub fn redact_json(
     scanner: &Scanner,
     value: &mut Value,
@@ -111,8 +125,35 @@ fn redact_walk(
             for (name, item) in fields.iter_mut() {
                 changed += redact_walk(scanner, item, name, replacer)?;
             }
+            let mut renames = Vec::new();
+            for name in fields.keys() {
+                let findings = scanner.scan(name);
+                if let Some(renamed) = redact(name, &findings, replacer)? {
+                    renames.push((name.clone(), renamed));
+                }
+            }
+            changed += renames.len();
+            let moved: Vec<(String, Value)> = renames
+                .into_iter()
+                .filter_map(|(old, new)| fields.remove(&old).map(|item| (new, item)))
+                .collect();
+            for (name, item) in moved {
+                let free = unique_name(fields, name);
+                fields.insert(free, item);
+            }
             Ok(changed)
         }
         _ => Ok(0),
     }
+}
+
+/// `name`, or `name#2`, `name#3`, ... : the first no member of `fields` has.
+fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String {
+    if !fields.contains_key(&name) {
+        return name;
+    }
+    (2..)
+        .map(|n| format!("{name}#{n}"))
+        .find(|candidate| !fields.contains_key(candidate))
+        .unwrap_or(name)
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use ring::hmac;
 use serde_json::Value;
 
+use super::head::RequestHead;
 use super::{
     Finding, Redaction, Replacer, Scanner, ScannerConfig, ScannerError, Style, Vault, VaultError,
 };
@@ -23,8 +24,11 @@ pub struct PiiConfig {
     pub scanner: ScannerConfig,
     /// Key of the `hash` style; a random per-process key when not configured.
     pub hash_key: Option<Secret>,
-    /// Whether header values are scanned too (URL queries, bodies and forms always are).
+    /// Whether header values are scanned (paths, queries, bodies and forms always are).
     pub scan_headers: bool,
+    /// Lower-case names of the headers never scanned: the credentials a provider needs
+    /// (`authorization`, `cookie`, `x-api-key`, ...), which redaction must not rewrite.
+    pub unscanned_headers: Vec<String>,
     /// Most executions whose pseudonyms are kept at once.
     pub vault_max_executions: usize,
     /// Most values one execution may pseudonymize.
@@ -57,6 +61,8 @@ pub struct BodyParts<'a> {
     pub text: &'a [String],
     /// The decoded bytes.
     pub decoded: &'a [u8],
+    /// The headers of multipart parts (field names, file names): scanned, not rewritten.
+    pub part_heads: &'a [String],
 }
 
 /// How a body is shaped, for redaction.
@@ -103,12 +109,12 @@ pub enum RedactError {
          the request was not forwarded unredacted"
     )]
     UnrewritableBody(&'static str),
-    /// Data to redact sits in the path or a header, which are forwarded as they are.
+    /// Data to redact sits in the path or a header the proxy does not rewrite.
     #[error(
         "the policy requires redacting personal data found in {0}, which this proxy does not \
          rewrite; the request was not forwarded unredacted"
     )]
-    UnrewritablePlace(&'static str),
+    UnrewritablePlace(String),
     /// The redacted JSON could not be written again.
     #[error("redacted JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -120,6 +126,8 @@ pub struct Redacted {
     pub body: Option<Bytes>,
     /// The query to forward, when it changed.
     pub query: Option<String>,
+    /// Header fields rewritten: the index in [`RequestHead::headers`] and the new value.
+    pub headers: Vec<(usize, String)>,
     /// Values replaced, by kind.
     pub replaced: BTreeMap<String, u64>,
     /// Whether pseudonyms were handed out (the answer must be restored).
@@ -128,10 +136,11 @@ pub struct Redacted {
 
 /// The scanner, the hash key and the pseudonym vault, built once.
 pub struct Redactor {
-    scanner: Scanner,
+    pub(super) scanner: Scanner,
     hash_key: hmac::Key,
     vault: Vault,
-    scan_headers: bool,
+    pub(super) scan_headers: bool,
+    pub(super) unscanned_headers: Vec<String>,
 }
 
 impl Redactor {
@@ -147,6 +156,7 @@ impl Redactor {
                 config.vault_idle,
             ),
             scan_headers: config.scan_headers,
+            unscanned_headers: config.unscanned_headers.clone(),
         })
     }
 
@@ -155,25 +165,22 @@ impl Redactor {
         &self.scanner
     }
 
-    /// 5. detect: findings counted by kind in a request's body, query, and headers when
-    ///    configured. A body that is neither JSON, form nor text parts is scanned whole (bytes that
-    ///    are not UTF-8 read as U+FFFD).
+    /// 5. detect: findings counted by kind in a request's body, its path, its query (names and
+    ///    values) and its headers (but the credentials, when header scanning is on). A body that
+    ///    is neither JSON, form nor text parts is scanned whole (bytes that are not UTF-8 read as
+    ///    U+FFFD).
     pub fn detect_request(
         &self,
         body: &BodyParts<'_>,
-        query: &BTreeMap<String, String>,
-        headers: &BTreeMap<String, String>,
+        head: &RequestHead<'_>,
     ) -> BTreeMap<String, u64> {
         let shape = BodyShape::of(body);
         let whole = matches!(shape, BodyShape::Text | BodyShape::Opaque)
             && body.text.is_empty()
             && !body.decoded.is_empty();
         let mut counts = self.detect_body(body, whole);
-        let fields = query
-            .iter()
-            .chain(headers.iter().filter(|_| self.scan_headers));
-        for (name, value) in fields {
-            add(&mut counts, self.scanner.scan_field(name, value));
+        for findings in self.head_findings(head) {
+            add(&mut counts, findings);
         }
         counts
     }
@@ -186,40 +193,65 @@ impl Redactor {
     }
 
     fn detect_body(&self, body: &BodyParts<'_>, whole: bool) -> BTreeMap<String, u64> {
-        let s = &self.scanner;
         let mut counts = BTreeMap::new();
-        for f in super::scan_json(s, body.json) {
-            add(&mut counts, vec![f.finding]);
-        }
-        for (name, value) in body.form {
-            add(&mut counts, s.scan_field(name, value));
-        }
-        // Form values may also stand among the text parts; each is counted once.
-        for text in body
-            .text
-            .iter()
-            .filter(|t| !body.form.values().any(|v| v == *t))
-        {
-            add(&mut counts, s.scan(text));
-        }
-        if whole {
-            add(&mut counts, s.scan(&String::from_utf8_lossy(body.decoded)));
+        for findings in self.body_findings(body, whole) {
+            add(&mut counts, findings);
         }
         counts
     }
 
-    /// 10. redact: applies `rules` to a body of `shape` (with its parsed `json`) and to the
-    ///     query. A body whose findings cannot be rewritten (multipart, not UTF-8) is refused
-    ///     rather than forwarded unredacted.
+    /// Every finding in a body, place by place: JSON members (names and values), form fields
+    /// (names and values), multipart part headers, text parts, or the whole text.
+    fn body_findings(&self, body: &BodyParts<'_>, whole: bool) -> Vec<Vec<Finding>> {
+        let s = &self.scanner;
+        let mut found: Vec<Vec<Finding>> = super::scan_json(s, body.json)
+            .into_iter()
+            .map(|f| vec![f.finding])
+            .collect();
+        if BodyShape::of(body) == BodyShape::Form {
+            for (name, value) in form_urlencoded::parse(body.decoded) {
+                found.push(s.scan(&name));
+                found.push(s.scan_field(&name, &value));
+            }
+        } else {
+            for (name, value) in body.form {
+                found.push(s.scan_field(name, value));
+            }
+            // Multipart values also stand among the text parts; each is counted once.
+            for text in body
+                .text
+                .iter()
+                .filter(|t| !body.form.values().any(|v| v == *t))
+            {
+                found.push(s.scan(text));
+            }
+            for head in body.part_heads {
+                found.push(s.scan(head));
+            }
+        }
+        if whole {
+            found.push(s.scan(&String::from_utf8_lossy(body.decoded)));
+        }
+        found
+    }
+
+    /// 10. redact: applies `rules` to a body of `shape` (with its parsed `json`) and, for a
+    ///     request, to its `head`: query names and values and header values are rewritten; a body
+    ///     or a place whose findings cannot be rewritten (multipart, not UTF-8, the path, a header
+    ///     the request is framed by) is refused rather than forwarded unredacted.
     pub fn redact(
         &self,
         rules: Vec<RedactRule>,
         session: &str,
-        (bytes, shape, json): (&[u8], BodyShape, &mut Value),
-        query: Option<&str>,
+        (body, shape, json): (&BodyParts<'_>, BodyShape, &mut Value),
+        head: Option<&RequestHead<'_>>,
     ) -> Result<Redacted, RedactError> {
         let mut redaction =
             Redaction::new(rules, &self.hash_key, &self.vault, session, Instant::now());
+        if let Some(head) = head {
+            self.check_path(head.path, &redaction)?;
+        }
+        let bytes = body.decoded;
         let body = match shape {
             BodyShape::Json => {
                 let changed = super::redact_json(&self.scanner, json, &mut redaction)?;
@@ -234,11 +266,10 @@ impl Redactor {
                 super::redact(text, &findings, &mut redaction)?.map(Bytes::from)
             }
             BodyShape::Multipart | BodyShape::Opaque => {
-                let text = String::from_utf8_lossy(bytes);
                 let selected = self
-                    .scanner
-                    .scan(&text)
+                    .body_findings(body, true)
                     .iter()
+                    .flatten()
                     .any(|f| redaction.style_for(&f.kind).is_some());
                 if selected {
                     return Err(RedactError::UnrewritableBody(
@@ -252,20 +283,21 @@ impl Redactor {
                 None
             }
         };
-        let query = match query {
-            Some(q) => self.redact_pairs(q.as_bytes(), &mut redaction)?,
-            None => None,
+        let (query, headers) = match head {
+            Some(head) => self.redact_head(head, &mut redaction)?,
+            None => (None, Vec::new()),
         };
         Ok(Redacted {
             body,
             query,
+            headers,
             replaced: redaction.replaced.clone(),
             pseudonymized: redaction.pseudonymized,
         })
     }
 
-    /// `a=1&b=2` with each value redacted; `None` when nothing changed.
-    fn redact_pairs(
+    /// `a=1&b=2` with each name and value redacted; `None` when nothing changed.
+    pub(super) fn redact_pairs(
         &self,
         encoded: &[u8],
         redaction: &mut impl Replacer,
@@ -274,49 +306,16 @@ impl Redactor {
         let mut out = form_urlencoded::Serializer::new(String::new());
         for (name, value) in form_urlencoded::parse(encoded) {
             let findings = self.scanner.scan_field(&name, &value);
-            match super::redact(&value, &findings, redaction)? {
-                Some(redacted) => {
-                    changed = true;
-                    out.append_pair(&name, &redacted);
-                }
-                None => {
-                    out.append_pair(&name, &value);
-                }
-            }
-        }
-        Ok(changed.then(|| out.finish()))
-    }
-
-    /// Refuses a request whose path, or (when scanned) headers, hold a kind `rules` redact:
-    /// those are forwarded as they are, so the request must not go.
-    pub fn check_unrewritable(
-        &self,
-        rules: &[RedactRule],
-        path: &str,
-        headers: &BTreeMap<String, String>,
-    ) -> Result<(), RedactError> {
-        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        let mut places: Vec<(&'static str, String)> = vec![("path", decoded_path.into_owned())];
-        if self.scan_headers {
-            places.extend(
-                headers
-                    .iter()
-                    .map(|(name, value)| ("a header", format!("{name}: {value}"))),
+            let new_value = super::redact(&value, &findings, redaction)?;
+            let findings = self.scanner.scan(&name);
+            let new_name = super::redact(&name, &findings, redaction)?;
+            changed |= new_value.is_some() || new_name.is_some();
+            out.append_pair(
+                new_name.as_deref().unwrap_or(&name),
+                new_value.as_deref().unwrap_or(&value),
             );
         }
-        match places.iter().find(|(_, text)| self.obliged_in(rules, text)) {
-            None => Ok(()),
-            Some((place, _)) => Err(RedactError::UnrewritablePlace(place)),
-        }
-    }
-
-    /// Whether `text` holds a kind one of `rules` redacts.
-    pub fn obliged_in(&self, rules: &[RedactRule], text: &str) -> bool {
-        self.scanner.scan(text).iter().any(|f| {
-            rules
-                .iter()
-                .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
-        })
+        Ok(changed.then(|| out.finish()))
     }
 
     /// `text` with every finding masked (`[EMAIL]`), whatever the policies oblige: what a
@@ -351,7 +350,7 @@ impl Redactor {
     }
 }
 
-fn add(counts: &mut BTreeMap<String, u64>, found: Vec<Finding>) {
+pub(super) fn add(counts: &mut BTreeMap<String, u64>, found: Vec<Finding>) {
     for (kind, n) in super::count_by_kind(&found) {
         *counts.entry(kind).or_insert(0) += n;
     }

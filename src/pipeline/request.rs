@@ -14,7 +14,7 @@ use super::facts;
 use super::{Pipeline, RequestCtx};
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
-use crate::pii::{BodyShape, RedactRule, session_of};
+use crate::pii::{BodyShape, RedactRule, RequestHead, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
 use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
 use crate::proxy::headers::content_encoding;
@@ -100,7 +100,7 @@ impl Pipeline {
         ctx: &mut RequestCtx,
         req: Request<Incoming>,
     ) -> Result<(Outgoing, Facts), ProxyError> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let read = read_request_body(&parts.headers, body, self.max_request_body_bytes).await?;
         let encoding = content_encoding(&parts.headers)
             .map_err(|_| ProxyError::bad_request("Content-Encoding is not ASCII"))?;
@@ -132,6 +132,19 @@ impl Pipeline {
                 return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem));
             }
         };
+        if let Some(utf8) = &recognised.content_type {
+            // Read from another charset: judged and forwarded as UTF-8, and said so.
+            let value = HeaderValue::from_str(utf8)
+                .map_err(|_| ProxyError::bad_request("Content-Type is not a header value"))?;
+            parts.headers.insert(CONTENT_TYPE, value);
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
+        }
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
         if recognised.jsonrpc_id.is_some() || provider.is_some() {
             ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
@@ -185,16 +198,21 @@ impl Pipeline {
         let Some(decoded) = request.inspected() else {
             return;
         };
-        let (query, headers) = (&facts.request.query, &facts.request.headers);
+        let headers = header_fields(&request.parts.headers);
+        let head = RequestHead {
+            path: request.parts.uri.path(),
+            query: request.parts.uri.query(),
+            headers: &headers,
+        };
         let found = self
             .redactor
-            .detect_request(&facts.body.scanned(decoded), query, headers);
+            .detect_request(&facts.body.scanned(decoded), &head);
         facts.pii = PiiFacts::from_counts(found);
     }
 
-    /// 10. redact: what the verdict obliges, in the body and the query. The path and scanned
-    ///     headers cannot be rewritten, nor can a body that was not inspected: data to redact
-    ///     there refuses the request.
+    /// 10. redact: what the verdict obliges, in the body, the query and the scanned headers. The
+    ///     path and framing headers cannot be rewritten, nor can a body that was not inspected:
+    ///     data to redact there refuses the request.
     pub(super) fn redact(
         &self,
         ctx: &mut RequestCtx,
@@ -220,16 +238,23 @@ impl Pipeline {
             ));
         };
         let rules: Vec<RedactRule> = obligations.iter().map(Obligation::rule).collect();
-        self.redactor
-            .check_unrewritable(&rules, &ctx.path, &facts.request.headers)?;
         let shape = BodyShape::of(&facts.body.scanned(decoded));
         let mut json = std::mem::take(&mut facts.body.json);
         let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
-        let query = request.parts.uri.query();
-        let redacted = self
-            .redactor
-            .redact(rules, &session, (decoded, shape, &mut json), query)?;
+        let headers = header_fields(&request.parts.headers);
+        let head = RequestHead {
+            path: request.parts.uri.path(),
+            query: request.parts.uri.query(),
+            headers: &headers,
+        };
+        let body = facts.body.scanned(decoded);
+        let redacted =
+            self.redactor
+                .redact(rules, &session, (&body, shape, &mut json), Some(&head))?;
         ctx.redacted = redacted.replaced;
+        if !redacted.headers.is_empty() {
+            request.parts.headers = rewritten(&request.parts.headers, &redacted.headers)?;
+        }
         if redacted.pseudonymized {
             // The answer must come back readable to put the originals back in place.
             request.parts.headers.remove(ACCEPT_ENCODING);
@@ -327,4 +352,37 @@ impl Pipeline {
         let (to, query) = (ctx.brokered_at(&host), parts.uri.query());
         Ok(self.broker.check(to, ctx.sender(), &parts.headers, query)?)
     }
+}
+
+/// The header fields of `headers` as the scanner reads them, in order.
+fn header_fields(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    crate::pii::header_fields(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+}
+
+/// `headers` with the fields at the given indexes (in [`header_fields`] order) rewritten. A value
+/// that was not UTF-8 (the scanner read it with U+FFFD) cannot be rewritten faithfully: refused.
+fn rewritten(
+    headers: &http::HeaderMap,
+    replaced: &[(usize, String)],
+) -> Result<http::HeaderMap, ProxyError> {
+    let refused = || {
+        ProxyError::new(
+            ErrorKind::Forbidden,
+            Side::Agent,
+            "the policy requires redacting personal data in a header value the proxy cannot \
+             rewrite; the request was not forwarded unredacted",
+        )
+    };
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (i, (name, value)) in headers.iter().enumerate() {
+        let value = match replaced.iter().find(|(at, _)| *at == i) {
+            Some((_, new)) if value.to_str().is_ok() => {
+                HeaderValue::from_str(new).map_err(|_| refused())?
+            }
+            Some(_) => return Err(refused()),
+            None => value.clone(),
+        };
+        out.append(name.clone(), value);
+    }
+    Ok(out)
 }

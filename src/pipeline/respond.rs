@@ -95,9 +95,11 @@ impl Pipeline {
         }
         if !rules.is_empty() && !events {
             let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
+            let mut json = std::mem::take(&mut body.json);
+            let scanned = body.scanned(&bytes);
             let redacted =
                 self.redactor
-                    .redact(rules, &session, (&bytes, shape, &mut body.json), None)?;
+                    .redact(rules, &session, (&scanned, shape, &mut json), None)?;
             if let Some(body) = redacted.body {
                 bytes = body;
             }

@@ -90,6 +90,10 @@ pub struct BodyFacts {
     pub form: BTreeMap<String, String>,
     /// Text content: a `text/*` body, and the text parts of a multipart body.
     pub text: Vec<String>,
+    /// The headers of each multipart part (field and file names): scanned for personal data,
+    /// not a fact rules read.
+    #[serde(skip)]
+    pub part_heads: Vec<String>,
     /// Whether the proxy could read the body; when not, the other fields are empty and only a
     /// rule with `allow_uninspected: true` can let the request through.
     pub inspected: bool,
@@ -106,6 +110,7 @@ impl Default for BodyFacts {
             json: serde_json::Value::Null,
             form: BTreeMap::new(),
             text: Vec::new(),
+            part_heads: Vec::new(),
             inspected: true,
             problem: String::new(),
         }
@@ -235,6 +240,7 @@ impl BodyFacts {
             form: &self.form,
             text: &self.text,
             decoded,
+            part_heads: &self.part_heads,
         }
     }
 }

@@ -1,0 +1,146 @@
+//! The request line and headers, as detection reads them and redaction rewrites them: the path
+//! (percent-decoded), the query's names and values, and every header value but the credentials a
+//! provider needs (`Authorization`, `Cookie`, `x-api-key`, ...: config names them), which carry
+//! keys on purpose and are the broker's to replace.
+//!
+//! Redaction rewrites query names and values and header values in place. The path names the
+//! resource a request acts on, and some headers frame or route it (`Host`, `Content-Type`, ...):
+//! data to redact there refuses the request, since rewriting would change what it does.
+
+use super::redactor::{RedactError, Redactor};
+use super::{Finding, Redaction};
+
+/// The parts of a request besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// The path as sent (percent-encoded), without the query.
+    pub path: &'a str,
+    /// The query as sent, if any.
+    pub query: Option<&'a str>,
+    /// Every header field in order, repeated ones one by one: lower-case name and value.
+    pub headers: &'a [(String, String)],
+}
+
+/// Headers the request is framed and routed by: never rewritten.
+const FRAMING: [&str; 12] = [
+    "host",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "sec-websocket-key",
+    "sec-websocket-protocol",
+];
+
+impl Redactor {
+    /// The header fields scanned, with their index in `headers`: all but the unscanned ones, when
+    /// header scanning is on.
+    fn scanned_headers<'h>(
+        &'h self,
+        headers: &'h [(String, String)],
+    ) -> impl Iterator<Item = (usize, &'h str, &'h str)> + 'h {
+        headers
+            .iter()
+            .enumerate()
+            .filter(|_| self.scan_headers)
+            .filter(|(_, (name, _))| !self.unscanned_headers.iter().any(|u| u == name))
+            .map(|(i, (name, value))| (i, name.as_str(), value.as_str()))
+    }
+
+    /// Every finding in the path, the query (names and values) and the scanned headers.
+    pub(super) fn head_findings(&self, head: &RequestHead<'_>) -> Vec<Vec<Finding>> {
+        let s = &self.scanner;
+        let mut found = vec![s.scan(&decoded_path(head.path))];
+        for (name, value) in form_urlencoded::parse(head.query.unwrap_or_default().as_bytes()) {
+            found.push(s.scan(&name));
+            found.push(s.scan_field(&name, &value));
+        }
+        for (_, _, value) in self.scanned_headers(head.headers) {
+            found.push(s.scan(value));
+        }
+        found
+    }
+
+    /// Refuses a path that holds a kind `redaction` redacts.
+    pub(super) fn check_path(
+        &self,
+        path: &str,
+        redaction: &Redaction<'_>,
+    ) -> Result<(), RedactError> {
+        let obliged = self
+            .scanner
+            .scan(&decoded_path(path))
+            .iter()
+            .any(|f| redaction.style_for(&f.kind).is_some());
+        match obliged {
+            true => Err(RedactError::UnrewritablePlace("the URL path".into())),
+            false => Ok(()),
+        }
+    }
+
+    /// The query and header values redacted: the new query when it changed, and the header fields
+    /// rewritten (by index). A framing header holding a kind to redact refuses the request.
+    pub(super) fn redact_head(
+        &self,
+        head: &RequestHead<'_>,
+        redaction: &mut Redaction<'_>,
+    ) -> Result<(Option<String>, Vec<(usize, String)>), RedactError> {
+        let query = match head.query {
+            Some(q) => self.redact_pairs(q.as_bytes(), redaction)?,
+            None => None,
+        };
+        let mut headers = Vec::new();
+        for (i, name, value) in self.scanned_headers(head.headers) {
+            let findings = self.scanner.scan(value);
+            if FRAMING.contains(&name)
+                && findings
+                    .iter()
+                    .any(|f| redaction.style_for(&f.kind).is_some())
+            {
+                return Err(RedactError::UnrewritablePlace(format!(
+                    "the `{name}` header"
+                )));
+            }
+            if let Some(redacted) = super::redact(value, &findings, redaction)? {
+                headers.push((i, redacted));
+            }
+        }
+        Ok((query, headers))
+    }
+
+    /// Whether `text` holds a kind one of `rules` redacts.
+    pub fn obliged_in(&self, rules: &[super::RedactRule], text: &str) -> bool {
+        self.scanner.scan(text).iter().any(|f| {
+            rules
+                .iter()
+                .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
+        })
+    }
+}
+
+/// The path as a server reads it: percent-decoded (bytes that are not UTF-8 as U+FFFD).
+fn decoded_path(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Header fields as [`RequestHead::headers`] holds them, from name/value pairs.
+pub fn header_fields<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(value).into_owned(),
+            )
+        })
+        .collect()
+}
