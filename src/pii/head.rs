@@ -21,9 +21,19 @@ pub struct RequestHead<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// Headers the request is framed and routed by: never rewritten.
-const FRAMING: [&str; 12] = [
-    "host",
+impl<'a> RequestHead<'a> {
+    /// The path and query of `uri`, and `headers` (see [`header_fields`]).
+    pub fn of(uri: &'a http::Uri, headers: &'a [(String, String)]) -> RequestHead<'a> {
+        RequestHead {
+            path: uri.path(),
+            query: uri.query(),
+            headers,
+        }
+    }
+}
+
+/// Headers the request is framed by: never rewritten.
+const FRAMING: [&str; 11] = [
     "content-type",
     "content-length",
     "content-encoding",
@@ -39,7 +49,8 @@ const FRAMING: [&str; 12] = [
 
 impl Redactor {
     /// The header fields scanned, with their index in `headers`: all but the unscanned ones, when
-    /// header scanning is on.
+    /// header scanning is on. `Host` names the destination (rules read it as `request.host`),
+    /// which is not data the request carries.
     fn scanned_headers<'h>(
         &'h self,
         headers: &'h [(String, String)],
@@ -48,7 +59,7 @@ impl Redactor {
             .iter()
             .enumerate()
             .filter(|_| self.scan_headers)
-            .filter(|(_, (name, _))| !self.unscanned_headers.iter().any(|u| u == name))
+            .filter(|(_, (name, _))| name != "host" && !self.unscanned_headers.contains(name))
             .map(|(i, (name, value))| (i, name.as_str(), value.as_str()))
     }
 
@@ -130,17 +141,36 @@ fn decoded_path(path: &str) -> String {
         .into_owned()
 }
 
-/// Header fields as [`RequestHead::headers`] holds them, from name/value pairs.
-pub fn header_fields<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-) -> Vec<(String, String)> {
-    pairs
-        .into_iter()
+/// The fields of `headers` as [`RequestHead::headers`] holds them, in order.
+pub fn header_fields(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
         .map(|(name, value)| {
             (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(value).into_owned(),
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
             )
         })
         .collect()
+}
+
+/// `headers` with the fields at the given indexes (in [`header_fields`] order) rewritten. A value
+/// that was not visible ASCII (the scanner read it with U+FFFD) cannot be rewritten faithfully.
+pub fn rewrite_headers(
+    headers: &http::HeaderMap,
+    replaced: &[(usize, String)],
+) -> Result<http::HeaderMap, RedactError> {
+    let refused = || RedactError::UnrewritablePlace("a header value that is not ASCII".into());
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (i, (name, value)) in headers.iter().enumerate() {
+        let value = match replaced.iter().find(|(at, _)| *at == i) {
+            Some((_, new)) if value.to_str().is_ok() => {
+                http::HeaderValue::from_str(new).map_err(|_| refused())?
+            }
+            Some(_) => return Err(refused()),
+            None => value.clone(),
+        };
+        out.append(name.clone(), value);
+    }
+    Ok(out)
 }

@@ -33,7 +33,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
 pub use events::{EventRestorer, event_end, stream_text};
-pub use head::{RequestHead, header_fields};
+pub use head::{RequestHead, header_fields, rewrite_headers};
 pub use json::{JsonFinding, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};

@@ -14,7 +14,7 @@ use super::facts;
 use super::{Pipeline, RequestCtx};
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
-use crate::pii::{BodyShape, RedactRule, RequestHead, session_of};
+use crate::pii::{BodyShape, RedactRule, RequestHead, header_fields, rewrite_headers, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
 use crate::proxy::body::{Prefixed, ProxyBody, ReadBody, boxed, full, read_request_body};
 use crate::proxy::headers::content_encoding;
@@ -134,12 +134,11 @@ impl Pipeline {
         };
         if let Some(utf8) = &recognised.content_type {
             // Read from another charset: judged and forwarded as UTF-8, and said so.
-            let value = HeaderValue::from_str(utf8)
-                .map_err(|_| ProxyError::bad_request("Content-Type is not a header value"))?;
+            let value =
+                HeaderValue::from_str(utf8).map_err(|e| ProxyError::internal(e.to_string()))?;
             parts.headers.insert(CONTENT_TYPE, value);
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
+            let length = HeaderValue::from(decoded.len());
+            parts.headers.insert(CONTENT_LENGTH, length);
         }
         let content_type = parts
             .headers
@@ -199,11 +198,7 @@ impl Pipeline {
             return;
         };
         let headers = header_fields(&request.parts.headers);
-        let head = RequestHead {
-            path: request.parts.uri.path(),
-            query: request.parts.uri.query(),
-            headers: &headers,
-        };
+        let head = RequestHead::of(&request.parts.uri, &headers);
         let found = self
             .redactor
             .detect_request(&facts.body.scanned(decoded), &head);
@@ -242,18 +237,14 @@ impl Pipeline {
         let mut json = std::mem::take(&mut facts.body.json);
         let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
         let headers = header_fields(&request.parts.headers);
-        let head = RequestHead {
-            path: request.parts.uri.path(),
-            query: request.parts.uri.query(),
-            headers: &headers,
-        };
+        let head = RequestHead::of(&request.parts.uri, &headers);
         let body = facts.body.scanned(decoded);
         let redacted =
             self.redactor
                 .redact(rules, &session, (&body, shape, &mut json), Some(&head))?;
         ctx.redacted = redacted.replaced;
         if !redacted.headers.is_empty() {
-            request.parts.headers = rewritten(&request.parts.headers, &redacted.headers)?;
+            request.parts.headers = rewrite_headers(&request.parts.headers, &redacted.headers)?;
         }
         if redacted.pseudonymized {
             // The answer must come back readable to put the originals back in place.
@@ -352,37 +343,4 @@ impl Pipeline {
         let (to, query) = (ctx.brokered_at(&host), parts.uri.query());
         Ok(self.broker.check(to, ctx.sender(), &parts.headers, query)?)
     }
-}
-
-/// The header fields of `headers` as the scanner reads them, in order.
-fn header_fields(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    crate::pii::header_fields(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
-}
-
-/// `headers` with the fields at the given indexes (in [`header_fields`] order) rewritten. A value
-/// that was not UTF-8 (the scanner read it with U+FFFD) cannot be rewritten faithfully: refused.
-fn rewritten(
-    headers: &http::HeaderMap,
-    replaced: &[(usize, String)],
-) -> Result<http::HeaderMap, ProxyError> {
-    let refused = || {
-        ProxyError::new(
-            ErrorKind::Forbidden,
-            Side::Agent,
-            "the policy requires redacting personal data in a header value the proxy cannot \
-             rewrite; the request was not forwarded unredacted",
-        )
-    };
-    let mut out = http::HeaderMap::with_capacity(headers.len());
-    for (i, (name, value)) in headers.iter().enumerate() {
-        let value = match replaced.iter().find(|(at, _)| *at == i) {
-            Some((_, new)) if value.to_str().is_ok() => {
-                HeaderValue::from_str(new).map_err(|_| refused())?
-            }
-            Some(_) => return Err(refused()),
-            None => value.clone(),
-        };
-        out.append(name.clone(), value);
-    }
-    Ok(out)
 }
