@@ -69,7 +69,7 @@ impl Redactor {
         let mut found = vec![s.scan(&decoded_path(head.path))];
         for (name, value) in form_urlencoded::parse(head.query.unwrap_or_default().as_bytes()) {
             found.push(s.scan(&name));
-            found.push(s.scan_field(&name, &value));
+            found.push(super::json::scan_value(s, &name, &value));
         }
         for (_, _, value) in self.scanned_headers(head.headers) {
             found.push(s.scan(value));
@@ -124,13 +124,15 @@ impl Redactor {
         Ok((query, headers))
     }
 
-    /// Whether `text` holds a kind one of `rules` redacts.
+    /// Whether `text` (JSON read as JSON) holds a kind one of `rules` redacts.
     pub fn obliged_in(&self, rules: &[super::RedactRule], text: &str) -> bool {
-        self.scanner.scan(text).iter().any(|f| {
-            rules
-                .iter()
-                .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
-        })
+        super::json::scan_value(&self.scanner, "", text)
+            .iter()
+            .any(|f| {
+                rules
+                    .iter()
+                    .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
+            })
     }
 }
 

@@ -1,6 +1,8 @@
 //! JSON-aware scanning: the string values of a document and the names of its members (after
 //! JSON escapes are decoded), each value with the name of its field, so a redaction edits strings
-//! and renames members in place and the JSON stays valid.
+//! and renames members in place and the JSON stays valid. Text that is JSON through and through
+//! (a body sent as text, a JSON Lines file, a string value holding JSON such as a tool call's
+//! `arguments`) is read the same way: a server reading it as JSON decodes `\u0040`, so must we.
 
 use serde_json::Value;
 
@@ -23,7 +25,8 @@ fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// Every finding in the string values of `value`.
+/// Every finding in the member names and the string values of `value`. A string that is itself
+/// JSON has the findings of the document it holds, with offsets in that document's strings.
 pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
     let mut out = Vec::new();
     walk(scanner, value, "", "", &mut out);
@@ -33,7 +36,7 @@ pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
 fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut Vec<JsonFinding>) {
     match value {
         Value::String(s) => {
-            for finding in scanner.scan_field(field, s) {
+            for finding in scan_value(scanner, field, s) {
                 out.push(JsonFinding {
                     pointer: pointer.to_string(),
                     key: false,
@@ -91,16 +94,13 @@ fn redact_walk(
     replacer: &mut impl Replacer,
 ) -> Result<usize, VaultError> {
     match value {
-        Value::String(s) => {
-            let findings = scanner.scan_field(field, s);
-            match redact(s, &findings, replacer)? {
-                Some(redacted) => {
-                    *s = redacted;
-                    Ok(1)
-                }
-                None => Ok(0),
+        Value::String(s) => match redact_value(scanner, field, s, replacer)? {
+            Some(redacted) => {
+                *s = redacted;
+                Ok(1)
             }
-        }
+            None => Ok(0),
+        },
         Value::Number(n) => {
             // Replaced by a string when it holds something to redact (the JSON stays valid).
             let text = n.to_string();
@@ -156,4 +156,63 @@ fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String 
         .map(|n| format!("{name}#{n}"))
         .find(|candidate| !fields.contains_key(candidate))
         .unwrap_or(name)
+}
+
+/// The JSON documents `text` is when it is JSON through and through: one document, or several one
+/// after another (JSON Lines), each an object or an array.
+fn documents(text: &str) -> Option<Vec<Value>> {
+    let first = text.trim_start().as_bytes().first()?;
+    if !matches!(first, b'{' | b'[') {
+        return None;
+    }
+    let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .ok()?;
+    docs.iter()
+        .all(|d| d.is_object() || d.is_array())
+        .then_some(docs)
+}
+
+/// The findings of `text`, the value of `field` (empty when it has no name): those of the
+/// documents it holds when it is JSON, else those of the text.
+pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Finding> {
+    match documents(text) {
+        Some(docs) => docs
+            .iter()
+            .flat_map(|doc| scan_json(scanner, doc))
+            .map(|f| f.finding)
+            .collect(),
+        None => scanner.scan_field(field, text),
+    }
+}
+
+/// `text` (the value of `field`) redacted; JSON is redacted as JSON and written again, JSON Lines
+/// one document a line. `None` when nothing changed.
+pub(super) fn redact_value(
+    scanner: &Scanner,
+    field: &str,
+    text: &str,
+    replacer: &mut impl Replacer,
+) -> Result<Option<String>, VaultError> {
+    let Some(mut docs) = documents(text) else {
+        let findings = scanner.scan_field(field, text);
+        return redact(text, &findings, replacer);
+    };
+    let mut changed = 0;
+    for doc in &mut docs {
+        changed += redact_json(scanner, doc, replacer)?;
+    }
+    if changed == 0 {
+        return Ok(None);
+    }
+    let mut out = docs
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if docs.len() > 1 && text.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(Some(out))
 }

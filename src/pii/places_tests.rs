@@ -36,7 +36,11 @@ impl Body {
     fn new(content_type: &'static str, decoded: &str) -> Body {
         Body {
             content_type,
-            json: serde_json::from_str(decoded).unwrap_or(Value::Null),
+            // As inspection parses it: objects only.
+            json: serde_json::from_str(decoded)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or(Value::Null),
             form: BTreeMap::new(),
             text: Vec::new(),
             decoded: decoded.as_bytes().to_vec(),
@@ -313,4 +317,54 @@ fn the_headers_sdks_send_hold_nothing() {
         &head("/v1/chat/completions", None, &headers),
     );
     assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn text_that_is_json_is_read_and_redacted_as_json() {
+    let r = redactor();
+    let escaped = r#"{"to": "jane\u0040example.com"}"#;
+    type Case = (&'static str, String, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "application/json",
+            format!("[{escaped}]"),
+            "[{\"to\":\"[EMAIL]\"}]",
+        ),
+        (
+            "text/plain",
+            format!("{escaped}\n{escaped}\n"),
+            "{\"to\":\"[EMAIL]\"}\n{\"to\":\"[EMAIL]\"}\n",
+        ),
+        (
+            "application/json",
+            r#"{"arguments": "{\"email\": \"jane\\u0040example.com\"}"}"#.to_string(),
+            r#"{"arguments":"{\"email\":\"[EMAIL]\"}"}"#,
+        ),
+    ];
+    for (content_type, text, want) in cases {
+        let mut body = Body::new(content_type, &text);
+        let shape = match body.json.is_object() {
+            true => BodyShape::Json,
+            false => BodyShape::Text,
+        };
+        let emails = if text.contains('\n') { 2 } else { 1 };
+        assert_eq!(
+            detected(&body, &head("/", None, NO_HEADERS)),
+            counts(&[("email", emails)]),
+            "{text}"
+        );
+        let mut json = std::mem::take(&mut body.json);
+        let redacted = r
+            .redact(
+                mask(&["email"]),
+                "s",
+                (&body.parts(), shape, &mut json),
+                None,
+            )
+            .expect("redacts");
+        assert_eq!(
+            String::from_utf8(redacted.body.expect("changed").to_vec()).unwrap(),
+            want
+        );
+    }
 }

@@ -12,6 +12,7 @@ use ring::hmac;
 use serde_json::Value;
 
 use super::head::RequestHead;
+use super::json::{redact_value, scan_value};
 use super::{
     Finding, Redaction, Replacer, Scanner, ScannerConfig, ScannerError, Style, Vault, VaultError,
 };
@@ -211,11 +212,11 @@ impl Redactor {
         if BodyShape::of(body) == BodyShape::Form {
             for (name, value) in form_urlencoded::parse(body.decoded) {
                 found.push(s.scan(&name));
-                found.push(s.scan_field(&name, &value));
+                found.push(scan_value(s, &name, &value));
             }
         } else {
             for (name, value) in body.form {
-                found.push(s.scan_field(name, value));
+                found.push(scan_value(s, name, value));
             }
             // Multipart values also stand among the text parts; each is counted once.
             for text in body
@@ -223,14 +224,14 @@ impl Redactor {
                 .iter()
                 .filter(|t| !body.form.values().any(|v| v == *t))
             {
-                found.push(s.scan(text));
+                found.push(scan_value(s, "", text));
             }
             for head in body.part_heads {
                 found.push(s.scan(head));
             }
         }
         if whole {
-            found.push(s.scan(&String::from_utf8_lossy(body.decoded)));
+            found.push(scan_value(s, "", &String::from_utf8_lossy(body.decoded)));
         }
         found
     }
@@ -262,8 +263,7 @@ impl Redactor {
             BodyShape::Form => self.redact_pairs(bytes, &mut redaction)?.map(Bytes::from),
             BodyShape::Text => {
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
-                let findings = self.scanner.scan(text);
-                super::redact(text, &findings, &mut redaction)?.map(Bytes::from)
+                redact_value(&self.scanner, "", text, &mut redaction)?.map(Bytes::from)
             }
             BodyShape::Multipart | BodyShape::Opaque => {
                 let selected = self
@@ -305,8 +305,7 @@ impl Redactor {
         let mut changed = false;
         let mut out = form_urlencoded::Serializer::new(String::new());
         for (name, value) in form_urlencoded::parse(encoded) {
-            let findings = self.scanner.scan_field(&name, &value);
-            let new_value = super::redact(&value, &findings, redaction)?;
+            let new_value = redact_value(&self.scanner, &name, &value, redaction)?;
             let findings = self.scanner.scan(&name);
             let new_name = super::redact(&name, &findings, redaction)?;
             changed |= new_value.is_some() || new_name.is_some();

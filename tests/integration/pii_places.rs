@@ -151,6 +151,14 @@ async fn json_member_names_are_scanned_and_masked_without_losing_a_sibling() {
     .await;
     refused_by_rule(status, &body);
 
+    let array = r#"[{"to": "jane\u0040example.com"}]"#;
+    let (status, body) = curl(
+        &proxy,
+        args(&["-H", json_type, "-d", array, &url(&origin, "/echo")]),
+    )
+    .await;
+    refused_by_rule(status, &body);
+
     let doc = r#"{"metadata": {"alice@example.com": "x", "bob@example.com": "y"}, "n": 1}"#;
     let (status, body) = curl(
         &proxy,
@@ -218,6 +226,7 @@ async fn every_multipart_part_that_is_text_is_scanned_and_others_are_not_forward
         r#"
 jsonl = b'{"messages": [{"role": "user", "content": "mail jane@example.com"}]}\n'
 clean = b'{"messages": [{"role": "user", "content": "hello"}]}\n'
+escaped = b'{"messages": [{"role": "user", "content": "mail jane\\u0040example.com"}]}\n'
 png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00"
 def upload(path, content, kind="application/octet-stream"):
     files = {"file": ("train.jsonl", content, kind)}
@@ -226,6 +235,7 @@ report(upload("/echo", jsonl))
 report(upload("/echo", clean))
 report(upload("/echo", png, "image/png"))
 report(upload("/opaque", png, "image/png"))
+report(upload("/echo", escaped))
 "#
     );
     let answers = python_requests(&proxy, &origin, &script).await;
@@ -244,6 +254,7 @@ report(upload("/opaque", png, "image/png"))
         200,
         "a rule may let an uninspected upload through"
     );
+    refused_by_rule(status(4), &body(4));
 
     let mixed = "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nY2FyZCA0MTExIDExMTEgMTExMSAxMTEx\r\n--b--\r\n";
     let (status, body) = curl(
