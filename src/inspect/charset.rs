@@ -27,7 +27,6 @@ pub(super) fn textual(bare: &str) -> bool {
         || bare.contains("json-seq")
         || bare.contains("ndjson")
         || bare.contains("jsonl")
-        || bare == "application/x-www-form-urlencoded"
         || bare == "application/javascript"
 }
 
@@ -94,7 +93,8 @@ pub(super) fn decode_text(
 
 /// The body as UTF-8 text when `content_type` names another charset or a byte-order mark starts
 /// it (a textual type), with the `Content-Type` to forward it under; `None` when it is UTF-8
-/// already or not declared text. `Err` when it is not valid text in its charset.
+/// already, not declared text, a form or multipart. `Err` when it is not valid text in its
+/// charset.
 pub fn transcode(
     content_type: Option<&str>,
     body: &[u8],
@@ -106,6 +106,11 @@ pub fn transcode(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    // A form is ASCII, its charset that of the bytes its escapes stand for; a multipart body's
+    // parts say their own.
+    if bare == "application/x-www-form-urlencoded" || bare.starts_with("multipart/") {
+        return Ok(None);
+    }
     let charset = charset_of(content_type);
     let utf8 = matches!(
         charset.as_deref(),
@@ -197,6 +202,11 @@ mod tests {
             (
                 Some("application/octet-stream"),
                 utf16le(text, true),
+                Ok(None),
+            ),
+            (
+                Some("application/x-www-form-urlencoded; charset=iso-8859-1"),
+                b"note=caf%E9".to_vec(),
                 Ok(None),
             ),
             (

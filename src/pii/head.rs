@@ -4,8 +4,9 @@
 //! keys on purpose and are the broker's to replace.
 //!
 //! Redaction rewrites query names and values and header values in place. The path names the
-//! resource a request acts on, and some headers frame or route it (`Host`, `Content-Type`, ...):
-//! data to redact there refuses the request, since rewriting would change what it does.
+//! resource a request acts on, and some headers frame it (`Content-Type`, `Content-Length`, ...):
+//! data to redact there refuses the request, since rewriting would change what it does; so does
+//! data in a header name (`X-4111111111111111`), which has no room for `[CARD]`.
 
 use super::redactor::{RedactError, Redactor};
 use super::{Finding, Redaction};
@@ -71,7 +72,8 @@ impl Redactor {
             found.push(s.scan(&name));
             found.push(super::json::scan_value(s, &name, &value));
         }
-        for (_, _, value) in self.scanned_headers(head.headers) {
+        for (_, name, value) in self.scanned_headers(head.headers) {
+            found.push(s.scan(&name_words(name)));
             found.push(s.scan(value));
         }
         found
@@ -83,12 +85,7 @@ impl Redactor {
         path: &str,
         redaction: &Redaction<'_>,
     ) -> Result<(), RedactError> {
-        let obliged = self
-            .scanner
-            .scan(&decoded_path(path))
-            .iter()
-            .any(|f| redaction.style_for(&f.kind).is_some());
-        match obliged {
+        match obliged(redaction, &self.scanner.scan(&decoded_path(path))) {
             true => Err(RedactError::UnrewritablePlace("the URL path".into())),
             false => Ok(()),
         }
@@ -107,12 +104,12 @@ impl Redactor {
         };
         let mut headers = Vec::new();
         for (i, name, value) in self.scanned_headers(head.headers) {
+            if obliged(redaction, &self.scanner.scan(&name_words(name))) {
+                // `[CARD]` is no header name.
+                return Err(RedactError::UnrewritablePlace("a header name".into()));
+            }
             let findings = self.scanner.scan(value);
-            if FRAMING.contains(&name)
-                && findings
-                    .iter()
-                    .any(|f| redaction.style_for(&f.kind).is_some())
-            {
+            if FRAMING.contains(&name) && obliged(redaction, &findings) {
                 return Err(RedactError::UnrewritablePlace(format!(
                     "the `{name}` header"
                 )));
@@ -134,6 +131,19 @@ impl Redactor {
                     .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
             })
     }
+}
+
+/// A header name as words (`x-4111111111111111` → `x 4111111111111111`): a number joined to a
+/// word by `-` reads as part of a token otherwise.
+fn name_words(name: &str) -> String {
+    name.replace('-', " ")
+}
+
+/// Whether one of `findings` is of a kind `redaction` redacts.
+fn obliged(redaction: &Redaction<'_>, findings: &[Finding]) -> bool {
+    findings
+        .iter()
+        .any(|f| redaction.style_for(&f.kind).is_some())
 }
 
 /// The path as a server reads it: percent-decoded (bytes that are not UTF-8 as U+FFFD).

@@ -368,3 +368,43 @@ fn text_that_is_json_is_read_and_redacted_as_json() {
         );
     }
 }
+
+#[test]
+fn a_header_name_holding_data_is_found_and_cannot_be_rewritten() {
+    let r = redactor();
+    let headers = vec![("x-4111111111111111".to_string(), "1".to_string())];
+    let body = Body::new("", "");
+    assert_eq!(
+        detected(&body, &head("/", None, &headers)),
+        counts(&[("credit_card", 1)])
+    );
+    let mut json = Value::Null;
+    let refused = r.redact(
+        mask(&["credit_card"]),
+        "s",
+        (&body.parts(), BodyShape::Opaque, &mut json),
+        Some(&head("/", None, &headers)),
+    );
+    assert!(matches!(refused, Err(RedactError::UnrewritablePlace(p)) if p == "a header name"));
+}
+
+#[test]
+fn a_hashed_value_gets_one_token_in_whatever_form_it_came() {
+    let r = redactor();
+    let text = "4111 1111 1111 1111 or ４１１１ １１１１ １１１１ １１１１";
+    let body = Body::new("text/plain", text);
+    let mut json = Value::Null;
+    let rules = vec![(vec!["credit_card".to_string()], Style::Hash)];
+    let redacted = r
+        .redact(
+            rules,
+            "s",
+            (&body.parts(), BodyShape::Text, &mut json),
+            None,
+        )
+        .expect("redacts");
+    let out = String::from_utf8(redacted.body.expect("changed").to_vec()).unwrap();
+    let (a, b) = out.split_once(" or ").unwrap();
+    assert!(a.starts_with("[CARD:"), "{out}");
+    assert_eq!(a, b);
+}

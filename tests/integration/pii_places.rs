@@ -433,6 +433,12 @@ async fn the_path_is_always_scanned_and_header_values_but_the_credentials() {
     )
     .await;
     refused_by_rule(status, &body);
+    let (status, body) = curl(
+        &proxy,
+        args(&["-H", "X-4111111111111111: 1", &url(&origin, "/echo")]),
+    )
+    .await;
+    refused_by_rule(status, &body);
 
     let (status, body) = curl(
         &proxy,
