@@ -41,7 +41,7 @@ fn utf32_bom(bytes: &[u8]) -> Option<bool> {
 
 /// `bytes` decoded as UTF-32 (`little` endian), `None` when they are not.
 fn utf32(bytes: &[u8], little: bool) -> Option<String> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     bytes

@@ -33,6 +33,10 @@ impl<'a> RequestHead<'a> {
     }
 }
 
+/// What redaction rewrote of a request's head: the new query when it changed, and header fields by
+/// index with their new values.
+type HeadRewrite = (Option<String>, Vec<(usize, String)>);
+
 /// Headers the request is framed by: never rewritten.
 const FRAMING: [&str; 11] = [
     "content-type",
@@ -97,7 +101,7 @@ impl Redactor {
         &self,
         head: &RequestHead<'_>,
         redaction: &mut Redaction<'_>,
-    ) -> Result<(Option<String>, Vec<(usize, String)>), RedactError> {
+    ) -> Result<HeadRewrite, RedactError> {
         let query = match head.query {
             Some(q) => self.redact_pairs(q.as_bytes(), redaction)?,
             None => None,

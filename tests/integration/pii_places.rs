@@ -177,8 +177,7 @@ async fn json_member_names_are_scanned_and_masked_without_losing_a_sibling() {
     let record = proxy
         .decisions()
         .into_iter()
-        .filter(|r| r["trigger"] == "http.request")
-        .last()
+        .rfind(|r| r["trigger"] == "http.request")
         .unwrap();
     assert_eq!(record["pii"], json!({"email": 2}));
 }
