@@ -408,3 +408,58 @@ fn a_hashed_value_gets_one_token_in_whatever_form_it_came() {
     assert!(a.starts_with("[CARD:"), "{out}");
     assert_eq!(a, b);
 }
+
+#[test]
+fn findings_in_folded_text_lie_on_character_boundaries_in_order() {
+    let s = Scanner::new(&ScannerConfig::default()).expect("scanner");
+    let pieces = [
+        "４",
+        "1",
+        " ",
+        "\u{200b}",
+        "ｊ",
+        "a",
+        "@",
+        "＠",
+        "ｅ",
+        "x",
+        ".",
+        "．",
+        "com",
+        "\u{0}",
+        "é",
+        "\u{ad}",
+        "①",
+        "+",
+        "-",
+        "ﬁ",
+        "\n",
+        "1111",
+        "４１１１",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..24 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+        }
+        let mut last_end = 0;
+        for f in s.scan(&text) {
+            assert!(f.start < f.end && f.start >= last_end, "{text:?}");
+            assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+            last_end = f.end;
+        }
+    }
+    let text = "mail ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ and ４１１１ １１１１ １１１１ １１１１";
+    let found: Vec<&str> = s.scan(text).iter().map(|f| &text[f.start..f.end]).collect();
+    assert_eq!(
+        found,
+        [
+            "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            "４１１１ １１１１ １１１１ １１１１"
+        ]
+    );
+}
