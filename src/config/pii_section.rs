@@ -8,11 +8,17 @@ use crate::pii::{Dictionary, GROUPS, Kind, Pattern, ScannerConfig};
 
 /// Headers that carry credentials on purpose besides the API key headers
 /// ([`crate::credentials::KEY_HEADERS`]): never scanned for personal data.
-const CREDENTIAL_HEADERS: [&str; 4] = [
+const CREDENTIAL_HEADERS: [&str; 10] = [
     "proxy-authorization",
     "cookie",
     "x-auth-token",
+    "x-access-token",
     "x-csrf-token",
+    "x-amz-security-token",
+    "ocp-apim-subscription-key",
+    "private-token",
+    "x-vault-token",
+    "x-functions-key",
 ];
 
 /// The headers header scanning leaves out: the provider key headers, the other credential

@@ -173,7 +173,8 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
     }
 }
 
-/// Why a body that says it is JSON cannot be judged, if it cannot.
+/// Why a body that says it is JSON cannot be judged, if it cannot (a member named twice in one
+/// object counts as such: the value the proxy would not see could be the one the upstream reads).
 fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
     let first = request
         .body
@@ -184,7 +185,17 @@ fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
         .content_type
         .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
         || matches!(first, Some(b'{') | Some(b'['));
-    if first.is_none() || !says_json || json.is_some() {
+    if first.is_none() || !says_json {
+        return None;
+    }
+    if crate::pii::names_a_member_twice(request.body) {
+        return Some(
+            "the JSON body names a member twice in one object; servers disagree on which value \
+             counts, so it cannot be judged"
+                .to_string(),
+        );
+    }
+    if json.is_some() {
         return None;
     }
     match serde_json::from_slice::<Value>(request.body) {

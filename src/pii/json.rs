@@ -162,7 +162,8 @@ fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String 
 /// after another (JSON Lines), each an object or an array.
 fn documents(text: &str) -> Option<Vec<Value>> {
     let first = text.trim_start().as_bytes().first()?;
-    if !matches!(first, b'{' | b'[') {
+    if !matches!(first, b'{' | b'[') || names_a_member_twice(text.as_bytes()) {
+        // Text with a member named twice is read as it is: every value stands in it.
         return None;
     }
     let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
@@ -215,4 +216,71 @@ pub(super) fn redact_value(
         out.push('\n');
     }
     Ok(Some(out))
+}
+
+/// Whether `text` is JSON in which one object names a member twice (`{"a": 1, "a": 2}`, or
+/// `"\u0061"` for the second): parsers disagree on which value counts, so the one dropped would
+/// go unjudged. `false` for text that is not JSON.
+pub fn names_a_member_twice(text: &[u8]) -> bool {
+    let mut stream = serde_json::Deserializer::from_slice(text).into_iter::<Unique>();
+    stream.any(|doc| doc.is_err_and(|e| e.to_string().starts_with(TWICE)))
+}
+
+const TWICE: &str = "a member named twice";
+
+/// Walks a JSON document without keeping it, failing on a member named twice in one object.
+struct Unique;
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        d.deserialize_any(Unique)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom(TWICE));
+            }
+            map.next_value::<Unique>()?;
+        }
+        Ok(Unique)
+    }
 }

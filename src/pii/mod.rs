@@ -34,7 +34,7 @@ use regex::Regex;
 
 pub use events::{EventRestorer, event_end, stream_text};
 pub use head::{RequestHead, header_fields, rewrite_headers};
-pub use json::{JsonFinding, redact_json, scan_json};
+pub use json::{JsonFinding, names_a_member_twice, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};
 pub use redactor::{

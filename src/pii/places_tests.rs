@@ -463,3 +463,18 @@ fn findings_in_folded_text_lie_on_character_boundaries_in_order() {
         ]
     );
 }
+
+#[test]
+fn a_member_named_twice_is_told() {
+    let cases: &[(&str, bool)] = &[
+        (r#"{"a": 1, "b": {"a": 2}}"#, false),
+        (r#"{"a": "jane@example.com", "a": "x"}"#, true),
+        (r#"[{"to": 1, "\u0074o": 2}]"#, true),
+        ("{\"a\": 1}\n{\"a\": 2}\n", false),
+        ("{\"a\": 1}\n{\"b\": 2, \"b\": 3}\n", true),
+        ("not json", false),
+    ];
+    for (text, twice) in cases {
+        assert_eq!(names_a_member_twice(text.as_bytes()), *twice, "{text}");
+    }
+}

@@ -215,3 +215,21 @@ async fn pseudonyms_split_across_streamed_tokens_are_restored() {
     assert_eq!(text, content, "{streamed}");
     assert!(streamed.ends_with("data: [DONE]\n\n"));
 }
+
+#[tokio::test]
+async fn json_naming_a_member_twice_is_not_forwarded_unjudged() {
+    let (_pki, origin, proxy) = setup().await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/echo", origin.port());
+    let twice = r#"{"note": "card 5555 5555 5555 4444", "note": "hi"}"#;
+    let refused = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(twice)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(refused.status(), 200);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("names a member twice"), "{text}");
+}
