@@ -45,7 +45,10 @@ fn invisible(c: char) -> bool {
 
 /// `text` folded, or `None` when folding leaves it as it is (the common case: plain text).
 pub(super) fn fold(text: &str) -> Option<Folded> {
-    let first = text.char_indices().find(|(_, c)| !plain(*c))?.0;
+    // Bytes first: a text that is plain ASCII (most are) is left at once.
+    let first = text.bytes().position(|b| {
+        !b.is_ascii() || (b.is_ascii_control() && !matches!(b, b'\t' | b'\n' | b'\r'))
+    })?;
     let mut out = String::with_capacity(text.len());
     let mut segments = Vec::new();
     out.push_str(&text[..first]);
