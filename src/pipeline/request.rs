@@ -191,12 +191,11 @@ impl Pipeline {
         facts::facts(trigger, &ctx.client, request)
     }
 
-    /// 5. detect: personal data and secrets in the body, the query and (when configured) the
-    ///    headers, as kinds and counts. An uninspected body has none to show.
+    /// 5. detect: personal data and secrets in the body, the path, the query and the headers
+    ///    (but credentials), as kinds and counts. An uninspected body has none to show; the rest
+    ///    of the request still has.
     pub(super) fn detect(&self, request: &Outgoing, facts: &mut Facts) {
-        let Some(decoded) = request.inspected() else {
-            return;
-        };
+        let decoded = request.inspected().map(|b| &b[..]).unwrap_or_default();
         let headers = header_fields(&request.parts.headers);
         let head = RequestHead::of(&request.parts.uri, &headers);
         let found = self

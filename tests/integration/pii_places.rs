@@ -29,9 +29,14 @@ rules:
     trigger: http.request
     match: { paths: ["/echo", "/echo/**"] }
     effect: allow
+  - id: no-personal-data-in-uploads
+    trigger: http.request
+    match: { paths: ["/opaque/**"] }
+    when: "pii.total > 0"
+    effect: deny
   - id: uploads-as-they-are
     trigger: http.request
-    match: { paths: ["/opaque"] }
+    match: { paths: ["/opaque", "/opaque/**"] }
     effect: allow
     allow_uninspected: true
 "#;
@@ -59,6 +64,12 @@ async fn curl(proxy: &TestProxy, args: Vec<String>) -> (u16, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = stdout.rsplit_once('\n').unwrap();
     (status.parse().unwrap(), body.to_string())
+}
+
+/// curl `--data-binary data` (`@file` reads a file) as `content_type` to `url`.
+async fn post(proxy: &TestProxy, content_type: &str, data: &str, url: String) -> (u16, String) {
+    let header = format!("content-type: {content_type}");
+    curl(proxy, args(&["-H", &header, "--data-binary", data, &url])).await
 }
 
 /// Runs `script` in the test venv's Python with `sys.argv[1:]` = the origin's base URL, the
@@ -137,34 +148,22 @@ fn args(items: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn json_member_names_are_scanned_and_masked_without_losing_a_sibling() {
     let (_pki, origin, proxy) = TestProxy::with_origin(RULES).await;
-    let json_type = "content-type: application/json";
-    let (status, body) = curl(
+    let json_type = "application/json";
+    let (status, body) = post(
         &proxy,
-        args(&[
-            "-H",
-            json_type,
-            "-d",
-            r#"{"metadata": {"alice@example.com": "x"}}"#,
-            &url(&origin, "/echo"),
-        ]),
+        json_type,
+        r#"{"metadata": {"alice@example.com": "x"}}"#,
+        url(&origin, "/echo"),
     )
     .await;
     refused_by_rule(status, &body);
 
     let array = r#"[{"to": "jane\u0040example.com"}]"#;
-    let (status, body) = curl(
-        &proxy,
-        args(&["-H", json_type, "-d", array, &url(&origin, "/echo")]),
-    )
-    .await;
+    let (status, body) = post(&proxy, json_type, array, url(&origin, "/echo")).await;
     refused_by_rule(status, &body);
 
     let doc = r#"{"metadata": {"alice@example.com": "x", "bob@example.com": "y"}, "n": 1}"#;
-    let (status, body) = curl(
-        &proxy,
-        args(&["-H", json_type, "-d", doc, &url(&origin, "/mirror")]),
-    )
-    .await;
+    let (status, body) = post(&proxy, json_type, doc, url(&origin, "/mirror")).await;
     assert_eq!(status, 200, "{body}");
     let seen = received(&origin);
     assert_eq!(seen.len(), 1);
@@ -235,6 +234,7 @@ report(upload("/echo", clean))
 report(upload("/echo", png, "image/png"))
 report(upload("/opaque", png, "image/png"))
 report(upload("/echo", escaped))
+report(upload("/opaque/users/jane%40example.com", png, "image/png"))
 "#
     );
     let answers = python_requests(&proxy, &origin, &script).await;
@@ -254,30 +254,32 @@ report(upload("/echo", escaped))
         "a rule may let an uninspected upload through"
     );
     refused_by_rule(status(4), &body(4));
+    assert_eq!(
+        status(5),
+        403,
+        "the path of an uninspected upload is still read"
+    );
+    assert!(
+        body(5).contains("no-personal-data-in-uploads"),
+        "{}",
+        body(5)
+    );
 
     let mixed = "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nY2FyZCA0MTExIDExMTEgMTExMSAxMTEx\r\n--b--\r\n";
-    let (status, body) = curl(
+    let (status, body) = post(
         &proxy,
-        args(&[
-            "-H",
-            "content-type: multipart/mixed; boundary=b",
-            "--data-binary",
-            mixed,
-            &url(&origin, "/echo"),
-        ]),
+        "multipart/mixed; boundary=b",
+        mixed,
+        url(&origin, "/echo"),
     )
     .await;
     refused_by_rule(status, &body);
 
-    let (status, body) = curl(
+    let (status, body) = post(
         &proxy,
-        args(&[
-            "-H",
-            "content-type: multipart/form-data; boundary=zz",
-            "--data-binary",
-            "--b\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\njane@example.com\r\n--b--\r\n",
-            &url(&origin, "/echo"),
-        ]),
+        "multipart/form-data; boundary=zz",
+        "--b\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\njane@example.com\r\n--b--\r\n",
+        url(&origin, "/echo"),
     )
     .await;
     assert_ne!(status, 200);
@@ -331,54 +333,31 @@ async fn text_in_another_charset_or_in_compatibility_forms_is_read_as_a_model_re
         ),
     ];
     for (content_type, data) in &cases {
-        let header = format!("content-type: {content_type}");
-        let (status, body) = curl(
-            &proxy,
-            args(&["-H", &header, "--data-binary", data, &url(&origin, "/echo")]),
-        )
-        .await;
+        let (status, body) = post(&proxy, content_type, data, url(&origin, "/echo")).await;
         refused_by_rule(status, &body);
     }
 
     let latin1 = file("latin1", b"caf\xe9, jane@example.com".to_vec());
-    let (status, _) = curl(
+    let (status, _) = post(
         &proxy,
-        args(&[
-            "-H",
-            "content-type: text/plain; charset=iso-8859-1",
-            "--data-binary",
-            &latin1,
-            &url(&origin, "/mirror"),
-        ]),
+        "text/plain; charset=iso-8859-1",
+        &latin1,
+        url(&origin, "/mirror"),
     )
     .await;
     assert_eq!(status, 200);
-    let (status, _) = curl(
-        &proxy,
-        args(&[
-            "-H",
-            "content-type: text/plain",
-            "--data-binary",
-            &cases[0].1,
-            &url(&origin, "/mirror"),
-        ]),
-    )
-    .await;
+    let (status, _) = post(&proxy, "text/plain", &cases[0].1, url(&origin, "/mirror")).await;
     assert_eq!(status, 200);
     let seen = received(&origin);
     assert_eq!(seen[0].1, "café, [EMAIL]", "forwarded as UTF-8, masked");
     assert_eq!(seen[1].1, "mail [EMAIL]");
 
     let clean = file("clean", utf16("hello", true, true));
-    let (status, body) = curl(
+    let (status, body) = post(
         &proxy,
-        args(&[
-            "-H",
-            "content-type: text/plain; charset=utf-16",
-            "--data-binary",
-            &clean,
-            &url(&origin, "/echo"),
-        ]),
+        "text/plain; charset=utf-16",
+        &clean,
+        url(&origin, "/echo"),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -386,15 +365,11 @@ async fn text_in_another_charset_or_in_compatibility_forms_is_read_as_a_model_re
     assert_eq!(seen["headers"]["content-type"], "text/plain; charset=utf-8");
     assert_eq!(seen["body_len"], 5);
 
-    let (status, body) = curl(
+    let (status, body) = post(
         &proxy,
-        args(&[
-            "-H",
-            "content-type: text/plain; charset=utf-7",
-            "-d",
-            "hello",
-            &url(&origin, "/echo"),
-        ]),
+        "text/plain; charset=utf-7",
+        "hello",
+        url(&origin, "/echo"),
     )
     .await;
     assert_ne!(status, 200);
