@@ -5,14 +5,20 @@
 
 use encoding_rs::Encoding;
 
-/// The `charset` parameter of a `Content-Type` value, lower-case and unquoted.
-pub(super) fn charset_of(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|param| {
+/// The `charset` parameter of a `Content-Type` value, lower-case and unquoted; `Err` when it is
+/// given twice, since parsers disagree on which one counts.
+pub(super) fn charset_of(content_type: &str) -> Result<Option<String>, String> {
+    let mut found = content_type.split(';').skip(1).filter_map(|param| {
         let (key, value) = param.split_once('=')?;
         key.trim()
             .eq_ignore_ascii_case("charset")
             .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
-    })
+    });
+    let first = found.next();
+    match found.next() {
+        Some(_) => Err("the Content-Type names a charset twice".into()),
+        None => Ok(first),
+    }
 }
 
 /// Whether a `Content-Type` (without parameters, lower-case) says the body is text, so a
@@ -111,7 +117,7 @@ pub fn transcode(
     if bare == "application/x-www-form-urlencoded" || bare.starts_with("multipart/") {
         return Ok(None);
     }
-    let charset = charset_of(content_type);
+    let charset = charset_of(content_type)?;
     let utf8 = matches!(
         charset.as_deref(),
         None | Some("utf-8" | "utf8" | "us-ascii" | "ascii")
@@ -208,6 +214,11 @@ mod tests {
                 Some("application/x-www-form-urlencoded; charset=iso-8859-1"),
                 b"note=caf%E9".to_vec(),
                 Ok(None),
+            ),
+            (
+                Some("text/plain; charset=utf-8; charset=utf-16"),
+                text.as_bytes().to_vec(),
+                Err("charset twice"),
             ),
             (
                 Some("text/plain; charset=utf-7"),

@@ -46,14 +46,20 @@ pub fn parse(content_type: &str, body: &[u8]) -> Result<FormText, String> {
     Ok(form)
 }
 
-/// A parameter of a header value (`boundary`, `name`, `charset`), unquoted.
-fn param(value: &str, key: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|p| {
+/// A parameter of a header value (`boundary`, `name`), unquoted; `Err` when it is given twice,
+/// since parsers disagree on which one counts.
+fn param(value: &str, key: &str) -> Result<Option<String>, String> {
+    let mut found = value.split(';').skip(1).filter_map(|p| {
         let (k, v) = p.split_once('=')?;
         k.trim()
             .eq_ignore_ascii_case(key)
             .then(|| v.trim().trim_matches('"').to_string())
-    })
+    });
+    let first = found.next();
+    match found.next() {
+        Some(_) => Err(format!("a multipart header names `{key}` twice")),
+        None => Ok(first),
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -69,7 +75,7 @@ fn multipart(
     if depth > MAX_DEPTH {
         return Err(format!("multipart bodies nested deeper than {MAX_DEPTH}"));
     }
-    let boundary = param(content_type, "boundary")
+    let boundary = param(content_type, "boundary")?
         .filter(|b| !b.is_empty())
         .ok_or("a multipart body without a boundary")?;
     let delimiter = format!("--{boundary}");
@@ -125,19 +131,29 @@ fn part(bytes: &[u8], number: usize, depth: usize, form: &mut FormText) -> Resul
     };
     let head = decode_text(head, None, false)
         .map_err(|_| format!("the headers of multipart part {number} are not UTF-8"))?;
+    // A header continued on the next line (obsolete folding) is one header.
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
     let header = |name: &str| {
-        head.lines().find_map(|line| {
+        let mut found = unfolded.lines().filter_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim()
                 .eq_ignore_ascii_case(name)
                 .then(|| value.trim().to_string())
-        })
+        });
+        let first = found.next();
+        match found.next() {
+            Some(_) => Err(format!("multipart part {number} names `{name}` twice")),
+            None => Ok(first),
+        }
     };
-    let content_type = header("content-type").unwrap_or_default();
-    let coding = header("content-transfer-encoding")
+    let content_type = header("content-type")?.unwrap_or_default();
+    let coding = header("content-transfer-encoding")?
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let name = header("content-disposition").and_then(|d| param(&d, "name"));
+    let name = match header("content-disposition")? {
+        Some(disposition) => param(&disposition, "name")?,
+        None => None,
+    };
     form.heads.push(
         percent_encoding::percent_decode_str(&head)
             .decode_utf8_lossy()
@@ -170,7 +186,7 @@ fn part(bytes: &[u8], number: usize, depth: usize, form: &mut FormText) -> Resul
     {
         return multipart(&content_type, &content, depth + 1, form);
     }
-    let charset = charset_of(&content_type);
+    let charset = charset_of(&content_type)?;
     let text = decode_text(&content, charset.as_deref(), true).map_err(|reason| {
         format!("multipart part {number} is not text ({reason}) and cannot be inspected")
     })?;
@@ -295,6 +311,21 @@ mod tests {
                 "multipart/form-data; boundary=b",
                 b"--b\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nx\r\n--b--",
                 "cannot be inspected",
+            ),
+            (
+                "multipart/form-data; boundary=a; boundary=b",
+                b"--b\r\n\r\nx\r\n--b--",
+                "`boundary` twice",
+            ),
+            (
+                "multipart/form-data; boundary=b",
+                b"--b\r\nContent-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n\r\nx\r\n--b--",
+                "twice",
+            ),
+            (
+                "multipart/form-data; boundary=b",
+                b"--b\r\nContent-Transfer-Encoding:\r\n base64\r\n\r\n!!\r\n--b--",
+                "not valid base64",
             ),
         ];
         for (content_type, body, want) in cases {
