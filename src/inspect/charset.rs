@@ -99,8 +99,8 @@ pub(super) fn decode_text(
 
 /// The body as UTF-8 text when `content_type` names another charset or a byte-order mark starts
 /// it (a textual type), with the `Content-Type` to forward it under; `None` when it is UTF-8
-/// already, not declared text, a form or multipart. `Err` when it is not valid text in its
-/// charset.
+/// already, not declared text, or multipart. A form in another charset has its escapes decoded
+/// in it and encoded again as UTF-8. `Err` when it is not valid text in its charset.
 pub fn transcode(
     content_type: Option<&str>,
     body: &[u8],
@@ -112,9 +112,8 @@ pub fn transcode(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    // A form is ASCII, its charset that of the bytes its escapes stand for; a multipart body's
-    // parts say their own.
-    if bare == "application/x-www-form-urlencoded" || bare.starts_with("multipart/") {
+    // A multipart body's parts say their own charsets.
+    if bare.starts_with("multipart/") {
         return Ok(None);
     }
     let charset = charset_of(content_type)?;
@@ -122,12 +121,38 @@ pub fn transcode(
         charset.as_deref(),
         None | Some("utf-8" | "utf8" | "us-ascii" | "ascii")
     );
+    if bare == "application/x-www-form-urlencoded" {
+        return match (utf8, charset.as_deref()) {
+            (false, Some(label)) => Ok(Some((form_in_utf8(body, label)?, with_utf8(content_type)))),
+            _ => Ok(None),
+        };
+    }
     let bom = utf32_bom(body).is_some() || Encoding::for_bom(body).is_some();
     if utf8 && !(bom && textual(&bare)) {
         return Ok(None);
     }
     let text = decode_text(body, charset.as_deref(), true)?;
     Ok(Some((text, with_utf8(content_type))))
+}
+
+/// A form whose escapes stand for bytes in `charset` (`caf%E9` in Latin-1), its names and values
+/// decoded and encoded again as UTF-8 (`caf%C3%A9`).
+fn form_in_utf8(body: &[u8], charset: &str) -> Result<String, String> {
+    let decode = |part: &[u8]| -> Result<String, String> {
+        let spaced: Vec<u8> = part
+            .iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+        decode_text(&bytes, Some(charset), false)
+    };
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let at = pair.iter().position(|b| *b == b'=').unwrap_or(pair.len());
+        let value = pair.get(at + 1..).unwrap_or_default();
+        out.append_pair(&decode(&pair[..at])?, &decode(value)?);
+    }
+    Ok(out.finish())
 }
 
 /// `content_type` with its charset parameter set to `utf-8` (added when it had none).
@@ -211,8 +236,8 @@ mod tests {
                 Ok(None),
             ),
             (
-                Some("application/x-www-form-urlencoded; charset=iso-8859-1"),
-                b"note=caf%E9".to_vec(),
+                Some("application/x-www-form-urlencoded"),
+                b"note=caf%C3%A9".to_vec(),
                 Ok(None),
             ),
             (
@@ -231,6 +256,20 @@ mod tests {
                 Err("not valid"),
             ),
         ];
+        let forms: [(&str, &[u8], &str); 2] = [
+            (
+                "shift_jis",
+                b"card=%82%53%82%50%82%50%82%50+x",
+                "card=%EF%BC%94%EF%BC%91%EF%BC%91%EF%BC%91+x",
+            ),
+            ("iso-8859-1", b"note=caf%E9&x", "note=caf%C3%A9&x="),
+        ];
+        for (charset, body, want) in forms {
+            let content_type = format!("application/x-www-form-urlencoded; charset={charset}");
+            let utf8 = "application/x-www-form-urlencoded; charset=utf-8".to_string();
+            let got = transcode(Some(&content_type), body);
+            assert_eq!(got, Ok(Some((want.to_string(), utf8))), "{charset}");
+        }
         for (content_type, body, want) in cases {
             let got = transcode(content_type, &body);
             match (got, want) {

@@ -337,6 +337,15 @@ async fn text_in_another_charset_or_in_compatibility_forms_is_read_as_a_model_re
         refused_by_rule(status, &body);
     }
 
+    // A form's escapes in Shift_JIS: the fullwidth digits of a card number.
+    let sjis: String = "4111111111111111"
+        .chars()
+        .map(|c| if c == '4' { "%82%53" } else { "%82%50" })
+        .collect();
+    let form = "application/x-www-form-urlencoded; charset=shift_jis";
+    let (status, body) = post(&proxy, form, &format!("card={sjis}"), url(&origin, "/echo")).await;
+    refused_by_rule(status, &body);
+
     let latin1 = file("latin1", b"caf\xe9, jane@example.com".to_vec());
     let (status, _) = post(
         &proxy,
