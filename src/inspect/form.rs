@@ -333,4 +333,35 @@ mod tests {
             assert!(err.contains(want), "{content_type}: {err}");
         }
     }
+
+    #[test]
+    fn any_bytes_parse_or_are_refused_without_panicking() {
+        let pieces: [&[u8]; 14] = [
+            b"--b",
+            b"\r\n",
+            b"--",
+            b"\r\n\r\n",
+            b"Content-Type: text/plain",
+            b"x",
+            b"Content-Transfer-Encoding: base64",
+            b"Content-Transfer-Encoding: quoted-printable",
+            b"=",
+            b"=4",
+            b"\xff",
+            b"Content-Type: multipart/mixed; boundary=b",
+            b" ",
+            b"\r\n\t",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            for _ in 0..16 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                body.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let _ = parse("multipart/form-data; boundary=b", &body);
+        }
+    }
 }
