@@ -23,6 +23,9 @@ pub struct FormText {
     /// Each multipart part's headers (percent-decoded, so `filename*=` reads too), and any
     /// preamble or epilogue: sent along, so scanned.
     pub heads: Vec<String>,
+    /// For each of `texts`, the byte range of the body it stands in when it stands there as it
+    /// is (no transfer encoding, UTF-8): where redaction may rewrite it.
+    pub spans: Vec<Option<(usize, usize)>>,
 }
 
 /// Parses `body` according to `content_type`; empty for other types. `Err` says why a multipart
@@ -36,12 +39,12 @@ pub fn parse(content_type: &str, body: &[u8]) -> Result<FormText, String> {
         return Ok(FormText {
             fields,
             texts,
-            heads: Vec::new(),
+            ..FormText::default()
         });
     }
     let mut form = FormText::default();
     if bare.starts_with("multipart/") {
-        multipart(content_type, body, 0, &mut form)?;
+        multipart(content_type, body, (0, Some(0)), &mut form)?;
     }
     Ok(form)
 }
@@ -66,10 +69,12 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     memchr::memmem::find(haystack.get(from..)?, needle).map(|i| i + from)
 }
 
+/// The parts of a multipart `body` at nesting `depth`, which starts at `base` in the request's
+/// body when it stands there as it is.
 fn multipart(
     content_type: &str,
     body: &[u8],
-    depth: usize,
+    (depth, base): (usize, Option<usize>),
     form: &mut FormText,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
@@ -106,7 +111,8 @@ fn multipart(
         let end = find(body, inner.as_bytes(), start)
             .ok_or("a multipart body without its closing delimiter")?;
         number += 1;
-        part(&body[start..end], number, depth, form)?;
+        let at_base = base.map(|b| b + start);
+        part(&body[start..end], number, (depth, at_base), form)?;
         at = end + inner.len();
     }
 }
@@ -121,14 +127,20 @@ fn push_text(form: &mut FormText, bytes: &[u8], what: &str) -> Result<(), String
 }
 
 /// One part: its headers, then its content decoded into text.
-fn part(bytes: &[u8], number: usize, depth: usize, form: &mut FormText) -> Result<(), String> {
-    let (head, content) = if bytes.starts_with(b"\r\n") {
-        (&b""[..], &bytes[2..])
+fn part(
+    bytes: &[u8],
+    number: usize,
+    (depth, base): (usize, Option<usize>),
+    form: &mut FormText,
+) -> Result<(), String> {
+    let (head, skip) = if bytes.starts_with(b"\r\n") {
+        (&b""[..], 2)
     } else {
         let split = find(bytes, b"\r\n\r\n", 0)
             .ok_or_else(|| format!("multipart part {number} has no end of headers"))?;
-        (&bytes[..split], &bytes[split + 4..])
+        (&bytes[..split], split + 4)
     };
+    let content = &bytes[skip..];
     let head = decode_text(head, None, false)
         .map_err(|_| format!("the headers of multipart part {number} are not UTF-8"))?;
     // A header continued on the next line (obsolete folding) is one header.
@@ -159,8 +171,10 @@ fn part(bytes: &[u8], number: usize, depth: usize, form: &mut FormText) -> Resul
             .decode_utf8_lossy()
             .into_owned(),
     );
+    let identity = matches!(coding.as_str(), "" | "7bit" | "8bit" | "binary");
+    let base = base.filter(|_| identity).map(|b| b + skip);
     let content = match coding.as_str() {
-        "" | "7bit" | "8bit" | "binary" => content.to_vec(),
+        _ if identity => content.to_vec(),
         "base64" => {
             let compact: Vec<u8> = content
                 .iter()
@@ -184,7 +198,7 @@ fn part(bytes: &[u8], number: usize, depth: usize, form: &mut FormText) -> Resul
         .trim_start()
         .starts_with("multipart/")
     {
-        return multipart(&content_type, &content, depth + 1, form);
+        return multipart(&content_type, &content, (depth + 1, base), form);
     }
     let charset = charset_of(&content_type)?;
     let text = decode_text(&content, charset.as_deref(), true).map_err(|reason| {
@@ -199,6 +213,8 @@ fn part(bytes: &[u8], number: usize, depth: usize, form: &mut FormText) -> Resul
             })
             .or_insert_with(|| text.clone());
     }
+    let span = base.filter(|_| text.as_bytes() == content.as_slice());
+    form.spans.push(span.map(|b| (b, b + content.len())));
     form.texts.push(text);
     Ok(())
 }
@@ -251,6 +267,10 @@ mod tests {
         assert_eq!(multi.fields["file"], "{\"prompt\": \"x\"}");
         assert_eq!(multi.texts.len(), 2);
         assert!(multi.heads[1].contains("a.jsonl"));
+        for (text, span) in multi.texts.iter().zip(&multi.spans) {
+            let (start, end) = span.expect("stands as it is");
+            assert_eq!(&body.as_bytes()[start..end], text.as_bytes());
+        }
 
         assert_eq!(
             parse("application/octet-stream", b"a=b").unwrap(),
@@ -285,6 +305,10 @@ mod tests {
         );
         assert!(form.heads.iter().any(|h| h == "preamble"));
         assert!(form.heads.iter().any(|h| h.trim() == "epilogue"));
+        let rewritable: Vec<bool> = form.spans.iter().map(Option::is_some).collect();
+        assert_eq!(rewritable, [false, false, false, true, true]);
+        let (start, end) = form.spans[3].unwrap();
+        assert_eq!(&latin1[start..end], b"inner");
 
         let cases: &[(&str, &[u8], &str)] = &[
             (

@@ -238,6 +238,7 @@ pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Valu
         form: form.fields,
         text,
         part_heads: form.heads,
+        part_spans: form.spans,
         inspected: true,
         problem: String::new(),
     }

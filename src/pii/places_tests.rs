@@ -30,6 +30,7 @@ struct Body {
     text: Vec<String>,
     decoded: Vec<u8>,
     heads: Vec<String>,
+    spans: Vec<Option<(usize, usize)>>,
 }
 
 impl Body {
@@ -45,6 +46,7 @@ impl Body {
             text: Vec::new(),
             decoded: decoded.as_bytes().to_vec(),
             heads: Vec::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -56,6 +58,7 @@ impl Body {
             text: &self.text,
             decoded: &self.decoded,
             part_heads: &self.heads,
+            part_spans: &self.spans,
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct BodyParts<'a> {
     pub decoded: &'a [u8],
     /// The headers of multipart parts (field names, file names): scanned, not rewritten.
     pub part_heads: &'a [String],
+    /// For each of `text`, the byte range of `decoded` it stands in as it is, when it does: a
+    /// multipart part redaction may rewrite.
+    pub part_spans: &'a [Option<(usize, usize)>],
 }
 
 /// How a body is shaped, for redaction.
@@ -73,7 +76,7 @@ pub enum BodyShape {
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
-    /// `multipart/*`: scanned, not rewritten.
+    /// `multipart/*`: parts that stand in the body as they are rewritten, others refused.
     Multipart,
     /// UTF-8 text of any other type.
     Text,
@@ -238,8 +241,9 @@ impl Redactor {
 
     /// 10. redact: applies `rules` to a body of `shape` (with its parsed `json`) and, for a
     ///     request, to its `head`: query names and values and header values are rewritten; a body
-    ///     or a place whose findings cannot be rewritten (multipart, not UTF-8, the path, a header
-    ///     the request is framed by) is refused rather than forwarded unredacted.
+    ///     or a place whose findings cannot be rewritten (an encoded multipart part, not UTF-8,
+    ///     the path, a header the request is framed by) is refused rather than forwarded
+    ///     unredacted.
     pub fn redact(
         &self,
         rules: Vec<RedactRule>,
@@ -265,7 +269,8 @@ impl Redactor {
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
                 redact_value(&self.scanner, "", text, &mut redaction)?.map(Bytes::from)
             }
-            BodyShape::Multipart | BodyShape::Opaque => {
+            BodyShape::Multipart => self.redact_parts(body, &mut redaction)?,
+            BodyShape::Opaque => {
                 let selected = self
                     .body_findings(body, true)
                     .iter()
@@ -273,11 +278,7 @@ impl Redactor {
                     .any(|f| redaction.style_for(&f.kind).is_some());
                 if selected {
                     return Err(RedactError::UnrewritableBody(
-                        if shape == BodyShape::Multipart {
-                            "a multipart body"
-                        } else {
-                            "a body that is not valid UTF-8"
-                        },
+                        "a body that is not valid UTF-8",
                     ));
                 }
                 None
@@ -294,6 +295,63 @@ impl Redactor {
             replaced: redaction.replaced.clone(),
             pseudonymized: redaction.pseudonymized,
         })
+    }
+
+    /// A multipart body with its parts redacted where they stand; `None` when nothing changed. A
+    /// part in a transfer encoding or another charset, or part headers, holding something to
+    /// redact refuse the request: those are not rewritten.
+    fn redact_parts(
+        &self,
+        body: &BodyParts<'_>,
+        redaction: &mut Redaction<'_>,
+    ) -> Result<Option<Bytes>, RedactError> {
+        let obliged = |found: &[Finding], r: &Redaction<'_>| {
+            found.iter().any(|f| r.style_for(&f.kind).is_some())
+        };
+        if body
+            .part_heads
+            .iter()
+            .any(|head| obliged(&self.scanner.scan(head), redaction))
+        {
+            return Err(RedactError::UnrewritableBody(
+                "the headers of a multipart part",
+            ));
+        }
+        let mut edits = Vec::new();
+        for (i, text) in body.text.iter().enumerate() {
+            // Named as detection names it: a field that appears once.
+            let name = body.form.iter().find(|(_, v)| *v == text).map(|(n, _)| n);
+            let name = name.map_or("", String::as_str);
+            let Some(redacted) = redact_value(&self.scanner, name, text, redaction)? else {
+                continue;
+            };
+            // `\r\n--` could begin a delimiter the masked text did not have.
+            match body.part_spans.get(i).copied().flatten() {
+                Some(span) if !redacted.contains("\r\n--") => edits.push((span, redacted)),
+                _ => {
+                    return Err(RedactError::UnrewritableBody(
+                        "a multipart part in a transfer encoding or another charset",
+                    ));
+                }
+            }
+        }
+        edits.sort_by_key(|((start, _), _)| *start);
+        let mut out = Vec::with_capacity(body.decoded.len());
+        let mut last = 0;
+        for ((start, end), text) in &edits {
+            out.extend_from_slice(&body.decoded[last..*start]);
+            out.extend_from_slice(text.as_bytes());
+            last = *end;
+        }
+        out.extend_from_slice(&body.decoded[last..]);
+        // Whatever the parts missed (an answer whose parts did not parse) must not pass either.
+        if obliged(
+            &self.scanner.scan(&String::from_utf8_lossy(&out)),
+            redaction,
+        ) {
+            return Err(RedactError::UnrewritableBody("a multipart body"));
+        }
+        Ok((!edits.is_empty()).then(|| Bytes::from(out)))
     }
 
     /// `a=1&b=2` with each name and value redacted; `None` when nothing changed.

@@ -94,6 +94,10 @@ pub struct BodyFacts {
     /// not a fact rules read.
     #[serde(skip)]
     pub part_heads: Vec<String>,
+    /// For each of `text`, the byte range of the body it stands in as it is, when it does
+    /// (multipart parts that redaction may rewrite); not a fact rules read.
+    #[serde(skip)]
+    pub part_spans: Vec<Option<(usize, usize)>>,
     /// Whether the proxy could read the body; when not, the other fields are empty and only a
     /// rule with `allow_uninspected: true` can let the request through.
     pub inspected: bool,
@@ -111,6 +115,7 @@ impl Default for BodyFacts {
             form: BTreeMap::new(),
             text: Vec::new(),
             part_heads: Vec::new(),
+            part_spans: Vec::new(),
             inspected: true,
             problem: String::new(),
         }
@@ -241,6 +246,7 @@ impl BodyFacts {
             text: &self.text,
             decoded,
             part_heads: &self.part_heads,
+            part_spans: &self.part_spans,
         }
     }
 }

@@ -235,6 +235,7 @@ report(upload("/echo", png, "image/png"))
 report(upload("/opaque", png, "image/png"))
 report(upload("/echo", escaped))
 report(upload("/opaque/users/jane%40example.com", png, "image/png"))
+report(upload("/mirror", jsonl))
 "#
     );
     let answers = python_requests(&proxy, &origin, &script).await;
@@ -263,6 +264,12 @@ report(upload("/opaque/users/jane%40example.com", png, "image/png"))
         body(5).contains("no-personal-data-in-uploads"),
         "{}",
         body(5)
+    );
+    assert_eq!(status(6), 200, "a text part is masked where it stands");
+    let sent = &received(&origin)[0].1;
+    assert!(
+        sent.contains("mail [EMAIL]") && sent.contains("fine-tune"),
+        "{sent}"
     );
 
     let mixed = "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nY2FyZCA0MTExIDExMTEgMTExMSAxMTEx\r\n--b--\r\n";
