@@ -1,7 +1,7 @@
 //! The request line and headers, as detection reads them and redaction rewrites them: the path
-//! (percent-decoded), the query's names and values, and every header value but the credentials a
-//! provider needs (`Authorization`, `Cookie`, `x-api-key`, ...: config names them), which carry
-//! keys on purpose and are the broker's to replace.
+//! (percent-decoded), the query's names and values, and every header name and value but `Host`
+//! and the credentials a provider needs (`Authorization`, `Cookie`, `x-api-key`, ...: config names
+//! them), which carry keys on purpose and are the broker's to replace.
 //!
 //! Redaction rewrites query names and values and header values in place. The path names the
 //! resource a request acts on, and some headers frame it (`Content-Type`, `Content-Length`, ...):
