@@ -6,6 +6,42 @@ use super::raw::{RawConfig, RawDictionary};
 use super::{ConfigError, PiiConfig, Secret};
 use crate::pii::{Dictionary, GROUPS, Kind, Pattern, ScannerConfig};
 
+/// Headers that carry credentials on purpose besides the API key headers
+/// ([`crate::credentials::KEY_HEADERS`]): never scanned for personal data.
+const CREDENTIAL_HEADERS: [&str; 10] = [
+    "proxy-authorization",
+    "cookie",
+    "x-auth-token",
+    "x-access-token",
+    "x-csrf-token",
+    "x-amz-security-token",
+    "ocp-apim-subscription-key",
+    "private-token",
+    "x-vault-token",
+    "x-functions-key",
+];
+
+/// The headers header scanning leaves out: the provider key headers, the other credential
+/// headers, every header a brokered credential goes in, and those `pii.unscanned_headers` names.
+fn unscanned_headers(raw: &RawConfig) -> Vec<String> {
+    let brokered = raw
+        .credentials
+        .iter()
+        .filter_map(|c| c.header.as_ref())
+        .map(|h| h.value.as_str());
+    let mut names: Vec<String> = crate::credentials::KEY_HEADERS
+        .iter()
+        .chain(&CREDENTIAL_HEADERS)
+        .copied()
+        .chain(brokered)
+        .chain(raw.pii.unscanned_headers.iter().map(String::as_str))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Internal email suffixes accepted when none are configured.
 const DEFAULT_INTERNAL_DOMAINS: [&str; 5] = ["internal", "local", "localdomain", "lan", "corp"];
 
@@ -80,7 +116,8 @@ impl Compiler<'_> {
                 patterns,
             },
             hash_key: hash_key.map(Secret::new),
-            scan_headers: p.scan_headers,
+            scan_headers: p.scan_headers.unwrap_or(true),
+            unscanned_headers: unscanned_headers(raw),
             vault_max_executions: positive(
                 self,
                 &p.vault.max_executions,

@@ -270,3 +270,39 @@ fn redactions_must_name_known_kinds() {
         "{message}"
     );
 }
+
+#[test]
+fn header_scanning_is_on_and_leaves_the_credential_headers_out() {
+    let config = Config::from_yaml(EMBEDDED_DEFAULT, "<embedded>").unwrap();
+    assert!(config.pii.scan_headers);
+    for name in [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "api-key",
+    ] {
+        assert!(
+            config.pii.unscanned_headers.iter().any(|h| h == name),
+            "{name}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let yaml = format!(
+        "credentials:\n  - {{ host: api.example.com, header: X-Service-Key, secret_file: '{}' }}\n\
+         pii:\n  scan_headers: false\n  unscanned_headers: [X-Session]\n",
+        key.display()
+    );
+    let config = Config::from_yaml(&yaml, "test.yaml").unwrap();
+    assert!(!config.pii.scan_headers);
+    for name in ["x-service-key", "x-session", "authorization"] {
+        assert!(
+            config.pii.unscanned_headers.iter().any(|h| h == name),
+            "{name}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! LLM calls and MCP tool calls from the traffic itself.
 
 mod body;
+mod charset;
 mod form;
 mod llm;
 mod mcp;
@@ -37,6 +38,9 @@ pub struct Recognised {
     /// Set when the body claims a structure it does not have (invalid JSON, batched tool calls):
     /// such a request cannot be judged and is refused.
     pub unreadable: Option<String>,
+    /// The `Content-Type` the body is forwarded under when [`examine`] read it from another
+    /// charset into UTF-8 (`...; charset=utf-8`).
+    pub content_type: Option<String>,
 }
 
 impl Recognised {
@@ -92,9 +96,10 @@ pub struct Request<'a> {
     pub body: &'a Bytes,
 }
 
-/// Decodes the body of `sent` (sent with `encoding`, at most `limit` bytes decoded) and
-/// recognises what it carries; `Err` says why the body cannot be inspected (undecodable, JSON that
-/// does not parse, batched tool calls, several SQL statements).
+/// Decodes the body of `sent` (sent with `encoding`, at most `limit` bytes decoded; text in another
+/// charset read into UTF-8) and recognises what it carries; `Err` says why the body cannot be
+/// inspected (undecodable, not valid in its charset, a multipart body that does not parse or has a
+/// part that is not text, JSON that does not parse, batched tool calls, several SQL statements).
 pub fn examine(
     sent: Request<'_>,
     encoding: Option<&str>,
@@ -102,11 +107,18 @@ pub fn examine(
     config: &InspectConfig,
 ) -> Result<(Bytes, Recognised), String> {
     let decoded = decode(sent.body.clone(), encoding, limit).map_err(|e| e.to_string())?;
+    let (decoded, content_type) = match charset::transcode(sent.content_type, &decoded)? {
+        Some((text, content_type)) => (Bytes::from(text), Some(content_type)),
+        None => (decoded, None),
+    };
     let request = Request {
         body: &decoded,
+        content_type: content_type.as_deref().or(sent.content_type),
         ..sent
     };
+    form::parse(request.content_type.unwrap_or_default(), &decoded)?;
     let mut recognised = recognise(&request, config);
+    recognised.content_type = content_type;
     match recognised.unreadable.take() {
         Some(problem) => Err(problem),
         None => Ok((decoded, recognised)),
@@ -158,6 +170,7 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         jsonrpc_id,
         json,
         unreadable,
+        content_type: None,
     }
 }
 
@@ -184,7 +197,8 @@ fn beyond_judging(data: Option<&DataFacts>, llm: Option<&LlmFacts>) -> Option<St
     }
 }
 
-/// Why a body that says it is JSON cannot be judged, if it cannot.
+/// Why a body that says it is JSON cannot be judged, if it cannot (a member named twice in one
+/// object counts as such: the value the proxy would not see could be the one the upstream reads).
 fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
     let first = request
         .body
@@ -195,7 +209,17 @@ fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
         .content_type
         .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
         || matches!(first, Some(b'{') | Some(b'['));
-    if first.is_none() || !says_json || json.is_some() {
+    if first.is_none() || !says_json {
+        return None;
+    }
+    if crate::pii::names_a_member_twice(request.body) {
+        return Some(
+            "the JSON body names a member twice in one object; servers disagree on which value \
+             counts, so it cannot be judged"
+                .to_string(),
+        );
+    }
+    if json.is_some() {
         return None;
     }
     match serde_json::from_slice::<Value>(request.body) {
@@ -224,7 +248,9 @@ pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Valu
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let form = form::parse(content_type, decoded);
+    // A multipart body that does not parse was not inspected (see `examine`); an answer's shows
+    // no fields.
+    let form = form::parse(content_type, decoded).unwrap_or_default();
     let mut text = form.texts;
     if bare.starts_with("text/") {
         text.push(String::from_utf8_lossy(decoded).into_owned());
@@ -235,6 +261,8 @@ pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Valu
         json: json.unwrap_or(Value::Null),
         form: form.fields,
         text,
+        part_heads: form.heads,
+        part_spans: form.spans,
         inspected: true,
         problem: String::new(),
     }

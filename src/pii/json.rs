@@ -1,5 +1,8 @@
-//! JSON-aware scanning: the string values of a document (after JSON escapes are decoded), each
-//! with the name of its field, so a redaction edits strings in place and the JSON stays valid.
+//! JSON-aware scanning: the string values of a document and the names of its members (after
+//! JSON escapes are decoded), each value with the name of its field, so a redaction edits strings
+//! and renames members in place and the JSON stays valid. Text that is JSON through and through
+//! (a body sent as text, a JSON Lines file, a string value holding JSON such as a tool call's
+//! `arguments`) is read the same way: a server reading it as JSON decodes `\u0040`, so must we.
 
 use serde_json::Value;
 
@@ -10,8 +13,10 @@ use super::{Finding, Scanner};
 /// A finding inside a JSON document: the string's JSON pointer and the offsets in that string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonFinding {
-    /// RFC 6901 pointer to the string (`/messages/0/content`).
+    /// RFC 6901 pointer to the string (`/messages/0/content`), or to the member whose name it is.
     pub pointer: String,
+    /// The finding is in the member's name (`{"jane@example.com": ...}`), not in a value.
+    pub key: bool,
     /// The finding, with offsets into the decoded string.
     pub finding: Finding,
 }
@@ -20,7 +25,8 @@ fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// Every finding in the string values of `value`.
+/// Every finding in the member names and the string values of `value`. A string that is itself
+/// JSON has the findings of the document it holds, with offsets in that document's strings.
 pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
     let mut out = Vec::new();
     walk(scanner, value, "", "", &mut out);
@@ -30,9 +36,10 @@ pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
 fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut Vec<JsonFinding>) {
     match value {
         Value::String(s) => {
-            for finding in scanner.scan_field(field, s) {
+            for finding in scan_value(scanner, field, s) {
                 out.push(JsonFinding {
                     pointer: pointer.to_string(),
+                    key: false,
                     finding,
                 });
             }
@@ -42,6 +49,7 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
             for finding in scanner.scan_field(field, &n.to_string()) {
                 out.push(JsonFinding {
                     pointer: pointer.to_string(),
+                    key: false,
                     finding,
                 });
             }
@@ -54,6 +62,13 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
         Value::Object(fields) => {
             for (name, item) in fields {
                 let path = format!("{pointer}/{}", escape_pointer(name));
+                for finding in scanner.scan(name) {
+                    out.push(JsonFinding {
+                        pointer: path.clone(),
+                        key: true,
+                        finding,
+                    });
+                }
                 walk(scanner, item, &path, name, out);
             }
         }
@@ -61,7 +76,9 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
     }
 }
 
-/// Redacts the string values of `value` in place; returns how many strings changed.
+/// Redacts the string values of `value` in place, and renames members whose names hold something
+/// to redact; returns how many strings changed. A renamed member never replaces a sibling: when
+/// its new name is taken (two addresses masked alike), `#2`, `#3`, ... is appended.
 pub fn redact_json(
     scanner: &Scanner,
     value: &mut Value,
@@ -77,16 +94,13 @@ fn redact_walk(
     replacer: &mut impl Replacer,
 ) -> Result<usize, VaultError> {
     match value {
-        Value::String(s) => {
-            let findings = scanner.scan_field(field, s);
-            match redact(s, &findings, replacer)? {
-                Some(redacted) => {
-                    *s = redacted;
-                    Ok(1)
-                }
-                None => Ok(0),
+        Value::String(s) => match redact_value(scanner, field, s, replacer)? {
+            Some(redacted) => {
+                *s = redacted;
+                Ok(1)
             }
-        }
+            None => Ok(0),
+        },
         Value::Number(n) => {
             // Replaced by a string when it holds something to redact (the JSON stays valid).
             let text = n.to_string();
@@ -111,8 +125,162 @@ fn redact_walk(
             for (name, item) in fields.iter_mut() {
                 changed += redact_walk(scanner, item, name, replacer)?;
             }
+            let mut renames = Vec::new();
+            for name in fields.keys() {
+                let findings = scanner.scan(name);
+                if let Some(renamed) = redact(name, &findings, replacer)? {
+                    renames.push((name.clone(), renamed));
+                }
+            }
+            changed += renames.len();
+            let moved: Vec<(String, Value)> = renames
+                .into_iter()
+                .filter_map(|(old, new)| fields.remove(&old).map(|item| (new, item)))
+                .collect();
+            for (name, item) in moved {
+                let free = unique_name(fields, name);
+                fields.insert(free, item);
+            }
             Ok(changed)
         }
         _ => Ok(0),
+    }
+}
+
+/// `name`, or `name#2`, `name#3`, ... : the first no member of `fields` has.
+fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String {
+    if !fields.contains_key(&name) {
+        return name;
+    }
+    (2..)
+        .map(|n| format!("{name}#{n}"))
+        .find(|candidate| !fields.contains_key(candidate))
+        .unwrap_or(name)
+}
+
+/// The JSON documents `text` is when it is JSON through and through: one document, or several one
+/// after another (JSON Lines), each an object or an array.
+fn documents(text: &str) -> Option<Vec<Value>> {
+    let first = text.trim_start().as_bytes().first()?;
+    if !matches!(first, b'{' | b'[') || names_a_member_twice(text.as_bytes()) {
+        // Text with a member named twice is read as it is: every value stands in it.
+        return None;
+    }
+    let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .ok()?;
+    docs.iter()
+        .all(|d| d.is_object() || d.is_array())
+        .then_some(docs)
+}
+
+/// The findings of `text`, the value of `field` (empty when it has no name): those of the
+/// documents it holds when it is JSON, else those of the text.
+pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Finding> {
+    match documents(text) {
+        Some(docs) => docs
+            .iter()
+            .flat_map(|doc| scan_json(scanner, doc))
+            .map(|f| f.finding)
+            .collect(),
+        None => scanner.scan_field(field, text),
+    }
+}
+
+/// `text` (the value of `field`) redacted; JSON is redacted as JSON and written again, JSON Lines
+/// one document a line. `None` when nothing changed.
+pub(super) fn redact_value(
+    scanner: &Scanner,
+    field: &str,
+    text: &str,
+    replacer: &mut impl Replacer,
+) -> Result<Option<String>, VaultError> {
+    let Some(mut docs) = documents(text) else {
+        let findings = scanner.scan_field(field, text);
+        return redact(text, &findings, replacer);
+    };
+    let mut changed = 0;
+    for doc in &mut docs {
+        changed += redact_json(scanner, doc, replacer)?;
+    }
+    if changed == 0 {
+        return Ok(None);
+    }
+    let mut out = docs
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if docs.len() > 1 && text.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(Some(out))
+}
+
+/// Whether `text` is JSON in which one object names a member twice (`{"a": 1, "a": 2}`, or
+/// `"\u0061"` for the second): parsers disagree on which value counts, so the one dropped would
+/// go unjudged. `false` for text that is not JSON.
+pub fn names_a_member_twice(text: &[u8]) -> bool {
+    let mut stream = serde_json::Deserializer::from_slice(text).into_iter::<Unique>();
+    stream.any(|doc| doc.is_err_and(|e| e.to_string().starts_with(TWICE)))
+}
+
+const TWICE: &str = "a member named twice";
+
+/// Walks a JSON document without keeping it, failing on a member named twice in one object.
+struct Unique;
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        d.deserialize_any(Unique)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom(TWICE));
+            }
+            map.next_value::<Unique>()?;
+        }
+        Ok(Unique)
     }
 }

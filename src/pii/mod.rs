@@ -9,6 +9,8 @@ mod anchors;
 mod checksum;
 mod email;
 mod events;
+mod fold;
+mod head;
 mod json;
 mod kind;
 mod national_id;
@@ -20,6 +22,8 @@ mod vault;
 #[cfg(test)]
 mod accuracy;
 #[cfg(test)]
+mod places_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -29,7 +33,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
 pub use events::{EventRestorer, MAX_EVENT, event_end, event_end_from, stream_text};
-pub use json::{JsonFinding, redact_json, scan_json};
+pub use head::{RequestHead, header_fields, rewrite_headers};
+pub use json::{JsonFinding, names_a_member_twice, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use redact::{Redaction, Replacer, Style, redact};
 pub use redactor::{
@@ -161,8 +166,25 @@ impl Scanner {
         })
     }
 
-    /// Every finding in `text`, overlaps resolved, in order of position.
+    /// Every finding in `text`, overlaps resolved, in order of position. Text in compatibility
+    /// forms (fullwidth digits, invisible characters in between) is read as a model reads it;
+    /// each finding's offsets are those of the original characters.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
+        let Some(folded) = fold::fold(text) else {
+            return self.scan_plain(text);
+        };
+        let found = self
+            .scan_plain(&folded.text)
+            .into_iter()
+            .map(|f| {
+                let (start, end) = folded.original(f.start, f.end);
+                Finding { start, end, ..f }
+            })
+            .collect();
+        resolve_overlaps(found)
+    }
+
+    fn scan_plain(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();
         self.anchors.scan(text, &self.internal_domains, &mut found);
         numbers::scan(text, &mut found);

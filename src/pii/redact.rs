@@ -107,9 +107,11 @@ impl Replacer for Redaction<'_> {
         let replacement = match style {
             Style::Mask => format!("[{label}]"),
             Style::Hash => {
+                // Folded first: `４１１１...` and `4111...` are one card, one token.
+                let folded = super::fold::fold(value).map(|f| f.text);
                 let mut message = finding.kind.name().as_bytes().to_vec();
                 message.push(0);
-                message.extend_from_slice(value.as_bytes());
+                message.extend_from_slice(folded.as_deref().unwrap_or(value).as_bytes());
                 let tag = hmac::sign(self.hash_key, &message);
                 let hex: String = tag.as_ref()[..6]
                     .iter()

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use ring::hmac;
 use serde_json::Value;
 
+use super::head::RequestHead;
+use super::json::{redact_value, scan_value};
 use super::{
     Finding, Redaction, Replacer, Scanner, ScannerConfig, ScannerError, Style, Vault, VaultError,
 };
@@ -23,8 +25,11 @@ pub struct PiiConfig {
     pub scanner: ScannerConfig,
     /// Key of the `hash` style; a random per-process key when not configured.
     pub hash_key: Option<Secret>,
-    /// Whether header values are scanned too (URL queries, bodies and forms always are).
+    /// Whether header values are scanned (paths, queries, bodies and forms always are).
     pub scan_headers: bool,
+    /// Lower-case names of the headers never scanned: the credentials a provider needs
+    /// (`authorization`, `cookie`, `x-api-key`, ...), which redaction must not rewrite.
+    pub unscanned_headers: Vec<String>,
     /// Most executions whose pseudonyms are kept at once.
     pub vault_max_executions: usize,
     /// Most values one execution may pseudonymize.
@@ -57,6 +62,11 @@ pub struct BodyParts<'a> {
     pub text: &'a [String],
     /// The decoded bytes.
     pub decoded: &'a [u8],
+    /// The headers of multipart parts (field names, file names): scanned, not rewritten.
+    pub part_heads: &'a [String],
+    /// For each of `text`, the byte range of `decoded` it stands in as it is, when it does: a
+    /// multipart part redaction may rewrite.
+    pub part_spans: &'a [Option<(usize, usize)>],
 }
 
 /// How a body is shaped, for redaction.
@@ -66,7 +76,7 @@ pub enum BodyShape {
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
-    /// `multipart/*`: scanned, not rewritten.
+    /// `multipart/*`: parts that stand in the body as they are rewritten, others refused.
     Multipart,
     /// UTF-8 text of any other type.
     Text,
@@ -103,12 +113,12 @@ pub enum RedactError {
          the request was not forwarded unredacted"
     )]
     UnrewritableBody(&'static str),
-    /// Data to redact sits in the path or a header, which are forwarded as they are.
+    /// Data to redact sits in the path or a header the proxy does not rewrite.
     #[error(
         "the policy requires redacting personal data found in {0}, which this proxy does not \
          rewrite; the request was not forwarded unredacted"
     )]
-    UnrewritablePlace(&'static str),
+    UnrewritablePlace(String),
     /// The redacted JSON could not be written again.
     #[error("redacted JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -120,6 +130,8 @@ pub struct Redacted {
     pub body: Option<Bytes>,
     /// The query to forward, when it changed.
     pub query: Option<String>,
+    /// Header fields rewritten: the index in [`RequestHead::headers`] and the new value.
+    pub headers: Vec<(usize, String)>,
     /// Values replaced, by kind.
     pub replaced: BTreeMap<String, u64>,
     /// Whether pseudonyms were handed out (the answer must be restored).
@@ -128,10 +140,11 @@ pub struct Redacted {
 
 /// The scanner, the hash key and the pseudonym vault, built once.
 pub struct Redactor {
-    scanner: Scanner,
+    pub(super) scanner: Scanner,
     hash_key: hmac::Key,
     vault: Vault,
-    scan_headers: bool,
+    pub(super) scan_headers: bool,
+    pub(super) unscanned_headers: Vec<String>,
 }
 
 impl Redactor {
@@ -147,6 +160,7 @@ impl Redactor {
                 config.vault_idle,
             ),
             scan_headers: config.scan_headers,
+            unscanned_headers: config.unscanned_headers.clone(),
         })
     }
 
@@ -155,25 +169,22 @@ impl Redactor {
         &self.scanner
     }
 
-    /// 5. detect: findings counted by kind in a request's body, query, and headers when
-    ///    configured. A body that is neither JSON, form nor text parts is scanned whole (bytes that
-    ///    are not UTF-8 read as U+FFFD).
+    /// 5. detect: findings counted by kind in a request's body, its path, its query (names and
+    ///    values) and its headers (but the credentials, when header scanning is on). A body that
+    ///    is neither JSON, form nor text parts is scanned whole (bytes that are not UTF-8 read as
+    ///    U+FFFD).
     pub fn detect_request(
         &self,
         body: &BodyParts<'_>,
-        query: &BTreeMap<String, String>,
-        headers: &BTreeMap<String, String>,
+        head: &RequestHead<'_>,
     ) -> BTreeMap<String, u64> {
         let shape = BodyShape::of(body);
         let whole = matches!(shape, BodyShape::Text | BodyShape::Opaque)
             && body.text.is_empty()
             && !body.decoded.is_empty();
         let mut counts = self.detect_body(body, whole);
-        let fields = query
-            .iter()
-            .chain(headers.iter().filter(|_| self.scan_headers));
-        for (name, value) in fields {
-            add(&mut counts, self.scanner.scan_field(name, value));
+        for findings in self.head_findings(head) {
+            add(&mut counts, findings);
         }
         counts
     }
@@ -186,40 +197,66 @@ impl Redactor {
     }
 
     fn detect_body(&self, body: &BodyParts<'_>, whole: bool) -> BTreeMap<String, u64> {
-        let s = &self.scanner;
         let mut counts = BTreeMap::new();
-        for f in super::scan_json(s, body.json) {
-            add(&mut counts, vec![f.finding]);
-        }
-        for (name, value) in body.form {
-            add(&mut counts, s.scan_field(name, value));
-        }
-        // Form values may also stand among the text parts; each is counted once.
-        for text in body
-            .text
-            .iter()
-            .filter(|t| !body.form.values().any(|v| v == *t))
-        {
-            add(&mut counts, s.scan(text));
-        }
-        if whole {
-            add(&mut counts, s.scan(&String::from_utf8_lossy(body.decoded)));
+        for findings in self.body_findings(body, whole) {
+            add(&mut counts, findings);
         }
         counts
     }
 
-    /// 10. redact: applies `rules` to a body of `shape` (with its parsed `json`) and to the
-    ///     query. A body whose findings cannot be rewritten (multipart, not UTF-8) is refused
-    ///     rather than forwarded unredacted.
+    /// Every finding in a body, place by place: JSON members (names and values), form fields
+    /// (names and values), multipart part headers, text parts, or the whole text.
+    fn body_findings(&self, body: &BodyParts<'_>, whole: bool) -> Vec<Vec<Finding>> {
+        let s = &self.scanner;
+        let mut found: Vec<Vec<Finding>> = super::scan_json(s, body.json)
+            .into_iter()
+            .map(|f| vec![f.finding])
+            .collect();
+        if BodyShape::of(body) == BodyShape::Form {
+            for (name, value) in form_urlencoded::parse(body.decoded) {
+                found.push(s.scan(&name));
+                found.push(scan_value(s, &name, &value));
+            }
+        } else {
+            for (name, value) in body.form {
+                found.push(scan_value(s, name, value));
+            }
+            // Multipart values also stand among the text parts; each is counted once.
+            for text in body
+                .text
+                .iter()
+                .filter(|t| !body.form.values().any(|v| v == *t))
+            {
+                found.push(scan_value(s, "", text));
+            }
+            for head in body.part_heads {
+                found.push(s.scan(head));
+            }
+        }
+        if whole {
+            found.push(scan_value(s, "", &String::from_utf8_lossy(body.decoded)));
+        }
+        found
+    }
+
+    /// 10. redact: applies `rules` to a body of `shape` (with its parsed `json`) and, for a
+    ///     request, to its `head`: query names and values and header values are rewritten; a body
+    ///     or a place whose findings cannot be rewritten (an encoded multipart part, not UTF-8,
+    ///     the path, a header the request is framed by) is refused rather than forwarded
+    ///     unredacted.
     pub fn redact(
         &self,
         rules: Vec<RedactRule>,
         session: &str,
-        (bytes, shape, json): (&[u8], BodyShape, &mut Value),
-        query: Option<&str>,
+        (body, shape, json): (&BodyParts<'_>, BodyShape, &mut Value),
+        head: Option<&RequestHead<'_>>,
     ) -> Result<Redacted, RedactError> {
         let mut redaction =
             Redaction::new(rules, &self.hash_key, &self.vault, session, Instant::now());
+        if let Some(head) = head {
+            self.check_path(head.path, &redaction)?;
+        }
+        let bytes = body.decoded;
         let body = match shape {
             BodyShape::Json => {
                 let changed = super::redact_json(&self.scanner, json, &mut redaction)?;
@@ -230,42 +267,95 @@ impl Redactor {
             BodyShape::Form => self.redact_pairs(bytes, &mut redaction)?.map(Bytes::from),
             BodyShape::Text => {
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
-                let findings = self.scanner.scan(text);
-                super::redact(text, &findings, &mut redaction)?.map(Bytes::from)
+                redact_value(&self.scanner, "", text, &mut redaction)?.map(Bytes::from)
             }
-            BodyShape::Multipart | BodyShape::Opaque => {
-                let text = String::from_utf8_lossy(bytes);
+            BodyShape::Multipart => self.redact_parts(body, &mut redaction)?,
+            BodyShape::Opaque => {
                 let selected = self
-                    .scanner
-                    .scan(&text)
+                    .body_findings(body, true)
                     .iter()
+                    .flatten()
                     .any(|f| redaction.style_for(&f.kind).is_some());
                 if selected {
                     return Err(RedactError::UnrewritableBody(
-                        if shape == BodyShape::Multipart {
-                            "a multipart body"
-                        } else {
-                            "a body that is not valid UTF-8"
-                        },
+                        "a body that is not valid UTF-8",
                     ));
                 }
                 None
             }
         };
-        let query = match query {
-            Some(q) => self.redact_pairs(q.as_bytes(), &mut redaction)?,
-            None => None,
+        let (query, headers) = match head {
+            Some(head) => self.redact_head(head, &mut redaction)?,
+            None => (None, Vec::new()),
         };
         Ok(Redacted {
             body,
             query,
+            headers,
             replaced: redaction.replaced.clone(),
             pseudonymized: redaction.pseudonymized,
         })
     }
 
-    /// `a=1&b=2` with each value redacted; `None` when nothing changed.
-    fn redact_pairs(
+    /// A multipart body with its parts redacted where they stand; `None` when nothing changed. A
+    /// part in a transfer encoding or another charset, or part headers, holding something to
+    /// redact refuse the request: those are not rewritten.
+    fn redact_parts(
+        &self,
+        body: &BodyParts<'_>,
+        redaction: &mut Redaction<'_>,
+    ) -> Result<Option<Bytes>, RedactError> {
+        let obliged = |found: &[Finding], r: &Redaction<'_>| {
+            found.iter().any(|f| r.style_for(&f.kind).is_some())
+        };
+        if body
+            .part_heads
+            .iter()
+            .any(|head| obliged(&self.scanner.scan(head), redaction))
+        {
+            return Err(RedactError::UnrewritableBody(
+                "the headers of a multipart part",
+            ));
+        }
+        let mut edits = Vec::new();
+        for (i, text) in body.text.iter().enumerate() {
+            // Named as detection names it: a field that appears once.
+            let name = body.form.iter().find(|(_, v)| *v == text).map(|(n, _)| n);
+            let name = name.map_or("", String::as_str);
+            let Some(redacted) = redact_value(&self.scanner, name, text, redaction)? else {
+                continue;
+            };
+            // `\r\n--` could begin a delimiter the masked text did not have.
+            match body.part_spans.get(i).copied().flatten() {
+                Some(span) if !redacted.contains("\r\n--") => edits.push((span, redacted)),
+                _ => {
+                    return Err(RedactError::UnrewritableBody(
+                        "a multipart part in a transfer encoding or another charset",
+                    ));
+                }
+            }
+        }
+        edits.sort_by_key(|((start, _), _)| *start);
+        let mut out = Vec::with_capacity(body.decoded.len());
+        let mut last = 0;
+        for ((start, end), text) in &edits {
+            out.extend_from_slice(&body.decoded[last..*start]);
+            out.extend_from_slice(text.as_bytes());
+            last = *end;
+        }
+        out.extend_from_slice(&body.decoded[last..]);
+        // Whatever the parts missed (an answer whose parts did not parse) must not pass either.
+        if obliged(
+            &self.scanner.scan(&String::from_utf8_lossy(&out)),
+            redaction,
+        ) {
+            return Err(RedactError::UnrewritableBody("a multipart body"));
+        }
+        Ok((!edits.is_empty()).then(|| Bytes::from(out)))
+    }
+
+    /// `a=1&b=2` with each name and value redacted; `None` when nothing changed.
+    pub(super) fn redact_pairs(
         &self,
         encoded: &[u8],
         redaction: &mut impl Replacer,
@@ -273,50 +363,16 @@ impl Redactor {
         let mut changed = false;
         let mut out = form_urlencoded::Serializer::new(String::new());
         for (name, value) in form_urlencoded::parse(encoded) {
-            let findings = self.scanner.scan_field(&name, &value);
-            match super::redact(&value, &findings, redaction)? {
-                Some(redacted) => {
-                    changed = true;
-                    out.append_pair(&name, &redacted);
-                }
-                None => {
-                    out.append_pair(&name, &value);
-                }
-            }
-        }
-        Ok(changed.then(|| out.finish()))
-    }
-
-    /// Refuses a request whose path, or (when scanned) headers, hold a kind `rules` redact:
-    /// those are forwarded as they are, so the request must not go.
-    pub fn check_unrewritable(
-        &self,
-        rules: &[RedactRule],
-        path: &str,
-        headers: &BTreeMap<String, String>,
-    ) -> Result<(), RedactError> {
-        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        let mut places: Vec<(&'static str, String)> = vec![("path", decoded_path.into_owned())];
-        if self.scan_headers {
-            places.extend(
-                headers
-                    .iter()
-                    .map(|(name, value)| ("a header", format!("{name}: {value}"))),
+            let new_value = redact_value(&self.scanner, &name, &value, redaction)?;
+            let findings = self.scanner.scan(&name);
+            let new_name = super::redact(&name, &findings, redaction)?;
+            changed |= new_value.is_some() || new_name.is_some();
+            out.append_pair(
+                new_name.as_deref().unwrap_or(&name),
+                new_value.as_deref().unwrap_or(&value),
             );
         }
-        match places.iter().find(|(_, text)| self.obliged_in(rules, text)) {
-            None => Ok(()),
-            Some((place, _)) => Err(RedactError::UnrewritablePlace(place)),
-        }
-    }
-
-    /// Whether `text` holds a kind one of `rules` redacts.
-    pub fn obliged_in(&self, rules: &[RedactRule], text: &str) -> bool {
-        self.scanner.scan(text).iter().any(|f| {
-            rules
-                .iter()
-                .any(|(kinds, _)| kinds.iter().any(|k| f.kind.selected_by(k)))
-        })
+        Ok(changed.then(|| out.finish()))
     }
 
     /// `text` with every finding masked (`[EMAIL]`), whatever the policies oblige: what a
@@ -351,7 +407,7 @@ impl Redactor {
     }
 }
 
-fn add(counts: &mut BTreeMap<String, u64>, found: Vec<Finding>) {
+pub(super) fn add(counts: &mut BTreeMap<String, u64>, found: Vec<Finding>) {
     for (kind, n) in super::count_by_kind(&found) {
         *counts.entry(kind).or_insert(0) += n;
     }

@@ -2,11 +2,12 @@
 //! either refuses the request or admits it with its obligations, perhaps only once a person
 //! approves; a budget breaker with `on_trip: hold` can add that condition.
 
-use super::request::Outgoing;
 use super::{Pipeline, RequestCtx};
 use crate::approval::{HeldRequest, HoldReason};
 use crate::error::{ErrorKind, ProxyError, Side};
+use crate::policy::Subject;
 use crate::policy::{Facts, Obligation, Verdict};
+use crate::proxy::outgoing::Outgoing;
 
 /// A request the rules let through: with these redactions, and only after a person approves
 /// when it is held.
@@ -34,7 +35,7 @@ impl Pipeline {
         ctx.pii = facts.pii.counts.clone();
         let (judgement, verdict) =
             self.judge
-                .decide(facts, (&ctx.id, ctx.id.clone()), request.subject());
+                .decide(facts, (&ctx.id, ctx.id.clone()), subject(request));
         let hold = matches!(verdict, Ok(Verdict::Hold { .. })).then(|| HoldReason {
             rules: judgement.rules.clone(),
             decision: judgement.id.clone(),
@@ -129,5 +130,14 @@ impl Pipeline {
             Some(body) => self.ledger.check_repeats(facts, body),
             None => Ok(()),
         }
+    }
+}
+
+/// What the rules judge: a request that can wait for a person, or one whose body could not be
+/// inspected.
+fn subject(request: &Outgoing) -> Subject {
+    match request.uninspected_too_large() {
+        None => Subject::Request,
+        Some(too_large) => Subject::Uninspected { too_large },
     }
 }

@@ -2,99 +2,25 @@
 //! 10 (redact) and 11 (forward). What is judged is what is forwarded: an inspected body leaves
 //! decoded (and redacted), an uninspected one exactly as it came.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request};
 use hyper::body::Incoming;
 
 use super::facts;
 use super::{Pipeline, RequestCtx};
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect;
-use crate::pii::{BodyShape, RedactRule, session_of};
-use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Subject, Trigger};
+use crate::pii::{BodyShape, RedactRule, RequestHead, header_fields, rewrite_headers, session_of};
+use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Trigger};
 use crate::proxy::body::{
-    Holding, Prefixed, ProxyBody, ReadBody, Reservation, boxed, full, read_request_body,
+    Holding, Prefixed, ReadBody, Reservation, boxed, full, read_request_body,
 };
 use crate::proxy::headers::{as_forwarded, content_encoding};
+use crate::proxy::outgoing::{Answer, Outgoing, RequestBody};
 use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
 use crate::proxy::websocket::GateSlot;
 use crate::socket::SocketJudge;
-
-/// A request on its way upstream: its head, and its body as inspection left it.
-pub(super) struct Outgoing {
-    parts: http::request::Parts,
-    body: RequestBody,
-    /// The buffer budget the body's bytes hold until it has gone upstream.
-    held: Reservation,
-}
-
-/// A request's body as inspection left it.
-pub(super) enum RequestBody {
-    /// Read whole, decoded and recognised; forwarded decoded, as judged.
-    Inspected {
-        /// The decoded bytes (redacted and rewritten by later steps).
-        decoded: Bytes,
-        /// It came with a `Content-Encoding`.
-        encoded: bool,
-        /// The pseudonyms to put back into the answer, once redaction handed some out.
-        restore: Option<Arc<HashMap<String, String>>>,
-    },
-    /// Too large, undecodable or unparseable: judged with `body.inspected == false`, forwarded
-    /// exactly as it came when a rule allows it.
-    Uninspected(ReadBody),
-}
-
-/// The upstream's answer, and whether response rules judge it before the agent sees it.
-pub(super) struct Answer {
-    pub response: Response<ProxyBody>,
-    pub judged: bool,
-}
-
-impl Outgoing {
-    /// The decoded body, when it was inspected.
-    pub fn inspected(&self) -> Option<&Bytes> {
-        match &self.body {
-            RequestBody::Inspected { decoded, .. } => Some(decoded),
-            RequestBody::Uninspected(_) => None,
-        }
-    }
-
-    /// What the rules judge: a request that can wait for a person, or one whose body could not be
-    /// inspected.
-    pub fn subject(&self) -> Subject {
-        match &self.body {
-            RequestBody::Inspected { .. } => Subject::Request,
-            RequestBody::Uninspected(read) => Subject::Uninspected {
-                too_large: matches!(read, ReadBody::TooLarge { .. }),
-            },
-        }
-    }
-
-    /// The request's URI as it goes upstream.
-    pub fn uri(&self) -> &http::Uri {
-        &self.parts.uri
-    }
-
-    /// An inspected body rewritten before it is judged by a person and forwarded.
-    pub fn replace_body(&mut self, body: Bytes) {
-        if let RequestBody::Inspected { decoded, .. } = &mut self.body {
-            let length = body.len();
-            *decoded = body;
-            self.set_length(length);
-        }
-    }
-
-    fn set_length(&mut self, length: usize) {
-        self.parts
-            .headers
-            .insert(CONTENT_LENGTH, HeaderValue::from(length));
-    }
-}
 
 impl Pipeline {
     /// 4. inspect: the whole body, bounded and decoded, and what it carries (an LLM call, a tool
@@ -140,7 +66,17 @@ impl Pipeline {
                 return Ok(self.uninspected(ctx, parts, ReadBody::Whole(raw), problem, held));
             }
         };
-        held.add_decoded(encoding.map(|_| decoded.len()))?;
+        let transcoded = recognised.content_type.is_some();
+        held.add_decoded((encoding.is_some() || transcoded).then_some(decoded.len()))?;
+        if let Some(utf8) = &recognised.content_type {
+            // Read from another charset: judged and forwarded as UTF-8, and said so.
+            crate::proxy::headers::declare_body(&mut parts.headers, utf8, decoded.len())
+                .map_err(|e| ProxyError::internal(e.to_string()))?;
+        }
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let provider = recognised.llm.as_ref().map(|l| l.provider.as_str());
         if recognised.jsonrpc_id.is_some() || provider.is_some() {
             ctx.shape = Shape::of_call(recognised.jsonrpc_id.as_ref(), provider);
@@ -189,22 +125,22 @@ impl Pipeline {
         facts::facts(trigger, &ctx.client, request)
     }
 
-    /// 5. detect: personal data and secrets in the body, the query and (when configured) the
-    ///    headers, as kinds and counts. An uninspected body has none to show.
+    /// 5. detect: personal data and secrets in the body, the path, the query and the headers
+    ///    (but credentials), as kinds and counts. An uninspected body has none to show; the rest
+    ///    of the request still has.
     pub(super) fn detect(&self, request: &Outgoing, facts: &mut Facts) {
-        let Some(decoded) = request.inspected() else {
-            return;
-        };
-        let (query, headers) = (&facts.request.query, &facts.request.headers);
+        let decoded = request.inspected().map(|b| &b[..]).unwrap_or_default();
+        let headers = header_fields(&request.parts.headers);
+        let head = RequestHead::of(&request.parts.uri, &headers);
         let found = self
             .redactor
-            .detect_request(&facts.body.scanned(decoded), query, headers);
+            .detect_request(&facts.body.scanned(decoded), &head);
         facts.pii = PiiFacts::from_counts(found);
     }
 
-    /// 10. redact: what the verdict obliges, in the body and the query. The path and scanned
-    ///     headers cannot be rewritten, nor can a body that was not inspected: data to redact
-    ///     there refuses the request.
+    /// 10. redact: what the verdict obliges, in the body, the query and the scanned headers. The
+    ///     path and framing headers cannot be rewritten, nor can a body that was not inspected:
+    ///     data to redact there refuses the request.
     pub(super) fn redact(
         &self,
         ctx: &mut RequestCtx,
@@ -230,16 +166,19 @@ impl Pipeline {
             ));
         };
         let rules: Vec<RedactRule> = obligations.iter().map(Obligation::rule).collect();
-        self.redactor
-            .check_unrewritable(&rules, &ctx.path, &facts.request.headers)?;
         let shape = BodyShape::of(&facts.body.scanned(decoded));
         let mut json = std::mem::take(&mut facts.body.json);
         let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
-        let query = request.parts.uri.query();
-        let redacted = self
-            .redactor
-            .redact(rules, &session, (decoded, shape, &mut json), query)?;
+        let headers = header_fields(&request.parts.headers);
+        let head = RequestHead::of(&request.parts.uri, &headers);
+        let body = facts.body.scanned(decoded);
+        let redacted =
+            self.redactor
+                .redact(rules, &session, (&body, shape, &mut json), Some(&head))?;
         ctx.redacted = redacted.replaced;
+        if !redacted.headers.is_empty() {
+            request.parts.headers = rewrite_headers(&request.parts.headers, &redacted.headers)?;
+        }
         if redacted.pseudonymized {
             // The answer must come back readable to put the originals back in place.
             request.parts.headers.remove(ACCEPT_ENCODING);

@@ -8,7 +8,6 @@ use http::Response;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 
 use super::record::Record;
-use super::request::Answer;
 use super::{Pipeline, RequestCtx};
 use crate::budget::{Dialect, Meter};
 use crate::error::{ErrorKind, ProxyError, Side};
@@ -16,6 +15,7 @@ use crate::inspect;
 use crate::pii::{BodyShape, RedactRule, session_of};
 use crate::policy::{Facts, Obligation, PiiFacts, ResponseFacts, Subject, Trigger, join_repeated};
 use crate::proxy::body::{Holding, ProxyBody, WholeError, boxed, full, read_whole};
+use crate::proxy::outgoing::Answer;
 use crate::stream::{Watched, without_usage_chunk};
 
 impl Pipeline {
@@ -92,9 +92,11 @@ impl Pipeline {
         }
         if !rules.is_empty() && !events {
             let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
+            let mut json = std::mem::take(&mut body.json);
+            let scanned = body.scanned(&bytes);
             let redacted =
                 self.redactor
-                    .redact(rules, &session, (&bytes, shape, &mut body.json), None)?;
+                    .redact(rules, &session, (&scanned, shape, &mut json), None)?;
             if let Some(body) = redacted.body {
                 bytes = body;
             }

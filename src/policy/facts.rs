@@ -90,6 +90,14 @@ pub struct BodyFacts {
     pub form: BTreeMap<String, String>,
     /// Text content: a `text/*` body, and the text parts of a multipart body.
     pub text: Vec<String>,
+    /// The headers of each multipart part (field and file names): scanned for personal data,
+    /// not a fact rules read.
+    #[serde(skip)]
+    pub part_heads: Vec<String>,
+    /// For each of `text`, the byte range of the body it stands in as it is, when it does
+    /// (multipart parts that redaction may rewrite); not a fact rules read.
+    #[serde(skip)]
+    pub part_spans: Vec<Option<(usize, usize)>>,
     /// Whether the proxy could read the body; when not, the other fields are empty and only a
     /// rule with `allow_uninspected: true` can let the request through.
     pub inspected: bool,
@@ -106,6 +114,8 @@ impl Default for BodyFacts {
             json: serde_json::Value::Null,
             form: BTreeMap::new(),
             text: Vec::new(),
+            part_heads: Vec::new(),
+            part_spans: Vec::new(),
             inspected: true,
             problem: String::new(),
         }
@@ -240,6 +250,8 @@ impl BodyFacts {
             form: &self.form,
             text: &self.text,
             decoded,
+            part_heads: &self.part_heads,
+            part_spans: &self.part_spans,
         }
     }
 }

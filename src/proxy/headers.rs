@@ -137,6 +137,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Declares a body rewritten by the proxy: its `Content-Type` and `Content-Length`.
+pub fn declare_body(
+    headers: &mut HeaderMap,
+    content_type: &str,
+    length: usize,
+) -> Result<(), http::header::InvalidHeaderValue> {
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_str(content_type)?,
+    );
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(length),
+    );
+    Ok(())
+}
+
 /// The `Content-Encoding` values of `headers` joined (`gzip` and `br` → `gzip,br`); `None` when
 /// there are none, an error when one is not ASCII.
 pub fn content_encoding(headers: &HeaderMap) -> Result<Option<String>, http::header::ToStrError> {

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod headers;
 pub mod identity;
 mod intercept;
+pub mod outgoing;
 mod relay;
 pub mod resolve;
 mod rewind;

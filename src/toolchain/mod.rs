@@ -309,7 +309,16 @@ fn facts_with_body(
 /// What the proxy's scanner finds in the request of `facts` carrying `body`.
 fn detect(pii: &Redactor, facts: &Facts, body: &[u8]) -> std::collections::BTreeMap<String, u64> {
     let parts = facts.body.scanned(body);
-    pii.detect_request(&parts, &facts.request.query, &facts.request.headers)
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&facts.request.query)
+        .finish();
+    let headers: Vec<(String, String)> = facts.request.headers.clone().into_iter().collect();
+    let head = crate::pii::RequestHead {
+        path: &facts.request.path,
+        query: Some(query.as_str()).filter(|q| !q.is_empty()),
+        headers: &headers,
+    };
+    pii.detect_request(&parts, &head)
 }
 
 /// The default place to look for policy tests: the policy folder.

@@ -15,7 +15,8 @@ use crate::pii::{self, Redaction, Scanner, Style, Vault};
 ///
 /// Text input: `start` and `end` are byte offsets in the input. JSON input (an object or array):
 /// each finding also names the string's JSON `pointer`, and its offsets are in that string's
-/// decoded value (JSON escapes such as `\u0040` are decoded before scanning).
+/// decoded value (JSON escapes such as `\u0040` are decoded before scanning); `key: true` marks a
+/// finding in the name of the member the pointer names.
 pub fn scan(config: &Config, input: &str, style: Option<Style>) -> Result<String, ToolError> {
     let scanner = Scanner::new(&config.pii.scanner)?;
     let document = serde_json::from_str::<Value>(input)
@@ -29,7 +30,7 @@ pub fn scan(config: &Config, input: &str, style: Option<Style>) -> Result<String
 
 fn findings(scanner: &Scanner, input: &str, document: Option<&Value>) -> String {
     let mut out = String::new();
-    let line = |f: &pii::Finding, pointer: Option<&str>| {
+    let line = |f: &pii::Finding, pointer: Option<&str>, key: bool| {
         let mut record = json!({
             "kind": f.kind.name(),
             "start": f.start,
@@ -39,17 +40,20 @@ fn findings(scanner: &Scanner, input: &str, document: Option<&Value>) -> String 
         if let Some(pointer) = pointer {
             record["pointer"] = json!(pointer);
         }
+        if key {
+            record["key"] = json!(true);
+        }
         record.to_string()
     };
     match document {
         Some(doc) => {
             for f in pii::scan_json(scanner, doc) {
-                let _ = writeln!(out, "{}", line(&f.finding, Some(&f.pointer)));
+                let _ = writeln!(out, "{}", line(&f.finding, Some(&f.pointer), f.key));
             }
         }
         None => {
             for f in scanner.scan(input) {
-                let _ = writeln!(out, "{}", line(&f, None));
+                let _ = writeln!(out, "{}", line(&f, None, false));
             }
         }
     }

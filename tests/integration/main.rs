@@ -22,6 +22,7 @@ mod limits;
 mod malformed;
 mod metering;
 mod pii;
+mod pii_places;
 mod policy;
 mod python;
 mod recognition;

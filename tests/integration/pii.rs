@@ -139,7 +139,7 @@ async fn a_body_that_cannot_be_rewritten_is_refused_rather_than_forwarded_unreda
     let (_pki, origin, proxy) = setup().await;
     let client = proxy.client(true);
     let url = format!("https://localhost:{}/mirror", origin.port());
-    let multipart = "--b\r\ncontent-disposition: form-data; name=\"note\"\r\n\r\nmail jane@example.com\r\n--b--\r\n";
+    let multipart = "--b\r\ncontent-disposition: form-data; name=\"note\"\r\ncontent-transfer-encoding: base64\r\n\r\nbWFpbCBqYW5lQGV4YW1wbGUuY29t\r\n--b--\r\n";
     let refused = client
         .post(&url)
         .header("content-type", "multipart/form-data; boundary=b")
@@ -150,7 +150,7 @@ async fn a_body_that_cannot_be_rewritten_is_refused_rather_than_forwarded_unreda
     assert_eq!(refused.status(), 403);
     let body: Value = refused.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("multipart"), "{message}");
+    assert!(message.contains("transfer encoding"), "{message}");
     assert!(origin.received.lock().unwrap().is_empty());
 
     let plain = client
@@ -178,6 +178,24 @@ async fn a_body_that_cannot_be_rewritten_is_refused_rather_than_forwarded_unreda
         origin.received.lock().unwrap().len(),
         1,
         "only the text body arrived"
+    );
+
+    let multipart = "--b\r\ncontent-disposition: form-data; name=\"note\"\r\n\r\nmail jane@example.com\r\n--b--\r\n";
+    let masked = client
+        .post(&url)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(multipart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        masked.status(),
+        200,
+        "a text part is masked where it stands"
+    );
+    assert_eq!(
+        masked.text().await.unwrap(),
+        multipart.replace("jane@example.com", "[EMAIL]")
     );
 }
 
@@ -214,4 +232,22 @@ async fn pseudonyms_split_across_streamed_tokens_are_restored() {
         .collect();
     assert_eq!(text, content, "{streamed}");
     assert!(streamed.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn json_naming_a_member_twice_is_not_forwarded_unjudged() {
+    let (_pki, origin, proxy) = setup().await;
+    let client = proxy.client(true);
+    let url = format!("https://localhost:{}/echo", origin.port());
+    let twice = r#"{"note": "card 5555 5555 5555 4444", "note": "hi"}"#;
+    let refused = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(twice)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(refused.status(), 200);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("names a member twice"), "{text}");
 }

@@ -207,3 +207,44 @@ async fn the_openai_sdk_retries_a_held_call_until_it_is_approved() {
     assert!(report["retries"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(origin.received.lock().unwrap().len(), 1, "forwarded once");
 }
+
+const UPLOAD_SCRIPT: &str = r#"
+import io, json, sys
+import openai
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-test-not-a-key", max_retries=0)
+report = []
+for content in ["mail jane@example.com", "hello"]:
+    line = json.dumps({"messages": [{"role": "user", "content": content}]}) + "\n"
+    try:
+        client.files.create(file=("train.jsonl", io.BytesIO(line.encode())), purpose="fine-tune")
+        report.append({"status": 200})
+    except openai.APIStatusError as e:
+        report.append({"status": e.status_code, "message": str(e)})
+print(json.dumps(report))
+"#;
+
+/// The OpenAI SDK uploads a fine-tuning file as an `application/octet-stream` part: it is read as
+/// text, so personal data in it is found.
+#[tokio::test]
+async fn a_file_the_openai_sdk_uploads_is_scanned() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let policy = "rules:\n  - id: connect-all\n    trigger: connect\n    effect: allow\n  - id: no-personal-data\n    trigger: http.request\n    when: \"pii.total > 0\"\n    effect: deny\n  - id: requests\n    trigger: http.request\n    effect: allow\n";
+    let proxy = TestProxy::with_policy(&pki, policy).await;
+    let base = format!("https://localhost:{}", origin.port());
+    let output = python_under_exec(&proxy, UPLOAD_SCRIPT, base).await;
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report[0]["status"], 403, "{report}");
+    assert!(
+        report[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-personal-data")
+    );
+    assert_eq!(report[1]["status"], 200, "{report}");
+}

@@ -1,0 +1,166 @@
+//! Text as a model reads it, for detection: Unicode compatibility forms folded (NFKC: fullwidth
+//! `４１１１` and `ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ`, circled and superscript digits, ligatures) and
+//! invisible characters left out (zero-width spaces and joiners, soft hyphens, bidi controls,
+//! variation selectors, the byte-order mark, NUL and other C0 controls but tab and line breaks).
+//! A finding in the folded text maps back to the bytes of the original it came from, so a
+//! redaction replaces the original characters, whatever form they took.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// A text folded for detection, and the way back to the original's byte offsets.
+pub(super) struct Folded {
+    /// The folded text.
+    pub text: String,
+    /// One entry per original character that did not fold to itself, plus the runs in between:
+    /// `(folded start, original start, original end, identity)`; sorted by folded start.
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    folded: usize,
+    folded_end: usize,
+    original: usize,
+    original_end: usize,
+    /// Bytes map one to one (a run of characters that fold to themselves).
+    identity: bool,
+}
+
+/// Whether `c` stays as it is under folding (checked before the slower path).
+fn plain(c: char) -> bool {
+    (c.is_ascii() && !c.is_ascii_control()) || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// Characters a reader does not see: Unicode's default-ignorable code points and the C0/C1
+/// controls other than tab and line breaks.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
+}
+
+/// `text` folded, or `None` when folding leaves it as it is (the common case: plain text).
+pub(super) fn fold(text: &str) -> Option<Folded> {
+    // Bytes first: a text that is plain ASCII (most are) is left at once.
+    let first = text.bytes().position(|b| {
+        !b.is_ascii() || (b.is_ascii_control() && !matches!(b, b'\t' | b'\n' | b'\r'))
+    })?;
+    let mut out = String::with_capacity(text.len());
+    let mut segments = Vec::new();
+    out.push_str(&text[..first]);
+    let mut run: Option<(usize, usize)> = (first > 0).then_some((0, 0));
+    let close =
+        |run: &mut Option<(usize, usize)>, segments: &mut Vec<Segment>, at: usize, out: &str| {
+            if let Some((folded, original)) = run.take() {
+                segments.push(Segment {
+                    folded,
+                    folded_end: out.len(),
+                    original,
+                    original_end: at,
+                    identity: true,
+                });
+            }
+        };
+    for (i, c) in text[first..].char_indices().map(|(i, c)| (i + first, c)) {
+        if plain(c) {
+            if run.is_none() {
+                run = Some((out.len(), i));
+            }
+            out.push(c);
+            continue;
+        }
+        close(&mut run, &mut segments, i, &out);
+        let folded = out.len();
+        if !invisible(c) {
+            out.extend(std::iter::once(c).nfkc().filter(|c| !invisible(*c)));
+        }
+        segments.push(Segment {
+            folded,
+            folded_end: out.len(),
+            original: i,
+            original_end: i + c.len_utf8(),
+            identity: false,
+        });
+    }
+    close(&mut run, &mut segments, text.len(), &out);
+    Some(Folded {
+        text: out,
+        segments,
+    })
+}
+
+impl Folded {
+    /// The original byte range of the folded range `start..end` (`start < end`), widened to whole
+    /// original characters.
+    pub(super) fn original(&self, start: usize, end: usize) -> (usize, usize) {
+        (self.map(start, false), self.map(end - 1, true))
+    }
+
+    /// The original offset of the folded byte at `at`: its own start, or (`after`) the end of the
+    /// original character it belongs to.
+    fn map(&self, at: usize, after: bool) -> usize {
+        // The last segment starting at or before `at` that is not empty holds it.
+        let i = self
+            .segments
+            .partition_point(|s| s.folded <= at)
+            .saturating_sub(1);
+        let mut i = i;
+        while i > 0 && self.segments[i].folded_end <= at {
+            i -= 1;
+        }
+        let Some(s) = self.segments.get(i) else {
+            return 0;
+        };
+        match (s.identity, after) {
+            (true, false) => s.original + (at - s.folded),
+            (true, true) => s.original + (at - s.folded) + 1,
+            (false, false) => s.original,
+            (false, true) => s.original_end,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("plain ascii text", None),
+            ("line\tbreaks\r\nstay", None),
+            ("４１１１ １１１１", Some("4111 1111")),
+            ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", Some("jane@example.com")),
+            ("ja\u{200b}ne@exa\u{ad}mple.com", Some("jane@example.com")),
+            ("j\0a\0n\0e\0", Some("jane")),
+            ("①②③", Some("123")),
+            ("\u{feff}x", Some("x")),
+            ("caf\u{e9}", Some("caf\u{e9}")),
+        ];
+        for (text, want) in cases {
+            let got = fold(text).map(|f| f.text);
+            assert_eq!(got.as_deref(), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn folded_ranges_map_back_to_whole_original_characters() {
+        let text = "card ４１１１ and ja\u{200b}ne@example.com.";
+        let folded = fold(text).unwrap();
+        let card = folded.text.find("4111").unwrap();
+        let (s, e) = folded.original(card, card + 4);
+        assert_eq!(&text[s..e], "４１１１");
+        let mail = folded.text.find("jane").unwrap();
+        let (s, e) = folded.original(mail, mail + "jane@example.com".len());
+        assert_eq!(&text[s..e], "ja\u{200b}ne@example.com");
+        let (s, e) = folded.original(0, 4);
+        assert_eq!(&text[s..e], "card");
+        let tail = folded.text.len();
+        let (s, e) = folded.original(tail - 1, tail);
+        assert_eq!(&text[s..e], ".");
+    }
+}
