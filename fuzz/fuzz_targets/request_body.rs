@@ -1,0 +1,71 @@
+//! Any request body with any `Content-Type` and `Content-Encoding`: decoding (content codings,
+//! charsets), recognition (JSON, forms, multipart, SQL, LLM and tool calls), detection over body,
+//! path and headers, and a mask redaction finish without panic; a JSON body stays valid JSON
+//! once redacted.
+#![no_main]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gatehouse::inspect::{InspectConfig, Request, body_facts, examine};
+use gatehouse::pii::{BodyShape, PiiConfig, Redactor, RequestHead, ScannerConfig, Style};
+use libfuzzer_sys::fuzz_target;
+
+fn redactor() -> &'static Redactor {
+    static REDACTOR: OnceLock<Redactor> = OnceLock::new();
+    REDACTOR.get_or_init(|| {
+        let config = PiiConfig {
+            scanner: ScannerConfig::default(),
+            hash_key: None,
+            scan_headers: true,
+            unscanned_headers: vec!["authorization".to_string()],
+            vault_max_executions: 4,
+            vault_max_values: 1024,
+            vault_idle: Duration::from_secs(60),
+        };
+        Redactor::new(&config).expect("redactor")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut lines = data.splitn(3, |b| *b == b'\n');
+    let content_type = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
+    let encoding = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
+    let body = Bytes::copy_from_slice(lines.next().unwrap_or_default());
+    let config = InspectConfig {
+        sql_fields: vec!["query".to_string()],
+        ..InspectConfig::default()
+    };
+    let sent = Request {
+        host: "api.openai.com",
+        method: "POST",
+        path: "/v1/chat/completions",
+        query: Some("q=1"),
+        content_type: Some(&content_type).filter(|c| !c.is_empty()).map(String::as_str),
+        body: &body,
+    };
+    let encoding = Some(encoding.as_str()).filter(|e| !e.is_empty());
+    let Ok((decoded, recognised)) = examine(sent, encoding, 1 << 20, &config) else {
+        return;
+    };
+    let content_type = recognised.content_type.clone().or(Some(content_type));
+    let facts = body_facts(&decoded, content_type.as_deref(), recognised.json);
+    let headers = vec![("x-note".to_string(), "call 555-0100".to_string())];
+    let uri: http::Uri = "/v1/chat/completions?q=1".parse().expect("uri");
+    let head = RequestHead::of(&uri, &headers);
+    let parts = facts.scanned(&decoded);
+    let _ = redactor().detect_request(&parts, &head);
+    let shape = BodyShape::of(&parts);
+    let mut json = facts.json.clone();
+    let rules = vec![(vec!["any".to_string()], Style::Mask)];
+    let redacted = redactor().redact(rules, "fuzz", (&parts, shape, &mut json), Some(&head));
+    if let (Ok(redacted), BodyShape::Json) = (redacted, shape)
+        && let Some(body) = redacted.body
+    {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&body).is_ok(),
+            "redacted JSON no longer parses"
+        );
+    }
+});
