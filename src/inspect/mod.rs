@@ -7,6 +7,7 @@ mod llm;
 mod mcp;
 mod postgrest;
 mod sql;
+mod sql_dialects;
 mod usage_chunk;
 
 use bytes::Bytes;

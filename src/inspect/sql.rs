@@ -37,6 +37,14 @@ pub fn read(text: &str) -> Reading {
     if text.contains("/*!") {
         return Reading::Unreadable;
     }
+    // What one database reads as a comment or a string another may run.
+    if !super::sql_dialects::reads_alike(text) {
+        return if starts_like_sql(text) || parse(text).is_some() {
+            Reading::Unreadable
+        } else {
+            Reading::NotSql
+        };
+    }
     match parse(text) {
         Some(facts) => Reading::Parsed(facts),
         None if starts_like_sql(text) => Reading::Unreadable,
@@ -418,5 +426,17 @@ mod tests {
             assert!(matches!(read(text), Reading::NotSql), "{text}");
         }
         assert!(matches!(read("select 1"), Reading::Parsed(_)));
+    }
+
+    #[test]
+    fn statements_hidden_from_one_database_are_unreadable() {
+        // Each is one harmless SELECT to the generic parser and a DELETE to MySQL or PostgreSQL.
+        for text in [
+            "SELECT 'x\\''; DELETE FROM users; -- '",
+            "SELECT 1 --1; DELETE FROM users",
+            "SELECT 1 /* /* */; DELETE FROM users; -- */",
+        ] {
+            assert!(matches!(read(text), Reading::Unreadable), "{text}");
+        }
     }
 }
