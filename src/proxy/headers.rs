@@ -37,9 +37,18 @@ const SINGLETONS: [&str; 13] = [
     "referer",
 ];
 
+/// Header fields that ask a server (Google APIs, Rails, Express, ASP.NET) to take a request for
+/// another method: a `POST` carrying `X-HTTP-Method-Override: DELETE` is a delete there.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Why a request head cannot be judged as sent: a method that is not upper-case (rules scoped to
-/// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), or a
-/// singleton header field given more than once.
+/// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), a
+/// method-override field naming another method (rules judge the method the request line names),
+/// or a singleton header field given more than once.
 pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), String> {
     if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(format!(
@@ -47,6 +56,19 @@ pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), Stri
             method.as_str().escape_debug(),
             method.as_str().to_ascii_uppercase().escape_debug()
         ));
+    }
+    for name in METHOD_OVERRIDES {
+        let other = headers.get_all(name).iter().any(|value| {
+            !value
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(method.as_str().as_bytes())
+        });
+        if other {
+            return Err(format!(
+                "the `{name}` header field asks for another method than `{method}`"
+            ));
+        }
     }
     for name in SINGLETONS {
         if headers.get_all(name).iter().nth(1).is_some() {
@@ -202,6 +224,26 @@ mod tests {
             ("cookie", "b=2"),
         ]);
         assert!(check_head(&post, &lists).is_ok(), "list fields may repeat");
+    }
+
+    #[test]
+    fn method_overrides_are_refused_unless_they_name_the_method() {
+        let post = http::Method::POST;
+        for name in [
+            "x-http-method-override",
+            "X-HTTP-Method",
+            "x-method-override",
+        ] {
+            let other = headers(&[(name, "DELETE")]);
+            assert!(check_head(&post, &other).is_err(), "{name}: DELETE");
+            let lower = headers(&[(name, "delete")]);
+            assert!(check_head(&post, &lower).is_err(), "{name}: delete");
+            let same = headers(&[(name, "post")]);
+            assert!(
+                check_head(&post, &same).is_ok(),
+                "{name}: the method itself"
+            );
+        }
     }
 
     #[test]
