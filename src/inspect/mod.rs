@@ -89,6 +89,8 @@ pub struct Request<'a> {
     pub query: Option<&'a str>,
     /// `Content-Type`, if any.
     pub content_type: Option<&'a str>,
+    /// `Prefer` (every field of it, joined), if any: PostgREST reads the kind of write from it.
+    pub prefer: Option<&'a str>,
     /// The body: decoded for [`recognise`], as sent for [`examine`].
     pub body: &'a Bytes,
 }
@@ -149,8 +151,9 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
             Some("several SQL statements in one call cannot be judged one by one".to_string()),
         ),
         Ok(found) => {
-            let data =
-                found.or_else(|| postgrest::postgrest(request.method, request.path, request.query));
+            let data = found.or_else(|| {
+                postgrest::postgrest(request.method, request.path, request.query, request.prefer)
+            });
             (data, unreadable(request, json.as_ref()))
         }
     };

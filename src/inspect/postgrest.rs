@@ -17,8 +17,14 @@ const POSTGREST_RESERVED: [&str; 6] = [
 /// data access — `GET`/`HEAD` read (every column unless `select=` names them), `POST` inserts,
 /// `PATCH` updates, `PUT` upserts, `DELETE` deletes, and `/rest/v<n>/rpc/<function>` calls a
 /// function. Filters (`id=eq.1`) are the WHERE clause. Any other path under `/rest/` counts when it
-/// carries `select=`. The method is compared without regard to case.
-pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFacts> {
+/// carries `select=`. The method is compared without regard to case. A `POST` whose `Prefer`
+/// asks for `resolution=merge-duplicates` is an upsert: it updates the rows that exist.
+pub fn postgrest(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    prefer: Option<&str>,
+) -> Option<DataFacts> {
     let params: Vec<(String, String)> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -44,6 +50,7 @@ pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFa
     let statements: Vec<&str> = match method.as_str() {
         _ if rpc => vec!["call"],
         "GET" | "HEAD" => vec!["select"],
+        "POST" if merges(prefer) => vec!["update", "insert"],
         "POST" => vec!["insert"],
         "PATCH" => vec!["update"],
         "PUT" => vec!["update", "insert"],
@@ -85,6 +92,11 @@ pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFa
     })
 }
 
+/// Whether a `Prefer` header asks an insert to update the rows it collides with.
+fn merges(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|p| p.to_ascii_lowercase().contains("merge-duplicates"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +107,7 @@ mod tests {
             "GET",
             "/rest/v1/customers",
             Some("select=id,email&country=eq.FR&limit=5"),
+            None,
         )
         .unwrap();
         assert_eq!(facts.statement, "select");
@@ -144,12 +157,12 @@ mod tests {
             ),
         ];
         for (method, path, query, statement, has_where) in cases {
-            let facts = postgrest(method, path, query)
+            let facts = postgrest(method, path, query, None)
                 .unwrap_or_else(|| panic!("{method} {path} is PostgREST"));
             assert_eq!(facts.statement, statement, "{method} {path}");
             assert_eq!(facts.has_where, has_where, "{method} {path}");
         }
-        let bare = postgrest("GET", "/rest/v1/customers", None).unwrap();
+        let bare = postgrest("GET", "/rest/v1/customers", None, None).unwrap();
         assert_eq!(bare.columns, ["*"], "a bare read returns every column");
         assert_eq!(bare.tables, ["customers"]);
         for (path, query) in [
@@ -158,7 +171,23 @@ mod tests {
             ("/v1/customers", Some("id=eq.1")),
             ("/rest/v1/customers/extra/more", None),
         ] {
-            assert!(postgrest("GET", path, query).is_none(), "{path}");
+            assert!(postgrest("GET", path, query, None).is_none(), "{path}");
         }
+    }
+
+    #[test]
+    fn an_insert_that_merges_duplicates_is_an_update() {
+        for prefer in [
+            "resolution=merge-duplicates",
+            "return=minimal, resolution=merge-duplicates",
+            "Resolution=Merge-Duplicates",
+        ] {
+            let facts = postgrest("POST", "/rest/v1/accounts", None, Some(prefer)).unwrap();
+            assert_eq!(facts.statement, "update", "{prefer}");
+            assert_eq!(facts.statements, ["update", "insert"], "{prefer}");
+        }
+        let ignored = Some("resolution=ignore-duplicates");
+        let facts = postgrest("POST", "/rest/v1/accounts", None, ignored).unwrap();
+        assert_eq!(facts.statements, ["insert"]);
     }
 }

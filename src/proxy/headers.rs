@@ -96,6 +96,17 @@ pub fn as_forwarded(headers: &mut HeaderMap, target: &Target, https: bool) {
     }
 }
 
+/// Every field named `name`, joined with `, ` as one list (bytes that are not text replaced), or
+/// `None` when there is none: a reader must see all of a repeated list field, not its first.
+pub fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let values: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
 /// Whether `headers` ask for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`, a key).
 /// Other upgrades (h2c, made-up protocols) are not honoured: they would turn the connection into
 /// an uninspected pipe, so their headers are stripped like any hop-by-hop header.
