@@ -8,6 +8,7 @@ mod mcp;
 mod postgrest;
 mod sql;
 mod sql_dialects;
+mod sql_effects;
 mod usage_chunk;
 
 use bytes::Bytes;

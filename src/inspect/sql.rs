@@ -171,6 +171,9 @@ pub fn parse(sql: &str) -> Option<DataFacts> {
         if let Some(kind) = kind(statement) {
             found.push((kind, where_of(statement)));
         }
+        for effect in super::sql_effects::effects(statement) {
+            found.push((effect.to_string(), None));
+        }
         ControlFlow::<()>::Continue(())
     });
     let mut kinds: Vec<String> = Vec::new();
@@ -197,6 +200,9 @@ pub fn parse(sql: &str) -> Option<DataFacts> {
             for name in names {
                 push_unique(&mut tables, name.to_string().to_ascii_lowercase());
             }
+        }
+        for name in super::sql_effects::written(statement) {
+            push_unique(&mut tables, name.to_ascii_lowercase());
         }
         ControlFlow::<()>::Continue(())
     });
