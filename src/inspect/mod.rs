@@ -3,6 +3,7 @@
 
 mod body;
 mod form;
+mod json;
 mod llm;
 mod mcp;
 mod postgrest;
@@ -179,6 +180,9 @@ fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
         .content_type
         .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
         || matches!(first, Some(b'{') | Some(b'['));
+    if says_json && json::repeats_a_key(request.body) {
+        return Some("the JSON body repeats a key; servers disagree on which value counts".into());
+    }
     if first.is_none() || !says_json || json.is_some() {
         return None;
     }
@@ -273,7 +277,8 @@ fn parse_json(body: &Bytes) -> Option<Value> {
     serde_json::from_slice(body).ok()
 }
 
-/// Form fields (`a=1&b=2`) as a JSON object of strings; empty when the body is not a form.
+/// Form fields (`a=1&b=2`) as a JSON object of strings; empty when the body is not a form. A
+/// repeated field keeps every value (servers disagree on which one counts), as in `body.form`.
 fn form_fields(request: &Request<'_>) -> Value {
     let is_form = request.content_type.is_some_and(|c| {
         c.trim()
@@ -282,8 +287,8 @@ fn form_fields(request: &Request<'_>) -> Value {
     });
     let mut fields = serde_json::Map::new();
     if is_form {
-        for (key, value) in form_urlencoded::parse(request.body) {
-            fields.insert(key.into_owned(), Value::String(value.into_owned()));
+        for (key, value) in crate::policy::fields_of(request.body) {
+            fields.insert(key, Value::String(value));
         }
     }
     Value::Object(fields)
@@ -330,4 +335,51 @@ fn sql_in(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod repeated_tests {
+    use super::*;
+
+    fn sql_config() -> InspectConfig {
+        InspectConfig {
+            sql_fields: vec!["sql".into()],
+            rest_tools: vec![RestTool {
+                name: "run".into(),
+                host: HostPattern::parse("db.example").unwrap(),
+                method: "POST".into(),
+                path: globset::Glob::new("/run").unwrap().compile_matcher(),
+            }],
+        }
+    }
+
+    fn examined(content_type: &str, body: &str) -> Result<Recognised, String> {
+        let body = Bytes::from(body.to_string());
+        let request = Request {
+            host: "db.example",
+            method: "POST",
+            path: "/run",
+            query: None,
+            content_type: Some(content_type),
+            prefer: None,
+            body: &body,
+        };
+        examine(request, None, 1 << 20, &sql_config()).map(|(_, r)| r)
+    }
+
+    #[test]
+    fn a_repeated_field_cannot_hide_sql() {
+        let json = r#"{"sql": "DELETE FROM users", "sql": "SELECT id FROM users WHERE id = 1"}"#;
+        assert!(
+            examined("application/json", json).is_err(),
+            "repeated JSON key"
+        );
+        let form = "sql=DELETE+FROM+users&sql=SELECT+id+FROM+users+WHERE+id+%3D+1";
+        if let Ok(r) = examined("application/x-www-form-urlencoded", form) {
+            let data = r.data.expect("SQL in a form field is data access");
+            assert!(data.statements.contains(&"delete".into()), "{data:?}");
+        }
+        let once = examined("application/json", r#"{"sql": "SELECT 1"}"#).unwrap();
+        assert_eq!(once.data.unwrap().statement, "select");
+    }
 }
