@@ -83,14 +83,18 @@ const STATEMENT_WORDS: &str = "\
     listen load lock merge move msck notify optimize pivot pragma prepare purge reassign \
     refresh reindex release rename replace reset restore revoke rollback savepoint security \
     select set show start summarize table truncate uncache undrop uninstall unlisten unload \
-    unlock unpivot update upsert use vacuum values with";
+    unlock unpivot update upsert use vacuum values with \
+    binlog bulk checksum dbcc reconfigure setuser shutdown waitfor xa";
 
 /// Whether `text` begins, after blanks, comments and opening parentheses, with a word a SQL
 /// statement can begin with.
 fn starts_like_sql(text: &str) -> bool {
     let mut rest = text;
     loop {
-        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(' || c == ';');
+        // `{call f()}` and `{? = call f()}` are JDBC and ODBC escapes the driver turns into SQL.
+        let trimmed = rest.trim_start_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '(' | ';' | '{' | '?' | '=' | '\u{feff}')
+        });
         if let Some(line) = trimmed.strip_prefix("--") {
             rest = line.split_once('\n').map_or("", |(_, after)| after);
         } else if let Some(block) = trimmed.strip_prefix("/*") {
@@ -417,6 +421,13 @@ mod tests {
             "(DELETE users WHERE ??? garbage",
             "REASSIGN OWNED BY app TO nobody",
             "SELECT 1 /*!50000 , (SELECT password FROM users) */",
+            // Statements the first list missed, and driver escapes.
+            "SHUTDOWN",
+            "DBCC SHRINKDATABASE (prod)",
+            "XA ROLLBACK 'x'",
+            "{call wipe_everything()}",
+            "{? = call wipe_everything()}",
+            "\u{feff}DO $$BEGIN DELETE FROM users; END$$",
         ];
         for text in unreadable {
             assert!(matches!(read(text), Reading::Unreadable), "{text}");
