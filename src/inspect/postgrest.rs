@@ -79,17 +79,47 @@ pub fn postgrest(
     for filter in &filters {
         push_unique(&mut columns, filter.clone());
     }
+    let mut tables = vec![table.to_ascii_lowercase()];
+    for embedded in select.map(|s| embedded_tables(s.as_str())).unwrap_or_default() {
+        push_unique(&mut tables, embedded);
+    }
+    // `orders.id=eq.1` filters the embedded `orders`, not the rows of the table asked for.
+    let root_filter = filters.iter().any(|f| !f.contains('.'));
     Some(DataFacts {
         statement: statements[0].clone(),
         statements,
-        tables: vec![table.to_ascii_lowercase()],
+        tables,
         columns,
-        has_where: !filters.is_empty(),
+        has_where: root_filter,
         limit: params
             .iter()
             .find(|(k, _)| k == "limit")
             .and_then(|(_, v)| v.parse().ok()),
     })
+}
+
+/// The tables a `select=` embeds (`*,buyer:users!inner(id,orders(*))` reads `users` and
+/// `orders`): every name that opens a parenthesis, without its alias (`buyer:`), hint (`!inner`)
+/// or spread (`...`). Aggregates (`count()`, `amount.sum()`) are not tables.
+fn embedded_tables(select: &str) -> Vec<String> {
+    let mut tables = Vec::new();
+    let mut name = String::new();
+    for c in select.chars() {
+        match c {
+            '(' => {
+                let bare = name.rsplit(':').next().unwrap_or_default();
+                let bare = bare.split('!').next().unwrap_or_default();
+                let bare = bare.trim().trim_start_matches('.').to_ascii_lowercase();
+                if !bare.is_empty() && !bare.contains('.') && bare != "count" {
+                    push_unique(&mut tables, bare);
+                }
+                name.clear();
+            }
+            ',' | ')' => name.clear(),
+            c => name.push(c),
+        }
+    }
+    tables
 }
 
 /// Whether a `Prefer` header asks an insert to update the rows it collides with.
@@ -173,6 +203,29 @@ mod tests {
         ] {
             assert!(postgrest("GET", path, query, None).is_none(), "{path}");
         }
+    }
+
+    #[test]
+    fn embedded_resources_are_tables_and_their_filters_no_where() {
+        let facts = postgrest(
+            "GET",
+            "/rest/v1/orders",
+            Some("select=*,buyer:users!inner(id,email,cards(*)),...shops(name),count()&users.id=eq.1"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(facts.tables, ["orders", "users", "cards", "shops"]);
+        assert!(
+            !facts.has_where,
+            "an embedded filter leaves every order read"
+        );
+        let root = postgrest(
+            "GET",
+            "/rest/v1/orders",
+            Some("id=eq.1&users.id=eq.1"),
+            None,
+        );
+        assert!(root.unwrap().has_where);
     }
 
     #[test]
