@@ -80,7 +80,10 @@ pub fn postgrest(
         push_unique(&mut columns, filter.clone());
     }
     let mut tables = vec![table.to_ascii_lowercase()];
-    for embedded in select.map(|s| embedded_tables(s.as_str())).unwrap_or_default() {
+    for embedded in select
+        .map(|s| embedded_tables(s.as_str()))
+        .unwrap_or_default()
+    {
         push_unique(&mut tables, embedded);
     }
     // `orders.id=eq.1` filters the embedded `orders`, not the rows of the table asked for.

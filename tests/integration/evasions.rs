@@ -176,3 +176,50 @@ rules:
         "a host the rule could admit is looked up: {head}"
     );
 }
+
+#[tokio::test]
+async fn http2_heads_cannot_repeat_singletons_override_methods_or_disagree_on_the_host() {
+    use http_body_util::{BodyExt, Empty};
+
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let proxy = TestProxy::with_policy(&pki, RULES).await;
+    let target = format!("localhost:{}", origin.port());
+    let (status, _, stream) = connect_tunnel(proxy.addr, &target, None).await;
+    assert_eq!(status, 200);
+    let tls = crate::support::tls_over(stream, "localhost", &proxy.ca_pem, &[b"h2"]).await;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let url = format!("https://{target}/mirror");
+    let cases: [(&[(&str, &str)], u16); 5] = [
+        (
+            &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+            400,
+        ),
+        (
+            &[
+                ("content-type", "text/plain"),
+                ("content-type", "application/json"),
+            ],
+            400,
+        ),
+        (&[("x-http-method-override", "DELETE")], 400),
+        (&[("host", "evil.example")], 421),
+        (&[("accept", "a"), ("accept", "b")], 200),
+    ];
+    for (headers, expected) in cases {
+        let mut request = http::Request::post(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::<bytes::Bytes>::new()).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{headers:?}");
+        let _ = response.into_body().collect().await;
+    }
+}
