@@ -33,8 +33,10 @@ pub enum Reading {
 
 /// Reads `text` found in an SQL field: parsed facts, SQL the parser cannot read, or not SQL.
 pub fn read(text: &str) -> Reading {
-    // MySQL runs what a `/*! ... */` comment holds; the parser skips it as a comment.
-    if text.contains("/*!") {
+    // MySQL runs what a `/*! ... */` comment holds, MariaDB also `/*M! ... */`; the parser skips
+    // both as comments.
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("/*!") || lower.contains("/*m!") {
         return Reading::Unreadable;
     }
     // What one database reads as a comment or a string another may run.
@@ -421,6 +423,7 @@ mod tests {
             "(DELETE users WHERE ??? garbage",
             "REASSIGN OWNED BY app TO nobody",
             "SELECT 1 /*!50000 , (SELECT password FROM users) */",
+            "SELECT 1 /*M!100100 , (SELECT password FROM users) */",
             // Statements the first list missed, and driver escapes.
             "SHUTDOWN",
             "DBCC SHRINKDATABASE (prod)",
