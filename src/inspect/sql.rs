@@ -455,8 +455,17 @@ mod tests {
             "SELECT 'x\\''; DELETE FROM users; -- '",
             "SELECT 1 --1; DELETE FROM users",
             "SELECT 1 /* /* */; DELETE FROM users; -- */",
+            "SELECT \"x\\\"\"; DELETE FROM users; -- \"",
         ] {
             assert!(matches!(read(text), Reading::Unreadable), "{text}");
+        }
+        // PostgreSQL's E'' strings take backslash escapes: either reading sees the DELETE.
+        for text in ["SELECT E'x\\''; DELETE FROM users; -- '"] {
+            match read(text) {
+                Reading::Unreadable => {}
+                Reading::Parsed(facts) => assert_eq!(facts.statement, MULTIPLE, "{text}"),
+                Reading::NotSql => panic!("{text} is SQL"),
+            }
         }
     }
 }
