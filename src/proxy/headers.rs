@@ -48,7 +48,9 @@ const METHOD_OVERRIDES: [&str; 3] = [
 /// Why a request head cannot be judged as sent: a method that is not upper-case (rules scoped to
 /// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), a
 /// method-override field naming another method (rules judge the method the request line names),
-/// or a singleton header field given more than once.
+/// or a singleton header field given more than once. Names are compared as CGI and WSGI servers
+/// read them, `_` as `-`: `X_HTTP_Method_Override` reaches a Flask app as the override, and
+/// `Content_Type` beside `Content-Type` is a second content type there.
 pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), String> {
     if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(format!(
@@ -57,23 +59,33 @@ pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), Stri
             method.as_str().to_ascii_uppercase().escape_debug()
         ));
     }
-    for name in METHOD_OVERRIDES {
-        let other = headers.get_all(name).iter().any(|value| {
-            !value
-                .as_bytes()
-                .trim_ascii()
-                .eq_ignore_ascii_case(method.as_str().as_bytes())
-        });
-        if other {
-            return Err(format!(
-                "the `{name}` header field asks for another method than `{method}`"
-            ));
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for name in headers.keys() {
+        let spelled = name.as_str().replace('_', "-");
+        let values = headers.get_all(name);
+        if METHOD_OVERRIDES.contains(&spelled.as_str()) {
+            let other = values.iter().any(|value| {
+                !value
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(method.as_str().as_bytes())
+            });
+            if other {
+                return Err(format!(
+                    "the `{spelled}` header field asks for another method than `{method}`"
+                ));
+            }
+        }
+        if SINGLETONS.contains(&spelled.as_str()) {
+            let count = values.iter().count();
+            match counts.iter_mut().find(|(seen, _)| *seen == spelled) {
+                Some((_, total)) => *total += count,
+                None => counts.push((spelled, count)),
+            }
         }
     }
-    for name in SINGLETONS {
-        if headers.get_all(name).iter().nth(1).is_some() {
-            return Err(format!("the `{name}` header field is sent more than once"));
-        }
+    if let Some((name, _)) = counts.iter().find(|(_, total)| *total > 1) {
+        return Err(format!("the `{name}` header field is sent more than once"));
     }
     Ok(())
 }
@@ -255,6 +267,11 @@ mod tests {
                 "{name}: the method itself"
             );
         }
+        // CGI and WSGI servers read `_` as `-`.
+        let underscored = headers(&[("x_http_method_override", "DELETE")]);
+        assert!(check_head(&post, &underscored).is_err());
+        let twice = headers(&[("content-type", "a/b"), ("content_type", "c/d")]);
+        assert!(check_head(&post, &twice).is_err());
     }
 
     #[test]
