@@ -198,17 +198,20 @@ pub fn parse(sql: &str) -> Option<DataFacts> {
     };
     let mut tables = Vec::new();
     let _ = visit_relations(&statements, |relation| {
-        push_unique(&mut tables, relation.to_string().to_ascii_lowercase());
+        push_unique(&mut tables, super::sql_effects::table_name_of(relation));
         ControlFlow::<()>::Continue(())
     });
+    for table in super::sql_effects::table_commands(&statements) {
+        push_unique(&mut tables, table);
+    }
     let _ = visit_statements(&statements, |statement| {
         if let Statement::Drop { names, .. } = statement {
             for name in names {
-                push_unique(&mut tables, name.to_string().to_ascii_lowercase());
+                push_unique(&mut tables, super::sql_effects::table_name_of(name));
             }
         }
         for name in super::sql_effects::written(statement) {
-            push_unique(&mut tables, name.to_ascii_lowercase());
+            push_unique(&mut tables, name);
         }
         ControlFlow::<()>::Continue(())
     });

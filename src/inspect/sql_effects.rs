@@ -3,7 +3,12 @@
 //! the rows it collides with, `MERGE` inserts, updates and deletes by its clauses; and the tables
 //! such statements write (or `COPY` reads) that the relation visitor does not name.
 
-use sqlparser::ast::{CopySource, MergeAction, OnConflictAction, OnInsert, SetExpr, Statement};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    CopySource, Expr, MergeAction, ObjectName, OnConflictAction, OnInsert, Query, SetExpr,
+    Statement, Visit, Visitor,
+};
 
 /// The statement kinds `statement` also performs, besides its own.
 pub fn effects(statement: &Statement) -> Vec<&'static str> {
@@ -48,7 +53,7 @@ pub fn written(statement: &Statement) -> Vec<String> {
         Statement::Copy {
             source: CopySource::Table { table_name, .. },
             ..
-        } => vec![table_name.to_string()],
+        } => vec![table_name_of(table_name)],
         _ => Vec::new(),
     }
 }
@@ -59,7 +64,7 @@ fn into_targets(body: &SetExpr) -> Vec<String> {
         SetExpr::Select(select) => select
             .into
             .iter()
-            .flat_map(|into| into.targets.iter().map(ToString::to_string))
+            .flat_map(|into| into.targets.iter().map(target_name))
             .collect(),
         SetExpr::SetOperation { left, right, .. } => {
             let mut targets = into_targets(left);
@@ -68,6 +73,71 @@ fn into_targets(body: &SetExpr) -> Vec<String> {
         }
         SetExpr::Query(query) => into_targets(&query.body),
         _ => Vec::new(),
+    }
+}
+
+/// A table's name as the database resolves it: every part without its quotes, lower-case
+/// (`public."Users"` and `` `users` `` are `public.users` and `users`).
+pub fn table_name_of(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) => ident.value.to_lowercase(),
+            None => part.to_string().to_lowercase(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The name an `INTO` target names.
+fn target_name(target: &Expr) -> String {
+    match target {
+        Expr::Identifier(ident) => ident.value.to_lowercase(),
+        Expr::CompoundIdentifier(parts) => parts
+            .iter()
+            .map(|p| p.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("."),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// The tables that `TABLE t` (short for `SELECT * FROM t`) reads anywhere in `statements`: in a
+/// subquery, a CTE, an `INSERT ... TABLE t`, a set operation.
+pub fn table_commands(statements: &[Statement]) -> Vec<String> {
+    struct Tables(Vec<String>);
+    impl Visitor for Tables {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            tables_in(&query.body, &mut self.0);
+            ControlFlow::Continue(())
+        }
+    }
+    let mut tables = Tables(Vec::new());
+    for statement in statements {
+        let _ = statement.visit(&mut tables);
+    }
+    tables.0
+}
+
+fn tables_in(body: &SetExpr, tables: &mut Vec<String>) {
+    match body {
+        SetExpr::Table(table) => {
+            let parts = [&table.schema_name, &table.table_name];
+            let name: Vec<String> = parts
+                .into_iter()
+                .flatten()
+                .map(|ident| ident.value.to_lowercase())
+                .collect();
+            if !name.is_empty() {
+                tables.push(name.join("."));
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            tables_in(left, tables);
+            tables_in(right, tables);
+        }
+        _ => {}
     }
 }
 
@@ -116,6 +186,27 @@ mod tests {
                     "{sql}: {kind} in {facts:?}"
                 );
             }
+            assert!(
+                facts.tables.contains(&table.to_string()),
+                "{sql}: {table} in {facts:?}"
+            );
+        }
+        // Quotes do not make another table; `TABLE t` reads `t` wherever it stands.
+        for (sql, table) in [
+            ("SELECT * FROM \"secrets\"", "secrets"),
+            ("SELECT * FROM `secrets`", "secrets"),
+            ("SELECT * FROM public.\"Secrets\"", "public.secrets"),
+            ("DROP TABLE \"secrets\"", "secrets"),
+            ("SELECT * INTO \"stolen\" FROM t", "stolen"),
+            ("SELECT * FROM (TABLE secrets) s", "secrets"),
+            ("INSERT INTO t TABLE secrets", "secrets"),
+            (
+                "WITH s AS (TABLE public.secrets) SELECT * FROM s",
+                "public.secrets",
+            ),
+            ("SELECT * FROM a UNION TABLE secrets", "secrets"),
+        ] {
+            let facts = parse(sql).unwrap_or_else(|| panic!("{sql} parses"));
             assert!(
                 facts.tables.contains(&table.to_string()),
                 "{sql}: {table} in {facts:?}"
