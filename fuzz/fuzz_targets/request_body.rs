@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
     let encoding = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
     let body = Bytes::copy_from_slice(lines.next().unwrap_or_default());
     let config = InspectConfig {
-        sql_fields: vec!["query".to_string()],
+        sql_fields: vec!["query".to_string(), "sql".to_string()],
+        prose_fields: vec!["query".to_string()],
         ..InspectConfig::default()
     };
     let sent = Request {
@@ -43,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         path: "/v1/chat/completions",
         query: Some("q=1"),
         content_type: Some(&content_type).filter(|c| !c.is_empty()).map(String::as_str),
+        prefer: None,
         body: &body,
     };
     let encoding = Some(encoding.as_str()).filter(|e| !e.is_empty());

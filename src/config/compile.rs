@@ -291,6 +291,11 @@ impl Compiler<'_> {
             .sql_fields
             .clone()
             .unwrap_or_else(|| ["sql", "query", "statement"].map(String::from).to_vec());
+        let prose_fields = raw
+            .inspect
+            .prose_fields
+            .clone()
+            .unwrap_or_else(|| vec!["query".to_string()]);
         let mut rest_tools = Vec::new();
         for (i, tool) in raw.inspect.tools.iter().enumerate() {
             let key = format!("inspect.tools[{i}]");
@@ -322,6 +327,7 @@ impl Compiler<'_> {
         }
         Ok(crate::inspect::InspectConfig {
             sql_fields,
+            prose_fields,
             rest_tools,
         })
     }

@@ -212,6 +212,7 @@ pub struct RawVault {
 #[serde(deny_unknown_fields, default)]
 pub struct RawInspect {
     pub sql_fields: Option<Vec<String>>,
+    pub prose_fields: Option<Vec<String>>,
     pub tools: Vec<RawRestTool>,
 }
 

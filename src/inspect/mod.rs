@@ -8,6 +8,8 @@ mod llm;
 mod mcp;
 mod postgrest;
 mod sql;
+mod sql_dialects;
+mod sql_effects;
 mod usage_chunk;
 
 use bytes::Bytes;
@@ -76,6 +78,9 @@ pub struct RestTool {
 pub struct InspectConfig {
     /// JSON fields (top-level, or tool arguments) whose string values are SQL.
     pub sql_fields: Vec<String>,
+    /// Those of `sql_fields` that also carry natural language (a search tool's `query`): text
+    /// there that does not parse is taken for SQL only when it shows SQL's punctuation.
+    pub prose_fields: Vec<String>,
     /// REST endpoints named as tools.
     pub rest_tools: Vec<RestTool>,
 }
@@ -92,6 +97,8 @@ pub struct Request<'a> {
     pub query: Option<&'a str>,
     /// `Content-Type`, if any.
     pub content_type: Option<&'a str>,
+    /// `Prefer` (every field of it, joined), if any: PostgREST reads the kind of write from it.
+    pub prefer: Option<&'a str>,
     /// The body: decoded for [`recognise`], as sent for [`examine`].
     pub body: &'a Bytes,
 }
@@ -153,11 +160,12 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
         .as_ref()
         .and_then(|j| llm::recognise(request.host, request.path, j));
     let arguments = tool.as_ref().map(|t| &t.arguments);
-    let (data, unreadable) = match sql_in([arguments, json.as_ref()], &config.sql_fields) {
+    let (data, unreadable) = match sql_in([arguments, json.as_ref()], config) {
         Err(problem) => (None, Some(problem)),
         Ok(found) => {
-            let data =
-                found.or_else(|| postgrest::postgrest(request.method, request.path, request.query));
+            let data = found.or_else(|| {
+                postgrest::postgrest(request.method, request.path, request.query, request.prefer)
+            });
             let problem = beyond_judging(data.as_ref(), llm.as_ref())
                 .or_else(|| unreadable(request, json.as_ref()));
             (data, problem)
@@ -317,7 +325,8 @@ fn parse_json(body: &Bytes) -> Option<Value> {
     serde_json::from_slice(body).ok()
 }
 
-/// Form fields (`a=1&b=2`) as a JSON object of strings; empty when the body is not a form.
+/// Form fields (`a=1&b=2`) as a JSON object of strings; empty when the body is not a form. A
+/// repeated field keeps every value (servers disagree on which one counts), as in `body.form`.
 fn form_fields(request: &Request<'_>) -> Value {
     let is_form = request.content_type.is_some_and(|c| {
         c.trim()
@@ -326,8 +335,8 @@ fn form_fields(request: &Request<'_>) -> Value {
     });
     let mut fields = serde_json::Map::new();
     if is_form {
-        for (key, value) in form_urlencoded::parse(request.body) {
-            fields.insert(key.into_owned(), Value::String(value.into_owned()));
+        for (key, value) in crate::policy::fields_of(request.body) {
+            fields.insert(key, Value::String(value));
         }
     }
     Value::Object(fields)
@@ -338,11 +347,11 @@ fn form_fields(request: &Request<'_>) -> Value {
 /// read). SQL in more than one field is several statements.
 fn sql_in(
     objects: [Option<&Value>; 2],
-    sql_fields: &[String],
+    config: &InspectConfig,
 ) -> Result<Option<DataFacts>, String> {
     let mut texts: Vec<(&str, &str)> = Vec::new();
     for object in objects.into_iter().flatten() {
-        for field in sql_fields {
+        for field in &config.sql_fields {
             if let Some(text) = object.get(field).and_then(Value::as_str)
                 && !texts.iter().any(|(_, seen)| *seen == text)
             {
@@ -354,6 +363,8 @@ fn sql_in(
     for (field, text) in texts {
         match sql::read(text) {
             sql::Reading::NotSql => {}
+            sql::Reading::Unreadable
+                if config.prose_fields.iter().any(|f| f == field) && !sql::shows_code(text) => {}
             sql::Reading::Unreadable => {
                 return Err(format!(
                     "the SQL in field `{field}` cannot be parsed, so it cannot be judged"
@@ -374,4 +385,78 @@ fn sql_in(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod repeated_tests {
+    use super::*;
+
+    fn sql_config() -> InspectConfig {
+        InspectConfig {
+            sql_fields: vec!["sql".into(), "query".into()],
+            prose_fields: vec!["query".into()],
+            rest_tools: vec![RestTool {
+                name: "run".into(),
+                host: HostPattern::parse("db.example").unwrap(),
+                method: "POST".into(),
+                path: globset::Glob::new("/run").unwrap().compile_matcher(),
+            }],
+        }
+    }
+
+    fn examined(content_type: &str, body: &str) -> Result<Recognised, String> {
+        let body = Bytes::from(body.to_string());
+        let request = Request {
+            host: "db.example",
+            method: "POST",
+            path: "/run",
+            query: None,
+            content_type: Some(content_type),
+            prefer: None,
+            body: &body,
+        };
+        examine(request, None, 1 << 20, &sql_config()).map(|(_, r)| r)
+    }
+
+    #[test]
+    fn a_repeated_field_cannot_hide_sql() {
+        let json = r#"{"sql": "DELETE FROM users", "sql": "SELECT id FROM users WHERE id = 1"}"#;
+        assert!(
+            examined("application/json", json).is_err(),
+            "repeated JSON key"
+        );
+        let form = "sql=DELETE+FROM+users&sql=SELECT+id+FROM+users+WHERE+id+%3D+1";
+        if let Ok(r) = examined("application/x-www-form-urlencoded", form) {
+            let data = r.data.expect("SQL in a form field is data access");
+            assert!(data.statements.contains(&"delete".into()), "{data:?}");
+        }
+        let once = examined("application/json", r#"{"sql": "SELECT 1"}"#).unwrap();
+        assert_eq!(once.data.unwrap().statement, "select");
+    }
+
+    #[test]
+    fn prose_in_a_prose_field_is_no_sql_but_code_there_is_judged() {
+        let table: &[(&str, &str, Result<Option<&str>, ()>)] = &[
+            ("query", "do cats dream?", Ok(None)),
+            ("query", "explain how DNS works", Ok(None)),
+            ("query", "delete my facebook account", Ok(None)),
+            ("query", "DO $$BEGIN DELETE FROM users; END$$", Err(())),
+            ("query", "CALL purge_users()", Err(())),
+            (
+                "query",
+                "DELETE FROM users WHERE id = 1",
+                Ok(Some("delete")),
+            ),
+            ("sql", "do cats dream?", Err(())),
+            ("sql", "DO $$BEGIN DELETE FROM users; END$$", Err(())),
+        ];
+        for (field, text, expected) in table {
+            let body = serde_json::json!({ *field: text }).to_string();
+            let got = examined("application/json", &body)
+                .map(|r| r.data.map(|d| d.statement))
+                .map_err(|_| ());
+            let expected = expected.map(|kind| kind.map(String::from));
+            assert_eq!(got, expected, "{field}: {text}");
+        }
+    }
 }

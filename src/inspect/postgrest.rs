@@ -17,8 +17,14 @@ const POSTGREST_RESERVED: [&str; 6] = [
 /// data access — `GET`/`HEAD` read (every column unless `select=` names them), `POST` inserts,
 /// `PATCH` updates, `PUT` upserts, `DELETE` deletes, and `/rest/v<n>/rpc/<function>` calls a
 /// function. Filters (`id=eq.1`) are the WHERE clause. Any other path under `/rest/` counts when it
-/// carries `select=`. The method is compared without regard to case.
-pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFacts> {
+/// carries `select=`. The method is compared without regard to case. A `POST` whose `Prefer`
+/// asks for `resolution=merge-duplicates` is an upsert: it updates the rows that exist.
+pub fn postgrest(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    prefer: Option<&str>,
+) -> Option<DataFacts> {
     let params: Vec<(String, String)> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -44,6 +50,7 @@ pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFa
     let statements: Vec<&str> = match method.as_str() {
         _ if rpc => vec!["call"],
         "GET" | "HEAD" => vec!["select"],
+        "POST" if merges(prefer) => vec!["update", "insert"],
         "POST" => vec!["insert"],
         "PATCH" => vec!["update"],
         "PUT" => vec!["update", "insert"],
@@ -72,17 +79,55 @@ pub fn postgrest(method: &str, path: &str, query: Option<&str>) -> Option<DataFa
     for filter in &filters {
         push_unique(&mut columns, filter.clone());
     }
+    let mut tables = vec![table.to_ascii_lowercase()];
+    for embedded in select
+        .map(|s| embedded_tables(s.as_str()))
+        .unwrap_or_default()
+    {
+        push_unique(&mut tables, embedded);
+    }
+    // `orders.id=eq.1` filters the embedded `orders`, not the rows of the table asked for.
+    let root_filter = filters.iter().any(|f| !f.contains('.'));
     Some(DataFacts {
         statement: statements[0].clone(),
         statements,
-        tables: vec![table.to_ascii_lowercase()],
+        tables,
         columns,
-        has_where: !filters.is_empty(),
+        has_where: root_filter,
         limit: params
             .iter()
             .find(|(k, _)| k == "limit")
             .and_then(|(_, v)| v.parse().ok()),
     })
+}
+
+/// The tables a `select=` embeds (`*,buyer:users!inner(id,orders(*))` reads `users` and
+/// `orders`): every name that opens a parenthesis, without its alias (`buyer:`), hint (`!inner`)
+/// or spread (`...`). Aggregates (`count()`, `amount.sum()`) are not tables.
+fn embedded_tables(select: &str) -> Vec<String> {
+    let mut tables = Vec::new();
+    let mut name = String::new();
+    for c in select.chars() {
+        match c {
+            '(' => {
+                let bare = name.rsplit(':').next().unwrap_or_default();
+                let bare = bare.split('!').next().unwrap_or_default();
+                let bare = bare.trim().trim_start_matches('.').to_ascii_lowercase();
+                if !bare.is_empty() && !bare.contains('.') && bare != "count" {
+                    push_unique(&mut tables, bare);
+                }
+                name.clear();
+            }
+            ',' | ')' => name.clear(),
+            c => name.push(c),
+        }
+    }
+    tables
+}
+
+/// Whether a `Prefer` header asks an insert to update the rows it collides with.
+fn merges(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|p| p.to_ascii_lowercase().contains("merge-duplicates"))
 }
 
 #[cfg(test)]
@@ -95,6 +140,7 @@ mod tests {
             "GET",
             "/rest/v1/customers",
             Some("select=id,email&country=eq.FR&limit=5"),
+            None,
         )
         .unwrap();
         assert_eq!(facts.statement, "select");
@@ -144,12 +190,12 @@ mod tests {
             ),
         ];
         for (method, path, query, statement, has_where) in cases {
-            let facts = postgrest(method, path, query)
+            let facts = postgrest(method, path, query, None)
                 .unwrap_or_else(|| panic!("{method} {path} is PostgREST"));
             assert_eq!(facts.statement, statement, "{method} {path}");
             assert_eq!(facts.has_where, has_where, "{method} {path}");
         }
-        let bare = postgrest("GET", "/rest/v1/customers", None).unwrap();
+        let bare = postgrest("GET", "/rest/v1/customers", None, None).unwrap();
         assert_eq!(bare.columns, ["*"], "a bare read returns every column");
         assert_eq!(bare.tables, ["customers"]);
         for (path, query) in [
@@ -158,7 +204,46 @@ mod tests {
             ("/v1/customers", Some("id=eq.1")),
             ("/rest/v1/customers/extra/more", None),
         ] {
-            assert!(postgrest("GET", path, query).is_none(), "{path}");
+            assert!(postgrest("GET", path, query, None).is_none(), "{path}");
         }
+    }
+
+    #[test]
+    fn embedded_resources_are_tables_and_their_filters_no_where() {
+        let facts = postgrest(
+            "GET",
+            "/rest/v1/orders",
+            Some("select=*,buyer:users!inner(id,email,cards(*)),...shops(name),count()&users.id=eq.1"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(facts.tables, ["orders", "users", "cards", "shops"]);
+        assert!(
+            !facts.has_where,
+            "an embedded filter leaves every order read"
+        );
+        let root = postgrest(
+            "GET",
+            "/rest/v1/orders",
+            Some("id=eq.1&users.id=eq.1"),
+            None,
+        );
+        assert!(root.unwrap().has_where);
+    }
+
+    #[test]
+    fn an_insert_that_merges_duplicates_is_an_update() {
+        for prefer in [
+            "resolution=merge-duplicates",
+            "return=minimal, resolution=merge-duplicates",
+            "Resolution=Merge-Duplicates",
+        ] {
+            let facts = postgrest("POST", "/rest/v1/accounts", None, Some(prefer)).unwrap();
+            assert_eq!(facts.statement, "update", "{prefer}");
+            assert_eq!(facts.statements, ["update", "insert"], "{prefer}");
+        }
+        let ignored = Some("resolution=ignore-duplicates");
+        let facts = postgrest("POST", "/rest/v1/accounts", None, ignored).unwrap();
+        assert_eq!(facts.statements, ["insert"]);
     }
 }

@@ -41,15 +41,34 @@ pub enum Reading {
 
 /// Reads `text` found in an SQL field: parsed facts, SQL the parser cannot read, or not SQL.
 pub fn read(text: &str) -> Reading {
-    // MySQL runs what a `/*! ... */` comment holds; the parser skips it as a comment.
-    if text.contains("/*!") {
+    // MySQL runs what a `/*! ... */` comment holds, MariaDB also `/*M! ... */`; the parser skips
+    // both as comments.
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("/*!") || lower.contains("/*m!") {
         return Reading::Unreadable;
+    }
+    // What one database reads as a comment or a string another may run.
+    if !super::sql_dialects::reads_alike(text) {
+        return if starts_like_sql(text) || parse(text).is_some() {
+            Reading::Unreadable
+        } else {
+            Reading::NotSql
+        };
     }
     match parse(text) {
         Some(facts) => Reading::Parsed(facts),
         None if starts_like_sql(text) => Reading::Unreadable,
         None => Reading::NotSql,
     }
+}
+
+/// Whether `text` shows punctuation that SQL needs and a search query seldom has (`;`, `$`, `(`,
+/// `=`, `*`, a comment, a brace or a backtick): what tells SQL the parser cannot read from a
+/// sentence that happens to begin with `show`, `explain` or `do`.
+pub fn shows_code(text: &str) -> bool {
+    text.contains([';', '$', '(', '=', '*', '{', '`'].as_slice())
+        || text.contains("--")
+        || text.contains("/*")
 }
 
 /// Kinds ranked from the most consequential down; a kind not listed ranks between the writes
@@ -83,14 +102,18 @@ const STATEMENT_WORDS: &str = "\
     listen load lock merge move msck notify optimize pivot pragma prepare purge reassign \
     refresh reindex release rename replace reset restore revoke rollback savepoint security \
     select set show start summarize table truncate uncache undrop uninstall unlisten unload \
-    unlock unpivot update upsert use vacuum values with";
+    unlock unpivot update upsert use vacuum values with \
+    binlog bulk checksum dbcc reconfigure setuser shutdown waitfor xa";
 
 /// Whether `text` begins, after blanks, comments and opening parentheses, with a word a SQL
 /// statement can begin with.
 fn starts_like_sql(text: &str) -> bool {
     let mut rest = text;
     loop {
-        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(' || c == ';');
+        // `{call f()}` and `{? = call f()}` are JDBC and ODBC escapes the driver turns into SQL.
+        let trimmed = rest.trim_start_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '(' | ';' | '{' | '?' | '=' | '\u{feff}')
+        });
         if let Some(line) = trimmed.strip_prefix("--") {
             rest = line.split_once('\n').map_or("", |(_, after)| after);
         } else if let Some(block) = trimmed.strip_prefix("/*") {
@@ -177,6 +200,9 @@ pub fn parse(sql: &str) -> Option<DataFacts> {
         if let Some(kind) = kind(statement) {
             found.push((kind, where_of(statement)));
         }
+        for effect in super::sql_effects::effects(statement) {
+            found.push((effect.to_string(), None));
+        }
         ControlFlow::<()>::Continue(())
     });
     let mut kinds: Vec<String> = Vec::new();
@@ -195,14 +221,20 @@ pub fn parse(sql: &str) -> Option<DataFacts> {
     };
     let mut tables = Vec::new();
     let _ = visit_relations(&statements, |relation| {
-        push_unique(&mut tables, relation.to_string().to_ascii_lowercase());
+        push_unique(&mut tables, super::sql_effects::table_name_of(relation));
         ControlFlow::<()>::Continue(())
     });
+    for table in super::sql_effects::table_commands(&statements) {
+        push_unique(&mut tables, table);
+    }
     let _ = visit_statements(&statements, |statement| {
         if let Statement::Drop { names, .. } = statement {
             for name in names {
-                push_unique(&mut tables, name.to_string().to_ascii_lowercase());
+                push_unique(&mut tables, super::sql_effects::table_name_of(name));
             }
+        }
+        for name in super::sql_effects::written(statement) {
+            push_unique(&mut tables, name);
         }
         ControlFlow::<()>::Continue(())
     });
@@ -427,6 +459,14 @@ mod tests {
             "(DELETE users WHERE ??? garbage",
             "REASSIGN OWNED BY app TO nobody",
             "SELECT 1 /*!50000 , (SELECT password FROM users) */",
+            "SELECT 1 /*M!100100 , (SELECT password FROM users) */",
+            // Statements the first list missed, and driver escapes.
+            "SHUTDOWN",
+            "DBCC SHRINKDATABASE (prod)",
+            "XA ROLLBACK 'x'",
+            "{call wipe_everything()}",
+            "{? = call wipe_everything()}",
+            "\u{feff}DO $$BEGIN DELETE FROM users; END$$",
         ];
         for text in unreadable {
             assert!(matches!(read(text), Reading::Unreadable), "{text}");
@@ -442,5 +482,26 @@ mod tests {
             assert!(matches!(read(text), Reading::NotSql), "{text}");
         }
         assert!(matches!(read("select 1"), Reading::Parsed(_)));
+    }
+
+    #[test]
+    fn statements_hidden_from_one_database_are_unreadable() {
+        // Each is one harmless SELECT to the generic parser and a DELETE to MySQL or PostgreSQL.
+        for text in [
+            "SELECT 'x\\''; DELETE FROM users; -- '",
+            "SELECT 1 --1; DELETE FROM users",
+            "SELECT 1 /* /* */; DELETE FROM users; -- */",
+            "SELECT \"x\\\"\"; DELETE FROM users; -- \"",
+        ] {
+            assert!(matches!(read(text), Reading::Unreadable), "{text}");
+        }
+        // PostgreSQL's E'' strings take backslash escapes: either reading sees the DELETE.
+        for text in ["SELECT E'x\\''; DELETE FROM users; -- '"] {
+            match read(text) {
+                Reading::Unreadable => {}
+                Reading::Parsed(facts) => assert_eq!(facts.statement, MULTIPLE, "{text}"),
+                Reading::NotSql => panic!("{text} is SQL"),
+            }
+        }
     }
 }

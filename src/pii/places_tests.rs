@@ -475,6 +475,19 @@ fn a_member_named_twice_is_told() {
         (r#"[{"to": 1, "\u0074o": 2}]"#, true),
         ("{\"a\": 1}\n{\"a\": 2}\n", false),
         ("{\"a\": 1}\n{\"b\": 2, \"b\": 3}\n", true),
+        (
+            r#"{"sql": "DELETE FROM users", "\u0073ql": "SELECT 1"}"#,
+            true,
+        ),
+        (
+            r#"{"params": {"arguments": {"query": "a", "query": "b"}}}"#,
+            true,
+        ),
+        (
+            r#"{"a": {"x": 1}, "b": {"x": 1}, "c": [{"x": 1}, {"x": 2}]}"#,
+            false,
+        ),
+        ("{\"truncated\": ", false),
         ("not json", false),
     ];
     for (text, twice) in cases {

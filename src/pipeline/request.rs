@@ -15,7 +15,7 @@ use crate::policy::{Facts, Obligation, PiiFacts, RequestFacts, Trigger};
 use crate::proxy::body::{
     Holding, Prefixed, ReadBody, Reservation, boxed, full, read_request_body,
 };
-use crate::proxy::headers::{as_forwarded, content_encoding};
+use crate::proxy::headers::{as_forwarded, content_encoding, joined};
 use crate::proxy::outgoing::{Answer, Outgoing, RequestBody};
 use crate::proxy::target::with_query;
 use crate::proxy::upstream::UpstreamPeer;
@@ -50,13 +50,17 @@ impl Pipeline {
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let host = ctx.target.host.as_string();
+        let (host, prefer) = (
+            ctx.target.host.as_string(),
+            joined(&parts.headers, "prefer"),
+        );
         let sent = inspect::Request {
             host: &host,
             method: ctx.method.as_str(),
             path: &ctx.path,
             query: parts.uri.query(),
             content_type,
+            prefer: prefer.as_deref(),
             body: &raw,
         };
         let encoding = encoding.as_deref();

@@ -43,6 +43,15 @@ impl Reads {
         Reads(self.0 | other.0)
     }
 
+    /// These without `name`.
+    pub fn without(self, name: &str) -> Reads {
+        let bit = VARIABLES
+            .iter()
+            .position(|v| *v == name)
+            .map_or(0, |i| 1 << i);
+        Reads(self.0 & !bit)
+    }
+
     /// Whether `name` is among them.
     pub fn has(self, name: &str) -> bool {
         VARIABLES

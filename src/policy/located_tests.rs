@@ -27,6 +27,21 @@ rules:
     trigger: connect
     effect: deny
     mode: monitor
+  - id: corp-private
+    scope: { agents: [corp] }
+    trigger: connect
+    when: "request.host.endsWith('.corp.example') && destination.private"
+    effect: allow
+  - id: corp-private-reversed
+    scope: { agents: [corp2] }
+    trigger: connect
+    when: "destination.private && request.host.endsWith('.corp.example')"
+    effect: allow
+  - id: corp-eu-or-named
+    scope: { agents: [corp3] }
+    trigger: connect
+    when: "destination.eu || request.host == 'named.example'"
+    effect: allow
   - id: broken-deny
     trigger: connect
     match: { hosts: [broken.example] }
@@ -56,6 +71,12 @@ fn only_hosts_some_allow_could_admit_are_looked_up() {
         ("ops", "leak.attacker.example", false),
         ("bot", "partner.example", true),
         ("bot", "broken.example", false),
+        // A condition that is false whatever the destination admits nothing there.
+        ("corp", "db.corp.example", true),
+        ("corp", "c2VjcmV0.attacker.example", false),
+        ("corp2", "db.corp.example", true),
+        ("corp2", "c2VjcmV0.attacker.example", false),
+        ("corp3", "c2VjcmV0.attacker.example", true),
     ];
     for (agent, host, may_admit) in table {
         let facts = connect(agent, host);

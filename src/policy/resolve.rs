@@ -167,12 +167,15 @@ impl PolicySet {
 
     /// Whether the rules could still admit `facts` once their destination is known: no enforced
     /// deny that does not read `destination` applies, and some enforced allow or hold either
-    /// applies without reading it or reads it (and so might). When not, the verdict is deny
-    /// wherever the name resolves, so the proxy refuses without looking it up: a name made of a
-    /// secret never reaches the attacker's name server.
+    /// applies without reading it or reads it and is not false without it (`destination` left
+    /// undeclared: CEL is false there only when the destination could not make it true). When
+    /// not, the verdict is deny wherever the name resolves, so the proxy refuses without looking
+    /// it up: a name made of a secret never reaches the attacker's name server.
     pub fn may_admit_once_located(&self, facts: &Facts) -> bool {
         let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
         let activation = OnceCell::new();
+        let unlocated = OnceCell::new();
+        let unlocated_reads = self.reads.without("destination");
         let mut may_admit = false;
         for rule in facts.triggers().into_iter().flat_map(of) {
             if rule.mode == Mode::Monitor || rule.effect == Effect::Redact {
@@ -184,8 +187,10 @@ impl PolicySet {
                 .as_ref()
                 .is_some_and(|c| c.reads_destination());
             if reads_destination {
-                let reachable =
-                    rule.scope.covers(&facts.agent) && rule.matcher.check(&facts.request).is_ok();
+                let reachable = matches!(
+                    consider(rule, facts, &unlocated, unlocated_reads),
+                    Consideration::Applies | Consideration::ConditionError(_)
+                );
                 may_admit |= reachable && admits;
                 continue;
             }

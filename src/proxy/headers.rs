@@ -37,9 +37,20 @@ const SINGLETONS: [&str; 13] = [
     "referer",
 ];
 
+/// Header fields that ask a server (Google APIs, Rails, Express, ASP.NET) to take a request for
+/// another method: a `POST` carrying `X-HTTP-Method-Override: DELETE` is a delete there.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Why a request head cannot be judged as sent: a method that is not upper-case (rules scoped to
-/// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), or a
-/// singleton header field given more than once.
+/// `POST` must see every spelling of it, and servers disagree on whether `post` is `POST`), a
+/// method-override field naming another method (rules judge the method the request line names),
+/// or a singleton header field given more than once. Names are compared as CGI and WSGI servers
+/// read them, `_` as `-`: `X_HTTP_Method_Override` reaches a Flask app as the override, and
+/// `Content_Type` beside `Content-Type` is a second content type there.
 pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), String> {
     if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(format!(
@@ -48,10 +59,33 @@ pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), Stri
             method.as_str().to_ascii_uppercase().escape_debug()
         ));
     }
-    for name in SINGLETONS {
-        if headers.get_all(name).iter().nth(1).is_some() {
-            return Err(format!("the `{name}` header field is sent more than once"));
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for name in headers.keys() {
+        let spelled = name.as_str().replace('_', "-");
+        let values = headers.get_all(name);
+        if METHOD_OVERRIDES.contains(&spelled.as_str()) {
+            let other = values.iter().any(|value| {
+                !value
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(method.as_str().as_bytes())
+            });
+            if other {
+                return Err(format!(
+                    "the `{spelled}` header field asks for another method than `{method}`"
+                ));
+            }
         }
+        if SINGLETONS.contains(&spelled.as_str()) {
+            let count = values.iter().count();
+            match counts.iter_mut().find(|(seen, _)| *seen == spelled) {
+                Some((_, total)) => *total += count,
+                None => counts.push((spelled, count)),
+            }
+        }
+    }
+    if let Some((name, _)) = counts.iter().find(|(_, total)| *total > 1) {
+        return Err(format!("the `{name}` header field is sent more than once"));
     }
     Ok(())
 }
@@ -72,6 +106,17 @@ pub fn as_forwarded(headers: &mut HeaderMap, target: &Target, https: bool) {
     if let Ok(host) = http::HeaderValue::from_str(&host) {
         headers.insert(header::HOST, host);
     }
+}
+
+/// Every field named `name`, joined with `, ` as one list (bytes that are not text replaced), or
+/// `None` when there is none: a reader must see all of a repeated list field, not its first.
+pub fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let values: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
 }
 
 /// Whether `headers` ask for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`, a key).
@@ -219,6 +264,31 @@ mod tests {
             ("cookie", "b=2"),
         ]);
         assert!(check_head(&post, &lists).is_ok(), "list fields may repeat");
+    }
+
+    #[test]
+    fn method_overrides_are_refused_unless_they_name_the_method() {
+        let post = http::Method::POST;
+        for name in [
+            "x-http-method-override",
+            "X-HTTP-Method",
+            "x-method-override",
+        ] {
+            let other = headers(&[(name, "DELETE")]);
+            assert!(check_head(&post, &other).is_err(), "{name}: DELETE");
+            let lower = headers(&[(name, "delete")]);
+            assert!(check_head(&post, &lower).is_err(), "{name}: delete");
+            let same = headers(&[(name, "post")]);
+            assert!(
+                check_head(&post, &same).is_ok(),
+                "{name}: the method itself"
+            );
+        }
+        // CGI and WSGI servers read `_` as `-`.
+        let underscored = headers(&[("x_http_method_override", "DELETE")]);
+        assert!(check_head(&post, &underscored).is_err());
+        let twice = headers(&[("content-type", "a/b"), ("content_type", "c/d")]);
+        assert!(check_head(&post, &twice).is_err());
     }
 
     #[test]

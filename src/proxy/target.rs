@@ -280,6 +280,13 @@ mod tests {
             ("[::FFFF:808:808]", Some("8.8.8.8")),
             ("[2001:DB8::1]", Some("2001:db8::1")),
             ("[2001:0db8:0000::0001]", Some("2001:db8::1")),
+            // Found by the fuzzer once: a trailing dot after a numeric host.
+            ("0.10.0.10.", Some("0.10.0.10")),
+            ("0x0a.0.0.1..", Some("10.0.0.1")),
+            ("[::ffff:0a00:1]", Some("10.0.0.1")),
+            // IPv4-compatible and NAT64 forms stay IPv6; the guard refuses both ranges.
+            ("[::10.0.0.1]", Some("::a00:1")),
+            ("[64:ff9b::10.0.0.1]", Some("64:ff9b::a00:1")),
         ];
         for (host, ip) in table {
             let parsed = Host::parse(host).unwrap_or_else(|e| panic!("{host}: {e}"));
@@ -294,6 +301,8 @@ mod tests {
             "1..2",
             "99999999999999999999999999",
             "example.0x10",
+            "[fe80::1%25eth0]",
+            "0x1.0x2.0x3.0x4.0x5",
         ] {
             assert!(Host::parse(refused).is_err(), "{refused}");
         }

@@ -280,6 +280,13 @@ fn facts_with_body(
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.as_str());
+    let prefer: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("prefer"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let prefer = (!prefer.is_empty()).then(|| prefer.join(", "));
     let query = request.url.split_once('?').map(|(_, q)| q);
     let recognised = inspect::recognise(
         &inspect::Request {
@@ -288,6 +295,7 @@ fn facts_with_body(
             path: &facts.request.path,
             query,
             content_type,
+            prefer: prefer.as_deref(),
             body: &body,
         },
         &config.inspect,

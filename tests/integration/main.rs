@@ -13,6 +13,7 @@ mod cli;
 mod credentials;
 mod curl;
 mod dashboard;
+mod evasions;
 mod forwarding;
 mod fronting;
 mod geo;

@@ -633,9 +633,9 @@ async fn summary_of(proxy: &TestProxy, id: &str) -> Value {
         .clone()
 }
 
-/// An approval is for the request a person saw: the same request with `X-HTTP-Method-Override:
-/// DELETE` added is held on its own (a new approval, the origin never sees it), while the request
-/// as approved goes through. Reviewers see every header, `Authorization` masked (its length and last four characters only), and
+/// An approval is for the request a person saw: the same request with an `X-HTTP-Method-Override`
+/// header added is held on its own (a new approval, the origin never sees it), one that overrides
+/// the method to `DELETE` is refused outright (400), while the request as approved goes through. Reviewers see every header, `Authorization` masked (its length and last four characters only), and
 /// the whole body with personal data masked.
 #[tokio::test]
 async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
@@ -654,15 +654,15 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
         &json!({"order": 7, "amount": 1200, "customer": "jane.doe@example.com", "note": note}),
     )
     .unwrap();
-    let send = |method_override: bool| {
+    let send = |method_override: Option<&'static str>| {
         let mut request = proxy
             .client(true)
             .post(format!("https://localhost:{}/mirror", origin.port()))
             .header("content-type", "application/json")
             .header("authorization", "Bearer agent-own-token-1234")
             .body(body.clone());
-        if method_override {
-            request = request.header("x-http-method-override", "DELETE");
+        if let Some(method) = method_override {
+            request = request.header("x-http-method-override", method);
         }
         request.send()
     };
@@ -673,7 +673,7 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
             .to_string()
     };
 
-    let first = send(false).await.unwrap();
+    let first = send(None).await.unwrap();
     assert_eq!(first.status(), 408);
     let approved = approval_of(&first);
     let summary = summary_of(&proxy, &approved).await;
@@ -709,7 +709,13 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
         .unwrap();
     assert_eq!(decided.status(), 200);
 
-    let overridden = send(true).await.unwrap();
+    let deleting = send(Some("DELETE")).await.unwrap();
+    assert_eq!(
+        deleting.status(),
+        400,
+        "an override to another method is refused"
+    );
+    let overridden = send(Some("POST")).await.unwrap();
     assert_eq!(
         overridden.status(),
         408,
@@ -726,7 +732,7 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
     );
     let summary = summary_of(&proxy, &other).await;
     let headers = &summary["headers"];
-    assert_eq!(headers["x-http-method-override"], "DELETE", "{summary}");
+    assert_eq!(headers["x-http-method-override"], "POST", "{summary}");
     assert_eq!(
         headers["authorization"], "[secret: 27 characters, ending …1234]",
         "the key is masked, not shown: {summary}"
@@ -736,7 +742,7 @@ async fn an_approval_does_not_carry_a_retry_with_an_added_method_override() {
         "{summary}"
     );
 
-    let original = send(false).await.unwrap();
+    let original = send(None).await.unwrap();
     assert_eq!(
         original.status(),
         200,
