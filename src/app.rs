@@ -157,8 +157,12 @@ impl Gatehouse {
         let store = ledger.store().clone();
         // The file must be the trail its checkpoints name, whole, before anything is added.
         let newest = store.newest_checkpoint(&audit.file_name()).await?;
-        let of_trail = match &newest {
-            Some(newest) => store.checkpoints(&newest.trail).await?,
+        let trail = newest
+            .as_ref()
+            .map(|n| n.trail.clone())
+            .or_else(|| audit.trail());
+        let of_trail = match &trail {
+            Some(trail) => store.checkpoints(trail).await?,
             None => Vec::new(),
         };
         audit.continues(newest.as_ref(), &of_trail)?;

@@ -92,6 +92,12 @@ fn split_line(line: &str) -> Option<Sealed> {
     })
 }
 
+/// Whether `line` is a whole sealed record (a JSON object ending in its `hash`, and `mac` when
+/// keyed), whatever it chains to: what a crash cannot have left half-written.
+pub fn is_sealed(line: &str) -> bool {
+    split_line(line).is_some_and(|sealed| serde_json::from_str::<Value>(&sealed.body).is_ok())
+}
+
 /// The hash the next record must chain to, read from the file's last line.
 pub fn last_hash(text: &str) -> Result<String, String> {
     let Some(last) = text.lines().next_back() else {

@@ -131,27 +131,33 @@ impl AuditLog {
             path: path.to_path_buf(),
             reason: "another process is writing to it".to_string(),
         })?;
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let mut text = std::fs::read_to_string(path).map_err(io)?;
         // A line cut short by a crash was never answered (records are written before the agent
-        // is), so dropping it loses no record of an answered request.
+        // is), so dropping it loses no record of an answered request. A whole sealed record that
+        // only lacks its line break is no torn line: it is kept (and checked like any other),
+        // never deleted by the proxy itself on a one-byte edit of the file.
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
+        if complete < text.len() && chain::is_sealed(&text[complete..]) {
+            tracing::warn!(path = %path.display(), "the last audit record lacked its line break; completed");
+            (&file).write_all(b"\n").map_err(io)?;
+            text.push('\n');
+        } else if complete < text.len() {
             tracing::warn!(path = %path.display(), bytes = text.len() - complete, "dropping a torn last audit line");
             file.set_len(complete as u64).map_err(io)?;
+            text.truncate(complete);
         }
-        let last_hash =
-            chain::last_hash(&text[..complete]).map_err(|reason| AuditError::Broken {
-                path: path.to_path_buf(),
-                reason,
-            })?;
-        let lines = text[..complete].lines().count() as u64;
+        let last_hash = chain::last_hash(&text).map_err(|reason| AuditError::Broken {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let lines = text.lines().count() as u64;
         Ok(AuditLog {
             path: path.to_path_buf(),
             keys,
             writer: Mutex::new(Writer {
                 file,
                 last_hash,
-                first_hash: trail_of(&text[..complete]),
+                first_hash: trail_of(&text),
                 lines,
                 checkpointed: None,
                 index: None,
@@ -194,11 +200,18 @@ impl AuditLog {
         file_key(&self.path)
     }
 
+    /// The trail the file holds: its first record's hash, `None` while it is empty.
+    pub fn trail(&self) -> Option<String> {
+        self.writer.lock().ok()?.first_hash.clone()
+    }
+
     /// Checks the file against its checkpoints in the store before the proxy adds to it: the
     /// trail `newest` (the file's newest checkpoint) names must be this file's and hold against
-    /// `checkpoints` (its trail's). Otherwise the file was replaced, rewritten or cut while no
-    /// proxy wrote to it, and continuing (and signing) it would make a forgery look whole; the
-    /// proxy refuses to start. An empty file starts a new trail.
+    /// `checkpoints` (its trail's; without a `newest`, those of the trail the file holds: the
+    /// file's name in the store changes with the host's name, as a container's does on every
+    /// re-creation). Otherwise the file was replaced, rewritten or cut while no proxy wrote to
+    /// it, and continuing (and signing) it would make a forgery look whole; the proxy refuses to
+    /// start. An empty file starts a new trail.
     pub fn continues(
         &self,
         newest: Option<&crate::store::AuditCheckpoint>,
@@ -213,7 +226,9 @@ impl AuditLog {
             source,
         })?;
         match (newest, trail_of(&text)) {
-            (None, _) => return Ok(()),
+            // A trail no checkpoint knows: written before checkpoints, or never checkpointed.
+            (None, _) if checkpoints.is_empty() => return Ok(()),
+            (None, None) => return Ok(()),
             // A new trail where another was: its first record says which it follows.
             (Some(newest), None) => return self.append_record(&TrailRecord::after(newest)),
             (Some(newest), Some(trail)) if newest.trail != trail => {
@@ -299,164 +314,4 @@ impl AuditLog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(decision: &str) -> DecisionRecord {
-        DecisionRecord {
-            time: "2026-01-01T00:00:00Z".into(),
-            decision: decision.into(),
-            request: decision.into(),
-            agent: "a".into(),
-            team: None,
-            env: None,
-            execution: None,
-            trigger: "http.request".into(),
-            method: "GET".into(),
-            host: "h".into(),
-            port: 443,
-            path: "/".into(),
-            destination: String::new(),
-            effect: "allow".into(),
-            rules: vec![],
-            monitored: vec![],
-            reason: String::new(),
-            policy_version: "v".into(),
-            policy_commit: None,
-            obligations: vec![],
-            pii: Default::default(),
-            country: String::new(),
-            policy_us: 1,
-            llm: None,
-            tool: None,
-            data: None,
-            status: None,
-        }
-    }
-
-    fn keys(dir: &Path) -> AuditKeys {
-        AuditKeys::load_or_create(&dir.join("certs")).unwrap()
-    }
-
-    fn verify(dir: &Path, path: &Path) -> VerifyReport {
-        let key = ChainKey::load_or_create(&dir.join("certs")).unwrap();
-        verify_file(path, Some(&key)).unwrap().unwrap()
-    }
-
-    #[test]
-    fn one_writer_per_file_and_the_chain_continues_across_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path, keys(dir.path())).unwrap();
-        log.record(&record("d1")).unwrap();
-        assert!(
-            matches!(
-                AuditLog::open(&path, keys(dir.path())),
-                Err(AuditError::Broken { .. })
-            ),
-            "a second writer is refused"
-        );
-        drop(log);
-        let reopened = AuditLog::open(&path, keys(dir.path())).unwrap();
-        reopened.record(&record("d2")).unwrap();
-        drop(reopened);
-        let report = verify(dir.path(), &path);
-        assert_eq!((report.records, report.keyed), (2, 2));
-    }
-
-    #[test]
-    fn a_torn_last_line_is_dropped_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        AuditLog::open(&path, keys(dir.path()))
-            .unwrap()
-            .record(&record("d1"))
-            .unwrap();
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("{\"decision\":\"d2\",\"ag");
-        std::fs::write(&path, text).unwrap();
-        AuditLog::open(&path, keys(dir.path()))
-            .unwrap()
-            .record(&record("d3"))
-            .unwrap();
-        assert_eq!(verify(dir.path(), &path).records, 2);
-    }
-
-    #[test]
-    fn an_agent_sized_model_name_writes_a_bounded_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path, keys(dir.path())).unwrap();
-        let mut huge = record("d1");
-        huge.llm = Some(serde_json::json!({"provider": "openai", "model": "m".repeat(8 << 20)}));
-        huge.tool = Some("t".repeat(1 << 20));
-        huge.path = "/p".repeat(1 << 19);
-        log.record(&huge).unwrap();
-        let size = std::fs::metadata(&path).unwrap().len();
-        assert!(size < 4096, "{size} bytes of audit for one request");
-        assert_eq!(verify(dir.path(), &path).records, 1);
-    }
-
-    #[test]
-    fn checkpoints_are_due_by_time_or_records_and_signed_over_the_head() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path, keys(dir.path())).unwrap();
-        let schedule = CheckpointSchedule {
-            every: std::time::Duration::from_secs(3600),
-            records: 3,
-        };
-        assert!(
-            log.checkpoint(None).is_none(),
-            "an empty trail has no name yet"
-        );
-        log.record(&record("d1")).unwrap();
-        let first = log.checkpoint(Some(schedule)).unwrap();
-        assert_eq!(first.records, 1);
-        log.record(&record("d2")).unwrap();
-        assert!(log.checkpoint(Some(schedule)).is_none(), "neither due");
-        log.record(&record("d3")).unwrap();
-        log.record(&record("d4")).unwrap();
-        let by_count = log.checkpoint(Some(schedule)).unwrap();
-        assert_eq!((by_count.records, &by_count.trail), (4, &first.trail));
-        assert!(log.checkpoint(None).is_none(), "nothing new since");
-        log.record(&record("d5")).unwrap();
-        let at_shutdown = log.checkpoint(None).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(at_shutdown.head, chain::last_hash(&text).unwrap());
-        let public = PublicKey::read(&dir.path().join("certs").join(PUBLIC_KEY_FILE)).unwrap();
-        let stored: Vec<_> = [first, by_count, at_shutdown]
-            .iter()
-            .map(Checkpoint::stored)
-            .collect();
-        let verified = verify_trail(&text, None, Some((&stored, &public))).unwrap();
-        assert_eq!(verified.report.checkpoints, 3);
-        log.continues(stored.last(), &stored).unwrap();
-        // The file replaced by another trail, or cut, while no proxy wrote to it.
-        drop(log);
-        let cut: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
-        std::fs::write(&path, cut).unwrap();
-        let reopened = AuditLog::open(&path, keys(dir.path())).unwrap();
-        let refused = reopened.continues(stored.last(), &stored).unwrap_err();
-        assert!(refused.to_string().contains("tail was cut"), "{refused}");
-        drop(reopened);
-        std::fs::write(&path, "").unwrap();
-        let fresh = AuditLog::open(&path, keys(dir.path())).unwrap();
-        // Moved aside (or emptied): a new trail, whose first record names the one before.
-        fresh.continues(stored.last(), &stored).unwrap();
-        let first: serde_json::Value =
-            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
-        assert_eq!(first["record"], "trail");
-        assert_eq!(first["follows"], stored[0].trail.as_str());
-        assert_eq!(first["follows_records"], 5);
-        drop(fresh);
-        std::fs::write(&path, "").unwrap();
-        let fresh = AuditLog::open(&path, keys(dir.path())).unwrap();
-        fresh.record(&record("other")).unwrap();
-        let refused = fresh.continues(stored.last(), &stored[..0]).unwrap_err();
-        assert!(
-            refused.to_string().contains("replaced or rewritten"),
-            "{refused}"
-        );
-    }
-}
+mod tests;

@@ -253,3 +253,37 @@ fn a_file_of_the_unkeyed_scheme_still_verifies_and_says_so() {
     assert!(stdout.contains("3 records, chain intact"), "{stdout}");
     assert!(stdout.contains("unkeyed"), "{stdout}");
 }
+
+/// The proxy's name for its file in the store is `host:path`; a re-created container has a new
+/// host name (a moved file a new path), so no checkpoint names the file any more. A tail cut
+/// while it was down must still refuse the start: the file is checked against the checkpoints of
+/// the trail it holds.
+#[tokio::test]
+async fn a_cut_tail_refuses_the_start_after_the_host_was_renamed() {
+    let (_pki, origin, mut proxy) = TestProxy::with_origin(ALLOW_ALL).await;
+    for i in 0..3 {
+        let url = format!("https://localhost:{}/echo?n={i}", origin.port());
+        assert_eq!(proxy.get(url).await.status(), 200);
+    }
+    proxy.gatehouse.take().unwrap().shutdown().await;
+    let dir = proxy.dir.path();
+    let file = dir.join("audit.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The file's name in the store changes as with a renamed host: here, its path.
+    let moved = dir.join("moved.jsonl");
+    std::fs::write(&moved, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    let yaml = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let listen = yaml.lines().next().unwrap().to_string();
+    let yaml = yaml.replacen(&listen, "listen: 127.0.0.1:0", 1).replacen(
+        &file.display().to_string(),
+        &moved.display().to_string(),
+        1,
+    );
+    let config = gatehouse::Config::from_yaml(&yaml, "restart.yaml").unwrap();
+    let refused = gatehouse::Gatehouse::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(refused.to_string().contains("tail was cut"), "{refused}");
+}
