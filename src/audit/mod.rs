@@ -226,9 +226,14 @@ impl AuditLog {
             source,
         })?;
         match (newest, trail_of(&text)) {
-            // A trail no checkpoint knows: written before checkpoints, or never checkpointed.
-            (None, _) if checkpoints.is_empty() => return Ok(()),
             (None, None) => return Ok(()),
+            // A trail no checkpoint knows (written before checkpoints, or under another host
+            // name): its chain and macs at least must hold before the proxy signs it as whole.
+            (None, Some(_)) if checkpoints.is_empty() => {
+                return verify_trail(&text, Some(&self.keys.chain), None)
+                    .map(|_| ())
+                    .map_err(|e| broken(e.to_string()));
+            }
             // A new trail where another was: its first record says which it follows.
             (Some(newest), None) => return self.append_record(&TrailRecord::after(newest)),
             (Some(newest), Some(trail)) if newest.trail != trail => {

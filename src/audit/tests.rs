@@ -233,3 +233,35 @@ fn a_file_cut_while_the_proxy_writes_breaks_where_it_was_cut() {
     let checkpoint = log.checkpoint(None).unwrap();
     assert_eq!(checkpoint.records, 4, "signed as written, not as found");
 }
+
+#[test]
+fn a_trail_no_checkpoint_knows_starts_only_when_its_chain_and_macs_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // Rewritten whole by someone without the chain key (a key of their own), while no checkpoint
+    // names the file (a renamed host): the proxy must not continue it and sign it.
+    let other = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(&path, keys(other.path())).unwrap();
+    log.record(&record("forged")).unwrap();
+    drop(log);
+    let reopened = AuditLog::open(&path, keys(dir.path())).unwrap();
+    let refused = reopened.continues(None, &[]).unwrap_err();
+    assert!(
+        refused.to_string().contains("not the chain key's"),
+        "{refused}"
+    );
+    drop(reopened);
+    // A file of the unkeyed scheme (before the keyed chain) still starts, and is continued.
+    let mut prev = GENESIS.to_string();
+    let mut text = String::new();
+    for i in 0..2 {
+        let (line, hash) = chain::seal(serde_json::json!({"decision": i}), &prev, None);
+        text.push_str(&line);
+        prev = hash;
+    }
+    std::fs::write(&path, text).unwrap();
+    let legacy = AuditLog::open(&path, keys(dir.path())).unwrap();
+    legacy.continues(None, &[]).unwrap();
+    legacy.record(&record("d3")).unwrap();
+    assert_eq!(verify(dir.path(), &path).keyed, 1);
+}
