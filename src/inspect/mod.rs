@@ -434,12 +434,9 @@ mod repeated_tests {
         assert_eq!(once.data.unwrap().statement, "select");
     }
 
-    /// A field, its text, and the statement read from it (`Err`: it cannot be read, uninspected).
-    type ProseCase<'a> = (&'a str, &'a str, Result<Option<&'a str>, ()>);
-
     #[test]
     fn prose_in_a_prose_field_is_no_sql_but_code_there_is_judged() {
-        let table: &[ProseCase<'_>] = &[
+        let table: &[(&str, &str, Result<Option<&str>, ()>)] = &[
             ("query", "do cats dream?", Ok(None)),
             ("query", "explain how DNS works", Ok(None)),
             ("query", "delete my facebook account", Ok(None)),
