@@ -10,6 +10,7 @@ mod postgrest;
 mod sql;
 mod sql_dialects;
 mod sql_effects;
+mod sql_reading;
 mod usage_chunk;
 
 use bytes::Bytes;
@@ -441,7 +442,12 @@ mod repeated_tests {
             ("query", "explain how DNS works", Ok(None)),
             ("query", "delete my facebook account", Ok(None)),
             ("query", "DO $$BEGIN DELETE FROM users; END$$", Err(())),
-            ("query", "CALL purge_users()", Err(())),
+            ("query", "CALL purge_users()", Ok(Some("call"))),
+            (
+                "query",
+                "do language plpgsql $$ begin delete from users; end $$",
+                Err(()),
+            ),
             (
                 "query",
                 "DELETE FROM users WHERE id = 1",
