@@ -437,7 +437,9 @@ mod repeated_tests {
 
     #[test]
     fn prose_in_a_prose_field_is_no_sql_but_code_there_is_judged() {
-        let table: &[(&str, &str, Result<Option<&str>, ()>)] = &[
+        // Field, text, and the statement read (`Err`: refused as unreadable).
+        type Row = (&'static str, &'static str, Result<Option<&'static str>, ()>);
+        let table: &[Row] = &[
             ("query", "do cats dream?", Ok(None)),
             ("query", "explain how DNS works", Ok(None)),
             ("query", "delete my facebook account", Ok(None)),
