@@ -247,16 +247,17 @@ fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
     }
 }
 
+/// A `Content-Type` without its parameters, lower-case (`Text/Plain; charset=x` → `text/plain`).
+fn bare_type(content_type: &str) -> String {
+    let bare = content_type.split(';').next().unwrap_or_default();
+    bare.trim().to_ascii_lowercase()
+}
+
 /// The body facts every rule can read: size, content type, JSON, form fields and text parts.
 /// `json` is the body already parsed by [`recognise`].
 pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Value>) -> BodyFacts {
     let content_type = content_type.unwrap_or_default();
-    let bare = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let bare = bare_type(content_type);
     // A multipart body that does not parse was not inspected (see `examine`); an answer's shows
     // no fields.
     let form = form::parse(content_type, decoded).unwrap_or_default();
