@@ -291,11 +291,7 @@ impl Compiler<'_> {
             .sql_fields
             .clone()
             .unwrap_or_else(|| ["sql", "query", "statement"].map(String::from).to_vec());
-        let prose_fields = raw
-            .inspect
-            .prose_fields
-            .clone()
-            .unwrap_or_else(|| vec!["query".to_string()]);
+        let prose_fields = raw.inspect.prose_fields.clone().unwrap_or_default();
         let mut rest_tools = Vec::new();
         for (i, tool) in raw.inspect.tools.iter().enumerate() {
             let key = format!("inspect.tools[{i}]");

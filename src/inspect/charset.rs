@@ -106,12 +106,7 @@ pub fn transcode(
     body: &[u8],
 ) -> Result<Option<(String, String)>, String> {
     let content_type = content_type.unwrap_or_default();
-    let bare = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let bare = super::bare_type(content_type);
     // A multipart body's parts say their own charsets.
     if bare.starts_with("multipart/") {
         return Ok(None);

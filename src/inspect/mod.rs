@@ -10,6 +10,7 @@ mod postgrest;
 mod sql;
 mod sql_dialects;
 mod sql_effects;
+mod sql_reading;
 mod usage_chunk;
 
 use bytes::Bytes;
@@ -246,16 +247,17 @@ fn unreadable(request: &Request<'_>, json: Option<&Value>) -> Option<String> {
     }
 }
 
+/// A `Content-Type` without its parameters, lower-case (`Text/Plain; charset=x` → `text/plain`).
+fn bare_type(content_type: &str) -> String {
+    let bare = content_type.split(';').next().unwrap_or_default();
+    bare.trim().to_ascii_lowercase()
+}
+
 /// The body facts every rule can read: size, content type, JSON, form fields and text parts.
 /// `json` is the body already parsed by [`recognise`].
 pub fn body_facts(decoded: &Bytes, content_type: Option<&str>, json: Option<Value>) -> BodyFacts {
     let content_type = content_type.unwrap_or_default();
-    let bare = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let bare = bare_type(content_type);
     // A multipart body that does not parse was not inspected (see `examine`); an answer's shows
     // no fields.
     let form = form::parse(content_type, decoded).unwrap_or_default();
@@ -436,12 +438,19 @@ mod repeated_tests {
 
     #[test]
     fn prose_in_a_prose_field_is_no_sql_but_code_there_is_judged() {
-        let table: &[(&str, &str, Result<Option<&str>, ()>)] = &[
+        // Field, text, and the statement read (`Err`: refused as unreadable).
+        type Row = (&'static str, &'static str, Result<Option<&'static str>, ()>);
+        let table: &[Row] = &[
             ("query", "do cats dream?", Ok(None)),
             ("query", "explain how DNS works", Ok(None)),
             ("query", "delete my facebook account", Ok(None)),
             ("query", "DO $$BEGIN DELETE FROM users; END$$", Err(())),
-            ("query", "CALL purge_users()", Err(())),
+            ("query", "CALL purge_users()", Ok(Some("call"))),
+            (
+                "query",
+                "do language plpgsql $$ begin delete from users; end $$",
+                Err(()),
+            ),
             (
                 "query",
                 "DELETE FROM users WHERE id = 1",
