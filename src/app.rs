@@ -397,8 +397,9 @@ async fn checkpoint(
     };
     let stored = checkpoint.stored();
     match tokio::time::timeout(Duration::from_secs(10), store.add_checkpoint(&stored)).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => return,
         Ok(Err(e)) => tracing::error!(error = %e, "the audit checkpoint could not be stored"),
         Err(_) => tracing::error!("the store did not take the audit checkpoint within 10 s"),
     }
+    audit.checkpoint_lost(&checkpoint);
 }

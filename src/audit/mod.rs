@@ -257,6 +257,19 @@ impl AuditLog {
         self.append_record(record)
     }
 
+    /// The store did not keep `lost`: the trail counts as unsigned since the checkpoint before,
+    /// so the next tick (or shutdown) signs again even when no record was written in between;
+    /// otherwise a store that failed once left the tail unprotected through a clean shutdown.
+    pub fn checkpoint_lost(&self, lost: &Checkpoint) {
+        if let Ok(mut writer) = self.writer.lock()
+            && writer
+                .checkpointed
+                .is_some_and(|(records, _)| records == lost.records)
+        {
+            writer.checkpointed = None;
+        }
+    }
+
     /// A signed checkpoint of the trail as it stands, when one is due by `schedule` (always when
     /// `None`, as at shutdown) and records were written since the last; `None` otherwise, and for
     /// an empty trail. The caller keeps it in the store.

@@ -265,3 +265,22 @@ fn a_trail_no_checkpoint_knows_starts_only_when_its_chain_and_macs_hold() {
     legacy.record(&record("d3")).unwrap();
     assert_eq!(verify(dir.path(), &path).keyed, 1);
 }
+
+#[test]
+fn a_checkpoint_the_store_lost_is_signed_again_though_nothing_was_written_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path, keys(dir.path())).unwrap();
+    log.record(&record("d1")).unwrap();
+    let first = log.checkpoint(None).unwrap();
+    log.record(&record("d2")).unwrap();
+    let lost = log.checkpoint(None).unwrap();
+    assert!(log.checkpoint(None).is_none(), "nothing new since");
+    // An older checkpoint reported lost late does not undo the newer one.
+    log.checkpoint_lost(&first);
+    assert!(log.checkpoint(None).is_none());
+    // The store did not take the newest: shutdown (or the next tick) signs the same state again.
+    log.checkpoint_lost(&lost);
+    let again = log.checkpoint(None).unwrap();
+    assert_eq!((again.records, &again.head), (2, &lost.head));
+}

@@ -287,3 +287,54 @@ async fn a_cut_tail_refuses_the_start_after_the_host_was_renamed() {
         .expect("refused");
     assert!(refused.to_string().contains("tail was cut"), "{refused}");
 }
+
+/// A checkpoint the store did not take (down for a moment) is signed again: after one failed
+/// write and no record since, the clean shutdown still leaves a checkpoint of the whole trail.
+#[tokio::test]
+async fn a_checkpoint_the_store_failed_to_take_is_signed_again_at_shutdown() {
+    let (_pki, origin, mut proxy) = TestProxy::with_origin(ALLOW_ALL).await;
+    proxy.gatehouse.take().unwrap().shutdown().await;
+    // The same proxy again, due for a checkpoint after every record.
+    let yaml = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let listen = yaml.lines().next().unwrap().to_string();
+    let yaml = yaml.replacen(&listen, "listen: 127.0.0.1:0", 1).replacen(
+        "audit:\n",
+        "audit:\n  checkpoint_records: 1\n",
+        1,
+    );
+    let config = gatehouse::Config::from_yaml(&yaml, "restart.yaml").unwrap();
+    let gatehouse = gatehouse::Gatehouse::start(config).await.unwrap();
+    proxy.addr = gatehouse.local_addr();
+    proxy.gatehouse = Some(gatehouse);
+    let store = proxy.dir.path().join("budget.sqlite");
+    let schema: String = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'audit_checkpoints'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    sqlite(&store, "ALTER TABLE audit_checkpoints RENAME TO away");
+    let url = format!("https://localhost:{}/echo", origin.port());
+    assert_eq!(proxy.get(url).await.status(), 200);
+    // A tick (every second) after the last record: its checkpoint is not stored.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    sqlite(&store, &format!("DROP TABLE away; {schema};"));
+    proxy.gatehouse.take().unwrap().shutdown().await;
+    let records = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as i64;
+    let counted: Option<i64> = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row("SELECT max(records) FROM audit_checkpoints", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        counted,
+        Some(records),
+        "the shutdown checkpoint covers every record"
+    );
+}
