@@ -1,0 +1,98 @@
+//! JSON read as a JSON reader reads it wherever text is JSON: a body that is one JSON string, and
+//! JSON inside a string that names a member twice (kept as it is, every member judged), have
+//! their `\u` escapes decoded for detection, and redaction leaves no finding behind.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::*;
+
+fn redactor() -> Redactor {
+    Redactor::new(&PiiConfig {
+        scanner: ScannerConfig::default(),
+        hash_key: None,
+        scan_headers: true,
+        unscanned_headers: vec!["authorization".into()],
+        vault_max_executions: 8,
+        vault_max_values: 64,
+        vault_idle: std::time::Duration::from_secs(60),
+    })
+    .expect("redactor builds")
+}
+
+const HEAD: RequestHead<'static> = RequestHead {
+    path: "/",
+    query: None,
+    headers: &[],
+};
+
+/// What detection finds in `decoded` (a body of `content_type`, parsed as inspection parses
+/// it: objects only), and the body forwarded after masking emails and cards.
+fn detect_and_mask(content_type: &str, decoded: &str) -> (BTreeMap<String, u64>, String) {
+    let r = redactor();
+    let mut json: Value = serde_json::from_str(decoded)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or(Value::Null);
+    let (form, text, heads, spans) = (BTreeMap::new(), Vec::new(), Vec::new(), Vec::new());
+    let doc = json.clone();
+    let body = BodyParts {
+        content_type,
+        json: &doc,
+        form: &form,
+        text: &text,
+        decoded: decoded.as_bytes(),
+        part_heads: &heads,
+        part_spans: &spans,
+    };
+    let found = r.detect_request(&body, &HEAD);
+    let rules = vec![(
+        vec!["email".to_string(), "credit_card".to_string()],
+        Style::Mask,
+    )];
+    let shape = BodyShape::of(&body);
+    let redacted = r
+        .redact(rules, "s", (&body, shape, &mut json), Some(&HEAD))
+        .expect("redacts");
+    let sent = redacted
+        .body
+        .map(|b| String::from_utf8(b.to_vec()).expect("UTF-8"))
+        .unwrap_or_else(|| decoded.to_string());
+    (found, sent)
+}
+
+#[test]
+fn json_escapes_are_decoded_wherever_text_is_json() {
+    let cases: &[(&str, &str)] = &[
+        // The whole body one JSON string.
+        ("application/json", r#""mail jane\u0040example.com""#),
+        ("text/plain", r#"  "card 4111\u00201111 1111 1111" "#),
+        // JSON in a string naming a member twice: every member judged, escapes decoded.
+        (
+            "application/json",
+            r#"{"arguments": "{\"a\": 1, \"a\": 2, \"to\": \"jane\\u0040example.com\"}"}"#,
+        ),
+        (
+            "application/json",
+            r#"{"arguments": "{\"a\": 1, \"\\u0061\": 2, \"jane\\u0040example.com\": 3}"}"#,
+        ),
+        (
+            "text/plain",
+            r#"[{"x": "{\"k\": 1, \"k\": \"4111\\u003111111111111\"}"}]"#,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (content_type, decoded) in cases {
+        let (found, sent) = detect_and_mask(content_type, decoded);
+        // What leaves holds nothing to redact, read as the upstream reads it, and JSON stays JSON.
+        let (again, _) = detect_and_mask(content_type, &sent);
+        let json = serde_json::from_str::<Value>(decoded).is_err()
+            || serde_json::from_str::<Value>(&sent).is_ok();
+        let masked = sent.contains("[EMAIL]") || sent.contains("[CARD]");
+        if found.values().sum::<u64>() != 1 || !again.is_empty() || !json || !masked {
+            failures.push(format!("{decoded} -> {sent}: {found:?} then {again:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
