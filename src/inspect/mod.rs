@@ -16,7 +16,7 @@ use bytes::Bytes;
 use globset::GlobMatcher;
 use serde_json::Value;
 
-pub use body::{BodyError, decode};
+pub use body::{BodyError, decode, json_footprint};
 pub use llm::{Dialect, free_endpoint, provider_of_host};
 pub use usage_chunk::{UsageChunkFilter, ask_for_usage, with_output_limit};
 
