@@ -440,7 +440,8 @@ mod repeated_tests {
 
     #[test]
     fn prose_in_a_prose_field_is_no_sql_but_code_there_is_judged() {
-        let table: &[(&str, &str, Result<Option<&str>, ()>)] = &[
+        type Case = (&'static str, &'static str, Result<Option<&'static str>, ()>);
+        let table: &[Case] = &[
             ("query", "do cats dream?", Ok(None)),
             ("query", "explain how DNS works", Ok(None)),
             ("query", "delete my facebook account", Ok(None)),
