@@ -1,6 +1,7 @@
-//! JSON read as a JSON reader reads it wherever text is JSON: a body that is one JSON string, and
-//! JSON inside a string that names a member twice (kept as it is, every member judged), have
-//! their `\u` escapes decoded for detection, and redaction leaves no finding behind.
+//! Bodies read as their readers read them: a body that is one JSON string, and JSON inside a
+//! string that names a member twice (kept as it is, every member judged), have their `\u`
+//! escapes decoded for detection; a form is redacted as a form even when it also parses as JSON;
+//! redaction leaves no finding behind.
 
 use std::collections::BTreeMap;
 
@@ -28,14 +29,21 @@ const HEAD: RequestHead<'static> = RequestHead {
 };
 
 /// What detection finds in `decoded` (a body of `content_type`, parsed as inspection parses
-/// it: objects only), and the body forwarded after masking emails and cards.
+/// it: JSON objects only, form fields of a form), and the body forwarded after masking emails
+/// and cards.
 fn detect_and_mask(content_type: &str, decoded: &str) -> (BTreeMap<String, u64>, String) {
     let r = redactor();
     let mut json: Value = serde_json::from_str(decoded)
         .ok()
         .filter(Value::is_object)
         .unwrap_or(Value::Null);
-    let (form, text, heads, spans) = (BTreeMap::new(), Vec::new(), Vec::new(), Vec::new());
+    let form: BTreeMap<String, String> = match content_type {
+        "application/x-www-form-urlencoded" => form_urlencoded::parse(decoded.as_bytes())
+            .into_owned()
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let (text, heads, spans) = (Vec::new(), Vec::new(), Vec::new());
     let doc = json.clone();
     let body = BodyParts {
         content_type,
@@ -81,6 +89,11 @@ fn json_escapes_are_decoded_wherever_text_is_json() {
             "text/plain",
             r#"[{"x": "{\"k\": 1, \"k\": \"4111\\u003111111111111\"}"}]"#,
         ),
+        // A form that also parses as JSON: the upstream reads the form.
+        (
+            "application/x-www-form-urlencoded",
+            r#"{"x": "&to=jane%40example.com&"}"#,
+        ),
     ];
     let mut failures = Vec::new();
     for (content_type, decoded) in cases {
@@ -88,8 +101,11 @@ fn json_escapes_are_decoded_wherever_text_is_json() {
         // What leaves holds nothing to redact, read as the upstream reads it, and JSON stays JSON.
         let (again, _) = detect_and_mask(content_type, &sent);
         let json = serde_json::from_str::<Value>(decoded).is_err()
-            || serde_json::from_str::<Value>(&sent).is_ok();
-        let masked = sent.contains("[EMAIL]") || sent.contains("[CARD]");
+            || serde_json::from_str::<Value>(&sent).is_ok()
+            || content_type.ends_with("form-urlencoded");
+        let masked = ["[EMAIL]", "[CARD]", "%5BEMAIL%5D"]
+            .iter()
+            .any(|m| sent.contains(m));
         if found.values().sum::<u64>() != 1 || !again.is_empty() || !json || !masked {
             failures.push(format!("{decoded} -> {sent}: {found:?} then {again:?}"));
         }
