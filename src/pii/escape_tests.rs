@@ -1,7 +1,7 @@
 //! Bodies read as their readers read them: a body that is one JSON string, and JSON inside a
 //! string that names a member twice (kept as it is, every member judged), have their `\u`
 //! escapes decoded for detection; a form is redacted as a form even when it also parses as JSON;
-//! redaction leaves no finding behind.
+//! a header value is read percent-decoded too; redaction leaves no finding behind.
 
 use std::collections::BTreeMap;
 
@@ -111,4 +111,32 @@ fn json_escapes_are_decoded_wherever_text_is_json() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn percent_encoded_header_values_are_read_decoded_and_refused_when_obliged() {
+    let r = redactor();
+    let referer = "https://app.example/?to=jane%40example.com".to_string();
+    let headers = vec![("referer".to_string(), referer)];
+    let head = RequestHead {
+        path: "/",
+        query: None,
+        headers: &headers,
+    };
+    let (form, text, heads, spans) = (BTreeMap::new(), Vec::new(), Vec::new(), Vec::new());
+    let body = BodyParts {
+        content_type: "",
+        json: &Value::Null,
+        form: &form,
+        text: &text,
+        decoded: b"",
+        part_heads: &heads,
+        part_spans: &spans,
+    };
+    let found = r.detect_request(&body, &head);
+    assert_eq!(found.get("email"), Some(&1), "{found:?}");
+    let rules = vec![(vec!["email".to_string()], Style::Mask)];
+    let mut json = Value::Null;
+    let refused = r.redact(rules, "s", (&body, BodyShape::Text, &mut json), Some(&head));
+    assert!(matches!(refused, Err(RedactError::UnrewritablePlace(_))));
 }

@@ -1,12 +1,14 @@
 //! The request line and headers, as detection reads them and redaction rewrites them: the path
-//! (percent-decoded), the query's names and values, and every header name and value but `Host`
+//! (percent-decoded), the query's names and values, and every header name and value (read
+//! percent-decoded too, as the URL a `Referer` or `Link` holds is read) but `Host`
 //! and the credentials a provider needs (`Authorization`, `Cookie`, `x-api-key`, ...: config names
 //! them), which carry keys on purpose and are the broker's to replace.
 //!
 //! Redaction rewrites query names and values and header values in place. The path names the
 //! resource a request acts on, and some headers frame it (`Content-Type`, `Content-Length`, ...):
 //! data to redact there refuses the request, since rewriting would change what it does; so does
-//! data in a header name (`X-4111111111111111`), which has no room for `[CARD]`.
+//! data in a header name (`X-4111111111111111`), which has no room for `[CARD]`, and data that
+//! only reads once a header value is percent-decoded.
 
 use super::redactor::{RedactError, Redactor};
 use super::{Finding, Redaction};
@@ -78,7 +80,7 @@ impl Redactor {
         }
         for (_, name, value) in self.scanned_headers(head.headers) {
             found.push(s.scan(&name_words(name)));
-            found.push(s.scan(value));
+            found.push(s.scan(&as_read(value)));
         }
         found
     }
@@ -118,7 +120,14 @@ impl Redactor {
                     "the `{name}` header"
                 )));
             }
-            if let Some(redacted) = super::redact(value, &findings, redaction)? {
+            let redacted = super::redact(value, &findings, redaction)?;
+            let sent = redacted.as_deref().unwrap_or(value);
+            if sent.contains('%') && obliged(redaction, &self.scanner.scan(&as_read(sent))) {
+                return Err(RedactError::UnrewritablePlace(format!(
+                    "the `{name}` header, percent-encoded"
+                )));
+            }
+            if let Some(redacted) = redacted {
                 headers.push((i, redacted));
             }
         }
@@ -155,6 +164,15 @@ fn decoded_path(path: &str) -> String {
     percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// A header value as a reader of the URL or form it may hold reads it: percent-decoded when it
+/// has escapes (`jane%40example.com`).
+fn as_read(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.contains('%') {
+        true => decoded_path(value).into(),
+        false => value.into(),
+    }
 }
 
 /// The fields of `headers` as [`RequestHead::headers`] holds them, in order.
