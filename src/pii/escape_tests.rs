@@ -1,6 +1,6 @@
-//! Bodies read as their readers read them: a body that is one JSON string, and JSON inside a
-//! string that names a member twice (kept as it is, every member judged), have their `\u`
-//! escapes decoded for detection; a form is redacted as a form even when it also parses as JSON;
+//! Bodies read as their readers read them: a body that is one JSON string, and the quoted strings
+//! of text that is not JSON to serde (a member named twice, a lone surrogate, prose), have their
+//! `\u` escapes decoded for detection; a form is redacted as a form even when it also parses as JSON;
 //! a header value is read percent-decoded too; redaction leaves no finding behind.
 
 use std::collections::BTreeMap;
@@ -89,6 +89,14 @@ fn json_escapes_are_decoded_wherever_text_is_json() {
             "text/plain",
             r#"[{"x": "{\"k\": 1, \"k\": \"4111\\u003111111111111\"}"}]"#,
         ),
+        // JSON a lenient reader (JavaScript's, Python's) takes and serde does not: a lone
+        // surrogate elsewhere in it.
+        (
+            "application/json",
+            r#"{"arguments": "{\"to\": \"jane\\u0040example.com\", \"x\": \"\\ud800\"}"}"#,
+        ),
+        // A quoted JSON string in prose, as a model reads it.
+        ("text/plain", r#"write to "jane\u0040example.com" today"#),
         // A form that also parses as JSON: the upstream reads the form.
         (
             "application/x-www-form-urlencoded",

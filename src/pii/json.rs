@@ -165,7 +165,7 @@ fn documents(text: &str) -> Option<Vec<Value>> {
     let first = text.trim_start().as_bytes().first()?;
     if !matches!(first, b'{' | b'[' | b'"') || names_a_member_twice(text.as_bytes()) {
         // Text with a member named twice is read as it is: every value stands in it (see
-        // `escaped_strings` for the strings in it that hold escapes).
+        // `escaped_strings` for the quoted strings in it that hold escapes).
         return None;
     }
     let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
@@ -177,11 +177,12 @@ fn documents(text: &str) -> Option<Vec<Value>> {
         .then_some(docs)
 }
 
-/// The string literals of JSON `text` that hold escapes (`"jane\u0040example.com"`): the byte
-/// range of each literal, quotes included, and the string it stands for. Only for JSON naming a
-/// member twice, which is read as it is: a reader decodes those escapes, so detection must.
+/// The quoted JSON strings of `text` that hold escapes (`"jane\u0040example.com"`): the byte
+/// range of each, quotes included, and the string it stands for. For text read as it is (JSON
+/// naming a member twice, JSON serde refuses but lenient readers take, prose quoting JSON): a
+/// reader decodes those escapes, so detection must.
 fn escaped_strings(text: &str) -> Vec<(usize, usize, String)> {
-    if !names_a_member_twice(text.as_bytes()) {
+    if !text.contains('\\') {
         return Vec::new();
     }
     let bytes = text.as_bytes();
@@ -226,8 +227,8 @@ fn replaced(
 }
 
 /// The findings of `text`, the value of `field` (empty when it has no name): those of the
-/// documents it holds when it is JSON, else those of the text (its strings with escapes decoded,
-/// when it is JSON naming a member twice).
+/// documents it holds when it is JSON, else those of the text (its quoted strings with their
+/// escapes decoded).
 pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Finding> {
     match documents(text) {
         Some(docs) => docs
