@@ -1,7 +1,8 @@
 //! Bodies read as their readers read them: a body that is one JSON string, and the quoted strings
 //! of text that is not JSON to serde (a member named twice, a lone surrogate, prose), have their
 //! `\u` escapes decoded for detection; a form is redacted as a form even when it also parses as JSON;
-//! a header value is read percent-decoded too; redaction leaves no finding behind.
+//! a header value is read percent-decoded too, and as Latin-1 when it is not UTF-8; redaction
+//! leaves no finding behind.
 
 use std::collections::BTreeMap;
 
@@ -147,4 +148,30 @@ fn percent_encoded_header_values_are_read_decoded_and_refused_when_obliged() {
     let mut json = Value::Null;
     let refused = r.redact(rules, "s", (&body, BodyShape::Text, &mut json), Some(&head));
     assert!(matches!(refused, Err(RedactError::UnrewritablePlace(_))));
+}
+
+#[test]
+fn header_bytes_that_are_not_utf8_are_read_as_latin1() {
+    let mut map = http::HeaderMap::new();
+    // `4111 1111 1111 1111` with no-break spaces, as Latin-1 readers (Node, Python) read it.
+    let value = http::HeaderValue::from_bytes(b"4111\xa01111\xa01111\xa01111").unwrap();
+    map.insert("x-note", value);
+    let headers = header_fields(&map);
+    let head = RequestHead {
+        path: "/",
+        query: None,
+        headers: &headers,
+    };
+    let (form, text, heads, spans) = (BTreeMap::new(), Vec::new(), Vec::new(), Vec::new());
+    let body = BodyParts {
+        content_type: "",
+        json: &Value::Null,
+        form: &form,
+        text: &text,
+        decoded: b"",
+        part_heads: &heads,
+        part_spans: &spans,
+    };
+    let found = redactor().detect_request(&body, &head);
+    assert_eq!(found.get("credit_card"), Some(&1), "{found:?}");
 }

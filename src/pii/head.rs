@@ -175,21 +175,26 @@ fn as_read(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The fields of `headers` as [`RequestHead::headers`] holds them, in order.
+/// The fields of `headers` as [`RequestHead::headers`] holds them, in order. A value that is not
+/// UTF-8 is read as Latin-1, as HTTP's readers read such bytes (`4111\xA01111...` has no-break
+/// spaces, not U+FFFD).
 pub fn header_fields(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
+            let bytes = value.as_bytes();
+            let value = match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_string(),
+                Err(_) => bytes.iter().map(|b| char::from(*b)).collect(),
+            };
+            (name.as_str().to_string(), value)
         })
         .collect()
 }
 
 /// `headers` with the fields at the given indexes (in [`header_fields`] order) rewritten. A value
-/// that was not visible ASCII (the scanner read it with U+FFFD) cannot be rewritten faithfully.
+/// that was not visible ASCII (the scanner read it as UTF-8 or Latin-1) cannot be rewritten
+/// faithfully.
 pub fn rewrite_headers(
     headers: &http::HeaderMap,
     replaced: &[(usize, String)],
