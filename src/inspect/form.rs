@@ -20,8 +20,9 @@ pub struct FormText {
     pub fields: BTreeMap<String, String>,
     /// Every text value, in order (including text files).
     pub texts: Vec<String>,
-    /// Each multipart part's headers (percent-decoded, so `filename*=` reads too), and any
-    /// preamble or epilogue: sent along, so scanned.
+    /// Each multipart part's headers (percent-decoded, so `filename*=` reads too), any preamble
+    /// or epilogue, and a part in a transfer encoding as sent (as readers that ignore the
+    /// encoding read it): sent along, so scanned, never rewritten.
     pub heads: Vec<String>,
     /// For each of `texts`, the byte range of the body it stands in when it stands there as it
     /// is (no transfer encoding, UTF-8): where redaction may rewrite it.
@@ -172,6 +173,11 @@ fn part(
             .into_owned(),
     );
     let identity = matches!(coding.as_str(), "" | "7bit" | "8bit" | "binary");
+    if !identity {
+        // Most form readers ignore the transfer encoding: they read the part as sent.
+        form.heads
+            .push(String::from_utf8_lossy(content).into_owned());
+    }
     let base = base.filter(|_| identity).map(|b| b + skip);
     let content = match coding.as_str() {
         _ if identity => content.to_vec(),
@@ -356,6 +362,21 @@ mod tests {
             let err = parse(content_type, body).unwrap_err();
             assert!(err.contains(want), "{content_type}: {err}");
         }
+    }
+
+    #[test]
+    fn a_part_in_a_transfer_encoding_is_also_read_as_sent() {
+        // Most form readers (Go's, Node's busboy) ignore `Content-Transfer-Encoding: base64` and
+        // read these digits, which decoded as base64 are valid UTF-8 too.
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"card\"\r\n\
+                     Content-Transfer-Encoding: base64\r\n\r\n4566155727931792\r\n--b--";
+        let form = parse("multipart/form-data; boundary=b", body).unwrap();
+        assert_ne!(form.texts, ["4566155727931792"]);
+        assert!(
+            form.heads.iter().any(|h| h == "4566155727931792"),
+            "{:?}",
+            form.heads
+        );
     }
 
     #[test]

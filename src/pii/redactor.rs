@@ -315,7 +315,7 @@ impl Redactor {
             .any(|head| obliged(&self.scanner.scan(head), redaction))
         {
             return Err(RedactError::UnrewritableBody(
-                "the headers of a multipart part",
+                "the headers of a multipart part, or a part in a transfer encoding as sent",
             ));
         }
         let mut edits = Vec::new();
