@@ -21,8 +21,8 @@ pub struct FormText {
     /// Every text value, in order (including text files).
     pub texts: Vec<String>,
     /// Each multipart part's headers (percent-decoded, so `filename*=` reads too), any preamble
-    /// or epilogue, and a part in a transfer encoding as sent (as readers that ignore the
-    /// encoding read it): sent along, so scanned, never rewritten.
+    /// or epilogue, and a part in a transfer encoding or another charset as sent (as readers that
+    /// ignore those read it): sent along, so scanned, never rewritten.
     pub heads: Vec<String>,
     /// For each of `texts`, the byte range of the body it stands in when it stands there as it
     /// is (no transfer encoding, UTF-8): where redaction may rewrite it.
@@ -173,11 +173,6 @@ fn part(
             .into_owned(),
     );
     let identity = matches!(coding.as_str(), "" | "7bit" | "8bit" | "binary");
-    if !identity {
-        // Most form readers ignore the transfer encoding: they read the part as sent.
-        form.heads
-            .push(String::from_utf8_lossy(content).into_owned());
-    }
     let base = base.filter(|_| identity).map(|b| b + skip);
     let content = match coding.as_str() {
         _ if identity => content.to_vec(),
@@ -218,6 +213,11 @@ fn part(
                 v.push_str(&text);
             })
             .or_insert_with(|| text.clone());
+    }
+    let sent = &bytes[skip..];
+    if text.as_bytes() != sent {
+        // Most form readers ignore a part's transfer encoding and charset: they read it as sent.
+        form.heads.push(String::from_utf8_lossy(sent).into_owned());
     }
     let span = base.filter(|_| text.as_bytes() == content.as_slice());
     form.spans.push(span.map(|b| (b, b + content.len())));
@@ -365,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn a_part_in_a_transfer_encoding_is_also_read_as_sent() {
+    fn a_part_in_a_transfer_encoding_or_charset_is_also_read_as_sent() {
         // Most form readers (Go's, Node's busboy) ignore `Content-Transfer-Encoding: base64` and
         // read these digits, which decoded as base64 are valid UTF-8 too.
         let body = b"--b\r\nContent-Disposition: form-data; name=\"card\"\r\n\
@@ -377,6 +377,12 @@ mod tests {
             "{:?}",
             form.heads
         );
+        // So do readers of a part's charset: these bytes are CJK in UTF-16, an address in UTF-8.
+        let body = b"--b\r\nContent-Type: text/plain; charset=utf-16le\r\n\r\n\
+                     jane@example.com\r\n--b--";
+        let form = parse("multipart/form-data; boundary=b", body).unwrap();
+        assert_ne!(form.texts, ["jane@example.com"]);
+        assert!(form.heads.iter().any(|h| h == "jane@example.com"));
     }
 
     #[test]
