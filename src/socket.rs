@@ -3,7 +3,8 @@
 //! `websocket.message` rules (what no rule refuses passes: the socket itself was allowed), every
 //! decision in the audit trail. A refused message, or one that a redaction rule would have to
 //! rewrite, closes the socket (1008) with the reason. A binary message is judged as text when it
-//! is UTF-8, and closes the socket when it is not: it cannot be inspected.
+//! is UTF-8, and closes the socket when it is not: it cannot be inspected; so does JSON naming a
+//! member twice.
 
 use std::sync::Arc;
 
@@ -46,6 +47,13 @@ impl SocketJudge {
 impl MessageGate for SocketJudge {
     fn text(&mut self, _to_upstream: bool, text: &str) -> Result<(), String> {
         self.messages += 1;
+        if crate::pii::names_a_member_twice(text.as_bytes()) {
+            // The reader below keeps one value; the upstream's may read the other.
+            return Err(
+                "a JSON WebSocket message naming a member twice cannot be judged (readers                  disagree on which value counts); the socket was closed"
+                    .into(),
+            );
+        }
         let bytes = Bytes::copy_from_slice(text.as_bytes());
         let json = serde_json::from_str(text).ok();
         let content_type = if json.is_some() {

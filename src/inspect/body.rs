@@ -67,6 +67,26 @@ pub fn decode(
     Ok(body)
 }
 
+/// About how many bytes `value` takes in memory: a JSON body is held parsed as long as its
+/// request is, in more bytes than it came in (`[0,0,...]` sixteen times as many), so the buffer
+/// budget counts these too.
+pub fn json_footprint(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let node = std::mem::size_of::<Value>();
+    let member = std::mem::size_of::<String>();
+    match value {
+        Value::String(s) => node + s.len(),
+        Value::Array(items) => node + items.iter().map(json_footprint).sum::<usize>(),
+        Value::Object(fields) => {
+            let members = fields
+                .iter()
+                .map(|(k, v)| member + k.len() + json_footprint(v));
+            node + members.sum::<usize>()
+        }
+        _ => node,
+    }
+}
+
 fn corrupt(coding: &str, reason: &str) -> BodyError {
     BodyError::Corrupt {
         coding: coding.to_string(),

@@ -20,8 +20,9 @@ pub struct FormText {
     pub fields: BTreeMap<String, String>,
     /// Every text value, in order (including text files).
     pub texts: Vec<String>,
-    /// Each multipart part's headers (percent-decoded, so `filename*=` reads too), and any
-    /// preamble or epilogue: sent along, so scanned.
+    /// Each multipart part's headers (percent-decoded, so `filename*=` reads too), any preamble
+    /// or epilogue, and a part in a transfer encoding or another charset as sent (as readers that
+    /// ignore those read it): sent along, so scanned, never rewritten.
     pub heads: Vec<String>,
     /// For each of `texts`, the byte range of the body it stands in when it stands there as it
     /// is (no transfer encoding, UTF-8): where redaction may rewrite it.
@@ -213,6 +214,11 @@ fn part(
             })
             .or_insert_with(|| text.clone());
     }
+    let sent = &bytes[skip..];
+    if text.as_bytes() != sent {
+        // Most form readers ignore a part's transfer encoding and charset: they read it as sent.
+        form.heads.push(String::from_utf8_lossy(sent).into_owned());
+    }
     let span = base.filter(|_| text.as_bytes() == content.as_slice());
     form.spans.push(span.map(|b| (b, b + content.len())));
     form.texts.push(text);
@@ -356,6 +362,27 @@ mod tests {
             let err = parse(content_type, body).unwrap_err();
             assert!(err.contains(want), "{content_type}: {err}");
         }
+    }
+
+    #[test]
+    fn a_part_in_a_transfer_encoding_or_charset_is_also_read_as_sent() {
+        // Most form readers (Go's, Node's busboy) ignore `Content-Transfer-Encoding: base64` and
+        // read these digits, which decoded as base64 are valid UTF-8 too.
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"card\"\r\n\
+                     Content-Transfer-Encoding: base64\r\n\r\n4566155727931792\r\n--b--";
+        let form = parse("multipart/form-data; boundary=b", body).unwrap();
+        assert_ne!(form.texts, ["4566155727931792"]);
+        assert!(
+            form.heads.iter().any(|h| h == "4566155727931792"),
+            "{:?}",
+            form.heads
+        );
+        // So do readers of a part's charset: these bytes are CJK in UTF-16, an address in UTF-8.
+        let body = b"--b\r\nContent-Type: text/plain; charset=utf-16le\r\n\r\n\
+                     jane@example.com\r\n--b--";
+        let form = parse("multipart/form-data; boundary=b", body).unwrap();
+        assert_ne!(form.texts, ["jane@example.com"]);
+        assert!(form.heads.iter().any(|h| h == "jane@example.com"));
     }
 
     #[test]

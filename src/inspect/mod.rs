@@ -17,7 +17,7 @@ use bytes::Bytes;
 use globset::GlobMatcher;
 use serde_json::Value;
 
-pub use body::{BodyError, decode};
+pub use body::{BodyError, decode, json_footprint};
 pub use llm::{Dialect, free_endpoint, provider_of_host};
 pub use usage_chunk::{UsageChunkFilter, ask_for_usage, with_output_limit};
 
@@ -116,6 +116,10 @@ pub fn examine(
 ) -> Result<(Bytes, Recognised), String> {
     let decoded = decode(sent.body.clone(), encoding, limit).map_err(|e| e.to_string())?;
     let (decoded, content_type) = match charset::transcode(sent.content_type, &decoded)? {
+        // Read into UTF-8, text may grow (one windows-1252 byte is three): still within `limit`.
+        Some((text, _)) if text.len() > limit => {
+            return Err(BodyError::TooLarge(limit).to_string());
+        }
         Some((text, content_type)) => (Bytes::from(text), Some(content_type)),
         None => (decoded, None),
     };
@@ -467,5 +471,35 @@ mod repeated_tests {
             let expected = expected.map(|kind| kind.map(String::from));
             assert_eq!(got, expected, "{field}: {text}");
         }
+    }
+
+    #[test]
+    fn a_body_read_from_another_charset_stays_within_the_limit() {
+        // 0x80 is `€` in windows-1252: one byte sent, three read as UTF-8.
+        let body = Bytes::from(vec![0x80; 1000]);
+        let request = |content_type| Request {
+            host: "api.example",
+            method: "POST",
+            path: "/",
+            query: None,
+            content_type: Some(content_type),
+            prefer: None,
+            body: &body,
+        };
+        let config = InspectConfig::default();
+        let read = examine(
+            request("text/plain; charset=windows-1252"),
+            None,
+            3000,
+            &config,
+        );
+        assert_eq!(read.map(|(b, _)| b.len()), Ok(3000));
+        let over = examine(
+            request("text/plain; charset=windows-1252"),
+            None,
+            2999,
+            &config,
+        );
+        assert!(over.is_err_and(|e| e.contains("limit")));
     }
 }

@@ -1,7 +1,10 @@
 //! Text as a model reads it, for detection: Unicode compatibility forms folded (NFKC: fullwidth
 //! `４１１１` and `ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ`, circled and superscript digits, ligatures) and
 //! invisible characters left out (zero-width spaces and joiners, soft hyphens, bidi controls,
-//! variation selectors, the byte-order mark, NUL and other C0 controls but tab and line breaks).
+//! variation selectors, the byte-order mark, NUL and other C0 controls but tab and line breaks),
+//! and so are combining marks (`j̲a̲n̲e̲`, `4̶1̶1̶1̶`: a reader sees the letters and digits beneath).
+//! Dashes and the minus sign read as `-`, ideographic full stops as `.` (IDNA maps them so in
+//! domain names): `4111–1111–1111–1111` and `jane@example。com` are what they look like.
 //! A finding in the folded text maps back to the bytes of the original it came from, so a
 //! redaction replaces the original characters, whatever form they took.
 
@@ -43,6 +46,21 @@ fn invisible(c: char) -> bool {
         | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
 }
 
+/// Characters left out of the folded text: the invisible ones and combining marks, which
+/// NFKC keeps when they do not compose with the character before them.
+fn unseen(c: char) -> bool {
+    invisible(c) || unicode_normalization::char::is_combining_mark(c)
+}
+
+/// Punctuation NFKC leaves as it is that a reader takes for ASCII's.
+fn alike(c: char) -> char {
+    match c {
+        '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{fe58}' | '\u{fe63}' => '-',
+        '\u{3002}' => '.',
+        _ => c,
+    }
+}
+
 /// `text` folded, or `None` when folding leaves it as it is (the common case: plain text).
 pub(super) fn fold(text: &str) -> Option<Folded> {
     // Bytes first: a text that is plain ASCII (most are) is left at once.
@@ -75,8 +93,9 @@ pub(super) fn fold(text: &str) -> Option<Folded> {
         }
         close(&mut run, &mut segments, i, &out);
         let folded = out.len();
-        if !invisible(c) {
-            out.extend(std::iter::once(c).nfkc().filter(|c| !invisible(*c)));
+        if !unseen(c) {
+            let read = std::iter::once(c).nfkc().filter(|c| !unseen(*c));
+            out.extend(read.map(alike));
         }
         segments.push(Segment {
             folded,
@@ -140,6 +159,14 @@ mod tests {
             ("①②③", Some("123")),
             ("\u{feff}x", Some("x")),
             ("caf\u{e9}", Some("caf\u{e9}")),
+            // Marks a reader sees past: `j̲a̲n̲e̲`, `4̶1̶1̶1̶`.
+            ("j\u{332}a\u{332}ne@example.com", Some("jane@example.com")),
+            ("4\u{336}1\u{336}11", Some("4111")),
+            ("ju\u{308}rgen", Some("jurgen")),
+            // Punctuation read as ASCII's that NFKC leaves as it is.
+            ("4111\u{2013}1111\u{2011}1111", Some("4111-1111-1111")),
+            ("４１１１−１１１１", Some("4111-1111")),
+            ("jane@example\u{3002}com", Some("jane@example.com")),
         ];
         for (text, want) in cases {
             let got = fold(text).map(|f| f.text);

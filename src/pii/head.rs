@@ -1,12 +1,14 @@
 //! The request line and headers, as detection reads them and redaction rewrites them: the path
-//! (percent-decoded), the query's names and values, and every header name and value but `Host`
+//! (percent-decoded), the query's names and values, and every header name and value (read
+//! percent-decoded too, as the URL a `Referer` or `Link` holds is read) but `Host`
 //! and the credentials a provider needs (`Authorization`, `Cookie`, `x-api-key`, ...: config names
 //! them), which carry keys on purpose and are the broker's to replace.
 //!
 //! Redaction rewrites query names and values and header values in place. The path names the
 //! resource a request acts on, and some headers frame it (`Content-Type`, `Content-Length`, ...):
 //! data to redact there refuses the request, since rewriting would change what it does; so does
-//! data in a header name (`X-4111111111111111`), which has no room for `[CARD]`.
+//! data in a header name (`X-4111111111111111`), which has no room for `[CARD]`, and data that
+//! only reads once a header value is percent-decoded.
 
 use super::redactor::{RedactError, Redactor};
 use super::{Finding, Redaction};
@@ -78,7 +80,7 @@ impl Redactor {
         }
         for (_, name, value) in self.scanned_headers(head.headers) {
             found.push(s.scan(&name_words(name)));
-            found.push(s.scan(value));
+            found.push(s.scan(&as_read(value)));
         }
         found
     }
@@ -118,7 +120,14 @@ impl Redactor {
                     "the `{name}` header"
                 )));
             }
-            if let Some(redacted) = super::redact(value, &findings, redaction)? {
+            let redacted = super::redact(value, &findings, redaction)?;
+            let sent = redacted.as_deref().unwrap_or(value);
+            if sent.contains('%') && obliged(redaction, &self.scanner.scan(&as_read(sent))) {
+                return Err(RedactError::UnrewritablePlace(format!(
+                    "the `{name}` header, percent-encoded"
+                )));
+            }
+            if let Some(redacted) = redacted {
                 headers.push((i, redacted));
             }
         }
@@ -157,21 +166,35 @@ fn decoded_path(path: &str) -> String {
         .into_owned()
 }
 
-/// The fields of `headers` as [`RequestHead::headers`] holds them, in order.
+/// A header value as a reader of the URL or form it may hold reads it: percent-decoded when it
+/// has escapes (`jane%40example.com`).
+fn as_read(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.contains('%') {
+        true => decoded_path(value).into(),
+        false => value.into(),
+    }
+}
+
+/// The fields of `headers` as [`RequestHead::headers`] holds them, in order. A value that is not
+/// UTF-8 is read as Latin-1, as HTTP's readers read such bytes (`4111\xA01111...` has no-break
+/// spaces, not U+FFFD).
 pub fn header_fields(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
+            let bytes = value.as_bytes();
+            let value = match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_string(),
+                Err(_) => bytes.iter().map(|b| char::from(*b)).collect(),
+            };
+            (name.as_str().to_string(), value)
         })
         .collect()
 }
 
 /// `headers` with the fields at the given indexes (in [`header_fields`] order) rewritten. A value
-/// that was not visible ASCII (the scanner read it with U+FFFD) cannot be rewritten faithfully.
+/// that was not visible ASCII (the scanner read it as UTF-8 or Latin-1) cannot be rewritten
+/// faithfully.
 pub fn rewrite_headers(
     headers: &http::HeaderMap,
     replaced: &[(usize, String)],

@@ -159,11 +159,13 @@ fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String 
 }
 
 /// The JSON documents `text` is when it is JSON through and through: one document, or several one
-/// after another (JSON Lines), each an object or an array.
+/// after another (JSON Lines), each an object, an array or a string (a reader decodes the `\u`
+/// escapes of a body that is one JSON string as well).
 fn documents(text: &str) -> Option<Vec<Value>> {
     let first = text.trim_start().as_bytes().first()?;
-    if !matches!(first, b'{' | b'[') || names_a_member_twice(text.as_bytes()) {
-        // Text with a member named twice is read as it is: every value stands in it.
+    if !matches!(first, b'{' | b'[' | b'"') || names_a_member_twice(text.as_bytes()) {
+        // Text with a member named twice is read as it is: every value stands in it (see
+        // `escaped_strings` for the quoted strings in it that hold escapes).
         return None;
     }
     let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
@@ -171,12 +173,62 @@ fn documents(text: &str) -> Option<Vec<Value>> {
         .collect::<Result<_, _>>()
         .ok()?;
     docs.iter()
-        .all(|d| d.is_object() || d.is_array())
+        .all(|d| d.is_object() || d.is_array() || d.is_string())
         .then_some(docs)
 }
 
+/// The quoted JSON strings of `text` that hold escapes (`"jane\u0040example.com"`): the byte
+/// range of each, quotes included, and the string it stands for. For text read as it is (JSON
+/// naming a member twice, JSON serde refuses but lenient readers take, prose quoting JSON): a
+/// reader decodes those escapes, so detection must.
+fn escaped_strings(text: &str) -> Vec<(usize, usize, String)> {
+    if !text.contains('\\') {
+        return Vec::new();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let (start, mut escaped) = (i, false);
+        i += 1;
+        while i < bytes.len() && bytes[i] != b'"' {
+            escaped |= bytes[i] == b'\\';
+            i += if bytes[i] == b'\\' { 2 } else { 1 };
+        }
+        // `"` is one byte that never occurs inside a multi-byte character: `end` is a boundary.
+        let end = (i + 1).min(bytes.len());
+        if escaped && let Ok(decoded) = serde_json::from_str::<String>(&text[start..end]) {
+            out.push((start, end, decoded));
+        }
+        i = end;
+    }
+    out
+}
+
+/// `text` with the literals of `strings` (ranges, in order) replaced by `with` of each.
+fn replaced(
+    text: &str,
+    strings: &[(usize, usize, String)],
+    with: impl Fn(usize) -> String,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (i, (start, end, _)) in strings.iter().enumerate() {
+        out.push_str(&text[last..*start]);
+        out.push_str(&with(i));
+        last = *end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
 /// The findings of `text`, the value of `field` (empty when it has no name): those of the
-/// documents it holds when it is JSON, else those of the text.
+/// documents it holds when it is JSON, else those of the text (its quoted strings with their
+/// escapes decoded).
 pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Finding> {
     match documents(text) {
         Some(docs) => docs
@@ -184,7 +236,19 @@ pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Find
             .flat_map(|doc| scan_json(scanner, doc))
             .map(|f| f.finding)
             .collect(),
-        None => scanner.scan_field(field, text),
+        None => {
+            let strings = escaped_strings(text);
+            if strings.is_empty() {
+                return scanner.scan_field(field, text);
+            }
+            // Each escaped string is read decoded, once; the rest of the text as it is.
+            let rest = replaced(text, &strings, |_| "\"\"".to_string());
+            let mut found = scanner.scan_field(field, &rest);
+            for (_, _, decoded) in &strings {
+                found.extend(scanner.scan_field(field, decoded));
+            }
+            found
+        }
     }
 }
 
@@ -197,8 +261,22 @@ pub(super) fn redact_value(
     replacer: &mut impl Replacer,
 ) -> Result<Option<String>, VaultError> {
     let Some(mut docs) = documents(text) else {
-        let findings = scanner.scan_field(field, text);
-        return redact(text, &findings, replacer);
+        // Escaped strings first, each rewritten as a JSON string; then the text as it is.
+        let strings = escaped_strings(text);
+        let mut rewritten = Vec::with_capacity(strings.len());
+        for (start, end, decoded) in &strings {
+            let findings = scanner.scan_field(field, decoded);
+            rewritten.push(match redact(decoded, &findings, replacer)? {
+                Some(new) => Value::String(new).to_string(),
+                None => text[*start..*end].to_string(),
+            });
+        }
+        let edited = replaced(text, &strings, |i| rewritten[i].clone());
+        let findings = scanner.scan_field(field, &edited);
+        return Ok(match redact(&edited, &findings, replacer)? {
+            Some(done) => Some(done),
+            None => (edited != text).then_some(edited),
+        });
     };
     let mut changed = 0;
     for doc in &mut docs {

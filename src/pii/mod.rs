@@ -22,6 +22,8 @@ mod vault;
 #[cfg(test)]
 mod accuracy;
 #[cfg(test)]
+mod escape_tests;
+#[cfg(test)]
 mod places_tests;
 #[cfg(test)]
 mod tests;

@@ -85,14 +85,15 @@ pub enum BodyShape {
 }
 
 impl BodyShape {
-    /// The shape of `body`.
+    /// The shape of `body`: a declared form is one, even when it parses as JSON too (the upstream
+    /// reads its fields, `{"x": "&to=jane%40example.com&"}` has one named `to`).
     pub fn of(body: &BodyParts<'_>) -> BodyShape {
-        if !body.json.is_null() {
-            BodyShape::Json
-        } else if body.content_type == "application/x-www-form-urlencoded" {
+        if body.content_type == "application/x-www-form-urlencoded" {
             BodyShape::Form
         } else if body.content_type.starts_with("multipart/") {
             BodyShape::Multipart
+        } else if !body.json.is_null() {
+            BodyShape::Json
         } else if !body.decoded.is_empty() && std::str::from_utf8(body.decoded).is_ok() {
             BodyShape::Text
         } else {
@@ -314,7 +315,7 @@ impl Redactor {
             .any(|head| obliged(&self.scanner.scan(head), redaction))
         {
             return Err(RedactError::UnrewritableBody(
-                "the headers of a multipart part",
+                "the headers of a multipart part, or a part in a transfer encoding as sent",
             ));
         }
         let mut edits = Vec::new();

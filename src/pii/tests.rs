@@ -171,6 +171,23 @@ fn unicode_digits_and_text_are_not_mistaken_for_ascii() {
     );
 }
 
+#[test]
+fn dashes_and_ideographic_stops_read_as_ascii_punctuation() {
+    let cases = [
+        (
+            "card 4111\u{2013}1111\u{2013}1111\u{2013}1111",
+            "credit_card",
+        ),
+        ("card ４１１１−１１１１−１１１１−１１１１", "credit_card"),
+        ("ssn 078\u{2010}05\u{2010}1120", "us_ssn"),
+        ("mail jane@example\u{3002}com", "email"),
+    ];
+    for (text, kind) in cases {
+        let kinds: Vec<String> = found(text).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, vec![kind.to_string()], "{text}");
+    }
+}
+
 struct Masker;
 
 impl Replacer for Masker {

@@ -72,6 +72,8 @@ impl Pipeline {
         };
         let transcoded = recognised.content_type.is_some();
         held.add_decoded((encoding.is_some() || transcoded).then_some(decoded.len()))?;
+        // Parsed, a JSON body is held once more, in more bytes than it came in.
+        held.add_decoded(recognised.json.as_ref().map(inspect::json_footprint))?;
         if let Some(utf8) = &recognised.content_type {
             // Read from another charset: judged and forwarded as UTF-8, and said so.
             crate::proxy::headers::declare_body(&mut parts.headers, utf8, decoded.len())

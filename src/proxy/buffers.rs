@@ -156,8 +156,8 @@ impl Reservation {
         Ok(())
     }
 
-    /// Grows the reservation by a decoded copy of `decoded` bytes, when there is one (a body that
-    /// came encoded is held twice: as it came and decoded).
+    /// Grows the reservation by a copy of `decoded` bytes, when there is one (a body that came
+    /// encoded is held twice: as it came and decoded; a JSON body once more, parsed).
     pub fn add_decoded(&mut self, decoded: Option<usize>) -> Result<(), OverBudget> {
         let extra = decoded.map_or(0, |d| d as u64);
         self.ensure(self.bytes.saturating_add(extra))

@@ -179,14 +179,14 @@ impl<H: Handler> ProxyServer<H> {
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         if let Err(reason) = super::headers::check_head(req.method(), req.headers()) {
-            return self.refuse(Refusal {
+            return closing(self.refuse(Refusal {
                 peer,
                 identity: None,
                 method: req.method().as_str(),
                 target: None,
                 path: req.uri().path(),
                 error: &ProxyError::bad_request(reason),
-            });
+            }));
         }
         if req.method() != Method::CONNECT
             && (req.uri().scheme().is_none() || req.uri().authority().is_none())
@@ -194,14 +194,14 @@ impl<H: Handler> ProxyServer<H> {
             let err = ProxyError::bad_request(
                 "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
             );
-            return self.refuse(Refusal {
+            return closing(self.refuse(Refusal {
                 peer,
                 identity: None,
                 method: req.method().as_str(),
                 target: None,
                 path: req.uri().path(),
                 error: &err,
-            });
+            }));
         }
         let identity = match self
             .agents
@@ -219,17 +219,19 @@ impl<H: Handler> ProxyServer<H> {
                     .authority()
                     .map(|a| Target::from_authority(a, None));
                 let target = authority.and_then(Result::ok);
-                return self.refuse(Refusal {
+                return closing(self.refuse(Refusal {
                     peer,
                     identity: None,
                     method: req.method().as_str(),
                     target: target.as_ref(),
                     path: req.uri().path(),
                     error: &err,
-                });
+                }));
             }
         };
-        // The agent is known: the connection now counts in its share.
+        // The agent is known: the connection now counts in its share. Refused before it counts
+        // (no agent, or past its share), the connection is closed: kept alive, it would hold a
+        // slot of the global limit in no agent's share.
         if let Err(err) = permit.0.count(&identity.agent) {
             // Not a refusal `is_own_refusal` names (a 429 inside the steps is the request's
             // outcome record), but this one never reaches the steps: recorded here.
@@ -241,7 +243,7 @@ impl<H: Handler> ProxyServer<H> {
                 path: req.uri().path(),
                 error: &err,
             });
-            return refuse(peer, &err);
+            return closing(refuse(peer, &err));
         }
         if req.method() == Method::CONNECT {
             let client = ClientInfo {
@@ -372,6 +374,14 @@ where
 pub(super) fn refuse(peer: SocketAddr, err: &ProxyError) -> Response<ProxyBody> {
     tracing::warn!(%peer, status = err.status().as_u16(), side = err.side.as_str(), reason = %err.reason, "request refused");
     err.to_response()
+}
+
+/// `response`, closing the connection it goes out on.
+fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
 }
 
 /// Logs a connection-level protocol error from the agent's side (malformed request, oversized

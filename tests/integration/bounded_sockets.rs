@@ -186,3 +186,34 @@ async fn the_admin_listener_is_no_destination_and_bounds_its_clients() {
     assert!(dropped.is_ok(), "the silent admin client is disconnected");
     assert!(started.elapsed() >= Duration::from_millis(800));
 }
+
+#[tokio::test]
+async fn a_connection_refused_before_it_counts_for_an_agent_is_closed() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        identity: token_agent("greedy"),
+        limits: "limits:\n  max_connections: 4\n  max_connections_per_agent: 2\n".into(),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let target = format!("localhost:{}", origin.port());
+    let auth = basic("greedy:greedy-token");
+    let (_, _, _first) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+    let (_, _, _second) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+    // Past its share, and with a wrong token: refused, and each connection closed, so it holds
+    // no slot of the global limit the agent's share does not count.
+    let (past, head, mut third) = connect_tunnel(proxy.addr, &target, Some(&auth)).await;
+    assert_eq!(past, 429, "{head}");
+    let wrong = basic("greedy:wrong");
+    let (unknown, head, mut fourth) = connect_tunnel(proxy.addr, &target, Some(&wrong)).await;
+    assert_eq!(unknown, 407, "{head}");
+    for stream in [&mut third, &mut fourth] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "the refused connection is closed");
+    }
+    // Another agent still finds a slot of the global limit.
+    let response = proxy.get(format!("https://{target}/answer")).await;
+    assert_eq!(response.status(), 200);
+}

@@ -345,3 +345,41 @@ async fn a_stalled_body_times_out_with_408_and_gives_its_reservation_back() {
     assert!(answer.contains("limits.client_body_timeout"), "{answer}");
     assert_eq!(small_post(&proxy, &url).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_json_body_is_held_in_the_buffer_budget_as_the_proxy_holds_it_parsed() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let spec = ProxySpec {
+        limits: format!(
+            "limits:\n  max_request_body_bytes: {MIB}\n  max_buffered_bytes_per_agent: {}\n  \
+             max_buffered_bytes: {}\n",
+            4 * MIB,
+            64 * MIB
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let url = format!("https://localhost:{}/mirror", origin.port());
+    let post = |body: String| {
+        proxy
+            .client(false)
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Under 1 MiB sent, but parsed a value of some 16 MiB, held as long as the request is.
+    let dense = format!("{{\"a\": [{}0]}}", "0,".repeat(MIB / 2 - 16));
+    let refused = post(dense).await.expect("the proxy answers");
+    assert_eq!(refused.status(), 429);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("limits.max_buffered_bytes_per_agent"),
+        "{text}"
+    );
+    // A body of the same size that parses into about as much is served.
+    let plain = format!("{{\"a\": \"{}\"}}", "y".repeat(MIB - 16));
+    let served = post(plain).await.expect("the proxy answers");
+    assert_eq!(served.status(), 200);
+}

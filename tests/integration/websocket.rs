@@ -150,3 +150,27 @@ async fn a_binary_message_that_is_not_text_closes_the_socket() {
         frame.reason
     );
 }
+
+/// A JSON message naming a member twice cannot be judged (readers disagree on which value counts,
+/// and the proxy's reader kept only the last): it closes the socket like a request body that does
+/// so is left uninspected, rather than passing the value no rule saw.
+#[tokio::test]
+async fn a_json_message_naming_a_member_twice_closes_the_socket() {
+    let pki = TestPki::new();
+    let origin = origin::start_plain().await;
+    let policy = format!(
+        "{ALLOW_WEBSOCKETS}  - id: no-personal-data-in-messages\n    trigger: websocket.message\n    \
+         effect: deny\n    when: \"'email' in pii.kinds\"\n    message: no e-mail addresses over sockets\n"
+    );
+    let proxy = TestProxy::start(&pki, allowing(&policy)).await;
+    let host = format!("127.0.0.1:{}", origin.port());
+    let mut ws = crate::support::websocket_via_proxy(proxy.addr, &host).await;
+    let twice = "{\"to\": \"alice@example.com\", \"to\": \"nobody\"}";
+    ws.send(Message::text(twice)).await.unwrap();
+    let closed = ws.next().await.expect("a frame").expect("a close frame");
+    let Message::Close(Some(frame)) = closed else {
+        panic!("expected a close frame, got {closed:?} (the origin echoed the message?)");
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(frame.reason.contains("twice"), "{}", frame.reason);
+}

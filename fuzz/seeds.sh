@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Writes the seed inputs of every fuzz target into fuzz/corpus/<target> (kept out of git): one file
+# per seed, in the layout the target reads. Run from the repository root before `cargo fuzz run`.
+set -euo pipefail
+cd "$(dirname "$0")"
+seed() { mkdir -p "corpus/$1"; printf '%b' "$3" > "corpus/$1/$2"; }
+
+# request_body: line 1 Content-Type, line 2 Content-Encoding, then the body.
+seed request_body json 'application/json\n\n{"model":"gpt-4o","messages":[{"role":"user","content":"mail jane@example.com, card 4111 1111 1111 1111"}],"jane@example.com":1}'
+seed request_body form 'application/x-www-form-urlencoded\n\nSSN+078-05-1120+card+4111+1111+1111+1111=&q=x'
+seed request_body multipart 'multipart/form-data; boundary=XyZ\n\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n{"a":"jane@example.com"}\n\r\n--XyZ--\r\n'
+seed request_body mixed 'multipart/mixed; boundary=b\n\n--b\r\nContent-Type: text/plain; charset=utf-16le\r\nContent-Transfer-Encoding: base64\r\n\r\nagBhAG4AZQBAAGUAeAAuAGMAbwBtAA==\r\n--b--\r\n'
+seed request_body utf16 'text/plain; charset=utf-16\n\n\xff\xfej\x00a\x00n\x00e\x00@\x00e\x00x\x00.\x00c\x00o\x00m\x00'
+seed request_body fullwidth 'text/plain\n\n\xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91 1111 1111 1111'
+seed request_body sql 'application/json\n\n{"query":"DO $$BEGIN DELETE FROM users; END$$"}'
+seed request_body gzip 'application/json\ngzip\n\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xabV\xcaM\xcc\xccQ\xb2RJ\xcdM\xcc\xcc\xd1\x01\x00\xa1\x9c\x0b\xd2\x10\x00\x00\x00'
+# sql: SQL text (also read as a PostgREST path?query).
+seed sql explain 'EXPLAIN ANALYZE DELETE FROM users WHERE id = 1'
+seed sql cte 'WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone'
+seed sql do 'DO $$BEGIN DELETE FROM users; END$$'
+seed sql mysql "SELECT 'x\\\\''; DELETE FROM users; -- '"
+seed sql upsert 'INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = 2'
+seed sql postgrest 'customers?select=*,users(*)&id=gt.0'
+# config_load: a config and a policy file.
+mkdir -p corpus/config_load
+cp ../config/gatehouse.yaml corpus/config_load/gatehouse.yaml
+for f in ../config/policies/*.yaml ../config/templates/*.yaml; do cp "$f" "corpus/config_load/$(basename "$f")"; done
+# request_head: line 1 CONNECT authority, line 2 request target, line 3 path.
+seed request_head numeric '0x08080808:443\nhttp://134744072/x\n/a/b'
+seed request_head dotted '8.8.2056:443\nhttp://[::ffff:127.0.0.1]:80/\n/a//b'
+seed request_head trailing '0.10.0.10.:443\nhttps://EXAMPLE.com./p?q\n/%2e%2e/x'
+seed request_head v6 '[64:ff9b::a00:1]:443\nhttp://[fe80::1%25eth0]/\n/'
