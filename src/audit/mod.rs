@@ -97,6 +97,8 @@ struct Writer {
     first_hash: Option<String>,
     /// Lines in the file.
     lines: u64,
+    /// Bytes in the file: what a failed write is cut back to.
+    len: u64,
     /// Records and time of the last checkpoint taken.
     checkpointed: Option<(u64, std::time::Instant)>,
     /// Where each written line goes to be indexed, when there is an index.
@@ -159,6 +161,7 @@ impl AuditLog {
                 last_hash,
                 first_hash: trail_of(&text),
                 lines,
+                len: text.len() as u64,
                 checkpointed: None,
                 index: None,
             }),
@@ -307,12 +310,12 @@ impl AuditLog {
             .lock()
             .map_err(|_| io(std::io::Error::other("audit writer poisoned")))?;
         let (line, hash) = chain::seal(value, &writer.last_hash, Some(&self.keys.chain));
-        let before = writer.file.metadata().map_err(io)?.len();
         if let Err(e) = writer.file.write_all(line.as_bytes()) {
             // Never leave half a line for the next record to be appended to.
-            let _ = writer.file.set_len(before);
+            let _ = writer.file.set_len(writer.len);
             return Err(io(e));
         }
+        writer.len += line.len() as u64;
         if writer.first_hash.is_none() {
             writer.first_hash = Some(hash.clone());
         }
