@@ -59,11 +59,12 @@ pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), Stri
             method.as_str().to_ascii_uppercase().escape_debug()
         ));
     }
-    let mut counts: Vec<(String, usize)> = Vec::new();
+    // Seen counts per singleton (by its index in SINGLETONS): no allocation per header field.
+    let mut counts = [0usize; SINGLETONS.len()];
     for name in headers.keys() {
-        let spelled = name.as_str().replace('_', "-");
+        let name = name.as_str();
         let values = headers.get_all(name);
-        if METHOD_OVERRIDES.contains(&spelled.as_str()) {
+        if let Some(spelled) = METHOD_OVERRIDES.iter().find(|o| spelled_as(name, o)) {
             let other = values.iter().any(|value| {
                 !value
                     .as_bytes()
@@ -76,18 +77,26 @@ pub fn check_head(method: &http::Method, headers: &HeaderMap) -> Result<(), Stri
                 ));
             }
         }
-        if SINGLETONS.contains(&spelled.as_str()) {
-            let count = values.iter().count();
-            match counts.iter_mut().find(|(seen, _)| *seen == spelled) {
-                Some((_, total)) => *total += count,
-                None => counts.push((spelled, count)),
-            }
+        if let Some(i) = SINGLETONS.iter().position(|s| spelled_as(name, s)) {
+            counts[i] += values.iter().count();
         }
     }
-    if let Some((name, _)) = counts.iter().find(|(_, total)| *total > 1) {
-        return Err(format!("the `{name}` header field is sent more than once"));
+    if let Some(i) = counts.iter().position(|total| *total > 1) {
+        return Err(format!(
+            "the `{}` header field is sent more than once",
+            SINGLETONS[i]
+        ));
     }
     Ok(())
+}
+
+/// Whether the (lower-case) header name `name` reads as `canonical` when `_` is taken for `-`.
+fn spelled_as(name: &str, canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name
+            .bytes()
+            .zip(canonical.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
 }
 
 /// The headers as the upstream client will send them to `target`: hop-by-hop headers and those
