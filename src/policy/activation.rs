@@ -2,6 +2,7 @@
 //! 4 KB request, this costs a few. Optional values that are unknown are left out, so
 //! `has(llm.max_tokens)` tells whether the request set one.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +16,10 @@ use super::facts::{
 
 /// The facts of one request as CEL variables, built once for every condition judged against them.
 pub struct Activation {
-    pub(super) context: Context<'static, 'static>,
+    /// The variables, by their index in [`VARIABLES`]; read in place by the direct evaluator.
+    values: [Option<Value>; VARIABLES.len()],
+    /// The same, bound for the `cel` interpreter: built the first time a condition needs it.
+    context: OnceCell<Context<'static, 'static>>,
 }
 
 /// Which CEL variables to build: bit `i` stands for `VARIABLES[i]`. Only what some condition reads
@@ -66,24 +70,42 @@ impl Activation {
     /// `destination`, `llm`, `tool`, `data`, `response` (`null` when the request has no such
     /// section), `body` and `pii`.
     pub fn new(facts: &Facts, reads: Reads) -> Activation {
-        let mut context = Context::with_env(stdlib());
-        let mut add = |name: &str, build: &dyn Fn() -> Value| {
-            if reads.has(name) {
-                context.add_variable_from_value(name.to_string(), build());
+        let build = |name: &str| -> Value {
+            match name {
+                "agent" => agent(&facts.agent),
+                "request" => request(&facts.request),
+                "destination" => destination(&facts.destination),
+                "llm" => facts.llm.as_ref().map_or(Value::Null, llm),
+                "tool" => facts.tool.as_ref().map_or(Value::Null, tool),
+                "data" => facts.data.as_ref().map_or(Value::Null, data),
+                "pii" => pii(&facts.pii),
+                "response" => facts.response.as_ref().map_or(Value::Null, response),
+                "body" => body(&facts.body),
+                _ => Value::Null,
             }
         };
-        add("agent", &|| agent(&facts.agent));
-        add("request", &|| request(&facts.request));
-        add("destination", &|| destination(&facts.destination));
-        add("llm", &|| facts.llm.as_ref().map_or(Value::Null, llm));
-        add("tool", &|| facts.tool.as_ref().map_or(Value::Null, tool));
-        add("data", &|| facts.data.as_ref().map_or(Value::Null, data));
-        add("pii", &|| pii(&facts.pii));
-        add("response", &|| {
-            facts.response.as_ref().map_or(Value::Null, response)
-        });
-        add("body", &|| body(&facts.body));
-        Activation { context }
+        Activation {
+            values: VARIABLES.map(|name| reads.has(name).then(|| build(name))),
+            context: OnceCell::new(),
+        }
+    }
+
+    /// The variable `VARIABLES[index]`, if it was built.
+    pub(super) fn value(&self, index: usize) -> Option<&Value> {
+        self.values.get(index)?.as_ref()
+    }
+
+    /// The variables bound for the `cel` interpreter.
+    pub(super) fn context(&self) -> &Context<'static, 'static> {
+        self.context.get_or_init(|| {
+            let mut context = Context::with_env(stdlib());
+            for (name, value) in VARIABLES.iter().zip(&self.values) {
+                if let Some(value) = value {
+                    context.add_variable_from_value(name.to_string(), value.clone());
+                }
+            }
+            context
+        })
     }
 }
 
