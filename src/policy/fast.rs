@@ -17,7 +17,7 @@ use cel::common::ast::{Expr, IdedExpr, LiteralValue, operators};
 use cel::objects::{KeyRef, Value};
 use regex::Regex;
 
-use super::activation::Activation;
+use super::activation::{Activation, FIELDS};
 use super::facts::VARIABLES;
 
 /// A condition compiled for the direct evaluator.
@@ -32,6 +32,8 @@ pub struct Fast {
 enum Node {
     Literal(Value),
     Variable(usize),
+    /// A field of a variable: `FIELDS[variable][field]`.
+    Field(usize, usize),
     Local(usize),
     Select(Box<Node>, String),
     Has(Box<Node>, String),
@@ -133,8 +135,13 @@ impl Fast {
 
     /// The condition's value on `activation`, when certain.
     pub fn eval(&self, activation: &Activation) -> Option<bool> {
-        let mut locals = vec![None; self.locals];
-        eval(&self.root, activation, &mut locals)?.bool()
+        const ON_STACK: usize = 8;
+        let value = if self.locals <= ON_STACK {
+            eval(&self.root, activation, &mut [None; ON_STACK])
+        } else {
+            eval(&self.root, activation, &mut vec![None; self.locals])
+        };
+        value?.bool()
     }
 }
 
@@ -152,6 +159,12 @@ fn compile(expr: &IdedExpr, scope: &mut Vec<String>, locals: &mut usize) -> Opti
             Some(slot) => Node::Local(slot),
             None => Node::Variable(VARIABLES.iter().position(|v| v == name)?),
         },
+        Expr::Select(select)
+            if !select.test && field(&select.operand, &select.field, scope).is_some() =>
+        {
+            let (variable, field) = field(&select.operand, &select.field, scope)?;
+            Node::Field(variable, field)
+        }
         Expr::Select(select) => {
             let operand = sub(&select.operand, scope)?;
             if select.test {
@@ -247,6 +260,19 @@ fn compile(expr: &IdedExpr, scope: &mut Vec<String>, locals: &mut usize) -> Opti
     })
 }
 
+/// `variable.field`, for a variable (not a comprehension's) whose fields are known, as indices.
+fn field(operand: &IdedExpr, field: &str, scope: &[String]) -> Option<(usize, usize)> {
+    let Expr::Ident(name) = &operand.expr else {
+        return None;
+    };
+    if scope.contains(name) {
+        return None;
+    }
+    let variable = VARIABLES.iter().position(|v| v == name)?;
+    let field = FIELDS[variable].iter().position(|f| *f == field)?;
+    Some((variable, field))
+}
+
 fn compare(
     comparison: Comparison,
     args: &[IdedExpr],
@@ -286,6 +312,7 @@ fn eval<'a>(
     Some(match node {
         Node::Literal(value) => V::of(value),
         Node::Variable(i) => V::of(activation.value(*i)?),
+        Node::Field(variable, field) => V::of(activation.field(*variable, *field)?),
         Node::Local(slot) => (*locals.get(*slot)?)?,
         Node::Select(operand, field) => match sub(operand, locals)? {
             V::Ref(Value::Map(map)) => V::of(map.get(&KeyRef::String(field.as_str()))?),

@@ -7,16 +7,16 @@
 //! - an applying deny decides together with every other applying deny, so every deny's condition
 //!   is evaluated, first; when one applies, the allows, holds and redactions cannot change the
 //!   decision and are not evaluated;
-//! - otherwise the allows and holds are tried from the most specific key (rank, priority, hold
-//!   over allow) down: once one applies, a rule of a lower key can no longer decide, and is
-//!   evaluated only when it carries obligations (those of every applying rule hold);
+//! - otherwise, once an allow or hold applies, a rule of a lower key (rank, priority, hold over
+//!   allow) can no longer decide, and is evaluated only when it carries obligations (those of
+//!   every applying rule hold); the rules without a condition are looked at first, as they cost
+//!   no evaluation and set the bar for the others;
 //! - `redact` rules only add obligations, which only matter when something decides (or on the
 //!   response side, where a request no rule refuses passes with them).
 //!
 //! [`Decision`]: super::resolve::Decision
 
 use std::cell::OnceCell;
-use std::cmp::Reverse;
 
 use super::activation::{Activation, Reads};
 use super::facts::Facts;
@@ -62,21 +62,24 @@ pub(super) fn applying<'r>(
         }
     }
     if !denied {
-        let mut deciders: Vec<usize> = (0..rules.len())
-            .filter(enforced)
-            .filter(|i| matches!(rules[*i].effect, Effect::Allow | Effect::Hold))
-            .collect();
-        // Stable: rules of one key keep their order.
-        deciders.sort_by_key(|i| Reverse(key(rules[*i])));
+        let deciders = || {
+            (0..rules.len())
+                .filter(enforced)
+                .filter(|i| matches!(rules[*i].effect, Effect::Allow | Effect::Hold))
+        };
+        // The unconditional ones first (a scope and a match: no evaluation), then the others,
+        // each skipped when a rule of a higher key already applies and it has no obligations.
         let mut best = None;
-        for i in deciders {
-            let rule = rules[i];
-            if best.is_some_and(|best| key(rule) < best) && rule.obligations.is_empty() {
-                continue;
-            }
-            applied[i] = judge(rule);
-            if applied[i] && best.is_none() {
-                best = Some(key(rule));
+        for conditional in [false, true] {
+            for i in deciders().filter(|i| rules[*i].condition.is_some() == conditional) {
+                let rule = rules[i];
+                if best.is_some_and(|best| key(rule) < best) && rule.obligations.is_empty() {
+                    continue;
+                }
+                applied[i] = judge(rule);
+                if applied[i] {
+                    best = best.max(Some(key(rule)));
+                }
             }
         }
         if best.is_some() || response_side {
