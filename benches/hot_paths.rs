@@ -181,10 +181,10 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("input tokens: one 4000-byte word", |b| {
         b.iter(|| gatehouse::budget::input_tokens("gpt-4o", one_word.as_bytes()))
     });
-    c.bench_function("input tokens: prose up to the cap (256 KiB)", |b| {
+    c.bench_function("input tokens: prose up to the cap (64 KiB)", |b| {
         b.iter(|| gatehouse::budget::input_tokens("gpt-4o", &prose_at_cap))
     });
-    c.bench_function("input tokens: one word up to the cap (256 KiB)", |b| {
+    c.bench_function("input tokens: one word up to the cap (64 KiB)", |b| {
         b.iter(|| gatehouse::budget::input_tokens("gpt-4o", word_at_cap.as_bytes()))
     });
     c.bench_function(

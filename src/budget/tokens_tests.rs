@@ -96,8 +96,8 @@ fn counts_equal_tiktokens() {
 
 #[test]
 fn models_map_to_their_encodings_as_in_tiktoken() {
-    let o200k = Some(bpe_openai::o200k_base() as *const Tokenizer);
-    let cl100k = Some(bpe_openai::cl100k_base() as *const Tokenizer);
+    let o200k = Some(&*O200K as *const Encoding);
+    let cl100k = Some(&*CL100K as *const Encoding);
     let table = [
         ("gpt-4o", o200k),
         ("gpt-4o-mini-2024-07-18", o200k),
@@ -128,7 +128,7 @@ fn models_map_to_their_encodings_as_in_tiktoken() {
     ];
     for (model, want) in table {
         assert_eq!(
-            encoding(model).map(|t| t as *const Tokenizer),
+            encoding(model).map(|e| e as *const Encoding),
             want,
             "{model}"
         );
