@@ -169,16 +169,28 @@ fn tokens(c: &mut Criterion) {
         "messages": [{"role": "user", "content": "x".repeat(4000)}],
     })
     .to_string();
+    let cap = gatehouse::budget::TOKENIZER_MAX_BYTES;
+    let prose_at_cap = "Summarise the open tickets for the refund team. "
+        .repeat(cap / 49)
+        .into_bytes();
+    let word_at_cap = "x".repeat(cap - 1);
     let huge_word = "x".repeat(1 << 20);
-    c.bench_function("input tokens: 4 KB of prose (tiktoken o200k)", |b| {
+    c.bench_function("input tokens: 4 KB of prose (o200k)", |b| {
         b.iter(|| gatehouse::budget::input_tokens("gpt-4o", prose.as_bytes()))
     });
     c.bench_function("input tokens: one 4000-byte word", |b| {
         b.iter(|| gatehouse::budget::input_tokens("gpt-4o", one_word.as_bytes()))
     });
-    c.bench_function("input tokens: one 1 MiB word", |b| {
-        b.iter(|| gatehouse::budget::input_tokens("gpt-4o", huge_word.as_bytes()))
+    c.bench_function("input tokens: prose up to the cap (64 KiB)", |b| {
+        b.iter(|| gatehouse::budget::input_tokens("gpt-4o", &prose_at_cap))
     });
+    c.bench_function("input tokens: one word up to the cap (64 KiB)", |b| {
+        b.iter(|| gatehouse::budget::input_tokens("gpt-4o", word_at_cap.as_bytes()))
+    });
+    c.bench_function(
+        "input tokens: one 1 MiB word (over the cap: bounded)",
+        |b| b.iter(|| gatehouse::budget::input_tokens("gpt-4o", huge_word.as_bytes())),
+    );
 }
 
 criterion_group!(benches, identity, guard, tls, request_hygiene, geo, tokens);

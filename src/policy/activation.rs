@@ -2,6 +2,7 @@
 //! 4 KB request, this costs a few. Optional values that are unknown are left out, so
 //! `has(llm.max_tokens)` tells whether the request set one.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +16,13 @@ use super::facts::{
 
 /// The facts of one request as CEL variables, built once for every condition judged against them.
 pub struct Activation {
-    pub(super) context: Context<'static, 'static>,
+    /// The variables, by their index in [`VARIABLES`]; read in place by the direct evaluator.
+    values: [Option<Value>; VARIABLES.len()],
+    /// The fields of each variable that is an object, in the order of [`FIELDS`] (empty for one
+    /// that is `null` or not built): the direct evaluator reads `agent.team` without a lookup.
+    fields: [Vec<Option<Value>>; VARIABLES.len()],
+    /// The same, bound for the `cel` interpreter: built the first time a condition needs it.
+    context: OnceCell<Context<'static, 'static>>,
 }
 
 /// Which CEL variables to build: bit `i` stands for `VARIABLES[i]`. Only what some condition reads
@@ -66,24 +73,58 @@ impl Activation {
     /// `destination`, `llm`, `tool`, `data`, `response` (`null` when the request has no such
     /// section), `body` and `pii`.
     pub fn new(facts: &Facts, reads: Reads) -> Activation {
-        let mut context = Context::with_env(stdlib());
-        let mut add = |name: &str, build: &dyn Fn() -> Value| {
-            if reads.has(name) {
-                context.add_variable_from_value(name.to_string(), build());
+        let build = |name: &str| -> Option<Object> {
+            match name {
+                "agent" => Some(agent(&facts.agent)),
+                "request" => Some(request(&facts.request)),
+                "destination" => Some(destination(&facts.destination)),
+                "llm" => facts.llm.as_ref().map(llm),
+                "tool" => facts.tool.as_ref().map(tool),
+                "data" => facts.data.as_ref().map(data),
+                "pii" => Some(pii(&facts.pii)),
+                "response" => facts.response.as_ref().map(response),
+                "body" => Some(body(&facts.body)),
+                _ => None,
             }
         };
-        add("agent", &|| agent(&facts.agent));
-        add("request", &|| request(&facts.request));
-        add("destination", &|| destination(&facts.destination));
-        add("llm", &|| facts.llm.as_ref().map_or(Value::Null, llm));
-        add("tool", &|| facts.tool.as_ref().map_or(Value::Null, tool));
-        add("data", &|| facts.data.as_ref().map_or(Value::Null, data));
-        add("pii", &|| pii(&facts.pii));
-        add("response", &|| {
-            facts.response.as_ref().map_or(Value::Null, response)
-        });
-        add("body", &|| body(&facts.body));
-        Activation { context }
+        let mut values = [const { None }; VARIABLES.len()];
+        let mut fields = [const { Vec::new() }; VARIABLES.len()];
+        for (i, name) in VARIABLES.iter().enumerate() {
+            if reads.has(name) {
+                let object = build(name);
+                values[i] = Some(object.as_ref().map_or(Value::Null, |o| o.value.clone()));
+                fields[i] = object.map(|o| o.fields).unwrap_or_default();
+            }
+        }
+        Activation {
+            values,
+            fields,
+            context: OnceCell::new(),
+        }
+    }
+
+    /// Field `field` (its index in `FIELDS[variable]`) of the variable `VARIABLES[variable]`, if
+    /// the variable was built as an object and the field is set.
+    pub(super) fn field(&self, variable: usize, field: usize) -> Option<&Value> {
+        self.fields.get(variable)?.get(field)?.as_ref()
+    }
+
+    /// The variable `VARIABLES[index]`, if it was built.
+    pub(super) fn value(&self, index: usize) -> Option<&Value> {
+        self.values.get(index)?.as_ref()
+    }
+
+    /// The variables bound for the `cel` interpreter.
+    pub(super) fn context(&self) -> &Context<'static, 'static> {
+        self.context.get_or_init(|| {
+            let mut context = Context::with_env(stdlib());
+            for (name, value) in VARIABLES.iter().zip(&self.values) {
+                if let Some(value) = value {
+                    context.add_variable_from_value(name.to_string(), value.clone());
+                }
+            }
+            context
+        })
     }
 }
 
@@ -102,13 +143,90 @@ fn stdlib() -> Arc<Env> {
     .clone()
 }
 
-/// A CEL map from named fields; `None` values are left out.
-fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
-    let map: HashMap<Key, Value> = fields
-        .into_iter()
-        .filter_map(|(name, value)| value.map(|v| (Key::String(Arc::new(name.to_string())), v)))
+/// The field names of each variable that is an object, by its index in [`VARIABLES`].
+pub(super) const FIELDS: [&[&str]; VARIABLES.len()] = [
+    &AGENT,
+    &REQUEST,
+    &DESTINATION,
+    &LLM,
+    &TOOL,
+    &DATA,
+    &PII,
+    &RESPONSE,
+    &BODY,
+];
+const AGENT: [&str; 5] = ["id", "team", "env", "execution", "labels"];
+const REQUEST: [&str; 9] = [
+    "method",
+    "scheme",
+    "host",
+    "host_is_ip",
+    "port",
+    "path",
+    "query",
+    "headers",
+    "websocket",
+];
+const DESTINATION: [&str; 8] = [
+    "ip",
+    "private",
+    "country",
+    "continent",
+    "eu",
+    "eea",
+    "adequate",
+    "known",
+];
+const LLM: [&str; 7] = [
+    "provider",
+    "model",
+    "stream",
+    "max_tokens",
+    "messages",
+    "message_count",
+    "tools",
+];
+const TOOL: [&str; 2] = ["name", "arguments"];
+const DATA: [&str; 6] = [
+    "statement",
+    "statements",
+    "tables",
+    "columns",
+    "has_where",
+    "limit",
+];
+const PII: [&str; 3] = ["kinds", "counts", "total"];
+const RESPONSE: [&str; 4] = ["status", "headers", "body", "pii"];
+const BODY: [&str; 7] = [
+    "size",
+    "content_type",
+    "json",
+    "form",
+    "text",
+    "inspected",
+    "problem",
+];
+
+/// An object as CEL sees it (a map) and its fields in the order of its names.
+struct Object {
+    value: Value,
+    fields: Vec<Option<Value>>,
+}
+
+/// A CEL map from `names` and their `values`; `None` values are left out of the map.
+fn object<const N: usize>(names: &[&str; N], values: [Option<Value>; N]) -> Object {
+    let map: HashMap<Key, Value> = names
+        .iter()
+        .zip(&values)
+        .filter_map(|(name, value)| {
+            let value = value.clone()?;
+            Some((Key::String(Arc::new(name.to_string())), value))
+        })
         .collect();
-    Value::Map(map.into())
+    Object {
+        value: Value::Map(map.into()),
+        fields: values.into(),
+    }
 }
 
 fn text(s: &str) -> Option<Value> {
@@ -144,53 +262,65 @@ fn uint(n: u64) -> Option<Value> {
     i64::try_from(n).ok().map(Value::Int)
 }
 
-fn agent(a: &AgentFacts) -> Value {
-    object([
-        ("id", text(&a.id)),
-        ("team", optional_text(&a.team)),
-        ("env", optional_text(&a.env)),
-        ("execution", optional_text(&a.execution)),
-        ("labels", string_map(&a.labels)),
-    ])
+fn agent(a: &AgentFacts) -> Object {
+    object(
+        &AGENT,
+        [
+            text(&a.id),
+            optional_text(&a.team),
+            optional_text(&a.env),
+            optional_text(&a.execution),
+            string_map(&a.labels),
+        ],
+    )
 }
 
-fn request(r: &RequestFacts) -> Value {
-    object([
-        ("method", text(&r.method)),
-        ("scheme", text(&r.scheme)),
-        ("host", text(&r.host)),
-        ("host_is_ip", Some(Value::Bool(r.host_is_ip))),
-        ("port", uint(u64::from(r.port))),
-        ("path", text(&r.path)),
-        ("query", string_map(&r.query)),
-        ("headers", string_map(&r.headers)),
-        ("websocket", Some(Value::Bool(r.websocket))),
-    ])
+fn request(r: &RequestFacts) -> Object {
+    object(
+        &REQUEST,
+        [
+            text(&r.method),
+            text(&r.scheme),
+            text(&r.host),
+            Some(Value::Bool(r.host_is_ip)),
+            uint(u64::from(r.port)),
+            text(&r.path),
+            string_map(&r.query),
+            string_map(&r.headers),
+            Some(Value::Bool(r.websocket)),
+        ],
+    )
 }
 
-fn destination(d: &DestinationFacts) -> Value {
-    object([
-        ("ip", text(&d.ip)),
-        ("private", Some(Value::Bool(d.private))),
-        ("country", text(&d.country)),
-        ("continent", text(&d.continent)),
-        ("eu", Some(Value::Bool(d.eu))),
-        ("eea", Some(Value::Bool(d.eea))),
-        ("adequate", Some(Value::Bool(d.adequate))),
-        ("known", Some(Value::Bool(d.known))),
-    ])
+fn destination(d: &DestinationFacts) -> Object {
+    object(
+        &DESTINATION,
+        [
+            text(&d.ip),
+            Some(Value::Bool(d.private)),
+            text(&d.country),
+            text(&d.continent),
+            Some(Value::Bool(d.eu)),
+            Some(Value::Bool(d.eea)),
+            Some(Value::Bool(d.adequate)),
+            Some(Value::Bool(d.known)),
+        ],
+    )
 }
 
-fn llm(l: &LlmFacts) -> Value {
-    object([
-        ("provider", text(&l.provider)),
-        ("model", text(&l.model)),
-        ("stream", Some(Value::Bool(l.stream))),
-        ("max_tokens", l.max_tokens.and_then(uint)),
-        ("messages", Some(listed(&l.messages))),
-        ("message_count", uint(l.messages.len() as u64)),
-        ("tools", texts(&l.tools)),
-    ])
+fn llm(l: &LlmFacts) -> Object {
+    object(
+        &LLM,
+        [
+            text(&l.provider),
+            text(&l.model),
+            Some(Value::Bool(l.stream)),
+            l.max_tokens.and_then(uint),
+            Some(listed(&l.messages)),
+            uint(l.messages.len() as u64),
+            texts(&l.tools),
+        ],
+    )
 }
 
 /// Texts (`llm.messages`, `body.text`) a condition iterates one by one, at most: a macro nested
@@ -213,56 +343,65 @@ fn listed(messages: &[String]) -> Value {
     Value::List(Arc::new(values))
 }
 
-fn tool(t: &ToolFacts) -> Value {
-    object([
-        ("name", text(&t.name)),
-        ("arguments", Some(json(&t.arguments))),
-    ])
+fn tool(t: &ToolFacts) -> Object {
+    object(&TOOL, [text(&t.name), Some(json(&t.arguments))])
 }
 
-fn data(d: &DataFacts) -> Value {
-    object([
-        ("statement", text(&d.statement)),
-        ("statements", texts(&d.statements)),
-        ("tables", texts(&d.tables)),
-        ("columns", texts(&d.columns)),
-        ("has_where", Some(Value::Bool(d.has_where))),
-        ("limit", d.limit.and_then(uint)),
-    ])
+fn data(d: &DataFacts) -> Object {
+    object(
+        &DATA,
+        [
+            text(&d.statement),
+            texts(&d.statements),
+            texts(&d.tables),
+            texts(&d.columns),
+            Some(Value::Bool(d.has_where)),
+            d.limit.and_then(uint),
+        ],
+    )
 }
 
-fn body(b: &BodyFacts) -> Value {
-    object([
-        ("size", uint(b.size)),
-        ("content_type", text(&b.content_type)),
-        ("json", Some(json(&b.json))),
-        ("form", string_map(&b.form)),
-        ("text", Some(listed(&b.text))),
-        ("inspected", Some(Value::Bool(b.inspected))),
-        ("problem", text(&b.problem)),
-    ])
+fn body(b: &BodyFacts) -> Object {
+    object(
+        &BODY,
+        [
+            uint(b.size),
+            text(&b.content_type),
+            Some(json(&b.json)),
+            string_map(&b.form),
+            Some(listed(&b.text)),
+            Some(Value::Bool(b.inspected)),
+            text(&b.problem),
+        ],
+    )
 }
 
-fn response(r: &ResponseFacts) -> Value {
-    object([
-        ("status", uint(u64::from(r.status))),
-        ("headers", string_map(&r.headers)),
-        ("body", Some(body(&r.body))),
-        ("pii", Some(pii(&r.pii))),
-    ])
+fn response(r: &ResponseFacts) -> Object {
+    object(
+        &RESPONSE,
+        [
+            uint(u64::from(r.status)),
+            string_map(&r.headers),
+            Some(body(&r.body).value),
+            Some(pii(&r.pii).value),
+        ],
+    )
 }
 
-fn pii(p: &PiiFacts) -> Value {
+fn pii(p: &PiiFacts) -> Object {
     let counts: HashMap<Key, Value> = p
         .counts
         .iter()
         .filter_map(|(k, v)| Some((Key::String(Arc::new(k.clone())), uint(*v)?)))
         .collect();
-    object([
-        ("kinds", texts(&p.kinds)),
-        ("counts", Some(Value::Map(counts.into()))),
-        ("total", uint(p.total)),
-    ])
+    object(
+        &PII,
+        [
+            texts(&p.kinds),
+            Some(Value::Map(counts.into())),
+            uint(p.total),
+        ],
+    )
 }
 
 /// JSON (tool arguments) as CEL: objects become maps, numbers ints when integral, else doubles.

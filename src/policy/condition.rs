@@ -9,6 +9,7 @@ use cel::{ExecutionError, Program, Value};
 
 use super::activation::{Activation, Reads};
 use super::facts::{Facts, VARIABLES};
+use super::fast::Fast;
 use super::model::Trigger;
 
 /// A compiled CEL condition.
@@ -19,6 +20,8 @@ pub struct Condition {
     reads: Reads,
     /// The regexes of its `matches('...')` calls, compiled at load and kept while it lives.
     _patterns: Arc<[Arc<regex::Regex>]>,
+    /// The same condition for the direct evaluator, when it is written in the shapes that knows.
+    fast: Option<Arc<Fast>>,
 }
 
 impl fmt::Debug for Condition {
@@ -127,12 +130,13 @@ impl Condition {
             .collect::<Result<Vec<_>, _>>()?;
         let condition = Condition {
             source: source.into(),
+            fast: Fast::compile(program.expression()).map(Arc::new),
             program: Arc::new(program),
             reads,
             _patterns: patterns.into(),
         };
         let sample = Activation::new(&Facts::sample(trigger), Reads::ALL);
-        match condition.program.execute(&sample.context) {
+        match condition.program.execute(sample.context()) {
             Ok(Value::Bool(_)) => Ok(condition),
             Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
             Err(ExecutionError::NoSuchKey(_)) => Ok(condition),
@@ -160,7 +164,15 @@ impl Condition {
 
     /// Evaluates against one request's facts.
     pub fn eval(&self, activation: &Activation) -> Result<bool, ConditionError> {
-        match self.program.execute(&activation.context) {
+        if let Some(answer) = self.fast.as_ref().and_then(|fast| fast.eval(activation)) {
+            return Ok(answer);
+        }
+        self.interpret(activation)
+    }
+
+    /// Evaluates with the `cel` interpreter alone.
+    pub(super) fn interpret(&self, activation: &Activation) -> Result<bool, ConditionError> {
+        match self.program.execute(activation.context()) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(ConditionError::NotBoolean(format!("{:?}", other.type_of()))),
             Err(e) => Err(ConditionError::Evaluation(e.to_string())),

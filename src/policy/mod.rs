@@ -5,11 +5,13 @@
 mod activation;
 mod condition;
 mod facts;
+mod fast;
 mod handle;
 mod host_pattern;
 mod matches;
 mod model;
 mod parse;
+mod prune;
 mod resolve;
 mod ruling;
 mod testing;
@@ -33,6 +35,10 @@ pub use testing::{
 };
 
 #[cfg(test)]
+mod fast_tests;
+#[cfg(test)]
 mod located_tests;
+#[cfg(test)]
+mod prune_tests;
 #[cfg(test)]
 mod tests;

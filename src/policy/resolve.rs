@@ -188,17 +188,14 @@ impl PolicySet {
                 .is_some_and(|c| c.reads_destination());
             if reads_destination {
                 let reachable = matches!(
-                    consider(rule, facts, &unlocated, unlocated_reads),
+                    consider(rule, facts, &unlocated, unlocated_reads, false),
                     Consideration::Applies | Consideration::ConditionError(_)
                 );
                 may_admit |= reachable && admits;
                 continue;
             }
-            let applies = match consider(rule, facts, &activation, self.reads) {
-                Consideration::Applies => true,
-                Consideration::ConditionError(_) => rule.effect != Effect::Allow,
-                _ => false,
-            };
+            let applies =
+                super::prune::applies(rule, &consider(rule, facts, &activation, self.reads, false));
             if applies && rule.effect == Effect::Deny {
                 return false;
             }
@@ -223,54 +220,64 @@ impl PolicySet {
     }
 
     /// Decides on `facts` for their trigger. `considered` stays empty; see [`PolicySet::explain`].
+    /// Only the conditions that can change the decision are evaluated (see `prune`).
     pub fn evaluate(&self, facts: &Facts) -> Decision {
-        self.evaluate_with(facts, false)
+        self.evaluate_with(facts, Evaluation::Pruned)
     }
 
     /// Decides like [`PolicySet::evaluate`] and lists every rule considered and why it did or did
     /// not apply.
     pub fn explain(&self, facts: &Facts) -> Decision {
-        self.evaluate_with(facts, true)
+        self.evaluate_with(facts, Evaluation::Explain)
     }
 
-    fn evaluate_with(&self, facts: &Facts, explain: bool) -> Decision {
+    /// Decides like [`PolicySet::evaluate`], evaluating every condition with the `cel`
+    /// interpreter: the oracle the pruned, directly evaluated decision is tested against.
+    #[cfg(test)]
+    pub(super) fn evaluate_fully(&self, facts: &Facts) -> Decision {
+        self.evaluate_with(facts, Evaluation::Interpreted)
+    }
+
+    fn evaluate_with(&self, facts: &Facts, how: Evaluation) -> Decision {
         // Every trigger the request fires judges it together: an LLM call is an HTTP request too,
         // and a request that carries an LLM call, a tool call and SQL answers to all their rules.
         let of = |trigger: Trigger| self.by_trigger.get(&trigger).map_or(&[][..], Vec::as_slice);
         let rules: Vec<&Rule> = facts.triggers().into_iter().flat_map(of).collect();
         // Built on the first condition that needs it: many requests are decided by matches alone.
         let activation = OnceCell::new();
-        let mut considered = Vec::with_capacity(if explain { rules.len() } else { 0 });
-        let mut applying: Vec<&Rule> = Vec::new();
-        let mut monitored = Vec::new();
-        for rule in rules {
-            let outcome = consider(rule, facts, &activation, self.reads);
-            let applies = match &outcome {
-                Consideration::Applies => true,
-                Consideration::ConditionError(_) => rule.effect != Effect::Allow,
-                _ => false,
-            };
-            let monitor = rule.mode == Mode::Monitor;
-            if applies && monitor {
-                monitored.push((rule.id.clone(), rule.effect));
-            } else if applies {
-                applying.push(rule);
-            }
-            if explain {
-                considered.push(Considered {
-                    rule: rule.id.clone(),
-                    rank: rule.scope.rank(),
-                    outcome,
-                    monitor,
-                });
-            }
-        }
         // The answer side (and a WebSocket's messages, once a rule allowed the socket): what no
         // rule refuses passes.
         let response_side = matches!(
             facts.trigger,
             Trigger::HttpResponse | Trigger::LlmResponse | Trigger::WebsocketMessage
         );
+        let explain = how == Evaluation::Explain;
+        let mut considered = Vec::with_capacity(if explain { rules.len() } else { 0 });
+        let (applying, monitored) = if how == Evaluation::Pruned {
+            super::prune::applying(&rules, facts, &activation, self.reads, response_side)
+        } else {
+            let mut applying: Vec<&Rule> = Vec::new();
+            let mut monitored = Vec::new();
+            for rule in rules {
+                let outcome = consider(rule, facts, &activation, self.reads, how.interprets());
+                let applies = super::prune::applies(rule, &outcome);
+                let monitor = rule.mode == Mode::Monitor;
+                if applies && monitor {
+                    monitored.push((rule.id.clone(), rule.effect));
+                } else if applies {
+                    applying.push(rule);
+                }
+                if explain {
+                    considered.push(Considered {
+                        rule: rule.id.clone(),
+                        rank: rule.scope.rank(),
+                        outcome,
+                        monitor,
+                    });
+                }
+            }
+            (applying, monitored)
+        };
         let verdict = decide(&applying, monitored, considered, response_side);
         if response_side || facts.trigger == Trigger::Connect {
             return verdict;
@@ -304,11 +311,37 @@ impl PolicySet {
     }
 }
 
-fn consider(
+/// How a decision is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evaluation {
+    /// Only the conditions that can change it are evaluated.
+    Pruned,
+    /// Every condition is evaluated, and every rule's outcome listed.
+    Explain,
+    /// Every condition is evaluated by the `cel` interpreter (the tests' oracle).
+    #[cfg(test)]
+    Interpreted,
+}
+
+impl Evaluation {
+    /// Whether conditions are evaluated by the `cel` interpreter alone.
+    fn interprets(self) -> bool {
+        #[cfg(test)]
+        if self == Evaluation::Interpreted {
+            return true;
+        }
+        false
+    }
+}
+
+/// Whether `rule` applies to `facts`: scope, then match, then condition (evaluated against the
+/// activation, built on first use; with `interpret`, by the `cel` interpreter alone).
+pub(super) fn consider(
     rule: &Rule,
     facts: &Facts,
     activation: &OnceCell<Activation>,
     reads: Reads,
+    interpret: bool,
 ) -> Consideration {
     if !rule.scope.covers(&facts.agent) {
         return Consideration::OutOfScope;
@@ -319,7 +352,13 @@ fn consider(
     let Some(condition) = &rule.condition else {
         return Consideration::Applies;
     };
-    match condition.eval(activation.get_or_init(|| Activation::new(facts, reads))) {
+    let activation = activation.get_or_init(|| Activation::new(facts, reads));
+    let result = if interpret {
+        condition.interpret(activation)
+    } else {
+        condition.eval(activation)
+    };
+    match result {
         Ok(true) => Consideration::Applies,
         Ok(false) => Consideration::ConditionFalse,
         Err(e) => Consideration::ConditionError(e),
@@ -364,7 +403,7 @@ fn decide(
             considered,
         };
     }
-    let key = |r: &Rule| (r.scope.rank(), r.priority, r.effect == Effect::Hold);
+    let key = super::prune::key;
     let best = deciders.iter().map(|r| key(r)).max();
     let deciding: Vec<&&Rule> = deciders.iter().filter(|r| Some(key(r)) == best).collect();
     let obligations = obligations_of(applying);
