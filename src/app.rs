@@ -93,6 +93,8 @@ pub struct Gatehouse {
     grace: Duration,
     /// The audit trail and the store its checkpoints go to (the last one at shutdown).
     audit: (Arc<AuditLog>, Arc<crate::store::Store>),
+    /// The ledger, whose settlements are written and leases given back at shutdown.
+    ledger: Arc<Ledger>,
 }
 
 impl Gatehouse {
@@ -166,6 +168,20 @@ impl Gatehouse {
             None => Vec::new(),
         };
         audit.continues(newest.as_ref(), &of_trail)?;
+        if !config.budget.budgets.is_empty() {
+            // Before serving: what earlier runs answered but never wrote is charged from the
+            // file, then their leases are released.
+            let (offset, trail) = audit.begin_run(ledger.leases().run())?;
+            let reconciled = ledger.recover(audit.path(), &trail, offset).await?;
+            if reconciled.runs > 0 {
+                tracing::info!(
+                    runs = reconciled.runs,
+                    calls = reconciled.calls,
+                    charged = reconciled.charged,
+                    "ledger reconciled from the audit file; earlier leases released"
+                );
+            }
+        }
         // The index catches up with a file known whole.
         let mut index = AuditStore::open(&config.audit_store)?;
         let indexed = index.catch_up(&config.audit_file)?;
@@ -293,6 +309,7 @@ impl Gatehouse {
             listener,
             grace: config.limits.shutdown_grace,
             audit: checkpoints_to,
+            ledger,
         })
     }
 
@@ -329,6 +346,9 @@ impl Gatehouse {
                 Drained::Cut
             }
         };
+        if let Err(e) = self.ledger.close().await {
+            tracing::error!(error = %e, "the ledger could not write its last settlements; the next start charges them from the audit file");
+        }
         // Every record is written now: the last checkpoint covers them all.
         checkpoint(&self.audit, None).await;
         drained

@@ -231,10 +231,13 @@ pub enum BodyEnd {
     Failed(String),
 }
 
-/// A response body that owns its watcher.
+/// A response body that owns its watcher. The end is reported before the last frame goes out:
+/// when the inner body says it ended, or its exact length has passed.
 pub struct Watched<W> {
     inner: ProxyBody,
     watcher: W,
+    /// Bytes still to come, when the length is known.
+    remaining: Option<u64>,
 }
 
 impl<W: Watcher> Watched<W> {
@@ -243,7 +246,12 @@ impl<W: Watcher> Watched<W> {
         if inner.is_end_stream() {
             watcher.ended(BodyEnd::Complete);
         }
-        Self { inner, watcher }
+        let remaining = inner.size_hint().exact();
+        Self {
+            inner,
+            watcher,
+            remaining,
+        }
     }
 }
 
@@ -261,8 +269,11 @@ impl<W: Watcher + Unpin> Body for Watched<W> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.watcher.passed(data);
+                    if let Some(remaining) = &mut this.remaining {
+                        *remaining = remaining.saturating_sub(data.len() as u64);
+                    }
                 }
-                if this.inner.is_end_stream() {
+                if this.inner.is_end_stream() || this.remaining == Some(0) {
                     this.watcher.ended(BodyEnd::Complete);
                 }
             }

@@ -190,7 +190,23 @@ impl AuditLog {
             path: self.path.clone(),
             source: std::io::Error::other(e),
         })?;
-        self.append(value)
+        self.append(value).map(|_| ())
+    }
+
+    /// Appends the first record of ledger run `run` (`record: "run"`); returns the byte offset it
+    /// starts at and the trail the file holds. The next start reconciles the store from there.
+    pub fn begin_run(&self, run: &str) -> Result<(u64, String), AuditError> {
+        let record = serde_json::json!({
+            "record": "run",
+            "time": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+            "run": run,
+        });
+        let offset = self.append(record)?;
+        let trail = self.trail().ok_or_else(|| AuditError::Broken {
+            path: self.path.clone(),
+            reason: "no trail after a record was written".to_string(),
+        })?;
+        Ok((offset, trail))
     }
 
     /// The file written to.
@@ -299,7 +315,8 @@ impl AuditLog {
         ))
     }
 
-    fn append(&self, mut value: serde_json::Value) -> Result<(), AuditError> {
+    /// Appends `value`, chained; returns the byte offset its line starts at.
+    fn append(&self, mut value: serde_json::Value) -> Result<u64, AuditError> {
         bound::bound(&mut value);
         let io = |source| AuditError::Io {
             path: self.path.clone(),
@@ -330,7 +347,7 @@ impl AuditLog {
                 "the audit index stopped; it catches up from the file on the next start"
             );
         }
-        Ok(())
+        Ok(before)
     }
 }
 

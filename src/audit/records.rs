@@ -100,6 +100,11 @@ pub struct OutcomeRecord {
     /// For a held request: the approval, who decided, why, and how long the request waited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRecord>,
+    /// For a call the ledger charged: what it wrote behind the answer (run, nano-USD, whose
+    /// spend, budgets and windows), so the next start charges it from this file if the proxy
+    /// died before the write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<crate::budget::LedgerEntry>,
 }
 
 /// How a relayed tunnel or an allowed WebSocket ended, written when it does: bytes (and, for a

@@ -288,10 +288,10 @@ pub fn feed(mut store: AuditStore, records: Receiver<(u64, String)>) {
             // The mark moves only while every line so far is in: a gap stays behind it, and the
             // next catch-up fills it from the file.
             if whole && healthy {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('indexed', ?1)",
-                    params![last.to_string()],
-                )?;
+                )?
+                .execute(params![last.to_string()])?;
             }
             healthy &= whole;
             tx.commit()

@@ -1,14 +1,15 @@
 //! The budget ledger, step 8 (reserve) and the settling half of step 12. Before an LLM call leaves,
 //! its worst-case cost is reserved in every budget that covers the agent, all or none, so
 //! concurrent calls can never overshoot; no room → a 429 naming the budget and window, with
-//! `Retry-After` when the window resets. The reservation is settled to the real cost once the
-//! answer ends ([`super::settle`]). Pauses (by hand or by a breaker) are read from the store once a
-//! second and checked from memory.
+//! `Retry-After` when the window resets. Reservations come from this run's leases in memory
+//! ([`super::leases`]): the store is written only when a lease must grow. The reservation is
+//! settled to the real cost once the answer ends ([`super::settle`]), written behind it in
+//! batches. Pauses (by hand or by a breaker) are read from the store once a second and checked
+//! from memory ([`super::pauses`]).
 
 use bytes::Bytes;
 use std::sync::Arc;
 
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -16,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use time::OffsetDateTime;
 
+use super::leases::{Leases, LedgerEntry};
 use super::{
     Breakers, Budget, BudgetConfig, PriceTable, estimate, estimated_tokens, from_nano,
     input_tokens, to_nano,
@@ -27,14 +29,16 @@ use crate::store::{Charge, Paused, Role, SpendOf, Store, StoreError};
 /// The budgets and their ledger.
 pub struct Ledger {
     config: BudgetConfig,
-    store: Arc<Store>,
+    pub(super) store: Arc<Store>,
     prices: Arc<PriceTable>,
     /// The paused scopes as last read from the store (read once a second rather than on every
     /// request), plus those a breaker of this proxy paused since.
-    paused: ArcSwap<Vec<Paused>>,
-    breakers: Breakers,
+    pub(super) paused: ArcSwap<Vec<Paused>>,
+    pub(super) breakers: Breakers,
     /// Where background writes run, so shutdown waits for them.
-    tasks: TaskTracker,
+    pub(super) tasks: TaskTracker,
+    /// This run's leases, and the settlements written behind the answers.
+    leases: Arc<Leases>,
 }
 
 /// What reserving did.
@@ -64,6 +68,8 @@ pub struct Reservation {
     pub nano: i64,
     /// The budgets it is held in.
     pub budgets: Vec<String>,
+    /// Their windows, in the same order.
+    pub windows: Vec<String>,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -89,6 +95,17 @@ impl Ledger {
             std::thread::spawn(crate::budget::warm_up);
         }
         let paused = ArcSwap::from_pointee(store.paused_all().await?);
+        let run = crate::random::random_hex(8).map_err(|e| StoreError {
+            store: config.store.display(),
+            reason: format!("no run id: {e}"),
+        })?;
+        let leases = Arc::new(Leases::new(
+            store.clone(),
+            run,
+            config.reservation_ttl_seconds,
+            config.lease_calls,
+        ));
+        tokio::spawn(leases.clone().write_behind());
         Ok(Ledger {
             config: config.clone(),
             store,
@@ -96,7 +113,18 @@ impl Ledger {
             paused,
             breakers: Breakers::new(config.breakers.clone()),
             tasks,
+            leases,
         })
+    }
+
+    /// This run's leases (see [`Leases`]).
+    pub fn leases(&self) -> &Arc<Leases> {
+        &self.leases
+    }
+
+    /// Writes what waits, gives every lease back and ends the run; after the last request.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.leases.close().await
     }
 
     /// The store budgets are kept in.
@@ -119,16 +147,15 @@ impl Ledger {
     ///    person (`breaker_hold`) instead of refusing; the money is reserved all the same.
     pub async fn reserve_call(
         &self,
-        request: &str,
         facts: &Facts,
         model: &str,
         body: &[u8],
     ) -> Result<Reserved, ProxyError> {
         let mut breaker_hold = None;
-        let mut reserved = self.reserve(request, facts, model, body, false).await?;
+        let mut reserved = self.reserve(facts, model, body, false).await?;
         if let Reserving::HoldForBreaker(budget) = reserved {
             breaker_hold = Some(budget);
-            reserved = self.reserve(request, facts, model, body, true).await?;
+            reserved = self.reserve(facts, model, body, true).await?;
         }
         let reservation = match reserved {
             Reserving::Done(reservation) => reservation,
@@ -156,48 +183,21 @@ impl Ledger {
     }
 
     /// Reads the paused scopes again (`gatehouse budget pause` and breakers write them to the
-    /// store, possibly from another proxy) and releases expired reservations.
+    /// store, possibly from another proxy), renews this run's leases (reading what the rest of
+    /// the fleet holds, for breakers) and counts expired reservations as spent.
     pub async fn housekeeping(&self) -> Result<(), StoreError> {
         self.paused.store(Arc::new(self.store.paused_all().await?));
         self.breakers.shrink(Instant::now());
-        let released = self.store.expire().await?;
-        if released > 0 {
+        self.leases.tend().await?;
+        let expired = self.store.expire().await?;
+        if expired > 0 {
             tracing::warn!(
-                released,
-                "reservations of requests that never settled were released at their expiry"
+                expired,
+                "reservations nobody settled or renewed (a proxy died and was not restarted) \
+                 count as spent"
             );
         }
         Ok(())
-    }
-
-    /// Refuses a request of a paused agent or team (paused by hand with `gatehouse budget pause`;
-    /// the state is in the ledger, so it holds across restarts; it takes effect within a second).
-    pub fn check_paused(&self, facts: &Facts) -> Result<(), ProxyError> {
-        let paused = self.paused.load();
-        if paused.is_empty() {
-            return Ok(());
-        }
-        let agent = &facts.agent;
-        let hit = paused.iter().find(|Paused { scope, .. }| {
-            scope.strip_prefix("agent:") == Some(agent.id.as_str())
-                || scope
-                    .strip_prefix("team:")
-                    .is_some_and(|t| agent.team.as_deref() == Some(t))
-        });
-        match hit {
-            None => Ok(()),
-            Some(Paused {
-                scope,
-                since,
-                reason,
-            }) => Err(ProxyError::new(
-                ErrorKind::BudgetExceeded,
-                Side::Agent,
-                format!(
-                    "{scope} is paused since {since}: {reason}; `gatehouse budget resume` lifts it"
-                ),
-            )),
-        }
     }
 
     /// `METHOD path` when `facts` is a request to an LLM provider's paid endpoint that recognition
@@ -277,78 +277,43 @@ impl Ledger {
     }
 
     /// Records what a metered call cost, once per request id: its reservation (if any) gives way
-    /// to `amount` nano-USD, the spend of the agent, team and model grows by it, and the velocity
-    /// breaker counts it. On SQLite this is done before returning; on PostgreSQL in the
-    /// background, so a slow database never holds up the end of a response.
-    pub fn settle(&self, request: &str, amount: i64, spend: Option<SpendOf>) {
+    /// to `amount` nano-USD at once in memory, and the velocity breaker counts it; the spend of
+    /// its budgets, agent, team and model is written with the next batch (within a few
+    /// milliseconds, never on the answer's path). Returns what the call's outcome record carries
+    /// so a batch lost to a crash is charged from the audit file at the next start (`None`:
+    /// nothing to write).
+    pub fn settle(
+        &self,
+        request: &str,
+        amount: i64,
+        spend: Option<SpendOf>,
+        reservation: Option<&Reservation>,
+    ) -> Option<LedgerEntry> {
         if let Some(agent) = spend.as_ref().map(|s| s.agent.clone())
             && let Some(reason) = self.breakers.spent(&agent, amount, Instant::now())
         {
             self.trip(format!("agent:{agent}"), reason);
         }
-        if let Some(done) = self.store.settle_embedded(request, amount, spend.as_ref()) {
-            if let Err(e) = done {
-                settlement_failed(request, &e);
-            }
-            return;
-        }
-        let store = self.store.clone();
-        let request = request.to_string();
-        self.tasks.spawn(async move {
-            if let Err(e) = store.settle(&request, amount, spend.as_ref()).await {
-                settlement_failed(&request, &e);
-            }
-        });
-    }
-
-    /// The loop breaker: refuses (and pauses the agent) when the same request came as many times
-    /// as configured within its window.
-    pub fn check_repeats(&self, facts: &Facts, body: &[u8]) -> Result<(), ProxyError> {
-        if !self.breakers.watches_repeats() {
-            return Ok(());
-        }
-        let r = &facts.request;
-        let mut hasher = std::hash::DefaultHasher::new();
-        (&r.method, &r.host, r.port, &r.path, &r.query, body).hash(&mut hasher);
-        let agent = &facts.agent.id;
-        match self
-            .breakers
-            .requested(agent, hasher.finish(), Instant::now())
-        {
-            None => Ok(()),
-            Some(reason) => {
-                let scope = format!("agent:{agent}");
-                self.trip(scope.clone(), reason.clone());
-                Err(ProxyError::new(
-                    ErrorKind::BudgetExceeded,
-                    Side::Agent,
-                    format!("{reason}: {scope} is paused; `gatehouse budget resume` lifts it"),
-                ))
-            }
-        }
-    }
-
-    /// Pauses `scope` at once in this proxy and, through the store, for every proxy and across
-    /// restarts.
-    fn trip(&self, scope: String, reason: String) {
-        let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        tracing::warn!(%scope, %reason, "breaker tripped; paused until resumed");
-        let paused = Paused {
-            scope: scope.clone(),
-            since: since.clone(),
-            reason: reason.clone(),
+        let charged: Vec<(String, String)> = reservation
+            .map(|r| {
+                r.budgets
+                    .iter()
+                    .cloned()
+                    .zip(r.windows.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let entry = LedgerEntry {
+            run: self.leases.run().to_string(),
+            nano: amount,
+            hour: spend.as_ref().map(|s| s.hour.clone()),
+            spend: spend.map(|s| (s.agent, s.team, s.model)),
+            charged,
         };
-        self.paused.rcu(|now| {
-            let mut next = Vec::clone(now);
-            next.push(paused.clone());
-            next
-        });
-        let store = self.store.clone();
-        self.tasks.spawn(async move {
-            if let Err(e) = store.pause(&scope, &since, &reason).await {
-                tracing::error!(error = %e, %scope, "breaker pause could not be stored");
-            }
-        });
+        let settled = entry.settled(request);
+        self.leases
+            .settle(settled, reservation.map_or(0, |r| r.nano));
+        (amount != 0 || entry.spend.is_some()).then_some(entry)
     }
 
     /// The worst case of the LLM call `model` described by `facts` carrying `body`, reserved.
@@ -357,7 +322,6 @@ impl Ledger {
     /// `breakers_approved` reserves past it.
     async fn reserve(
         &self,
-        request: &str,
         facts: &Facts,
         model: &str,
         body: &[u8],
@@ -379,11 +343,26 @@ impl Ledger {
                 continue;
             };
             let window = budget.window.key(now, execution);
-            let spend = self
-                .store
-                .spend_since_reset(&budget.id, &window)
+            let charge = Charge {
+                budget: budget.id.clone(),
+                window: window.clone(),
+                limit: budget.limit_nano,
+            };
+            let checked =
+                |e: StoreError| ProxyError::internal(format!("budget could not be checked: {e}"));
+            let mut spend = self
+                .leases
+                .breaker_count(&charge, false)
                 .await
-                .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
+                .map_err(checked)?;
+            if spend >= trip {
+                // Before refusing: a person may have reset it since the last read.
+                spend = self
+                    .leases
+                    .breaker_count(&charge, true)
+                    .await
+                    .map_err(checked)?;
+            }
             if spend >= trip && self.config.hold_on_trip {
                 return Ok(Reserving::HoldForBreaker(budget.id.clone()));
             }
@@ -434,18 +413,16 @@ impl Ledger {
                 limit: b.limit_nano,
             })
             .collect();
-        let expires_at = now
-            .unix_timestamp()
-            .saturating_add(i64::try_from(self.config.reservation_ttl_seconds).unwrap_or(i64::MAX));
         let reserved = self
-            .store
-            .reserve(request, &charges, nano, expires_at)
+            .leases
+            .reserve(&charges, nano)
             .await
             .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
         match reserved {
             Ok(()) => Ok(Reserving::Done(Some(Reservation {
                 nano,
-                budgets: charges.into_iter().map(|c| c.budget).collect(),
+                budgets: charges.iter().map(|c| c.budget.clone()).collect(),
+                windows: charges.into_iter().map(|c| c.window).collect(),
             }))),
             Err(no_room) => {
                 let budget = budgets.iter().find(|b| b.id == no_room.budget);
@@ -469,8 +446,4 @@ impl Ledger {
             }
         }
     }
-}
-
-fn settlement_failed(request: &str, e: &StoreError) {
-    tracing::error!(error = %e, request, "budget settlement failed; the reservation is released at its expiry");
 }

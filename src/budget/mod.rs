@@ -3,10 +3,13 @@
 //! pause cache, breakers, and rate limits.
 
 mod breakers;
+mod leases;
 mod ledger;
 mod meter;
+mod pauses;
 mod prices;
 mod rate;
+mod reconcile;
 mod report;
 mod settings;
 mod settle;
@@ -15,16 +18,20 @@ mod usage;
 mod window;
 
 #[cfg(test)]
+mod ledger_tests;
+#[cfg(test)]
 mod tests;
 
 use rust_decimal::Decimal;
 
 pub use crate::inspect::Dialect;
 pub use breakers::{BreakerConfig, Breakers};
+pub use leases::{BATCH_INTERVAL, Leases, LedgerEntry};
 pub use ledger::{Ledger, Reservation, Reserved};
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
 pub use rate::{Limited, RateLimit, RateLimits};
+pub use reconcile::Reconciled;
 pub use report::{
     BudgetLine, PausedLine, ReportError, SpendLine, SpendReport, reset_breaker, spend_report,
 };

@@ -13,6 +13,11 @@ pub struct BudgetConfig {
     pub deny_unpriced: bool,
     /// Output tokens assumed when a call sets no maximum.
     pub default_max_output_tokens: u64,
+    /// `budget.lease_calls`: a proxy's lease of a budget grows by room for this many calls like
+    /// the one that needs it (at most a quarter of the limit; near the limit, by what the call
+    /// needs alone). 1 leases call by call: one store transaction per call, as fair as it gets
+    /// across a fleet.
+    pub lease_calls: u64,
     pub budgets: Vec<Budget>,
     /// Hosts of LLM providers besides the built-in ones (a self-hosted or regional endpoint):
     /// their endpoints that the proxy does not meter are refused under a budget.

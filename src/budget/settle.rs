@@ -5,6 +5,7 @@
 
 use std::time::SystemTime;
 
+use super::leases::LedgerEntry;
 use super::ledger::{Ledger, Reserved};
 use super::{Cost, CostStatus, Usage, cost_of, to_nano};
 use crate::store::SpendOf;
@@ -36,6 +37,9 @@ pub struct Settlement {
     pub cost: Cost,
     /// Its reservation, when budgets covered it, and what it was settled at.
     pub budget: Option<BudgetSettlement>,
+    /// What the ledger writes behind the answer: the outcome record carries it, so the next
+    /// start charges it if the proxy dies first.
+    pub ledger: Option<LedgerEntry>,
 }
 
 /// A reservation and what it was settled at.
@@ -75,6 +79,7 @@ impl Ledger {
             cost.usd = Some(rust_decimal::Decimal::ZERO);
             cost.status = CostStatus::Exact;
         }
+        let mut ledger = None;
         let settled = cost.usd.and_then(to_nano).map(|amount| {
             // A call never sent is no one's spend; its reservation (if any) is released.
             let spend = (!call.never_sent).then(|| SpendOf {
@@ -87,7 +92,7 @@ impl Ledger {
                     .unwrap_or_else(|| call.model.to_string()),
             });
             if spend.is_some() || reservation.is_some() {
-                self.settle(call.request, amount, spend);
+                ledger = self.settle(call.request, amount, spend, reservation);
             }
             (amount, cost.status)
         });
@@ -98,7 +103,7 @@ impl Ledger {
                 Some((amount, _)) => (amount, "estimate"),
                 None => {
                     // Not priced after all: the reservation is released at what it held.
-                    self.settle(call.request, reservation.nano, None);
+                    ledger = self.settle(call.request, reservation.nano, None, Some(reservation));
                     (reservation.nano, "estimate")
                 }
             };
@@ -109,7 +114,11 @@ impl Ledger {
                 settled_as,
             }
         });
-        Settlement { cost, budget }
+        Settlement {
+            cost,
+            budget,
+            ledger,
+        }
     }
 }
 

@@ -171,6 +171,7 @@ impl Compiler<'_> {
                 .default_max_output_tokens
                 .as_ref()
                 .map_or(4096, |v| v.value),
+            lease_calls: b.lease_calls.as_ref().map_or(16, |v| v.value.max(1)),
             budgets,
         })
     }

@@ -98,6 +98,7 @@ pub struct RawBudget {
     pub on_trip: Option<Spanned<String>>,
     pub unpriced: Option<Spanned<String>>,
     pub default_max_output_tokens: Option<Spanned<u64>>,
+    pub lease_calls: Option<Spanned<u64>>,
     pub provider_hosts: Vec<Spanned<String>>,
     pub budgets: Vec<RawBudgetEntry>,
     pub rate_limits: Vec<RawRateLimit>,

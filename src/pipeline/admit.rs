@@ -69,10 +69,7 @@ impl Pipeline {
         let (Some((_, model)), Some(body)) = (&ctx.llm, request.inspected()) else {
             return Ok(admitted);
         };
-        let reserved = self
-            .ledger
-            .reserve_call(&ctx.id, facts, model, body)
-            .await?;
+        let reserved = self.ledger.reserve_call(facts, model, body).await?;
         if let Some(budget) = &reserved.breaker_hold {
             let hold = admitted.hold.get_or_insert_with(|| HoldReason {
                 rules: Vec::new(),

@@ -38,6 +38,9 @@ pub struct Record {
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
     meter: Option<Meter>,
+    /// Whether the record is written (once, when the answer's last byte is about to leave, or
+    /// when the request ends otherwise).
+    written: bool,
 }
 
 impl Record {
@@ -56,6 +59,7 @@ impl Record {
             ledger,
             metrics,
             meter: None,
+            written: false,
         }
     }
 
@@ -88,9 +92,16 @@ impl Watcher for Record {
         }
     }
 
+    /// A body that ended (complete or broken) is recorded now, before its last frame reaches
+    /// the agent: an agent that got its whole answer finds the call in the audit file (and so,
+    /// after any crash, in the ledger).
     fn ended(&mut self, end: BodyEnd) {
+        let over = end != BodyEnd::Unfinished;
         if let Outcome::Responded { body, .. } = &mut self.outcome {
             *body = end;
+        }
+        if over {
+            self.finish();
         }
     }
 }
@@ -196,6 +207,7 @@ impl Record {
                     .and_then(|(_, s)| s.budget.as_ref())
                     .map(BudgetRecord::of),
                 approval: ctx.approval.clone(),
+                ledger: settled.as_ref().and_then(|(_, s)| s.ledger.clone()),
             };
             if let Err(e) = self.audit.record_outcome(&record) {
                 tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");
@@ -205,13 +217,23 @@ impl Record {
     }
 }
 
-impl Drop for Record {
+impl Record {
     /// Works out how the request ended and hands it to the ledger, the metrics and the audit
-    /// trail.
-    fn drop(&mut self) {
+    /// trail, once.
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.written, true) {
+            return;
+        }
         let settled = self.settle();
         self.count();
         self.write(&self.ending(), settled);
+    }
+}
+
+impl Drop for Record {
+    /// Records a request that ended without its answer ending (refused, failed, abandoned).
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

@@ -7,14 +7,16 @@
 
 mod approvals;
 mod checkpoints;
+mod leases;
 mod postgres;
 mod sqlite;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, Held, NewHold};
 pub use checkpoints::AuditCheckpoint;
+pub use leases::{LeaseAsk, Leased, Run, Settled, lease_id};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::PathBuf;
 
@@ -59,8 +61,9 @@ pub struct StoreError {
 /// Who opens the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The proxy: on SQLite (one owner) reservations left by a crash are released at once; on
-    /// PostgreSQL (shared) only expired ones are, since other proxies' reservations are live.
+    /// The proxy: it listens for changes other proxies make (PostgreSQL). What a crashed run
+    /// left reserved is released only once its audit trail is reconciled (the ledger does that
+    /// at start); what expires unreconciled counts as spent.
     Proxy,
     /// A command-line tool reading or pausing while proxies run: it releases nothing.
     Tool,
@@ -172,7 +175,7 @@ impl Store {
     pub async fn open(location: &StoreLocation, role: Role) -> Result<Store, StoreError> {
         let changes = tokio::sync::watch::Sender::new(0);
         let backend = match location {
-            StoreLocation::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open(path, role)?),
+            StoreLocation::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open(path)?),
             StoreLocation::Postgres(url) => {
                 let store = postgres::PgStore::open(url, role).await?;
                 if role == Role::Proxy {
@@ -215,22 +218,10 @@ impl Store {
         }
     }
 
-    /// [`Store::settle`] done at once on the embedded back end, which never waits on a network;
-    /// `None` on PostgreSQL (settle there with the async call).
-    pub fn settle_embedded(
-        &self,
-        request: &str,
-        amount: i64,
-        spend: Option<&SpendOf>,
-    ) -> Option<Result<bool, StoreError>> {
-        match &self.backend {
-            Backend::Sqlite(s) => Some(s.settle(request, amount, spend, now())),
-            Backend::Postgres(_) => None,
-        }
-    }
-
-    /// Releases reservations whose request never settled by their expiry (a crashed process),
-    /// and forgets settled ids older than a week. Returns how many reservations were released.
+    /// Counts as spent the reservations and leases nobody settled or renewed by their expiry (a
+    /// process that died and was not restarted to reconcile its audit trail: whatever it
+    /// answered may have been billed), and forgets settled ids older than a week. Returns how many
+    /// reservations expired.
     pub async fn expire(&self) -> Result<u64, StoreError> {
         let now = now();
         match &self.backend {

@@ -4,11 +4,14 @@
 //! written before the statement commits. One connection, pipelined, is reopened when it drops.
 
 mod approvals;
+mod leases;
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::{Balance, Charge, NoRoom, Paused, Role, SpendBy, SpendOf, SpendRow, StoreError};
 
@@ -132,15 +135,23 @@ END $$;
 "#,
     approvals::MIGRATION,
     super::checkpoints::POSTGRES_MIGRATION,
+    leases::MIGRATION,
 ];
 
 /// The PostgreSQL store.
 pub struct PgStore {
     config: tokio_postgres::Config,
     name: String,
-    client: Mutex<Option<Arc<Client>>>,
+    client: Mutex<Option<Connected>>,
     /// Dropped with the store: tells the approval listener to stop.
     alive: Arc<()>,
+}
+
+/// The open connection and the statements prepared on it (each once per connection).
+#[derive(Clone)]
+struct Connected {
+    client: Arc<Client>,
+    statements: Arc<std::sync::Mutex<HashMap<&'static str, Statement>>>,
 }
 
 /// `url` without its password, for messages.
@@ -202,9 +213,42 @@ impl PgStore {
 
     /// The connection, reopened when the last one dropped.
     pub(super) async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        Ok(self.connected().await?.client)
+    }
+
+    /// The connection and `sql` prepared on it (once per connection).
+    pub(super) async fn prepared(
+        &self,
+        sql: &'static str,
+    ) -> Result<(Arc<Client>, Statement), StoreError> {
+        let connected = self.connected().await?;
+        let cache = |c: &Connected| {
+            c.statements
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(sql)
+                .cloned()
+        };
+        if let Some(statement) = cache(&connected) {
+            return Ok((connected.client, statement));
+        }
+        let statement = connected
+            .client
+            .prepare(sql)
+            .await
+            .map_err(|e| self.fail(&e))?;
+        connected
+            .statements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sql, statement.clone());
+        Ok((connected.client, statement))
+    }
+
+    async fn connected(&self) -> Result<Connected, StoreError> {
         let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(client.clone());
+        if let Some(connected) = slot.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(connected.clone());
         }
         let (client, connection) = self
             .config
@@ -217,9 +261,12 @@ impl PgStore {
                 tracing::error!(store = %name, error = %e, "PostgreSQL connection closed");
             }
         });
-        let client = Arc::new(client);
-        *slot = Some(client.clone());
-        Ok(client)
+        let connected = Connected {
+            client: Arc::new(client),
+            statements: Arc::default(),
+        };
+        *slot = Some(connected.clone());
+        Ok(connected)
     }
 
     /// Applies pending migrations in one transaction, serialised across processes by an
@@ -274,10 +321,14 @@ impl PgStore {
         let budgets: Vec<&str> = charges.iter().map(|c| c.budget.as_str()).collect();
         let windows: Vec<&str> = charges.iter().map(|c| c.window.as_str()).collect();
         let limits: Vec<i64> = charges.iter().map(|c| c.limit).collect();
-        let client = self.client().await?;
+        let (client, statement) = self
+            .prepared(
+                "SELECT o_budget, o_window, o_available FROM gatehouse_reserve($1, $2, $3, $4, $5, $6)",
+            )
+            .await?;
         let rows = client
             .query(
-                "SELECT o_budget, o_window, o_available FROM gatehouse_reserve($1, $2, $3, $4, $5, $6)",
+                &statement,
                 &[&request, &budgets, &windows, &limits, &amount, &expires_at],
             )
             .await
@@ -299,10 +350,12 @@ impl PgStore {
         spend: Option<&SpendOf>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
+        let (client, statement) = self
+            .prepared("SELECT gatehouse_settle($1, $2, $3, $4, $5, $6, $7)")
+            .await?;
         let row = client
             .query_one(
-                "SELECT gatehouse_settle($1, $2, $3, $4, $5, $6, $7)",
+                &statement,
                 &[
                     &request,
                     &amount,
@@ -319,9 +372,9 @@ impl PgStore {
     }
 
     pub async fn expire(&self, now: i64, forget_before: i64) -> Result<u64, StoreError> {
-        let client = self.client().await?;
+        let (client, statement) = self.prepared("SELECT gatehouse_expire($1, $2)").await?;
         let row = client
-            .query_one("SELECT gatehouse_expire($1, $2)", &[&now, &forget_before])
+            .query_one(&statement, &[&now, &forget_before])
             .await
             .map_err(|e| self.fail(&e))?;
         let released: i64 = row.get(0);
@@ -351,13 +404,11 @@ impl PgStore {
     }
 
     pub async fn paused_all(&self) -> Result<Vec<Paused>, StoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT scope, since, reason FROM gatehouse_paused ORDER BY scope",
-                &[],
-            )
+        let (client, statement) = self
+            .prepared("SELECT scope, since, reason FROM gatehouse_paused ORDER BY scope")
+            .await?;
+        let rows = client
+            .query(&statement, &[])
             .await
             .map_err(|e| self.fail(&e))?;
         Ok(rows
@@ -377,6 +428,9 @@ impl PgStore {
                 "INSERT INTO gatehouse_breaker_reset (budget, window_key, at_spend)
                  SELECT $1, $2, COALESCE((SELECT spent + reserved FROM gatehouse_balances
                                           WHERE budget = $1 AND window_key = $2), 0)
+                    - COALESCE((SELECT sum(amount) FROM gatehouse_reservations
+                                WHERE budget = $1 AND window_key = $2
+                                  AND starts_with(request, 'lease:')), 0)
                  ON CONFLICT (budget, window_key) DO UPDATE SET at_spend = excluded.at_spend",
                 &[&budget, &window],
             )
@@ -402,13 +456,13 @@ impl PgStore {
     }
 
     pub async fn balance(&self, budget: &str, window: &str) -> Result<Balance, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let (client, statement) = self
+            .prepared(
                 "SELECT spent, reserved FROM gatehouse_balances WHERE budget = $1 AND window_key = $2",
-                &[&budget, &window],
             )
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&budget, &window])
             .await
             .map_err(|e| self.fail(&e))?;
         Ok(row.map_or_else(Balance::default, |r| Balance {

@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 mod approvals;
+mod leases;
 
-use super::{Balance, Charge, NoRoom, Paused, Role, SpendBy, SpendOf, SpendRow, StoreError};
+use super::{Balance, Charge, NoRoom, Paused, SpendBy, SpendOf, SpendRow, StoreError};
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX approvals_fingerprint ON approvals (fingerprint, created_at);
      CREATE INDEX approvals_status ON approvals (status, created_at);",
     super::checkpoints::SQLITE_MIGRATION,
+    leases::MIGRATION,
 ];
 
 pub struct SqliteStore {
@@ -48,23 +50,20 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the file at `path` and applies pending migrations. The proxy (the
-    /// file's one owner) releases what a crash left reserved, as those requests never settle.
-    pub fn open(path: &Path, role: Role) -> Result<SqliteStore, StoreError> {
+    /// Opens (or creates) the file at `path` and applies pending migrations. What a crashed run
+    /// left leased is released by the ledger once it reconciled the run's audit trail
+    /// ([`super::Store::end_runs`]), never at open.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let fail = |reason: String| StoreError {
             store: path.display().to_string(),
             reason,
         };
         let mut conn = crate::sqlite::open(path, PRAGMAS).map_err(fail)?;
         migrate(&mut conn).map_err(|e| fail(e.to_string()))?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-        };
-        if role == Role::Proxy {
-            store.expire(i64::MAX, i64::MIN)?;
-        }
-        Ok(store)
+        })
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> StoreError {
@@ -189,8 +188,10 @@ impl SqliteStore {
             .map_err(|e| self.fail(&e))?;
         cached(
             &tx,
-            "UPDATE balances SET reserved = reserved - (
-                SELECT COALESCE(SUM(r.amount), 0) FROM reservations r
+            "UPDATE balances SET (reserved, spent) = (
+                SELECT balances.reserved - COALESCE(SUM(r.amount), 0),
+                       balances.spent + COALESCE(SUM(r.amount), 0)
+                FROM reservations r
                 WHERE r.budget = balances.budget AND r.window = balances.window
                   AND r.amount > 0 AND r.expires_at < ?1)
              WHERE EXISTS (SELECT 1 FROM reservations r
@@ -218,20 +219,19 @@ impl SqliteStore {
     }
 
     pub fn pause(&self, scope: &str, since: &str, reason: &str) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
+        self.with_conn(|conn| {
+            cached(
+                conn,
                 "INSERT OR REPLACE INTO paused (scope, since, reason) VALUES (?1, ?2, ?3)",
                 params![scope, since, reason],
             )
             .map(|_| ())
-            .map_err(|e| self.fail(&e))
+        })
     }
 
     pub fn resume(&self, scope: &str) -> Result<bool, StoreError> {
-        self.lock()
-            .execute("DELETE FROM paused WHERE scope = ?1", [scope])
+        self.with_conn(|conn| cached(conn, "DELETE FROM paused WHERE scope = ?1", [scope]))
             .map(|n| n > 0)
-            .map_err(|e| self.fail(&e))
     }
 
     pub fn paused_all(&self) -> Result<Vec<Paused>, StoreError> {
@@ -252,25 +252,27 @@ impl SqliteStore {
     }
 
     pub fn reset_breaker(&self, budget: &str, window: &str) -> Result<(), StoreError> {
-        let conn = self.lock();
-        let now = balance(&conn, budget, window).map_err(|e| self.fail(&e))?;
-        conn.execute(
-            "INSERT OR REPLACE INTO breaker_reset (budget, window, at_spend) VALUES (?1, ?2, ?3)",
-            params![budget, window, now.spent + now.reserved],
-        )
-        .map(|_| ())
-        .map_err(|e| self.fail(&e))
+        // Leases are money set aside, not spent: the breaker counts what is used of them.
+        self.with_conn(|conn| {
+            cached(
+                conn,
+                "INSERT OR REPLACE INTO breaker_reset (budget, window, at_spend)
+                 SELECT ?1, ?2, COALESCE((SELECT spent + reserved FROM balances
+                                          WHERE budget = ?1 AND window = ?2), 0)
+                    - COALESCE((SELECT SUM(amount) FROM reservations WHERE budget = ?1
+                                AND window = ?2 AND substr(request, 1, 6) = 'lease:'), 0)",
+                params![budget, window],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn spend_since_reset(&self, budget: &str, window: &str) -> Result<i64, StoreError> {
         let conn = self.lock();
         let now = balance(&conn, budget, window).map_err(|e| self.fail(&e))?;
         let reset: i64 = conn
-            .query_row(
-                "SELECT at_spend FROM breaker_reset WHERE budget = ?1 AND window = ?2",
-                params![budget, window],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT at_spend FROM breaker_reset WHERE budget = ?1 AND window = ?2")
+            .and_then(|mut s| s.query_row(params![budget, window], |r| r.get(0)))
             .optional()
             .map_err(|e| self.fail(&e))?
             .unwrap_or(0);
@@ -285,7 +287,7 @@ impl SqliteStore {
         let column = by.column();
         let conn = self.lock();
         let mut statement = conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {column}, SUM(spent), SUM(calls) FROM spend
                  WHERE substr(hour, 1, length(?1)) = ?1
                  GROUP BY {column} ORDER BY SUM(spent) DESC, {column}"

@@ -19,6 +19,7 @@ mod fronting;
 mod geo;
 mod guard;
 mod identity;
+mod ledger_crash;
 mod limits;
 mod malformed;
 mod metering;
