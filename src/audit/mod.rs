@@ -327,9 +327,10 @@ impl AuditLog {
             .lock()
             .map_err(|_| io(std::io::Error::other("audit writer poisoned")))?;
         let (line, hash) = chain::seal(value, &writer.last_hash, Some(&self.keys.chain));
+        let before = writer.len;
         if let Err(e) = writer.file.write_all(line.as_bytes()) {
             // Never leave half a line for the next record to be appended to.
-            let _ = writer.file.set_len(writer.len);
+            let _ = writer.file.set_len(before);
             return Err(io(e));
         }
         writer.len += line.len() as u64;
