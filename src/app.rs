@@ -375,9 +375,17 @@ async fn housekeep(pipeline: &Pipeline) {
     // retention.
     pipeline.redactor.forget_idle();
     pipeline.rate_limits.shrink();
+    // Read before the ledger writes what is queued: every outcome before it is then stored.
+    let audited = pipeline.judge.audit().written_bytes();
     let store_work = async {
         if let Err(e) = pipeline.ledger.housekeeping().await {
             tracing::error!(error = %e, "the budget store could not be read");
+        }
+        // Without budgets no run was begun and nothing is written behind.
+        if !pipeline.ledger.budgets().is_empty()
+            && let Err(e) = pipeline.ledger.reconciled_up_to(audited).await
+        {
+            tracing::error!(error = %e, "the budget store could not take the settlements written behind");
         }
         if let Err(e) = pipeline.approvals.housekeeping().await {
             tracing::error!(error = %e, "expired approvals could not be marked");

@@ -209,6 +209,11 @@ impl AuditLog {
         Ok((offset, trail))
     }
 
+    /// Bytes written to the file so far: every record before this offset is in it.
+    pub fn written_bytes(&self) -> u64 {
+        self.writer.lock().map_or(0, |w| w.len)
+    }
+
     /// The file written to.
     pub fn path(&self) -> &Path {
         &self.path

@@ -200,6 +200,19 @@ impl Ledger {
         Ok(())
     }
 
+    /// Moves the point a restart reconciles this run from up to `offset` of the audit file, once
+    /// every settlement queued so far is in the store. `offset` must be read before this is
+    /// called: a call's settlement is queued before its outcome record is written, so every
+    /// outcome before `offset` is then in the store. Without it a restart after a long run read
+    /// the file from the run's first byte, and charged again every call whose settled id the
+    /// store had since forgotten (they are kept a week).
+    pub async fn reconciled_up_to(&self, offset: u64) -> Result<(), StoreError> {
+        self.leases.flush().await?;
+        self.store
+            .advance_run(self.leases.run(), i64::try_from(offset).unwrap_or(i64::MAX))
+            .await
+    }
+
     /// `METHOD path` when `facts` is a request to an LLM provider's paid endpoint that recognition
     /// does not meter (batches, images, fine-tuning, assistants runs...) while a budget covers the
     /// agent: spend there would escape every budget, so rules refuse it unless one says

@@ -88,6 +88,67 @@ async fn a_call_that_fits_its_lease_makes_no_store_transaction() {
     }
 }
 
+#[tokio::test]
+async fn a_renewal_is_never_refused_when_a_budget_is_over_its_limit() {
+    let (locations, _dir) = locations().await;
+    for location in locations {
+        let at = location.display();
+        let store = open(&location).await;
+        let leases = Leases::new(store.clone(), "run-a".into(), 3600, 16);
+        leases
+            .reserve(&[charge(1_000)], 100)
+            .await
+            .unwrap()
+            .unwrap();
+        // The call costs far more than it reserved: the budget ends over its limit.
+        leases.settle(settled("over", 5_000), 100);
+        leases.flush().await.unwrap();
+        let balance = store.balance("b", WINDOW).await.unwrap();
+        assert!(balance.spent > 1_000, "{at}: {balance:?}");
+        let renewal = crate::store::LeaseAsk {
+            charge: charge(1_000),
+            give: 0,
+            min: 0,
+            want: 0,
+        };
+        let renewed = store.lease("run-a", &[renewal], i64::MAX).await.unwrap();
+        assert!(
+            renewed.is_ok(),
+            "{at}: a renewal asks for nothing; refusing it left gives applied in the store and \
+             counted as failed in memory"
+        );
+        let ask = crate::store::LeaseAsk {
+            charge: charge(1_000),
+            give: 0,
+            min: 1,
+            want: 1,
+        };
+        let grown = store.lease("run-a", &[ask], i64::MAX).await.unwrap();
+        assert!(grown.is_err(), "{at}: growing is refused over the limit");
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_reconciled_only_from_where_its_settlements_are_stored() {
+    let (locations, dir) = locations().await;
+    for location in locations {
+        let at = location.display();
+        let ledger = ledger(&location).await;
+        let store = ledger.store().clone();
+        let run = ledger.leases().run().to_string();
+        store.begin_run(&run, "trail", 10).await.unwrap();
+        ledger.reconciled_up_to(4_096).await.unwrap();
+        let runs = store.runs("trail").await.unwrap();
+        let ours = runs.iter().find(|r| r.run == run).map(|r| r.offset);
+        assert_eq!(ours, Some(4_096), "{at}: the mark moved");
+        ledger.reconciled_up_to(100).await.unwrap();
+        let runs = store.runs("trail").await.unwrap();
+        let ours = runs.iter().find(|r| r.run == run).map(|r| r.offset);
+        assert_eq!(ours, Some(4_096), "{at}: the mark never moves back");
+    }
+    drop(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_runs_leasing_one_budget_never_overshoot_and_use_all_of_it() {
     let (locations, _dir) = locations().await;

@@ -102,6 +102,15 @@ impl Store {
         }
     }
 
+    /// Notes that everything `run` wrote to its audit trail before byte `offset` is in the store:
+    /// a restart reconciles it from there on.
+    pub async fn advance_run(&self, run: &str, offset: i64) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.advance_run(run, offset),
+            Backend::Postgres(p) => p.advance_run(run, offset).await,
+        }
+    }
+
     /// The runs that wrote `trail` and have not ended.
     pub async fn runs(&self, trail: &str) -> Result<Vec<Run>, StoreError> {
         match &self.backend {

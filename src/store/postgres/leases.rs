@@ -51,7 +51,8 @@ BEGIN
         ORDER BY t.b, t.w
     LOOP
         free := c.l - c.spent - c.reserved;
-        IF c.mn > free THEN
+        -- An ask that needs nothing (a renewal, a give) is never refused, even over the limit.
+        IF c.mn > 0 AND c.mn > free THEN
             o_budget := c.b; o_window := c.w; o_granted := 0; o_others := 0;
             o_available := greatest(free, 0); o_ok := FALSE;
             RETURN NEXT;
@@ -304,6 +305,19 @@ impl PgStore {
                 offset: r.get(1),
             })
             .collect())
+    }
+
+    pub async fn advance_run(&self, run: &str, offset: i64) -> Result<(), StoreError> {
+        let (client, statement) = self
+            .prepared(
+                "UPDATE gatehouse_runs SET audit_offset = greatest(audit_offset, $2) WHERE run = $1",
+            )
+            .await?;
+        client
+            .execute(&statement, &[&run, &offset])
+            .await
+            .map(|_| ())
+            .map_err(|e| self.fail(&e))
     }
 
     pub async fn end_runs(&self, runs: &[String]) -> Result<(), StoreError> {

@@ -73,6 +73,17 @@ impl SqliteStore {
         })
     }
 
+    pub fn advance_run(&self, run: &str, offset: i64) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            cached(
+                conn,
+                "UPDATE runs SET audit_offset = max(audit_offset, ?2) WHERE run = ?1",
+                params![run, offset],
+            )
+            .map(|_| ())
+        })
+    }
+
     pub fn end_runs(&self, runs: &[String]) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn
@@ -160,7 +171,9 @@ fn lease(
         let c = &ask.charge;
         let now = balance(conn, &c.budget, &c.window)?;
         let available = c.limit - now.spent - now.reserved;
-        if ask.min > available {
+        // An ask that needs nothing (a renewal, a give) is never refused, even over the limit:
+        // refusing it after the gives were applied left memory thinking they failed.
+        if ask.min > 0 && ask.min > available {
             return Ok(Err(NoRoom {
                 budget: c.budget.clone(),
                 window: c.window.clone(),
