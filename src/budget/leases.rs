@@ -7,14 +7,14 @@
 //! before its answer ends, so the next start reconciles what a `kill -9` left unwritten.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Charge, LeaseAsk, NoRoom, Settled, SpendOf, Store, StoreError};
+use crate::store::{Charge, LeaseAsk, Leased, NoRoom, Settled, SpendOf, Store, StoreError};
 
 /// How long settlements wait to be written with others.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(5);
@@ -85,7 +85,8 @@ pub struct Leases {
     /// A lease grows by room for this many calls like the one asking (at most a quarter of the
     /// limit), so most calls need no store at all.
     lease_calls: i64,
-    accounts: Mutex<HashMap<(String, String), Account>>,
+    /// Shared with the task of each lease transaction (see [`Leases::transact`]).
+    accounts: Arc<Mutex<Accounts>>,
     queue: Mutex<Vec<Settled>>,
     wake: tokio::sync::Notify,
     /// Orders the transactions that change leases, so the mirror here follows the store.
@@ -93,6 +94,16 @@ pub struct Leases {
     stop: CancellationToken,
     /// Store transactions made so far (grows, batches, returns, renewals).
     transactions: AtomicU64,
+}
+
+/// The accounts of a run, by budget and window.
+type Accounts = HashMap<(String, String), Account>;
+
+/// What one lease transaction returned.
+type LeaseResult = Result<Result<Vec<Leased>, NoRoom>, StoreError>;
+
+fn lock(accounts: &Mutex<Accounts>) -> std::sync::MutexGuard<'_, Accounts> {
+    accounts.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn key(charge: &Charge) -> (String, String) {
@@ -112,7 +123,7 @@ impl Leases {
             run,
             ttl_seconds: i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 4),
             lease_calls: i64::try_from(lease_calls.max(1)).unwrap_or(1),
-            accounts: Mutex::new(HashMap::new()),
+            accounts: Arc::new(Mutex::new(HashMap::new())),
             queue: Mutex::new(Vec::new()),
             wake: tokio::sync::Notify::new(),
             sync: tokio::sync::Mutex::new(()),
@@ -131,8 +142,36 @@ impl Leases {
         self.transactions.load(Ordering::Relaxed)
     }
 
-    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Account>> {
-        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    fn accounts(&self) -> std::sync::MutexGuard<'_, Accounts> {
+        lock(&self.accounts)
+    }
+
+    /// Runs one lease transaction of `asks` and applies its result to the accounts with `apply`
+    /// on a task of its own, so the store and the accounts agree even when the caller stops
+    /// waiting (the housekeeping timeout, an agent resetting its stream while a lease grows):
+    /// a dropped future left the store changed and memory not. `abandoned` runs instead of
+    /// handing the result over when nobody waits for it any more.
+    async fn transact(
+        &self,
+        asks: Vec<LeaseAsk>,
+        apply: impl FnOnce(&mut Accounts, &[LeaseAsk], &LeaseResult) + Send + 'static,
+        abandoned: impl FnOnce(&mut Accounts, &[LeaseAsk], &LeaseResult) + Send + 'static,
+    ) -> LeaseResult {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        let (store, run) = (self.store.clone(), self.run.clone());
+        let (accounts, expires_at) = (self.accounts.clone(), self.expires_at());
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let leased = store.lease(&run, &asks, expires_at).await;
+            apply(&mut lock(&accounts), &asks, &leased);
+            if let Err(leased) = answer.send(leased) {
+                abandoned(&mut lock(&accounts), &asks, &leased);
+            }
+        });
+        answered.await.map_err(|_| StoreError {
+            store: "budget store".to_string(),
+            reason: "the lease transaction's task ended without an answer".to_string(),
+        })?
     }
 
     fn expires_at(&self) -> i64 {
@@ -181,25 +220,35 @@ impl Leases {
                 })
                 .collect()
         };
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-        let leased = self.store.lease(&self.run, &asks, self.expires_at()).await;
-        let mut accounts = self.accounts();
-        for (i, ask) in asks.iter().enumerate() {
-            let Some(account) = accounts.get_mut(&key(&ask.charge)) else {
-                continue;
-            };
-            account.used = Instant::now();
-            match &leased {
-                Err(_) => account.free += ask.give,
-                Ok(Err(_)) => account.lease -= ask.give.min(account.lease),
-                Ok(Ok(grown)) => {
-                    let grown = grown[i];
-                    account.lease += grown.granted - ask.give;
-                    account.free += grown.granted - nano;
-                    account.others = grown.others;
+        let grown = move |accounts: &mut Accounts, asks: &[LeaseAsk], leased: &LeaseResult| {
+            for (i, ask) in asks.iter().enumerate() {
+                let Some(account) = accounts.get_mut(&key(&ask.charge)) else {
+                    continue;
+                };
+                account.used = Instant::now();
+                match leased {
+                    Err(_) => account.free += ask.give,
+                    Ok(Err(_)) => account.lease -= ask.give.min(account.lease),
+                    Ok(Ok(grown)) => {
+                        let grown = grown[i];
+                        account.lease += grown.granted - ask.give;
+                        account.free += grown.granted - nano;
+                        account.others = grown.others;
+                    }
                 }
             }
-        }
+        };
+        // Nobody waits for the call any more: it never leaves, so what it took is free again.
+        let untaken = move |accounts: &mut Accounts, asks: &[LeaseAsk], leased: &LeaseResult| {
+            if matches!(leased, Ok(Ok(_))) {
+                for ask in asks {
+                    if let Some(account) = accounts.get_mut(&key(&ask.charge)) {
+                        account.free += nano;
+                    }
+                }
+            }
+        };
+        let leased = self.transact(asks, grown, untaken).await;
         leased.map(|done| done.map(|_| ()))
     }
 
@@ -354,21 +403,21 @@ impl Leases {
         if asks.is_empty() {
             return Ok(());
         }
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-        let leased = self.store.lease(&self.run, &asks, self.expires_at()).await;
-        let mut accounts = self.accounts();
-        for (i, ask) in asks.iter().enumerate() {
-            let Some(account) = accounts.get_mut(&key(&ask.charge)) else {
-                continue;
-            };
-            match &leased {
-                Ok(Ok(leased)) => {
-                    account.lease -= ask.give.min(account.lease);
-                    account.others = leased[i].others;
+        let renewed = |accounts: &mut Accounts, asks: &[LeaseAsk], leased: &LeaseResult| {
+            for (i, ask) in asks.iter().enumerate() {
+                let Some(account) = accounts.get_mut(&key(&ask.charge)) else {
+                    continue;
+                };
+                match leased {
+                    Ok(Ok(leased)) => {
+                        account.lease -= ask.give.min(account.lease);
+                        account.others = leased[i].others;
+                    }
+                    _ => account.free += ask.give,
                 }
-                _ => account.free += ask.give,
             }
-        }
+        };
+        let leased = self.transact(asks, renewed, |_, _, _| {}).await;
         leased.map(|_| ())
     }
 

@@ -89,6 +89,50 @@ async fn a_call_that_fits_its_lease_makes_no_store_transaction() {
 }
 
 #[tokio::test]
+async fn a_growth_the_caller_stopped_waiting_for_still_reaches_memory() {
+    let (locations, _dir) = locations().await;
+    for location in locations {
+        let at = location.display();
+        let store = open(&location).await;
+        let leases = Leases::new(store.clone(), "run-a".into(), 3600, 16);
+        // The caller gives up while the lease grows (an agent resets its stream).
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_nanos(1),
+            leases.reserve(&[charge(1_000_000)], 100),
+        )
+        .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.balance("b", WINDOW).await.unwrap().reserved == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{at}: the lease grows"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let calls = if gave_up.is_err() { 16 } else { 15 };
+        for _ in 0..calls {
+            leases
+                .reserve(&[charge(1_000_000)], 100)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(
+            leases.transactions(),
+            1,
+            "{at}: what the store granted is in memory, and the abandoned call's part is free"
+        );
+        leases.close().await.unwrap();
+        assert_eq!(
+            store.balance("b", WINDOW).await.unwrap().reserved,
+            0,
+            "{at}: nothing stays leased"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_renewal_is_never_refused_when_a_budget_is_over_its_limit() {
     let (locations, _dir) = locations().await;
     for location in locations {
