@@ -62,15 +62,11 @@ pub async fn serve<H, IO>(
             Ok(Ok(accepted)) => accepted,
             Ok(Err(e)) => {
                 tracing::warn!(%peer, target = %tunnel.target, reason = %e, "TLS interception refused");
-                let err = ProxyError::bad_request(format!("TLS interception refused: {e}"));
-                server.handler.refused(&Refusal {
-                    peer,
-                    identity: Some(&client.identity),
-                    method: "CONNECT",
-                    target: Some(&tunnel.target),
-                    path: "",
-                    error: &err,
-                });
+                refuse_tunnel(
+                    &server,
+                    &client,
+                    &ProxyError::bad_request(format!("TLS interception refused: {e}")),
+                );
                 return;
             }
             Err(_) => {
@@ -100,15 +96,21 @@ pub async fn serve<H, IO>(
     } else {
         let err = ProxyError::bad_request("bytes inside the tunnel are neither TLS nor HTTP");
         tracing::warn!(%peer, target = %tunnel.target, reason = %err.reason, "tunnel refused");
-        server.handler.refused(&Refusal {
-            peer,
-            identity: Some(&client.identity),
-            method: "CONNECT",
-            target: Some(&tunnel.target),
-            path: "",
-            error: &err,
-        });
+        refuse_tunnel(&server, &client, &err);
     }
+}
+
+/// Records the refusal of the intercepted tunnel `client` opened (its bytes could not be
+/// judged): the handler writes it like any other refusal.
+fn refuse_tunnel<H: Handler>(server: &ProxyServer<H>, client: &ClientInfo, err: &ProxyError) {
+    server.handler.refused(&Refusal {
+        peer: client.peer,
+        identity: Some(&client.identity),
+        method: "CONNECT",
+        target: client.tunnel.as_ref().map(|t| &t.target),
+        path: "",
+        error: err,
+    });
 }
 
 async fn serve_http<H, IO>(

@@ -270,25 +270,15 @@ impl<H: Handler> ProxyServer<H> {
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let peer = client.peer;
-        let target = match req
-            .uri()
-            .authority()
-            .map(|a| Target::from_authority(a, None))
-        {
-            Some(Ok(target)) => target,
-            Some(Err(reason)) => {
-                let err = ProxyError::bad_request(format!("bad CONNECT target: {reason}"));
-                return self.refuse(Refusal {
-                    peer,
-                    identity: Some(&client.identity),
-                    method: "CONNECT",
-                    target: None,
-                    path: "",
-                    error: &err,
-                });
-            }
-            None => {
-                let err = ProxyError::bad_request("CONNECT needs host:port");
+        let target = match req.uri().authority() {
+            Some(authority) => Target::from_authority(authority, None)
+                .map_err(|reason| format!("bad CONNECT target: {reason}")),
+            None => Err("CONNECT needs host:port".to_string()),
+        };
+        let target = match target {
+            Ok(target) => target,
+            Err(reason) => {
+                let err = ProxyError::bad_request(reason);
                 return self.refuse(Refusal {
                     peer,
                     identity: Some(&client.identity),
