@@ -39,6 +39,8 @@ pub struct Ledger {
     pub(super) tasks: TaskTracker,
     /// This run's leases, and the settlements written behind the answers.
     leases: Arc<Leases>,
+    /// The audit offset last stored as this run's reconcile mark: an idle proxy writes no mark.
+    marked: std::sync::atomic::AtomicU64,
 }
 
 /// What reserving did.
@@ -114,6 +116,7 @@ impl Ledger {
             breakers: Breakers::new(config.breakers.clone()),
             tasks,
             leases,
+            marked: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -207,10 +210,16 @@ impl Ledger {
     /// the file from the run's first byte, and charged again every call whose settled id the
     /// store had since forgotten (they are kept a week).
     pub async fn reconciled_up_to(&self, offset: u64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if offset <= self.marked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.leases.flush().await?;
         self.store
             .advance_run(self.leases.run(), i64::try_from(offset).unwrap_or(i64::MAX))
-            .await
+            .await?;
+        self.marked.fetch_max(offset, Ordering::Relaxed);
+        Ok(())
     }
 
     /// `METHOD path` when `facts` is a request to an LLM provider's paid endpoint that recognition
