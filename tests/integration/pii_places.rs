@@ -472,8 +472,11 @@ async fn the_path_is_always_scanned_and_header_values_but_the_credentials() {
     assert!(body.contains("URL path"), "{body}");
 
     let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
-    assert!(
-        !audit.contains("jane") && !audit.contains("4111"),
-        "values never reach the audit trail"
-    );
+    // Whole values, not fragments: a hex digest in the chain holds "4111" about once in 200 runs.
+    for needle in ["jane", "4111111111111111", "4111 1111"] {
+        if let Some(at) = audit.find(needle) {
+            let line = audit[..at].rsplit('\n').next().unwrap_or("");
+            panic!("values never reach the audit trail: {needle} after {line}");
+        }
+    }
 }
