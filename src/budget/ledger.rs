@@ -19,12 +19,12 @@ use time::OffsetDateTime;
 
 use super::leases::{Leases, LedgerEntry};
 use super::{
-    Breakers, Budget, BudgetConfig, PriceTable, estimate, estimated_tokens, from_nano,
-    input_tokens, to_nano,
+    Breakers, Budget, BudgetConfig, Counted, PriceTable, TOKENIZER_MAX_BYTES, estimate,
+    estimated_tokens, from_nano, input_tokens, input_tokens_bound, to_nano,
 };
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::policy::Facts;
-use crate::store::{Charge, Paused, Role, SpendOf, Store, StoreError};
+use crate::store::{Charge, NoRoom, Paused, Role, SpendOf, Store, StoreError};
 
 /// The budgets and their ledger.
 pub struct Ledger {
@@ -72,6 +72,16 @@ pub struct Reservation {
     pub budgets: Vec<String>,
     /// Their windows, in the same order.
     pub windows: Vec<String>,
+    /// Set when the input was reserved at its bound (a token a byte) rather than counted: what an
+    /// answer without usage is settled at is then counted from it, so the bound never bills.
+    pub recount: Option<Recount>,
+}
+
+/// What an exact worst case is counted from, after the answer, only when one is needed.
+pub struct Recount {
+    model: String,
+    body: Bytes,
+    max_output: u64,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -152,7 +162,7 @@ impl Ledger {
         &self,
         facts: &Facts,
         model: &str,
-        body: &[u8],
+        body: &Bytes,
     ) -> Result<Reserved, ProxyError> {
         let mut breaker_hold = None;
         let mut reserved = self.reserve(facts, model, body, false).await?;
@@ -173,6 +183,22 @@ impl Ledger {
             worst_case_nano,
             breaker_hold,
         })
+    }
+
+    /// What a call that ended without usage is settled at: its worst case, counted exactly now
+    /// if it was reserved at the bound.
+    pub(super) fn worst_case(&self, reserved: &Reserved) -> Option<i64> {
+        let Some(recount) = reserved
+            .reservation
+            .as_ref()
+            .and_then(|r| r.recount.as_ref())
+        else {
+            return reserved.worst_case_nano;
+        };
+        let (_, price) = self.prices.price(&recount.model)?;
+        let (input, _) = input_tokens(&recount.model, &recount.body);
+        let exact = to_nano(estimate(price, input, recount.max_output)).unwrap_or(i64::MAX);
+        Some(exact.min(reserved.worst_case_nano.unwrap_or(i64::MAX)))
     }
 
     fn covers(budget: &Budget, facts: &Facts) -> bool {
@@ -338,6 +364,18 @@ impl Ledger {
         (amount != 0 || entry.spend.is_some()).then_some(entry)
     }
 
+    /// `nano` taken from the leases of every budget of `charges`, or from none.
+    async fn reserve_nano(
+        &self,
+        charges: &[Charge],
+        nano: i64,
+    ) -> Result<Result<(), NoRoom>, ProxyError> {
+        self.leases
+            .reserve(charges, nano)
+            .await
+            .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))
+    }
+
     /// The worst case of the LLM call `model` described by `facts` carrying `body`, reserved.
     ///
     /// A tripped breaker refuses the call, or (with `on_trip: hold`) asks for a person first;
@@ -346,7 +384,7 @@ impl Ledger {
         &self,
         facts: &Facts,
         model: &str,
-        body: &[u8],
+        body: &Bytes,
         breakers_approved: bool,
     ) -> Result<Reserving, ProxyError> {
         let budgets: Vec<&Budget> = self
@@ -424,9 +462,6 @@ impl Ledger {
             return Ok(Reserving::Done(None));
         };
         let max_output = self.max_output(facts);
-        let (input, _) = input_tokens(model, body);
-        let worst = estimate(price, input, max_output);
-        let nano = to_nano(worst).unwrap_or(i64::MAX);
         let charges: Vec<Charge> = budgets
             .iter()
             .map(|b| Charge {
@@ -435,16 +470,38 @@ impl Ledger {
                 limit: b.limit_nano,
             })
             .collect();
-        let reserved = self
-            .leases
-            .reserve(&charges, nano)
-            .await
-            .map_err(|e| ProxyError::internal(format!("budget could not be checked: {e}")))?;
+        let worst_of = |input| {
+            let worst = estimate(price, input, max_output);
+            (to_nano(worst).unwrap_or(i64::MAX), worst)
+        };
+        // The bound costs nothing and fits while a budget has room; only when it does not is the
+        // body encoded, so a call is refused only if its exact worst case does not fit.
+        let (bound, counted) = input_tokens_bound(model, body);
+        let (mut nano, mut worst) = worst_of(bound);
+        let mut reserved = self.reserve_nano(&charges, nano).await?;
+        let mut recounted = false;
+        if reserved.is_err() && counted == Counted::Bound {
+            let (exact, _) = input_tokens(model, body);
+            recounted = true;
+            if exact < bound {
+                (nano, worst) = worst_of(exact);
+                reserved = self.reserve_nano(&charges, nano).await?;
+            }
+        }
         match reserved {
             Ok(()) => Ok(Reserving::Done(Some(Reservation {
                 nano,
                 budgets: charges.iter().map(|c| c.budget.clone()).collect(),
                 windows: charges.into_iter().map(|c| c.window).collect(),
+                // A body over the tokenizer's cap is counted at the bound anyway.
+                recount: (counted == Counted::Bound
+                    && !recounted
+                    && body.len() <= TOKENIZER_MAX_BYTES)
+                    .then(|| Recount {
+                        model: model.to_string(),
+                        body: body.clone(),
+                        max_output,
+                    }),
             }))),
             Err(no_room) => {
                 let budget = budgets.iter().find(|b| b.id == no_room.budget);

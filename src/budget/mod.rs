@@ -37,7 +37,9 @@ pub use report::{
 };
 pub use settings::{Budget, BudgetConfig};
 pub use settle::{BudgetSettlement, CallEnd, Settlement};
-pub use tokens::{Counted, TOKENIZER_MAX_BYTES, estimated_tokens, input_tokens, warm_up};
+pub use tokens::{
+    Counted, TOKENIZER_MAX_BYTES, estimated_tokens, input_tokens, input_tokens_bound, warm_up,
+};
 pub use usage::{Usage, read_usage};
 pub use window::Window;
 

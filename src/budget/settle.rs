@@ -63,7 +63,7 @@ impl Ledger {
         let worst = if call.never_sent {
             Some(0)
         } else {
-            call.reserved.worst_case_nano
+            self.worst_case(call.reserved)
         };
         let mut cost = cost_of(self.prices(), call.model, call.usage, worst);
         if !call.complete && !call.never_sent && cost.status == CostStatus::Exact {

@@ -6,6 +6,9 @@
 //! is the safe side for a reservation. Text that spells a special token (`<|endoftext|>`) counts
 //! as the ordinary text it is, which is more tokens than the special one.
 //!
+//! The ledger reserves at [`input_tokens_bound`] first and counts only when that does not fit, so
+//! a budget with room costs no encoding at all.
+//!
 //! A body over [`TOKENIZER_MAX_BYTES`] for an OpenAI model is not encoded: it is reserved at one
 //! token per byte, a bound the count never exceeds (every token stands for at least one byte),
 //! so a request cannot make the proxy spend more than the cap's worth of encoding.
@@ -42,6 +45,17 @@ pub fn input_tokens(model: &str, body: &[u8]) -> (u64, Counted) {
     match text {
         Some(text) => (tokenizer.count(text), Counted::Tokenizer),
         None => (body.len() as u64, Counted::Bound),
+    }
+}
+
+/// A bound on the input tokens of a request to `model` carrying `body`, without encoding it: one
+/// token per byte for the OpenAI encodings (never below their count), the estimate for the rest.
+/// A reservation made at the bound needs no tokenizer; [`input_tokens`] is for when the bound
+/// does not fit a budget and the exact count might.
+pub fn input_tokens_bound(model: &str, body: &[u8]) -> (u64, Counted) {
+    match encoding(model) {
+        Some(_) => (body.len() as u64, Counted::Bound),
+        None => (estimated_tokens(body.len()), Counted::Estimate),
     }
 }
 

@@ -244,10 +244,19 @@ async fn a_stream_the_agent_abandons_settles_at_its_estimate() {
     assert_eq!(outcome["llm"]["cost_status"], "estimated", "{outcome}");
     let budget = &outcome["budget"];
     assert_eq!(budget["settled_as"], "estimate", "{outcome}");
-    assert_eq!(budget["settled_usd"], budget["reserved_usd"], "{outcome}");
-    // gpt-4o input counted by tiktoken: far fewer tokens than bytes; 50 output tokens at $10/M.
-    let reserved: f64 = budget["reserved_usd"].as_str().unwrap().parse().unwrap();
-    assert!(reserved > 0.0005 && reserved < 0.0008, "{reserved}");
+    // Reserved with the input at a token a byte (no tokenizer on the way out), settled with it
+    // counted by o200k: far fewer tokens than bytes; 50 output tokens at $10/M.
+    let usd = |field: &str| -> f64 { budget[field].as_str().unwrap().parse().unwrap() };
+    let body_bytes = 90.0;
+    assert!(
+        usd("reserved_usd") >= body_bytes * 2.5e-6 + 50.0 * 10e-6,
+        "{outcome}"
+    );
+    assert!(usd("settled_usd") < usd("reserved_usd"), "{outcome}");
+    assert!(
+        usd("settled_usd") > 0.0005 && usd("settled_usd") < 0.0006,
+        "{outcome}"
+    );
     let after = settled(&store).await;
     assert_eq!(after.reserved, 0);
     assert!(after.spent > 0);
@@ -494,4 +503,69 @@ async fn kill_9_loses_no_settled_spend_and_strands_no_reservation() {
             reserved: 0
         }
     );
+}
+
+/// The audit's outcome record of the one call `proxy` answered.
+async fn outcome_of_the_call(proxy: &TestProxy) -> Value {
+    for _ in 0..100 {
+        let audit = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+        if let Some(line) = audit.lines().find(|l| l.contains("\"outcome\"")) {
+            return serde_json::from_str(line).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no outcome record");
+}
+
+#[tokio::test]
+async fn a_call_is_reserved_at_its_byte_bound_and_refused_only_if_its_exact_count_does_not_fit() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let url = format!(
+        "https://localhost:{}/bench/v1/chat/completions",
+        origin.port()
+    );
+    let prose = "The quick brown fox jumps over the lazy dog. ".repeat(90);
+    let body = serde_json::to_vec(&json!({"model": "gpt-4o", "max_tokens": 10,
+        "messages": [{"role": "user", "content": prose}]}))
+    .unwrap();
+    // gpt-4o at $2.50/M input and $10/M output: ~4,100 bytes bound the input at $0.0103 with the
+    // output; o200k counts ~900 tokens, $0.0024 in all.
+    let bound_usd = body.len() as f64 * 2.5e-6 + 10.0 * 10e-6;
+    assert!(bound_usd > 0.01);
+
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("roomy.sqlite").display().to_string();
+    let roomy = proxy_with_budget(&pki, &store, 1_000_000_000).await;
+    assert_eq!(post(&roomy, &url, body.clone()).await.0, 200);
+    let outcome = outcome_of_the_call(&roomy).await;
+    let reserved: f64 = outcome["budget"]["reserved_usd"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (reserved - bound_usd).abs() < 1e-9,
+        "at the bound: {outcome}"
+    );
+
+    // Room for the exact worst case, not for the bound: the body is counted and the call leaves.
+    let store = state.path().join("tight.sqlite").display().to_string();
+    let tight = proxy_with_budget(&pki, &store, 5_000_000).await;
+    let (status, answer) = post(&tight, &url, body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let outcome = outcome_of_the_call(&tight).await;
+    let reserved: f64 = outcome["budget"]["reserved_usd"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reserved > 0.002 && reserved < 0.003, "counted: {outcome}");
+
+    // Room for neither: refused, naming the exact worst case.
+    let store = state.path().join("short.sqlite").display().to_string();
+    let short = proxy_with_budget(&pki, &store, 2_000_000).await;
+    let (status, answer) = post(&short, &url, body).await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(answer.contains("may cost up to $0.002"), "{answer}");
 }
