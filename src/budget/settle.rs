@@ -60,10 +60,13 @@ impl Ledger {
     /// settled at the worst case estimated before it left: the provider may well bill it.
     pub fn settle_call(&self, call: &CallEnd<'_>) -> Settlement {
         let reservation = call.reserved.reservation.as_ref();
+        // Counted only for a call that may be settled at it: most answers report their usage.
         let worst = if call.never_sent {
             Some(0)
-        } else {
+        } else if call.usage.is_none() || !call.complete {
             self.worst_case(call.reserved)
+        } else {
+            call.reserved.worst_case_nano
         };
         let mut cost = cost_of(self.prices(), call.model, call.usage, worst);
         if !call.complete && !call.never_sent && cost.status == CostStatus::Exact {
