@@ -15,6 +15,7 @@ mod json;
 mod kind;
 mod national_id;
 mod numbers;
+pub mod raw_offsets;
 mod redact;
 mod redactor;
 mod vault;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::ToolError;
 use crate::config::Config;
-use crate::pii::{self, Redaction, Scanner, Style, Vault};
+use crate::pii::{self, Redaction, Scanner, Style, Vault, raw_offsets};
 
 /// Findings of `input` as JSON lines, or `input` redacted in `style` (every kind; `hash` with the
 /// config's key, so tokens match the proxy's).
@@ -16,7 +16,9 @@ use crate::pii::{self, Redaction, Scanner, Style, Vault};
 /// Text input: `start` and `end` are byte offsets in the input. JSON input (an object or array):
 /// each finding also names the string's JSON `pointer`, and its offsets are in that string's
 /// decoded value (JSON escapes such as `\u0040` are decoded before scanning); `key: true` marks a
-/// finding in the name of the member the pointer names.
+/// finding in the name of the member the pointer names. Every finding also has `raw_start` and
+/// `raw_end`: its bytes in the input itself, escapes included, so a tool can place it without
+/// parsing the JSON again.
 pub fn scan(config: &Config, input: &str, style: Option<Style>) -> Result<String, ToolError> {
     let scanner = Scanner::new(&config.pii.scanner)?;
     let document = serde_json::from_str::<Value>(input)
@@ -30,11 +32,23 @@ pub fn scan(config: &Config, input: &str, style: Option<Style>) -> Result<String
 
 fn findings(scanner: &Scanner, input: &str, document: Option<&Value>) -> String {
     let mut out = String::new();
+    let tokens = document
+        .and_then(|_| raw_offsets::tokens(input))
+        .unwrap_or_default();
     let line = |f: &pii::Finding, pointer: Option<&str>, key: bool| {
+        let (raw_start, raw_end) = match pointer {
+            None => (f.start, f.end),
+            Some(pointer) => match raw_offsets::find(&tokens, pointer, key) {
+                Some(token) => raw_offsets::to_raw(input, token, f.start, f.end),
+                None => (0, input.len()),
+            },
+        };
         let mut record = json!({
             "kind": f.kind.name(),
             "start": f.start,
             "end": f.end,
+            "raw_start": raw_start,
+            "raw_end": raw_end,
             "validator": f.validator,
         });
         if let Some(pointer) = pointer {

@@ -119,3 +119,63 @@ fn exec_reports_a_missing_program() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot run `/nonexistent/program`"));
 }
+
+#[test]
+fn scan_places_each_finding_in_the_file_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("call.json");
+    let arguments = r#"{\"to\": \"jane\\u0040example.com\"}"#;
+    let body = format!(
+        "{{\n  \"messages\": [{{\"role\": \"user\", \"content\": \"card 4111\\u00201111 1111 1111 or \\u00e9 bob@example.org\"}}],\n  \"tool\": {{\"arguments\": \"{arguments}\"}},\n  \"carol@example.net\": 5555555555554444\n}}\n"
+    );
+    serde_json::from_str::<serde_json::Value>(&body).expect("the test's JSON");
+    std::fs::write(&file, &body).unwrap();
+    let out = Command::new(binary())
+        .arg("scan")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut placed: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let f: serde_json::Value = serde_json::from_str(line).unwrap();
+            let (start, end) = (
+                f["raw_start"].as_u64().unwrap(),
+                f["raw_end"].as_u64().unwrap(),
+            );
+            let kind = f["kind"].as_str().unwrap().to_string();
+            (kind, body[start as usize..end as usize].to_string())
+        })
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            ("credit_card", "4111\\u00201111 1111 1111"),
+            ("credit_card", "5555555555554444"),
+            ("email", "bob@example.org"),
+            ("email", "carol@example.net"),
+            ("email", "jane\\\\u0040example.com"),
+        ]
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+    );
+
+    let text = dir.path().join("note.txt");
+    std::fs::write(&text, "é mail dan@example.com\n").unwrap();
+    let out = Command::new(binary())
+        .arg("scan")
+        .arg(&text)
+        .output()
+        .unwrap();
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (f["raw_start"].as_u64(), f["raw_end"].as_u64()),
+        (Some(8), Some(23))
+    );
+}
