@@ -61,12 +61,52 @@ fn alike(c: char) -> char {
     }
 }
 
+/// Whether `c`, not ASCII, stays as it is under folding: most letters of most scripts (`é`,
+/// `ß`, `ж`), so text in another language than English is not copied for nothing.
+fn stable(c: char) -> bool {
+    use unicode_normalization::{IsNormalized, is_nfkc_quick};
+    !c.is_ascii()
+        && !unseen(c)
+        && alike(c) == c
+        && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
+}
+
+/// The first byte of `b` that is not printable ASCII, tab or a line break; eight at a time.
+fn first_unusual(b: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let usual = |x: u8| (0x20..0x7f).contains(&x) || matches!(x, b'\t' | b'\n' | b'\r');
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte with its high bit set, below 0x20, or equal to 0x7f: look at them one by one.
+        let below_space = w.wrapping_sub(LOW * 0x20) & !w;
+        let del = (w ^ (LOW * 0x7f)).wrapping_sub(LOW) & !(w ^ (LOW * 0x7f));
+        if (w | below_space | del) & HIGH != 0
+            && let Some(i) = chunk.iter().position(|&x| !usual(x))
+        {
+            return Some(at + i);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| !usual(x))
+        .map(|i| at + i)
+}
+
 /// `text` folded, or `None` when folding leaves it as it is (the common case: plain text).
 pub(super) fn fold(text: &str) -> Option<Folded> {
-    // Bytes first: a text that is plain ASCII (most are) is left at once.
-    let first = text.bytes().position(|b| {
-        !b.is_ascii() || (b.is_ascii_control() && !matches!(b, b'\t' | b'\n' | b'\r'))
-    })?;
+    // Bytes first: a text that is plain ASCII (most are) is left at once, and so is one whose
+    // other characters all stay as they are.
+    let first = first_unusual(text.as_bytes())?;
+    if text[first..].chars().all(|c| plain(c) || stable(c)) {
+        return None;
+    }
     let mut out = String::with_capacity(text.len());
     let mut segments = Vec::new();
     out.push_str(&text[..first]);
@@ -84,7 +124,7 @@ pub(super) fn fold(text: &str) -> Option<Folded> {
             }
         };
     for (i, c) in text[first..].char_indices().map(|(i, c)| (i + first, c)) {
-        if plain(c) {
+        if plain(c) || stable(c) {
             if run.is_none() {
                 run = Some((out.len(), i));
             }
@@ -158,7 +198,9 @@ mod tests {
             ("j\0a\0n\0e\0", Some("jane")),
             ("①②③", Some("123")),
             ("\u{feff}x", Some("x")),
-            ("caf\u{e9}", Some("caf\u{e9}")),
+            ("caf\u{e9} stra\u{df}e \u{436}", None),
+            ("caf\u{e9} ４", Some("caf\u{e9} 4")),
+            ("caf\u{e9}\x7f", Some("caf\u{e9}")),
             // Marks a reader sees past: `j̲a̲n̲e̲`, `4̶1̶1̶1̶`.
             ("j\u{332}a\u{332}ne@example.com", Some("jane@example.com")),
             ("4\u{336}1\u{336}11", Some("4111")),
@@ -171,6 +213,21 @@ mod tests {
         for (text, want) in cases {
             let got = fold(text).map(|f| f.text);
             assert_eq!(got.as_deref(), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_unusual_byte_is_found_at_every_position() {
+        for len in 0..20 {
+            assert_eq!(first_unusual(&vec![b'a'; len]), None);
+            assert_eq!(first_unusual(&vec![b'\n'; len]), None);
+            for at in 0..len {
+                for odd in [0u8, 0x1f, 0x7f, 0x80, 0xc3, 0xff, b'\x0b'] {
+                    let mut text = vec![b'~'; len];
+                    text[at] = odd;
+                    assert_eq!(first_unusual(&text), Some(at), "{len} {at} {odd}");
+                }
+            }
         }
     }
 
