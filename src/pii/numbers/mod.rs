@@ -19,8 +19,11 @@ fn is_word(b: u8) -> bool {
 pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
+    loop {
+        i = next_start(b, i);
+        let Some(&c) = b.get(i) else {
+            break;
+        };
         i = match c {
             b'0'..=b'9' => candidate(text, i, out).max(i + 1),
             b'+' | b'(' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
@@ -30,6 +33,38 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
             _ => i + 1,
         };
     }
+}
+
+/// The first byte at or after `from` that may start a candidate (a digit, `+`, `(` or `:`), or
+/// the length: eight bytes at a time, since most of a text is letters and spaces.
+fn next_start(b: &[u8], from: usize) -> usize {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let starts = |c: u8| c.is_ascii_digit() || matches!(c, b'+' | b'(' | b':');
+    let equal = |w: u64, c: u8| {
+        let x = w ^ (LOW * u64::from(c));
+        x.wrapping_sub(LOW) & !x & HIGH
+    };
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let seven = w & !HIGH;
+        // 0x30..=0x3a: digits and `:` (bytes of non-ASCII characters are left out).
+        let at_least = seven + LOW * (0x80 - 0x30);
+        let above = seven + LOW * (0x7f - 0x3a);
+        let digits = at_least & !above & !w & HIGH;
+        // The lowest flagged byte is a true one (a borrow only flags bytes above a match).
+        let hits = digits | equal(w, b'+') | equal(w, b'(');
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    b.get(i..)
+        .and_then(|rest| rest.iter().position(|&c| starts(c)))
+        .map_or(b.len(), |at| i + at)
 }
 
 /// Most digit groups one cluster holds; longer runs are not an identifier of any kind.
@@ -373,4 +408,32 @@ fn colon(text: &str, at: usize, out: &mut Vec<Finding>) -> usize {
         out.push(Finding::new(Kind::IpAddress, ws, we, "ipv6"));
     }
     we
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_start;
+
+    #[test]
+    fn the_next_start_is_found_at_every_position_past_every_other_byte() {
+        let others: Vec<u8> = (0..=255u8)
+            .filter(|c| !c.is_ascii_digit() && !b"+(:".contains(c))
+            .collect();
+        for len in 0..20 {
+            for &other in &others {
+                assert_eq!(next_start(&vec![other; len], 0), len, "{other}");
+            }
+            for at in 0..len {
+                for start in [b'0', b'5', b'9', b'+', b'(', b':'] {
+                    let mut text = vec![b'/'; len];
+                    text[at] = start;
+                    if at + 1 < len {
+                        text[at + 1] = b';';
+                    }
+                    assert_eq!(next_start(&text, 0), at, "{len} {at} {start}");
+                    assert_eq!(next_start(&text, at + 1), len, "{len} {at} {start}");
+                }
+            }
+        }
+    }
 }
