@@ -3,10 +3,13 @@
 //! Aho-Corasick pass finds every anchor; a regex anchored at the hit gives the shape; a
 //! validator decides.
 
+use std::collections::HashMap;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
 use super::checksum::entropy;
+use super::secret_rules::{Rules, aws_secrets_near};
 use super::{Finding, Kind};
 
 /// What an anchor starts.
@@ -15,7 +18,7 @@ enum Anchor {
     At,
     ObfuscatedAt,
     Secret(usize),
-    Keyword,
+    Rule(usize),
     Pem,
 }
 
@@ -27,13 +30,26 @@ struct SecretShape {
     check: fn(&str) -> bool,
 }
 
-fn always(_: &str) -> bool {
-    true
+/// Random enough to be a key rather than prose with dashes or a placeholder: a digit, entropy,
+/// and no alphabet walk (`abcde`, `12345`, `lmnop`), which a random key all but never holds.
+fn random_enough(s: &str) -> bool {
+    s.bytes().any(|c| c.is_ascii_digit()) && entropy(s) >= 3.5 && !alphabet_walk(s)
 }
 
-/// Random enough to be a key rather than prose with dashes.
-fn random_enough(s: &str) -> bool {
-    s.bytes().any(|c| c.is_ascii_digit()) && entropy(s) >= 3.5
+/// Five characters in a row each one after the last (`abcde`, `34567`).
+fn alphabet_walk(s: &str) -> bool {
+    let mut run = 1;
+    for w in s.as_bytes().windows(2) {
+        run = if w[0].is_ascii_alphanumeric() && w[1] == w[0] + 1 {
+            run + 1
+        } else {
+            1
+        };
+        if run >= 5 {
+            return true;
+        }
+    }
+    false
 }
 
 /// A JWT's header is base64url JSON naming an algorithm.
@@ -51,54 +67,20 @@ fn eth(s: &str) -> bool {
     s.len() == 42
 }
 
+/// Shapes of our own, looser than gitleaks' (which `secret_rules` ports): any length of
+/// OpenAI and Anthropic key, a JWT whose header decodes, wallets.
 const SECRETS: &[SecretShape] = &[
     SecretShape {
         name: "anthropic_key",
         prefixes: &["sk-ant-"],
         shape: r"^sk-ant-[a-z0-9]+-[A-Za-z0-9_\-]{20,300}",
-        check: always,
+        check: random_enough,
     },
     SecretShape {
         name: "openai_key",
         prefixes: &["sk-"],
         shape: r"^sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,300}",
         check: random_enough,
-    },
-    SecretShape {
-        name: "google_api_key",
-        prefixes: &["AIza"],
-        shape: r"^AIza[0-9A-Za-z_\-]{35}",
-        check: always,
-    },
-    SecretShape {
-        name: "aws_access_key",
-        prefixes: &["AKIA", "ASIA", "ABIA", "ACCA"],
-        shape: r"^A(?:KIA|SIA|BIA|CCA)[A-Z2-7]{16}",
-        check: always,
-    },
-    SecretShape {
-        name: "github_token",
-        prefixes: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
-        shape: r"^(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
-        check: always,
-    },
-    SecretShape {
-        name: "gitlab_token",
-        prefixes: &["glpat-"],
-        shape: r"^glpat-[A-Za-z0-9_\-]{20,255}",
-        check: always,
-    },
-    SecretShape {
-        name: "slack_token",
-        prefixes: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xapp-"],
-        shape: r"^(?:xox[abprs]-[A-Za-z0-9\-]{10,255}|xapp-[0-9]-[A-Za-z0-9\-]{10,255})",
-        check: random_enough,
-    },
-    SecretShape {
-        name: "stripe_key",
-        prefixes: &["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
-        shape: r"^[rs]k_(?:live|test)_[A-Za-z0-9]{20,255}",
-        check: always,
     },
     SecretShape {
         name: "jwt",
@@ -120,103 +102,127 @@ const SECRETS: &[SecretShape] = &[
     },
 ];
 
-/// Words after which a value is a credential when it looks random.
-pub(super) const KEYWORDS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "api-key",
-    "access_key",
-    "private_key",
-    "client_secret",
-    "auth_token",
-    "credentials",
-];
-
 /// The compiled anchors.
 pub(super) struct Anchors {
     automaton: AhoCorasick,
-    anchors: Vec<(Anchor, &'static str)>,
+    /// What each distinct literal starts (several rules share `key`, `sk_live`, ...).
+    targets: Vec<Vec<Anchor>>,
     shapes: Vec<Regex>,
-    assignment: Regex,
+    rules: Rules,
+    aws_id: Option<usize>,
     pem_begin: Regex,
     pem_end: Regex,
 }
 
+/// The least a private key's body holds before its `KEY-----` (gitleaks' `[\s\S-]{64,}?`).
+const PEM_MIN_BODY: usize = 64;
+/// How far a private key's end is looked for.
+const PEM_WINDOW: usize = 65_536;
+
 impl Anchors {
     pub(super) fn new() -> Result<Anchors, String> {
-        let mut anchors: Vec<(Anchor, &'static str)> = vec![(Anchor::At, "@")];
+        let rules = Rules::new()?;
+        let mut literals: Vec<String> = Vec::new();
+        let mut targets: Vec<Vec<Anchor>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut add = |literal: &str, anchor: Anchor| {
+            let key = literal.to_ascii_lowercase();
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                literals.push(key);
+                targets.push(Vec::new());
+                targets.len() - 1
+            });
+            targets[i].push(anchor);
+        };
+        add("@", Anchor::At);
         for obfuscated in ["[at]", "(at)", "{at}", " at "] {
-            anchors.push((Anchor::ObfuscatedAt, obfuscated));
+            add(obfuscated, Anchor::ObfuscatedAt);
         }
         for (i, secret) in SECRETS.iter().enumerate() {
             for prefix in secret.prefixes {
-                anchors.push((Anchor::Secret(i), prefix));
+                add(prefix, Anchor::Secret(i));
             }
         }
-        for keyword in KEYWORDS {
-            anchors.push((Anchor::Keyword, keyword));
+        for (i, rule) in rules.rules.iter().enumerate() {
+            for anchor in &rule.anchors {
+                add(anchor, Anchor::Rule(i));
+            }
         }
-        anchors.push((Anchor::Pem, "-----BEGIN "));
+        add("-----begin", Anchor::Pem);
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(anchors.iter().map(|(_, literal)| literal))
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
             .map_err(|e| e.to_string())?;
         let compile = |pattern: &str| Regex::new(pattern).map_err(|e| e.to_string());
         Ok(Anchors {
             automaton,
-            anchors,
+            targets,
             shapes: SECRETS
                 .iter()
                 .map(|s| compile(s.shape))
                 .collect::<Result<_, _>>()?,
-            assignment: compile(
-                r#"^["']?[ \t]{0,3}(?::=|=>|:|=)[ \t]{0,3}["']?([A-Za-z0-9_\-+/=.~!@#$%^&*]{8,256})"#,
-            )?,
-            pem_begin: compile(r"^-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY-----")?,
-            pem_end: compile(r"-----END ([A-Z0-9]+ )*PRIVATE KEY-----")?,
+            aws_id: rules.rules.iter().position(|r| r.id == "aws-access-token"),
+            rules,
+            pem_begin: compile(r"^(?i)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----")?,
+            pem_end: compile(r"(?i)KEY(?: BLOCK)?-----")?,
         })
     }
 
     /// Every anchored finding in `text`.
     pub(super) fn scan(&self, text: &str, internal: &[String], out: &mut Vec<Finding>) {
-        let b = text.as_bytes();
-        for hit in self.automaton.find_iter(text) {
-            let (anchor, literal) = self.anchors[hit.pattern().as_usize()];
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        for hit in self.automaton.find_overlapping_iter(text) {
             let (start, end) = (hit.start(), hit.end());
-            let exact = &b[start..end] == literal.as_bytes();
-            match anchor {
-                Anchor::At => {
-                    if let Some(f) = super::email::plain(text, start, internal) {
-                        out.push(f);
+            for &anchor in &self.targets[hit.pattern().as_usize()] {
+                match anchor {
+                    Anchor::At => {
+                        if let Some(f) = super::email::plain(text, start, internal) {
+                            out.push(f);
+                        }
+                    }
+                    Anchor::ObfuscatedAt => {
+                        if let Some(f) = super::email::obfuscated(text, start, end, internal) {
+                            out.push(f);
+                        }
+                    }
+                    Anchor::Secret(i) => self.secret(text, start, i, out),
+                    Anchor::Rule(i) => self.rule(text, start, i, &mut seen, out),
+                    Anchor::Pem => {
+                        if let Some(f) = self.pem(text, start) {
+                            out.push(f);
+                        }
                     }
                 }
-                Anchor::ObfuscatedAt => {
-                    if let Some(f) = super::email::obfuscated(text, start, end, internal) {
-                        out.push(f);
-                    }
-                }
-                Anchor::Secret(i) if exact || literal == "0x" => {
-                    self.secret(text, start, i, out);
-                }
-                Anchor::Keyword => {
-                    if let Some(f) = self.assigned(text, end) {
-                        out.push(f);
-                    }
-                }
-                Anchor::Pem if exact => {
-                    if let Some(f) = self.pem(text, start) {
-                        out.push(f);
-                    }
-                }
-                _ => {}
             }
         }
+    }
+
+    /// Findings of the credential-named rules (gitleaks' keyed rules) for a value whose field
+    /// name is known, read as the JSON member `"name": "value"` they were written for.
+    pub(super) fn field(&self, name: &str, value: &str) -> Vec<Finding> {
+        let plain = |s: &str| !s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
+        if name.is_empty() || !plain(name) || !plain(value) {
+            return Vec::new();
+        }
+        let member = format!("\"{name}\": \"{value}\"");
+        let offset = name.len() + 5;
+        let mut found = Vec::new();
+        let mut seen = Vec::new();
+        for hit in self.automaton.find_overlapping_iter(&member[..=name.len()]) {
+            for &anchor in &self.targets[hit.pattern().as_usize()] {
+                if let Anchor::Rule(i) = anchor
+                    && self.rules.rules[i].keyed()
+                {
+                    self.rule(&member, hit.start(), i, &mut seen, &mut found);
+                }
+            }
+        }
+        found
+            .into_iter()
+            .filter(|f| f.start >= offset && f.end <= offset + value.len())
+            .map(|f| Finding::new(f.kind, f.start - offset, f.end - offset, f.validator))
+            .collect()
     }
 
     fn secret(&self, text: &str, start: usize, i: usize, out: &mut Vec<Finding>) {
@@ -240,41 +246,54 @@ impl Anchors {
         out.push(Finding::new(kind, start, end, SECRETS[i].name));
     }
 
-    /// `password = "…"`, `api_key: …`: the value, when it looks like a credential.
-    fn assigned(&self, text: &str, keyword_end: usize) -> Option<Finding> {
-        let caps = self.assignment.captures(&text[keyword_end..])?;
-        let value = caps.get(1)?;
-        credential_value(value.as_str()).then(|| {
-            Finding::new(
-                Kind::Secret,
-                keyword_end + value.start(),
-                keyword_end + value.end(),
-                "keyword_entropy",
-            )
-        })
+    /// A ported gitleaks rule at the anchor `hit`; a keyed rule is tried once per name.
+    fn rule(
+        &self,
+        text: &str,
+        hit: usize,
+        i: usize,
+        seen: &mut Vec<(usize, usize)>,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(origin) = self.rules.origin(i, text, hit) else {
+            return;
+        };
+        if self.rules.rules[i].keyed() {
+            if seen.iter().rev().take(16).any(|&s| s == (i, origin)) {
+                return;
+            }
+            seen.push((i, origin));
+        }
+        let Some((start, end)) = self.rules.secret_at(i, text, origin) else {
+            return;
+        };
+        let id = self.rules.rules[i].id;
+        out.push(Finding::new(Kind::Secret, start, end, id));
+        if Some(i) == self.aws_id {
+            for (s, e) in aws_secrets_near(&self.rules, text, start, end) {
+                out.push(Finding::new(Kind::Secret, s, e, "aws-secret-access-key"));
+            }
+        }
     }
 
+    /// A private key block (gitleaks' `private-key`): a `BEGIN … PRIVATE KEY` header, at least
+    /// 64 characters, then the first `KEY-----` (within 64 KiB).
     fn pem(&self, text: &str, start: usize) -> Option<Finding> {
         let begin = self.pem_begin.find(&text[start..])?;
-        let body_start = start + begin.end();
-        let window_end = (body_start + 65_536).min(text.len());
-        let window = text
-            .get(body_start..window_end)
-            .unwrap_or(&text[body_start..]);
-        let end = self.pem_end.find(window)?;
+        let mut body = start + begin.end() + PEM_MIN_BODY;
+        while body < text.len() && !text.is_char_boundary(body) {
+            body += 1;
+        }
+        let mut window_end = (body + PEM_WINDOW).min(text.len());
+        while !text.is_char_boundary(window_end) {
+            window_end += 1;
+        }
+        let end = self.pem_end.find(text.get(body..window_end)?)?;
         Some(Finding::new(
             Kind::Secret,
             start,
-            body_start + end.end(),
+            body + end.end(),
             "pem_private_key",
         ))
     }
-}
-
-/// A value that a credential keyword names: long and random enough, not a plain word or number.
-pub(super) fn credential_value(value: &str) -> bool {
-    let mixed = value.bytes().any(|c| c.is_ascii_digit())
-        || value.bytes().any(|c| c.is_ascii_uppercase())
-        || value.bytes().any(|c| !c.is_ascii_alphanumeric());
-    value.len() >= 8 && !value.bytes().all(|c| c.is_ascii_digit()) && mixed && entropy(value) >= 3.0
 }

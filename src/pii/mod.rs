@@ -18,6 +18,7 @@ mod numbers;
 pub mod raw_offsets;
 mod redact;
 mod redactor;
+mod secret_rules;
 mod vault;
 
 #[cfg(test)]
@@ -26,6 +27,8 @@ mod accuracy;
 mod escape_tests;
 #[cfg(test)]
 mod places_tests;
+#[cfg(test)]
+mod secret_tests;
 #[cfg(test)]
 mod tests;
 
@@ -195,22 +198,17 @@ impl Scanner {
         resolve_overlaps(found)
     }
 
-    /// The findings of a value whose field name is known (a JSON key, a form field): a field named
-    /// like a credential (`api_key`, `password`) holding a random-looking value is a secret whole.
+    /// The findings of a value whose field name is known (a JSON key, a form field): those of the
+    /// value, and those the credential-named rules find when the value is read as the member
+    /// `"name": "value"` (`"api_key": "…"`), as gitleaks reads it in a JSON file.
     pub fn scan_field(&self, name: &str, value: &str) -> Vec<Finding> {
-        let lower = name.to_ascii_lowercase();
-        let named_secret = anchors::KEYWORDS.iter().any(|k| lower.contains(k))
-            && anchors::credential_value(value)
-            && !value.contains(char::is_whitespace);
-        if named_secret {
-            return vec![Finding::new(
-                Kind::Secret,
-                0,
-                value.len(),
-                "field_name_entropy",
-            )];
+        let named = self.anchors.field(name, value);
+        if named.is_empty() {
+            return self.scan(value);
         }
-        self.scan(value)
+        let mut found = self.scan(value);
+        found.extend(named);
+        resolve_overlaps(found)
     }
 
     fn custom(&self, text: &str, out: &mut Vec<Finding>) {
