@@ -265,13 +265,18 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
         return end;
     }
     // Identifiers with letters are read in either case (`rssmra85t10a562s`, `131052-308t`).
-    let upper = span.to_ascii_uppercase();
+    // Only the lengths a lettered identifier has are copied (hashes and UUIDs are not).
+    let upper = if matches!(span.len(), 8 | 9 | 11 | 16) {
+        span.to_ascii_uppercase()
+    } else {
+        Vec::new()
+    };
     let pps = || {
         upper[..7].iter().all(u8::is_ascii_digit)
             && ids::Named::before(b, ws).any(ids::PPS_WORDS)
             && id::ie_pps(&upper)
     };
-    let finding = match upper.len() {
+    let finding = match span.len() {
         16 if id::it_fiscal_code(&upper) && it_fiscal_shape(&upper) => {
             Some((Kind::ItFiscalCode, "it_cf_check"))
         }
