@@ -44,6 +44,28 @@ pub enum Kind {
     UkNino,
     /// UK NHS number.
     UkNhs,
+    /// Austrian social insurance number (Sozialversicherungsnummer).
+    AtSvnr,
+    /// Portuguese tax number (NIF).
+    PtNif,
+    /// Irish Personal Public Service number.
+    IePps,
+    /// Danish CPR number.
+    DkCpr,
+    /// Norwegian fødselsnummer (and D- and H-numbers).
+    NoFnr,
+    /// Czech or Slovak birth number (rodné číslo).
+    CzRc,
+    /// Romanian personal numeric code (CNP).
+    RoCnp,
+    /// Greek social security number (AMKA).
+    GrAmka,
+    /// Hungarian tax identification number (adóazonosító jel).
+    HuTaxId,
+    /// Canadian social insurance number.
+    CaSin,
+    /// Australian tax file number.
+    AuTfn,
     /// An API key, token, private key or credential.
     Secret,
     /// A detector from config (dictionary or pattern), by its name.
@@ -51,7 +73,7 @@ pub enum Kind {
 }
 
 /// Every built-in kind, in the order documentation lists them.
-pub const BUILTIN: [Kind; 20] = [
+pub const BUILTIN: [Kind; 31] = [
     Kind::Email,
     Kind::CreditCard,
     Kind::Iban,
@@ -71,6 +93,17 @@ pub const BUILTIN: [Kind; 20] = [
     Kind::FiHetu,
     Kind::UkNino,
     Kind::UkNhs,
+    Kind::AtSvnr,
+    Kind::PtNif,
+    Kind::IePps,
+    Kind::DkCpr,
+    Kind::NoFnr,
+    Kind::CzRc,
+    Kind::RoCnp,
+    Kind::GrAmka,
+    Kind::HuTaxId,
+    Kind::CaSin,
+    Kind::AuTfn,
     Kind::Secret,
 ];
 
@@ -100,6 +133,17 @@ impl Kind {
             Kind::FiHetu => "fi_hetu",
             Kind::UkNino => "uk_nino",
             Kind::UkNhs => "uk_nhs",
+            Kind::AtSvnr => "at_svnr",
+            Kind::PtNif => "pt_nif",
+            Kind::IePps => "ie_pps",
+            Kind::DkCpr => "dk_cpr",
+            Kind::NoFnr => "no_fnr",
+            Kind::CzRc => "cz_rc",
+            Kind::RoCnp => "ro_cnp",
+            Kind::GrAmka => "gr_amka",
+            Kind::HuTaxId => "hu_tax_id",
+            Kind::CaSin => "ca_sin",
+            Kind::AuTfn => "au_tfn",
             Kind::Secret => "secret",
             Kind::Custom(name) => name,
         }
@@ -148,6 +192,17 @@ impl Kind {
                 | Kind::UkNino
                 | Kind::UkNhs
                 | Kind::UsSsn
+                | Kind::AtSvnr
+                | Kind::PtNif
+                | Kind::IePps
+                | Kind::DkCpr
+                | Kind::NoFnr
+                | Kind::CzRc
+                | Kind::RoCnp
+                | Kind::GrAmka
+                | Kind::HuTaxId
+                | Kind::CaSin
+                | Kind::AuTfn
         )
     }
 
@@ -175,7 +230,18 @@ impl Kind {
             | Kind::EsDni
             | Kind::ItFiscalCode
             | Kind::UkNino => 80,
-            Kind::DeTaxId | Kind::PlPesel | Kind::NlBsn | Kind::UkNhs => 78,
+            Kind::RoCnp | Kind::CzRc | Kind::NoFnr | Kind::AtSvnr => 79,
+            Kind::DeTaxId
+            | Kind::PlPesel
+            | Kind::NlBsn
+            | Kind::UkNhs
+            | Kind::GrAmka
+            | Kind::HuTaxId
+            | Kind::PtNif
+            | Kind::IePps
+            | Kind::CaSin
+            | Kind::AuTfn => 78,
+            Kind::DkCpr => 77,
             Kind::UsSsn => 75,
             Kind::CryptoWallet => 70,
             Kind::Email => 65,

@@ -26,6 +26,8 @@ mod accuracy;
 #[cfg(test)]
 mod escape_tests;
 #[cfg(test)]
+mod id_tests;
+#[cfg(test)]
 mod places_tests;
 #[cfg(test)]
 mod secret_tests;

@@ -2,6 +2,8 @@
 //! numbers in a text are few, so each one is cut into digit groups once and every numeric kind
 //! (cards, IBANs, national identifiers, phones, IPs) is checked against those groups.
 
+mod ids;
+mod lettered;
 mod numeric;
 
 use super::checksum as check;
@@ -168,6 +170,17 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         out.push(Finding::new(Kind::MacAddress, start, end, "mac"));
         return end;
     }
+    if b[start].is_ascii_digit()
+        && let Some((begin, end)) = lettered::nino_around(b, start)
+    {
+        out.push(Finding::new(Kind::UkNino, begin, end, "uk_nino_prefix"));
+        return end;
+    }
+    let cluster = Cluster::parse(b, start);
+    if let Some((begin, end)) = lettered::es_id(b, &cluster) {
+        out.push(Finding::new(Kind::EsDni, begin, end, "es_dni_mod23"));
+        return end;
+    }
     let before = start.checked_sub(1).map(|i| b[i]);
     if before.is_some_and(|c| c.is_ascii_alphanumeric()) {
         return word(text, start, start, out);
@@ -179,7 +192,6 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         // Part of a larger token (a UUID, a version, a path): not a number of its own.
         return skip_token(b, start);
     }
-    let cluster = Cluster::parse(b, start);
     let corsican_department =
         matches!(b.get(cluster.end), Some(b'A' | b'B')) && b[cluster.end - 1] == b'2';
     if let Some(end) = corsican_department
@@ -189,14 +201,9 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         out.push(Finding::new(Kind::FrNir, start, end, "fr_nir_mod97"));
         return end;
     }
-    if let Some(begin) = spaced_nino(b, &cluster) {
-        out.push(Finding::new(
-            Kind::UkNino,
-            begin,
-            cluster.end + 2,
-            "uk_nino_prefix",
-        ));
-        return cluster.end + 2;
+    if let Some((kind, end, validator)) = lettered::plus_form(b, &cluster) {
+        out.push(Finding::new(kind, start, end, validator));
+        return end;
     }
     if b.get(cluster.end).is_some_and(|&c| is_word(c)) {
         return word(text, start, cluster.end, out);
@@ -240,30 +247,6 @@ fn corsican_nir(b: &[u8], start: usize) -> Option<usize> {
     let mut digits: Vec<u8> = compact.iter().map(|c| c.wrapping_sub(b'0')).collect();
     (digits[5], digits[6]) = if compact[6] == b'A' { (1, 9) } else { (1, 8) };
     id::fr_nir(&digits).then_some(i)
-}
-
-/// `AB 12 34 56 C`: two prefix letters before the digit groups and a suffix letter after.
-fn spaced_nino(b: &[u8], c: &Cluster) -> Option<usize> {
-    let spaced = c.count == 3
-        && c.groups().iter().all(|(s, e)| e - s == 2)
-        && c.seps().iter().all(|(s, e)| &b[*s..*e] == b" ");
-    if !spaced || c.start < 3 || b.get(c.end) != Some(&b' ') {
-        return None;
-    }
-    let begin = c.start - 3;
-    let suffix = *b.get(c.end + 1)?;
-    let mut compact = b[begin..begin + 2].to_vec();
-    compact.extend(
-        c.groups()
-            .iter()
-            .flat_map(|&(s, e)| b[s..e].iter().copied()),
-    );
-    compact.push(suffix);
-    let bounded = begin
-        .checked_sub(1)
-        .is_none_or(|i| !b[i].is_ascii_alphanumeric())
-        && b.get(c.end + 2).is_none_or(|x| !x.is_ascii_alphanumeric());
-    (b[c.start - 1] == b' ' && bounded && id::uk_nino(&compact)).then_some(begin)
 }
 
 fn skip_token(b: &[u8], mut i: usize) -> usize {
@@ -316,13 +299,29 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
         out.push(Finding::new(Kind::Iban, ws, end, "iban_mod97"));
         return end;
     }
+    // Identifiers with letters are read in either case (`rssmra85t10a562s`, `131052-308t`).
+    // Only the lengths a lettered identifier has are copied (hashes and UUIDs are not).
+    let upper = if matches!(span.len(), 8 | 9 | 11 | 16) {
+        span.to_ascii_uppercase()
+    } else {
+        Vec::new()
+    };
+    let pps = || {
+        upper[..7].iter().all(u8::is_ascii_digit)
+            && ids::Named::before(b, ws).any(ids::PPS_WORDS)
+            && id::ie_pps(&upper)
+    };
     let finding = match span.len() {
-        16 if id::it_fiscal_code(span) && it_fiscal_shape(span) => {
+        16 if id::it_fiscal_code(&upper) && it_fiscal_shape(&upper) => {
             Some((Kind::ItFiscalCode, "it_cf_check"))
         }
-        9 if id::uk_nino(span) => Some((Kind::UkNino, "uk_nino_prefix")),
-        9 if id::es_dni(span) => Some((Kind::EsDni, "es_dni_mod23")),
-        11 if id::fi_hetu(span) => Some((Kind::FiHetu, "fi_hetu_mod31")),
+        9 if id::uk_nino(&upper) => Some((Kind::UkNino, "uk_nino_prefix")),
+        9 if id::es_dni(&upper) => Some((Kind::EsDni, "es_dni_mod23")),
+        8 | 9 if pps() => Some((Kind::IePps, "ie_pps_mod23")),
+        11 if id::fi_hetu(&upper) => Some((Kind::FiHetu, "fi_hetu_mod31")),
+        11 if upper.starts_with(b"PT") && pt_nif(&upper[2..]) => {
+            Some((Kind::PtNif, "pt_nif_mod11"))
+        }
         25..=35 if matches!(span[0], b'1' | b'3') && check::btc_base58(span) => {
             Some((Kind::CryptoWallet, "btc_base58check"))
         }
@@ -332,6 +331,11 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
         out.push(Finding::new(kind, ws, we, validator));
     }
     we
+}
+
+/// A NIF after its `PT` prefix (the VAT form, `PT123456789`).
+fn pt_nif(rest: &[u8]) -> bool {
+    check::digit_values(std::str::from_utf8(rest).unwrap_or("x")).is_some_and(|d| id::pt_nif(&d))
 }
 
 /// Letters where a codice fiscale has letters (omocodia letters may stand for digits).

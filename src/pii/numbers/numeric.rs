@@ -1,7 +1,7 @@
 //! The numeric kinds one cluster of digit groups can be: IPv4 addresses, cards, IBANs and
 //! national identifiers by their validators, phones by their country codes and lengths.
 
-use super::{Cluster, check, id};
+use super::{Cluster, check};
 use crate::pii::{Finding, Kind};
 
 const PHONE_CONTEXT: &[&str] = &[
@@ -41,7 +41,6 @@ pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     let lens = c.lens();
     let last = c.count - 1;
     let all = c.digits(b, 0, last);
-    let (first, end) = (c.start, c.end);
     if !c.plus && ipv4(text, c, out) {
         return;
     }
@@ -55,68 +54,8 @@ pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
         return;
     }
     let before = out.len();
-    let compact = lens.len() == 1;
-    let spaced = c.consistent(text, 0, last, &[" "]);
-    let mut push = |kind: Kind, validator: &'static str| {
-        out.push(Finding::new(kind, first, end, validator));
-    };
-    let ctx = |words: &[&str]| context(b, c.start, words);
-    if lens == [3, 2, 4] && c.consistent(text, 0, last, &["-", " "]) && id::us_ssn(&all)
-        || compact && all.len() == 9 && ctx(&["ssn", "social security"]) && id::us_ssn(&all)
-    {
-        push(Kind::UsSsn, "us_ssn_areas");
-    }
-    if all.len() == 15 && spaced && id::fr_nir(&all) {
-        push(Kind::FrNir, "fr_nir_mod97");
-    }
-    let be_formatted = lens == [2, 2, 2, 3, 2]
-        && [".", ".", "-", "."]
-            .iter()
-            .enumerate()
-            .all(|(i, s)| c.sep(text, i) == *s);
-    let be_context = &[
-        "national number",
-        "rijksregister",
-        "national",
-        "registre",
-        "insz",
-        "niss",
-    ];
-    if all.len() == 11
-        && (be_formatted || compact && ctx(be_context))
-        && id::be_national_number(&all)
-    {
-        push(Kind::BeNationalNumber, "be_mod97");
-    }
-    let de_context = &["steuer", "tax id", "idnr", "identifikationsnummer", "tin"];
-    if all.len() == 11 && spaced && ctx(de_context) && id::de_tax_id(&all) {
-        push(Kind::DeTaxId, "de_iso7064");
-    }
-    if all.len() == 11 && compact && ctx(&["pesel"]) && id::pl_pesel(&all) {
-        push(Kind::PlPesel, "pl_pesel_weights");
-    }
-    let bsn_dotted = lens == [4, 2, 3] && c.consistent(text, 0, last, &["."]);
-    if all.len() == 9
-        && (compact || bsn_dotted)
-        && ctx(&["bsn", "burgerservice", "sofi"])
-        && id::nl_bsn(&all)
-    {
-        push(Kind::NlBsn, "nl_bsn_eleven");
-    }
-    let se_formatted = matches!(lens.as_slice(), [6, 4] | [8, 4]) && c.sep(text, 0) == "-";
-    let se_digits = &all[all.len().saturating_sub(10)..];
-    if (se_formatted || compact && matches!(all.len(), 10 | 12) && ctx(&["personnummer"]))
-        && id::se_personnummer(se_digits)
-    {
-        push(Kind::SePersonnummer, "se_luhn");
-    }
-    let nhs_shape = compact || lens == [3, 3, 4] && c.consistent(text, 0, last, &[" ", "-"]);
-    if all.len() == 10 && nhs_shape && ctx(&["nhs"]) && id::uk_nhs(&all) {
-        push(Kind::UkNhs, "uk_nhs_mod11");
-    }
-    let hetu_shape = lens == [6, 4] && c.sep(text, 0) == "-";
-    if hetu_shape && id::fi_hetu(&b[c.start..c.end]) {
-        push(Kind::FiHetu, "fi_hetu_mod31");
+    if !c.plus {
+        out.extend(super::ids::national_ids(text, c, &all, &lens));
     }
     phone(text, c, &all, &lens, out);
     // A card number hidden in part of a longer identifier that validated whole is a coincidence

@@ -1,6 +1,15 @@
 //! The check digits and registry rules of national identifiers: US SSN, German tax id, French
 //! NIR, Spanish DNI/NIE, Italian fiscal code, Dutch BSN, Polish PESEL, Belgian national number,
-//! Swedish personnummer, Finnish HETU, UK National Insurance and NHS numbers.
+//! Swedish personnummer, Finnish HETU, UK National Insurance and NHS numbers; the identifiers
+//! that hold a birth date in [`dated`] and the plain tax and insurance numbers in [`plain`].
+
+mod dated;
+mod plain;
+#[cfg(test)]
+mod tests;
+
+pub use dated::{at_svnr, cz_rc, dk_cpr, dk_cpr_mod11, gr_amka, hu_tax_id, no_fnr, ro_cnp};
+pub use plain::{au_tfn, ca_sin, ie_pps, pt_nif};
 
 use super::checksum::{digit_values, luhn, number};
 
@@ -122,6 +131,24 @@ pub fn nl_bsn(d: &[u8]) -> bool {
 
 fn valid_day(month: u64, day: u64) -> bool {
     (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// Whether `day`.`month`.`year` is a day of the Gregorian calendar.
+fn valid_date(year: u64, month: u64, day: u64) -> bool {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+/// `Σ dᵢ·wᵢ` over the digits and weights side by side.
+fn weighted(d: &[u8], weights: &[u32]) -> u32 {
+    d.iter().zip(weights).map(|(&x, &w)| u32::from(x) * w).sum()
 }
 
 /// Polish PESEL: encoded birth date and weighted check digit.
