@@ -28,39 +28,6 @@ pub(super) fn number(digits: &[u8]) -> u64 {
     digits.iter().fold(0, |n, d| n * 10 + u64::from(*d))
 }
 
-/// The card network whose IIN range and length fit, if any.
-pub fn card_network(digits: &[u8]) -> Option<&'static str> {
-    let len = digits.len();
-    let prefix = |n: usize| number(&digits[..n.min(len)]);
-    let in_range = |n: usize, lo: u64, hi: u64| (lo..=hi).contains(&prefix(n));
-    let network = if digits[0] == 4 && matches!(len, 13 | 16 | 19) {
-        "visa"
-    } else if (in_range(2, 51, 55) || in_range(4, 2221, 2720)) && len == 16 {
-        "mastercard"
-    } else if matches!(prefix(2), 34 | 37) && len == 15 {
-        "amex"
-    } else if (prefix(4) == 6011 || in_range(3, 644, 649) || prefix(2) == 65)
-        && (16..=19).contains(&len)
-    {
-        "discover"
-    } else if in_range(4, 3528, 3589) && (16..=19).contains(&len) {
-        "jcb"
-    } else if (in_range(3, 300, 305) || prefix(4) == 3095 || matches!(prefix(2), 36 | 38 | 39))
-        && (14..=19).contains(&len)
-    {
-        "diners"
-    } else if prefix(2) == 62 && (16..=19).contains(&len) {
-        "unionpay"
-    } else if (matches!(prefix(2), 50 | 56 | 57 | 58 | 67) || prefix(3) == 639 || prefix(4) == 6304)
-        && (12..=19).contains(&len)
-    {
-        "maestro"
-    } else {
-        return None;
-    };
-    Some(network)
-}
-
 /// IBAN lengths by country (ISO 13616 registry).
 const IBAN_LENGTHS: &[(&str, usize)] = &[
     ("AD", 24),

@@ -2,6 +2,7 @@
 //! numbers in a text are few, so each one is cut into digit groups once and every numeric kind
 //! (cards, IBANs, national identifiers, phones, IPs) is checked against those groups.
 
+mod cards;
 mod numeric;
 
 use super::checksum as check;

@@ -123,7 +123,7 @@ pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     // of Luhn, not a card.
     let whole_identifier = out[before..].iter().any(|f| f.kind != Kind::Phone);
     if !c.plus && !whole_identifier {
-        cards(text, c, out);
+        super::cards::cards(text, c, out);
     }
 }
 
@@ -158,32 +158,6 @@ fn ipv4(text: &str, c: &Cluster, out: &mut Vec<Finding>) -> bool {
         }
     }
     false
-}
-
-/// Payment cards: every run of groups with 12–19 digits and one consistent separator.
-fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
-    let b = text.as_bytes();
-    for from in 0..c.count {
-        let mut count = 0;
-        for to in from..c.count {
-            count += c.groups[to].1 - c.groups[to].0;
-            if count > 19 {
-                break;
-            }
-            if count < 12 || !c.consistent(text, from, to, &[" ", "-"]) {
-                continue;
-            }
-            let digits = c.digits(b, from, to);
-            if check::card_network(&digits).is_some() && check::luhn(&digits) {
-                out.push(Finding::new(
-                    Kind::CreditCard,
-                    c.groups[from].0,
-                    c.groups[to].1,
-                    "card_iin_luhn",
-                ));
-            }
-        }
-    }
 }
 
 /// International numbers by `+`, North American numbers by shape, others by a nearby word.
