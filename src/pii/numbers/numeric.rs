@@ -1,27 +1,9 @@
 //! The numeric kinds one cluster of digit groups can be: IPv4 addresses, cards, IBANs and
-//! national identifiers by their validators, phones by their country codes and lengths.
+//! national identifiers by their validators, phones by libphonenumber's plans ([`phones`]).
 
-use super::{Cluster, check, id};
+use super::phones::{self, PhoneRegions};
+use super::{Cluster, id};
 use crate::pii::{Finding, Kind};
-
-const PHONE_CONTEXT: &[&str] = &[
-    "phone",
-    "tel",
-    "call",
-    "mobile",
-    "cell",
-    "fax",
-    "contact",
-    "reach",
-    "whatsapp",
-    "sms",
-    "telefon",
-    "téléphone",
-    "teléfono",
-    "telefono",
-    "puhelin",
-    "tlf",
-];
 
 /// Whether any of `words` appears in the few bytes before `start` (case-insensitive).
 fn context(b: &[u8], start: usize, words: &[&str]) -> bool {
@@ -33,7 +15,7 @@ fn context(b: &[u8], start: usize, words: &[&str]) -> bool {
 }
 
 /// Every numeric kind the digit groups of `c` can be.
-pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
+pub(super) fn numeric(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     if c.digits > 40 {
         return;
     }
@@ -103,7 +85,15 @@ pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     {
         push(Kind::NlBsn, "nl_bsn_eleven");
     }
-    let se_formatted = matches!(lens.as_slice(), [6, 4] | [8, 4]) && c.sep(text, 0) == "-";
+    // `DDMMYY-NNNC` is a HETU and may be a personnummer too; HETU's mod-31 check is the
+    // stronger one, so a personnummer needs its word then.
+    let hetu = lens == [6, 4] && c.sep(text, 0) == "-" && id::fi_hetu(&b[c.start..c.end]);
+    let se_word = ctx(&["personnummer"]);
+    if hetu && !se_word {
+        push(Kind::FiHetu, "fi_hetu_mod31");
+    }
+    let se_formatted =
+        matches!(lens.as_slice(), [6, 4] | [8, 4]) && c.sep(text, 0) == "-" && (!hetu || se_word);
     let se_digits = &all[all.len().saturating_sub(10)..];
     if (se_formatted || compact && matches!(all.len(), 10 | 12) && ctx(&["personnummer"]))
         && id::se_personnummer(se_digits)
@@ -114,11 +104,7 @@ pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     if all.len() == 10 && nhs_shape && ctx(&["nhs"]) && id::uk_nhs(&all) {
         push(Kind::UkNhs, "uk_nhs_mod11");
     }
-    let hetu_shape = lens == [6, 4] && c.sep(text, 0) == "-";
-    if hetu_shape && id::fi_hetu(&b[c.start..c.end]) {
-        push(Kind::FiHetu, "fi_hetu_mod31");
-    }
-    phone(text, c, &all, &lens, out);
+    phones::phones(text, c, regions, out);
     // A card number hidden in part of a longer identifier that validated whole is a coincidence
     // of Luhn, not a card.
     let whole_identifier = out[before..].iter().any(|f| f.kind != Kind::Phone);
@@ -158,49 +144,4 @@ fn ipv4(text: &str, c: &Cluster, out: &mut Vec<Finding>) -> bool {
         }
     }
     false
-}
-
-/// International numbers by `+`, North American numbers by shape, others by a nearby word.
-fn phone(text: &str, c: &Cluster, all: &[u8], lens: &[usize], out: &mut Vec<Finding>) {
-    let b = text.as_bytes();
-    let mut push = |validator: &'static str| {
-        out.push(Finding::new(Kind::Phone, c.start, c.end, validator));
-    };
-    if c.seps().iter().any(|&(s, e)| &b[s..e] == b"/") {
-        return;
-    }
-    if c.plus {
-        // The longest run of groups that is a number: text may go on with other digits.
-        let longest = (1..c.count)
-            .rev()
-            .find(|&to| check::international_phone(&c.digits(b, 0, to)));
-        if let Some(to) = longest {
-            let end = c.groups[to].1;
-            out.push(Finding::new(
-                Kind::Phone,
-                c.start,
-                end,
-                "e164_country_length",
-            ));
-        } else if c.count == 1 && check::international_phone(all) {
-            push("e164_country_length");
-        }
-        return;
-    }
-    let nanp = all.len() == 10 && all[0] >= 2 && all[3] >= 2;
-    let paren = b[c.start] == b'(' && c.sep(text, 0).starts_with(')');
-    let nanp_shape = lens == [3, 3, 4]
-        && (paren && c.sep(text, 1) == "-" || c.consistent(text, 0, 2, &["-", "."]));
-    if nanp && nanp_shape {
-        push("nanp_shape");
-        return;
-    }
-    let trunk = all[0] == 0 && all.get(1).is_some_and(|d| *d != 0);
-    let plausible = (7..=12).contains(&all.len()) && (trunk || nanp);
-    if plausible
-        && !c.seps().iter().any(|&(s, e)| &b[s..e] == b".")
-        && context(b, c.start, PHONE_CONTEXT)
-    {
-        push("national_with_context");
-    }
 }
