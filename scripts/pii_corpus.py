@@ -10,7 +10,7 @@ write, wallets, API keys). Three sets:
   llm_json   LLM-request JSON documents; spans are in the decoded string at a JSON pointer
   near_miss  strings that look like personal data but are not (must yield no finding)
 
-Run: python3 -m venv /tmp/corpus && /tmp/corpus/bin/pip install faker==40.63.0 python-stdnum==2.2
+Run: python3 -m venv /tmp/corpus && /tmp/corpus/bin/pip install faker==40.63.0 python-stdnum==2.2 phonenumbers==9.0.43
      /tmp/corpus/bin/python scripts/pii_corpus.py > tests/data/pii_corpus.jsonl
 """
 
@@ -20,6 +20,8 @@ import random
 import string
 import sys
 import uuid
+
+import phonenumbers
 
 from faker import Faker
 from stdnum import iban as std_iban
@@ -111,12 +113,26 @@ PHONE_FORMATS = [
 ]
 
 
+def valid_phone(region):
+    """Whether a number is valid under libphonenumber's plans (random digits often fall in
+    ranges no operator holds, and a number nobody can have is not a phone number)."""
+    return lambda v: phonenumbers.is_valid_number(phonenumbers.parse(v, region))
+
+
 def phone():
-    return rng.choice(PHONE_FORMATS)()
+    return until_valid(lambda: rng.choice(PHONE_FORMATS)(), valid_phone("US"))
+
+
+NATIONAL_FORMATS = [
+    ("DE", lambda: f"030 {digits(7)}"),
+    ("GB", lambda: f"020 {digits(4)} {digits(4)}"),
+    ("FR", lambda: f"06 {digits(2)} {digits(2)} {digits(2)} {digits(2)}"),
+]
 
 
 def national_phone():
-    return rng.choice([f"030 {digits(7)}", f"020 {digits(4)} {digits(4)}", f"06 {digits(2)} {digits(2)} {digits(2)} {digits(2)}"])
+    region, make = rng.choice(NATIONAL_FORMATS)
+    return until_valid(make, valid_phone(region))
 
 
 def ipv4():

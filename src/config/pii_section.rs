@@ -4,7 +4,7 @@
 use super::compile::{Compiler, positive};
 use super::raw::{RawConfig, RawDictionary};
 use super::{ConfigError, PiiConfig, Secret};
-use crate::pii::{Dictionary, GROUPS, Kind, Pattern, ScannerConfig};
+use crate::pii::{Dictionary, GROUPS, Kind, Pattern, PhoneRegions, ScannerConfig};
 
 /// Headers that carry credentials on purpose besides the API key headers
 /// ([`crate::credentials::KEY_HEADERS`]): never scanned for personal data.
@@ -102,6 +102,12 @@ impl Compiler<'_> {
                 .map(|d| d.to_string())
                 .collect()
         });
+        let phone_regions = match &p.phone_regions {
+            None => PhoneRegions::default(),
+            Some(codes) => PhoneRegions::new(&codes.value).map_err(|e| {
+                self.invalid(Some(&codes.referenced), "pii.phone_regions", e.to_string())
+            })?,
+        };
         let hash_key = self.secret(
             &p.hash_key_env,
             &p.hash_key_file,
@@ -114,6 +120,7 @@ impl Compiler<'_> {
                 internal_domains,
                 dictionaries,
                 patterns,
+                phone_regions,
             },
             hash_key: hash_key.map(Secret::new),
             scan_headers: p.scan_headers.unwrap_or(true),

@@ -179,6 +179,7 @@ pub struct RawPii {
     pub hash_key_file: Option<Spanned<String>>,
     pub scan_headers: Option<bool>,
     pub unscanned_headers: Vec<String>,
+    pub phone_regions: Option<Spanned<Vec<String>>>,
     pub dictionaries: Vec<RawDictionary>,
     pub patterns: Vec<RawPattern>,
     pub vault: RawVault,

@@ -105,6 +105,10 @@ fn errors_name_file_line_and_key() {
             "test.yaml:2: key `pii.hash_key_env`",
         ),
         (
+            "pii:\n  phone_regions: [DE, XX]\n",
+            "test.yaml:2: key `pii.phone_regions`",
+        ),
+        (
             "pii:\n  vault:\n    idle: never\n",
             "test.yaml:3: key `pii.vault.idle`",
         ),
@@ -305,4 +309,20 @@ fn header_scanning_is_on_and_leaves_the_credential_headers_out() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn phone_regions_default_to_the_eea_uk_us_and_canada_and_name_a_bad_code() {
+    let config = Config::from_yaml(EMBEDDED_DEFAULT, "<embedded>").unwrap();
+    let codes = config.pii.scanner.phone_regions.codes();
+    assert_eq!(codes.len(), 33);
+    for code in ["DE", "FR", "NO", "IS", "LI", "GB", "US", "CA"] {
+        assert!(codes.contains(&code), "{code}");
+    }
+    let config = Config::from_yaml("pii:\n  phone_regions: [de, CH]\n", "test.yaml").unwrap();
+    assert_eq!(config.pii.scanner.phone_regions.codes(), vec!["DE", "CH"]);
+    let message = Config::from_yaml("pii:\n  phone_regions: [DE, UK]\n", "test.yaml")
+        .expect_err("UK is not a region code")
+        .to_string();
+    assert!(message.contains("`UK`"), "{message}");
 }

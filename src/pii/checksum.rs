@@ -28,39 +28,6 @@ pub(super) fn number(digits: &[u8]) -> u64 {
     digits.iter().fold(0, |n, d| n * 10 + u64::from(*d))
 }
 
-/// The card network whose IIN range and length fit, if any.
-pub fn card_network(digits: &[u8]) -> Option<&'static str> {
-    let len = digits.len();
-    let prefix = |n: usize| number(&digits[..n.min(len)]);
-    let in_range = |n: usize, lo: u64, hi: u64| (lo..=hi).contains(&prefix(n));
-    let network = if digits[0] == 4 && matches!(len, 13 | 16 | 19) {
-        "visa"
-    } else if (in_range(2, 51, 55) || in_range(4, 2221, 2720)) && len == 16 {
-        "mastercard"
-    } else if matches!(prefix(2), 34 | 37) && len == 15 {
-        "amex"
-    } else if (prefix(4) == 6011 || in_range(3, 644, 649) || prefix(2) == 65)
-        && (16..=19).contains(&len)
-    {
-        "discover"
-    } else if in_range(4, 3528, 3589) && (16..=19).contains(&len) {
-        "jcb"
-    } else if (in_range(3, 300, 305) || prefix(4) == 3095 || matches!(prefix(2), 36 | 38 | 39))
-        && (14..=19).contains(&len)
-    {
-        "diners"
-    } else if prefix(2) == 62 && (16..=19).contains(&len) {
-        "unionpay"
-    } else if (matches!(prefix(2), 50 | 56 | 57 | 58 | 67) || prefix(3) == 639 || prefix(4) == 6304)
-        && (12..=19).contains(&len)
-    {
-        "maestro"
-    } else {
-        return None;
-    };
-    Some(network)
-}
-
 /// IBAN lengths by country (ISO 13616 registry).
 const IBAN_LENGTHS: &[(&str, usize)] = &[
     ("AD", 24),
@@ -248,64 +215,6 @@ pub fn entropy(value: &str) -> f64 {
             -p * p.log2()
         })
         .sum()
-}
-
-/// Two-digit ITU country calling codes; every other code has three digits (or is `1` or `7`).
-const TWO_DIGIT_CODES: &[u8] = &[
-    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56,
-    57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
-];
-
-/// National number lengths of the countries whose plans are fixed enough to check.
-const NATIONAL_LENGTHS: &[(u16, u8, u8)] = &[
-    (1, 10, 10),
-    (7, 10, 10),
-    (30, 10, 10),
-    (31, 9, 9),
-    (32, 8, 9),
-    (33, 9, 9),
-    (34, 9, 9),
-    (36, 8, 9),
-    (39, 6, 11),
-    (41, 9, 9),
-    (43, 4, 13),
-    (44, 9, 10),
-    (45, 8, 8),
-    (46, 7, 9),
-    (47, 8, 8),
-    (48, 9, 9),
-    (49, 6, 13),
-    (52, 10, 10),
-    (55, 10, 11),
-    (61, 9, 9),
-    (81, 9, 10),
-    (86, 8, 11),
-    (91, 10, 10),
-    (351, 9, 9),
-    (353, 7, 9),
-    (358, 5, 12),
-    (420, 9, 9),
-];
-
-/// An international number (`+` then the digits): a real country code and a plausible length.
-pub fn international_phone(d: &[u8]) -> bool {
-    if !(8..=15).contains(&d.len()) || d[0] == 0 {
-        return false;
-    }
-    let code_len = match d[0] {
-        1 | 7 => 1,
-        _ if TWO_DIGIT_CODES.contains(&((d[0] * 10) + d[1])) => 2,
-        _ => 3,
-    };
-    let code = number(&d[..code_len]) as u16;
-    let national = d.len() - code_len;
-    if code == 1 && !(d[1] >= 2 && d[4] >= 2) {
-        return false;
-    }
-    match NATIONAL_LENGTHS.iter().find(|(c, _, _)| *c == code) {
-        Some((_, lo, hi)) => (usize::from(*lo)..=usize::from(*hi)).contains(&national),
-        None => (4..=12).contains(&national),
-    }
 }
 
 /// [`btc_bech32`] on a string.

@@ -44,6 +44,7 @@ pub use events::{EventRestorer, MAX_EVENT, event_end, event_end_from, stream_tex
 pub use head::{RequestHead, header_fields, rewrite_headers};
 pub use json::{JsonFinding, names_a_member_twice, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
+pub use numbers::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
 pub use redact::{Redaction, Replacer, Style, redact};
 pub use redactor::{
     BodyParts, BodyShape, PiiConfig, RedactError, RedactRule, Redacted, Redactor, hash_key,
@@ -103,6 +104,8 @@ pub struct ScannerConfig {
     pub dictionaries: Vec<Dictionary>,
     /// Named regexes.
     pub patterns: Vec<Pattern>,
+    /// The regions whose national phone numbers (without a country code) are recognised.
+    pub phone_regions: PhoneRegions,
 }
 
 /// Why a scanner could not be built.
@@ -124,6 +127,7 @@ pub struct Scanner {
     internal_domains: Vec<String>,
     words: Option<(AhoCorasick, Vec<Arc<str>>)>,
     patterns: Vec<(Arc<str>, Regex)>,
+    phone_regions: PhoneRegions,
 }
 
 impl Scanner {
@@ -171,6 +175,7 @@ impl Scanner {
                 .iter()
                 .map(|p| (Arc::from(p.name.as_str()), p.regex.clone()))
                 .collect(),
+            phone_regions: config.phone_regions.clone(),
         })
     }
 
@@ -195,7 +200,7 @@ impl Scanner {
     fn scan_plain(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();
         self.anchors.scan(text, &self.internal_domains, &mut found);
-        numbers::scan(text, &mut found);
+        numbers::scan(text, &self.phone_regions, &mut found);
         self.custom(text, &mut found);
         resolve_overlaps(found)
     }

@@ -13,6 +13,7 @@ fn scanner() -> Scanner {
             name: "ticket".into(),
             regex: Regex::new(r"\bTCK-[0-9]{6}\b").expect("valid regex"),
         }],
+        ..ScannerConfig::default()
     })
     .expect("scanner builds")
 }

@@ -107,6 +107,28 @@ const TFN_WORDS: &[&str] = &["tfn", "tax file"];
 /// The words that name an Irish PPS number (used by the letter-suffixed path).
 pub(super) const PPS_WORDS: &[&str] = &["pps", "ppsn", "personal public service"];
 
+/// Every word that names a national identifier: a number one of them names is not a phone.
+pub(super) const ID_WORDS: &[&[&str]] = &[
+    SSN_WORDS,
+    BE_WORDS,
+    DE_WORDS,
+    PESEL_WORDS,
+    BSN_WORDS,
+    SE_WORDS,
+    NHS_WORDS,
+    AT_WORDS,
+    DK_WORDS,
+    NO_WORDS,
+    CZ_WORDS,
+    RO_WORDS,
+    GR_WORDS,
+    HU_WORDS,
+    PT_WORDS,
+    SIN_WORDS,
+    TFN_WORDS,
+    PPS_WORDS,
+];
+
 /// One identifier a cluster validates as, and whether its naming word stood before it.
 struct Candidate {
     kind: Kind,
@@ -191,13 +213,16 @@ fn ten(text: &str, c: &Cluster, all: &[u8], lens: &[usize], named: &Named, add: 
     let compact = lens.len() == 1;
     let grouped = c.consistent(text, 0, last, &[" ", "-", "."]);
     let two = |a: usize, z: usize, seps: &[&str]| lens == [a, z] && seps.contains(&c.sep(text, 0));
+    // `DDMMYY-NNNC` that is a HETU may pass the personnummer's Luhn too; HETU's mod-31 check is
+    // the stronger one, so a personnummer needs its word then.
+    let hetu = two(6, 4, &["-"]) && id::fi_hetu(&text.as_bytes()[c.start..c.end]);
     if id::se_personnummer(all) {
         let n = named.any(SE_WORDS);
-        if n && (compact || two(6, 4, &[" "])) || two(6, 4, &["-"]) {
+        if n && (compact || two(6, 4, &[" "])) || two(6, 4, &["-"]) && (n || !hetu) {
             add(Kind::SePersonnummer, "se_luhn", n);
         }
     }
-    if two(6, 4, &["-"]) && id::fi_hetu(&text.as_bytes()[c.start..c.end]) {
+    if hetu {
         add(Kind::FiHetu, "fi_hetu_mod31", false);
     }
     let nhs_shape = compact || lens == [3, 3, 4] && c.consistent(text, 0, last, &[" ", "-"]);

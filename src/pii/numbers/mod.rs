@@ -2,9 +2,13 @@
 //! numbers in a text are few, so each one is cut into digit groups once and every numeric kind
 //! (cards, IBANs, national identifiers, phones, IPs) is checked against those groups.
 
+mod cards;
 mod ids;
 mod lettered;
 mod numeric;
+mod phones;
+
+pub use phones::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
 
 use super::checksum as check;
 use super::national_id as id;
@@ -18,7 +22,7 @@ fn is_word(b: u8) -> bool {
 }
 
 /// Scans `text` for every digit-led kind.
-pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
+pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let mut i = 0;
     loop {
@@ -27,9 +31,9 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
             break;
         };
         i = match c {
-            b'0'..=b'9' => candidate(text, i, out).max(i + 1),
+            b'0'..=b'9' => candidate(text, i, regions, out).max(i + 1),
             b'+' | b'(' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                candidate(text, i, out).max(i + 1)
+                candidate(text, i, regions, out).max(i + 1)
             }
             b':' => colon(text, i, out).max(i + 1),
             _ => i + 1,
@@ -164,7 +168,7 @@ impl Cluster {
 const MIN_DIGITS: usize = 7;
 
 /// One candidate at `start`; returns where scanning continues.
-fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
+fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Finding>) -> usize {
     let b = text.as_bytes();
     if let Some(end) = mac_at(b, start) {
         out.push(Finding::new(Kind::MacAddress, start, end, "mac"));
@@ -215,7 +219,7 @@ fn candidate(text: &str, start: usize, out: &mut Vec<Finding>) -> usize {
         return skip_token(b, cluster.end);
     }
     if cluster.digits >= MIN_DIGITS || cluster.count == 4 {
-        numeric::numeric(text, &cluster, out);
+        numeric::numeric(text, &cluster, regions, out);
     }
     cluster.end
 }

@@ -1,39 +1,12 @@
 //! The numeric kinds one cluster of digit groups can be: IPv4 addresses, cards, IBANs and
-//! national identifiers by their validators, phones by their country codes and lengths.
+//! national identifiers by their validators, phones by libphonenumber's plans ([`phones`]).
 
-use super::{Cluster, check};
+use super::Cluster;
+use super::phones::{self, PhoneRegions};
 use crate::pii::{Finding, Kind};
 
-const PHONE_CONTEXT: &[&str] = &[
-    "phone",
-    "tel",
-    "call",
-    "mobile",
-    "cell",
-    "fax",
-    "contact",
-    "reach",
-    "whatsapp",
-    "sms",
-    "telefon",
-    "téléphone",
-    "teléfono",
-    "telefono",
-    "puhelin",
-    "tlf",
-];
-
-/// Whether any of `words` appears in the few bytes before `start` (case-insensitive).
-fn context(b: &[u8], start: usize, words: &[&str]) -> bool {
-    let from = start.saturating_sub(48);
-    let window: Vec<u8> = b[from..start].to_ascii_lowercase();
-    words
-        .iter()
-        .any(|w| window.windows(w.len()).any(|x| x == w.as_bytes()))
-}
-
 /// Every numeric kind the digit groups of `c` can be.
-pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
+pub(super) fn numeric(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     if c.digits > 40 {
         return;
     }
@@ -57,12 +30,12 @@ pub(super) fn numeric(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     if !c.plus {
         out.extend(super::ids::national_ids(text, c, &all, &lens));
     }
-    phone(text, c, &all, &lens, out);
+    phones::phones(text, c, regions, out);
     // A card number hidden in part of a longer identifier that validated whole is a coincidence
     // of Luhn, not a card.
     let whole_identifier = out[before..].iter().any(|f| f.kind != Kind::Phone);
     if !c.plus && !whole_identifier {
-        cards(text, c, out);
+        super::cards::cards(text, c, out);
     }
 }
 
@@ -97,75 +70,4 @@ fn ipv4(text: &str, c: &Cluster, out: &mut Vec<Finding>) -> bool {
         }
     }
     false
-}
-
-/// Payment cards: every run of groups with 12–19 digits and one consistent separator.
-fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
-    let b = text.as_bytes();
-    for from in 0..c.count {
-        let mut count = 0;
-        for to in from..c.count {
-            count += c.groups[to].1 - c.groups[to].0;
-            if count > 19 {
-                break;
-            }
-            if count < 12 || !c.consistent(text, from, to, &[" ", "-"]) {
-                continue;
-            }
-            let digits = c.digits(b, from, to);
-            if check::card_network(&digits).is_some() && check::luhn(&digits) {
-                out.push(Finding::new(
-                    Kind::CreditCard,
-                    c.groups[from].0,
-                    c.groups[to].1,
-                    "card_iin_luhn",
-                ));
-            }
-        }
-    }
-}
-
-/// International numbers by `+`, North American numbers by shape, others by a nearby word.
-fn phone(text: &str, c: &Cluster, all: &[u8], lens: &[usize], out: &mut Vec<Finding>) {
-    let b = text.as_bytes();
-    let mut push = |validator: &'static str| {
-        out.push(Finding::new(Kind::Phone, c.start, c.end, validator));
-    };
-    if c.seps().iter().any(|&(s, e)| &b[s..e] == b"/") {
-        return;
-    }
-    if c.plus {
-        // The longest run of groups that is a number: text may go on with other digits.
-        let longest = (1..c.count)
-            .rev()
-            .find(|&to| check::international_phone(&c.digits(b, 0, to)));
-        if let Some(to) = longest {
-            let end = c.groups[to].1;
-            out.push(Finding::new(
-                Kind::Phone,
-                c.start,
-                end,
-                "e164_country_length",
-            ));
-        } else if c.count == 1 && check::international_phone(all) {
-            push("e164_country_length");
-        }
-        return;
-    }
-    let nanp = all.len() == 10 && all[0] >= 2 && all[3] >= 2;
-    let paren = b[c.start] == b'(' && c.sep(text, 0).starts_with(')');
-    let nanp_shape = lens == [3, 3, 4]
-        && (paren && c.sep(text, 1) == "-" || c.consistent(text, 0, 2, &["-", "."]));
-    if nanp && nanp_shape {
-        push("nanp_shape");
-        return;
-    }
-    let trunk = all[0] == 0 && all.get(1).is_some_and(|d| *d != 0);
-    let plausible = (7..=12).contains(&all.len()) && (trunk || nanp);
-    if plausible
-        && !c.seps().iter().any(|&(s, e)| &b[s..e] == b".")
-        && context(b, c.start, PHONE_CONTEXT)
-    {
-        push("national_with_context");
-    }
 }

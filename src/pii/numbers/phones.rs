@@ -1,0 +1,435 @@
+//! Phone numbers, validated against libphonenumber's metadata (the `phonenumber` crate): an
+//! international number (`+`, `00`) in any grouping when it is a valid number of its country, a
+//! national number when it is a valid number of one of the configured regions and is written
+//! the way numbers are (ambiguous ones need a word like "phone" nearby).
+
+use phonenumber::metadata::{DATABASE, Metadata};
+use phonenumber::{Mode, PhoneNumber, Type, country::Id};
+
+use super::Cluster;
+use crate::pii::{Finding, Kind};
+
+/// The regions whose national numbers are recognised unless configured otherwise: the EU, the
+/// rest of the EEA (Norway, Iceland, Liechtenstein), the United Kingdom, the US and Canada.
+pub const DEFAULT_PHONE_REGIONS: &[&str] = &[
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+    "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "NO", "IS", "LI", "GB", "US",
+    "CA",
+];
+
+/// A region code that is not one libphonenumber has a numbering plan for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is not a phone region: use an ISO 3166-1 alpha-2 code with a numbering plan (DE, GB, US)"
+)]
+pub struct UnknownRegion(pub String);
+
+/// The regions whose national numbers (written without a country code) count as phones.
+#[derive(Clone)]
+pub struct PhoneRegions {
+    regions: Vec<Region>,
+}
+
+#[derive(Clone)]
+struct Region {
+    id: Id,
+    meta: &'static Metadata,
+    /// Whether the plan writes national numbers with the trunk prefix (`030 …` in Germany), as
+    /// opposed to without one (Italy, Spain), or with it optional (North America, Liechtenstein).
+    trunk_written: bool,
+}
+
+impl std::fmt::Debug for PhoneRegions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.regions.iter().map(|r| r.meta.id()))
+            .finish()
+    }
+}
+
+impl Default for PhoneRegions {
+    fn default() -> Self {
+        // Every default code has a plan in the embedded metadata; a test holds this.
+        PhoneRegions::new(DEFAULT_PHONE_REGIONS).unwrap_or(PhoneRegions {
+            regions: Vec::new(),
+        })
+    }
+}
+
+impl PhoneRegions {
+    /// The regions of `codes` (case-insensitive), or the first code without a numbering plan.
+    pub fn new<S: AsRef<str>>(codes: &[S]) -> Result<PhoneRegions, UnknownRegion> {
+        let mut regions: Vec<Region> = Vec::new();
+        for code in codes {
+            let upper = code.as_ref().trim().to_ascii_uppercase();
+            let unknown = || UnknownRegion(code.as_ref().to_string());
+            let id: Id = upper.parse().map_err(|_| unknown())?;
+            let meta = DATABASE.by_id(upper.as_str()).ok_or_else(unknown)?;
+            let trunk_written = meta.national_prefix().is_some_and(|trunk| {
+                meta.formats().iter().any(|f| {
+                    !f.is_national_prefix_optional()
+                        && f.national_prefix().is_some_and(|rule| rule.contains(trunk))
+                })
+            });
+            if !regions.iter().any(|r| r.id == id) {
+                regions.push(Region {
+                    id,
+                    meta,
+                    trunk_written,
+                });
+            }
+        }
+        Ok(PhoneRegions { regions })
+    }
+
+    /// The region codes, in configured order.
+    pub fn codes(&self) -> Vec<&str> {
+        self.regions.iter().map(|r| r.meta.id()).collect()
+    }
+
+    /// The configured regions `digits` (a national number, trunk prefix included) is a valid
+    /// number of, each with the number parsed. A cheap match of the plan's general pattern comes
+    /// before the parser.
+    fn national<'a>(
+        &'a self,
+        digits: &'a str,
+    ) -> impl Iterator<Item = (&'static Metadata, PhoneNumber)> + 'a {
+        self.regions.iter().filter_map(move |r| {
+            let meta = r.meta;
+            let nsn = match meta.national_prefix() {
+                Some(trunk) if digits.starts_with(trunk) => &digits[trunk.len()..],
+                Some(_) if r.trunk_written => return None,
+                _ => digits,
+            };
+            if !meta.descriptors().general().is_match(nsn) {
+                return None;
+            }
+            let number = phonenumber::parse(Some(r.id), digits).ok()?;
+            let valid = number.code().value() == meta.country_code() && number.is_valid();
+            valid.then_some((meta, number))
+        })
+    }
+}
+
+/// Words that say a number nearby is a phone number.
+const PHONE_CONTEXT: &[&str] = &[
+    "phone",
+    "tel",
+    "tél",
+    "call",
+    "mobil",
+    "móvil",
+    "movil",
+    "cell",
+    "handy",
+    "portable",
+    "gsm",
+    "fax",
+    "contact",
+    "reach",
+    "ring",
+    "dial",
+    "hotline",
+    "whatsapp",
+    "sms",
+    "téléphone",
+    "teléfono",
+    "telefono",
+    "puhelin",
+    "tlf",
+    "tfn",
+];
+
+/// Words that say a number nearby is some other identifier.
+const OTHER_CONTEXT: &[&str] = &[
+    "ssn",
+    "social security",
+    "insurance",
+    "tax",
+    "order",
+    "invoice",
+    "inv",
+    "tracking",
+    "ref",
+    "reference",
+    "ticket",
+    "isbn",
+    "issn",
+    "iban",
+    "account",
+    "id",
+    "ids",
+    "acct",
+    "zip",
+    "postcode",
+    "version",
+    "serial",
+    "sku",
+    "bestellung",
+    "bestellnummer",
+    "rechnung",
+    "commande",
+    "facture",
+    "pedido",
+    "factura",
+    "ordine",
+    "fattura",
+    "zamówienie",
+    "faktura",
+];
+
+/// Where, in the 48 bytes before `start`, the last of `words` ends that begins a word
+/// (case-insensitive). With `whole_short`, a word of four letters or fewer must end one too:
+/// `tax` is not `taxi`, `sin` not `since` (while `tel` does start `Telefon`).
+fn last_word(b: &[u8], start: usize, words: &[&str], whole_short: bool) -> Option<usize> {
+    let from = start.saturating_sub(48);
+    let window = b[from..start].to_ascii_lowercase();
+    words
+        .iter()
+        .filter_map(|w| {
+            let w = w.as_bytes();
+            let ends = |end: usize| {
+                !whole_short
+                    || w.len() > 4
+                    || window.get(end).is_none_or(|c| !c.is_ascii_alphabetic())
+            };
+            (0..=window.len().checked_sub(w.len())?)
+                .rev()
+                .find(|&i| {
+                    window[i..].starts_with(w)
+                        && (i == 0 || !window[i - 1].is_ascii_alphabetic())
+                        && ends(i + w.len())
+                })
+                .map(|i| from + i + w.len())
+        })
+        .max()
+}
+
+/// Whether the words before `start` call the number a phone (`Some(true)`), some other
+/// identifier (`Some(false)`), or say nothing: the nearer word wins.
+fn context(b: &[u8], start: usize) -> Option<bool> {
+    match (
+        last_word(b, start, PHONE_CONTEXT, false),
+        super::ids::ID_WORDS
+            .iter()
+            .filter_map(|words| last_word(b, start, words, true))
+            .chain(last_word(b, start, OTHER_CONTEXT, true))
+            .max(),
+    ) {
+        (Some(p), Some(o)) => Some(p > o),
+        (Some(_), None) => Some(true),
+        (None, Some(_)) => Some(false),
+        (None, None) => None,
+    }
+}
+
+/// Phone numbers in the digit groups of `c`: an international one from its start, else the
+/// longest national one from its start or from a group that opens with a trunk `0` or `(`.
+pub(super) fn phones(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
+    let b = text.as_bytes();
+    if text[..c.start].ends_with(['$', '€', '£', '#']) {
+        return;
+    }
+    let ctx = context(b, c.start);
+    if let Some(end) = international(text, c, ctx) {
+        out.push(Finding::new(
+            Kind::Phone,
+            c.start,
+            end,
+            "libphonenumber_intl",
+        ));
+        return;
+    }
+    if c.plus || ctx == Some(false) {
+        return;
+    }
+    for from in 0..c.count {
+        let (s, _) = c.groups[from];
+        let opens = from == 0 || b[s] == b'0' || b[s - 1] == b'(';
+        if !opens || (from > 0 && c.sep(text, from - 1).contains('.')) {
+            continue;
+        }
+        let start = if from == 0 {
+            c.start
+        } else {
+            s - usize::from(b[s - 1] == b'(')
+        };
+        let phone_ctx = from == 0 && ctx == Some(true);
+        for to in (from..c.count).rev() {
+            // Groups left over after a number make it part of a longer run of digits: only a
+            // phone word nearby says the number ends there.
+            let whole = to == c.count - 1;
+            if (whole || phone_ctx) && national(text, c, (from, to), regions, phone_ctx) {
+                out.push(Finding::new(
+                    Kind::Phone,
+                    start,
+                    c.groups[to].1,
+                    "libphonenumber_national",
+                ));
+                return;
+            }
+        }
+    }
+}
+
+/// Where an international number starting the cluster ends: `+` then the country code, or the
+/// `00` prefix (then grouped, or next to a phone word); any grouping, a `(0)` trunk skipped.
+fn international(text: &str, c: &Cluster, ctx: Option<bool>) -> Option<usize> {
+    let b = text.as_bytes();
+    let first = &b[c.groups[0].0..c.groups[0].1];
+    let double_zero = !c.plus
+        && first.len() >= 3
+        && first.starts_with(b"00")
+        && first[2] != b'0'
+        && b[c.start] != b'('
+        && (c.count > 1 || ctx == Some(true))
+        && ctx != Some(false);
+    if !c.plus && !double_zero {
+        return None;
+    }
+    let mut digits = String::from("+");
+    let mut ends = Vec::new();
+    for (i, &(s, e)) in c.groups().iter().enumerate() {
+        let trunk = i > 0
+            && &b[s..e] == b"0"
+            && c.sep(text, i - 1).ends_with('(')
+            && c.seps()
+                .get(i)
+                .is_some_and(|_| c.sep(text, i).starts_with(')'));
+        if trunk {
+            continue;
+        }
+        let group = &text[s..e];
+        digits.push_str(if i == 0 && double_zero {
+            &group[2..]
+        } else {
+            group
+        });
+        ends.push((digits.len(), e));
+    }
+    ends.iter()
+        .rev()
+        .filter(|(len, _)| (8..=16).contains(len))
+        .find(|(len, _)| phonenumber::parse(None, &digits[..*len]).is_ok_and(|n| n.is_valid()))
+        .map(|&(_, end)| end)
+}
+
+/// Whether groups `from..=to` are a national number of a configured region written as numbers
+/// are: a phone word nearby, or a form no other kind of number takes ([`unambiguous`]).
+fn national(
+    text: &str,
+    c: &Cluster,
+    (from, to): (usize, usize),
+    regions: &PhoneRegions,
+    phone_ctx: bool,
+) -> bool {
+    let lens = &c.lens()[from..=to];
+    let count: usize = lens.iter().sum();
+    if !(6..=13).contains(&count) || !separators(text, c, from, to) {
+        return false;
+    }
+    let digits: String = c.groups[from..=to]
+        .iter()
+        .map(|&(s, e)| &text[s..e])
+        .collect();
+    if digits.starts_with("00") || date(text, c, from, to) {
+        return false;
+    }
+    let mut valid = regions.national(&digits);
+    if phone_ctx {
+        return valid.next().is_some();
+    }
+    if !plain(text, c, from, to) {
+        return false;
+    }
+    valid.any(|(meta, number)| unambiguous(lens, &digits, meta, &number))
+}
+
+/// Whether the groups are a date (`2024-01-15`, `15.01.2024`, `15/01/24`): never a phone.
+fn date(text: &str, c: &Cluster, from: usize, to: usize) -> bool {
+    let lens = &c.lens()[from..=to];
+    matches!(
+        lens,
+        [4, 2, 2] | [2, 2, 4] | [2, 2, 2] | [1, 2, 4] | [2, 1, 4] | [1, 1, 4]
+    ) && c.consistent(text, from, to, &["-", ".", "/"])
+}
+
+/// Separators as phone numbers have them: after a `(` area code a `)`, otherwise a space,
+/// hyphen, dot or slash after the first group; no parenthesis or slash later on.
+fn separators(text: &str, c: &Cluster, from: usize, to: usize) -> bool {
+    let b = text.as_bytes();
+    let s = c.groups[from].0;
+    let paren = s > 0 && b[s - 1] == b'(';
+    let close = (from..to).find(|&i| c.sep(text, i).contains(')'));
+    // The groups inside `(…)`: `(030)`, `(06 1)`, `(0-312)`.
+    let inner = match (paren, close) {
+        (true, Some(k)) => k,
+        (false, None) => from,
+        _ => return false,
+    };
+    (from..to).all(|i| {
+        let sep = c.sep(text, i);
+        if i < inner {
+            matches!(sep, " " | "-")
+        } else if i == inner && paren {
+            sep.starts_with(')') && !sep[1..].contains(['(', ')', '/'])
+        } else if i == from {
+            matches!(sep, " " | "-" | "." | "/" | " -" | "- ")
+        } else {
+            matches!(sep, " " | "-" | ".")
+        }
+    })
+}
+
+/// Whether the groups look like nothing but a phone number: one separator after the first
+/// group, not a decimal (`1234.56`) and not led by a year (`2024-00123`).
+fn plain(text: &str, c: &Cluster, from: usize, to: usize) -> bool {
+    let b = text.as_bytes();
+    let (s, e) = c.groups[from];
+    let year = e - s == 4 && (b[s..e].starts_with(b"19") || b[s..e].starts_with(b"20"));
+    let decimal = to == from + 1 && c.sep(text, from) == ".";
+    let first = (from..to)
+        .find(|&i| c.sep(text, i).contains(')'))
+        .unwrap_or(from);
+    let rest_consistent = to <= first + 1 || c.consistent(text, first + 1, to, &[" ", "-", "."]);
+    !year && !decimal && rest_consistent
+}
+
+/// Whether a valid national number, written in groups of `lens`, is one without a phone word
+/// nearby: grouped as the region's plan formats it (the area code or mobile prefix split where
+/// the plan splits it, the rest in groups of two or more), or ungrouped but a mobile number
+/// with its trunk prefix (mobile ranges are narrow; order and tracking numbers do not start
+/// with a trunk `0`).
+fn unambiguous(lens: &[usize], digits: &str, meta: &Metadata, number: &PhoneNumber) -> bool {
+    let trunk = meta.national_prefix().filter(|t| digits.starts_with(*t));
+    if lens.len() == 1 {
+        return trunk.is_some()
+            && digits.len() >= 10
+            && number.number_type(&DATABASE) == Type::Mobile;
+    }
+    let formatted = number.format().mode(Mode::National).to_string();
+    let plan: Vec<usize> = formatted
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(str::len)
+        .collect();
+    let plan_digits: usize = plan.iter().sum();
+    // The plan's format may leave out a trunk prefix the text has (`1 415 555 0132`).
+    let lens = match trunk {
+        Some(t) if plan_digits + t.len() == digits.len() && lens[0] == t.len() => &lens[1..],
+        _ => lens,
+    };
+    let rest = lens.get(1..).unwrap_or_default();
+    // Besides the plan's own grouping: the area code split where the plan splits it and the
+    // rest whole, in pairs, or in groups of three and four.
+    let rest_grouped = rest.len() <= 1
+        || rest.iter().all(|&l| l == 2)
+        || rest.iter().all(|&l| (3..=4).contains(&l));
+    !lens.is_empty()
+        && !plan.is_empty()
+        && (lens == plan.as_slice() || lens[0] == plan[0] && rest_grouped)
+}
+
+#[cfg(test)]
+#[path = "phones_tests.rs"]
+mod tests;
