@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use time::OffsetDateTime;
 
 use super::leases::{Leases, LedgerEntry};
+use super::reserved::{Recount, Reservation, Reserved};
 use super::{
     Breakers, Budget, BudgetConfig, Counted, PriceTable, TOKENIZER_MAX_BYTES, estimate,
     estimated_tokens, from_nano, input_tokens, input_tokens_bound, to_nano,
@@ -50,48 +51,6 @@ enum Reserving {
     Done(Option<Reservation>),
     /// The breaker of this budget tripped and `on_trip: hold` asks a person first.
     HoldForBreaker(String),
-}
-
-/// What step 8 did for one LLM call.
-#[derive(Debug, Default)]
-pub struct Reserved {
-    /// Money held until the answer ends (`None`: no budget covers it, or unpriced and allowed).
-    pub reservation: Option<Reservation>,
-    /// The call's worst case in nano-USD: what an answer without usage is settled at.
-    pub worst_case_nano: Option<i64>,
-    /// The budget whose tripped breaker asks a person first (`on_trip: hold`); the money is
-    /// reserved already.
-    pub breaker_hold: Option<String>,
-}
-
-/// Money held for one request until its answer ends.
-pub struct Reservation {
-    /// Nano-USD reserved.
-    pub nano: i64,
-    /// The budgets it is held in.
-    pub budgets: Vec<String>,
-    /// Their windows, in the same order.
-    pub windows: Vec<String>,
-    /// Set when the input was reserved at its bound (a token a byte) rather than counted: what an
-    /// answer without usage is settled at is then counted from it, so the bound never bills.
-    pub recount: Option<Recount>,
-}
-
-/// What an exact worst case is counted from, after the answer, only when one is needed.
-pub struct Recount {
-    model: String,
-    body: Bytes,
-    max_output: u64,
-}
-
-impl std::fmt::Debug for Reservation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Reservation({} nano-USD in {:?})",
-            self.nano, self.budgets
-        )
-    }
 }
 
 impl Ledger {
@@ -183,22 +142,6 @@ impl Ledger {
             worst_case_nano,
             breaker_hold,
         })
-    }
-
-    /// What a call that ended without usage is settled at: its worst case, counted exactly now
-    /// if it was reserved at the bound.
-    pub(super) fn worst_case(&self, reserved: &Reserved) -> Option<i64> {
-        let Some(recount) = reserved
-            .reservation
-            .as_ref()
-            .and_then(|r| r.recount.as_ref())
-        else {
-            return reserved.worst_case_nano;
-        };
-        let (_, price) = self.prices.price(&recount.model)?;
-        let (input, _) = input_tokens(&recount.model, &recount.body);
-        let exact = to_nano(estimate(price, input, recount.max_output)).unwrap_or(i64::MAX);
-        Some(exact.min(reserved.worst_case_nano.unwrap_or(i64::MAX)))
     }
 
     fn covers(budget: &Budget, facts: &Facts) -> bool {
@@ -497,11 +440,7 @@ impl Ledger {
                 recount: (counted == Counted::Bound
                     && !recounted
                     && body.len() <= TOKENIZER_MAX_BYTES)
-                    .then(|| Recount {
-                        model: model.to_string(),
-                        body: body.clone(),
-                        max_output,
-                    }),
+                    .then(|| Recount::new(model, body.clone(), max_output)),
             }))),
             Err(no_room) => {
                 let budget = budgets.iter().find(|b| b.id == no_room.budget);

@@ -11,6 +11,7 @@ mod prices;
 mod rate;
 mod reconcile;
 mod report;
+mod reserved;
 mod settings;
 mod settle;
 mod tokens;
@@ -27,7 +28,7 @@ use rust_decimal::Decimal;
 pub use crate::inspect::Dialect;
 pub use breakers::{BreakerConfig, Breakers};
 pub use leases::{BATCH_INTERVAL, Leases, LedgerEntry};
-pub use ledger::{Ledger, Reservation, Reserved};
+pub use ledger::Ledger;
 pub use meter::Meter;
 pub use prices::{DEFAULT_PRICES, Price, PriceError, PriceTable};
 pub use rate::{Limited, RateLimit, RateLimits};
@@ -35,6 +36,7 @@ pub use reconcile::Reconciled;
 pub use report::{
     BudgetLine, PausedLine, ReportError, SpendLine, SpendReport, reset_breaker, spend_report,
 };
+pub use reserved::{Reservation, Reserved};
 pub use settings::{Budget, BudgetConfig};
 pub use settle::{BudgetSettlement, CallEnd, Settlement};
 pub use tokens::{

@@ -5,8 +5,9 @@
 
 use std::time::SystemTime;
 
+use super::Reserved;
 use super::leases::LedgerEntry;
-use super::ledger::{Ledger, Reserved};
+use super::ledger::Ledger;
 use super::{Cost, CostStatus, Usage, cost_of, to_nano};
 use crate::store::SpendOf;
 
@@ -64,7 +65,7 @@ impl Ledger {
         let worst = if call.never_sent {
             Some(0)
         } else if call.usage.is_none() || !call.complete {
-            self.worst_case(call.reserved)
+            call.reserved.worst_case(self.prices())
         } else {
             call.reserved.worst_case_nano
         };

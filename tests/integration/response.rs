@@ -72,14 +72,14 @@ async fn an_answer_is_redacted_or_refused_before_the_agent_sees_it() {
 
     let refused = client
         .post(&url)
-        .json(&json!({"key": "AKIAIOSFODNN7EXAMPLE"}))
+        .json(&json!({"key": "AKIAZ7Q3MD4XW2PLH5RK"}))
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["rules"], json!(["no-credentials-in-answers"]));
-    assert!(!body.to_string().contains("AKIAIOSFODNN7EXAMPLE"));
+    assert!(!body.to_string().contains("AKIAZ7Q3MD4XW2PLH5RK"));
 
     let responses: Vec<Value> = proxy
         .decisions()
