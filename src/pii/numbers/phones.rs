@@ -3,6 +3,9 @@
 //! national number when it is a valid number of one of the configured regions and is written
 //! the way numbers are (ambiguous ones need a word like "phone" nearby).
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 use phonenumber::metadata::{DATABASE, Metadata};
 use phonenumber::{Mode, PhoneNumber, Type, country::Id};
 
@@ -178,44 +181,56 @@ const OTHER_CONTEXT: &[&str] = &[
     "faktura",
 ];
 
-/// Where, in the 48 bytes before `start`, the last of `words` ends that begins a word
-/// (case-insensitive). With `whole_short`, a word of four letters or fewer must end one too:
-/// `tax` is not `taxi`, `sin` not `since` (while `tel` does start `Telefon`).
-fn last_word(b: &[u8], start: usize, words: &[&str], whole_short: bool) -> Option<usize> {
-    let from = start.saturating_sub(48);
-    let window = b[from..start].to_ascii_lowercase();
-    words
-        .iter()
-        .filter_map(|w| {
-            let w = w.as_bytes();
-            let ends = |end: usize| {
-                !whole_short
-                    || w.len() > 4
-                    || window.get(end).is_none_or(|c| !c.is_ascii_alphabetic())
-            };
-            (0..=window.len().checked_sub(w.len())?)
-                .rev()
-                .find(|&i| {
-                    window[i..].starts_with(w)
-                        && (i == 0 || !window[i - 1].is_ascii_alphabetic())
-                        && ends(i + w.len())
-                })
-                .map(|i| from + i + w.len())
-        })
-        .max()
+/// Every context word, phone words first, in one automaton: the 48 bytes before a candidate are
+/// read once, not once a word.
+struct ContextWords {
+    automaton: AhoCorasick,
+    /// How many of the patterns (the first ones) say "phone".
+    phone_words: usize,
 }
 
+static CONTEXT_WORDS: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
+    let others = super::ids::ID_WORDS
+        .iter()
+        .flat_map(|words| words.iter())
+        .chain(OTHER_CONTEXT);
+    let words: Vec<&str> = PHONE_CONTEXT
+        .iter()
+        .copied()
+        .chain(others.copied())
+        .collect();
+    let automaton = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&words)
+        .ok()?;
+    Some(ContextWords {
+        automaton,
+        phone_words: PHONE_CONTEXT.len(),
+    })
+});
+
 /// Whether the words before `start` call the number a phone (`Some(true)`), some other
-/// identifier (`Some(false)`), or say nothing: the nearer word wins.
+/// identifier (`Some(false)`), or say nothing: the nearer word wins. A word counts where it
+/// begins one (`tel` in `Telefon`, not in `hotel`); an identifier's word of four letters or fewer
+/// must end one too (`tax` is not `taxi`, `sin` not `since`).
 fn context(b: &[u8], start: usize) -> Option<bool> {
-    match (
-        last_word(b, start, PHONE_CONTEXT, false),
-        super::ids::ID_WORDS
-            .iter()
-            .filter_map(|words| last_word(b, start, words, true))
-            .chain(last_word(b, start, OTHER_CONTEXT, true))
-            .max(),
-    ) {
+    let words = CONTEXT_WORDS.as_ref()?;
+    let window = &b[start.saturating_sub(48)..start];
+    let (mut phone, mut other) = (None, None);
+    for hit in words.automaton.find_overlapping_iter(window) {
+        let is_phone = hit.pattern().as_usize() < words.phone_words;
+        let begins = hit.start() == 0 || !window[hit.start() - 1].is_ascii_alphabetic();
+        let ends = is_phone
+            || hit.len() > 4
+            || window
+                .get(hit.end())
+                .is_none_or(|c| !c.is_ascii_alphabetic());
+        if begins && ends {
+            let last = if is_phone { &mut phone } else { &mut other };
+            *last = Some(last.map_or(hit.end(), |e: usize| e.max(hit.end())));
+        }
+    }
+    match (phone, other) {
         (Some(p), Some(o)) => Some(p > o),
         (Some(_), None) => Some(true),
         (None, Some(_)) => Some(false),
