@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use aho_corasick::AhoCorasick;
 use phonenumber::metadata::{DATABASE, Metadata};
 use phonenumber::{Mode, PhoneNumber, Type, country::Id};
+use regex::Regex;
 
 use super::Cluster;
 use crate::pii::{Finding, Kind};
@@ -40,6 +41,11 @@ struct Region {
     /// Whether the plan writes national numbers with the trunk prefix (`030 …` in Germany), as
     /// opposed to without one (Italy, Spain), or with it optional (North America, Liechtenstein).
     trunk_written: bool,
+    /// The plan's general pattern, compiled here: the crate's own goes through a shared cache
+    /// that hashes the pattern's text on every use, which was most of a dense text's scan.
+    general: Regex,
+    /// The lengths a national significant number of the plan has.
+    lengths: Vec<u16>,
 }
 
 impl std::fmt::Debug for PhoneRegions {
@@ -74,11 +80,20 @@ impl PhoneRegions {
                         && f.national_prefix().is_some_and(|rule| rule.contains(trunk))
                 })
             });
+            let general = meta.descriptors().general();
+            let pattern = format!("^(?:{})", general.national_number().as_str());
+            // The crate builds its patterns with whitespace ignored (the metadata's are wrapped).
+            let general_regex = regex::RegexBuilder::new(&pattern)
+                .ignore_whitespace(true)
+                .build()
+                .map_err(|_| unknown())?;
             if !regions.iter().any(|r| r.id == id) {
                 regions.push(Region {
                     id,
                     meta,
                     trunk_written,
+                    general: general_regex,
+                    lengths: general.possible_length().to_vec(),
                 });
             }
         }
@@ -104,7 +119,9 @@ impl PhoneRegions {
                 Some(_) if r.trunk_written => return None,
                 _ => digits,
             };
-            if !meta.descriptors().general().is_match(nsn) {
+            // As the crate's `Descriptor::is_match`: a possible length, the pattern from the start.
+            let length = u16::try_from(nsn.len()).ok()?;
+            if !(r.lengths.is_empty() || r.lengths.contains(&length)) || !r.general.is_match(nsn) {
                 return None;
             }
             let number = phonenumber::parse(Some(r.id), digits).ok()?;
