@@ -3,10 +3,11 @@
 //! national number when it is a valid number of one of the configured regions and is written
 //! the way numbers are (ambiguous ones need a word like "phone" nearby).
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use aho_corasick::AhoCorasick;
-use phonenumber::metadata::{DATABASE, Metadata};
+use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use phonenumber::{Mode, PhoneNumber, Type, country::Id};
 use regex::Regex;
 
@@ -41,11 +42,95 @@ struct Region {
     /// Whether the plan writes national numbers with the trunk prefix (`030 …` in Germany), as
     /// opposed to without one (Italy, Spain), or with it optional (North America, Liechtenstein).
     trunk_written: bool,
-    /// The plan's general pattern, compiled here: the crate's own goes through a shared cache
-    /// that hashes the pattern's text on every use, which was most of a dense text's scan.
-    general: Regex,
-    /// The lengths a national significant number of the plan has.
-    lengths: Vec<u16>,
+    /// The plan's patterns, compiled once.
+    plan: Arc<Plan>,
+}
+
+/// A numbering plan's general pattern and each number type's (fixed line, mobile, toll free,
+/// …), with their lengths, compiled once by us: the crate's own go through a shared cache that
+/// hashes each pattern's text on every use, so one of its parses costs some 20 µs. A number
+/// the plan's general pattern and one type's take is valid, as the crate's `is_valid` decides.
+struct Plan {
+    general: (Regex, Vec<u16>),
+    types: Vec<(Regex, Vec<u16>)>,
+}
+
+impl Plan {
+    fn of(meta: &Metadata) -> Option<Plan> {
+        let d = meta.descriptors();
+        let types = [
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.shared_cost(),
+            d.personal_number(),
+            d.voip(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(compiled)
+        .collect::<Option<Vec<_>>>()?;
+        Some(Plan {
+            general: compiled(d.general())?,
+            types,
+        })
+    }
+
+    /// Whether `nsn`, a national significant number, is a valid number of the plan.
+    fn valid(&self, nsn: &str) -> bool {
+        matches(&self.general, nsn) && self.types.iter().any(|t| matches(t, nsn))
+    }
+}
+
+/// The plans compiled so far, by region: the configured ones at start, others (of
+/// international numbers) when first needed.
+static PLANS: LazyLock<Mutex<HashMap<String, Arc<Plan>>>> = LazyLock::new(Default::default);
+
+fn plan(meta: &Metadata) -> Option<Arc<Plan>> {
+    let mut plans = PLANS.lock().ok()?;
+    if let Some(plan) = plans.get(meta.id()) {
+        return Some(plan.clone());
+    }
+    let plan = Arc::new(Plan::of(meta)?);
+    plans.insert(meta.id().to_string(), plan.clone());
+    Some(plan)
+}
+
+/// A descriptor's pattern compiled as the crate compiles it (whitespace ignored) and anchored at
+/// the start as its `Descriptor::is_match` reads it, with its possible lengths.
+fn compiled(descriptor: &Descriptor) -> Option<(Regex, Vec<u16>)> {
+    let pattern = format!("^(?:{})", descriptor.national_number().as_str());
+    let regex = regex::RegexBuilder::new(&pattern)
+        .ignore_whitespace(true)
+        .build()
+        .ok()?;
+    Some((regex, descriptor.possible_length().to_vec()))
+}
+
+/// Whether `nsn` is of `lengths` (any, when none are listed) and matches `regex`.
+fn matches((regex, lengths): &(Regex, Vec<u16>), nsn: &str) -> bool {
+    let length = u16::try_from(nsn.len()).unwrap_or(u16::MAX);
+    (lengths.is_empty() || lengths.contains(&length)) && regex.is_match(nsn)
+}
+
+/// Whether `digits` (`+`, country code, national significant number) is a valid number of a
+/// plan of its country code, by the compiled plans; the crate's parser is asked only when they
+/// say no (its reading of a number may differ at the edges).
+fn valid_international(digits: &str) -> bool {
+    let fast = (2..=4).filter(|&end| end < digits.len()).any(|end| {
+        let code = digits[1..end].parse::<u16>().ok();
+        let metas = code.and_then(|code| DATABASE.by_code(&code));
+        metas.is_some_and(|metas| {
+            metas
+                .into_iter()
+                .any(|meta| plan(meta).is_some_and(|p| p.valid(&digits[end..])))
+        })
+    });
+    fast || phonenumber::parse(None, digits).is_ok_and(|n| n.is_valid())
 }
 
 impl std::fmt::Debug for PhoneRegions {
@@ -80,20 +165,13 @@ impl PhoneRegions {
                         && f.national_prefix().is_some_and(|rule| rule.contains(trunk))
                 })
             });
-            let general = meta.descriptors().general();
-            let pattern = format!("^(?:{})", general.national_number().as_str());
-            // The crate builds its patterns with whitespace ignored (the metadata's are wrapped).
-            let general_regex = regex::RegexBuilder::new(&pattern)
-                .ignore_whitespace(true)
-                .build()
-                .map_err(|_| unknown())?;
+            let plan = plan(meta).ok_or_else(unknown)?;
             if !regions.iter().any(|r| r.id == id) {
                 regions.push(Region {
                     id,
                     meta,
                     trunk_written,
-                    general: general_regex,
-                    lengths: general.possible_length().to_vec(),
+                    plan,
                 });
             }
         }
@@ -106,27 +184,15 @@ impl PhoneRegions {
     }
 
     /// The configured regions `digits` (a national number, trunk prefix included) is a valid
-    /// number of, each with the number parsed. A cheap match of the plan's general pattern comes
-    /// before the parser.
-    fn national<'a>(
-        &'a self,
-        digits: &'a str,
-    ) -> impl Iterator<Item = (&'static Metadata, PhoneNumber)> + 'a {
-        self.regions.iter().filter_map(move |r| {
-            let meta = r.meta;
-            let nsn = match meta.national_prefix() {
+    /// number of, by their compiled plans.
+    fn national<'a>(&'a self, digits: &'a str) -> impl Iterator<Item = &'a Region> + 'a {
+        self.regions.iter().filter(move |r| {
+            let nsn = match r.meta.national_prefix() {
                 Some(trunk) if digits.starts_with(trunk) => &digits[trunk.len()..],
-                Some(_) if r.trunk_written => return None,
+                Some(_) if r.trunk_written => return false,
                 _ => digits,
             };
-            // As the crate's `Descriptor::is_match`: a possible length, the pattern from the start.
-            let length = u16::try_from(nsn.len()).ok()?;
-            if !(r.lengths.is_empty() || r.lengths.contains(&length)) || !r.general.is_match(nsn) {
-                return None;
-            }
-            let number = phonenumber::parse(Some(r.id), digits).ok()?;
-            let valid = number.code().value() == meta.country_code() && number.is_valid();
-            valid.then_some((meta, number))
+            r.plan.valid(nsn)
         })
     }
 }
@@ -342,7 +408,7 @@ fn international(text: &str, c: &Cluster, ctx: Option<bool>) -> Option<usize> {
     ends.iter()
         .rev()
         .filter(|(len, _)| (8..=16).contains(len))
-        .find(|(len, _)| phonenumber::parse(None, &digits[..*len]).is_ok_and(|n| n.is_valid()))
+        .find(|(len, _)| valid_international(&digits[..*len]))
         .map(|&(_, end)| end)
 }
 
@@ -374,7 +440,11 @@ fn national(
     if !plain(text, c, from, to) {
         return false;
     }
-    valid.any(|(meta, number)| unambiguous(lens, &digits, meta, &number))
+    // The parsed number is needed only to see how the plan formats it.
+    valid.any(|r| {
+        phonenumber::parse(Some(r.id), &digits)
+            .is_ok_and(|number| unambiguous(lens, &digits, r.meta, &number))
+    })
 }
 
 /// Whether the groups are a date (`2024-01-15`, `15.01.2024`, `15/01/24`): never a phone.
