@@ -6,6 +6,7 @@ mod cards;
 mod ids;
 mod lettered;
 mod numeric;
+mod phone_context;
 mod phones;
 
 pub use phones::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};

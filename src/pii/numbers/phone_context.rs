@@ -1,0 +1,130 @@
+//! The words before a number that say it is a phone number, or some other identifier (an
+//! order, an invoice, a national id): the nearer one wins.
+
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
+/// Words that say a number nearby is a phone number.
+const PHONE_CONTEXT: &[&str] = &[
+    "phone",
+    "tel",
+    "tél",
+    "call",
+    "mobil",
+    "móvil",
+    "movil",
+    "cell",
+    "handy",
+    "portable",
+    "gsm",
+    "fax",
+    "contact",
+    "reach",
+    "ring",
+    "dial",
+    "hotline",
+    "whatsapp",
+    "sms",
+    "téléphone",
+    "teléfono",
+    "telefono",
+    "puhelin",
+    "tlf",
+    "tfn",
+];
+
+/// Words that say a number nearby is some other identifier.
+const OTHER_CONTEXT: &[&str] = &[
+    "ssn",
+    "social security",
+    "insurance",
+    "tax",
+    "order",
+    "invoice",
+    "inv",
+    "tracking",
+    "ref",
+    "reference",
+    "ticket",
+    "isbn",
+    "issn",
+    "iban",
+    "account",
+    "id",
+    "ids",
+    "acct",
+    "zip",
+    "postcode",
+    "version",
+    "serial",
+    "sku",
+    "bestellung",
+    "bestellnummer",
+    "rechnung",
+    "commande",
+    "facture",
+    "pedido",
+    "factura",
+    "ordine",
+    "fattura",
+    "zamówienie",
+    "faktura",
+];
+
+/// Every context word, phone words first, in one automaton: the 48 bytes before a candidate are
+/// read once, not once a word.
+struct ContextWords {
+    automaton: AhoCorasick,
+    /// How many of the patterns (the first ones) say "phone".
+    phone_words: usize,
+}
+
+static CONTEXT_WORDS: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
+    let others = super::ids::ID_WORDS
+        .iter()
+        .flat_map(|words| words.iter())
+        .chain(OTHER_CONTEXT);
+    let words: Vec<&str> = PHONE_CONTEXT
+        .iter()
+        .copied()
+        .chain(others.copied())
+        .collect();
+    let automaton = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&words)
+        .ok()?;
+    Some(ContextWords {
+        automaton,
+        phone_words: PHONE_CONTEXT.len(),
+    })
+});
+
+/// Whether the words before `start` call the number a phone (`Some(true)`), some other
+/// identifier (`Some(false)`), or say nothing: the nearer word wins. A word counts where it
+/// begins one (`tel` in `Telefon`, not in `hotel`); an identifier's word of four letters or fewer
+/// must end one too (`tax` is not `taxi`, `sin` not `since`).
+pub(super) fn context(b: &[u8], start: usize) -> Option<bool> {
+    let words = CONTEXT_WORDS.as_ref()?;
+    let window = &b[start.saturating_sub(48)..start];
+    let (mut phone, mut other) = (None, None);
+    for hit in words.automaton.find_overlapping_iter(window) {
+        let is_phone = hit.pattern().as_usize() < words.phone_words;
+        let begins = hit.start() == 0 || !window[hit.start() - 1].is_ascii_alphabetic();
+        let ends = is_phone
+            || hit.len() > 4
+            || window
+                .get(hit.end())
+                .is_none_or(|c| !c.is_ascii_alphabetic());
+        if begins && ends {
+            let last = if is_phone { &mut phone } else { &mut other };
+            *last = Some(last.map_or(hit.end(), |e: usize| e.max(hit.end())));
+        }
+    }
+    match (phone, other) {
+        (Some(p), Some(o)) => Some(p > o),
+        (Some(_), None) => Some(true),
+        (None, Some(_)) => Some(false),
+        (None, None) => None,
+    }
+}
