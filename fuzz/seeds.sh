@@ -30,3 +30,12 @@ seed request_head numeric '0x08080808:443\nhttp://134744072/x\n/a/b'
 seed request_head dotted '8.8.2056:443\nhttp://[::ffff:127.0.0.1]:80/\n/a//b'
 seed request_head trailing '0.10.0.10.:443\nhttps://EXAMPLE.com./p?q\n/%2e%2e/x'
 seed request_head v6 '[64:ff9b::a00:1]:443\nhttp://[fe80::1%25eth0]/\n/'
+# scan: any text; JSON documents are walked too. One seed per kind of the detectors.
+seed scan prose 'Mail jane@example.com or call +44 20 7946 0958, Tel. 030 1234567, card 4111 1111 1111 1111.'
+seed scan ids 'DNI 12.345.678-Z, BSN 1234.56.782, PESEL 44051401359, CPR 010180-1234, AMKA 01018012345, NINO ab 12 34 56 c'
+seed scan secrets 'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY" AKIAZ7Q3MD4XW2PLH5RK ghp_0123456789abcdefghijklmnopqrstuvwxyz'
+seed scan json '{"messages":[{"content":"jane\\u0040example.com"}],"tool":{"arguments":"{\\"to\\": \\"bob@example.org\\"}"},"n":5555555555554444}'
+seed scan folded '\xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91 1111 1111 1111 caf\xc3\xa9 ja\xe2\x80\x8bne@example.com'
+# redact_restore: first byte the chunk size, then the text.
+seed redact_restore mixed '\x07Mail jane@example.com, +44 20 7946 0958, IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111'
+seed redact_restore ids '\x03SSN 078-05-1120, NIR 1 85 05 78 006 084 36, DNI x1234567l, NO 01018012345'

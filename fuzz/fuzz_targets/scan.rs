@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use gatehouse::pii::{Scanner, ScannerConfig, scan_json};
+use gatehouse::pii::{Scanner, ScannerConfig, raw_offsets, scan_json};
 use libfuzzer_sys::fuzz_target;
 
 fn scanner() -> &'static Scanner {
@@ -22,6 +22,14 @@ fuzz_target!(|data: &[u8]| {
         last_end = f.end;
     }
     if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(data) {
-        let _ = scan_json(scanner(), &doc);
+        // Every finding of a document is placed in its text, on character boundaries.
+        let tokens = raw_offsets::tokens(&text).unwrap_or_default();
+        for f in scan_json(scanner(), &doc) {
+            if let Some(token) = raw_offsets::find(&tokens, &f.pointer, f.key) {
+                let (start, end) = raw_offsets::to_raw(&text, token, f.finding.start, f.finding.end);
+                assert!(start <= end && end <= text.len());
+                assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
+            }
+        }
     }
 });
