@@ -86,6 +86,13 @@ impl Plan {
     }
 }
 
+/// The crate keeps its compiled patterns in one LRU cache of 100 for every region; parsing and
+/// formatting numbers of a few dozen regions evicts them, and each eviction is a compilation again
+/// (text of numbers valid in many regions made the fuzzer spend most of its time compiling). The
+/// cache is made large enough for every pattern of some hundred regions, at the first regions built.
+static CRATE_CACHE: std::sync::Once = std::sync::Once::new();
+const CRATE_CACHE_PATTERNS: usize = 4_096;
+
 /// The plans compiled so far, by region: the configured ones at start, others (of
 /// international numbers) when first needed.
 static PLANS: LazyLock<Mutex<HashMap<String, Arc<Plan>>>> = LazyLock::new(Default::default);
@@ -153,6 +160,11 @@ impl Default for PhoneRegions {
 impl PhoneRegions {
     /// The regions of `codes` (case-insensitive), or the first code without a numbering plan.
     pub fn new<S: AsRef<str>>(codes: &[S]) -> Result<PhoneRegions, UnknownRegion> {
+        CRATE_CACHE.call_once(|| {
+            if let Ok(mut cache) = DATABASE.cache().lock() {
+                *cache = regex_cache::RegexCache::new(CRATE_CACHE_PATTERNS);
+            }
+        });
         let mut regions: Vec<Region> = Vec::new();
         for code in codes {
             let upper = code.as_ref().trim().to_ascii_uppercase();
