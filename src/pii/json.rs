@@ -6,7 +6,6 @@
 
 use serde_json::Value;
 
-use super::raw_offsets;
 use super::redact::{Replacer, redact};
 use super::vault::VaultError;
 use super::{Finding, Scanner};
@@ -163,62 +162,19 @@ fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String 
 /// after another (JSON Lines), each an object, an array or a string (a reader decodes the `\u`
 /// escapes of a body that is one JSON string as well).
 fn documents(text: &str) -> Option<Vec<Value>> {
-    Some(
-        located_documents(text)?
-            .into_iter()
-            .map(|(_, d)| d)
-            .collect(),
-    )
-}
-
-/// The documents of `text` (see [`documents`]), each with its byte range in `text`.
-fn located_documents(text: &str) -> Option<Vec<(std::ops::Range<usize>, Value)>> {
     let first = text.trim_start().as_bytes().first()?;
     if !matches!(first, b'{' | b'[' | b'"') || names_a_member_twice(text.as_bytes()) {
         // Text with a member named twice is read as it is: every value stands in it (see
         // `escaped_strings` for the quoted strings in it that hold escapes).
         return None;
     }
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let mut docs = Vec::new();
-    loop {
-        let start = stream.byte_offset();
-        match stream.next() {
-            None => break,
-            Some(Ok(doc)) if doc.is_object() || doc.is_array() || doc.is_string() => {
-                docs.push((start..stream.byte_offset(), doc));
-            }
-            Some(_) => return None,
-        }
-    }
-    Some(docs)
-}
-
-/// The findings of the documents of `text`, with offsets in `text` (an inner string's escapes
-/// are `text`'s characters).
-fn findings_in_documents(
-    scanner: &Scanner,
-    text: &str,
-    docs: &[(std::ops::Range<usize>, Value)],
-) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for (range, doc) in docs {
-        let inner = &text[range.clone()];
-        let tokens = raw_offsets::tokens(inner).unwrap_or_default();
-        for found in scan_json(scanner, doc) {
-            let f = found.finding;
-            let (start, end) = match raw_offsets::find(&tokens, &found.pointer, found.key) {
-                Some(token) => raw_offsets::to_raw(inner, token, f.start, f.end),
-                None => (0, inner.len()),
-            };
-            out.push(Finding {
-                start: range.start + start,
-                end: range.start + end,
-                ..f
-            });
-        }
-    }
-    out
+    let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .ok()?;
+    docs.iter()
+        .all(|d| d.is_object() || d.is_array() || d.is_string())
+        .then_some(docs)
 }
 
 /// The quoted JSON strings of `text` that hold escapes (`"jane\u0040example.com"`): the byte
@@ -274,57 +230,26 @@ fn replaced(
 /// documents it holds when it is JSON, else those of the text (its quoted strings with their
 /// escapes decoded).
 pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Finding> {
-    match located_documents(text) {
-        Some(docs) => findings_in_documents(scanner, text, &docs),
+    match documents(text) {
+        Some(docs) => docs
+            .iter()
+            .flat_map(|doc| scan_json(scanner, doc))
+            .map(|f| f.finding)
+            .collect(),
         None => {
             let strings = escaped_strings(text);
             if strings.is_empty() {
                 return scanner.scan_field(field, text);
             }
-            // Each escaped string is read decoded, once; the rest of the text as it is. Offsets
-            // are given in `text` either way.
+            // Each escaped string is read decoded, once; the rest of the text as it is.
             let rest = replaced(text, &strings, |_| "\"\"".to_string());
-            let mut found: Vec<Finding> = scanner
-                .scan_field(field, &rest)
-                .into_iter()
-                .map(|f| Finding {
-                    start: in_text(&strings, f.start),
-                    end: in_text(&strings, f.end),
-                    ..f
-                })
-                .collect();
-            for (start, end, decoded) in &strings {
-                let literal = &text[start + 1..end - 1];
-                found.extend(
-                    scanner
-                        .scan_field(field, decoded)
-                        .into_iter()
-                        .map(|f| Finding {
-                            start: start + 1 + raw_offsets::decoded_to_raw(literal, f.start, false),
-                            end: start + 1 + raw_offsets::decoded_to_raw(literal, f.end, true),
-                            ..f
-                        }),
-                );
+            let mut found = scanner.scan_field(field, &rest);
+            for (_, _, decoded) in &strings {
+                found.extend(scanner.scan_field(field, decoded));
             }
             found
         }
     }
-}
-
-/// The offset in the text of offset `at` of it with each of `strings` replaced by `""`.
-fn in_text(strings: &[(usize, usize, String)], at: usize) -> usize {
-    let mut shift = 0;
-    for (start, end, _) in strings {
-        if at <= start - shift {
-            break;
-        }
-        // Inside the placeholder: its end.
-        if at < start - shift + 2 {
-            return *end;
-        }
-        shift += end - start - 2;
-    }
-    at + shift
 }
 
 /// `text` (the value of `field`) redacted; JSON is redacted as JSON and written again, JSON Lines

@@ -2,6 +2,8 @@
 //! (what the detectors read) can be given as offsets in the text itself (what an editor, a diff
 //! or a redaction tool holds): escapes such as `\u0040` make the two differ.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 /// A member name, string or number of a JSON text: its RFC 6901 pointer and its bytes in the text,
@@ -21,17 +23,30 @@ pub struct Token {
 }
 
 /// Every name, string and number of the JSON document `text` (one value, whitespace around it
-/// allowed), in order; `None` when `text` is not such a document.
+/// allowed), in order; `None` when `text` is not such a document, or when its pointers would take
+/// more than a few times the text's own size (a long name above a large array repeats in every
+/// pointer below it).
 pub fn tokens(text: &str) -> Option<Vec<Token>> {
     let mut walker = Walker {
         text,
         at: 0,
         out: Vec::new(),
+        pointer_bytes: 0,
+        pointer_budget: text.len().saturating_mul(4).saturating_add(1 << 16),
     };
     let mut pointer = String::new();
     walker.value(&mut pointer, 0)?;
     walker.space();
     (walker.at == text.len()).then_some(walker.out)
+}
+
+/// The tokens by pointer and kind (a name or a value), the last of each kept (as serde keeps
+/// the last of members named twice).
+pub fn index(tokens: &[Token]) -> HashMap<(&str, bool), &Token> {
+    tokens
+        .iter()
+        .map(|t| ((t.pointer.as_str(), t.key), t))
+        .collect()
 }
 
 /// The last token named `pointer` (as serde keeps the last of members named twice).
@@ -110,6 +125,9 @@ struct Walker<'a> {
     text: &'a str,
     at: usize,
     out: Vec<Token>,
+    /// Bytes of pointers held so far, and how many may be.
+    pointer_bytes: usize,
+    pointer_budget: usize,
 }
 
 impl Walker<'_> {
@@ -141,8 +159,7 @@ impl Walker<'_> {
             b'[' => self.array(pointer, depth),
             b'"' => {
                 let (start, end) = self.string()?;
-                self.push(pointer, false, start, end, true);
-                Some(())
+                self.push(pointer, false, start, end, true)
             }
             _ => {
                 let start = self.at;
@@ -152,10 +169,10 @@ impl Walker<'_> {
                     self.at += 1;
                 }
                 let scalar: Value = serde_json::from_str(&self.text[start..self.at]).ok()?;
-                if scalar.is_number() {
-                    self.push(pointer, false, start, self.at, false);
+                match scalar.is_number() {
+                    true => self.push(pointer, false, start, self.at, false),
+                    false => Some(()),
                 }
-                Some(())
             }
         }
     }
@@ -172,7 +189,7 @@ impl Walker<'_> {
             let outer = pointer.len();
             pointer.push('/');
             pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
-            self.push(pointer, true, start, end, true);
+            self.push(pointer, true, start, end, true)?;
             self.eat(b':')?;
             self.value(pointer, depth + 1)?;
             pointer.truncate(outer);
@@ -218,7 +235,18 @@ impl Walker<'_> {
         })
     }
 
-    fn push(&mut self, pointer: &str, key: bool, start: usize, end: usize, string: bool) {
+    fn push(
+        &mut self,
+        pointer: &str,
+        key: bool,
+        start: usize,
+        end: usize,
+        string: bool,
+    ) -> Option<()> {
+        self.pointer_bytes = self.pointer_bytes.saturating_add(pointer.len());
+        if self.pointer_bytes > self.pointer_budget {
+            return None;
+        }
         self.out.push(Token {
             pointer: pointer.to_string(),
             key,
@@ -226,6 +254,7 @@ impl Walker<'_> {
             end,
             string,
         });
+        Some(())
     }
 }
 
@@ -298,6 +327,15 @@ mod tests {
         }
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert_eq!(tokens(&deep), None);
+    }
+
+    #[test]
+    fn pointers_past_a_few_times_the_text_give_no_tokens() {
+        let name = "k".repeat(1000);
+        let small = format!(r#"{{"{name}": [{}0]}}"#, "0,".repeat(50));
+        assert!(tokens(&small).is_some());
+        let large = format!(r#"{{"{name}": [{}0]}}"#, "0,".repeat(5000));
+        assert_eq!(tokens(&large), None, "5,000 pointers of 1 KB each");
     }
 
     #[test]

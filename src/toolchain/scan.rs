@@ -35,10 +35,16 @@ fn findings(scanner: &Scanner, input: &str, document: Option<&Value>) -> String 
     let tokens = document
         .and_then(|_| raw_offsets::tokens(input))
         .unwrap_or_default();
+    let index = raw_offsets::index(&tokens);
     let line = |f: &pii::Finding, pointer: Option<&str>, key: bool| {
         let (raw_start, raw_end) = match pointer {
             None => (f.start, f.end),
-            Some(pointer) => match raw_offsets::find(&tokens, pointer, key) {
+            Some(pointer) => match index.get(&(pointer, key)) {
+                // A string holding JSON or quoted strings has its findings' offsets in those:
+                // the whole string is given.
+                Some(token) if holds_strings(&input[token.start..token.end]) => {
+                    (token.start, token.end)
+                }
                 Some(token) => raw_offsets::to_raw(input, token, f.start, f.end),
                 None => (0, input.len()),
             },
@@ -72,6 +78,13 @@ fn findings(scanner: &Scanner, input: &str, document: Option<&Value>) -> String 
         }
     }
     out
+}
+
+/// Whether a string's raw bytes may hold JSON or quoted strings, whose findings are placed in
+/// them rather than in the string (see `pii::scan_json`).
+fn holds_strings(raw: &str) -> bool {
+    let decoded: String = serde_json::from_str(&format!("\"{raw}\"")).unwrap_or_default();
+    decoded.trim_start().starts_with(['{', '[', '"']) || decoded.contains('"')
 }
 
 fn redacted(
