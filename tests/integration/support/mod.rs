@@ -323,9 +323,11 @@ where
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// Path of the built `gatehouse` binary.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_gatehouse")
+/// Path of the `gatehouse` binary under test: `GATEHOUSE_TEST_BIN` when set (several worktrees
+/// sharing one target directory each keep a copy of their own build), else the one cargo built.
+pub fn binary() -> String {
+    std::env::var("GATEHOUSE_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gatehouse").to_owned())
 }
 
 /// Opens a WebSocket to `ws://{host}/ws` through the proxy with an absolute-form handshake.
