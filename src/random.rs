@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn random_hex(bytes: usize) -> Result<String, ring::error::Unspecified> {
     let mut buf = vec![0u8; bytes];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buf))
 }
 
 /// A fresh id for a request or a decision: a random per-process prefix and a counter, unique

@@ -376,11 +376,7 @@ fn fingerprint(held: &HeldRequest<'_>) -> String {
         part(value.as_bytes());
     }
     part(held.body);
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(ctx.finish())
 }
 
 fn new_id() -> Result<String, ProxyError> {

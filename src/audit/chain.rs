@@ -48,11 +48,7 @@ fn hash_of(prev: &str, body: &str) -> String {
     let mut input = Vec::with_capacity(prev.len() + body.len());
     input.extend_from_slice(prev.as_bytes());
     input.extend_from_slice(body.as_bytes());
-    digest(&SHA256, &input)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(digest(&SHA256, &input))
 }
 
 /// A line taken apart: the bytes its hash covers, the stated hash, and the mac if any.

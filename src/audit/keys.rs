@@ -73,7 +73,7 @@ impl ChainKey {
 
     /// The mac of a record's hash.
     pub fn mac(&self, hash: &str) -> String {
-        hex(hmac::sign(&self.0, hash.as_bytes()).as_ref())
+        hex::encode(hmac::sign(&self.0, hash.as_bytes()))
     }
 
     /// Whether `mac` is the mac of `hash` (in constant time).
@@ -121,12 +121,12 @@ impl SigningKey {
 
     /// The public key, hex.
     pub fn public_hex(&self) -> String {
-        hex(self.0.public_key().as_ref())
+        hex::encode(self.0.public_key())
     }
 
     /// The signature of `message`, hex.
     pub fn sign(&self, message: &[u8]) -> String {
-        hex(self.0.sign(message).as_ref())
+        hex::encode(self.0.sign(message))
     }
 }
 
@@ -163,18 +163,8 @@ impl PublicKey {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
+    hex::decode(text).ok()
 }
 
 #[cfg(test)]

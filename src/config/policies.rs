@@ -110,10 +110,7 @@ fn version_of(texts: &[(String, String)]) -> String {
         hash.update(text.as_bytes());
         hash.update(&[0]);
     }
-    hash.finish().as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&hash.finish().as_ref()[..8])
 }
 
 /// Loads the policies of `folder` (for `gatehouse replay`, which judges under other policies).

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::known::{Known, Place, must_scan};
 use super::redact::{Replacer, redact};
 use super::vault::VaultError;
 use super::{Finding, Scanner};
@@ -28,12 +29,28 @@ fn escape_pointer(segment: &str) -> String {
 /// Every finding in the member names and the string values of `value`. A string that is itself
 /// JSON has the findings of the document it holds, with offsets in that document's strings.
 pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
+    scan_json_noting(scanner, value, None)
+}
+
+/// [`scan_json`], noting in `known` each place that held a finding.
+pub(super) fn scan_json_noting(
+    scanner: &Scanner,
+    value: &Value,
+    mut known: Option<&mut Known>,
+) -> Vec<JsonFinding> {
     let mut out = Vec::new();
-    walk(scanner, value, "", "", &mut out);
+    walk(scanner, value, ("", ""), &mut out, &mut known);
     out
 }
 
-fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut Vec<JsonFinding>) {
+fn walk(
+    scanner: &Scanner,
+    value: &Value,
+    (pointer, field): (&str, &str),
+    out: &mut Vec<JsonFinding>,
+    known: &mut Option<&mut Known>,
+) {
+    let before = out.len();
     match value {
         Value::String(s) => {
             for finding in scan_value(scanner, field, s) {
@@ -46,33 +63,59 @@ fn walk(scanner: &Scanner, value: &Value, pointer: &str, field: &str, out: &mut 
         }
         Value::Number(n) => {
             // A card number or an id sent as a JSON number is still one.
-            for finding in scanner.scan_field(field, &n.to_string()) {
+            let text = n.to_string();
+            for finding in scanner.scan_field(field, &text) {
                 out.push(JsonFinding {
                     pointer: pointer.to_string(),
                     key: false,
                     finding,
                 });
             }
+            if out.len() > before
+                && let Some(known) = known
+            {
+                known.note(Place::Value, field, &text);
+            }
+            return;
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(scanner, item, &format!("{pointer}/{i}"), field, out);
+                walk(
+                    scanner,
+                    item,
+                    (&format!("{pointer}/{i}"), field),
+                    out,
+                    known,
+                );
             }
+            return;
         }
         Value::Object(fields) => {
             for (name, item) in fields {
                 let path = format!("{pointer}/{}", escape_pointer(name));
-                for finding in scanner.scan(name) {
+                let found = scanner.scan(name);
+                if !found.is_empty()
+                    && let Some(known) = known
+                {
+                    known.note(Place::Name, "", name);
+                }
+                for finding in found {
                     out.push(JsonFinding {
                         pointer: path.clone(),
                         key: true,
                         finding,
                     });
                 }
-                walk(scanner, item, &path, name, out);
+                walk(scanner, item, (&path, name), out, known);
             }
+            return;
         }
-        _ => {}
+        _ => return,
+    }
+    if out.len() > before
+        && let (Value::String(s), Some(known)) = (value, known)
+    {
+        known.note(Place::Value, field, s);
     }
 }
 
@@ -84,7 +127,17 @@ pub fn redact_json(
     value: &mut Value,
     replacer: &mut impl Replacer,
 ) -> Result<usize, VaultError> {
-    redact_walk(scanner, value, "", replacer)
+    redact_walk(scanner, value, "", replacer, None)
+}
+
+/// [`redact_json`] scanning only the places `known` (from detection) says held a finding.
+pub(super) fn redact_json_known(
+    scanner: &Scanner,
+    value: &mut Value,
+    replacer: &mut impl Replacer,
+    known: Option<&Known>,
+) -> Result<usize, VaultError> {
+    redact_walk(scanner, value, "", replacer, known)
 }
 
 fn redact_walk(
@@ -92,8 +145,10 @@ fn redact_walk(
     value: &mut Value,
     field: &str,
     replacer: &mut impl Replacer,
+    known: Option<&Known>,
 ) -> Result<usize, VaultError> {
     match value {
+        Value::String(s) if !must_scan(known, Place::Value, field, s) => Ok(0),
         Value::String(s) => match redact_value(scanner, field, s, replacer)? {
             Some(redacted) => {
                 *s = redacted;
@@ -104,6 +159,9 @@ fn redact_walk(
         Value::Number(n) => {
             // Replaced by a string when it holds something to redact (the JSON stays valid).
             let text = n.to_string();
+            if !must_scan(known, Place::Value, field, &text) {
+                return Ok(0);
+            }
             let findings = scanner.scan_field(field, &text);
             match redact(&text, &findings, replacer)? {
                 Some(redacted) => {
@@ -116,17 +174,20 @@ fn redact_walk(
         Value::Array(items) => {
             let mut changed = 0;
             for item in items {
-                changed += redact_walk(scanner, item, field, replacer)?;
+                changed += redact_walk(scanner, item, field, replacer, known)?;
             }
             Ok(changed)
         }
         Value::Object(fields) => {
             let mut changed = 0;
             for (name, item) in fields.iter_mut() {
-                changed += redact_walk(scanner, item, name, replacer)?;
+                changed += redact_walk(scanner, item, name, replacer, known)?;
             }
             let mut renames = Vec::new();
             for name in fields.keys() {
+                if !must_scan(known, Place::Name, "", name) {
+                    continue;
+                }
                 let findings = scanner.scan(name);
                 if let Some(renamed) = redact(name, &findings, replacer)? {
                     renames.push((name.clone(), renamed));

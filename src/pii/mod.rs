@@ -13,6 +13,7 @@ mod fold;
 mod head;
 mod json;
 mod kind;
+mod known;
 mod national_id;
 mod numbers;
 pub mod raw_offsets;
@@ -44,6 +45,7 @@ pub use events::{EventRestorer, MAX_EVENT, event_end, event_end_from, stream_tex
 pub use head::{RequestHead, header_fields, rewrite_headers};
 pub use json::{JsonFinding, names_a_member_twice, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
+pub use known::Known;
 pub use numbers::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
 pub use redact::{Redaction, Replacer, Style, redact};
 pub use redactor::{

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn redactor() -> Redactor {
+pub(super) fn redactor() -> Redactor {
     Redactor::new(&PiiConfig {
         scanner: ScannerConfig::default(),
         hash_key: None,

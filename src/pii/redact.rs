@@ -113,10 +113,7 @@ impl Replacer for Redaction<'_> {
                 message.push(0);
                 message.extend_from_slice(folded.as_deref().unwrap_or(value).as_bytes());
                 let tag = hmac::sign(self.hash_key, &message);
-                let hex: String = tag.as_ref()[..6]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let hex = hex::encode(&tag.as_ref()[..6]);
                 format!("[{label}:{hex}]")
             }
             Style::Pseudonymize => {

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::head::RequestHead;
 use super::json::{redact_value, scan_value};
+use super::known::Known;
 use super::{
     Finding, Redaction, Replacer, Scanner, ScannerConfig, ScannerError, Style, Vault, VaultError,
 };
@@ -179,11 +180,25 @@ impl Redactor {
         body: &BodyParts<'_>,
         head: &RequestHead<'_>,
     ) -> BTreeMap<String, u64> {
+        self.detect_request_noting(body, head, None)
+    }
+
+    /// [`Redactor::detect_request`], noting in `known` the JSON places that held a finding, so
+    /// [`Redactor::redact_known`] scans only those again.
+    pub fn detect_request_noting(
+        &self,
+        body: &BodyParts<'_>,
+        head: &RequestHead<'_>,
+        known: Option<&mut Known>,
+    ) -> BTreeMap<String, u64> {
         let shape = BodyShape::of(body);
         let whole = matches!(shape, BodyShape::Text | BodyShape::Opaque)
             && body.text.is_empty()
             && !body.decoded.is_empty();
-        let mut counts = self.detect_body(body, whole);
+        let mut counts = BTreeMap::new();
+        for findings in self.body_findings(body, whole, known) {
+            add(&mut counts, findings);
+        }
         for findings in self.head_findings(head) {
             add(&mut counts, findings);
         }
@@ -194,12 +209,8 @@ impl Redactor {
     /// text is scanned whole.
     pub fn detect_answer(&self, body: &BodyParts<'_>) -> BTreeMap<String, u64> {
         let plain = body.json.is_null() && body.form.is_empty() && body.text.is_empty();
-        self.detect_body(body, plain && !body.decoded.is_empty())
-    }
-
-    fn detect_body(&self, body: &BodyParts<'_>, whole: bool) -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
-        for findings in self.body_findings(body, whole) {
+        for findings in self.body_findings(body, plain && !body.decoded.is_empty(), None) {
             add(&mut counts, findings);
         }
         counts
@@ -207,9 +218,14 @@ impl Redactor {
 
     /// Every finding in a body, place by place: JSON members (names and values), form fields
     /// (names and values), multipart part headers, text parts, or the whole text.
-    fn body_findings(&self, body: &BodyParts<'_>, whole: bool) -> Vec<Vec<Finding>> {
+    fn body_findings(
+        &self,
+        body: &BodyParts<'_>,
+        whole: bool,
+        known: Option<&mut Known>,
+    ) -> Vec<Vec<Finding>> {
         let s = &self.scanner;
-        let mut found: Vec<Vec<Finding>> = super::scan_json(s, body.json)
+        let mut found: Vec<Vec<Finding>> = super::json::scan_json_noting(s, body.json, known)
             .into_iter()
             .map(|f| vec![f.finding])
             .collect();
@@ -249,8 +265,21 @@ impl Redactor {
         &self,
         rules: Vec<RedactRule>,
         session: &str,
+        body: (&BodyParts<'_>, BodyShape, &mut Value),
+        head: Option<&RequestHead<'_>>,
+    ) -> Result<Redacted, RedactError> {
+        self.redact_known(rules, session, body, head, None)
+    }
+
+    /// [`Redactor::redact`] of a request whose detection noted in `known` where its JSON body
+    /// held findings: only those places are scanned again.
+    pub fn redact_known(
+        &self,
+        rules: Vec<RedactRule>,
+        session: &str,
         (body, shape, json): (&BodyParts<'_>, BodyShape, &mut Value),
         head: Option<&RequestHead<'_>>,
+        known: Option<&Known>,
     ) -> Result<Redacted, RedactError> {
         let mut redaction =
             Redaction::new(rules, &self.hash_key, &self.vault, session, Instant::now());
@@ -260,7 +289,8 @@ impl Redactor {
         let bytes = body.decoded;
         let body = match shape {
             BodyShape::Json => {
-                let changed = super::redact_json(&self.scanner, json, &mut redaction)?;
+                let changed =
+                    super::json::redact_json_known(&self.scanner, json, &mut redaction, known)?;
                 (changed > 0)
                     .then(|| serde_json::to_vec(json).map(Bytes::from))
                     .transpose()?
@@ -273,7 +303,7 @@ impl Redactor {
             BodyShape::Multipart => self.redact_parts(body, &mut redaction)?,
             BodyShape::Opaque => {
                 let selected = self
-                    .body_findings(body, true)
+                    .body_findings(body, true, None)
                     .iter()
                     .flatten()
                     .any(|f| redaction.style_for(&f.kind).is_some());

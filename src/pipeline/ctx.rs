@@ -44,6 +44,9 @@ pub struct RequestCtx {
     pub pii: BTreeMap<String, u64>,
     /// Values redacted before forwarding, by kind (counts only).
     pub redacted: BTreeMap<String, u64>,
+    /// Where detection (step 5) found something in the JSON body: redaction scans only there
+    /// (everything when detection did not run).
+    pub known: Option<crate::pii::Known>,
     /// The LLM call recognised: provider and model, for metering its answer.
     pub llm: Option<(String, String)>,
     /// Whether the proxy asked for a stream's usage the client did not ask for (the extra chunk is
@@ -83,6 +86,7 @@ impl RequestCtx {
             shape,
             pii: BTreeMap::new(),
             redacted: BTreeMap::new(),
+            known: None,
             llm: None,
             usage_asked: false,
             reserved: Reserved::default(),

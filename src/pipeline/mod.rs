@@ -121,7 +121,7 @@ impl Pipeline {
         self.check_credentials(ctx, &request)?;
         // 5. detect: personal data and secrets, as kinds and counts, so rules can read them and
         //    the record can say what was there.
-        self.detect(&request, &mut facts);
+        self.detect(ctx, &request, &mut facts);
         // 6. locate: the checked, pinned address the upstream connection will really use, before
         //    evaluate, so rules can read where the bytes go.
         self.locate(ctx, &mut facts).await?;

@@ -134,13 +134,14 @@ impl Pipeline {
     /// 5. detect: personal data and secrets in the body, the path, the query and the headers
     ///    (but credentials), as kinds and counts. An uninspected body has none to show; the rest
     ///    of the request still has.
-    pub(super) fn detect(&self, request: &Outgoing, facts: &mut Facts) {
+    pub(super) fn detect(&self, ctx: &mut RequestCtx, request: &Outgoing, facts: &mut Facts) {
         let decoded = request.inspected().map(|b| &b[..]).unwrap_or_default();
         let headers = header_fields(&request.parts.headers);
         let head = RequestHead::of(&request.parts.uri, &headers);
-        let found = self
-            .redactor
-            .detect_request(&facts.body.scanned(decoded), &head);
+        let known = ctx.known.insert(crate::pii::Known::default());
+        let found =
+            self.redactor
+                .detect_request_noting(&facts.body.scanned(decoded), &head, Some(known));
         facts.pii = PiiFacts::from_counts(found);
     }
 
@@ -178,9 +179,13 @@ impl Pipeline {
         let headers = header_fields(&request.parts.headers);
         let head = RequestHead::of(&request.parts.uri, &headers);
         let body = facts.body.scanned(decoded);
-        let redacted =
-            self.redactor
-                .redact(rules, &session, (&body, shape, &mut json), Some(&head))?;
+        let redacted = self.redactor.redact_known(
+            rules,
+            &session,
+            (&body, shape, &mut json),
+            Some(&head),
+            ctx.known.as_ref(),
+        )?;
         ctx.redacted = redacted.replaced;
         if !redacted.headers.is_empty() {
             request.parts.headers = rewrite_headers(&request.parts.headers, &redacted.headers)?;

@@ -95,10 +95,7 @@ impl ExecutionKey {
     }
 
     fn mac(&self, agent: &str, body: &str) -> String {
-        self.tag(agent, body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(self.tag(agent, body))
     }
 }
 
