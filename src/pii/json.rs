@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::known::{Known, Place, must_scan};
+use super::known::{Known, Place, Reuse, reuse};
 use super::redact::{Replacer, redact};
 use super::vault::VaultError;
 use super::{Finding, Scanner};
@@ -50,43 +50,23 @@ fn walk(
     out: &mut Vec<JsonFinding>,
     known: &mut Option<&mut Known>,
 ) {
-    let before = out.len();
-    match value {
+    let found = match value {
         Value::String(s) => {
-            for finding in scan_value(scanner, field, s) {
-                out.push(JsonFinding {
-                    pointer: pointer.to_string(),
-                    key: false,
-                    finding,
-                });
-            }
+            let (found, plain) = scan_value_read(scanner, field, s);
+            keep(known, (Place::Value, field, s), &found, plain);
+            found
         }
         Value::Number(n) => {
             // A card number or an id sent as a JSON number is still one.
             let text = n.to_string();
-            for finding in scanner.scan_field(field, &text) {
-                out.push(JsonFinding {
-                    pointer: pointer.to_string(),
-                    key: false,
-                    finding,
-                });
-            }
-            if out.len() > before
-                && let Some(known) = known
-            {
-                known.note(Place::Value, field, &text);
-            }
-            return;
+            let found = scanner.scan_field(field, &text);
+            keep(known, (Place::Value, field, &text), &found, true);
+            found
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(
-                    scanner,
-                    item,
-                    (&format!("{pointer}/{i}"), field),
-                    out,
-                    known,
-                );
+                let pointer = format!("{pointer}/{i}");
+                walk(scanner, item, (&pointer, field), out, known);
             }
             return;
         }
@@ -94,28 +74,39 @@ fn walk(
             for (name, item) in fields {
                 let path = format!("{pointer}/{}", escape_pointer(name));
                 let found = scanner.scan(name);
-                if !found.is_empty()
-                    && let Some(known) = known
-                {
-                    known.note(Place::Name, "", name);
-                }
-                for finding in found {
-                    out.push(JsonFinding {
-                        pointer: path.clone(),
-                        key: true,
-                        finding,
-                    });
-                }
+                keep(known, (Place::Name, "", name), &found, true);
+                out.extend(found.into_iter().map(|finding| JsonFinding {
+                    pointer: path.clone(),
+                    key: true,
+                    finding,
+                }));
                 walk(scanner, item, (&path, name), out, known);
             }
             return;
         }
         _ => return,
-    }
-    if out.len() > before
-        && let (Value::String(s), Some(known)) = (value, known)
-    {
-        known.note(Place::Value, field, s);
+    };
+    out.extend(found.into_iter().map(|finding| JsonFinding {
+        pointer: pointer.to_string(),
+        key: false,
+        finding,
+    }));
+}
+
+/// Notes in `known` what a place held: its findings when they are offsets in its text (`plain`).
+fn keep(
+    known: &mut Option<&mut Known>,
+    (place, field, text): (Place, &str, &str),
+    found: &[Finding],
+    plain: bool,
+) {
+    if let Some(known) = known.as_deref_mut() {
+        let reuse = match (found.is_empty(), plain) {
+            (true, _) => Reuse::Clean,
+            (false, true) => Reuse::Findings(found.to_vec()),
+            (false, false) => Reuse::Rescan,
+        };
+        known.note(place, field, text, reuse);
     }
 }
 
@@ -148,21 +139,25 @@ fn redact_walk(
     known: Option<&Known>,
 ) -> Result<usize, VaultError> {
     match value {
-        Value::String(s) if !must_scan(known, Place::Value, field, s) => Ok(0),
-        Value::String(s) => match redact_value(scanner, field, s, replacer)? {
-            Some(redacted) => {
+        Value::String(s) => {
+            let redacted = match reuse(known, Place::Value, field, s) {
+                Reuse::Clean => None,
+                Reuse::Findings(found) => redact(s, &found, replacer)?,
+                Reuse::Rescan => redact_value(scanner, field, s, replacer)?,
+            };
+            Ok(redacted.map_or(0, |redacted| {
                 *s = redacted;
-                Ok(1)
-            }
-            None => Ok(0),
-        },
+                1
+            }))
+        }
         Value::Number(n) => {
             // Replaced by a string when it holds something to redact (the JSON stays valid).
             let text = n.to_string();
-            if !must_scan(known, Place::Value, field, &text) {
-                return Ok(0);
-            }
-            let findings = scanner.scan_field(field, &text);
+            let findings = match reuse(known, Place::Value, field, &text) {
+                Reuse::Clean => return Ok(0),
+                Reuse::Findings(found) => found,
+                Reuse::Rescan => scanner.scan_field(field, &text),
+            };
             match redact(&text, &findings, replacer)? {
                 Some(redacted) => {
                     *value = Value::String(redacted);
@@ -185,10 +180,11 @@ fn redact_walk(
             }
             let mut renames = Vec::new();
             for name in fields.keys() {
-                if !must_scan(known, Place::Name, "", name) {
-                    continue;
-                }
-                let findings = scanner.scan(name);
+                let findings = match reuse(known, Place::Name, "", name) {
+                    Reuse::Clean => continue,
+                    Reuse::Findings(found) => found,
+                    Reuse::Rescan => scanner.scan(name),
+                };
                 if let Some(renamed) = redact(name, &findings, replacer)? {
                     renames.push((name.clone(), renamed));
                 }
@@ -291,7 +287,13 @@ fn replaced(
 /// documents it holds when it is JSON, else those of the text (its quoted strings with their
 /// escapes decoded).
 pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Finding> {
-    match documents(text) {
+    scan_value_read(scanner, field, text).0
+}
+
+/// [`scan_value`], and whether `text` was read plain (no document or escaped string in it): then
+/// the findings' offsets are in `text` itself.
+fn scan_value_read(scanner: &Scanner, field: &str, text: &str) -> (Vec<Finding>, bool) {
+    let found = match documents(text) {
         Some(docs) => docs
             .iter()
             .flat_map(|doc| scan_json(scanner, doc))
@@ -300,7 +302,7 @@ pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Find
         None => {
             let strings = escaped_strings(text);
             if strings.is_empty() {
-                return scanner.scan_field(field, text);
+                return (scanner.scan_field(field, text), true);
             }
             // Each escaped string is read decoded, once; the rest of the text as it is.
             let rest = replaced(text, &strings, |_| "\"\"".to_string());
@@ -310,7 +312,8 @@ pub(super) fn scan_value(scanner: &Scanner, field: &str, text: &str) -> Vec<Find
             }
             found
         }
-    }
+    };
+    (found, false)
 }
 
 /// `text` (the value of `field`) redacted; JSON is redacted as JSON and written again, JSON Lines

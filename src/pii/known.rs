@@ -1,46 +1,84 @@
-//! The values and member names of a JSON body that held findings when the request was detected
-//! (step 5), so redaction (step 10) scans only those again. A scan is a function of the field's
-//! name and the text, so a value that held nothing then holds nothing now; what the proxy itself
-//! added in between (an output limit the ledger set) is its own and holds nothing either. Kept
-//! as hashes: a collision only makes redaction scan a value it could have skipped.
+//! What detection (step 5) found in each place of a JSON body — string and number values with
+//! their field's name, member names — so redaction (step 10) does not scan the body again. A scan
+//! is a function of the field's name and the text: a place detection saw clean is clean, and a
+//! place it saw holding findings holds those same findings. Keyed by the exact text, never by a
+//! hash alone, so no other text can borrow a place's findings. What the proxy itself added in
+//! between (an output limit the ledger set) holds nothing of the agent's.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-/// Hashes of `(place, field, text)` of every JSON place that held a finding.
+use super::Finding;
+
+/// The findings of every JSON place that held one, by the hash of the place and then by its text.
 #[derive(Debug, Default)]
 pub struct Known {
     hasher: foldhash::fast::RandomState,
-    held: HashSet<u64, foldhash::fast::RandomState>,
+    held: HashMap<u64, Vec<Noted>>,
 }
 
-/// What a hash is of: a string or number value (with its field's name) or a member's name.
-#[derive(Hash, Clone, Copy)]
+/// One place kept: what it is, its field's name, its text, and what redaction does with it.
+#[derive(Debug)]
+struct Noted {
+    place: Place,
+    field: String,
+    text: String,
+    reuse: Reuse,
+}
+
+/// What a place is: a string or number value (with its field's name), or a member's name.
+#[derive(Debug, Hash, PartialEq, Eq, Clone, Copy)]
 pub(super) enum Place {
     Value,
     Name,
 }
 
+/// What redaction does with a place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Reuse {
+    /// Nothing to do: detection found nothing there.
+    Clean,
+    /// These findings, with offsets in the text as it stands.
+    Findings(Vec<Finding>),
+    /// Scan it again: its findings are of documents or escaped strings it holds, with offsets
+    /// in those.
+    Rescan,
+}
+
 impl Known {
-    fn key(&self, place: Place, field: &str, text: &str) -> u64 {
-        self.hasher.hash_one((place, field, text))
+    /// Notes what `text` (the value of `field`, or a member's name) held, when it held anything.
+    pub(super) fn note(&mut self, place: Place, field: &str, text: &str, reuse: Reuse) {
+        if reuse == Reuse::Clean || self.find(place, field, text).is_some() {
+            return;
+        }
+        let key = self.hasher.hash_one((place, field, text));
+        self.held.entry(key).or_default().push(Noted {
+            place,
+            field: field.to_string(),
+            text: text.to_string(),
+            reuse,
+        });
     }
 
-    /// Notes that `text` (the value of `field`, or a member's name) held a finding.
-    pub(super) fn note(&mut self, place: Place, field: &str, text: &str) {
-        let key = self.key(place, field, text);
-        self.held.insert(key);
-    }
-
-    /// Whether `text` may hold a finding: it did at detection, or its hash collides with one that did.
-    pub(super) fn may_hold(&self, place: Place, field: &str, text: &str) -> bool {
-        self.held.contains(&self.key(place, field, text))
+    fn find(&self, place: Place, field: &str, text: &str) -> Option<&Reuse> {
+        let key = self.hasher.hash_one((place, field, text));
+        self.held
+            .get(&key)?
+            .iter()
+            .find(|n| n.place == place && n.field == field && n.text == text)
+            .map(|n| &n.reuse)
     }
 }
 
-/// Whether a place must be scanned: always without detection's notes, else only where they say.
-pub(super) fn must_scan(known: Option<&Known>, place: Place, field: &str, text: &str) -> bool {
-    known.is_none_or(|k| k.may_hold(place, field, text))
+/// What redaction does with a place: scan it (without detection's notes) or what the notes say.
+pub(super) fn reuse(known: Option<&Known>, place: Place, field: &str, text: &str) -> Reuse {
+    match known {
+        None => Reuse::Rescan,
+        Some(known) => known
+            .find(place, field, text)
+            .cloned()
+            .unwrap_or(Reuse::Clean),
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +119,7 @@ mod tests {
             json!({"arguments": "{\"to\": \"jane@example.com\", \"cc\": [\"a@b.example\"]}"}),
             json!({"a": "same jane@example.com", "b": "same jane@example.com", "c": "same"}),
             json!({"text": "nothing here", "list": ["x", "y", 3.5, null, true]}),
+            json!({"note": r#"he wrote "jane\u0040example.com" and bob@example.org"#}),
         ];
         let r = redactor();
         let head = RequestHead {

@@ -183,9 +183,19 @@ impl Redactor {
         self.detect_request_noting(body, head, None)
     }
 
-    /// [`Redactor::detect_request`], noting in `known` the JSON places that held a finding, so
-    /// [`Redactor::redact_known`] scans only those again.
-    pub fn detect_request_noting(
+    /// [`Redactor::detect_request`], and what it found where in a JSON body, so
+    /// [`Redactor::redact_known`] does not scan it again.
+    pub fn detect_noting(
+        &self,
+        body: &BodyParts<'_>,
+        head: &RequestHead<'_>,
+    ) -> (BTreeMap<String, u64>, Known) {
+        let mut known = Known::default();
+        let counts = self.detect_request_noting(body, head, Some(&mut known));
+        (counts, known)
+    }
+
+    pub(super) fn detect_request_noting(
         &self,
         body: &BodyParts<'_>,
         head: &RequestHead<'_>,

@@ -44,8 +44,7 @@ pub struct RequestCtx {
     pub pii: BTreeMap<String, u64>,
     /// Values redacted before forwarding, by kind (counts only).
     pub redacted: BTreeMap<String, u64>,
-    /// Where detection (step 5) found something in the JSON body: redaction scans only there
-    /// (everything when detection did not run).
+    /// What detection found where in the JSON body; redaction scans all when it is `None`.
     pub known: Option<crate::pii::Known>,
     /// The LLM call recognised: provider and model, for metering its answer.
     pub llm: Option<(String, String)>,

@@ -138,11 +138,9 @@ impl Pipeline {
         let decoded = request.inspected().map(|b| &b[..]).unwrap_or_default();
         let headers = header_fields(&request.parts.headers);
         let head = RequestHead::of(&request.parts.uri, &headers);
-        let known = ctx.known.insert(crate::pii::Known::default());
-        let found =
-            self.redactor
-                .detect_request_noting(&facts.body.scanned(decoded), &head, Some(known));
-        facts.pii = PiiFacts::from_counts(found);
+        let body = facts.body.scanned(decoded);
+        let (found, known) = self.redactor.detect_noting(&body, &head);
+        (facts.pii, ctx.known) = (PiiFacts::from_counts(found), Some(known));
     }
 
     /// 10. redact: what the verdict obliges, in the body, the query and the scanned headers. The
@@ -178,14 +176,10 @@ impl Pipeline {
         let session = session_of(&facts.agent.id, facts.agent.execution.as_deref());
         let headers = header_fields(&request.parts.headers);
         let head = RequestHead::of(&request.parts.uri, &headers);
-        let body = facts.body.scanned(decoded);
-        let redacted = self.redactor.redact_known(
-            rules,
-            &session,
-            (&body, shape, &mut json),
-            Some(&head),
-            ctx.known.as_ref(),
-        )?;
+        let body = (&facts.body.scanned(decoded), shape, &mut json);
+        let redacted =
+            self.redactor
+                .redact_known(rules, &session, body, Some(&head), ctx.known.as_ref())?;
         ctx.redacted = redacted.replaced;
         if !redacted.headers.is_empty() {
             request.parts.headers = rewrite_headers(&request.parts.headers, &redacted.headers)?;
