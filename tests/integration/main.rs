@@ -26,6 +26,7 @@ mod metering;
 mod pii;
 mod pii_places;
 mod policy;
+mod proxy_status;
 mod python;
 mod recognition;
 mod records;
