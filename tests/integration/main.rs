@@ -31,6 +31,7 @@ mod python;
 mod recognition;
 mod records;
 mod response;
+mod runtimes;
 mod shutdown;
 mod toolchain;
 mod trust;
