@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin_events;
 mod approvals;
 mod architecture;
 mod audit_trail;
