@@ -271,3 +271,69 @@ async fn an_upstream_that_refuses_the_connection_is_named_with_the_requests_reco
         .unwrap_or_else(|| panic!("no outcome record for request {request}: {trail}"));
     assert_eq!(outcome["status"], 502);
 }
+
+#[tokio::test]
+async fn an_upstream_certificate_the_proxy_does_not_trust_is_a_tls_certificate_error() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            trust_origin: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = proxy
+        .get(format!("https://localhost:{}/echo", origin.port()))
+        .await;
+    assert_eq!(response.status(), 502);
+    let value = response.headers()["proxy-status"].to_str().unwrap();
+    let status = parse(value);
+    assert_eq!(status.error, "tls_certificate_error", "{value}");
+    assert!(status.details.contains("(request "), "{value}");
+}
+
+#[tokio::test]
+async fn a_budget_refusal_names_the_request_whose_outcome_the_trail_holds() {
+    let pki = TestPki::new();
+    let origin = origin::start_tls(&pki).await;
+    let proxy = TestProxy::start(
+        &pki,
+        ProxySpec {
+            policy: crate::budgets::ALLOW.into(),
+            extra: "budget:\n  budgets:\n    - { id: tiny, limit_usd: '0.000001', window: day }\n"
+                .into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = proxy
+        .client(true)
+        .post(format!("https://localhost:{}/v1/messages", origin.port()))
+        .header("content-type", "application/json")
+        .body(crate::budgets::call_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let value = response.headers()["proxy-status"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let status = parse(&value);
+    assert_eq!(status.error, "http_request_denied", "{value}");
+    let start = status
+        .details
+        .rfind("(request ")
+        .expect("names the request");
+    let request = status.details[start + "(request ".len()..].trim_end_matches(')');
+    let trail = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+    let outcome = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["record"] == "outcome" && r["request"] == request)
+        .unwrap_or_else(|| panic!("no outcome record for request {request}: {trail}"));
+    assert_eq!(outcome["status"], 429);
+    assert_eq!(outcome["outcome"], "budget_exceeded");
+}
