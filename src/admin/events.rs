@@ -232,6 +232,8 @@ async fn hub(
     let mut changes = store.changes();
     let mut holds = store.holds();
     let mut recheck = tokio::time::interval(RECHECK);
+    // Ticks missed while nobody listened are not made up in a burst.
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: Option<BTreeMap<String, Value>> = None;
     let (mut approvals_due, mut spend_due) = (false, false);
     let mut flush_at = tokio::time::Instant::now();
