@@ -273,6 +273,7 @@ impl Gatehouse {
                     policies: policies.clone(),
                     reloadable,
                     token,
+                    audit: audit.clone(),
                 });
                 let limits = crate::admin::AdminLimits {
                     max_connections: admin.max_connections,

@@ -10,6 +10,9 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::{ProxyBody, full};
 
+mod proxy_status;
+pub use proxy_status::{Failure, Recorded};
+
 /// Whose fault a failed request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -182,6 +185,7 @@ impl From<crate::credentials::BrokerError> for ProxyError {
                 ProxyError::internal(format!(
                     "the credential for {host} is unavailable; the request was not forwarded"
                 ))
+                .with_failure(Failure::Configuration)
             }
             _ => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
         }
@@ -204,6 +208,10 @@ pub struct ProxyError {
     pub retry_after: Option<u32>,
     /// The approval a held request waits on (`x-gatehouse-approval`).
     pub approval: Option<String>,
+    /// What exactly failed, for the `Proxy-Status` error type (see [`Failure`]).
+    pub failure: Option<Failure>,
+    /// Where the audit trail holds a refusal no policy decision made, for `Proxy-Status`.
+    pub recorded: Option<Recorded>,
 }
 
 impl ProxyError {
@@ -216,7 +224,32 @@ impl ProxyError {
             decision: None,
             retry_after: None,
             approval: None,
+            failure: None,
+            recorded: None,
         }
+    }
+
+    /// The same error, saying exactly what failed (the `Proxy-Status` error type).
+    pub fn with_failure(mut self, failure: Failure) -> Self {
+        self.failure = Some(failure);
+        self
+    }
+
+    /// The same error, naming the proxy's own refusal record `id` when it was written.
+    pub fn recorded_decision(self, id: Option<String>) -> Self {
+        match id {
+            Some(id) => self.recorded_as(Recorded::Decision(id)),
+            None => self,
+        }
+    }
+
+    /// The same error, naming where the audit trail holds it, unless a policy decision (which
+    /// names itself) or an earlier record already does.
+    pub fn recorded_as(mut self, recorded: Recorded) -> Self {
+        if self.decision.is_none() && self.recorded.is_none() {
+            self.recorded = Some(recorded);
+        }
+        self
     }
 
     /// The same error, telling the agent when a retry can succeed (`Retry-After`).
@@ -324,6 +357,20 @@ impl ProxyError {
             )
     }
 
+    /// The RFC 9209 `Proxy-Status` value of this refusal: its registered error type, and in
+    /// `details` the reason and the id the audit trail holds it under (the policy decision, the
+    /// proxy's own refusal record, or the request's outcome record).
+    pub fn proxy_status(&self) -> HeaderValue {
+        let error_type = proxy_status::error_type(self.kind, self.failure);
+        let id = match (&self.decision, &self.recorded) {
+            (Some(decision), _) => Some(("decision", decision.id.as_str())),
+            (None, Some(Recorded::Decision(id))) => Some(("decision", id.as_str())),
+            (None, Some(Recorded::Request(id))) => Some(("request", id.as_str())),
+            (None, None) => None,
+        };
+        proxy_status::header_value(error_type, &self.reason, id)
+    }
+
     /// The response the agent receives: a small JSON body with the code and reason, plain, and
     /// for 407 the `Proxy-Authenticate` challenge.
     pub fn to_response(&self) -> Response<ProxyBody> {
@@ -344,6 +391,7 @@ impl ProxyError {
             "x-gatehouse-error",
             HeaderValue::from_static(self.kind.code()),
         );
+        headers.insert("proxy-status", self.proxy_status());
         if let Some(decision) = &self.decision
             && let Ok(id) = HeaderValue::from_str(&decision.id)
         {
@@ -394,6 +442,33 @@ mod tests {
         for (kind, status) in table {
             assert_eq!(kind.status().as_u16(), status, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn every_refusal_says_why_in_proxy_status_naming_where_the_trail_holds_it() {
+        let decided = ProxyError::new(ErrorKind::Forbidden, Side::Agent, "denied by rule no-x")
+            .with_decision(DecisionRef {
+                id: "d1".into(),
+                rules: vec!["no-x".into()],
+            })
+            .recorded_as(Recorded::Request("ignored".into()));
+        assert_eq!(
+            decided.to_response().headers()["proxy-status"],
+            "gatehouse; error=http_request_denied; details=\"denied by rule no-x (decision d1)\""
+        );
+        let upstream = ProxyError::new(ErrorKind::BadGateway, Side::Upstream, "refused")
+            .with_failure(Failure::ConnectionRefused)
+            .recorded_as(Recorded::Request("r1".into()));
+        assert_eq!(
+            upstream.to_response().headers()["proxy-status"],
+            "gatehouse; error=connection_refused; details=\"refused (request r1)\""
+        );
+        let own = ProxyError::bad_request("no Host").recorded_as(Recorded::Decision("r2-r".into()));
+        let response = own.to_response_shaped(&Shape::OpenAi);
+        assert_eq!(
+            response.headers()["proxy-status"],
+            "gatehouse; error=http_request_error; details=\"no Host (decision r2-r)\""
+        );
     }
 
     #[test]

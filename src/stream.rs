@@ -171,6 +171,7 @@ pub fn scrubbed(response: Response<ProxyBody>, scrub: Scrub) -> Response<ProxyBo
             "the upstream answered a brokered request with an encoded body the proxy cannot \
              search for the credential; it was not passed on",
         )
+        .with_failure(crate::error::Failure::ResponseContentCoding)
         .to_response();
     }
     parts.headers.remove(CONTENT_LENGTH);

@@ -6,6 +6,7 @@
 
 mod api;
 mod dashboard;
+mod events;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -48,6 +50,8 @@ pub struct AdminState {
     pub reloadable: Option<(PathBuf, PolicyInputs)>,
     /// The bearer token.
     pub token: Secret,
+    /// The audit trail, watched for the event stream's decisions and charges.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 /// Why the admin listener could not start.
@@ -105,6 +109,7 @@ pub fn serve(
         tracing::info!(%bound, "admin API and dashboard listening");
     }
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let events = events::Events::start(state.clone(), lifecycle.shutdown.clone());
     let connections = lifecycle.clone();
     let shutdown = lifecycle.shutdown.clone();
     lifecycle.tasks.spawn(async move {
@@ -126,12 +131,15 @@ pub fn serve(
                 continue;
             };
             let state = state.clone();
+            let events = events.clone();
             let shutdown = shutdown.clone();
             connections.spawn(async move {
                 let _permit = permit;
+                let streams_end = shutdown.clone();
                 let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, req).await) }
+                    let (state, events) = (state.clone(), events.clone());
+                    let streams_end = streams_end.clone();
+                    async move { Ok::<_, Infallible>(respond(&state, &events, req, streams_end).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -153,6 +161,40 @@ pub fn serve(
     });
 }
 
+/// The event stream (a body that does not end), or any other route.
+async fn respond(
+    state: &AdminState,
+    events: &events::Events,
+    req: Request<Incoming>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let path = req.uri().path();
+    if req.method() == Method::GET && path == "/api/events" {
+        let bearer = authorized(&state.token, req.headers());
+        return events.stream(bearer, req.uri().query().unwrap_or(""), shutdown);
+    }
+    if req.method() == Method::POST && path == "/api/events/ticket" {
+        if !authorized(&state.token, req.headers()) {
+            return unauthorized().map(BodyExt::boxed);
+        }
+        return match events.ticket() {
+            Ok(ticket) => json_response(StatusCode::OK, &ticket),
+            Err((status, message)) => error(status, &message),
+        }
+        .map(BodyExt::boxed);
+    }
+    route(state, req).await.map(BodyExt::boxed)
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"gatehouse-admin\""),
+    );
+    response
+}
+
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -169,12 +211,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
         return response;
     }
     if !authorized(&state.token, &parts.headers) {
-        let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"gatehouse-admin\""),
-        );
-        return response;
+        return unauthorized();
     }
     if parts.method == Method::GET && path == "/metrics" {
         let mut response = text(StatusCode::OK, &state.metrics.encode());

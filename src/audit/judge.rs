@@ -79,19 +79,46 @@ impl Judge {
     }
 
     /// Records a refusal the proxy made itself (network guard, inspection): a deny with no rule.
-    pub fn record_refusal(&self, facts: &Facts, request_id: &str, err: &ProxyError) {
+    /// Returns the decision id it is recorded under (`None` when it could not be recorded), for
+    /// the refusal to name.
+    pub fn record_refusal(
+        &self,
+        facts: &Facts,
+        request_id: &str,
+        err: &ProxyError,
+    ) -> Option<String> {
         let status = (err.status().as_u16(), err.reason.as_str());
         let record = DecisionRecord::refused(facts, request_id, &self.policies.load(), status);
         self.metrics
             .decided(facts.trigger.name(), Effect::Deny.name(), &[], None);
-        if let Err(e) = self.audit.record(&record) {
-            tracing::error!(error = %e, "refusal could not be recorded");
+        match self.audit.record(&record) {
+            Ok(()) => Some(record.decision),
+            Err(e) => {
+                tracing::error!(error = %e, "refusal could not be recorded");
+                None
+            }
         }
     }
 
+    /// `err`, first recorded (and naming its record) when it is a refusal the proxy made on its
+    /// own ([`ProxyError::is_own_refusal`]) about the request of `facts`.
+    pub fn own_refusal(
+        &self,
+        facts: impl FnOnce() -> Facts,
+        request_id: &str,
+        err: ProxyError,
+    ) -> ProxyError {
+        if !err.is_own_refusal() {
+            return err;
+        }
+        let recorded = self.record_refusal(&facts(), request_id, &err);
+        err.recorded_decision(recorded)
+    }
+
     /// Records a refusal the proxy made before the steps saw the request (407, 421, a head over
-    /// its limit, a tunnel that is neither TLS nor HTTP): a deny without a rule.
-    pub fn record_proxy_refusal(&self, refusal: &Refusal<'_>) {
+    /// its limit, a tunnel that is neither TLS nor HTTP): a deny without a rule. Returns the
+    /// decision id it is recorded under.
+    pub fn record_proxy_refusal(&self, refusal: &Refusal<'_>) -> Option<String> {
         let trigger = match refusal.method {
             "CONNECT" => Trigger::Connect,
             _ => Trigger::HttpRequest,
@@ -112,7 +139,7 @@ impl Judge {
                 labels: id.labels.clone(),
             });
         let facts = Facts::new(trigger, agent, request);
-        self.record_refusal(&facts, &crate::random::request_id(), refusal.error);
+        self.record_refusal(&facts, &crate::random::request_id(), refusal.error)
     }
 
     /// Records how a relayed tunnel ended, with the bytes each way.

@@ -6,6 +6,7 @@
 mod bound;
 mod chain;
 mod checkpoint;
+mod feed;
 mod judge;
 mod keys;
 mod log;
@@ -21,6 +22,7 @@ use std::sync::Mutex;
 
 pub use chain::{GENESIS, Verifier, VerifyError, VerifyReport, verify_text};
 pub use checkpoint::{Checkpoint, trail_of};
+pub use feed::Written;
 pub use judge::{Judge, Judgement};
 pub use keys::{CHAIN_KEY_FILE, ChainKey, KeyError, PUBLIC_KEY_FILE, PublicKey, SigningKey};
 pub use log::{RequestLine, connect_decision, log_request};
@@ -110,6 +112,8 @@ pub struct AuditLog {
     path: PathBuf,
     keys: AuditKeys,
     writer: Mutex<Writer>,
+    /// What was written, for live watchers.
+    feed: feed::Feed,
 }
 
 impl AuditLog {
@@ -165,7 +169,14 @@ impl AuditLog {
                 checkpointed: None,
                 index: None,
             }),
+            feed: feed::Feed::new(),
         })
+    }
+
+    /// Decisions and charges written from now on, for a live view (bounded: a watcher that
+    /// falls behind is told it lagged).
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<Written> {
+        self.feed.watch()
     }
 
     /// Sends every record written from now on to `index` (see [`spawn_feeder`]).
@@ -177,7 +188,9 @@ impl AuditLog {
 
     /// Appends how a request ended (see [`OutcomeRecord`]).
     pub fn record_outcome(&self, outcome: &OutcomeRecord) -> Result<(), AuditError> {
-        self.append_record(outcome)
+        self.append_record(outcome)?;
+        self.feed.ended(outcome);
+        Ok(())
     }
 
     /// Appends how a tunnel or a WebSocket ended (see [`ClosedRecord`]).
@@ -278,7 +291,9 @@ impl AuditLog {
     /// Appends one decision, chained to the previous one. Written through to the kernel before
     /// returning, so a crash of the proxy after the agent is answered loses no record.
     pub fn record(&self, record: &DecisionRecord) -> Result<(), AuditError> {
-        self.append_record(record)
+        self.append_record(record)?;
+        self.feed.decided(record);
+        Ok(())
     }
 
     /// The store did not keep `lost`: the trail counts as unsigned since the checkpoint before,

@@ -28,12 +28,15 @@ impl Pipeline {
                 ConnectPlan::Intercept
             }
         });
-        if let Err(err) = &plan
-            && err.is_own_refusal()
-        {
-            let facts = self.connect_facts(client, target, &[]);
-            self.judge.record_refusal(&facts, &request_id(), err);
-        }
+        // A refusal names where the trail holds it: its decision, the proxy's own refusal, or
+        // the decision that allowed what then failed.
+        let plan = plan.map_err(|err| {
+            let allowed = judgement.as_ref().map(|j| j.id.clone());
+            let facts = || self.connect_facts(client, target, &[]);
+            self.judge
+                .own_refusal(facts, &request_id(), err)
+                .recorded_decision(allowed)
+        });
         // 13. record: every CONNECT decision is written once, with its reason and rules.
         let version = self.judge.policy_version();
         crate::audit::connect_decision(client, target, &plan, judgement.as_ref(), &version);

@@ -23,7 +23,7 @@ pub use facts::destination_facts;
 use crate::approval::Approvals;
 use crate::audit::Judge;
 use crate::budget::{Ledger, RateLimits};
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Recorded};
 use crate::geo::Geo;
 use crate::inspect::InspectConfig;
 use crate::pii::Redactor;
@@ -81,11 +81,10 @@ impl Pipeline {
             Ok(ctx) => ctx,
             Err(err) => {
                 tracing::warn!(reason = %err.reason, "request refused before its steps");
-                if err.is_own_refusal() {
-                    let refusal = Refusal::of_request(&client, &req, &err);
-                    self.judge.record_proxy_refusal(&refusal);
-                }
-                return err.to_response();
+                let refusal = Refusal::of_request(&client, &req, &err);
+                let own = err.is_own_refusal();
+                let recorded = own.then(|| self.judge.record_proxy_refusal(&refusal));
+                return err.recorded_decision(recorded.flatten()).to_response();
             }
         };
         // 13. record: a drop guard, so the record is written on success, error, and also when
@@ -96,7 +95,7 @@ impl Pipeline {
             // 12. respond: the record rides along in the body and is written when it ends.
             Ok(response) => respond::streamed(record, response),
             Err(err) => {
-                self.audit_own_refusal(&record.ctx, &err);
+                let err = self.audit_own_refusal(&record.ctx, err);
                 record.failed(&err);
                 err.to_response_shaped(&record.ctx.shape)
             }
@@ -148,22 +147,23 @@ impl Pipeline {
     }
 
     /// Puts a refusal the proxy made on its own (guard, inspection) in the audit trail; policy
-    /// decisions are already there, upstream failures are not decisions.
-    fn audit_own_refusal(&self, ctx: &RequestCtx, err: &ProxyError) {
-        if !err.is_own_refusal() {
-            return;
-        }
-        let line = (ctx.method.as_str(), ctx.scheme.as_str());
-        let host = (ctx.target.host.as_string(), ctx.target.port);
-        let request = RequestFacts::new(line, host, &ctx.path, None, None);
-        let facts = facts::facts(Trigger::HttpRequest, &ctx.client, request);
-        self.judge.record_refusal(&facts, &ctx.id, err);
+    /// decisions are already there, upstream failures are not decisions. The error names where
+    /// the trail holds it: the decision, the proxy's own refusal, else the outcome record.
+    fn audit_own_refusal(&self, ctx: &RequestCtx, err: ProxyError) -> ProxyError {
+        let facts = || {
+            let line = (ctx.method.as_str(), ctx.scheme.as_str());
+            let host = (ctx.target.host.as_string(), ctx.target.port);
+            let request = RequestFacts::new(line, host, &ctx.path, None, None);
+            facts::facts(Trigger::HttpRequest, &ctx.client, request)
+        };
+        let err = self.judge.own_refusal(facts, &ctx.id, err);
+        err.recorded_as(Recorded::Request(ctx.id.clone()))
     }
 }
 
 impl Handler for Pipeline {
-    fn refused(&self, refusal: &Refusal<'_>) {
-        self.judge.record_proxy_refusal(refusal);
+    fn refused(&self, refusal: &Refusal<'_>) -> Option<String> {
+        self.judge.record_proxy_refusal(refusal)
     }
 
     fn tunnel_closed(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd) {

@@ -47,9 +47,8 @@ impl Pipeline {
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let (decoded, body) = inspect::answer(raw, encoding, content_type, limit).map_err(|e| {
-            WholeError::Unjudged(format!("the upstream's answer cannot be decoded: {e}"))
-        })?;
+        let (decoded, body) =
+            inspect::answer(raw, encoding, content_type, limit).map_err(WholeError::undecodable)?;
         held.add_decoded(encoding.map(|_| decoded.len()))?;
         let events = body.content_type == "text/event-stream";
         let scanned = body.scanned(&decoded);

@@ -99,10 +99,18 @@ async fn read_bounded(
 pub enum WholeError {
     /// It broke off or is larger than the limit: it cannot be judged.
     #[error("{0}")]
-    Unjudged(String),
+    Unjudged(String, crate::error::Failure),
     /// The buffer budget has no room for it.
     #[error(transparent)]
     OverBudget(#[from] OverBudget),
+}
+
+impl WholeError {
+    /// An answer whose content coding or charset cannot be decoded for judging.
+    pub fn undecodable(why: impl std::fmt::Display) -> Self {
+        let reason = format!("the upstream's answer cannot be decoded: {why}");
+        WholeError::Unjudged(reason, crate::error::Failure::ResponseContentCoding)
+    }
 }
 
 impl From<WholeError> for crate::error::ProxyError {
@@ -110,11 +118,12 @@ impl From<WholeError> for crate::error::ProxyError {
     fn from(e: WholeError) -> Self {
         use crate::error::{ErrorKind, ProxyError, Side};
         match e {
-            WholeError::Unjudged(why) => ProxyError::new(
+            WholeError::Unjudged(why, failure) => ProxyError::new(
                 ErrorKind::BadGateway,
                 Side::Upstream,
                 format!("{why}; the answer was not passed on unjudged"),
-            ),
+            )
+            .with_failure(failure),
             WholeError::OverBudget(over) => over.into(),
         }
     }
@@ -128,13 +137,18 @@ pub async fn read_whole(
 ) -> Result<Bytes, WholeError> {
     let mut buffer = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| WholeError::Unjudged(format!("the upstream's answer broke off: {e}")))?;
+        let frame = frame.map_err(|e| {
+            let why = format!("the upstream's answer broke off: {e}");
+            WholeError::Unjudged(why, crate::error::Failure::ResponseIncomplete)
+        })?;
         if let Ok(data) = frame.into_data() {
             if buffer.len() + data.len() > limit {
-                return Err(WholeError::Unjudged(format!(
-                    "the upstream's answer exceeds {limit} bytes, the most response rules judge"
-                )));
+                return Err(WholeError::Unjudged(
+                    format!(
+                        "the upstream's answer exceeds {limit} bytes, the most response rules judge"
+                    ),
+                    crate::error::Failure::ResponseBodySize,
+                ));
             }
             held.ensure((buffer.len() + data.len()) as u64)?;
             buffer.extend_from_slice(&data);

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use super::resolve::{Pinned, ResolveError, Resolver};
 use super::target::Target;
+use crate::error::{ErrorKind, Failure, ProxyError, Side};
 
 /// Why an upstream connection could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,48 @@ pub enum ConnectError {
         /// The last socket error.
         source: std::io::Error,
     },
+}
+
+impl ConnectError {
+    /// What failed, as `Proxy-Status` names it.
+    pub fn failure(&self) -> Failure {
+        match self {
+            ConnectError::InvalidTarget(_) => Failure::DestinationNotFound,
+            ConnectError::Resolve(ResolveError::Refused { .. }) => Failure::DestinationProhibited,
+            ConnectError::Resolve(ResolveError::Lookup {
+                timed_out: true, ..
+            }) => Failure::DnsTimeout,
+            ConnectError::Resolve(ResolveError::Lookup { .. }) => Failure::DnsError,
+            ConnectError::Timeout { .. } => Failure::ConnectionTimeout,
+            ConnectError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => Failure::ConnectionRefused,
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    Failure::DestinationUnroutable
+                }
+                _ => Failure::DestinationUnavailable,
+            },
+        }
+    }
+}
+
+impl From<ConnectError> for ProxyError {
+    /// A connection that cannot be opened is the upstream's failure; one the guard refuses, the
+    /// agent's.
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Resolve(resolve) => resolve.into(),
+            ConnectError::Timeout { .. } => {
+                let failure = e.failure();
+                ProxyError::new(ErrorKind::GatewayTimeout, Side::Upstream, e.to_string())
+                    .with_failure(failure)
+            }
+            _ => {
+                let failure = e.failure();
+                ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string())
+                    .with_failure(failure)
+            }
+        }
+    }
 }
 
 /// Connects to guard-checked addresses only.

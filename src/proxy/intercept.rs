@@ -103,7 +103,8 @@ pub async fn serve<H, IO>(
 /// Records the refusal of the intercepted tunnel `client` opened (its bytes could not be
 /// judged): the handler writes it like any other refusal.
 fn refuse_tunnel<H: Handler>(server: &ProxyServer<H>, client: &ClientInfo, err: &ProxyError) {
-    server.handler.refused(&Refusal {
+    // Nothing is answered inside a tunnel that speaks neither TLS nor HTTP: the record is all.
+    let _ = server.handler.refused(&Refusal {
         peer: client.peer,
         identity: Some(&client.identity),
         method: "CONNECT",

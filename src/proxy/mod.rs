@@ -122,8 +122,10 @@ pub struct TunnelEnd {
 
 /// The seam between sockets and decisions. The pipeline implements it.
 pub trait Handler: Send + Sync + 'static {
-    /// Records a refusal the proxy made on its own before the handler saw the request.
-    fn refused(&self, refusal: &Refusal<'_>);
+    /// Records a refusal the proxy made on its own before the handler saw the request; returns
+    /// the decision id the record holds (`None` when it could not be written), which the
+    /// refusal's `Proxy-Status` names.
+    fn refused(&self, refusal: &Refusal<'_>) -> Option<String>;
 
     /// Records how a relayed tunnel to `target` ended.
     fn tunnel_closed(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd);

@@ -3,7 +3,7 @@
 //! rules, geo, the connection itself) sees the same checked address. There is no second lookup
 //! at connect time, so DNS rebinding cannot slip a private address in.
 
-use crate::error::{ErrorKind, ProxyError, Side};
+use crate::error::{ErrorKind, Failure, ProxyError, Side};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,8 @@ pub enum ResolveError {
         target: String,
         /// Resolver error text.
         reason: String,
+        /// Whether the name server gave no answer in time (rather than an error).
+        timed_out: bool,
     },
 }
 
@@ -77,12 +79,14 @@ impl Resolver {
                 return Err(ResolveError::Lookup {
                     target: target.to_string(),
                     reason: e.to_string(),
+                    timed_out: false,
                 });
             }
             Err(_) => {
                 return Err(ResolveError::Lookup {
                     target: target.to_string(),
                     reason: format!("no answer within {:?}", self.lookup_timeout),
+                    timed_out: true,
                 });
             }
         };
@@ -125,6 +129,7 @@ impl Resolver {
             (true, None) => Err(ResolveError::Lookup {
                 target: target.to_string(),
                 reason: "no addresses".to_string(),
+                timed_out: false,
             }),
         }
     }
@@ -137,9 +142,15 @@ impl From<ResolveError> for ProxyError {
         match e {
             ResolveError::Refused { .. } => {
                 ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string())
+                    .with_failure(Failure::DestinationProhibited)
             }
-            ResolveError::Lookup { .. } => {
+            ResolveError::Lookup { timed_out, .. } => {
+                let failure = match timed_out {
+                    true => Failure::DnsTimeout,
+                    false => Failure::DnsError,
+                };
                 ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string())
+                    .with_failure(failure)
             }
         }
     }

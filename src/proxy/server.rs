@@ -29,7 +29,7 @@ use super::{
     ClientInfo, ConnectPlan, ConnectionPermit, Handler, Lifecycle, Refusal, TunnelInfo, intercept,
     relay,
 };
-use crate::error::{ErrorKind, ProxyError, Side};
+use crate::error::{ErrorKind, ProxyError, Recorded, Side};
 
 /// Connections over the limit that are told so (503) at the same time; beyond this they are
 /// simply closed, so a flood cannot hold file descriptors through the refusals.
@@ -134,10 +134,17 @@ impl<H: Handler> ProxyServer<H> {
     /// Logs a refused request once, puts it in the audit trail when the proxy refused it on its
     /// own (see [`ProxyError::is_own_refusal`]), and builds the response.
     pub(super) fn refuse(&self, refusal: Refusal<'_>) -> Response<ProxyBody> {
-        if refusal.error.is_own_refusal() {
-            self.handler.refused(&refusal);
+        let recorded = match refusal.error.is_own_refusal() {
+            true => self.handler.refused(&refusal),
+            false => None,
+        };
+        match recorded {
+            Some(id) => refuse(
+                refusal.peer,
+                &refusal.error.clone().recorded_as(Recorded::Decision(id)),
+            ),
+            None => refuse(refusal.peer, refusal.error),
         }
-        refuse(refusal.peer, refusal.error)
     }
 
     /// A connection hyper ended with an error: a head it refused (431 over the header limit,
@@ -235,7 +242,7 @@ impl<H: Handler> ProxyServer<H> {
         if let Err(err) = permit.0.count(&identity.agent) {
             // Not a refusal `is_own_refusal` names (a 429 inside the steps is the request's
             // outcome record), but this one never reaches the steps: recorded here.
-            self.handler.refused(&Refusal {
+            let recorded = self.handler.refused(&Refusal {
                 peer,
                 identity: Some(&identity),
                 method: req.method().as_str(),
@@ -243,6 +250,10 @@ impl<H: Handler> ProxyServer<H> {
                 path: req.uri().path(),
                 error: &err,
             });
+            let err = match recorded {
+                Some(id) => err.recorded_as(Recorded::Decision(id)),
+                None => err,
+            };
             return closing(refuse(peer, &err));
         }
         if req.method() == Method::CONNECT {
@@ -298,10 +309,7 @@ impl<H: Handler> ProxyServer<H> {
             ConnectPlan::Intercept => None,
             ConnectPlan::Relay(addrs) => match self.connector.connect_to(&target, addrs).await {
                 Ok(stream) => Some(stream),
-                Err(e) => {
-                    let err = ProxyError::new(ErrorKind::BadGateway, Side::Upstream, e.to_string());
-                    return refuse(peer, &err);
-                }
+                Err(e) => return refuse(peer, &ProxyError::from(e)),
             },
         };
         tracing::debug!(%peer, agent = %client.identity.agent, %target, relay = upstream.is_some(), "CONNECT accepted");
@@ -382,8 +390,15 @@ pub(super) fn log_client_error(peer: SocketAddr, err: &dyn std::error::Error) {
 
 async fn refuse_overloaded(mut stream: TcpStream) {
     let body = r#"{"error":{"code":"unavailable","side":"internal","message":"connection limit reached"}}"#;
+    let status = ProxyError::new(
+        ErrorKind::Unavailable,
+        Side::Internal,
+        "connection limit reached",
+    )
+    .proxy_status();
+    let status = String::from_utf8_lossy(status.as_bytes());
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nproxy-status: {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = tokio::time::timeout(

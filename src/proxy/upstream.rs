@@ -22,7 +22,7 @@ use super::resolve::ResolveError;
 use super::tls::{RootsError, client_config};
 use super::websocket::GateSlot;
 use super::{ConnectionPermit, Lifecycle};
-use crate::error::{ErrorKind, ProxyError, Side};
+use crate::error::{ErrorKind, Failure, ProxyError, Side};
 
 type PooledClient = Client<HttpsConnector<GuardedConnector>, ProxyBody>;
 
@@ -32,12 +32,12 @@ pub enum UpstreamError {
     /// The network guard refused the destination.
     #[error(transparent)]
     Refused(ResolveError),
-    /// The upstream could not be reached.
+    /// The upstream could not be reached (refused, unroutable, not in time), as the failure says.
     #[error("{0}")]
-    Connect(String),
-    /// The upstream's certificate did not verify, or its TLS failed.
+    Connect(String, Failure),
+    /// The upstream's certificate did not verify, or its TLS failed, as the failure says.
     #[error("upstream TLS failed: {0}")]
-    Tls(String),
+    Tls(String, Failure),
     /// No answer in time.
     #[error("{0}")]
     Timeout(String),
@@ -51,20 +51,33 @@ pub enum UpstreamError {
 
 impl From<UpstreamError> for ProxyError {
     fn from(err: UpstreamError) -> Self {
-        let (kind, side) = match &err {
-            UpstreamError::Refused(ResolveError::Refused { .. }) => {
-                (ErrorKind::Forbidden, Side::Agent)
+        let (kind, side, failure) = match &err {
+            UpstreamError::Refused(resolve) => return resolve.clone().into(),
+            UpstreamError::Connect(_, Failure::ConnectionTimeout) => (
+                ErrorKind::GatewayTimeout,
+                Side::Upstream,
+                Some(Failure::ConnectionTimeout),
+            ),
+            UpstreamError::Connect(_, failure) | UpstreamError::Tls(_, failure) => {
+                (ErrorKind::BadGateway, Side::Upstream, Some(*failure))
             }
-            UpstreamError::Refused(ResolveError::Lookup { .. }) => {
-                (ErrorKind::BadGateway, Side::Upstream)
-            }
-            UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Protocol(_) => {
-                (ErrorKind::BadGateway, Side::Upstream)
-            }
-            UpstreamError::Timeout(_) => (ErrorKind::GatewayTimeout, Side::Upstream),
-            UpstreamError::RequestBody(_) => (ErrorKind::BadRequest, Side::Agent),
+            UpstreamError::Protocol(_) => (
+                ErrorKind::BadGateway,
+                Side::Upstream,
+                Some(Failure::Protocol),
+            ),
+            UpstreamError::Timeout(_) => (
+                ErrorKind::GatewayTimeout,
+                Side::Upstream,
+                Some(Failure::ResponseTimeout),
+            ),
+            UpstreamError::RequestBody(_) => (ErrorKind::BadRequest, Side::Agent, None),
         };
-        ProxyError::new(kind, side, err.to_string())
+        let error = ProxyError::new(kind, side, err.to_string());
+        match failure {
+            Some(failure) => error.with_failure(failure),
+            None => error,
+        }
     }
 }
 
@@ -243,15 +256,18 @@ impl Upstream {
             if let Some(connect) = e.downcast_ref::<ConnectError>() {
                 return match connect {
                     ConnectError::Resolve(r) => UpstreamError::Refused(r.clone()),
-                    ConnectError::Timeout { .. } => UpstreamError::Timeout(connect.to_string()),
-                    other => UpstreamError::Connect(other.to_string()),
+                    other => UpstreamError::Connect(other.to_string(), other.failure()),
                 };
             }
-            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-                return UpstreamError::Tls(tls.to_string());
-            }
-            if let Some(tls) = e.downcast_ref::<std::io::Error>().and_then(tls_inside_io) {
-                return UpstreamError::Tls(tls.to_string());
+            let tls = e
+                .downcast_ref::<rustls::Error>()
+                .or_else(|| e.downcast_ref::<std::io::Error>().and_then(tls_inside_io));
+            if let Some(tls) = tls {
+                let failure = match tls {
+                    rustls::Error::InvalidCertificate(_) => Failure::TlsCertificate,
+                    _ => Failure::TlsProtocol,
+                };
+                return UpstreamError::Tls(tls.to_string(), failure);
             }
             if let Some(hyper_err) = e.downcast_ref::<hyper::Error>()
                 && hyper_err.is_user()

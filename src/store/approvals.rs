@@ -127,10 +127,14 @@ impl Store {
     /// Holds a request: attaches to the live approval of its fingerprint, or creates one when the
     /// queues have room.
     pub async fn hold(&self, hold: &NewHold) -> Result<Held, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.hold(hold),
-            Backend::Postgres(p) => p.hold(hold).await,
+        let held = match &self.backend {
+            Backend::Sqlite(s) => s.hold(hold)?,
+            Backend::Postgres(p) => p.hold(hold).await?,
+        };
+        if matches!(held, Held::Created(_)) {
+            self.holds.send_modify(|n| *n = n.wrapping_add(1));
         }
+        Ok(held)
     }
 
     /// The approval `id`, if it exists.
@@ -191,6 +195,12 @@ impl Store {
     /// another process, or expired). Subscribe before reading an approval, so no change is missed.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// A receiver that changes whenever this process holds a new request (a live view shows it;
+    /// the requests waiting on [`Store::changes`] are not woken for it).
+    pub fn holds(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.holds.subscribe()
     }
 
     /// Wakes whoever waits on [`Store::changes`].

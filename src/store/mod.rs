@@ -163,6 +163,8 @@ const SETTLED_KEPT_SECONDS: i64 = 7 * 24 * 3600;
 pub struct Store {
     backend: Backend,
     changes: tokio::sync::watch::Sender<u64>,
+    /// Bumped when this process holds a new request (see [`Store::holds`]).
+    holds: tokio::sync::watch::Sender<u64>,
 }
 
 enum Backend {
@@ -184,7 +186,12 @@ impl Store {
                 Backend::Postgres(Box::new(store))
             }
         };
-        Ok(Store { backend, changes })
+        let holds = tokio::sync::watch::Sender::new(0);
+        Ok(Store {
+            backend,
+            changes,
+            holds,
+        })
     }
 
     /// Reserves `amount` nano-USD for `request` in every budget of `charges`, or in none when one

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium driven over WebDriver (chromedriver) opens
 //! the admin listener's page, enters the token and a reviewer, sees the held request (with its
 //! personal data masked), approves it, and the agent receives the upstream's answer. A screenshot
-//! is kept in `target/test-artifacts/dashboard.png`.
+//! is kept in `target/test-artifacts/dashboard.png`. The page is pushed to over server-sent events:
+//! a held request, a decision and a spend change appear while the page makes no request at all.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -157,6 +158,40 @@ impl Browser {
         text.as_str().unwrap_or_default().to_string()
     }
 
+    /// Runs `script` in the page and returns what it returns.
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// The text of the first element matching `css`.
+    async fn text_of(&self, css: &str) -> String {
+        let element = self.find(css).await.remove(0);
+        let text = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/text"),
+                None,
+            )
+            .await;
+        text.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits up to 10 s until the text of `css` contains `needle`.
+    async fn wait_text(&self, css: &str, needle: &str) {
+        for _ in 0..200 {
+            if self.text_of(css).await.contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{css} never showed {needle:?}: {}", self.text_of(css).await);
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD
@@ -246,4 +281,124 @@ async fn a_reviewer_approves_a_held_request_in_the_dashboard() {
     // The decision shows up in the live feed without a reload.
     browser.find("#decisions tr[data-decision]").await;
     browser.screenshot("dashboard-after-approval.png").await;
+}
+
+const PUSH_POLICY: &str = "rules:
+  - id: connect-all
+    trigger: connect
+    effect: allow
+  - id: requests
+    trigger: http.request
+    effect: allow
+  - id: llm-calls
+    trigger: llm.request
+    effect: allow
+  - id: refunds-need-a-person
+    trigger: http.request
+    when: request.path == '/mirror'
+    effect: hold
+";
+
+/// Counts the page's own requests from now on (`window.__fetches`).
+const COUNT_FETCHES: &str = "window.__fetches = []; const original = window.fetch; \
+    window.fetch = function (...args) { window.__fetches.push(String(args[0])); \
+    return original.apply(this, args); }; return true;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_pushed_to_not_polled() {
+    let pki = TestPki::new();
+    let origin = crate::support::origin::start_tls(&pki).await;
+    let state = tempfile::tempdir().unwrap();
+    let token = state.path().join("admin.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let spec = ProxySpec {
+        policy: PUSH_POLICY.into(),
+        extra: format!(
+            "admin:\n  listen: 127.0.0.1:0\n  token_file: {}\napprovals:\n  wait: 60s\n",
+            token.display()
+        ),
+        ..Default::default()
+    };
+    let proxy = TestProxy::start(&pki, spec).await;
+    let browser = Browser::start().await;
+    browser.go(&format!("{}/", proxy.admin_url())).await;
+    browser
+        .type_into("#token", &format!("{TOKEN}\u{E007}"))
+        .await;
+    browser.type_into("#reviewer", "carol\u{E007}").await;
+    browser.wait_text("#live", "live").await;
+    // The load on `ready` ends with the spend table.
+    browser.wait_text("#spend", "No spend today.").await;
+    browser.script(COUNT_FETCHES).await;
+    // The page used to ask every 2 s; now it waits to be told.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(browser.script("return window.__fetches").await, json!([]));
+
+    let agent = tokio::spawn({
+        let client = proxy.client(true);
+        let url = format!("https://localhost:{}/mirror", origin.port());
+        async move {
+            client
+                .post(url)
+                .json(&json!({"refund": 1200, "customer": "jane.doe@example.com"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    browser
+        .wait_text("#approvals", "refunds-need-a-person")
+        .await;
+    let held = browser.text_of("#approvals").await;
+    assert!(held.contains("POST https://localhost:"), "{held}");
+    assert!(!held.contains("jane.doe"), "no raw personal data: {held}");
+    browser.wait_text("#decisions", "hold").await;
+
+    let call = proxy
+        .client(true)
+        .post(format!(
+            "https://localhost:{}/bench/v1/chat/completions",
+            origin.port()
+        ))
+        .json(&json!({"model": "gpt-4o", "max_tokens": 100,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    assert!(!call.bytes().await.unwrap().is_empty());
+    browser.wait_text("#spend", "anonymous").await;
+    let spend = browser.text_of("#spend").await;
+    assert!(
+        spend.contains("0.00222"),
+        "the call's cost is shown: {spend}"
+    );
+    assert_eq!(
+        browser.script("return window.__fetches").await,
+        json!([]),
+        "the hold, the decisions and the spend arrived without a request from the page"
+    );
+
+    browser
+        .type_into("[data-approval] input", "refund checked")
+        .await;
+    browser
+        .click("[data-approval] button[data-action=approve]")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(20), agent)
+        .await
+        .expect("the agent's request completed after the click")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    browser
+        .wait_text("#approvals", "Nothing waits for a decision.")
+        .await;
+    let fetches = browser.script("return window.__fetches").await;
+    let fetches = fetches.as_array().unwrap();
+    assert_eq!(fetches.len(), 1, "only the approval itself: {fetches:?}");
+    assert!(
+        fetches[0].as_str().unwrap().ends_with("/approve"),
+        "{fetches:?}"
+    );
+    browser.screenshot("dashboard-pushed.png").await;
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin_events;
 mod approvals;
 mod architecture;
 mod audit_trail;
@@ -26,10 +27,12 @@ mod metering;
 mod pii;
 mod pii_places;
 mod policy;
+mod proxy_status;
 mod python;
 mod recognition;
 mod records;
 mod response;
+mod runtimes;
 mod shutdown;
 mod toolchain;
 mod trust;
