@@ -240,6 +240,10 @@ impl<H: Handler> GatewayServer<H> {
             return Err(GatewayError::ForeignHost.into());
         }
         canonical_path(uri.path()).map_err(GatewayError::Path)?;
+        // Some servers read `\` as `/`: upstream, `\..\` could leave a route's base path.
+        if uri.path().contains('\\') {
+            return Err(GatewayError::Path("backslash").into());
+        }
         let (upstream, path) = self.config.routes.resolve(uri.path())?;
         let full = match uri.query() {
             Some(query) => format!("https://{}{path}?{query}", upstream.authority),
