@@ -182,3 +182,45 @@ impl Compiler<'_> {
         Ok(routes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn config(gateway: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "gk-coder-0123456789abcdef").unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "token-of-coder").unwrap();
+        let yaml = format!(
+            "identity:\n  agents:\n    - {{ id: coder, token_file: {} }}\ngateway:\n{gateway}",
+            token.display()
+        )
+        .replace("KEY", &key.display().to_string());
+        Config::from_yaml(&yaml, "test.yaml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_gateway_off_loopback_needs_tls_and_keys_name_declared_agents() {
+        assert!(config("  listen: 127.0.0.1:8090\n").is_ok());
+        let open = config("  listen: 0.0.0.0:8090\n").unwrap_err();
+        assert!(
+            open.contains("gateway.listen") && open.contains("loopback"),
+            "{open}"
+        );
+        assert!(config("  listen: 0.0.0.0:8090\n  tls_name: gw.example.com\n").is_ok());
+        let stranger = config("  keys:\n    - { agent: stranger, key_file: KEY }\n").unwrap_err();
+        assert!(stranger.contains("gateway.keys[0].agent"), "{stranger}");
+        let both = config("  keys:\n    - { agent: coder, key_file: KEY }\n    - { agent: coder, key_file: KEY }\n")
+            .unwrap_err();
+        assert!(both.contains("another key's too"), "{both}");
+        let route = config("  routes:\n    - { prefix: /gh, upstream: 'http://api.github.com' }\n")
+            .unwrap_err();
+        assert!(route.contains("gateway.routes[0].upstream"), "{route}");
+        let prefix =
+            config("  routes:\n    - { prefix: /a/../b, upstream: 'https://x.example' }\n")
+                .unwrap_err();
+        assert!(prefix.contains("gateway.routes[0].prefix"), "{prefix}");
+    }
+}

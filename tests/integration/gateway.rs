@@ -65,6 +65,11 @@ fn secret(dir: &Path, name: &str, value: &str) -> String {
 /// The gateway with routes to the origin (`/openai` and `/anthropic` replace the built-in ones),
 /// two agents with keys, brokered keys on the origin's `/keyed/` paths, and `extra` config.
 async fn gateway(extra: &str) -> Gateway {
+    gateway_named(None, extra).await
+}
+
+/// [`gateway`], serving TLS for `tls_name` when given.
+async fn gateway_named(tls_name: Option<&str>, extra: &str) -> Gateway {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
     let files = tempfile::tempdir().unwrap();
@@ -76,8 +81,12 @@ async fn gateway(extra: &str) -> Gateway {
         secret(d, "writer.token", "token-writer-0b0b0b"),
     );
     let o = format!("https://localhost:{port}");
+    let tls = tls_name
+        .map(|name| format!("  tls_name: {name}\n"))
+        .unwrap_or_default();
     let gateway = format!(
-        "gateway:\n  listen: 127.0.0.1:0\n  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n",
+        "gateway:\n  listen: 127.0.0.1:0\n{}  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n",
+        tls,
         secret(d, "coder.key", CODER_KEY),
         secret(d, "writer.key", WRITER_KEY),
     );
@@ -446,6 +455,16 @@ async fn oversized_bodies_unrouted_paths_and_query_keys() {
     assert_eq!(in_query.status(), 200);
     let seen: Value = in_query.json().await.unwrap();
     assert_eq!(seen["query"], "alt=json");
+    // Where no key is brokered, the gateway key is dropped, not forwarded.
+    let in_header = client
+        .get(gw.url("/keyed-openai/v1beta/models"))
+        .header("x-goog-api-key", CODER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_header.status(), 200);
+    let seen: Value = in_header.json().await.unwrap();
+    assert_eq!(seen["x-goog-api-key"], json!([]));
     assert!(!gw.received().contains(CODER_KEY));
 }
 
@@ -539,4 +558,35 @@ async fn streamed_answers_come_back_with_pseudonyms_restored() {
         .unwrap_or_else(|| panic!("not one event: {streamed:?}"));
     let restored: Value = serde_json::from_str(data).unwrap();
     assert_eq!(restored["messages"][0]["content"], content);
+}
+
+/// With `tls_name`, the gateway serves TLS with a leaf from Gatehouse's CA for that name: a client
+/// trusting the CA reaches the route by that name; plain HTTP gets no answer.
+#[tokio::test]
+async fn a_tls_gateway_serves_a_leaf_from_the_ca_for_its_name() {
+    let name = "gateway.gatehouse.test";
+    let gw = gateway_named(Some(name), "").await;
+    let cert = reqwest::Certificate::from_pem(gw.proxy.ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([cert])
+        .resolve(name, gw.addr)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("https://{name}:{}/origin/mirror", gw.addr.port()))
+        .header("authorization", format!("Bearer {CODER_KEY}"))
+        .json(&json!({"over": "tls"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["over"], "tls");
+    let plain = raw(
+        gw.addr,
+        &format!("GET /origin/echo HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
 }
