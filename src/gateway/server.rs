@@ -180,7 +180,7 @@ impl<H: Handler> GatewayServer<H> {
                 self.handler.refused(&refusal);
             }
             tracing::warn!(%peer, status = err.status().as_u16(), reason = %err.reason, "gateway request refused");
-            err.to_response()
+            closing(err.to_response())
         };
         if let Err(reason) = crate::proxy::headers::check_head(req.method(), req.headers()) {
             return refuse(None, None, ProxyError::bad_request(reason));
@@ -210,7 +210,7 @@ impl<H: Handler> GatewayServer<H> {
                 path: &path,
                 error: &err,
             });
-            return err.to_response();
+            return closing(err.to_response());
         }
         let uri = match presented {
             Some(presented) => self.swap_key(&mut req, &routed, &presented),
@@ -324,17 +324,19 @@ impl<H: Handler> GatewayServer<H> {
         if !presented.query {
             return Ok(routed.uri.clone());
         }
-        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        // The other parameters stay as the agent wrote them (`+` and `%20` are not the same to
+        // every server); only pairs naming `key`, however spelled, go.
         let query = routed.uri.query().unwrap_or_default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            if name != KEY_QUERY {
-                pairs.append_pair(&name, &value);
-            }
-        }
+        let mut pairs: Vec<String> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !names_key(pair))
+            .map(str::to_string)
+            .collect();
         if let Some(placeholder) = placeholder {
-            pairs.append_pair(KEY_QUERY, placeholder);
+            let encoded: String = form_urlencoded::byte_serialize(placeholder.as_bytes()).collect();
+            pairs.push(format!("{KEY_QUERY}={encoded}"));
         }
-        let query = pairs.finish();
+        let query = pairs.join("&");
         let rebuilt = match query.is_empty() {
             true => routed.uri.path().to_string(),
             false => format!("{}?{query}", routed.uri.path()),
@@ -343,6 +345,22 @@ impl<H: Handler> GatewayServer<H> {
         parts.path_and_query = rebuilt.parse().ok();
         Uri::from_parts(parts).map_err(|_| ProxyError::internal("the query could not be rebuilt"))
     }
+}
+
+/// `response`, closing the connection it goes out on: a refused request's body is never read.
+fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Whether a query pair (`name=value` or `name`) names Google's `key`, percent-decoded.
+fn names_key(pair: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or_default();
+    form_urlencoded::parse(name.as_bytes())
+        .next()
+        .is_some_and(|(decoded, _)| decoded == KEY_QUERY)
 }
 
 fn anonymous() -> Identity {
