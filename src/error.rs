@@ -281,13 +281,23 @@ impl ProxyError {
                 "code": self.kind.code(), "decision": decision, "rules": rules,
             }}),
             Shape::Anthropic => json!({"type": "error", "error": {
-                "type": if self.kind == ErrorKind::Forbidden { "permission_error" } else { "api_error" },
+                "type": match self.kind {
+                    ErrorKind::Forbidden => "permission_error",
+                    ErrorKind::Unauthorized => "authentication_error",
+                    ErrorKind::NotFound => "not_found_error",
+                    _ => "api_error",
+                },
                 "message": message, "decision": decision, "rules": rules,
             }}),
             Shape::Gemini => json!({"error": {
                 "code": self.status().as_u16(),
                 "message": message,
-                "status": if self.kind == ErrorKind::Forbidden { "PERMISSION_DENIED" } else { "UNAVAILABLE" },
+                "status": match self.kind {
+                    ErrorKind::Forbidden => "PERMISSION_DENIED",
+                    ErrorKind::Unauthorized => "UNAUTHENTICATED",
+                    ErrorKind::NotFound => "NOT_FOUND",
+                    _ => "UNAVAILABLE",
+                },
                 "details": [{"decision": decision, "rules": rules}],
             }}),
             Shape::JsonRpc(id) => json!({"jsonrpc": "2.0", "id": id, "error": {

@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 
 use super::{GatewayConfig, GatewayError, Presented};
 use crate::credentials::{Broker, Destination, KEY_QUERY, Sender};
-use crate::error::ProxyError;
+use crate::error::{ErrorKind, ProxyError, Shape, Side};
+use crate::inspect::provider_of_host;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::conns::{AgentConnections, ConnectionSlot};
 use crate::proxy::identity::{ANONYMOUS, Identity};
@@ -155,9 +156,30 @@ impl<H: Handler> GatewayServer<H> {
                 conn.await
             }
         };
-        if let Err(e) = ended {
-            tracing::info!(%peer, error = %e, "gateway client connection ended with an error");
-        }
+        let Err(e) = ended else {
+            return;
+        };
+        tracing::info!(%peer, error = %e, "gateway client connection ended with an error");
+        // A head hyper refused (431 over the header limit, 400 unparseable) is a refusal too.
+        let error = if e.is_parse_too_large() {
+            ProxyError::new(
+                ErrorKind::HeadersTooLarge,
+                Side::Agent,
+                "request head larger than limits.max_header_bytes",
+            )
+        } else if e.is_parse() {
+            ProxyError::bad_request("malformed request head")
+        } else {
+            return;
+        };
+        self.handler.refused(&Refusal {
+            peer,
+            identity: None,
+            method: "",
+            target: None,
+            path: "",
+            error: &error,
+        });
     }
 
     async fn dispatch(
@@ -167,6 +189,8 @@ impl<H: Handler> GatewayServer<H> {
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        // Every refusal here is in the audit trail (a 429 of the connection share too: it never
+        // reaches the steps), shaped like the errors of the provider the route goes to.
         let refuse = |identity: Option<&Identity>, target: Option<&Target>, err: ProxyError| {
             let refusal = Refusal {
                 peer,
@@ -176,11 +200,10 @@ impl<H: Handler> GatewayServer<H> {
                 path: &path,
                 error: &err,
             };
-            if err.is_own_refusal() {
-                self.handler.refused(&refusal);
-            }
+            self.handler.refused(&refusal);
             tracing::warn!(%peer, status = err.status().as_u16(), reason = %err.reason, "gateway request refused");
-            closing(err.to_response())
+            let provider = target.and_then(|t| provider_of_host(&t.host.as_string()));
+            closing(err.to_response_shaped(&Shape::of_call(None, provider)))
         };
         if let Err(reason) = crate::proxy::headers::check_head(req.method(), req.headers()) {
             return refuse(None, None, ProxyError::bad_request(reason));
@@ -201,16 +224,7 @@ impl<H: Handler> GatewayServer<H> {
             }
         };
         if let Err(err) = permit.0.count(&identity.agent) {
-            // A 429 is not a refusal `is_own_refusal` names, but it never reaches the steps.
-            self.handler.refused(&Refusal {
-                peer,
-                identity: Some(&identity),
-                method: method.as_str(),
-                target: Some(&routed.target),
-                path: &path,
-                error: &err,
-            });
-            return closing(err.to_response());
+            return refuse(Some(&identity), Some(&routed.target), err);
         }
         let uri = match presented {
             Some(presented) => self.swap_key(&mut req, &routed, &presented),

@@ -113,6 +113,17 @@ async fn path_tricks_absolute_form_and_host_spoofing_never_leave_their_route() {
             .unwrap_or(0);
         assert_eq!(status, expected, "{line} (Host {host}): {answer}");
     }
+    let huge = format!(
+        "GET /origin/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    // The gateway answers 431 and closes; bytes it never read may reset the connection first.
+    let answer = raw(gw.addr, &huge).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    assert_eq!(gw.refusals("larger than limits.max_header_bytes").len(), 1);
     let no_host = raw(
         gw.addr,
         &format!("GET /origin/echo HTTP/1.0\r\n{auth}Connection: close\r\n\r\n"),
@@ -222,4 +233,26 @@ async fn a_route_the_connect_rules_deny_is_refused_by_the_rule() {
             && d["rules"] == json!(["no-github-here"])),
         "{decisions:?}"
     );
+}
+
+/// The gateway's own refusals on a provider's route are shaped like that provider's errors, so an
+/// SDK raises a readable exception; none of them reaches the network.
+#[tokio::test]
+async fn refusals_on_a_provider_route_are_shaped_like_its_errors() {
+    let gw = gateway("").await;
+    let response = client()
+        .post(gw.url("/gemini/v1beta/models/gemini-2.5-flash:generateContent"))
+        .header("x-goog-api-key", "AIzaSyNotAGatewayKey0123456789")
+        .json(&json!({"contents": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 401);
+    assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(body["error"]["message"], "unknown gateway key");
+    let refused = gw.refusals("unknown gateway key");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["host"], "generativelanguage.googleapis.com");
 }

@@ -101,7 +101,7 @@ async fn gateway_named(tls_name: Option<&str>, extra: &str) -> Gateway {
     let spec = ProxySpec {
         identity,
         policy: POLICY.into(),
-        limits: "limits:\n  max_request_body_bytes: 65536\n".into(),
+        limits: "limits:\n  max_request_body_bytes: 65536\n  max_header_bytes: 8192\n".into(),
         extra: format!("{gateway}{credentials}{extra}"),
         ..Default::default()
     };
