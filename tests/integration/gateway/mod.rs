@@ -25,7 +25,7 @@ const OPENAI_SECRET: &str = "sk-real-openai-broker-5a5a5a5a";
 const ANTHROPIC_SECRET: &str = "sk-ant-real-broker-6b6b6b6b";
 
 /// Connect rules for the test origin (`api.github.com` refused), every request and LLM call
-/// allowed, emails pseudonymized on `/mirror-sse`.
+/// allowed, emails pseudonymized on `/mirror-sse` and `/token-sse`.
 const POLICY: &str = r#"rules:
   - id: connect-origin
     trigger: connect
@@ -44,7 +44,7 @@ const POLICY: &str = r#"rules:
     effect: allow
   - id: pseudonymize-for-llm
     trigger: http.request
-    match: { paths: ["/mirror-sse"] }
+    match: { paths: ["/mirror-sse", "/token-sse"] }
     effect: allow
     redact: { kinds: [email], style: pseudonymize }
 "#;
@@ -88,7 +88,7 @@ async fn gateway_named(tls_name: Option<&str>, extra: &str) -> Gateway {
         .map(|name| format!("  tls_name: {name}\n"))
         .unwrap_or_default();
     let gateway = format!(
-        "gateway:\n  listen: 127.0.0.1:0\n{}  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n",
+        "gateway:\n  listen: 127.0.0.1:0\n{}  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n    - {{ prefix: /tokens/chat/completions, upstream: '{o}/token-sse' }}\n",
         tls,
         secret(d, "coder.key", CODER_KEY),
         secret(d, "writer.key", WRITER_KEY),
@@ -196,6 +196,10 @@ keyed = anthropic.Anthropic(base_url=base + "/keyed-anthropic", max_retries=0)
 raw = keyed.messages.with_raw_response.create(model="claude-sonnet-4-5", max_tokens=10,
                                               messages=[{"role": "user", "content": "which key?"}])
 report["anthropic_keys"] = raw.http_response.json()
+tokens = openai.OpenAI(base_url=base + "/tokens", max_retries=0)
+stream = tokens.chat.completions.create(model="gpt-4o", stream=True, messages=[
+    {"role": "user", "content": "Write to jane.doe@example.com about the refund"}])
+report["streamed"] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 print(json.dumps(report))
 "#;
 
@@ -256,7 +260,16 @@ async fn official_sdks_under_exec_base_url_reach_the_origin_with_the_brokered_ke
         json!(["[credential]"])
     );
     assert_eq!(report["anthropic_keys"]["authorization"], json!([]));
+    // Streamed token by token, the pseudonym the origin saw comes back as the original.
+    assert_eq!(
+        report["streamed"],
+        "Write to jane.doe@example.com about the refund"
+    );
     let received = gw.received();
+    assert!(
+        received.contains("<EMAIL_1>") && !received.contains("jane.doe"),
+        "{received}"
+    );
     let keys_at = |path: &str| -> Value {
         let prefix = format!("KEYS {path} ");
         let line = received
