@@ -28,8 +28,6 @@ pub struct RouteTable {
     routes: Vec<Route>,
     /// `/azure/<resource>` names the Azure OpenAI resource in the path.
     azure_by_path: bool,
-    /// The one Azure OpenAI resource `/azure` goes to, when configured.
-    azure_resource: Option<String>,
 }
 
 /// The built-in routes.
@@ -113,13 +111,13 @@ impl RouteTable {
         RouteTable {
             routes,
             azure_by_path,
-            azure_resource: azure_resource.map(str::to_string),
         }
     }
 
-    /// The configured Azure OpenAI resource `/azure` goes to.
-    pub fn azure_resource(&self) -> Option<&str> {
-        self.azure_resource.as_deref()
+    /// Whether `/azure` itself is a route (one resource, configured or by `azure_resource`), so
+    /// an Azure OpenAI endpoint without a resource in it reaches it.
+    pub fn azure_is_one_route(&self) -> bool {
+        !self.azure_by_path
     }
 
     /// The upstream and path a request path (canonical, checked before) goes to.

@@ -35,7 +35,7 @@ pub fn base_url_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, La
         ("ANTHROPIC_BASE_URL".into(), format!("{base}/anthropic")),
         ("GOOGLE_GEMINI_BASE_URL".into(), format!("{base}/gemini")),
     ];
-    if gateway.routes.azure_resource().is_some() {
+    if gateway.routes.azure_is_one_route() {
         vars.push(("AZURE_OPENAI_ENDPOINT".into(), format!("{base}/azure")));
     }
     if let Some(key) = key {

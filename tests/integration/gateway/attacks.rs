@@ -101,7 +101,6 @@ async fn path_tricks_absolute_form_and_host_spoofing_never_leave_their_route() {
         ("GET /origin/echo HTTP/1.1", "localhost.evil.example", 421),
         ("GET /originx/echo HTTP/1.1", "127.0.0.1", 404),
         ("GET /evil.example/echo HTTP/1.1", "127.0.0.1", 404),
-        ("GET /azure/evil.example/x HTTP/1.1", "127.0.0.1", 404),
     ];
     for (line, host, expected) in cases {
         let request = format!("{line}\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");

@@ -23,6 +23,7 @@ const CODER_KEY: &str = "gk-coder-7f3a9c1e5b2d4086";
 const WRITER_KEY: &str = "gk-writer-1b2c3d4e5f6a7b8c";
 const OPENAI_SECRET: &str = "sk-real-openai-broker-5a5a5a5a";
 const ANTHROPIC_SECRET: &str = "sk-ant-real-broker-6b6b6b6b";
+const AZURE_SECRET: &str = "azure-real-broker-7c7c7c7c";
 
 /// Connect rules for the test origin (`api.github.com` refused), every request and LLM call
 /// allowed, emails pseudonymized on `/mirror-sse` and `/token-sse`.
@@ -88,15 +89,16 @@ async fn gateway_named(tls_name: Option<&str>, extra: &str) -> Gateway {
         .map(|name| format!("  tls_name: {name}\n"))
         .unwrap_or_default();
     let gateway = format!(
-        "gateway:\n  listen: 127.0.0.1:0\n{}  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n    - {{ prefix: /tokens/chat/completions, upstream: '{o}/token-sse' }}\n",
+        "gateway:\n  listen: 127.0.0.1:0\n{}  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n    - {{ prefix: /azure, upstream: '{o}/keyed' }}\n    - {{ prefix: /tokens/chat/completions, upstream: '{o}/token-sse' }}\n",
         tls,
         secret(d, "coder.key", CODER_KEY),
         secret(d, "writer.key", WRITER_KEY),
     );
     let credentials = format!(
-        "credentials:\n  - {{ host: localhost, port: {port}, path: '/keyed/v1/chat/**', header: authorization, secret_file: '{}', require: placeholder }}\n  - {{ host: localhost, port: {port}, path: '/keyed/v1/messages', header: x-api-key, secret_file: '{}', require: placeholder }}\n",
+        "credentials:\n  - {{ host: localhost, port: {port}, path: '/keyed/v1/chat/**', header: authorization, secret_file: '{}', require: placeholder }}\n  - {{ host: localhost, port: {port}, path: '/keyed/v1/messages', header: x-api-key, secret_file: '{}', require: placeholder }}\n  - {{ host: localhost, port: {port}, path: '/keyed/openai/**', header: api-key, secret_file: '{}', require: placeholder }}\n",
         secret(d, "openai.secret", OPENAI_SECRET),
         secret(d, "anthropic.secret", ANTHROPIC_SECRET),
+        secret(d, "azure.secret", AZURE_SECRET),
     );
     let spec = ProxySpec {
         identity,
@@ -196,6 +198,11 @@ keyed = anthropic.Anthropic(base_url=base + "/keyed-anthropic", max_retries=0)
 raw = keyed.messages.with_raw_response.create(model="claude-sonnet-4-5", max_tokens=10,
                                               messages=[{"role": "user", "content": "which key?"}])
 report["anthropic_keys"] = raw.http_response.json()
+azure = openai.AzureOpenAI(max_retries=0)
+raw = azure.chat.completions.with_raw_response.create(
+    model="gpt-4o", messages=[{"role": "user", "content": "which key?"}])
+report["azure_keys"] = raw.http_response.json()
+report["env"]["AZURE_OPENAI_ENDPOINT"] = os.environ.get("AZURE_OPENAI_ENDPOINT")
 tokens = openai.OpenAI(base_url=base + "/tokens", max_retries=0)
 stream = tokens.chat.completions.create(model="gpt-4o", stream=True, messages=[
     {"role": "user", "content": "Write to jane.doe@example.com about the refund"}])
@@ -218,6 +225,7 @@ async fn official_sdks_under_exec_base_url_reach_the_origin_with_the_brokered_ke
             .arg(python())
             .args(["-c", SDK_SCRIPT])
             .env_remove("HTTPS_PROXY")
+            .env("OPENAI_API_VERSION", "2024-10-21")
             .output()
             .unwrap()
     })
@@ -284,6 +292,10 @@ async fn official_sdks_under_exec_base_url_reach_the_origin_with_the_brokered_ke
         json!([format!("Bearer {OPENAI_SECRET}")])
     );
     assert_eq!(openai["x-api-key"], json!([]));
+    assert_eq!(env["AZURE_OPENAI_ENDPOINT"], format!("{base}/azure"));
+    let azure = keys_at("/keyed/openai/deployments/gpt-4o/chat/completions");
+    assert_eq!(azure["api-key"], json!([AZURE_SECRET]));
+    assert_eq!(azure["query"], "api-version=2024-10-21");
     let anthropic = keys_at("/keyed/v1/messages");
     assert_eq!(anthropic["x-api-key"], json!([ANTHROPIC_SECRET]));
     assert_eq!(anthropic["authorization"], json!([]));
