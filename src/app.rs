@@ -87,6 +87,7 @@ pub enum Drained {
 pub struct Gatehouse {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    gateway_addr: Option<SocketAddr>,
     ca_cert: PathBuf,
     lifecycle: Lifecycle,
     listener: JoinHandle<()>,
@@ -124,6 +125,20 @@ impl Gatehouse {
         let admin_listener = match &config.admin {
             Some(admin) => {
                 let (listener, bound) = crate::admin::bind(admin.listen).await?;
+                guard.add_own_listener(bound);
+                Some((listener, bound))
+            }
+            None => None,
+        };
+        // The gateway too: no route may lead back into Gatehouse.
+        let gateway_listener = match &config.gateway {
+            Some(gateway) => {
+                let bind = |source| StartError::Bind {
+                    addr: gateway.listen,
+                    source,
+                };
+                let listener = TcpListener::bind(gateway.listen).await.map_err(bind)?;
+                let bound = listener.local_addr().map_err(bind)?;
                 guard.add_own_listener(bound);
                 Some((listener, bound))
             }
@@ -233,13 +248,36 @@ impl Gatehouse {
             config.ca.leaf_cache_ttl,
             config.ca.leaf_validity,
         )?;
+        let leaves = Arc::new(leaves);
+        let gateway_addr = match (&config.gateway, gateway_listener) {
+            (Some(gateway), Some((listener, bound))) => {
+                let tls = gateway
+                    .tls_name
+                    .as_ref()
+                    .map(|name| crate::gateway::TlsName {
+                        leaves: leaves.clone(),
+                        name: name.clone(),
+                    });
+                let server = crate::gateway::GatewayServer::new(
+                    pipeline.clone(),
+                    gateway.clone(),
+                    config.credentials.clone(),
+                    tls,
+                    (config.limits.clone(), lifecycle.clone()),
+                );
+                lifecycle.tasks.spawn(server.serve(listener));
+                tracing::info!(addr = %bound, tls = gateway.tls_name.is_some(), "base-URL gateway listening");
+                Some(bound)
+            }
+            _ => None,
+        };
         let server = ProxyServer::new(
             pipeline.clone(),
             Agents::new(
                 &config.identity,
                 ExecutionKey::load_or_create(&config.ca.dir)?,
             ),
-            Arc::new(leaves),
+            leaves,
             connector,
             config.limits.clone(),
             lifecycle.clone(),
@@ -305,6 +343,7 @@ impl Gatehouse {
         Ok(Gatehouse {
             addr,
             admin_addr,
+            gateway_addr,
             ca_cert,
             lifecycle,
             listener,
@@ -322,6 +361,11 @@ impl Gatehouse {
     /// The admin API's address, when it runs.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The base-URL gateway's address, when it runs.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway_addr
     }
 
     /// The CA certificate agents must trust.

@@ -46,6 +46,9 @@ pub(crate) enum Command {
         /// Say which variables were kept from the program.
         #[arg(long, short)]
         verbose: bool,
+        /// How the program reaches Gatehouse: proxy variables, or SDK base URLs at the gateway.
+        #[arg(long, value_enum, default_value_t = LaunchMode::Proxy)]
+        mode: LaunchMode,
         /// The program and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -159,7 +162,33 @@ pub(crate) enum Command {
         /// Agent to run as.
         #[arg(long)]
         agent: Option<String>,
+        /// How the program reaches Gatehouse: proxy variables, or SDK base URLs at the gateway.
+        #[arg(long, value_enum, default_value_t = LaunchMode::Proxy)]
+        mode: LaunchMode,
     },
+}
+
+/// How `exec` and `env` point a program at Gatehouse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LaunchMode {
+    /// `HTTPS_PROXY` and friends, with the agent's proxy credentials.
+    Proxy,
+    /// `OPENAI_BASE_URL` and friends at the base-URL gateway, with the agent's gateway key.
+    BaseUrl,
+}
+
+impl LaunchMode {
+    /// The environment for `agent` in this mode.
+    pub(crate) fn env(
+        self,
+        config: &gatehouse::Config,
+        agent: Option<&str>,
+    ) -> Result<gatehouse::launch::AgentEnv, gatehouse::launch::LaunchError> {
+        match self {
+            LaunchMode::Proxy => gatehouse::launch::agent_env(config, agent),
+            LaunchMode::BaseUrl => gatehouse::launch::base_url_env(config, agent),
+        }
+    }
 }
 
 #[derive(Subcommand)]

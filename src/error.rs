@@ -46,6 +46,10 @@ pub enum ErrorKind {
     RequestTimeout,
     /// Missing or wrong proxy credentials.
     ProxyAuthRequired,
+    /// Missing or unknown gateway key (the base-URL gateway's 401).
+    Unauthorized,
+    /// No gateway route for the path.
+    NotFound,
     /// Refused by a guard (SSRF, connect rules).
     Forbidden,
     /// Host, `:authority` or SNI disagree with the CONNECT target (domain fronting).
@@ -76,6 +80,8 @@ impl ErrorKind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,6 +101,8 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::ProxyAuthRequired => "proxy_auth_required",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::NotFound => "not_found",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Misdirected => "misdirected_request",
             ErrorKind::PayloadTooLarge => "payload_too_large",
@@ -306,13 +314,23 @@ impl ProxyError {
                 "code": self.kind.code(), "decision": decision, "rules": rules,
             }}),
             Shape::Anthropic => json!({"type": "error", "error": {
-                "type": if self.kind == ErrorKind::Forbidden { "permission_error" } else { "api_error" },
+                "type": match self.kind {
+                    ErrorKind::Forbidden => "permission_error",
+                    ErrorKind::Unauthorized => "authentication_error",
+                    ErrorKind::NotFound => "not_found_error",
+                    _ => "api_error",
+                },
                 "message": message, "decision": decision, "rules": rules,
             }}),
             Shape::Gemini => json!({"error": {
                 "code": self.status().as_u16(),
                 "message": message,
-                "status": if self.kind == ErrorKind::Forbidden { "PERMISSION_DENIED" } else { "UNAVAILABLE" },
+                "status": match self.kind {
+                    ErrorKind::Forbidden => "PERMISSION_DENIED",
+                    ErrorKind::Unauthorized => "UNAUTHENTICATED",
+                    ErrorKind::NotFound => "NOT_FOUND",
+                    _ => "UNAVAILABLE",
+                },
                 "details": [{"decision": decision, "rules": rules}],
             }}),
             Shape::JsonRpc(id) => json!({"jsonrpc": "2.0", "id": id, "error": {
@@ -353,6 +371,8 @@ impl ProxyError {
                     | ErrorKind::PayloadTooLarge
                     | ErrorKind::HeadersTooLarge
                     | ErrorKind::ProxyAuthRequired
+                    | ErrorKind::Unauthorized
+                    | ErrorKind::NotFound
                     | ErrorKind::Misdirected
             )
     }
@@ -413,6 +433,12 @@ impl ProxyError {
                 HeaderValue::from_static("Basic realm=\"gatehouse\""),
             );
         }
+        if self.kind == ErrorKind::Unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"gatehouse-gateway\""),
+            );
+        }
         response
     }
 }
@@ -428,6 +454,8 @@ mod tests {
             (ErrorKind::BadRequest, 400),
             (ErrorKind::RequestTimeout, 408),
             (ErrorKind::ProxyAuthRequired, 407),
+            (ErrorKind::Unauthorized, 401),
+            (ErrorKind::NotFound, 404),
             (ErrorKind::Forbidden, 403),
             (ErrorKind::BudgetExceeded, 429),
             (ErrorKind::RateLimited, 429),

@@ -14,6 +14,10 @@ use crate::credentials::Sender;
 use crate::proxy::executions::ExecutionKey;
 use crate::proxy::tls::{CaError, CertificateAuthority, native_roots_pem};
 
+mod base_url;
+
+pub use base_url::base_url_env;
+
 /// Name of the bundle (system roots + Gatehouse CA) written next to the CA.
 pub const BUNDLE_FILE: &str = "gatehouse-bundle.pem";
 
@@ -82,6 +86,12 @@ pub enum LaunchError {
     /// No execution id could be issued.
     #[error(transparent)]
     Execution(#[from] crate::proxy::executions::KeyError),
+    /// `--mode base-url` without a `gateway:` section.
+    #[error("--mode base-url needs the base-URL gateway: add a `gateway:` section to the config")]
+    NoGateway,
+    /// The agent has no gateway key.
+    #[error("agent `{0}` has no key in gateway.keys")]
+    NoGatewayKey(String),
     /// The bundle could not be written.
     #[error("{path}: {source}")]
     Bundle {

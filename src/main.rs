@@ -10,7 +10,6 @@ use clap::Parser;
 use gatehouse::audit::{AuditStore, Query};
 use gatehouse::budget::Window;
 use gatehouse::config::{Config, LogFormat};
-use gatehouse::launch::agent_env;
 use gatehouse::policy::RequestSpec;
 use gatehouse::proxy::tls::CertificateAuthority;
 use gatehouse::store::{SpendBy, StoreLocation};
@@ -94,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent,
             user,
             verbose,
+            mode,
             command,
         } => {
             anyhow::ensure!(
@@ -101,7 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "--user needs gatehouse exec to be started as root"
             );
             let config = load(config.as_deref())?;
-            let env = agent_env(&config, agent.as_deref())?;
+            let env = mode.env(&config, agent.as_deref())?;
             if user.is_some() {
                 exec::hand_back(&config.ca.dir)?;
             }
@@ -344,9 +344,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Command::Env { config, agent } => {
+        Command::Env {
+            config,
+            agent,
+            mode,
+        } => {
             let config = load(config.as_deref())?;
-            print!("{}", agent_env(&config, agent.as_deref())?.as_shell());
+            print!("{}", mode.env(&config, agent.as_deref())?.as_shell());
             Ok(ExitCode::SUCCESS)
         }
     }

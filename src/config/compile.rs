@@ -78,6 +78,7 @@ impl Compiler<'_> {
         };
         let pii = self.pii(&raw)?;
         let identity = self.identity(&raw)?;
+        let gateway = self.gateway(raw.gateway.as_ref(), &identity)?;
         let mut policy_extras = self.templates(&raw)?;
         policy_extras.extend(super::geo_section::residency_rules(&identity.agents));
         let policies = super::policies::load(
@@ -112,6 +113,7 @@ impl Compiler<'_> {
             budget: self.budget(&raw)?,
             approvals: self.approvals(&raw)?,
             admin: self.admin(&raw)?,
+            gateway,
             secret_vars: Vec::new(),
             policy_extras,
             audit_file: PathBuf::from(

@@ -9,6 +9,7 @@ mod budget_section;
 pub(crate) mod compile;
 mod credentials_section;
 mod error;
+mod gateway_section;
 mod geo_section;
 mod identity_section;
 mod limits_section;
@@ -86,6 +87,8 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// The admin API's listener (`None`: off).
     pub admin: Option<AdminConfig>,
+    /// The base-URL gateway (`None`: off).
+    pub gateway: Option<crate::gateway::GatewayConfig>,
     /// The environment variables the config reads secrets from (agent tokens, keys, the admin
     /// token): `gatehouse exec` keeps them from the agent.
     pub secret_vars: Vec<String>,

@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub approvals: RawApprovals,
     pub admin: RawAdmin,
     pub credentials: Vec<RawCredential>,
+    pub gateway: Option<super::gateway_section::RawGateway>,
 }
 
 /// One brokered credential (`credentials:`).

@@ -26,6 +26,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &["pipeline", "config", "admin", "budget", "store", "proxy"],
     ),
     ("socket", &["pipeline", "config", "admin"]),
+    (
+        "gateway",
+        &[
+            "pipeline", "config", "admin", "app", "policy", "pii", "budget", "store",
+        ],
+    ),
 ];
 
 /// Modules that do no I/O: these may not appear in their code.

@@ -17,6 +17,7 @@ mod dashboard;
 mod evasions;
 mod forwarding;
 mod fronting;
+mod gateway;
 mod geo;
 mod guard;
 mod identity;
