@@ -95,6 +95,7 @@ pub(super) fn error_type(kind: ErrorKind, failure: Option<Failure>) -> &'static 
     match kind {
         ErrorKind::ApprovalPending
         | ErrorKind::ProxyAuthRequired
+        | ErrorKind::Unauthorized
         | ErrorKind::Forbidden
         | ErrorKind::Misdirected
         | ErrorKind::PayloadTooLarge
@@ -102,6 +103,8 @@ pub(super) fn error_type(kind: ErrorKind, failure: Option<Failure>) -> &'static 
         | ErrorKind::BudgetExceeded
         | ErrorKind::RateLimited => "http_request_denied",
         ErrorKind::BadRequest | ErrorKind::RequestTimeout => "http_request_error",
+        // A gateway path no route takes: no next hop for it.
+        ErrorKind::NotFound => "destination_not_found",
         ErrorKind::BadGateway => "http_protocol_error",
         ErrorKind::GatewayTimeout => "http_response_timeout",
         ErrorKind::Unavailable | ErrorKind::Internal => "proxy_internal_error",

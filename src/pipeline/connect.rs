@@ -28,8 +28,7 @@ impl Pipeline {
                 ConnectPlan::Intercept
             }
         });
-        // A refusal names where the trail holds it: its decision, the proxy's own refusal, or
-        // the decision that allowed what then failed.
+        // A refusal names its record: its decision, the proxy's own, or the allowing decision.
         let plan = plan.map_err(|err| {
             let allowed = judgement.as_ref().map(|j| j.id.clone());
             let facts = || self.connect_facts(client, target, &[]);
