@@ -114,6 +114,21 @@ pub(super) struct Anchors {
     pem_end: Regex,
 }
 
+/// How much of a field's name the credential-named rules read: its last bytes. A keyed rule
+/// matches at most 50 name bytes before its keyword, the keyword, 20 bytes after it and the
+/// operator, all at the name's end (the value follows it); reading the whole name for every value
+/// of an array under a long name was quadratic in the body.
+const FIELD_TAIL: usize = 256;
+
+/// The part of a field's name the credential-named rules can read (see [`FIELD_TAIL`]).
+pub(super) fn field_tail(name: &str) -> &str {
+    let mut start = name.len().saturating_sub(FIELD_TAIL);
+    while !name.is_char_boundary(start) {
+        start += 1;
+    }
+    &name[start..]
+}
+
 /// The least a private key's body holds before its `KEY-----` (gitleaks' `[\s\S-]{64,}?`).
 const PEM_MIN_BODY: usize = 64;
 /// How far a private key's end is looked for.
@@ -204,6 +219,7 @@ impl Anchors {
     /// Findings of the credential-named rules (gitleaks' keyed rules) for a value whose field
     /// name is known, read as the JSON member `"name": "value"` they were written for.
     pub(super) fn field(&self, name: &str, value: &str) -> Vec<Finding> {
+        let name = field_tail(name);
         let plain = |s: &str| !s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
         if name.is_empty() || !plain(name) || !plain(value) {
             return Vec::new();

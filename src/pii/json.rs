@@ -29,24 +29,28 @@ fn escape_pointer(segment: &str) -> String {
 /// Every finding in the member names and the string values of `value`. A string that is itself
 /// JSON has the findings of the document it holds, with offsets in that document's strings.
 pub fn scan_json(scanner: &Scanner, value: &Value) -> Vec<JsonFinding> {
-    scan_json_noting(scanner, value, None)
+    let mut out = Vec::new();
+    walk(scanner, value, (Some(""), ""), &mut out, &mut None);
+    out
 }
 
-/// [`scan_json`], noting in `known` each place that held a finding.
+/// [`scan_json`] without pointers (the proxy counts findings; it does not place them), noting in
+/// `known` what each place held. Building every value's pointer was quadratic in a body whose
+/// long member name holds a long array.
 pub(super) fn scan_json_noting(
     scanner: &Scanner,
     value: &Value,
     mut known: Option<&mut Known>,
-) -> Vec<JsonFinding> {
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    walk(scanner, value, ("", ""), &mut out, &mut known);
-    out
+    walk(scanner, value, (None, ""), &mut out, &mut known);
+    out.into_iter().map(|f| f.finding).collect()
 }
 
 fn walk(
     scanner: &Scanner,
     value: &Value,
-    (pointer, field): (&str, &str),
+    (pointer, field): (Option<&str>, &str),
     out: &mut Vec<JsonFinding>,
     known: &mut Option<&mut Known>,
 ) {
@@ -65,29 +69,29 @@ fn walk(
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                let pointer = format!("{pointer}/{i}");
-                walk(scanner, item, (&pointer, field), out, known);
+                let pointer = pointer.map(|p| format!("{p}/{i}"));
+                walk(scanner, item, (pointer.as_deref(), field), out, known);
             }
             return;
         }
         Value::Object(fields) => {
             for (name, item) in fields {
-                let path = format!("{pointer}/{}", escape_pointer(name));
+                let path = pointer.map(|p| format!("{p}/{}", escape_pointer(name)));
                 let found = scanner.scan(name);
                 keep(known, (Place::Name, "", name), &found, true);
                 out.extend(found.into_iter().map(|finding| JsonFinding {
-                    pointer: path.clone(),
+                    pointer: path.clone().unwrap_or_default(),
                     key: true,
                     finding,
                 }));
-                walk(scanner, item, (&path, name), out, known);
+                walk(scanner, item, (path.as_deref(), name), out, known);
             }
             return;
         }
         _ => return,
     };
     out.extend(found.into_iter().map(|finding| JsonFinding {
-        pointer: pointer.to_string(),
+        pointer: pointer.unwrap_or_default().to_string(),
         key: false,
         finding,
     }));
@@ -101,10 +105,12 @@ fn keep(
     plain: bool,
 ) {
     if let Some(known) = known.as_deref_mut() {
-        let reuse = match (found.is_empty(), plain) {
-            (true, _) => Reuse::Clean,
-            (false, true) => Reuse::Findings(found.to_vec()),
-            (false, false) => Reuse::Rescan,
+        // A text that holds documents or escaped strings is scanned in pieces here and whole
+        // by redaction, which may find more (a keyword before an escaped value): scan it again.
+        let reuse = match (plain, found.is_empty()) {
+            (false, _) => Reuse::Rescan,
+            (true, true) => Reuse::Clean,
+            (true, false) => Reuse::Findings(found.to_vec()),
         };
         known.note(place, field, text, reuse);
     }

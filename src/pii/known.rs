@@ -1,24 +1,44 @@
 //! What detection (step 5) found in each place of a JSON body — string and number values with
 //! their field's name, member names — so redaction (step 10) does not scan the body again. A scan
-//! is a function of the field's name and the text: a place detection saw clean is clean, and a
-//! place it saw holding findings holds those same findings. Keyed by the exact text, never by a
-//! hash alone, so no other text can borrow a place's findings. What the proxy itself added in
-//! between (an output limit the ledger set) holds nothing of the agent's.
+//! of a plain text is a function of the field's name (its last bytes, see
+//! [`super::anchors::field_tail`]) and the text: a place detection saw clean is clean, and a place
+//! it saw holding findings holds those same findings. Keyed by the exact text, never by a hash
+//! alone, so no other text can borrow a place's findings. What the proxy itself added in between
+//! (an output limit the ledger set) holds nothing of the agent's. Bounded: past [`MAX_KEPT`] bytes
+//! of kept text, every place is scanned again, as without notes.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use super::Finding;
+use super::anchors::field_tail;
+
+/// Bytes of kept texts past which the notes give up (a body of many findings is rescanned).
+const MAX_KEPT: usize = 1 << 20;
 
 /// The findings of every JSON place that held one, by the hash of the place and then by its text.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Known {
     hasher: foldhash::fast::RandomState,
     held: HashMap<u64, Vec<Noted>>,
+    /// Bytes of text kept; past [`MAX_KEPT`] `held` is emptied and every place rescanned.
+    kept: usize,
+    overflowed: bool,
 }
 
-/// One place kept: what it is, its field's name, its text, and what redaction does with it.
-#[derive(Debug)]
+/// Counts only: the kept texts are personal data.
+impl std::fmt::Debug for Known {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Known")
+            .field("places", &self.held.values().map(Vec::len).sum::<usize>())
+            .field("kept_bytes", &self.kept)
+            .field("overflowed", &self.overflowed)
+            .finish()
+    }
+}
+
+/// One place kept: what it is, its field's name (the part scanning reads), its text, and what
+/// redaction does with it.
 struct Noted {
     place: Place,
     field: String,
@@ -40,15 +60,22 @@ pub(super) enum Reuse {
     Clean,
     /// These findings, with offsets in the text as it stands.
     Findings(Vec<Finding>),
-    /// Scan it again: its findings are of documents or escaped strings it holds, with offsets
-    /// in those.
+    /// Scan it again: its findings are of documents or escaped strings it holds, or the notes
+    /// gave up.
     Rescan,
 }
 
 impl Known {
-    /// Notes what `text` (the value of `field`, or a member's name) held, when it held anything.
+    /// Notes what `text` (the value of `field`, or a member's name) held, unless it was clean.
     pub(super) fn note(&mut self, place: Place, field: &str, text: &str, reuse: Reuse) {
-        if reuse == Reuse::Clean || self.find(place, field, text).is_some() {
+        let field = field_tail(field);
+        if reuse == Reuse::Clean || self.overflowed || self.find(place, field, text).is_some() {
+            return;
+        }
+        self.kept += field.len() + text.len();
+        if self.kept > MAX_KEPT {
+            self.overflowed = true;
+            self.held = HashMap::new();
             return;
         }
         let key = self.hasher.hash_one((place, field, text));
@@ -70,14 +97,15 @@ impl Known {
     }
 }
 
-/// What redaction does with a place: scan it (without detection's notes) or what the notes say.
+/// What redaction does with a place: scan it (without notes, or notes that gave up) or what the
+/// notes say.
 pub(super) fn reuse(known: Option<&Known>, place: Place, field: &str, text: &str) -> Reuse {
     match known {
-        None => Reuse::Rescan,
-        Some(known) => known
-            .find(place, field, text)
+        Some(known) if !known.overflowed => known
+            .find(place, field_tail(field), text)
             .cloned()
             .unwrap_or(Reuse::Clean),
+        _ => Reuse::Rescan,
     }
 }
 
@@ -120,6 +148,8 @@ mod tests {
             json!({"a": "same jane@example.com", "b": "same jane@example.com", "c": "same"}),
             json!({"text": "nothing here", "list": ["x", "y", 3.5, null, true]}),
             json!({"note": r#"he wrote "jane\u0040example.com" and bob@example.org"#}),
+            // Read in pieces by detection (nothing), whole by redaction (a keyed secret).
+            json!({"messages": [{"content": "password = \"Xk9mQ2vL7pR4tZ8w\\n\""}]}),
         ];
         let r = redactor();
         let head = RequestHead {
@@ -134,7 +164,7 @@ mod tests {
             let mut known = Known::default();
             r.detect_request_noting(&parts(&case), &head, Some(&mut known));
             let rules = || {
-                let kinds = vec!["email".to_string(), "credit_card".to_string()];
+                let kinds = ["email", "credit_card", "secret"].map(String::from).to_vec();
                 vec![(kinds, Style::Mask)]
             };
             let mut with = case.clone();

@@ -235,10 +235,7 @@ impl Redactor {
         known: Option<&mut Known>,
     ) -> Vec<Vec<Finding>> {
         let s = &self.scanner;
-        let mut found: Vec<Vec<Finding>> = super::json::scan_json_noting(s, body.json, known)
-            .into_iter()
-            .map(|f| vec![f.finding])
-            .collect();
+        let mut found = vec![super::json::scan_json_noting(s, body.json, known)];
         if BodyShape::of(body) == BodyShape::Form {
             for (name, value) in form_urlencoded::parse(body.decoded) {
                 found.push(s.scan(&name));

@@ -153,6 +153,7 @@ impl Pipeline {
         facts: &mut Facts,
         obligations: &[Obligation],
     ) -> Result<(), ProxyError> {
+        let known = ctx.known.take();
         if obligations.is_empty() {
             return Ok(());
         }
@@ -179,7 +180,7 @@ impl Pipeline {
         let body = (&facts.body.scanned(decoded), shape, &mut json);
         let redacted =
             self.redactor
-                .redact_known(rules, &session, body, Some(&head), ctx.known.as_ref())?;
+                .redact_known(rules, &session, body, Some(&head), known.as_ref())?;
         ctx.redacted = redacted.replaced;
         if !redacted.headers.is_empty() {
             request.parts.headers = rewrite_headers(&request.parts.headers, &redacted.headers)?;
