@@ -31,6 +31,7 @@ mod recognition;
 mod records;
 mod response;
 mod shutdown;
+mod telemetry;
 mod toolchain;
 mod trust;
 mod tunnel;
