@@ -324,6 +324,8 @@ impl Setup {
         };
         let spec = ProxySpec {
             policy: POLICY.into(),
+            // Relayed without interception (the LLM calls go to `localhost`, intercepted).
+            tunnel_hosts: vec!["127.0.0.1".into()],
             extra: format!("admin:\n  listen: {admin}\n"),
             ..Default::default()
         };
@@ -362,6 +364,10 @@ impl Setup {
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "deployment.environment=test".into(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer collector-key".into(),
             ),
         ]
     }
@@ -464,6 +470,10 @@ async fn llm_calls_export_genai_spans_and_metrics() {
     let spans = receiver
         .spans_until(|spans| chat_spans(spans).len() >= 2)
         .await;
+    for record in receiver.records() {
+        assert_eq!(record["content_type"], "application/x-protobuf");
+        assert_eq!(record["authorization"], "Bearer collector-key");
+    }
     let chats = chat_spans(&spans);
     for span in &chats {
         assert_eq!(span["name"], "chat gpt-4o-mini");
@@ -655,6 +665,14 @@ async fn refusals_export_their_effect_and_rule() {
     assert_eq!(refused.status(), 403);
     let (status, head, _) = connect_tunnel(setup.proxy, "blocked.test:443", None).await;
     assert_eq!(status, 403, "{head}");
+    // A relayed tunnel gets its span when it closes.
+    let relayed = format!("127.0.0.1:{}", setup.origin.port());
+    let (status, head, mut tunnel) = connect_tunnel(setup.proxy, &relayed, None).await;
+    assert_eq!(status, 200, "{head}");
+    tokio::io::AsyncWriteExt::write_all(&mut tunnel, b"not tls\r\n\r\n")
+        .await
+        .unwrap();
+    drop(tunnel);
     let spans = receiver
         .spans_until(|spans| {
             let rule = |s: &Value, r: &str| {
@@ -662,6 +680,9 @@ async fn refusals_export_their_effect_and_rule() {
             };
             spans.iter().any(|s| rule(s, "no-forbidden-path"))
                 && spans.iter().any(|s| rule(s, "deny-blocked"))
+                && spans
+                    .iter()
+                    .any(|s| attr(s, "gatehouse.tunnel.bytes_up").is_some())
         })
         .await;
     let find = |rule: &str| {
@@ -692,6 +713,17 @@ async fn refusals_export_their_effect_and_rule() {
         Some("403")
     );
     assert!(attr(connect, "gatehouse.decision.id").is_some());
+    let tunnel = spans
+        .iter()
+        .find(|s| attr(s, "gatehouse.tunnel.bytes_up").is_some())
+        .unwrap();
+    assert_eq!(tunnel["name"], "CONNECT");
+    assert_eq!(attr(tunnel, "gatehouse.effect").as_deref(), Some("allow"));
+    assert_eq!(attr(tunnel, "server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        attr(tunnel, "gatehouse.tunnel.bytes_up").as_deref(),
+        Some("11")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 Listens on 127.0.0.1 (port 0 unless given), prints `port N` once it listens, and decodes every
 ExportTraceServiceRequest (POST /v1/traces) and ExportMetricsServiceRequest (POST /v1/metrics)
 with the `opentelemetry-proto` messages, appending each as one JSON line
-`{"path": ..., "content_type": ..., "body": <MessageToDict>, "raw": <the bytes, latin-1>}` to the
+`{"path", "content_type", "authorization", "body": <MessageToDict>, "raw": <the bytes, latin-1>}` to the
 output file. `raw` lets a test search the wire bytes themselves, not only what decoding kept.
 
 Usage: receiver.py OUTPUT_FILE
@@ -51,6 +51,7 @@ class Receiver(BaseHTTPRequestHandler):
         record = {
             "path": self.path,
             "content_type": self.headers.get("content-type", ""),
+            "authorization": self.headers.get("authorization", ""),
             "body": MessageToDict(request, preserving_proto_field_name=True),
             "raw": raw.decode("latin-1"),
         }
