@@ -199,7 +199,7 @@ impl Gatehouse {
         // Read from the standard OTEL_* variables; off (and free) when they name no collector.
         let telemetry = Telemetry::from_env(
             (metrics.clone(), redactor.clone()),
-            || crate::proxy::tls::client_config(&[]).map_err(|e| e.to_string()),
+            |extra_roots| crate::proxy::tls::client_config(extra_roots).map_err(|e| e.to_string()),
             tokio::runtime::Handle::current(),
         )?;
         let pipeline = Arc::new(Pipeline {

@@ -2,8 +2,9 @@
 //! call (`gen_ai.*`), the HTTP client conventions for where it went (`http.*`, `server.*`), and
 //! `gatehouse.*` for what the proxy decided. Ids, kinds, counts, amounts and names the operator
 //! configured — never a header value, a body, a query, a message, a found value or a key. The only
-//! strings that come from the traffic are the host (as the audit trail records it) and model names,
-//! which are exported only when they look like model names (see [`model_name`]).
+//! strings that come from the traffic are the host, the execution id and model names: model names
+//! only when they look like one (see [`model_name`]), and none of them when the PII detectors find
+//! something in it (`Telemetry::scrub`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -63,7 +63,7 @@ impl Telemetry {
         }
         let who = (client.identity.agent.as_str(), "CONNECT");
         let exchange = refused(who, Some(target), err, judgement);
-        self.ended(&exchange, Duration::ZERO, Vec::new());
+        self.ended(exchange, Duration::ZERO, Vec::new());
     }
 
     /// The proxy refused something before the steps saw it.
@@ -73,7 +73,7 @@ impl Telemetry {
         }
         let agent = refusal.identity.map_or("", |i| i.agent.as_str());
         let exchange = refused((agent, refusal.method), refusal.target, refusal.error, None);
-        self.ended(&exchange, Duration::ZERO, Vec::new());
+        self.ended(exchange, Duration::ZERO, Vec::new());
     }
 
     /// A relayed tunnel closed: its bytes each way and how it ended (`refused` without the why,
@@ -100,7 +100,7 @@ impl Telemetry {
             KeyValue::new("gatehouse.tunnel.bytes_up", int(end.bytes_up)),
             KeyValue::new("gatehouse.tunnel.bytes_down", int(end.bytes_down)),
         ];
-        self.ended(&exchange, Duration::from_millis(end.elapsed_ms), extra);
+        self.ended(exchange, Duration::from_millis(end.elapsed_ms), extra);
     }
 }
 

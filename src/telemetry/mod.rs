@@ -109,19 +109,31 @@ impl Telemetry {
         }
     }
 
-    /// Telemetry as the process environment configures it, exporting with `tls` (the roots a
-    /// collector's certificate is checked against) on `runtime`; the GenAI histograms also go to
-    /// `metrics`, and model names are checked with `redactor`'s detectors.
+    /// Telemetry as the process environment configures it, exporting on `runtime` with the TLS
+    /// client `tls` builds from extra CA files (`OTEL_EXPORTER_OTLP_CERTIFICATE` and its
+    /// per-signal forms, beside the system roots); the GenAI histograms also go to `metrics`, and
+    /// model names are checked with `redactor`'s detectors.
     pub fn from_env(
         (metrics, redactor): (Arc<Metrics>, Arc<Redactor>),
-        tls: impl FnOnce() -> Result<rustls::ClientConfig, String>,
+        tls: impl FnOnce(&[std::path::PathBuf]) -> Result<rustls::ClientConfig, String>,
         runtime: tokio::runtime::Handle,
     ) -> Result<Telemetry, TelemetryError> {
         let wanted = exports(|name| std::env::var(name).ok())?;
         if !wanted.any() {
             return Ok(Telemetry::off(metrics, redactor));
         }
-        let transport = transport::Transport::new(tls().map_err(TelemetryError::Tls)?, runtime, {
+        let extra_roots: Vec<std::path::PathBuf> = [
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        ]
+        .iter()
+        .filter_map(std::env::var_os)
+        .filter(|path| !path.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect();
+        let tls = tls(&extra_roots).map_err(TelemetryError::Tls)?;
+        let transport = transport::Transport::new(tls, runtime, {
             let millis = std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT").ok();
             millis
                 .and_then(|m| m.trim().parse().ok())
@@ -186,6 +198,12 @@ impl Telemetry {
         RequestTrace::new(self.clone(), span)
     }
 
+    /// Whether the PII detectors find nothing in `text` (a string from the traffic a span would
+    /// carry: a host, an execution id, a model name).
+    fn clean(&self, text: &str) -> bool {
+        self.redactor.scanner().scan(text).is_empty()
+    }
+
     fn tracer(&self) -> Option<&SdkTracer> {
         self.inner
             .as_ref()?
@@ -196,10 +214,12 @@ impl Telemetry {
 
     /// A span for something that already ended (a refused CONNECT, a relayed tunnel): `exchange`,
     /// which began `elapsed` ago, with `extra` attributes.
-    fn ended(&self, exchange: &Exchange<'_>, elapsed: Duration, extra: Vec<KeyValue>) {
+    fn ended(&self, mut exchange: Exchange<'_>, elapsed: Duration, extra: Vec<KeyValue>) {
         let Some(tracer) = self.tracer() else {
             return;
         };
+        self.scrub(&mut exchange);
+        let exchange = &exchange;
         let start = SystemTime::now()
             .checked_sub(elapsed)
             .unwrap_or_else(SystemTime::now);
@@ -270,6 +290,19 @@ fn finish(
         span.set_status(Status::error(exchange.outcome.to_string()));
     }
     span.end();
+}
+
+impl Telemetry {
+    /// Takes out of `exchange` the strings from the traffic in which the PII detectors find
+    /// something: such a host name reads `redacted` (an IP literal is an address, which is what
+    /// `server.address` is for), such an execution id is left out.
+    fn scrub(&self, exchange: &mut Exchange<'_>) {
+        let address = exchange.host.parse::<std::net::IpAddr>().is_ok();
+        if !address && !self.clean(&exchange.host) {
+            exchange.host = "redacted".to_string();
+        }
+        exchange.execution = exchange.execution.filter(|e| self.clean(e));
+    }
 }
 
 /// The resource: `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME`, the service named

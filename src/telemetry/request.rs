@@ -105,12 +105,10 @@ impl RequestTrace {
                 exchange.llm = provider.map(|provider| LlmExchange {
                     provider,
                     operation,
-                    request_model: model
-                        .and_then(model_name)
-                        .filter(|m| telemetry.redactor.scanner().scan(m).is_empty()),
+                    request_model: model.and_then(model_name).filter(|m| telemetry.clean(m)),
                     response_model: answer
                         .and_then(|a| a.model.as_deref())
-                        .filter(|m| telemetry.redactor.scanner().scan(m).is_empty()),
+                        .filter(|m| telemetry.clean(m)),
                     finish_reasons: answer.map_or(&[], |a| &a.finish_reasons),
                     max_tokens: None,
                     tokens: cost.and_then(|c| c.usage).map(|u| Tokens {
@@ -126,6 +124,7 @@ impl RequestTrace {
                     cost_status: cost.map_or("unknown", |c| c.status.name()),
                     first_chunk,
                 });
+                telemetry.scrub(&mut exchange);
                 (span, exchange)
             });
         if let Some((mut span, exchange)) = exchange {

@@ -32,7 +32,7 @@ const POLICY: &str = "rules:
     effect: allow
   - id: deny-blocked
     trigger: connect
-    match: { hosts: [blocked.test] }
+    match: { hosts: [blocked.test, '*.blocked.test'] }
     effect: deny
     message: this host is off limits
   - id: no-forbidden-path
@@ -304,7 +304,7 @@ fn tokio_stream_of(
 struct Setup {
     dir: tempfile::TempDir,
     _child: tokio::process::Child,
-    _pki: TestPki,
+    pki: TestPki,
     proxy: SocketAddr,
     admin: SocketAddr,
     origin: SocketAddr,
@@ -314,6 +314,11 @@ struct Setup {
 
 impl Setup {
     async fn start(env: &[(&str, String)]) -> Setup {
+        Setup::relaying(env, &[]).await
+    }
+
+    /// As [`Setup::start`], relaying CONNECTs to `tunnel_hosts` without interception.
+    async fn relaying(env: &[(&str, String)], tunnel_hosts: &[&str]) -> Setup {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let pki = TestPki::new();
         let (origin, seen) = openai_origin(&pki).await;
@@ -324,8 +329,7 @@ impl Setup {
         };
         let spec = ProxySpec {
             policy: POLICY.into(),
-            // Relayed without interception (the LLM calls go to `localhost`, intercepted).
-            tunnel_hosts: vec!["127.0.0.1".into()],
+            tunnel_hosts: tunnel_hosts.iter().map(|h| h.to_string()).collect(),
             extra: format!("admin:\n  listen: {admin}\n"),
             ..Default::default()
         };
@@ -345,7 +349,7 @@ impl Setup {
         Setup {
             dir,
             _child: child,
-            _pki: pki,
+            pki,
             proxy,
             admin,
             origin,
@@ -651,11 +655,11 @@ async fn traceparent_is_continued_and_propagated_but_decides_nothing_else() {
 async fn refusals_export_their_effect_and_rule() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(dir.path()).await;
-    let setup = Setup::start(&Setup::exporting_to(&receiver)).await;
+    let setup = Setup::relaying(&Setup::exporting_to(&receiver), &["localhost"]).await;
     let refused = setup
         .client
         .post(format!(
-            "https://localhost:{}/v1/forbidden",
+            "https://127.0.0.1:{}/v1/forbidden",
             setup.origin.port()
         ))
         .body("{}")
@@ -666,13 +670,13 @@ async fn refusals_export_their_effect_and_rule() {
     let (status, head, _) = connect_tunnel(setup.proxy, "blocked.test:443", None).await;
     assert_eq!(status, 403, "{head}");
     // A relayed tunnel gets its span when it closes.
-    let relayed = format!("127.0.0.1:{}", setup.origin.port());
-    let (status, head, mut tunnel) = connect_tunnel(setup.proxy, &relayed, None).await;
+    let relayed = format!("localhost:{}", setup.origin.port());
+    let (status, head, tunnel) = connect_tunnel(setup.proxy, &relayed, None).await;
     assert_eq!(status, 200, "{head}");
-    tokio::io::AsyncWriteExt::write_all(&mut tunnel, b"not tls\r\n\r\n")
-        .await
-        .unwrap();
-    drop(tunnel);
+    // The origin's own certificate answers through the relay.
+    let tls =
+        crate::support::tls_over(tunnel, "localhost", &setup.pki.ca_pem, &[b"http/1.1"]).await;
+    drop(tls);
     let spans = receiver
         .spans_until(|spans| {
             let rule = |s: &Value, r: &str| {
@@ -719,11 +723,17 @@ async fn refusals_export_their_effect_and_rule() {
         .unwrap();
     assert_eq!(tunnel["name"], "CONNECT");
     assert_eq!(attr(tunnel, "gatehouse.effect").as_deref(), Some("allow"));
-    assert_eq!(attr(tunnel, "server.address").as_deref(), Some("127.0.0.1"));
-    assert_eq!(
-        attr(tunnel, "gatehouse.tunnel.bytes_up").as_deref(),
-        Some("11")
-    );
+    assert_eq!(attr(tunnel, "server.address").as_deref(), Some("localhost"));
+    let up: u64 = attr(tunnel, "gatehouse.tunnel.bytes_up")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let down: u64 = attr(tunnel, "gatehouse.tunnel.bytes_down")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(up > 0 && down > 0, "{tunnel:#}");
+    assert_eq!(attr(tunnel, "gatehouse.outcome").as_deref(), Some("closed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -752,6 +762,24 @@ async fn no_personal_data_or_secret_reaches_the_collector() {
             .unwrap();
         assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
     }
+    // Nor a card number an agent puts in its execution id or a host name.
+    let card = CARD.replace(' ', "");
+    let proxy = reqwest::Proxy::all(format!("http://{}", setup.proxy))
+        .unwrap()
+        .basic_auth(&format!("anonymous+{card}"), "x");
+    let ca = std::fs::read_to_string(setup.dir.path().join("certs/gatehouse-ca.pem")).unwrap();
+    let marked = reqwest::Client::builder()
+        .proxy(proxy)
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .http1_only()
+        .build()
+        .unwrap();
+    let plain = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    let answer = marked.post(&url).json(&plain).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let host = format!("{card}.blocked.test:443");
+    let (status, head, _) = connect_tunnel(setup.proxy, &host, None).await;
+    assert_eq!(status, 403, "{head}");
     // A model name that is personal data is not exported either.
     let odd_model = json!({"model": EMAIL, "messages": [{"role": "user", "content": "hi"}]});
     let answer = setup
@@ -762,7 +790,9 @@ async fn no_personal_data_or_secret_reaches_the_collector() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    receiver.spans_until(|s| chat_spans(s).len() >= 3).await;
+    let spans = receiver
+        .spans_until(|s| chat_spans(s).len() >= 4 && s.iter().any(|s| s["name"] == "CONNECT"))
+        .await;
     // Wait for a metrics export after the calls, too.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let exported = std::fs::read_to_string(&receiver.output).unwrap();
@@ -782,6 +812,8 @@ async fn no_personal_data_or_secret_reaches_the_collector() {
     ] {
         assert!(!exported.contains(value), "{value} was exported");
     }
+    let connect = spans.iter().find(|s| s["name"] == "CONNECT").unwrap();
+    assert_eq!(attr(connect, "server.address").as_deref(), Some("redacted"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
