@@ -35,6 +35,10 @@ pub(super) const POLICY: &str = "rules:
     trigger: http.request
     match: { paths: ['/v1/forbidden'] }
     effect: deny
+  - id: hold-held-path
+    trigger: http.request
+    match: { paths: ['/v1/held'] }
+    effect: hold
   - id: allow-requests
     trigger: http.request
     effect: allow

@@ -57,7 +57,10 @@ async fn llm_calls_export_genai_spans_and_metrics() {
         assert_eq!(a("gatehouse.pii.kinds"), "email");
         assert_eq!(a("gatehouse.pii.count.email"), "1");
         assert_eq!(a("gatehouse.redacted.count.email"), "1");
-        assert!(!a("gatehouse.cost.status").is_empty());
+        assert_eq!(a("gatehouse.cost.status"), "exact");
+        // 12 input tokens at $0.15/M and 5 output tokens at $0.60/M.
+        let usd: f64 = a("gatehouse.cost.usd").parse().unwrap();
+        assert!((usd - 0.000_004_8).abs() < 1e-12, "{usd}");
         let resource = json!({"attributes": span["resource"]});
         assert_eq!(
             attr(&resource, "service.name").as_deref(),
@@ -225,6 +228,16 @@ async fn refusals_export_their_effect_and_rule() {
     assert_eq!(refused.status(), 403);
     let (status, head, _) = connect_tunnel(setup.proxy, "blocked.test:443", None).await;
     assert_eq!(status, 403, "{head}");
+    // Held for a person who never decides: the agent is told to retry, the span says how long
+    // it waited.
+    let held = setup
+        .client
+        .post(format!("https://127.0.0.1:{}/v1/held", setup.origin.port()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 408);
     // A relayed tunnel gets its span when it closes.
     let relayed = format!("localhost:{}", setup.origin.port());
     let (status, head, tunnel) = connect_tunnel(setup.proxy, &relayed, None).await;
@@ -240,6 +253,7 @@ async fn refusals_export_their_effect_and_rule() {
                 attr(s, "gatehouse.decision.rules").is_some_and(|rules| rules.contains(r))
             };
             spans.iter().any(|s| rule(s, "no-forbidden-path"))
+                && spans.iter().any(|s| rule(s, "hold-held-path"))
                 && spans.iter().any(|s| rule(s, "deny-blocked"))
                 && spans
                     .iter()
@@ -261,6 +275,25 @@ async fn refusals_export_their_effect_and_rule() {
     assert_eq!(attr(request, "error.type").as_deref(), Some("forbidden"));
     assert_eq!(request["status"]["code"], "STATUS_CODE_ERROR");
     assert_eq!(request["name"], "POST");
+    let held = find("hold-held-path");
+    assert_eq!(attr(held, "gatehouse.effect").as_deref(), Some("hold"));
+    assert_eq!(
+        attr(held, "gatehouse.approval.decision").as_deref(),
+        Some("pending")
+    );
+    let waited: f64 = attr(held, "gatehouse.approval.wait_seconds")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.2..5.0).contains(&waited), "waited {waited}");
+    assert_eq!(
+        attr(held, "http.response.status_code").as_deref(),
+        Some("408")
+    );
+    assert_eq!(
+        attr(held, "error.type").as_deref(),
+        Some("approval_pending")
+    );
     let connect = find("deny-blocked");
     assert_eq!(connect["name"], "CONNECT");
     assert_eq!(attr(connect, "gatehouse.effect").as_deref(), Some("deny"));
