@@ -86,6 +86,7 @@ impl Pipeline {
                 if err.is_own_refusal() {
                     let refusal = Refusal::of_request(&client, &req, &err);
                     self.judge.record_proxy_refusal(&refusal);
+                    self.telemetry.refused(&refusal);
                 }
                 return err.to_response();
             }

@@ -80,7 +80,7 @@ struct Exporting {
 pub struct Telemetry {
     inner: Option<Arc<Exporting>>,
     metrics: Arc<Metrics>,
-    /// The detectors a model name must pass before a span carries it.
+    /// The detectors a host, an execution id or a model name must pass before a span carries it.
     redactor: Arc<Redactor>,
 }
 
