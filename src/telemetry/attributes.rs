@@ -37,8 +37,6 @@ pub struct LlmExchange<'a> {
     pub response_model: Option<&'a str>,
     /// Why the answer ended, as the provider says it.
     pub finish_reasons: &'a [String],
-    /// The requested output limit.
-    pub max_tokens: Option<u64>,
     /// Input tokens (cached and cache writes included), output tokens, cache reads, cache writes.
     pub tokens: Option<Tokens>,
     /// USD, when the call was priced.
@@ -272,9 +270,6 @@ fn gen_ai(llm: &LlmExchange<'_>, out: &mut Vec<KeyValue>) {
     }
     if let Some(model) = llm.response_model.and_then(model_name) {
         out.push(KeyValue::new("gen_ai.response.model", model.to_string()));
-    }
-    if let Some(max) = llm.max_tokens {
-        out.push(KeyValue::new("gen_ai.request.max_tokens", int(max)));
     }
     if !llm.finish_reasons.is_empty() {
         let reasons = llm.finish_reasons.iter().map(String::as_str);

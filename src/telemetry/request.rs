@@ -110,7 +110,6 @@ impl RequestTrace {
                         .and_then(|a| a.model.as_deref())
                         .filter(|m| telemetry.clean(m)),
                     finish_reasons: answer.map_or(&[], |a| &a.finish_reasons),
-                    max_tokens: None,
                     tokens: cost.and_then(|c| c.usage).map(|u| Tokens {
                         input: u.total_input(),
                         output: u.output,
