@@ -27,6 +27,7 @@ use crate::proxy::tls::{CaError, CertificateAuthority, LeafCache, RootsError};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::{GuardedConnector, Lifecycle, ProxyServer};
 use crate::reload::{build_geo, watch_geo, watch_policies};
+use crate::telemetry::Telemetry;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,9 @@ pub enum StartError {
     /// The PII detectors could not be built.
     #[error(transparent)]
     Pii(#[from] crate::pii::ScannerError),
+    /// The OpenTelemetry exporters could not be set up from the `OTEL_*` variables.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The listening address is unavailable.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -96,6 +100,8 @@ pub struct Gatehouse {
     audit: (Arc<AuditLog>, Arc<crate::store::Store>),
     /// The ledger, whose settlements are written and leases given back at shutdown.
     ledger: Arc<Ledger>,
+    /// The OpenTelemetry exporters, flushed at shutdown.
+    telemetry: Telemetry,
 }
 
 impl Gatehouse {
@@ -204,6 +210,13 @@ impl Gatehouse {
             tracing::info!(records = indexed, store = %config.audit_store.display(), "audit index caught up with the file");
         }
         audit.index_into(spawn_feeder(index)?);
+        let redactor = Arc::new(Redactor::new(&config.pii)?);
+        // Read from the standard OTEL_* variables; off (and free) when they name no collector.
+        let telemetry = Telemetry::from_env(
+            (metrics.clone(), redactor.clone()),
+            |extra_roots| crate::proxy::tls::client_config(extra_roots).map_err(|e| e.to_string()),
+            tokio::runtime::Handle::current(),
+        )?;
         let pipeline = Arc::new(Pipeline {
             resolver,
             tunnel_hosts: config.tunnel_hosts.clone(),
@@ -214,7 +227,7 @@ impl Gatehouse {
                 per_agent: config.limits.max_buffered_bytes_per_agent,
             }),
             inspect: config.inspect.clone(),
-            redactor: Arc::new(Redactor::new(&config.pii)?),
+            redactor: redactor.clone(),
             geo: geo.clone(),
             judge: Judge::new(policies.clone(), audit.clone(), metrics.clone()),
             broker: config.credentials.clone(),
@@ -223,6 +236,7 @@ impl Gatehouse {
             approvals: Approvals::new(config.approvals.clone(), store, notifier, metrics.clone()),
             upstream,
             metrics: metrics.clone(),
+            telemetry: telemetry.clone(),
         });
         if config.identity.allow_anonymous && !config.identity.agents.is_empty() {
             tracing::warn!(
@@ -350,6 +364,7 @@ impl Gatehouse {
             grace: config.limits.shutdown_grace,
             audit: checkpoints_to,
             ledger,
+            telemetry,
         })
     }
 
@@ -396,6 +411,9 @@ impl Gatehouse {
         }
         // Every record is written now: the last checkpoint covers them all.
         checkpoint(&self.audit, None).await;
+        // Blocking (the exporters' threads send what is queued): off the runtime's workers.
+        let telemetry = self.telemetry;
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         drained
     }
 }

@@ -63,6 +63,13 @@ const KEY_VARS: [(&str, &[&str]); 6] = [
 /// The admin API's token variable, read by the proxy and the CLI, never by an agent.
 const ADMIN_TOKEN_VAR: &str = "GATEHOUSE_ADMIN_TOKEN";
 
+/// The OTLP exporter's header variables, which carry the collector's credentials.
+const OTLP_HEADER_VARS: [&str; 3] = [
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+];
+
 /// Characters escaped in the user-info part of the proxy URL.
 const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -153,6 +160,9 @@ pub fn agent_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, Launc
     vars.extend(placeholders(config, &agent));
     let mut removed: Vec<String> = config.secret_vars.clone();
     removed.push(ADMIN_TOKEN_VAR.to_string());
+    // The collector's credentials are the proxy's: an agent holding them could write spans that
+    // pass for the proxy's own.
+    removed.extend(OTLP_HEADER_VARS.iter().map(|v| v.to_string()));
     removed.retain(|name| !vars.iter().any(|(set, _)| set == name));
     removed.sort();
     removed.dedup();
@@ -345,6 +355,11 @@ mod tests {
         assert_eq!(get("ANTHROPIC_API_KEY"), None, "b's credential is not a's");
         assert_eq!(get("NODE_USE_ENV_PROXY").as_deref(), Some("1"));
         assert!(env.removed.iter().any(|r| r == "GATEHOUSE_ADMIN_TOKEN"));
+        assert!(
+            env.removed
+                .iter()
+                .any(|r| r == "OTEL_EXPORTER_OTLP_HEADERS")
+        );
         assert!(!env.vars.iter().any(|(_, v)| v.contains("sk-real")));
         let env = agent_env(&cfg, Some("b")).unwrap();
         let get = |k: &str| {

@@ -27,6 +27,7 @@
 //! | 13 | record | [`audit`] | decisions before forwarding, the outcome (status, tokens, cost) after |
 //!
 //! Around it: [`admin`] serves the admin API, `/metrics` ([`metrics`]) and the dashboard;
+//! [`telemetry`] exports a span per request and the GenAI metrics over OTLP when asked to;
 //! [`reload`] keeps the policy folder and the geo database current; [`toolchain`] holds the
 //! command-line tools.
 
@@ -57,6 +58,7 @@ pub mod socket;
 pub mod sqlite;
 pub mod store;
 pub mod stream;
+pub mod telemetry;
 pub mod toolchain;
 pub mod yaml;
 

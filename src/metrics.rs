@@ -1,6 +1,9 @@
 //! Counters for Prometheus (`GET /metrics` on the admin listener): decisions by effect and rule,
 //! the policy step's latency, LLM spend, tokens and calls per agent, team and model, PII findings
 //! by kind, requests held, and upstream errors. Labels carry ids and kinds, never values.
+//! Beside them, unprefixed, the GenAI client histograms of the OpenTelemetry conventions
+//! (`gen_ai_client_token_usage`, `gen_ai_client_operation_duration_seconds`,
+//! `gen_ai_client_operation_time_to_first_chunk_seconds`), the same the OTLP exporter sends.
 
 use crate::budget::Cost;
 use std::sync::atomic::AtomicU64;
@@ -40,6 +43,21 @@ struct TokenLabels {
     team: String,
     model: String,
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenAiLabels {
+    gen_ai_operation_name: String,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenAiTokenLabels {
+    gen_ai_operation_name: String,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_token_type: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +106,78 @@ impl<'a> LlmCall<'a> {
     }
 }
 
+/// Token counts the GenAI conventions recommend as histogram buckets.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// Seconds the GenAI conventions recommend as histogram buckets for durations.
+pub const SECONDS_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// One GenAI call as the conventions' client metrics see it. The model is the price-table
+/// entry it was priced as (`unpriced` otherwise), so an agent cannot mint series.
+#[derive(Debug, Clone, Copy)]
+pub struct GenAiCall<'a> {
+    /// `chat`, `embeddings`, ...
+    pub operation: &'a str,
+    /// The conventions' provider name.
+    pub provider: &'a str,
+    /// The model as priced.
+    pub model: &'a str,
+    /// Input (cached included) and output tokens, when the answer reported them.
+    pub tokens: Option<(u64, u64)>,
+    /// From arrival to the end of the answer.
+    pub duration: std::time::Duration,
+    /// From arrival to the first byte of a streamed answer.
+    pub first_chunk: Option<std::time::Duration>,
+    /// The error code, when the call failed.
+    pub error: Option<&'a str>,
+}
+
+/// The GenAI client histograms, registered without the `gatehouse_` prefix.
+struct GenAi {
+    registry: Registry,
+    tokens: Family<GenAiTokenLabels, Histogram>,
+    duration: Family<GenAiLabels, Histogram>,
+    first_chunk: Family<GenAiLabels, Histogram>,
+}
+
+impl GenAi {
+    fn new() -> GenAi {
+        let mut registry = Registry::default();
+        let tokens = Family::<GenAiTokenLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(TOKEN_BUCKETS)
+        });
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Number of input and output tokens used",
+            tokens.clone(),
+        );
+        let seconds = || Histogram::new(SECONDS_BUCKETS);
+        let duration = Family::<GenAiLabels, Histogram>::new_with_constructor(seconds);
+        registry.register(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI operation duration",
+            duration.clone(),
+        );
+        let first_chunk = Family::<GenAiLabels, Histogram>::new_with_constructor(seconds);
+        registry.register(
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
+            "Time to receive the first chunk of a streamed answer",
+            first_chunk.clone(),
+        );
+        GenAi {
+            registry,
+            tokens,
+            duration,
+            first_chunk,
+        }
+    }
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -99,6 +189,7 @@ pub struct Metrics {
     pii_findings: Family<KindLabels, Counter>,
     upstream_errors: Family<KindLabels, Counter>,
     held: Gauge,
+    gen_ai: GenAi,
 }
 
 impl Default for Metrics {
@@ -170,6 +261,7 @@ impl Metrics {
             pii_findings,
             upstream_errors,
             held,
+            gen_ai: GenAi::new(),
         }
     }
 
@@ -242,6 +334,39 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a GenAI call in the conventions' client histograms.
+    pub fn gen_ai_call(&self, call: &GenAiCall<'_>) {
+        let labels = GenAiLabels {
+            gen_ai_operation_name: call.operation.to_string(),
+            gen_ai_provider_name: call.provider.to_string(),
+            gen_ai_request_model: call.model.to_string(),
+        };
+        if let Some((input, output)) = call.tokens {
+            for (kind, count) in [("input", input), ("output", output)] {
+                let labels = GenAiTokenLabels {
+                    gen_ai_operation_name: labels.gen_ai_operation_name.clone(),
+                    gen_ai_provider_name: labels.gen_ai_provider_name.clone(),
+                    gen_ai_request_model: labels.gen_ai_request_model.clone(),
+                    gen_ai_token_type: kind.to_string(),
+                };
+                self.gen_ai
+                    .tokens
+                    .get_or_create(&labels)
+                    .observe(count as f64);
+            }
+        }
+        if let Some(first) = call.first_chunk {
+            self.gen_ai
+                .first_chunk
+                .get_or_create(&labels)
+                .observe(first.as_secs_f64());
+        }
+        self.gen_ai
+            .duration
+            .get_or_create(&labels)
+            .observe(call.duration.as_secs_f64());
+    }
+
     /// The gauge of requests waiting for a human.
     pub fn held(&self) -> &Gauge {
         &self.held
@@ -249,8 +374,12 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.gen_ai.registry))
+            .and_then(|()| encode_eof(&mut out));
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "metrics could not be encoded");
         }
         out
@@ -282,6 +411,15 @@ mod tests {
         });
         metrics.pii_found("email", 2);
         metrics.upstream_error("upstream_timeout");
+        metrics.gen_ai_call(&GenAiCall {
+            operation: "chat",
+            provider: "openai",
+            model: "gpt-4o",
+            tokens: Some((100, 7)),
+            duration: std::time::Duration::from_millis(300),
+            first_chunk: Some(std::time::Duration::from_millis(30)),
+            error: None,
+        });
         let text = metrics.encode();
         for line in [
             r#"gatehouse_decisions_total{trigger="llm.request",effect="deny",rule="no-prod"} 1"#,
@@ -293,8 +431,13 @@ mod tests {
             r#"gatehouse_upstream_errors_total{kind="upstream_timeout"} 1"#,
             "gatehouse_policy_evaluation_seconds_count 2",
             "gatehouse_held_requests 0",
+            r#"gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_token_type="input"} 100.0"#,
+            r#"gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"} 1"#,
+            r#"gen_ai_client_operation_time_to_first_chunk_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.trim_end().ends_with("# EOF"));
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::answer::AnswerFacts;
 use super::usage::{Usage, read_usage};
 use crate::inspect::Dialect;
 
@@ -22,6 +23,8 @@ pub struct Meter {
     /// The answer reached its end as the provider marks it (`[DONE]`, `message_stop`, a finish
     /// reason): only then is the usage seen the call's final usage.
     terminal: bool,
+    /// The answering model and why it stopped.
+    answer: AnswerFacts,
 }
 
 impl Meter {
@@ -35,6 +38,7 @@ impl Meter {
             seen: false,
             overflow: false,
             terminal: false,
+            answer: AnswerFacts::default(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Meter {
         if let Ok(doc) = serde_json::from_slice::<Value>(data) {
             self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
             self.terminal |= is_terminal(&doc);
+            self.answer.read(self.dialect, &doc);
         }
     }
 
@@ -84,6 +89,16 @@ impl Meter {
     /// one output token) is not what the provider bills.
     pub fn ended(&self) -> bool {
         self.terminal
+    }
+
+    /// Whether the answer is a stream of server-sent events.
+    pub fn streamed(&self) -> bool {
+        self.events
+    }
+
+    /// The answering model and why it stopped, as read so far (all of it after [`Meter::finish`]).
+    pub fn answer(&self) -> &AnswerFacts {
+        &self.answer
     }
 
     /// The usage the answer reported, if it reported any.
@@ -99,6 +114,7 @@ impl Meter {
         {
             self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
             self.terminal = true;
+            self.answer.read(self.dialect, &doc);
         }
         self.seen.then_some(self.usage)
     }

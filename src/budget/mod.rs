@@ -2,6 +2,7 @@
 //! the ledger whose budgets reserve before a call and settle after it (kept in `store`), the
 //! pause cache, breakers, and rate limits.
 
+mod answer;
 mod breakers;
 mod leases;
 mod ledger;
@@ -26,6 +27,7 @@ mod tests;
 use rust_decimal::Decimal;
 
 pub use crate::inspect::Dialect;
+pub use answer::AnswerFacts;
 pub use breakers::{BreakerConfig, Breakers};
 pub use leases::{BATCH_INTERVAL, Leases, LedgerEntry};
 pub use ledger::Ledger;

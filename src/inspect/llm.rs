@@ -86,6 +86,21 @@ pub fn provider_of_host(host: &str) -> Option<&'static str> {
         })
 }
 
+/// The GenAI semantic conventions' operation (`gen_ai.operation.name`) of a recognised LLM call
+/// at `path`: `embeddings`, `text_completion` (legacy completions), `generate_content` (Gemini),
+/// otherwise `chat` (chat completions, responses, messages).
+pub fn operation_of(path: &str) -> &'static str {
+    if path.ends_with("/embeddings") || path.contains(":embedContent") {
+        "embeddings"
+    } else if path.ends_with("/completions") && !path.ends_with("/chat/completions") {
+        "text_completion"
+    } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        "generate_content"
+    } else {
+        "chat"
+    }
+}
+
 /// Provider endpoints that cost nothing: listing models and counting tokens.
 pub fn free_endpoint(method: &str, path: &str) -> bool {
     let read = method.eq_ignore_ascii_case("GET");
@@ -262,6 +277,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn operations_are_named_as_the_conventions_name_them() {
+        assert_eq!(operation_of("/v1/chat/completions"), "chat");
+        assert_eq!(operation_of("/v1/responses"), "chat");
+        assert_eq!(operation_of("/v1/messages"), "chat");
+        assert_eq!(operation_of("/v1/completions"), "text_completion");
+        assert_eq!(operation_of("/v1/embeddings"), "embeddings");
+        assert_eq!(
+            operation_of("/v1beta/models/gemini-2.0-flash:streamGenerateContent"),
+            "generate_content"
+        );
+    }
 
     #[test]
     fn provider_hosts_and_free_endpoints() {

@@ -18,7 +18,7 @@ use globset::GlobMatcher;
 use serde_json::Value;
 
 pub use body::{BodyError, decode, json_footprint};
-pub use llm::{Dialect, free_endpoint, provider_of_host};
+pub use llm::{Dialect, free_endpoint, operation_of, provider_of_host};
 pub use usage_chunk::{UsageChunkFilter, ask_for_usage, with_output_limit};
 
 use crate::policy::HostPattern;

@@ -164,7 +164,9 @@ mod tests {
             let mut known = Known::default();
             r.detect_request_noting(&parts(&case), &head, Some(&mut known));
             let rules = || {
-                let kinds = ["email", "credit_card", "secret"].map(String::from).to_vec();
+                let kinds = ["email", "credit_card", "secret"]
+                    .map(String::from)
+                    .to_vec();
                 vec![(kinds, Style::Mask)]
             };
             let mut with = case.clone();

@@ -39,6 +39,8 @@ impl Pipeline {
         // 13. record: every CONNECT decision is written once, with its reason and rules.
         let version = self.judge.policy_version();
         crate::audit::connect_decision(client, target, &plan, judgement.as_ref(), &version);
+        self.telemetry
+            .connect_decided(client, target, &plan, judgement.as_ref());
         plan
     }
 

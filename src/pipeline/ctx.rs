@@ -58,6 +58,8 @@ pub struct RequestCtx {
     pub forwarded: bool,
     /// A held request's approval, as it ended for this request.
     pub approval: Option<ApprovalRecord>,
+    /// Its OpenTelemetry span (continued from the agent's `traceparent`), ended by the record.
+    pub trace: crate::telemetry::RequestTrace,
 }
 
 impl RequestCtx {
@@ -91,6 +93,7 @@ impl RequestCtx {
             reserved: Reserved::default(),
             forwarded: false,
             approval: None,
+            trace: Default::default(),
         })
     }
 

@@ -67,6 +67,8 @@ pub struct Pipeline {
     pub upstream: Arc<Upstream>,
     /// Counters for Prometheus.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Spans and GenAI metrics (OpenTelemetry), fed by the record.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Pipeline {
@@ -82,8 +84,7 @@ impl Pipeline {
             Err(err) => {
                 tracing::warn!(reason = %err.reason, "request refused before its steps");
                 let refusal = Refusal::of_request(&client, &req, &err);
-                let own = err.is_own_refusal();
-                let recorded = own.then(|| self.judge.record_proxy_refusal(&refusal));
+                let recorded = err.is_own_refusal().then(|| self.refused(&refusal));
                 return err.recorded_decision(recorded.flatten()).to_response();
             }
         };
@@ -91,6 +92,7 @@ impl Pipeline {
         //     the agent hangs up and this future is dropped mid-step.
         let audit = self.judge.audit().clone();
         let mut record = Record::begin(ctx, audit, self.ledger.clone(), self.metrics.clone());
+        record.ctx.trace = self.telemetry.request(req.headers());
         match self.run(&mut record.ctx, req).await {
             // 12. respond: the record rides along in the body and is written when it ends.
             Ok(response) => respond::streamed(record, response),
@@ -163,11 +165,13 @@ impl Pipeline {
 
 impl Handler for Pipeline {
     fn refused(&self, refusal: &Refusal<'_>) -> Option<String> {
+        self.telemetry.refused(refusal);
         self.judge.record_proxy_refusal(refusal)
     }
 
     fn tunnel_closed(&self, client: &ClientInfo, target: &Target, end: &TunnelEnd) {
         self.judge.record_tunnel_end(client, target, end);
+        self.telemetry.tunnel_closed(client, target, end);
     }
 
     async fn connect(

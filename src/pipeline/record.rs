@@ -15,6 +15,7 @@ use crate::budget::{CallEnd, Ledger, Meter, Settlement};
 use crate::error::{Ending, ErrorKind, ProxyError};
 use crate::metrics::{LlmCall, Metrics};
 use crate::stream::{BodyEnd, Watcher};
+use crate::telemetry::LlmEnd;
 
 /// How a request ended.
 #[derive(Debug, Default)]
@@ -87,6 +88,7 @@ impl Record {
 impl Watcher for Record {
     fn passed(&mut self, data: &[u8]) {
         self.response_bytes += data.len() as u64;
+        self.ctx.trace.passed();
         if let Some(meter) = &mut self.meter {
             meter.push(data);
         }
@@ -213,7 +215,15 @@ impl Record {
                 tracing::error!(error = %e, request = %ctx.id, "request outcome could not be recorded");
             }
         }
-        log_request(ctx, ending, self.response_bytes, elapsed_ms);
+        let line = request_line(ctx, ending, self.response_bytes, elapsed_ms);
+        crate::audit::log_request(&line);
+        let llm = ctx.llm.as_ref().map(|call| LlmEnd {
+            call,
+            sent: ctx.forwarded,
+            settlement: settled.as_ref().map(|(_, s)| s),
+            meter: self.meter.as_ref(),
+        });
+        ctx.trace.end(&line, llm, ctx.approval.as_ref());
     }
 }
 
@@ -238,12 +248,17 @@ impl Drop for Record {
 }
 
 /// The request's log line: who, where, how it ended and why.
-fn log_request(ctx: &RequestCtx, ending: &Ending<'_>, response_bytes: u64, elapsed_ms: f64) {
+fn request_line<'a>(
+    ctx: &'a RequestCtx,
+    ending: &'a Ending<'a>,
+    response_bytes: u64,
+    elapsed_ms: f64,
+) -> RequestLine<'a> {
     let identity = &ctx.client.identity;
     let destination = ctx
         .connected
         .or_else(|| ctx.destination.as_ref().and_then(|d| d.first().copied()));
-    crate::audit::log_request(&RequestLine {
+    RequestLine {
         request: &ctx.id,
         agent: &identity.agent,
         execution: identity.execution.as_deref().unwrap_or(""),
@@ -258,5 +273,5 @@ fn log_request(ctx: &RequestCtx, ending: &Ending<'_>, response_bytes: u64, elaps
         pii: &ctx.pii,
         redacted: &ctx.redacted,
         elapsed_ms,
-    });
+    }
 }

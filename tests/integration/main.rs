@@ -35,6 +35,7 @@ mod records;
 mod response;
 mod runtimes;
 mod shutdown;
+mod telemetry;
 mod toolchain;
 mod trust;
 mod tunnel;
