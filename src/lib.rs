@@ -41,6 +41,7 @@ pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod firewall;
 pub mod geo;
 pub mod inspect;
 pub mod launch;

@@ -26,6 +26,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &["pipeline", "config", "admin", "budget", "store", "proxy"],
     ),
     ("socket", &["pipeline", "config", "admin"]),
+    ("firewall", &["pipeline", "admin", "app"]),
 ];
 
 /// Modules that do no I/O: these may not appear in their code.
