@@ -143,7 +143,7 @@ pub fn ruleset(plan: &FirewallPlan) -> String {
     let _ = writeln!(
         out,
         "  # Their web traffic goes to the transparent listener (the proxy's own user is never \
-         matched).\n  chain redirect {{\n    type nat hook output priority dstnat; policy accept;"
+         matched).\n  chain web_to_proxy {{\n    type nat hook output priority -100; policy accept;"
     );
     if let Some((ip, port)) = plan.redirect_v4 {
         let _ = writeln!(
@@ -159,9 +159,9 @@ pub fn ruleset(plan: &FirewallPlan) -> String {
     }
     let _ = writeln!(
         out,
-        "  }}\n\n  chain output {{\n    type filter hook output priority filter; policy accept;\n    \
-         meta skuid {uids} jump agent\n  }}\n\n  # What an agent user may send: to the proxy on \
-         loopback, DNS to the named resolvers; nothing else.\n  chain agent {{"
+        "  }}\n\n  chain egress {{\n    type filter hook output priority 0; policy accept;\n    \
+         meta skuid {uids} jump agent_egress\n  }}\n\n  # What an agent user may send: to the proxy on \
+         loopback, DNS to the named resolvers; nothing else.\n  chain agent_egress {{"
     );
     for addr in &plan.proxy {
         let family = if addr.is_ipv4() { "ip" } else { "ip6" };
@@ -216,7 +216,7 @@ mod tests {
         for line in [
             "meta skuid { 4242, 4343 } meta nfproto ipv4 tcp dport { 80, 443 } dnat ip to 127.0.0.1:8082",
             "meta skuid { 4242, 4343 } meta nfproto ipv6 tcp dport { 80, 443 } dnat ip6 to [::1]:8082",
-            "meta skuid { 4242, 4343 } jump agent",
+            "meta skuid { 4242, 4343 } jump agent_egress",
             "ip daddr 127.0.0.1 tcp dport 8080 accept",
             "ip daddr 127.0.0.1 tcp dport 8082 accept",
             "ip6 daddr ::1 tcp dport 8082 accept",
@@ -245,7 +245,10 @@ mod tests {
         ));
         let only_v4 = ruleset(&plan(&config, &[], &[], 1000).unwrap());
         assert!(!only_v4.contains("nfproto ipv6"), "{only_v4}");
-        assert!(only_v4.contains("meta skuid 4242 jump agent"), "{only_v4}");
+        assert!(
+            only_v4.contains("meta skuid 4242 jump agent_egress"),
+            "{only_v4}"
+        );
         let far = self::config("192.0.2.1:8082");
         assert!(matches!(
             plan(&far, &[], &[], 1000),

@@ -32,6 +32,7 @@ mod records;
 mod response;
 mod shutdown;
 mod toolchain;
+mod transparent;
 mod trust;
 mod tunnel;
 mod unjudged;
