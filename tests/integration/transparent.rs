@@ -19,6 +19,7 @@ const AGENT_USER: &str = "gatehouse-test-agent";
 const UNMAPPED_USER: &str = "nobody";
 const PROXY_LISTEN: &str = "127.0.0.1:3128";
 const TRANSPARENT_LISTEN: &str = "127.0.0.1:3129";
+const TRANSPARENT_LISTEN_V6: &str = "[::1]:3129";
 const ADMIN_LISTEN: &str = "127.0.0.1:3130";
 
 const POLICY: &str = "rules:\n  - id: deny-denied\n    trigger: connect\n    match: { hosts: [denied.test] }\n    effect: deny\n  - id: allow-connect\n    trigger: connect\n    effect: allow\n  - id: allow-requests\n    trigger: http.request\n    effect: allow\n";
@@ -44,7 +45,7 @@ impl Netns {
         let name = format!("gh-transparent-{}", std::process::id());
         run("ip", &["netns", "add", &name]);
         let netns = Netns { name };
-        let hosts = "127.0.0.1 localhost\n::1 localhost\n10.77.0.1 origin.test denied.test\n10.77.0.2 other.test\n";
+        let hosts = "127.0.0.1 localhost\n::1 localhost\n10.77.0.1 origin.test denied.test\n10.77.0.2 other.test\nfd77::1 origin6.test\n";
         std::fs::create_dir_all(netns.etc()).unwrap();
         std::fs::write(netns.etc().join("hosts"), hosts).unwrap();
         for args in [
@@ -216,7 +217,7 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let agent_uid = os_user(AGENT_USER);
     let unmapped_uid = os_user(UNMAPPED_USER);
     let netns = Netns::create();
-    let pki = TestPki::with_names(&["origin.test", "denied.test", "other.test"]);
+    let pki = TestPki::with_names(&["origin.test", "denied.test", "other.test", "origin6.test"]);
     // Origins inside the namespace: web ports on two addresses, a side door on another port,
     // and IPv6.
     let _https = origin::start_on_listener(Some(&pki), netns.listen("10.77.0.1:443")).await;
@@ -224,6 +225,7 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let _other = origin::start_on_listener(Some(&pki), netns.listen("10.77.0.2:443")).await;
     let _side = origin::start_on_listener(Some(&pki), netns.listen("10.77.0.1:8443")).await;
     let _v6 = origin::start_on_listener(Some(&pki), netns.listen("[fd77::1]:443")).await;
+    let _v6_side = origin::start_on_listener(Some(&pki), netns.listen("[fd77::1]:8443")).await;
     let udp = netns.within(|| std::net::UdpSocket::bind("10.77.0.1:9999").unwrap());
     udp.set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
@@ -234,14 +236,14 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let token = dir.path().join("coder.token");
     std::fs::write(&token, "transparent-test-token").unwrap();
     let spec = ProxySpec {
-        allow_cidrs: vec!["10.77.0.0/24"],
+        allow_cidrs: vec!["10.77.0.0/24", "fd77::/64"],
         identity: format!(
             "identity:\n  agents:\n    - id: coder\n      token_file: {}\n",
             token.display()
         ),
         policy: POLICY.into(),
         extra: format!(
-            "transparent:\n  listen: {TRANSPARENT_LISTEN}\n  agents:\n    - agent: coder\n      users: [{AGENT_USER}]\nadmin:\n  listen: {ADMIN_LISTEN}\n"
+            "transparent:\n  listen: {TRANSPARENT_LISTEN}, {TRANSPARENT_LISTEN_V6}\n  agents:\n    - agent: coder\n      users: [{AGENT_USER}]\nadmin:\n  listen: {ADMIN_LISTEN}\n"
         ),
         ..Default::default()
     };
@@ -439,6 +441,31 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     assert_eq!(unmapped["host"], "origin.test", "{unmapped}");
     assert_eq!(unmapped["effect"], "deny", "{unmapped}");
 
+    // IPv6, redirected to the IPv6 listener: judged the same way.
+    let (code, out) = netns
+        .curl(
+            agent,
+            &["--cacert", gatehouse_ca, "https://origin6.test/over-v6"],
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"path\":\"/over-v6\""), "{out}");
+    let v6 = record_where(&audit, "the IPv6 request", |r| {
+        decision(r) && r["host"] == "origin6.test" && r["method"] == "GET"
+    })
+    .await;
+    assert_eq!(v6["agent"], "coder", "{v6}");
+
+    // The transparent listener dialled straight (it is reachable: the firewall lets agents reach
+    // the proxy): nothing was redirected, so nothing names a destination.
+    let straight = format!("https://{TRANSPARENT_LISTEN}/");
+    let (code, out) = netns.curl(agent, &["-k", &straight]).await;
+    assert_ne!(code, 0, "{out}");
+    record_where(&audit, "the straight connection", |r| {
+        text(r, "reason").contains("connected straight to the transparent listener")
+    })
+    .await;
+
     // Around the proxy: another port, IPv6, UDP and the admin API are dropped for the agent...
     let (code, out) = netns
         .curl(
@@ -447,8 +474,17 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
         )
         .await;
     assert_eq!(code, 28, "a dropped SYN times out: {out}");
-    let (code, out) = netns.curl(agent, &["-k", "https://[fd77::1]/v6"]).await;
-    assert_eq!(code, 28, "IPv6 is not redirected here, so dropped: {out}");
+    let (code, out) = netns
+        .curl(
+            agent,
+            &[
+                "--cacert",
+                origin_ca,
+                "https://origin6.test:8443/v6-side-door",
+            ],
+        )
+        .await;
+    assert_eq!(code, 28, "IPv6 too: {out}");
     let (code, out) = netns
         .curl(agent, &[&format!("http://{ADMIN_LISTEN}/")])
         .await;
@@ -470,7 +506,16 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
         )
         .await;
     assert_eq!(code, 0, "{out}");
-    let (code, out) = netns.curl(None, &["-k", "https://[fd77::1]/v6"]).await;
+    let (code, out) = netns
+        .curl(
+            None,
+            &[
+                "--cacert",
+                origin_ca,
+                "https://origin6.test:8443/v6-side-door",
+            ],
+        )
+        .await;
     assert_eq!(code, 0, "{out}");
     let sent = netns
         .as_user(None, "/usr/bin/python3", &["-c", udp_probe])
