@@ -5,12 +5,12 @@
 //! real OS users running clients that ignore proxy variables (`curl --noproxy '*'`, Python with
 //! an empty environment). Needs root, `ip` (iproute2) and `nft` (Debian's `nftables`).
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::netns::{Netns, run};
 use crate::support::{ProxySpec, TestPki, binary, origin};
 
 /// The agent OS user the config maps to agent `coder`.
@@ -23,132 +23,6 @@ const TRANSPARENT_LISTEN_V6: &str = "[::1]:3129";
 const ADMIN_LISTEN: &str = "127.0.0.1:3130";
 
 const POLICY: &str = "rules:\n  - id: deny-denied\n    trigger: connect\n    match: { hosts: [denied.test] }\n    effect: deny\n  - id: allow-connect\n    trigger: connect\n    effect: allow\n  - id: allow-requests\n    trigger: http.request\n    effect: allow\n";
-
-/// A network namespace of the test's own, removed (with its hosts file) when dropped.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Netns {
-        for (tool, args, package) in [
-            ("ip", &["netns", "list"][..], "iproute2"),
-            ("nft", &["--version"][..], "nftables"),
-        ] {
-            let ran = std::process::Command::new(tool).args(args).output();
-            assert!(
-                ran.as_ref().is_ok_and(|o| o.status.success()),
-                "transparent tests need `{tool}`: install Debian's `{package}` (apt-get install -y \
-                 {package}) and run as root: {ran:?}"
-            );
-        }
-        let name = format!("gh-transparent-{}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let netns = Netns { name };
-        let hosts = "127.0.0.1 localhost\n::1 localhost\n10.77.0.1 origin.test denied.test\n10.77.0.2 other.test\nfd77::1 origin6.test\n";
-        std::fs::create_dir_all(netns.etc()).unwrap();
-        std::fs::write(netns.etc().join("hosts"), hosts).unwrap();
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["addr", "add", "10.77.0.1/32", "dev", "lo"][..],
-            &["addr", "add", "10.77.0.2/32", "dev", "lo"][..],
-            &["addr", "add", "fd77::1/128", "dev", "lo"][..],
-        ] {
-            let mut all = vec!["-n", netns.name.as_str()];
-            all.extend_from_slice(args);
-            run("ip", &all);
-        }
-        netns
-    }
-
-    /// `/etc/netns/<name>`: `ip netns exec` puts its files over `/etc`'s.
-    fn etc(&self) -> PathBuf {
-        Path::new("/etc/netns").join(&self.name)
-    }
-
-    /// A command run inside the namespace.
-    fn command(&self, program: &str) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new("ip");
-        command.args(["netns", "exec", &self.name, program]);
-        command.kill_on_drop(true);
-        command
-    }
-
-    /// Runs `f` on a thread that joined the namespace (sockets it makes live there).
-    fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = Path::new("/run/netns").join(&self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-        .join()
-        .unwrap()
-    }
-
-    /// A TCP listener bound inside the namespace.
-    fn listen(&self, addr: &'static str) -> std::net::TcpListener {
-        self.within(move || std::net::TcpListener::bind(addr).unwrap())
-    }
-
-    /// Runs `program args` inside the namespace as `user` (root: `None`), with an environment
-    /// that holds nothing but `PATH`: no proxy variable, and nothing inherited.
-    async fn as_user(&self, user: Option<&str>, program: &str, args: &[&str]) -> Output {
-        let mut command = self.command("runuser");
-        command
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        command.args(["-u", user.unwrap_or("root"), "--", program]);
-        command.args(args);
-        tokio::time::timeout(Duration::from_secs(30), command.output())
-            .await
-            .expect("the client ends within 30 s")
-            .unwrap()
-    }
-
-    /// `curl --noproxy '*'` as `user`, bounded in time; returns curl's exit code and its output.
-    async fn curl(&self, user: Option<&str>, args: &[&str]) -> (i32, String) {
-        let mut all = vec![
-            "--noproxy",
-            "*",
-            "-sS",
-            "--connect-timeout",
-            "3",
-            "--max-time",
-            "8",
-        ];
-        all.extend_from_slice(args);
-        let output = self.as_user(user, "curl", &all).await;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.code().unwrap_or(-1), text)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-        let _ = std::fs::remove_dir_all(self.etc());
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The uid of `user`, made a system user first if need be.
 fn os_user(user: &str) -> u32 {
@@ -216,7 +90,9 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let agent_uid = os_user(AGENT_USER);
     let unmapped_uid = os_user(UNMAPPED_USER);
-    let netns = Netns::create();
+    let hosts = "127.0.0.1 localhost\n::1 localhost\n10.77.0.1 origin.test denied.test\n\
+                 10.77.0.2 other.test\nfd77::1 origin6.test\n";
+    let netns = Netns::create(hosts, &["10.77.0.1/32", "10.77.0.2/32", "fd77::1/128"]);
     let pki = TestPki::with_names(&["origin.test", "denied.test", "other.test", "origin6.test"]);
     // Origins inside the namespace: web ports on two addresses, a side door on another port,
     // and IPv6.

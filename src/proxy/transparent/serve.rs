@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::super::identity::Identity;
 use super::super::rewind::Rewind;
-use super::super::server::{ProxyServer, closing};
+use super::super::server::{ProxyServer, closing, refuse};
 use super::super::target::{Host, Target};
 use super::super::{
     ClientInfo, ConnectPlan, ConnectionPermit, Handler, Refusal, TunnelInfo, intercept, relay,
@@ -223,9 +223,11 @@ impl<H: Handler> ProxyServer<H> {
         ))
     }
 
-    /// Records a refusal made before any byte could be answered, and closes.
+    /// Logs and records a refusal of a redirected connection. Every one is in the audit trail,
+    /// the agent's connection share and our own failures included: nothing else would show that
+    /// a connection the firewall sent here was turned away.
     fn refuse_redirected(&self, peer: SocketAddr, refused: Refused<'_>) {
-        let _ = self.refuse(Refusal {
+        self.handler.refused(&Refusal {
             peer,
             identity: refused.identity,
             method: "CONNECT",
@@ -233,6 +235,7 @@ impl<H: Handler> ProxyServer<H> {
             path: "",
             error: &refused.error,
         });
+        let _ = refuse(peer, &refused.error);
     }
 
     /// Records a refusal, then answers it on plain HTTP (TLS connections are closed).
