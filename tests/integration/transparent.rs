@@ -92,7 +92,15 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let unmapped_uid = os_user(UNMAPPED_USER);
     let hosts = "127.0.0.1 localhost\n::1 localhost\n10.77.0.1 origin.test denied.test\n\
                  10.77.0.2 other.test\nfd77::1 origin6.test\n";
-    let netns = Netns::create(hosts, &["10.77.0.1/32", "10.77.0.2/32", "fd77::1/128"]);
+    let netns = Netns::create(
+        hosts,
+        &[
+            "10.77.0.1/32",
+            "10.77.0.2/32",
+            "10.77.0.53/32",
+            "fd77::1/128",
+        ],
+    );
     let pki = TestPki::with_names(&["origin.test", "denied.test", "other.test", "origin6.test"]);
     // Origins inside the namespace: web ports on two addresses, a side door on another port,
     // and IPv6.
@@ -103,6 +111,14 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let _v6 = origin::start_on_listener(Some(&pki), netns.listen("[fd77::1]:443")).await;
     let _v6_side = origin::start_on_listener(Some(&pki), netns.listen("[fd77::1]:8443")).await;
     let udp = netns.within(|| std::net::UdpSocket::bind("10.77.0.1:9999").unwrap());
+    // The resolver `--dns` names, and a name server it does not.
+    let resolver = netns.within(|| std::net::UdpSocket::bind("10.77.0.53:53").unwrap());
+    let other_dns = netns.within(|| std::net::UdpSocket::bind("10.77.0.1:53").unwrap());
+    for socket in [&resolver, &other_dns] {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+    }
     udp.set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
 
@@ -373,6 +389,19 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     assert!(
         udp.recv_from(&mut buf).is_err(),
         "the agent's UDP got through: {sent:?}"
+    );
+    // DNS: only to the resolver named.
+    let dns_probe = "import socket\nfor ip in ('10.77.0.53', '10.77.0.1'):\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'query', (ip, 53))";
+    let sent = netns
+        .as_user(agent, "/usr/bin/python3", &["-c", dns_probe])
+        .await;
+    assert!(
+        resolver.recv_from(&mut buf).is_ok(),
+        "DNS to the named resolver is allowed: {sent:?}"
+    );
+    assert!(
+        other_dns.recv_from(&mut buf).is_err(),
+        "DNS elsewhere is dropped: {sent:?}"
     );
     // ...while root (not an agent user) reaches each, so the drops above are the firewall's.
     let (code, out) = netns
