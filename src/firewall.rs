@@ -36,12 +36,12 @@ pub enum FirewallError {
          never be redirected into itself)"
     )]
     Forbidden(String, u32),
-    /// A transparent listener nftables cannot redirect local traffic to.
+    /// No transparent listener local traffic can be redirected to.
     #[error(
-        "transparent.listen {0}: local traffic can be redirected to a loopback or wildcard \
-         address only"
+        "transparent.listen has no loopback or wildcard address: local traffic can be redirected \
+         to those only (other addresses serve containers, through DNAT rules of your own)"
     )]
-    Unreachable(SocketAddr),
+    Unreachable,
 }
 
 /// What the ruleset is made from.
@@ -95,10 +95,16 @@ pub fn plan(
     let mut redirect_v4 = None;
     let mut redirect_v6 = None;
     let mut proxy = BTreeSet::new();
+    // Listeners on other addresses are for agents in containers, whose traffic arrives through
+    // the operator's own `prerouting` DNAT.
     for addr in &transparent.listen {
-        let (v4, v6) = loopback_of(*addr).ok_or(FirewallError::Unreachable(*addr))?;
-        redirect_v4 = redirect_v4.or(v4.map(|ip| (ip, addr.port())));
-        redirect_v6 = redirect_v6.or(v6.map(|ip| (ip, addr.port())));
+        if let Some((v4, v6)) = loopback_of(*addr) {
+            redirect_v4 = redirect_v4.or(v4.map(|ip| (ip, addr.port())));
+            redirect_v6 = redirect_v6.or(v6.map(|ip| (ip, addr.port())));
+        }
+    }
+    if redirect_v4.is_none() && redirect_v6.is_none() {
+        return Err(FirewallError::Unreachable);
     }
     for addr in transparent.listen.iter().chain([&config.listen]) {
         if let Some((v4, v6)) = loopback_of(*addr) {
@@ -249,10 +255,14 @@ mod tests {
             only_v4.contains("meta skuid 4242 jump agent_egress"),
             "{only_v4}"
         );
+        let both = self::config("'127.0.0.1:8082, 10.78.0.1:8082'");
+        let rules = ruleset(&plan(&both, &[], &[], 1000).unwrap());
+        assert!(rules.contains("dnat ip to 127.0.0.1:8082"), "{rules}");
+        assert!(!rules.contains("10.78.0.1"), "{rules}");
         let far = self::config("192.0.2.1:8082");
         assert!(matches!(
             plan(&far, &[], &[], 1000),
-            Err(FirewallError::Unreachable(_))
+            Err(FirewallError::Unreachable)
         ));
     }
 }

@@ -20,6 +20,8 @@ const UNMAPPED_USER: &str = "nobody";
 const PROXY_LISTEN: &str = "127.0.0.1:3128";
 const TRANSPARENT_LISTEN: &str = "127.0.0.1:3129";
 const TRANSPARENT_LISTEN_V6: &str = "[::1]:3129";
+/// The transparent listener's address on the link to the container.
+const CONTAINER_LISTEN: &str = "10.78.0.1:3129";
 const ADMIN_LISTEN: &str = "127.0.0.1:3130";
 
 const POLICY: &str = "rules:\n  - id: deny-denied\n    trigger: connect\n    match: { hosts: [denied.test] }\n    effect: deny\n  - id: allow-connect\n    trigger: connect\n    effect: allow\n  - id: allow-requests\n    trigger: http.request\n    effect: allow\n";
@@ -93,6 +95,7 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let hosts = "127.0.0.1 localhost\n::1 localhost\n10.77.0.1 origin.test denied.test\n\
                  10.77.0.2 other.test\nfd77::1 origin6.test\n";
     let netns = Netns::create(
+        "gh-transparent",
         hosts,
         &[
             "10.77.0.1/32",
@@ -110,6 +113,7 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let _side = origin::start_on_listener(Some(&pki), netns.listen("10.77.0.1:8443")).await;
     let _v6 = origin::start_on_listener(Some(&pki), netns.listen("[fd77::1]:443")).await;
     let _v6_side = origin::start_on_listener(Some(&pki), netns.listen("[fd77::1]:8443")).await;
+    let container = container_of(&netns);
     let udp = netns.within(|| std::net::UdpSocket::bind("10.77.0.1:9999").unwrap());
     // The resolver `--dns` names, and a name server it does not.
     let resolver = netns.within(|| std::net::UdpSocket::bind("10.77.0.53:53").unwrap());
@@ -130,12 +134,12 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     let spec = ProxySpec {
         allow_cidrs: vec!["10.77.0.0/24", "fd77::/64"],
         identity: format!(
-            "identity:\n  agents:\n    - id: coder\n      token_file: {}\n",
+            "identity:\n  agents:\n    - id: coder\n      token_file: {0}\n    - id: sandbox\n      token_file: {0}\n",
             token.display()
         ),
         policy: POLICY.into(),
         extra: format!(
-            "transparent:\n  listen: {TRANSPARENT_LISTEN}, {TRANSPARENT_LISTEN_V6}\n  agents:\n    - agent: coder\n      users: [{AGENT_USER}]\nadmin:\n  listen: {ADMIN_LISTEN}\n"
+            "transparent:\n  listen: {TRANSPARENT_LISTEN}, {TRANSPARENT_LISTEN_V6}, {CONTAINER_LISTEN}\n  agents:\n    - agent: coder\n      users: [{AGENT_USER}]\n    - agent: sandbox\n      sources: [10.78.0.0/24]\nadmin:\n  listen: {ADMIN_LISTEN}\n"
         ),
         ..Default::default()
     };
@@ -358,6 +362,21 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
     })
     .await;
 
+    // An agent in a container (another namespace): its socket is not the proxy namespace's, so
+    // it is known by its source network.
+    let from_container = [
+        "--cacert",
+        gatehouse_ca,
+        "https://origin.test/from-container",
+    ];
+    let (code, out) = container.curl(None, &from_container).await;
+    assert_eq!(code, 0, "{out}");
+    let contained = record_where(&audit, "the container's request", |r| {
+        decision(r) && r["agent"] == "sandbox" && r["method"] == "GET"
+    })
+    .await;
+    assert_eq!(contained["host"], "origin.test", "{contained}");
+
     // Around the proxy: another port, IPv6, UDP and the admin API are dropped for the agent...
     let (code, out) = netns
         .curl(
@@ -451,4 +470,44 @@ async fn an_agent_that_ignores_proxy_variables_is_judged_or_cut_off() {
 
 fn proxy_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default()
+}
+
+/// A container: a namespace of its own whose only way out is a veth link to `netns`, where a
+/// `prerouting` DNAT rule (the operator's, not the printed ruleset's) sends its web traffic to
+/// the transparent listener's address on that link.
+fn container_of(netns: &Netns) -> Netns {
+    let container = Netns::create("gh-container", "10.77.0.1 origin.test\n", &[]);
+    let (host, inside) = (netns.name.as_str(), container.name.as_str());
+    run(
+        "ip",
+        &[
+            "-n", host, "link", "add", "gh-vh", "type", "veth", "peer", "name", "gh-vc", "netns",
+            inside,
+        ],
+    );
+    run(
+        "ip",
+        &["-n", host, "addr", "add", "10.78.0.1/24", "dev", "gh-vh"],
+    );
+    run("ip", &["-n", host, "link", "set", "gh-vh", "up"]);
+    run(
+        "ip",
+        &["-n", inside, "addr", "add", "10.78.0.2/24", "dev", "gh-vc"],
+    );
+    run("ip", &["-n", inside, "link", "set", "gh-vc", "up"]);
+    run(
+        "ip",
+        &["-n", inside, "route", "add", "default", "via", "10.78.0.1"],
+    );
+    let dnat = format!(
+        "table ip gatehouse_containers {{\n  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n    iifname \"gh-vh\" tcp dport {{ 80, 443 }} dnat to {CONTAINER_LISTEN}\n  }}\n}}\n"
+    );
+    let rules = std::env::temp_dir().join(format!("{inside}.nft"));
+    std::fs::write(&rules, dnat).unwrap();
+    run(
+        "ip",
+        &["netns", "exec", host, "nft", "-f", rules.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(rules);
+    container
 }

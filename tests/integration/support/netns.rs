@@ -12,9 +12,9 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// A fresh namespace with loopback up, `addresses` added to it, and `hosts` as the
+    /// A fresh namespace (`<prefix>-<pid>`) with loopback up, `addresses` added to it, and `hosts` as the
     /// `/etc/hosts` of whatever runs inside. Fails loudly when `ip` or `nft` is missing.
-    pub fn create(hosts: &str, addresses: &[&str]) -> Netns {
+    pub fn create(prefix: &str, hosts: &str, addresses: &[&str]) -> Netns {
         for (tool, args, package) in [
             ("ip", &["netns", "list"][..], "iproute2"),
             ("nft", &["--version"][..], "nftables"),
@@ -26,7 +26,7 @@ impl Netns {
                  {package}) and run as root: {ran:?}"
             );
         }
-        let name = format!("gh-transparent-{}", std::process::id());
+        let name = format!("{prefix}-{}", std::process::id());
         run("ip", &["netns", "add", &name]);
         let netns = Netns { name };
         std::fs::create_dir_all(netns.etc()).unwrap();
