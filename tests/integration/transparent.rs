@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::netns::{Netns, run};
+use crate::support::netns::{Netns, os_user, run};
 use crate::support::{ProxySpec, TestPki, binary, origin};
 
 /// The agent OS user the config maps to agent `coder`.
@@ -25,32 +25,6 @@ const CONTAINER_LISTEN: &str = "10.78.0.1:3129";
 const ADMIN_LISTEN: &str = "127.0.0.1:3130";
 
 const POLICY: &str = "rules:\n  - id: deny-denied\n    trigger: connect\n    match: { hosts: [denied.test] }\n    effect: deny\n  - id: allow-connect\n    trigger: connect\n    effect: allow\n  - id: allow-requests\n    trigger: http.request\n    effect: allow\n";
-
-/// The uid of `user`, made a system user first if need be.
-fn os_user(user: &str) -> u32 {
-    let exists = std::process::Command::new("id").arg(user).output().unwrap();
-    if !exists.status.success() {
-        let added = std::process::Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                user,
-            ])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&added.stderr);
-        // 9: made meanwhile by a concurrent run.
-        assert!(
-            added.status.success()
-                || added.status.code() == Some(9)
-                || stderr.contains("already exists"),
-            "useradd: {stderr}"
-        );
-    }
-    run("id", &["-u", user]).trim().parse().unwrap()
-}
 
 /// The decisions and refusals in the audit trail.
 fn records(audit: &Path) -> Vec<Value> {

@@ -130,3 +130,29 @@ pub fn run(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The uid of `user`, made a system user first if need be.
+pub fn os_user(user: &str) -> u32 {
+    let exists = std::process::Command::new("id").arg(user).output().unwrap();
+    if !exists.status.success() {
+        let added = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&added.stderr);
+        // 9: made meanwhile by a concurrent run.
+        assert!(
+            added.status.success()
+                || added.status.code() == Some(9)
+                || stderr.contains("already exists"),
+            "useradd: {stderr}"
+        );
+    }
+    run("id", &["-u", user]).trim().parse().unwrap()
+}
