@@ -24,6 +24,7 @@ use crate::proxy::guard::AddressGuard;
 use crate::proxy::identity::Agents;
 use crate::proxy::resolve::Resolver;
 use crate::proxy::tls::{CaError, CertificateAuthority, LeafCache, RootsError};
+use crate::proxy::transparent::TransparentAgents;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::{GuardedConnector, Lifecycle, ProxyServer};
 use crate::reload::{build_geo, watch_geo, watch_policies};
@@ -150,6 +151,7 @@ impl Gatehouse {
             }
             None => None,
         };
+        let transparent = bind_transparent(&config, &mut guard).await?;
         let resolver = Arc::new(Resolver::new(
             guard,
             config.network.dns_cache_ttl,
@@ -296,6 +298,11 @@ impl Gatehouse {
             config.limits.clone(),
             lifecycle.clone(),
         );
+        for (listener, agents) in transparent {
+            lifecycle
+                .tasks
+                .spawn(server.clone().serve_transparent(listener, agents));
+        }
         let listener = tokio::spawn(server.serve(listener));
         let folder = std::path::PathBuf::from(&config.policies.source);
         let inputs = crate::reload::PolicyInputs {
@@ -416,6 +423,35 @@ impl Gatehouse {
         let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         drained
     }
+}
+
+/// Binds the transparent listeners (when `transparent:` is set); the network guard refuses their
+/// addresses as destinations, like the proxy's own.
+async fn bind_transparent(
+    config: &Config,
+    guard: &mut AddressGuard,
+) -> Result<Vec<(TcpListener, Arc<TransparentAgents>)>, StartError> {
+    let Some(transparent) = &config.transparent else {
+        return Ok(Vec::new());
+    };
+    let agents = Arc::new(transparent.agents.clone());
+    let mut bound = Vec::new();
+    for addr in &transparent.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: *addr,
+            source,
+        })?;
+        guard.add_own_listener(local);
+        tracing::info!(addr = %local, "transparent listener: serving redirected connections");
+        bound.push((listener, agents.clone()));
+    }
+    Ok(bound)
 }
 
 /// Every second: the pause state from the ledger, idle pseudonym sessions (so the vault holds

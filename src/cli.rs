@@ -53,6 +53,20 @@ pub(crate) enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Print the nftables ruleset for transparent mode: the agent users' TCP 80/443 goes to the
+    /// transparent listener, they reach the proxy on loopback and DNS at the resolvers named,
+    /// and every other packet of theirs is dropped (`gatehouse firewall | nft -f -`).
+    Firewall {
+        /// The config file (its `transparent:` section and listeners).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// An agent OS user (name or uid), besides those of `transparent.agents`; repeatable.
+        #[arg(long = "agent-user")]
+        agent_users: Vec<String>,
+        /// A DNS resolver the agent users may query (repeatable; none: no DNS for them).
+        #[arg(long)]
+        dns: Vec<std::net::IpAddr>,
+    },
     /// Validate the config and the policies it points at; exit non-zero with precise errors.
     Check {
         /// The config file (default: config/gatehouse.yaml when it exists, else the built-in one).

@@ -42,6 +42,7 @@ pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod firewall;
 pub mod gateway;
 pub mod geo;
 pub mod inspect;

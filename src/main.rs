@@ -127,6 +127,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let err = exec::exec(program, args, &env, user.as_deref())?;
             anyhow::bail!("cannot run `{program}`: {err}")
         }
+        Command::Firewall {
+            config,
+            agent_users,
+            dns,
+        } => {
+            let config = load(config.as_deref())?;
+            let own = nix::unistd::geteuid().as_raw();
+            let plan = gatehouse::firewall::plan(&config, &agent_users, &dns, own)?;
+            print!("{}", gatehouse::firewall::ruleset(&plan));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { config } => {
             let config = load(config.as_deref())?;
             let commit = config

@@ -89,6 +89,7 @@ impl Compiler<'_> {
         )?;
         super::policies::check_redact_kinds(&policies, &pii.custom_kinds())?;
         let tunnel_hosts = self.tunnel_hosts(&raw)?;
+        let transparent = self.transparent(&raw, &identity)?;
         let mut config = Config {
             source: self.file.to_string(),
             listen,
@@ -114,6 +115,7 @@ impl Compiler<'_> {
             approvals: self.approvals(&raw)?,
             admin: self.admin(&raw)?,
             gateway,
+            transparent,
             secret_vars: Vec::new(),
             policy_extras,
             audit_file: PathBuf::from(

@@ -16,6 +16,7 @@ mod limits_section;
 mod pii_section;
 pub mod policies;
 mod raw;
+mod transparent_section;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct Config {
     /// Policy texts the config adds to the folder's: enabled templates and residency rules,
     /// as `(name, YAML)`; reloads keep them.
     pub policy_extras: Vec<(String, String)>,
+    /// The transparent listener (`None`: off).
+    pub transparent: Option<crate::proxy::transparent::TransparentConfig>,
 }
 
 /// The local CA and the leaf certificates minted from it.

@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     pub credentials: Vec<RawCredential>,
     pub gateway: Option<super::gateway_section::RawGateway>,
+    pub transparent: Option<RawTransparent>,
 }
 
 /// One brokered credential (`credentials:`).
@@ -328,4 +329,27 @@ pub struct RawLimits {
 pub struct RawLog {
     pub format: Option<Spanned<String>>,
     pub level: Option<String>,
+}
+
+/// `transparent:` — the listener for redirected connections and who their agents are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTransparent {
+    /// One address, or several separated by commas (`127.0.0.1:8082, [::1]:8082`).
+    pub listen: Option<Spanned<String>>,
+    pub agents: Vec<RawTransparentAgent>,
+    pub fallback_agent: Option<Spanned<String>>,
+}
+
+/// One agent of the transparent listener and what identifies its connections.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransparentAgent {
+    pub agent: Spanned<String>,
+    #[serde(default)]
+    pub users: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub uids: Vec<Spanned<u32>>,
+    #[serde(default)]
+    pub sources: Vec<Spanned<String>>,
 }

@@ -98,6 +98,11 @@ impl GuardedConnector {
         Self { resolver, timeout }
     }
 
+    /// The checked, pinned addresses of `target` (the pin the steps use, when one is fresh).
+    pub async fn resolve(&self, target: &Target) -> Result<Pinned, ResolveError> {
+        self.resolver.resolve(target).await
+    }
+
     /// Opens a TCP connection to `target` through the guard.
     pub async fn connect(&self, target: &Target) -> Result<TcpStream, ConnectError> {
         let addrs = self.resolver.resolve(target).await?;

@@ -163,6 +163,17 @@ impl Agents {
         identity.execution = execution;
         Ok(identity)
     }
+
+    /// The identity of a declared agent (or `anonymous`, when admitted), for connections whose
+    /// agent is known by other means than a token (the transparent listener's socket owner or
+    /// source address). No execution id: nothing the agent sent names one.
+    pub fn identity_of(&self, agent: &str) -> Option<Identity> {
+        match self.by_id.get(agent) {
+            Some(registered) => Some(registered.identity.clone()),
+            None if agent == ANONYMOUS && self.allow_anonymous => Some(anonymous(None)),
+            None => None,
+        }
+    }
 }
 
 fn anonymous(execution: Option<String>) -> Identity {

@@ -19,6 +19,7 @@ mod rewind;
 mod server;
 pub mod target;
 pub mod tls;
+pub mod transparent;
 pub mod upstream;
 pub mod websocket;
 

@@ -43,6 +43,19 @@ pub struct ProxyServer<H> {
     pub(super) connector: GuardedConnector,
     pub(super) limits: Limits,
     pub(super) lifecycle: Lifecycle,
+    /// Connection slots, shared by every listener (forward and transparent).
+    permits: Arc<Semaphore>,
+    /// Each agent's share of them.
+    per_agent: Arc<AgentConnections>,
+}
+
+/// What a listener's connections speak.
+#[derive(Clone)]
+enum Listening {
+    /// The forward proxy: HTTP/1.1 with CONNECT and absolute-form requests.
+    Forward,
+    /// Connections nftables/iptables redirected here (see [`super::transparent`]).
+    Transparent(Arc<super::transparent::TransparentAgents>),
 }
 
 impl<H: Handler> ProxyServer<H> {
@@ -60,15 +73,31 @@ impl<H: Handler> ProxyServer<H> {
             agents,
             leaves,
             connector,
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+            per_agent: AgentConnections::new(limits.max_connections_per_agent),
             limits,
             lifecycle,
         })
     }
 
-    /// Accepts connections until shutdown starts.
+    /// Accepts forward-proxy connections until shutdown starts.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        let per_agent = AgentConnections::new(self.limits.max_connections_per_agent);
+        self.accept(listener, Listening::Forward).await;
+    }
+
+    /// Accepts redirected connections (the transparent listener) until shutdown starts; their
+    /// agents are known by `agents`.
+    pub async fn serve_transparent(
+        self: Arc<Self>,
+        listener: TcpListener,
+        agents: Arc<super::transparent::TransparentAgents>,
+    ) {
+        self.accept(listener, Listening::Transparent(agents)).await;
+    }
+
+    async fn accept(self: Arc<Self>, listener: TcpListener, listening: Listening) {
+        let permits = self.permits.clone();
+        let per_agent = self.per_agent.clone();
         let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
         let shutdown = self.lifecycle.shutdown.clone();
         loop {
@@ -87,14 +116,24 @@ impl<H: Handler> ProxyServer<H> {
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let this = self.clone();
-                    let slot = ConnectionSlot::new(permit, per_agent.clone());
+                    let slot =
+                        ConnectionPermit(Arc::new(ConnectionSlot::new(permit, per_agent.clone())));
+                    let listening = listening.clone();
                     self.lifecycle.spawn(async move {
-                        this.serve_client(stream, peer, ConnectionPermit(Arc::new(slot)))
-                            .await
+                        match listening {
+                            Listening::Forward => this.serve_client(stream, peer, slot).await,
+                            Listening::Transparent(agents) => {
+                                this.serve_redirected(stream, peer, slot, agents).await
+                            }
+                        }
                     });
                 }
                 Err(_) => {
                     tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; refusing");
+                    // A redirected connection may speak TLS: an HTTP answer would be noise.
+                    if matches!(listening, Listening::Transparent(_)) {
+                        continue;
+                    }
                     if let Ok(slot) = refusals.clone().try_acquire_owned() {
                         self.lifecycle.spawn(async move {
                             refuse_overloaded(stream).await;
@@ -375,7 +414,7 @@ pub(super) fn refuse(peer: SocketAddr, err: &ProxyError) -> Response<ProxyBody> 
 }
 
 /// `response`, closing the connection it goes out on.
-fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+pub(super) fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
     response
         .headers_mut()
         .insert(header::CONNECTION, http::HeaderValue::from_static("close"));

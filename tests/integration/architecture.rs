@@ -36,6 +36,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         "telemetry",
         &["pipeline", "config", "admin", "app", "store", "approval"],
     ),
+    ("firewall", &["pipeline", "admin", "app"]),
 ];
 
 /// Modules that do no I/O: these may not appear in their code.

@@ -37,6 +37,7 @@ mod runtimes;
 mod shutdown;
 mod telemetry;
 mod toolchain;
+mod transparent;
 mod trust;
 mod tunnel;
 mod unjudged;

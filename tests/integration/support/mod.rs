@@ -1,5 +1,6 @@
 //! Shared test fixtures: a test PKI, origins, an in-process Gatehouse, and clients.
 
+pub mod netns;
 pub mod origin;
 pub mod pki;
 

@@ -73,8 +73,20 @@ async fn start(tls: Option<TlsAcceptor>) -> Origin {
     start_on(tls, "127.0.0.1").await
 }
 
+/// An origin (HTTPS with `pki`, or plain HTTP without) on a socket the test bound itself (in a
+/// network namespace of its own, say).
+pub async fn start_on_listener(pki: Option<&TestPki>, listener: std::net::TcpListener) -> Origin {
+    listener.set_nonblocking(true).unwrap();
+    let tls = pki.map(|pki| TlsAcceptor::from(pki.server_config.clone()));
+    serve(tls, TcpListener::from_std(listener).unwrap())
+}
+
 async fn start_on(tls: Option<TlsAcceptor>, ip: &str) -> Origin {
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    serve(tls, listener)
+}
+
+fn serve(tls: Option<TlsAcceptor>, listener: TcpListener) -> Origin {
     let addr = listener.local_addr().unwrap();
     let sse_release = Arc::new(Notify::new());
     let slow_started = Arc::new(Notify::new());

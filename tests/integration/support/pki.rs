@@ -17,6 +17,11 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new() -> Self {
+        Self::with_names(&[])
+    }
+
+    /// A PKI whose origin certificate also names `extra` (hosts a test maps to its addresses).
+    pub fn with_names(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::default();
@@ -28,14 +33,19 @@ impl TestPki {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(vec![
-            "localhost".into(),
-            "127.0.0.1".into(),
-            "127.0.0.2".into(),
-            "127.0.0.3".into(),
-            "127.0.0.4".into(),
-            "::1".into(),
-        ])
+        let mut leaf_params = CertificateParams::new(
+            vec![
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "127.0.0.2".into(),
+                "127.0.0.3".into(),
+                "127.0.0.4".into(),
+                "::1".into(),
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|name| name.to_string()))
+            .collect::<Vec<String>>(),
+        )
         .unwrap();
         leaf_params
             .distinguished_name
