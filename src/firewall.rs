@@ -108,7 +108,12 @@ pub fn plan(
     }
     // The base-URL gateway is a way in too: agents may reach it like the forward proxy.
     let gateway = config.gateway.as_ref().map(|g| g.listen);
-    for addr in transparent.listen.iter().chain([&config.listen]).chain(&gateway) {
+    for addr in transparent
+        .listen
+        .iter()
+        .chain([&config.listen])
+        .chain(&gateway)
+    {
         if let Some((v4, v6)) = loopback_of(*addr) {
             proxy.extend(v4.map(|ip| SocketAddr::new(IpAddr::V4(ip), addr.port())));
             proxy.extend(v6.map(|ip| SocketAddr::new(IpAddr::V6(ip), addr.port())));

@@ -68,6 +68,9 @@ pub enum GatewayError {
     /// A key no agent holds.
     #[error("unknown gateway key")]
     UnknownKey,
+    /// A request without a key from a web page (anonymous requests are the agents' own).
+    #[error("a browser request without a gateway key: web pages may not call through the gateway")]
+    BrowserOrigin,
     /// The agent's gateway key in one slot, something else in another.
     #[error(
         "{0} holds something other than the agent's gateway key: a provider key never goes \
@@ -85,7 +88,7 @@ impl From<GatewayError> for crate::error::ProxyError {
             GatewayError::ForeignHost => ErrorKind::Misdirected,
             GatewayError::NoRoute(_) => ErrorKind::NotFound,
             GatewayError::MissingKey | GatewayError::UnknownKey => ErrorKind::Unauthorized,
-            GatewayError::ForeignKey(_) => ErrorKind::Forbidden,
+            GatewayError::ForeignKey(_) | GatewayError::BrowserOrigin => ErrorKind::Forbidden,
         };
         ProxyError::new(kind, Side::Agent, e.to_string())
     }

@@ -16,14 +16,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::{GatewayConfig, GatewayError, Presented};
 use crate::credentials::{Broker, Destination, KEY_QUERY, Sender};
 use crate::error::{ErrorKind, ProxyError, Shape, Side};
 use crate::inspect::provider_of_host;
 use crate::proxy::body::ProxyBody;
-use crate::proxy::conns::{AgentConnections, ConnectionSlot};
+use crate::proxy::conns::ConnectionSlot;
 use crate::proxy::identity::{ANONYMOUS, Identity};
 use crate::proxy::target::{Host, Target, canonical_path};
 use crate::proxy::tls::LeafCache;
@@ -74,9 +73,9 @@ impl<H: Handler> GatewayServer<H> {
     }
 
     /// Accepts connections until shutdown starts.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        let per_agent = AgentConnections::new(self.limits.max_connections_per_agent);
+    /// Its connections take from `slots`, the forward proxy's: one limit and one share per agent.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, slots: crate::proxy::Slots) {
+        let (permits, per_agent) = slots;
         let shutdown = self.lifecycle.shutdown.clone();
         loop {
             let accepted = tokio::select! {
@@ -200,9 +199,10 @@ impl<H: Handler> GatewayServer<H> {
                 path: &path,
                 error: &err,
             };
-            self.handler.refused(&refusal);
+            let recorded = self.handler.refused(&refusal);
             tracing::warn!(%peer, status = err.status().as_u16(), reason = %err.reason, "gateway request refused");
             let provider = target.and_then(|t| provider_of_host(&t.host.as_string()));
+            let err = err.recorded_decision(recorded);
             closing(err.to_response_shaped(&Shape::of_call(None, provider)))
         };
         if let Err(reason) = crate::proxy::headers::check_head(req.method(), req.headers()) {
@@ -218,6 +218,15 @@ impl<H: Handler> GatewayServer<H> {
         };
         let identity = match (&presented, self.config.allow_anonymous) {
             (Some(presented), _) => presented.identity.clone(),
+            // A web page the operator's browser opened must not spend the anonymous agent's
+            // budget: browsers name the page's origin, SDKs and agents do not.
+            (None, true) if from_a_browser(req.headers()) => {
+                return refuse(
+                    None,
+                    Some(&routed.target),
+                    GatewayError::BrowserOrigin.into(),
+                );
+            }
             (None, true) => anonymous(),
             (None, false) => {
                 return refuse(None, Some(&routed.target), GatewayError::MissingKey.into());
@@ -385,4 +394,13 @@ fn anonymous() -> Identity {
         execution: None,
         labels: Default::default(),
     }
+}
+
+/// Whether a browser sent the request (`Origin`, or a `Sec-Fetch-Site` other than `none`, which is
+/// what a user typing the address gets).
+fn from_a_browser(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes() != b"none")
 }

@@ -5,7 +5,9 @@
 //! `ANTHROPIC_BASE_URL` and `ANTHROPIC_API_KEY`; `google-genai` reads `GOOGLE_GEMINI_BASE_URL`
 //! and `GOOGLE_API_KEY` or `GEMINI_API_KEY` (and sends the key as `x-goog-api-key`).
 
-use super::{ADMIN_TOKEN_VAR, AgentEnv, CA_VARS, LaunchError, client_address, write_bundle};
+use super::{
+    ADMIN_TOKEN_VAR, AgentEnv, CA_VARS, LaunchError, PROXY_VARS, client_address, write_bundle,
+};
 use crate::config::{ANONYMOUS_AGENT, Config};
 
 /// The environment of `agent` (or the only declared agent with a gateway key, or the anonymous
@@ -67,6 +69,10 @@ pub fn base_url_env(config: &Config, agent: Option<&str>) -> Result<AgentEnv, La
     vars.push(("no_proxy".into(), no_proxy));
     let mut removed: Vec<String> = config.secret_vars.clone();
     removed.push(ADMIN_TOKEN_VAR.to_string());
+    // Proxy variables inherited from a shell (another agent's token can be in them) and the
+    // proxy mode's own: in this mode the agent reaches only the gateway, with its key.
+    removed.extend(PROXY_VARS.iter().map(|v| v.to_string()));
+    removed.extend(["GATEHOUSE_EXECUTION_ID", "NODE_USE_ENV_PROXY"].map(String::from));
     removed.retain(|name| !vars.iter().any(|(set, _)| set == name));
     removed.sort();
     removed.dedup();

@@ -58,7 +58,16 @@ enum Listening {
     Transparent(Arc<super::transparent::TransparentAgents>),
 }
 
+/// The connection slots of every way in (forward, transparent, the gateway) and each agent's
+/// share of them: one budget, so a second listener doubles no agent's share.
+pub type Slots = (Arc<Semaphore>, Arc<AgentConnections>);
+
 impl<H: Handler> ProxyServer<H> {
+    /// The connection slots this server's listeners take from, for another way in to share.
+    pub fn slots(&self) -> Slots {
+        (self.permits.clone(), self.per_agent.clone())
+    }
+
     /// Assembles a server; nothing listens until [`ProxyServer::serve`].
     pub fn new(
         handler: Arc<H>,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{CODER_KEY, POLICY, WRITER_KEY, client, gateway, raw, secret};
+use super::{CODER_KEY, POLICY, WRITER_KEY, client, gateway, gateway_with, raw, secret};
 use crate::support::{ProxySpec, TestPki, TestProxy};
 
 /// No key, a key no agent holds, a provider key (alone or beside the gateway key) and a key for
@@ -254,4 +254,50 @@ async fn refusals_on_a_provider_route_are_shaped_like_its_errors() {
     let refused = gw.refusals("unknown gateway key");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["host"], "generativelanguage.googleapis.com");
+}
+
+/// With anonymous calls allowed, a web page the operator's browser opens still cannot call
+/// through the gateway without a key (it would spend the anonymous agent's budget); a program
+/// without a key can.
+#[tokio::test]
+async fn a_browser_page_without_a_key_is_refused_even_when_anonymous_calls_are_allowed() {
+    let gw = gateway_with(Some("  allow_anonymous: true\n".into()), "").await;
+    let client = client();
+    let from_page = client
+        .post(gw.url("/origin/mirror"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_page.status(), 403);
+    let status = from_page.headers()["proxy-status"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        status.contains("http_request_denied") && status.contains("(decision "),
+        "{status}"
+    );
+    let fetched = client
+        .post(gw.url("/origin/mirror"))
+        .header("sec-fetch-site", "cross-site")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 403);
+    assert_eq!(gw.received(), "", "nothing of a page's request left");
+    let program = client
+        .post(gw.url("/origin/mirror"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        program.status(),
+        200,
+        "an anonymous program is still admitted"
+    );
 }

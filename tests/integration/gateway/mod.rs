@@ -74,6 +74,11 @@ async fn gateway(extra: &str) -> Gateway {
 
 /// [`gateway`], serving TLS for `tls_name` when given.
 async fn gateway_named(tls_name: Option<&str>, extra: &str) -> Gateway {
+    gateway_with(tls_name.map(|name| format!("  tls_name: {name}\n")), extra).await
+}
+
+/// [`gateway`] with `section` (indented lines) added to its `gateway:` section.
+async fn gateway_with(section: Option<String>, extra: &str) -> Gateway {
     let pki = TestPki::new();
     let origin = origin::start_tls(&pki).await;
     let files = tempfile::tempdir().unwrap();
@@ -85,9 +90,7 @@ async fn gateway_named(tls_name: Option<&str>, extra: &str) -> Gateway {
         secret(d, "writer.token", "token-writer-0b0b0b"),
     );
     let o = format!("https://localhost:{port}");
-    let tls = tls_name
-        .map(|name| format!("  tls_name: {name}\n"))
-        .unwrap_or_default();
+    let tls = section.unwrap_or_default();
     let gateway = format!(
         "gateway:\n  listen: 127.0.0.1:0\n{}  keys:\n    - {{ agent: coder, key_file: '{}' }}\n    - {{ agent: writer, key_file: '{}' }}\n  routes:\n    - {{ prefix: /openai, upstream: '{o}' }}\n    - {{ prefix: /anthropic, upstream: '{o}' }}\n    - {{ prefix: /keyed-openai, upstream: '{o}/keyed' }}\n    - {{ prefix: /keyed-anthropic, upstream: '{o}/keyed' }}\n    - {{ prefix: /origin, upstream: '{o}' }}\n    - {{ prefix: /azure, upstream: '{o}/keyed' }}\n    - {{ prefix: /tokens/chat/completions, upstream: '{o}/token-sse' }}\n",
         tls,
