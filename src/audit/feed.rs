@@ -39,13 +39,15 @@ impl Feed {
         if self.0.receiver_count() == 0 {
             return;
         }
-        let shown = json!({
+        let mut shown = json!({
             "time": record.time, "decision": record.decision, "request": record.request,
             "agent": record.agent, "team": record.team, "trigger": record.trigger,
             "method": record.method, "host": record.host, "port": record.port,
             "path": record.path, "country": record.country, "effect": record.effect,
             "rules": record.rules, "reason": record.reason, "status": record.status,
         });
+        // Bounded as the trail bounds it (a path or reason can be as long as a request head).
+        super::bound::bound(&mut shown);
         let _ = self.0.send(Written::Decision(Arc::new(shown)));
     }
 
