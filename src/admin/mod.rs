@@ -113,19 +113,9 @@ pub fn serve(
     let connections = lifecycle.clone();
     let shutdown = lifecycle.shutdown.clone();
     lifecycle.tasks.spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, peer)) =
+            crate::proxy::next_connection(&listener, &shutdown, "admin").await
+        {
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, limit = limits.max_connections, "admin connection limit reached; closed");
                 continue;

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
@@ -72,24 +71,13 @@ impl<H: Handler> GatewayServer<H> {
         })
     }
 
-    /// Accepts connections until shutdown starts.
-    /// Its connections take from `slots`, the forward proxy's: one limit and one share per agent.
+    /// Accepts connections until shutdown starts; they take from `slots`, the forward proxy's: one limit and one share per agent.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, slots: crate::proxy::Slots) {
         let (permits, per_agent) = slots;
         let shutdown = self.lifecycle.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, peer)) =
+            crate::proxy::next_connection(&listener, &shutdown, "gateway").await
+        {
             // Over the limit, a connection is closed at once: nothing of it is held.
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "gateway connection limit reached; closing");

@@ -12,7 +12,6 @@ use subtle::ConstantTimeEq;
 use super::executions::{ExecutionCounter, ExecutionKey};
 use crate::secret::Secret;
 
-/// The agent name given to requests admitted without credentials.
 /// The agent name reserved for requests admitted without credentials.
 pub const ANONYMOUS: &str = "anonymous";
 

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use connector::{ConnectError, GuardedConnector};
-pub use server::{Limits, ProxyServer, Slots};
+pub use server::{Limits, ProxyServer, Slots, next_connection};
 
 use crate::error::ProxyError;
 use body::ProxyBody;

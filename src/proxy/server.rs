@@ -58,6 +58,28 @@ enum Listening {
     Transparent(Arc<super::transparent::TransparentAgents>),
 }
 
+/// The next connection `listener` accepts, or `None` once shutdown starts; a failed accept (out of
+/// file descriptors, say) is logged and tried again after 50 ms.
+pub async fn next_connection(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(pair) => return Some(pair),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// The connection slots of every way in (forward, transparent, the gateway) and each agent's
 /// share of them: one budget, so a second listener doubles no agent's share.
 pub type Slots = (Arc<Semaphore>, Arc<AgentConnections>);
@@ -109,19 +131,7 @@ impl<H: Handler> ProxyServer<H> {
         let per_agent = self.per_agent.clone();
         let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
         let shutdown = self.lifecycle.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, peer)) = next_connection(&listener, &shutdown, "proxy").await {
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let this = self.clone();
