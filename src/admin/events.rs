@@ -178,7 +178,9 @@ impl Client {
         if std::mem::take(&mut self.first) {
             return Some(Bytes::from(frame("ready", &json!({})).to_string()));
         }
+        // Shutdown first: otherwise frames still queued could win the draw again and again.
         tokio::select! {
+            biased;
             () = self.shutdown.cancelled() => None,
             () = tokio::time::sleep(HEARTBEAT) => Some(Bytes::from_static(b": heartbeat\n\n")),
             received = self.frames.recv() => match received {
