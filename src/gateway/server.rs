@@ -10,9 +10,8 @@ use std::sync::Arc;
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -129,10 +128,9 @@ impl<H: Handler> GatewayServer<H> {
             let permit = permit.clone();
             async move { Ok::<_, Infallible>(this.dispatch(peer, permit, req).await) }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.client_header_timeout)
-            .max_buf_size(self.limits.max_header_bytes)
+        let conn = self
+            .limits
+            .http1_server()
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         let mut conn = pin!(conn);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -150,10 +150,9 @@ async fn serve_http<H, IO>(
             .serve_connection(io, service);
         drive(conn, shutdown, |c| c.graceful_shutdown()).await
     } else {
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(server.limits.client_header_timeout)
-            .max_buf_size(server.limits.max_header_bytes)
+        let conn = server
+            .limits
+            .http1_server()
             .serve_connection(io, service)
             .with_upgrades();
         drive(conn, shutdown, |c| c.graceful_shutdown()).await

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod headers;
 pub mod identity;
 mod intercept;
+mod limits;
 pub mod outgoing;
 mod relay;
 pub mod resolve;
@@ -33,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use connector::{ConnectError, GuardedConnector};
-pub use server::{Limits, ProxyServer, Slots, next_connection};
+pub use limits::Limits;
+pub use server::{ProxyServer, Slots, next_connection};
 
 use crate::error::ProxyError;
 use body::ProxyBody;

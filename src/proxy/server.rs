@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::Limits;
 use super::body::{ProxyBody, empty};
 use super::connector::GuardedConnector;
 use super::conns::{AgentConnections, ConnectionSlot};
@@ -178,10 +178,9 @@ impl<H: Handler> ProxyServer<H> {
             let permit = permit.clone();
             async move { Ok::<_, Infallible>(this.dispatch(peer, permit, req).await) }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.client_header_timeout)
-            .max_buf_size(self.limits.max_header_bytes)
+        let conn = self
+            .limits
+            .http1_server()
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         if let Err(e) = drive(conn, &self.lifecycle.shutdown, |c| c.graceful_shutdown()).await {
@@ -465,31 +464,4 @@ async fn refuse_overloaded(mut stream: TcpStream) {
     )
     .await;
     let _ = stream.shutdown().await;
-}
-
-/// Limits on what clients may make the proxy hold.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Concurrent client connections.
-    pub max_connections: usize,
-    /// Largest request head (request line and headers).
-    pub max_header_bytes: usize,
-    /// Largest request body forwarded.
-    pub max_request_body_bytes: u64,
-    /// Bytes of bodies read whole (requests inspected, answers judged) held at once, all agents.
-    pub max_buffered_bytes: u64,
-    /// The same, for one agent.
-    pub max_buffered_bytes_per_agent: u64,
-    /// Client connections one agent may hold, counted from its first authenticated request.
-    pub max_connections_per_agent: usize,
-    /// Concurrent streams an HTTP/2 agent may open on one intercepted connection.
-    pub max_concurrent_streams: u32,
-    /// A relayed tunnel or WebSocket silent both ways this long is closed.
-    pub tunnel_idle_timeout: Duration,
-    /// Time a client has to send a body the proxy reads whole.
-    pub client_body_timeout: Duration,
-    /// Time a client has to send a complete request head.
-    pub client_header_timeout: Duration,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace: Duration,
 }
