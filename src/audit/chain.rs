@@ -1,12 +1,12 @@
 //! The hash chain: each line is a JSON object holding the record's fields, `prev` (the previous
-//! line's hash) and `hash` = SHA-256(prev ‖ the object without `hash`, serialised with sorted keys).
+//! line's hash) and `hash` = SHA-256(prev ‖ the line's bytes before `,"hash"`, closed by `}`).
 //! Keyed records (the scheme since issue 14) also carry `"chain": "hmac-sha256"` inside what is
 //! hashed, and end with `mac` = HMAC-SHA256(chain key, hash): the SHA-256 chain stays checkable
 //! by anyone, the mac only by the key's holder, so whoever rewrites the file without the key
 //! cannot make its macs. Older files hold unkeyed records only; they still verify, as unkeyed. A
 //! record that is not keyed after one that is, is a downgrade and fails.
 
-use ring::digest::{SHA256, digest};
+use ring::digest::SHA256;
 use serde_json::Value;
 
 use super::checkpoint::Checkpoint;
@@ -18,37 +18,68 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The `chain` field of keyed records.
 pub const KEYED: &str = "hmac-sha256";
 
-/// Adds `chain` (when keyed), `prev`, `hash` and `mac` to `record`; returns the line to append
-/// and its hash. The hash covers the exact bytes of the line before its `hash` field, so any edit
-/// of the line changes it.
-pub fn seal(mut record: Value, prev: &str, key: Option<&ChainKey>) -> (String, String) {
-    if let Value::Object(fields) = &mut record {
-        fields.remove("hash");
-        fields.remove("mac");
-        match key {
-            Some(_) => fields.insert("chain".into(), Value::String(KEYED.into())),
-            None => fields.remove("chain"),
-        };
-        fields.insert("prev".into(), Value::String(prev.to_string()));
-    }
-    let body = record.to_string();
-    let hash = hash_of(prev, &body);
-    let open = body.strip_suffix('}').unwrap_or(&body);
-    let line = match key {
-        Some(key) => format!(
-            "{open},\"hash\":\"{hash}\",\"mac\":\"{}\"}}\n",
-            key.mac(&hash)
-        ),
-        None => format!("{open},\"hash\":\"{hash}\"}}\n"),
-    };
-    (line, hash)
+/// Seals `record` (written bounded, see [`encode`](super::encode)) to follow `prev`; returns the
+/// line to append and its hash. The writer encodes before it takes its lock; tests seal at once.
+#[cfg(test)]
+pub fn seal(
+    record: &impl serde::Serialize,
+    prev: &str,
+    key: Option<&ChainKey>,
+) -> Result<(String, String), SealError> {
+    seal_encoded(super::encode::encode(record)?, prev, key)
 }
 
-fn hash_of(prev: &str, body: &str) -> String {
-    let mut input = Vec::with_capacity(prev.len() + body.len());
-    input.extend_from_slice(prev.as_bytes());
-    input.extend_from_slice(body.as_bytes());
-    hex::encode(digest(&SHA256, &input))
+/// What a record that cannot be sealed is.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// It does not serialise.
+    #[error("the record does not serialise: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// It serialises to something other than a JSON object.
+    #[error("the record is not a JSON object")]
+    NotAnObject,
+}
+
+/// Adds `chain` (when keyed) and `prev` to the JSON object `body`, then `hash` and `mac`; returns
+/// the line to append and its hash. The hash covers the exact bytes of the line before its
+/// `hash` field, so any edit of the line changes it, and the order of the fields is free.
+pub fn seal_encoded(
+    mut body: Vec<u8>,
+    prev: &str,
+    key: Option<&ChainKey>,
+) -> Result<(String, String), SealError> {
+    if body.first() != Some(&b'{') || body.pop() != Some(b'}') {
+        return Err(SealError::NotAnObject);
+    }
+    if body.len() > 1 {
+        body.push(b',');
+    }
+    if key.is_some() {
+        body.extend_from_slice(b"\"chain\":\"");
+        body.extend_from_slice(KEYED.as_bytes());
+        body.extend_from_slice(b"\",");
+    }
+    body.extend_from_slice(b"\"prev\":\"");
+    body.extend_from_slice(prev.as_bytes());
+    body.extend_from_slice(b"\"}");
+    let hash = hash_of(prev, &body);
+    body.pop();
+    body.extend_from_slice(b",\"hash\":\"");
+    body.extend_from_slice(hash.as_bytes());
+    if let Some(key) = key {
+        body.extend_from_slice(b"\",\"mac\":\"");
+        body.extend_from_slice(key.mac(&hash).as_bytes());
+    }
+    body.extend_from_slice(b"\"}\n");
+    let line = String::from_utf8(body).map_err(|_| SealError::NotAnObject)?;
+    Ok((line, hash))
+}
+
+fn hash_of(prev: &str, body: &[u8]) -> String {
+    let mut context = ring::digest::Context::new(&SHA256);
+    context.update(prev.as_bytes());
+    context.update(body);
+    hex::encode(context.finish())
 }
 
 /// A line taken apart: the bytes its hash covers, the stated hash, and the mac if any.
@@ -272,7 +303,7 @@ pub fn verify_text(text: &str, verifier: &Verifier<'_>) -> Result<VerifyReport, 
             .get("prev")
             .and_then(Value::as_str)
             .ok_or_else(|| malformed("no prev field"))?;
-        if hash_of(stated_prev, &sealed.body) != sealed.hash {
+        if hash_of(stated_prev, sealed.body.as_bytes()) != sealed.hash {
             return Err(VerifyError::Edited { line: line_no });
         }
         if stated_prev != prev {
@@ -326,10 +357,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let (line, hash) = seal(
-                    serde_json::json!({"decision": format!("d{i}"), "effect": "allow"}),
+                    &serde_json::json!({"decision": format!("d{i}"), "effect": "allow"}),
                     &prev,
                     key,
-                );
+                )
+                .unwrap();
                 prev = hash;
                 line
             })
@@ -372,7 +404,8 @@ mod tests {
         let mut prev = last_hash(&old.concat()).unwrap();
         let mut text = old.concat();
         for i in 0..2 {
-            let (line, hash) = seal(serde_json::json!({"decision": i}), &prev, Some(&key));
+            let (line, hash) =
+                seal(&serde_json::json!({"decision": i}), &prev, Some(&key)).unwrap();
             text.push_str(&line);
             prev = hash;
         }
@@ -382,7 +415,7 @@ mod tests {
         };
         let report = verify_text(&text, &verifier).unwrap();
         assert_eq!((report.records, report.keyed), (4, 2));
-        let (line, _) = seal(serde_json::json!({"decision": "x"}), &prev, None);
+        let (line, _) = seal(&serde_json::json!({"decision": "x"}), &prev, None).unwrap();
         text.push_str(&line);
         assert_eq!(
             verify_text(&text, &verifier),

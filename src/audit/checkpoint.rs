@@ -131,7 +131,7 @@ mod tests {
         let mut hashes = Vec::new();
         let lines = (0..n)
             .map(|i| {
-                let (line, hash) = seal(serde_json::json!({"decision": i}), &prev, key);
+                let (line, hash) = seal(&serde_json::json!({"decision": i}), &prev, key).unwrap();
                 prev = hash.clone();
                 hashes.push(hash);
                 line
@@ -176,7 +176,7 @@ mod tests {
         let mut rewritten = lines[0].clone();
         let mut prev = hashes[0].clone();
         for i in 1..6 {
-            let (line, hash) = seal(serde_json::json!({"decision": i * 10}), &prev, None);
+            let (line, hash) = seal(&serde_json::json!({"decision": i * 10}), &prev, None).unwrap();
             rewritten.push_str(&line);
             prev = hash;
         }
@@ -201,7 +201,8 @@ mod tests {
         let mut regrown = lines[..4].concat();
         let mut prev = hashes[3].clone();
         for i in 0..3 {
-            let (line, hash) = seal(serde_json::json!({"x": i}), &prev, Some(&keys.chain));
+            let (line, hash) =
+                seal(&serde_json::json!({"x": i}), &prev, Some(&keys.chain)).unwrap();
             regrown.push_str(&line);
             prev = hash;
         }

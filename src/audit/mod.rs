@@ -6,6 +6,7 @@
 mod bound;
 mod chain;
 mod checkpoint;
+mod encode;
 mod feed;
 mod judge;
 mod keys;
@@ -199,11 +200,7 @@ impl AuditLog {
     }
 
     fn append_record(&self, record: &impl serde::Serialize) -> Result<(), AuditError> {
-        let value = serde_json::to_value(record).map_err(|e| AuditError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        self.append(value).map(|_| ())
+        self.append(record, false).map(|_| ())
     }
 
     /// Appends the first record of ledger run `run` (`record: "run"`); returns the byte offset it
@@ -214,7 +211,7 @@ impl AuditLog {
             "time": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
             "run": run,
         });
-        let offset = self.append(record)?;
+        let offset = self.append(&record, false)?;
         let trail = self.trail().ok_or_else(|| AuditError::Broken {
             path: self.path.clone(),
             reason: "no trail after a record was written".to_string(),
@@ -291,7 +288,7 @@ impl AuditLog {
     /// Appends one decision, chained to the previous one. Written through to the kernel before
     /// returning, so a crash of the proxy after the agent is answered loses no record.
     pub fn record(&self, record: &DecisionRecord) -> Result<(), AuditError> {
-        self.append_record(record)?;
+        self.append(record, true)?;
         self.feed.decided(record);
         Ok(())
     }
@@ -336,17 +333,21 @@ impl AuditLog {
     }
 
     /// Appends `value`, chained; returns the byte offset its line starts at.
-    fn append(&self, mut value: serde_json::Value) -> Result<u64, AuditError> {
-        bound::bound(&mut value);
+    /// Appends `record`, bounded and sealed, and sends it to the index when it is `indexed` (the
+    /// index holds decisions; outcomes and ends are read with the file). It is serialised before
+    /// the writer is taken: only the seal, which needs the previous hash, and the write are under it.
+    fn append(&self, record: &impl serde::Serialize, indexed: bool) -> Result<u64, AuditError> {
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
         };
+        let body = encode::encode(record).map_err(|e| io(std::io::Error::other(e)))?;
         let mut writer = self
             .writer
             .lock()
             .map_err(|_| io(std::io::Error::other("audit writer poisoned")))?;
-        let (line, hash) = chain::seal(value, &writer.last_hash, Some(&self.keys.chain));
+        let (mut line, hash) = chain::seal_encoded(body, &writer.last_hash, Some(&self.keys.chain))
+            .map_err(|e| io(std::io::Error::other(e)))?;
         let before = writer.len;
         if let Err(e) = writer.file.write_all(line.as_bytes()) {
             // Never leave half a line for the next record to be appended to.
@@ -360,8 +361,10 @@ impl AuditLog {
         writer.last_hash = hash;
         writer.lines += 1;
         let number = writer.lines;
-        if let Some(index) = &writer.index
-            && index.send((number, line.trim_end().to_string())).is_err()
+        line.pop();
+        if indexed
+            && let Some(index) = &writer.index
+            && index.send((number, line)).is_err()
         {
             writer.index = None;
             tracing::error!(

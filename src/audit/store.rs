@@ -3,6 +3,7 @@
 //! in the background as records are written, and catches up with the file whenever it is opened,
 //! so a crash between the two loses nothing the file has.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 
@@ -211,14 +212,43 @@ impl AuditStore {
     }
 }
 
+/// The fields of a trail line the index keeps in columns; the rest is skipped unread.
+#[derive(serde::Deserialize)]
+struct Row<'a> {
+    /// Set on outcomes, ends and runs, which are not indexed.
+    record: Option<serde::de::IgnoredAny>,
+    #[serde(borrow, default)]
+    time: Cow<'a, str>,
+    #[serde(borrow, default)]
+    decision: Cow<'a, str>,
+    #[serde(borrow, default)]
+    request: Cow<'a, str>,
+    #[serde(borrow, default)]
+    agent: Cow<'a, str>,
+    #[serde(borrow, default)]
+    team: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    env: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    trigger: Cow<'a, str>,
+    #[serde(borrow, default)]
+    host: Cow<'a, str>,
+    #[serde(borrow, default)]
+    effect: Cow<'a, str>,
+    #[serde(borrow, default)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    rules: Vec<Cow<'a, str>>,
+}
+
 /// Indexes one line (its number in the file, its JSON text).
 fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
-    let record: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if record.get("record").is_some() {
+    let row: Row<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if row.record.is_some() {
         // Outcomes and socket ends are read with the file; the index holds decisions.
         return Ok(());
     }
-    let field = |key: &str| record[key].as_str().map(str::to_string);
+    let line = i64::try_from(line).unwrap_or(i64::MAX);
     let added = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO decisions (line, time, decision, request, agent, team, env, \
@@ -227,17 +257,17 @@ fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
         )
         .and_then(|mut statement| {
             statement.execute(params![
-                i64::try_from(line).unwrap_or(i64::MAX),
-                field("time").unwrap_or_default(),
-                field("decision").unwrap_or_default(),
-                field("request").unwrap_or_default(),
-                field("agent").unwrap_or_default(),
-                field("team"),
-                field("env"),
-                field("trigger").unwrap_or_default(),
-                field("host").unwrap_or_default(),
-                field("effect").unwrap_or_default(),
-                field("country"),
+                line,
+                row.time,
+                row.decision,
+                row.request,
+                row.agent,
+                row.team,
+                row.env,
+                row.trigger,
+                row.host,
+                row.effect,
+                row.country,
                 text,
             ])
         })
@@ -246,14 +276,10 @@ fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
         // Indexed already (by the proxy's feeder and a catch-up at once).
         return Ok(());
     }
-    for rule in record["rules"].as_array().into_iter().flatten() {
-        if let Some(rule) = rule.as_str() {
-            conn.prepare_cached("INSERT INTO decision_rules (line, rule) VALUES (?1, ?2)")
-                .and_then(|mut statement| {
-                    statement.execute(params![i64::try_from(line).unwrap_or(i64::MAX), rule])
-                })
-                .map_err(|e| e.to_string())?;
-        }
+    for rule in &row.rules {
+        conn.prepare_cached("INSERT INTO decision_rules (line, rule) VALUES (?1, ?2)")
+            .and_then(|mut statement| statement.execute(params![line, rule]))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -255,7 +255,7 @@ fn a_trail_no_checkpoint_knows_starts_only_when_its_chain_and_macs_hold() {
     let mut prev = GENESIS.to_string();
     let mut text = String::new();
     for i in 0..2 {
-        let (line, hash) = chain::seal(serde_json::json!({"decision": i}), &prev, None);
+        let (line, hash) = chain::seal(&serde_json::json!({"decision": i}), &prev, None).unwrap();
         text.push_str(&line);
         prev = hash;
     }
