@@ -12,9 +12,16 @@ use crate::pii::{MAX_EVENT, event_end_from};
 /// The request body with `stream_options.include_usage` set, when it is a streamed chat
 /// completion to OpenAI or an OpenAI-compatible API (`provider`) that did not ask for usage;
 /// `None` to leave it as it is. Azure's older API versions reject `stream_options`: not there.
-pub fn ask_for_usage(provider: Option<&str>, path: &str, body: &[u8]) -> Option<Bytes> {
+/// `stream` is what inspection read of the body's `stream`: a call that is not streamed is left
+/// as it is without parsing its body again.
+pub fn ask_for_usage(
+    provider: Option<&str>,
+    stream: bool,
+    path: &str,
+    body: &[u8],
+) -> Option<Bytes> {
     let openai = provider.is_some_and(|p| Dialect::of(p) == Dialect::OpenAi && p != "azure_openai");
-    if !openai || !path.ends_with("/chat/completions") {
+    if !stream || !openai || !path.ends_with("/chat/completions") {
         return None;
     }
     let mut doc: Value = serde_json::from_slice(body).ok()?;
@@ -185,15 +192,17 @@ mod tests {
         let path = "/v1/chat/completions";
         let asked = ask_for_usage(
             Some("openai"),
+            true,
             path,
             br#"{"model":"m","stream":true,"messages":[]}"#,
         )
         .unwrap();
         let doc: Value = serde_json::from_slice(&asked).unwrap();
         assert_eq!(doc["stream_options"]["include_usage"], true);
-        assert!(ask_for_usage(Some("openai"), path, br#"{"stream":false}"#).is_none());
+        assert!(ask_for_usage(Some("openai"), false, path, br#"{"stream":false}"#).is_none());
         let already = br#"{"stream":true,"stream_options":{"include_usage":true}}"#;
-        assert!(ask_for_usage(Some("openai"), path, already).is_none());
-        assert!(ask_for_usage(Some("openai"), "/v1/responses", br#"{"stream":true}"#).is_none());
+        assert!(ask_for_usage(Some("openai"), true, path, already).is_none());
+        let responses = br#"{"stream":true}"#;
+        assert!(ask_for_usage(Some("openai"), true, "/v1/responses", responses).is_none());
     }
 }

@@ -228,7 +228,8 @@ impl Pipeline {
                 }
                 // The extra chunk is taken out of the answer (see `respond`).
                 let provider = ctx.llm.as_ref().map(|(provider, _)| provider.as_str());
-                if let Some(asked) = inspect::ask_for_usage(provider, &ctx.path, &decoded) {
+                let stream = facts.llm.as_ref().is_some_and(|llm| llm.stream);
+                if let Some(asked) = inspect::ask_for_usage(provider, stream, &ctx.path, &decoded) {
                     decoded = asked;
                     headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
                     ctx.usage_asked = true;
