@@ -17,9 +17,7 @@ use gatehouse::toolchain;
 use gatehouse::{Gatehouse, app::Drained};
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc instead of glibc's malloc: the request path allocates and frees many buffers of a
-/// few kilobytes (TLS records, bodies), on which glibc spent about a seventh of the proxy's CPU
-/// in bin searches and consolidation (see BENCHMARKS.md).
+/// jemalloc: glibc spent a seventh of the proxy's CPU on its buffers of a few KiB (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
