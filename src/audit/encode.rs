@@ -47,7 +47,13 @@ struct Bounding {
     key: Option<String>,
     /// The last key written.
     last_key: String,
+    /// Objects open: 1 inside the record's own.
+    depth: usize,
 }
+
+/// The record's members the seal writes: a record naming one itself would hold it twice, and
+/// readers disagree on which of the two counts.
+const SEALED: [&str; 4] = ["chain", "prev", "hash", "mac"];
 
 impl Bounding {
     fn limit(&self) -> usize {
@@ -215,6 +221,7 @@ impl Formatter for Bounding {
     }
 
     fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.depth += 1;
         if self.silent() {
             return Ok(());
         }
@@ -222,6 +229,7 @@ impl Formatter for Bounding {
     }
 
     fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.depth = self.depth.saturating_sub(1);
         if self.silent() {
             return Ok(());
         }
@@ -246,6 +254,12 @@ impl Formatter for Bounding {
     fn end_object_key<W: ?Sized + Write>(&mut self, _writer: &mut W) -> io::Result<()> {
         if let Some(key) = self.key.take() {
             self.last_key = key;
+        }
+        if self.depth == 1 && SEALED.contains(&self.last_key.as_str()) {
+            return Err(io::Error::other(format!(
+                "a record may not name `{}`: the seal writes it",
+                self.last_key
+            )));
         }
         Ok(())
     }
@@ -305,6 +319,14 @@ mod tests {
         for value in table {
             let written: Value = serde_json::from_slice(&encode(&value).unwrap()).unwrap();
             assert_eq!(written, reference(&value), "{value}");
+        }
+    }
+
+    #[test]
+    fn a_record_naming_what_the_seal_writes_is_refused() {
+        for name in SEALED {
+            assert!(encode(&json!({"a": 1, name: "x"})).is_err(), "{name}");
+            assert!(encode(&json!({"nested": {name: "x"}, "list": [{name: 1}]})).is_ok());
         }
     }
 

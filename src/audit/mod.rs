@@ -13,6 +13,7 @@ mod keys;
 mod log;
 mod path_shape;
 mod records;
+mod row;
 mod store;
 mod verify;
 
@@ -332,10 +333,10 @@ impl AuditLog {
         ))
     }
 
-    /// Appends `value`, chained; returns the byte offset its line starts at.
     /// Appends `record`, bounded and sealed, and sends it to the index when it is `indexed` (the
-    /// index holds decisions; outcomes and ends are read with the file). It is serialised before
-    /// the writer is taken: only the seal, which needs the previous hash, and the write are under it.
+    /// index holds decisions; outcomes and ends are read with the file); returns the byte offset
+    /// its line starts at. It is serialised before the writer is taken: only the seal, which needs
+    /// the previous hash, and the write are under it.
     fn append(&self, record: &impl serde::Serialize, indexed: bool) -> Result<u64, AuditError> {
         let io = |source| AuditError::Io {
             path: self.path.clone(),

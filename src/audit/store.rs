@@ -3,11 +3,12 @@
 //! in the background as records are written, and catches up with the file whenever it is opened,
 //! so a crash between the two loses nothing the file has.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 
 use rusqlite::{Connection, params};
+
+use super::row::Row;
 use serde_json::Value;
 
 /// Why the index could not be used.
@@ -212,39 +213,10 @@ impl AuditStore {
     }
 }
 
-/// The fields of a trail line the index keeps in columns; the rest is skipped unread.
-#[derive(serde::Deserialize)]
-struct Row<'a> {
-    /// Set on outcomes, ends and runs, which are not indexed.
-    record: Option<serde::de::IgnoredAny>,
-    #[serde(borrow, default)]
-    time: Cow<'a, str>,
-    #[serde(borrow, default)]
-    decision: Cow<'a, str>,
-    #[serde(borrow, default)]
-    request: Cow<'a, str>,
-    #[serde(borrow, default)]
-    agent: Cow<'a, str>,
-    #[serde(borrow, default)]
-    team: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    env: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    trigger: Cow<'a, str>,
-    #[serde(borrow, default)]
-    host: Cow<'a, str>,
-    #[serde(borrow, default)]
-    effect: Cow<'a, str>,
-    #[serde(borrow, default)]
-    country: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    rules: Vec<Cow<'a, str>>,
-}
-
 /// Indexes one line (its number in the file, its JSON text).
 fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
     let row: Row<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if row.record.is_some() {
+    if row.record {
         // Outcomes and socket ends are read with the file; the index holds decisions.
         return Ok(());
     }
@@ -258,15 +230,15 @@ fn insert(conn: &Connection, line: u64, text: &str) -> Result<(), String> {
         .and_then(|mut statement| {
             statement.execute(params![
                 line,
-                row.time,
-                row.decision,
-                row.request,
-                row.agent,
+                row.time.unwrap_or_default(),
+                row.decision.unwrap_or_default(),
+                row.request.unwrap_or_default(),
+                row.agent.unwrap_or_default(),
                 row.team,
                 row.env,
-                row.trigger,
-                row.host,
-                row.effect,
+                row.trigger.unwrap_or_default(),
+                row.host.unwrap_or_default(),
+                row.effect.unwrap_or_default(),
                 row.country,
                 text,
             ])
