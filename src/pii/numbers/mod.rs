@@ -322,6 +322,11 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
         9 if id::uk_nino(&upper) => Some((Kind::UkNino, "uk_nino_prefix")),
         9 if id::es_dni(&upper) => Some((Kind::EsDni, "es_dni_mod23")),
         8 | 9 if pps() => Some((Kind::IePps, "ie_pps_mod23")),
+        // The nine-character form's second letter (`A`, `B`, `H`; `W`, `T`, `X` before 2013)
+        // makes it stand alone.
+        9 if upper[..7].iter().all(u8::is_ascii_digit) && id::ie_pps(&upper) => {
+            Some((Kind::IePps, "ie_pps_mod23"))
+        }
         11 if id::fi_hetu(&upper) => Some((Kind::FiHetu, "fi_hetu_mod31")),
         11 if upper.starts_with(b"PT") && pt_nif(&upper[2..]) => {
             Some((Kind::PtNif, "pt_nif_mod11"))
