@@ -37,7 +37,8 @@ pub(super) fn iban_at(b: &[u8], start: usize) -> Option<usize> {
 }
 
 /// Where a run shaped as a grouped IBAN starting at `start` ends (`XX00` and at least two more
-/// groups of four letters or digits, the last one shorter, one space or hyphen between them),
+/// groups of four letters or digits, the last one shorter, a space (or two) or a hyphen between
+/// them),
 /// whether or not its check digits hold.
 pub(super) fn iban_shaped(b: &[u8], start: usize) -> Option<usize> {
     let head = b.get(start..start + 4)?;
@@ -51,14 +52,20 @@ pub(super) fn iban_shaped(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 4;
     let mut groups = 0;
     while b.get(i) == Some(&separator) {
-        let len = b[i + 1..]
+        // Spaces typed twice (`2210  014`) still part groups of one run.
+        let gap = if separator == b' ' && b.get(i + 1) == Some(&b' ') {
+            2
+        } else {
+            1
+        };
+        let len = b[i + gap..]
             .iter()
             .take_while(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
             .count();
-        if len == 0 || len > 4 || b.get(i + 1 + len).is_some_and(u8::is_ascii_alphanumeric) {
+        if len == 0 || len > 4 || b.get(i + gap + len).is_some_and(u8::is_ascii_alphanumeric) {
             break;
         }
-        i += 1 + len;
+        i += gap + len;
         groups += 1;
         if len < 4 {
             break;
@@ -98,6 +105,7 @@ mod tests {
             "IBAN GB29-NWBK 6016-1331-9268-19",
             "IBAN DE88 3704 0044 0532 0130 00",
             "IBAN DE88-3704-0044-0532-0130-00",
+            "IBAN DE88 3704  0044 0532 0130 00",
         ] {
             assert!(
                 found(text).iter().all(|(kind, _)| *kind != Kind::Phone),
