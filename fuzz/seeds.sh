@@ -7,7 +7,7 @@ seed() { mkdir -p "corpus/$1"; printf '%b' "$3" > "corpus/$1/$2"; }
 
 # request_body: line 1 Content-Type, line 2 Content-Encoding, then the body.
 seed request_body json 'application/json\n\n{"model":"gpt-4o","messages":[{"role":"user","content":"mail jane@example.com, card 4111 1111 1111 1111"}],"jane@example.com":1}'
-seed request_body form 'application/x-www-form-urlencoded\n\nSSN+078-05-1120+card+4111+1111+1111+1111=&q=x'
+seed request_body form 'application/x-www-form-urlencoded\n\nSSN+078-05-1121+card+4111+1111+1111+1111=&q=x'
 seed request_body multipart 'multipart/form-data; boundary=XyZ\n\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n{"a":"jane@example.com"}\n\r\n--XyZ--\r\n'
 seed request_body mixed 'multipart/mixed; boundary=b\n\n--b\r\nContent-Type: text/plain; charset=utf-16le\r\nContent-Transfer-Encoding: base64\r\n\r\nagBhAG4AZQBAAGUAeAAuAGMAbwBtAA==\r\n--b--\r\n'
 seed request_body utf16 'text/plain; charset=utf-16\n\n\xff\xfej\x00a\x00n\x00e\x00@\x00e\x00x\x00.\x00c\x00o\x00m\x00'
@@ -38,4 +38,4 @@ seed scan json '{"messages":[{"content":"jane\\u0040example.com"}],"tool":{"argu
 seed scan folded '\xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91 1111 1111 1111 caf\xc3\xa9 ja\xe2\x80\x8bne@example.com'
 # redact_restore: first byte the chunk size, then the text.
 seed redact_restore mixed '\x07Mail jane@example.com, +44 20 7946 0958, IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111'
-seed redact_restore ids '\x03SSN 078-05-1120, NIR 1 85 05 78 006 084 36, DNI x1234567l, NO 01018012345'
+seed redact_restore ids '\x03SSN 078-05-1121, NIR 1 85 05 78 006 084 36, DNI x1234567l, NO 01018012345'

@@ -13,15 +13,13 @@ import tomllib
 # Rules that need what a request body does not have (a file path, a whole file as the
 # prefilter), with the reason; the report lists them.
 SKIP = {
-    "facebook-access-token": "no literal anchor: digits, then `|`; needs a document-wide keyword",
+    "facebook-access-token": "document-wide keyword; ported in EXTRA with the keyword before it",
     "hashicorp-tf-password": "path-scoped (*.tf, *.hcl)",
     "kubernetes-secret-yaml": "path-scoped (*.yaml) multi-line document rule",
     "nuget-config-password": "path-scoped (nuget.config)",
     "freemius-secret-key": "path-scoped (*.php)",
     "pkcs12-file": "file-name rule, no content pattern",
     "openai-api-key": "covered by the built-in openai shape (a superset)",
-    "anthropic-api-key": "covered by the built-in anthropic shape (a superset)",
-    "anthropic-admin-api-key": "covered by the built-in anthropic shape (a superset)",
     "private-key": "ported by hand in anchors.rs (bounded window)",
 }
 
@@ -68,6 +66,10 @@ allow	aws-secret-access-key	^[^a-z]*$
 allow	aws-secret-access-key	^[^0-9]*$
 prefix	azure-storage-account-key	4	0	accountkey= sharedaccesskey=	(?i)(?:AccountKey|SharedAccessKey)=((?-i:[A-Za-z0-9+/]{40,}={0,2}))(?:[;\x60'"[:space:]]|\\[nr]|$)
 allow	*	^Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==$
+# gitleaks' facebook-access-token and the bare 40-hex form of sourcegraph-access-token fire
+# when their keyword is anywhere in a file; here the keyword must come first on the same line.
+prefix	facebook-access-token	3	0	facebook	(?i)facebook[^\n]{0,40}?(?-u:\b)([0-9]{15,16}(?:\||%)[0-9a-z\-_]{27,40})(?:[\x60'"[:space:];]|\\[nr]|$)
+prefix	sourcegraph-access-token	3	0	sourcegraph	(?i)sourcegraph[^\n]{0,40}?(?-u:\b)([a-f0-9]{40})(?-u:\b)(?:[\x60'"[:space:];]|\\[nr]|$)
 """
 
 def ascii_classes(p):

@@ -97,7 +97,7 @@ const SECRETS: &[SecretShape] = &[
     SecretShape {
         name: "btc_bech32",
         prefixes: &["bc1"],
-        shape: r"^bc1[02-9ac-hj-np-z]{11,71}",
+        shape: r"^(?:bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71})",
         check: super::checksum::btc_bech32_str,
     },
 ];

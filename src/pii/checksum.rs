@@ -219,5 +219,12 @@ pub fn entropy(value: &str) -> f64 {
 
 /// [`btc_bech32`] on a string.
 pub fn btc_bech32_str(address: &str) -> bool {
-    btc_bech32(address.as_bytes())
+    // BIP 173: all lower case or all upper case (the form QR codes carry), never mixed.
+    let upper = address.bytes().any(|c| c.is_ascii_uppercase());
+    let lower = address.bytes().any(|c| c.is_ascii_lowercase());
+    match (upper, lower) {
+        (true, true) => false,
+        (true, false) => btc_bech32(address.to_ascii_lowercase().as_bytes()),
+        _ => btc_bech32(address.as_bytes()),
+    }
 }

@@ -281,3 +281,139 @@ fn new_kinds_have_names_labels_and_the_national_id_group() {
         );
     }
 }
+
+/// A HETU `DDMMYY?NNN` completed with its mod-31 check character.
+fn hetu(date: &str, sep: char, serial: &str) -> String {
+    const CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
+    let n: u64 = format!("{date}{serial}").parse().expect("digits");
+    format!(
+        "{date}{sep}{serial}{}",
+        char::from(CHECK[(n % 31) as usize])
+    )
+}
+
+#[test]
+fn written_forms_of_the_standards_stand_alone() {
+    let se = complete("1985061512", 2, |d| national_id::se_personnummer(&d[2..]));
+    let bsn = complete("12345678", 1, national_id::nl_bsn);
+    let bsn_dotted = format!("{}.{}.{}", &bsn[..4], &bsn[4..6], &bsn[6..]);
+    let steuer = complete("8601957428", 1, national_id::de_tax_id);
+    let steuer_spaced = format!(
+        "{} {} {} {}",
+        &steuer[..2],
+        &steuer[2..5],
+        &steuer[5..8],
+        &steuer[8..]
+    );
+    let rc_old = "480312/123";
+    let be = complete("850615123", 2, national_id::be_national_number);
+    let ssn_dotted = "123.45.6789";
+    let cases = [
+        (format!("Siehe {se}."), "se_personnummer", se.clone()),
+        (
+            format!("BSN-Nummer {bsn_dotted}"),
+            "nl_bsn",
+            bsn_dotted.clone(),
+        ),
+        (format!("Nummer {bsn_dotted}"), "nl_bsn", bsn_dotted.clone()),
+        (
+            format!("Steuer-ID {steuer_spaced}"),
+            "de_tax_id",
+            steuer_spaced.clone(),
+        ),
+        (
+            format!("ID: {steuer_spaced}"),
+            "de_tax_id",
+            steuer_spaced.clone(),
+        ),
+        (format!("ok {rc_old}"), "cz_rc", rc_old.to_string()),
+        (format!("n. {be}"), "be_national_number", be.clone()),
+        (
+            format!("ssn {ssn_dotted}"),
+            "us_ssn",
+            ssn_dotted.to_string(),
+        ),
+        (
+            format!("{ssn_dotted} today"),
+            "us_ssn",
+            ssn_dotted.to_string(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (text, kind, value) in cases {
+        let got = found(&text);
+        if got != vec![(kind.to_string(), value.clone())] {
+            failures.push(format!("{text:?} gave {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Some other identifier's word before a 12-digit number keeps it from being a personnummer.
+    assert!(found(&format!("order {se}")).is_empty());
+    assert!(found(&format!("ok {}", off(&se))).is_empty());
+}
+
+#[test]
+fn words_after_a_number_name_it_and_new_spellings_validate() {
+    let sin = complete("27138571", 1, national_id::ca_sin);
+    let pesel = complete("8506150123", 1, national_id::pl_pesel);
+    let iva = complete("1234567001", 1, national_id::it_iva);
+    let cases = [
+        (format!("{sin} is my SIN"), "ca_sin", sin.clone()),
+        (format!("{pesel} to mój PESEL."), "pl_pesel", pesel.clone()),
+        (
+            format!("Codice fiscale: {iva}"),
+            "it_fiscal_code",
+            iva.clone(),
+        ),
+        (format!("P.IVA {iva}"), "it_fiscal_code", iva.clone()),
+        // The nine-character PPS form (weights 8…2, the second letter as 9 × its value).
+        (
+            "Siehe 1234567FA.".to_string(),
+            "ie_pps",
+            "1234567FA".to_string(),
+        ),
+        (
+            "ok 1234567fa".to_string(),
+            "ie_pps",
+            "1234567fa".to_string(),
+        ),
+        // Nine-digit birth numbers of the 1880s and 1890s.
+        ("RČ 991231123".to_string(), "cz_rc", "991231123".to_string()),
+    ];
+    let mut failures = Vec::new();
+    for (text, kind, value) in cases {
+        let got = found(&text);
+        if got != vec![(kind.to_string(), value.clone())] {
+            failures.push(format!("{text:?} gave {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A word after the clause ends, or after another number, names nothing here.
+    assert!(found(&format!("{sin}. SIN below")).is_empty());
+    assert!(found(&format!("{sin} and 12 SINs")).is_empty());
+    assert!(found(&format!("P.IVA {}", off(&iva))).is_empty());
+    assert!(found("Siehe 1234567FQ.").is_empty());
+    assert!(found("RČ 541231123").is_empty());
+}
+
+#[test]
+fn impossible_dates_and_voided_numbers_are_not_identifiers() {
+    // 29 February exists in 1952, not in 1953 nor in 1900; 31 April never.
+    assert!(national_id::fi_hetu(hetu("290252", '-', "123").as_bytes()));
+    assert!(national_id::fi_hetu(hetu("290200", 'A', "123").as_bytes()));
+    for (date, sep) in [("290253", '-'), ("290200", '-'), ("310452", '-')] {
+        let id = hetu(date, sep, "123");
+        assert!(!national_id::fi_hetu(id.as_bytes()), "{id}");
+        assert!(found(&format!("HETU {id}")).is_empty(), "{id}");
+    }
+    for voided in ["078-05-1120", "219-09-9999", "457-55-5462"] {
+        assert!(!national_id::us_ssn(&digits(voided)), "{voided}");
+        assert!(found(&format!("my SSN is {voided}")).is_empty(), "{voided}");
+    }
+    // An SSN named by its word is still written as one: nine digits, or 3-2-4.
+    assert!(found("my social security number is 1234-56789").is_empty());
+    assert_eq!(
+        found("my social security number is 123456789"),
+        vec![("us_ssn".to_string(), "123456789".to_string())]
+    );
+}

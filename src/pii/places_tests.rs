@@ -112,7 +112,7 @@ fn detection_reads_every_place_of_a_request() {
         (
             Body::new(
                 "application/x-www-form-urlencoded",
-                "SSN 078-05-1120 card 4111 1111 1111 1111",
+                "SSN 078-05-1121 card 4111 1111 1111 1111",
             ),
             head("/", None, NO_HEADERS),
             counts(&[("credit_card", 1), ("us_ssn", 1)]),
@@ -203,7 +203,7 @@ fn form_names_query_names_and_header_values_are_rewritten() {
     let r = redactor();
     let body = Body::new(
         "application/x-www-form-urlencoded",
-        "SSN+078-05-1120+card+4111+1111+1111+1111&note=hi",
+        "SSN+078-05-1121+card+4111+1111+1111+1111&note=hi",
     );
     let headers = vec![
         ("x-customer".to_string(), "jane@example.com".to_string()),

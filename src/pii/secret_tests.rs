@@ -347,3 +347,57 @@ fn a_credential_named_json_field_is_read_as_its_member() {
         assert!(found.is_empty(), "{name}={value}: {found:?}");
     }
 }
+
+#[test]
+fn keyword_led_and_fixed_length_gitleaks_rules_find_their_shapes() {
+    // gitleaks' Anthropic rules: a fixed length and the `AA` tail, whatever the body looks like
+    // (a readable one too, as in gitleaks' own cases).
+    let readable = "abcdefghij0123456789-klmnopqrst_uvwxyz".repeat(3);
+    let api = format!("sk-ant-api03-{}AA", &readable[..93]);
+    let admin = format!("sk-ant-admin01-{}AA", walk(ALNUM, 93, 7));
+    let facebook = format!("{}|{}", walk(DIGITS, 15, 8), walk(ALNUM, 27, 9));
+    let sourcegraph = walk(HEX, 40, 10);
+    let cases = [
+        (format!("key {api}"), api.clone()),
+        (format!("ADMIN={admin}"), admin.clone()),
+        (format!("facebook {facebook}"), facebook.clone()),
+        (
+            format!("{{\"facebook token\":\"{facebook}\"}}"),
+            facebook.clone(),
+        ),
+        (format!("sourcegraph: {sourcegraph}"), sourcegraph.clone()),
+    ];
+    for (text, want) in cases {
+        let got: Vec<String> = secrets(&text).into_iter().map(|(s, _)| s).collect();
+        assert!(got.contains(&want), "{text}: {got:?}");
+    }
+    for text in [
+        format!("row {facebook}"),
+        format!("commit {sourcegraph}"),
+        format!("key sk-ant-api03-{}AB", &readable[..93]),
+    ] {
+        assert!(secrets(&text).is_empty(), "{text}: {:?}", secrets(&text));
+    }
+}
+
+#[test]
+fn bech32_addresses_are_found_in_either_case_but_not_mixed() {
+    // BIP 173's own valid test vector, in its upper-case and lower-case forms.
+    let upper = "BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4";
+    let lower = upper.to_ascii_lowercase();
+    for address in [upper.to_string(), lower.clone()] {
+        let found = Scanner::new(&ScannerConfig::default())
+            .expect("scanner")
+            .scan(&format!("send to {address}."));
+        assert_eq!(found.len(), 1, "{address}: {found:?}");
+        assert_eq!(found[0].kind, Kind::CryptoWallet);
+    }
+    let mixed = format!("BC1Q{}", &lower[4..]);
+    let found = Scanner::new(&ScannerConfig::default())
+        .expect("scanner")
+        .scan(&format!("send to {mixed}."));
+    assert!(
+        found.iter().all(|f| f.kind != Kind::CryptoWallet),
+        "{found:?}"
+    );
+}

@@ -187,7 +187,7 @@ async fn form_field_names_and_bare_query_names_are_scanned_and_masked() {
     let script = format!(
         "{PY}{}",
         r#"
-text = "SSN 078-05-1120 card 4111 1111 1111 1111"
+text = "SSN 078-05-1121 card 4111 1111 1111 1111"
 form = {"content-type": "application/x-www-form-urlencoded"}
 report(s.post(base + "/echo", data=text, headers=form))
 report(s.post(base + "/mirror", data=text, headers=form))

@@ -91,7 +91,10 @@ pub fn cz_rc(d: &[u8]) -> bool {
         _ => return false,
     };
     if d.len() == 9 {
-        return yy < 54 && valid_date(1900 + yy, month, day);
+        // Nine digits (no check digit) were issued until 1953; read as python-stdnum reads
+        // them, years 80–99 are the 1880s and 1890s.
+        return yy < 54 && valid_date(1900 + yy, month, day)
+            || yy >= 80 && valid_date(1800 + yy, month, day);
     }
     let year = if yy < 54 { 2000 + yy } else { 1900 + yy };
     valid_date(year, month, day) && number(&d[..9]) % 11 % 10 == u64::from(d[9])

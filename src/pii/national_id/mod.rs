@@ -9,14 +9,20 @@ mod plain;
 mod tests;
 
 pub use dated::{at_svnr, cz_rc, dk_cpr, dk_cpr_mod11, gr_amka, hu_tax_id, no_fnr, ro_cnp};
-pub use plain::{au_tfn, ca_sin, ie_pps, pt_nif};
+pub use plain::{au_tfn, ca_sin, ie_pps, it_iva, pt_nif};
 
 use super::checksum::{digit_values, luhn, number};
 
-/// US SSN registry rules: no area 000, 666 or 9xx, no group 00, no serial 0000.
+/// SSNs the SSA voided after they were printed as examples (the Woolworth wallet card's
+/// 078-05-1120, the 1990s advertisement's 219-09-9999, 457-55-5462).
+const VOIDED_SSNS: &[u64] = &[78_051_120, 219_099_999, 457_555_462];
+
+/// US SSN registry rules: no area 000, 666 or 9xx, no group 00, no serial 0000, none of the
+/// voided example numbers.
 pub fn us_ssn(d: &[u8]) -> bool {
     let area = number(&d[0..3]);
     d.len() == 9
+        && !VOIDED_SSNS.contains(&number(d))
         && area != 0
         && area != 666
         && area < 900
@@ -201,7 +207,14 @@ pub fn fi_hetu(id: &[u8]) -> bool {
     let Some(serial) = digit_values(std::str::from_utf8(&id[7..10]).unwrap_or("x")) else {
         return false;
     };
-    if !valid_day(number(&digits[2..4]), number(&digits[0..2])) {
+    // The separator is the century: `+` the 1800s, `-` and `U`–`Y` the 1900s, `A`–`F` the 2000s.
+    let century = match id[6] {
+        b'+' => 1800,
+        b'A'..=b'F' => 2000,
+        _ => 1900,
+    };
+    let year = century + number(&digits[4..6]);
+    if !valid_date(year, number(&digits[2..4]), number(&digits[0..2])) {
         return false;
     }
     digits.extend(serial);

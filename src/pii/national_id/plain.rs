@@ -43,6 +43,19 @@ pub fn ie_pps(id: &[u8]) -> bool {
     PPS_LETTERS[(sum % 23) as usize] == id[7]
 }
 
+/// Italian partita IVA, also the codice fiscale of companies and other bodies: eleven digits, a
+/// registrant number that is not all zeros, a province office code (001–100, 120, 121, 888,
+/// 999), and a Luhn check digit.
+pub fn it_iva(d: &[u8]) -> bool {
+    if d.len() != 11 {
+        return false;
+    }
+    let office = number(&d[7..10]);
+    d[..7].iter().any(|&x| x != 0)
+        && ((1..=100).contains(&office) || matches!(office, 120 | 121 | 888 | 999))
+        && luhn(d)
+}
+
 /// Canadian SIN: nine digits, Luhn, a first digit that is a region (not 0 or 8).
 pub fn ca_sin(d: &[u8]) -> bool {
     d.len() == 9 && d[0] != 0 && d[0] != 8 && luhn(d)

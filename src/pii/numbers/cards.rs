@@ -51,6 +51,9 @@ const IIN: &[Range] = &[
     r("diners", 2, 36, 36, L14_19),
     r("diners", 2, 38, 39, L14_19),
     r("jcb", 4, 3528, 3589, L16_19),
+    // The whole `35` block at 16 digits, as the widely published JCB pattern reads it
+    // (`^(?:2131|1800|35\d{3})\d{11}$`, regular-expressions.info) and card generators follow.
+    r("jcb", 2, 35, 35, &[16]),
     r("jcb", 4, 1800, 1800, &[15]),
     r("jcb", 4, 2131, 2131, &[15]),
     r("unionpay", 2, 62, 62, L16_19),
@@ -68,6 +71,8 @@ const IIN: &[Range] = &[
     r("rupay", 3, 353, 353, &[16]),
     r("rupay", 3, 356, 356, &[16]),
     r("troy", 4, 9792, 9792, &[16]),
+    // UATP (airline cards): major industry identifier 1, 15 digits.
+    r("uatp", 1, 1, 1, &[15]),
 ];
 
 /// The card network whose IIN range and length fit `digits`, if any.
@@ -82,6 +87,9 @@ pub(super) fn network(digits: &[u8]) -> Option<&'static str> {
         .map(|range| range.network)
 }
 
+/// The most digits a cluster holds before it is read as several numbers in a row.
+pub(super) const LONGEST_RUN: usize = 40;
+
 /// Whether digit groups of lengths `lens` are a way cards are written: ungrouped, fours with a
 /// shorter last group (`4-4-4-4`, `4-4-4-4-3`, `4-4-4-3`), or the `4-6-5` of 15-digit and the
 /// `4-6-4` of 14-digit cards.
@@ -94,10 +102,21 @@ pub(super) fn grouping(lens: &[usize]) -> bool {
 }
 
 /// Every run of groups in `c` with 12–19 digits, one separator (space or hyphen), a card
-/// grouping, a network's IIN range and length, and a valid Luhn digit.
+/// grouping, a network's IIN range and length, and a valid Luhn digit. In a run of more groups
+/// than any one number has (several numbers in a row), a grouped card must stand apart from its
+/// neighbours: another separator, or none, on each side.
 pub(super) fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let lens = c.lens();
+    let long = c.digits > LONGEST_RUN;
+    let apart = |from: usize, to: usize| {
+        if from == to {
+            return true;
+        }
+        let inner = c.sep(text, from);
+        (from == 0 || c.sep(text, from - 1) != inner)
+            && (to == c.count - 1 || c.sep(text, to) != inner)
+    };
     for from in 0..c.count {
         let mut count = 0;
         for to in from..c.count {
@@ -108,6 +127,7 @@ pub(super) fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
             if count < 12
                 || !grouping(&lens[from..=to])
                 || !c.consistent(text, from, to, &[" ", "-"])
+                || long && !apart(from, to)
             {
                 continue;
             }
@@ -183,6 +203,9 @@ mod tests {
             ("diners", "38", &[16]),
             ("jcb", "3528", &[16, 17, 18, 19]),
             ("jcb", "3589", &[16]),
+            ("jcb", "3500", &[16]),
+            ("jcb", "3599", &[16]),
+            ("uatp", "1", &[15]),
             ("jcb", "1800", &[15]),
             ("jcb", "2131", &[15]),
             ("unionpay", "62", &[16, 17, 18, 19]),
@@ -222,6 +245,8 @@ mod tests {
             card("1800", 16),
             card("9791", 16),
             card("7", 16),
+            card("3590", 17),
+            card("1", 16),
         ];
         for number in cases {
             assert!(cards_in(&format!("ref {number}")).is_empty(), "{number}");
@@ -266,5 +291,21 @@ mod tests {
         for text in not_found {
             assert!(cards_in(&format!("card {text} ok")).is_empty(), "{text}");
         }
+    }
+
+    #[test]
+    fn cards_in_a_row_are_read_where_they_stand_apart() {
+        let visa = card("4", 16);
+        let master = card("5412", 16);
+        let hyphened = group(&master, &[4, 4, 4, 4], "-");
+        // More than forty digits in one run: three cards in a row, the first two set apart.
+        let text = format!("{visa} {hyphened} {}", group(&visa, &[4, 4, 4, 4], " "));
+        assert_eq!(cards_in(&text), vec![visa.clone(), hyphened]);
+        // Fours in a long run of fours: where a card would start is unknowable.
+        let fours = format!(
+            "{} 1234 5678 9012 3456 7890 1234 5678",
+            group(&visa, &[4, 4, 4, 4], " ")
+        );
+        assert!(cards_in(&fours).is_empty(), "{fours}");
     }
 }

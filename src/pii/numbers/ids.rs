@@ -15,12 +15,31 @@ pub(super) struct Named {
     window: String,
 }
 
+/// How far after a number its naming word may stand (`199109242397 är mitt pnr`), in bytes.
+const AFTER: usize = 24;
+
 impl Named {
     pub(super) fn before(b: &[u8], start: usize) -> Named {
         let from = start.saturating_sub(WINDOW);
         Named {
             window: String::from_utf8_lossy(&b[from..start]).to_lowercase(),
         }
+    }
+
+    /// The words before the number at `start..end` and those after it in the same clause (up to
+    /// a digit or a punctuation mark that ends a clause): "… is my SIN", "… är mitt pnr".
+    pub(super) fn around(b: &[u8], start: usize, end: usize) -> Named {
+        let mut named = Named::before(b, start);
+        let tail = &b[end..b.len().min(end + AFTER)];
+        let clause = tail
+            .iter()
+            .position(|&c| c.is_ascii_digit() || b".,;:!?\n(".contains(&c))
+            .unwrap_or(tail.len());
+        named.window.push('\n');
+        named
+            .window
+            .push_str(&String::from_utf8_lossy(&tail[..clause]).to_lowercase());
+        named
     }
 
     /// Whether one of `words` (lower-case) starts a word here; a word of four characters or
@@ -56,6 +75,16 @@ const BE_WORDS: &[&str] = &[
 ];
 const DE_WORDS: &[&str] = &["steuer", "tax id", "idnr", "identifikationsnummer", "tin"];
 const PESEL_WORDS: &[&str] = &["pesel"];
+const IT_WORDS: &[&str] = &[
+    "codice fiscale",
+    "cod. fisc",
+    "c.f.",
+    "cf",
+    "partita iva",
+    "p.iva",
+    "p. iva",
+    "piva",
+];
 const BSN_WORDS: &[&str] = &["bsn", "burgerservice", "sofi", "sofinummer"];
 const SE_WORDS: &[&str] = &["personnummer", "personnr", "pnr", "samordningsnummer"];
 const NHS_WORDS: &[&str] = &["nhs"];
@@ -113,6 +142,7 @@ pub(super) const ID_WORDS: &[&[&str]] = &[
     BE_WORDS,
     DE_WORDS,
     PESEL_WORDS,
+    IT_WORDS,
     BSN_WORDS,
     SE_WORDS,
     NHS_WORDS,
@@ -141,7 +171,7 @@ struct Candidate {
 pub(super) fn national_ids(text: &str, c: &Cluster, all: &[u8], lens: &[usize]) -> Vec<Finding> {
     let b = text.as_bytes();
     let last = c.count - 1;
-    let named = Named::before(b, c.start);
+    let named = Named::around(b, c.start, c.end);
     let compact = lens.len() == 1;
     // Any one separator repeated (or none): `123 456 789`, `1234.56.782`, `440514-01359`.
     let grouped = c.consistent(text, 0, last, &[" ", "-", "."]);
@@ -159,13 +189,16 @@ pub(super) fn national_ids(text: &str, c: &Cluster, all: &[u8], lens: &[usize]) 
             add(Kind::AuTfn, "au_tfn_mod11", true);
         }
         9 => {
-            let ssn_shape = lens == [3, 2, 4] && c.consistent(text, 0, last, &["-", " "]);
+            let ssn_shape = lens == [3, 2, 4] && c.consistent(text, 0, last, &["-", " ", "."]);
             let n = named.any(SSN_WORDS);
-            if (n && grouped || ssn_shape) && id::us_ssn(all) {
+            if (n && compact || ssn_shape) && id::us_ssn(all) {
                 add(Kind::UsSsn, "us_ssn_areas", n);
             }
-            if grouped && named.any(BSN_WORDS) && id::nl_bsn(all) {
-                add(Kind::NlBsn, "nl_bsn_eleven", true);
+            // `1234.56.789`: how Dutch documents print a BSN.
+            let bsn_shape = lens == [4, 2, 3] && c.consistent(text, 0, last, &["."]);
+            let n = named.any(BSN_WORDS);
+            if (grouped && n || bsn_shape) && id::nl_bsn(all) {
+                add(Kind::NlBsn, "nl_bsn_eleven", n);
             }
             if grouped && named.any(SIN_WORDS) && id::ca_sin(all) {
                 add(Kind::CaSin, "ca_sin_luhn", true);
@@ -176,8 +209,10 @@ pub(super) fn national_ids(text: &str, c: &Cluster, all: &[u8], lens: &[usize]) 
             if grouped && named.any(PT_WORDS) && id::pt_nif(all) {
                 add(Kind::PtNif, "pt_nif_mod11", true);
             }
-            if (compact || two(6, 3, &["/", " "])) && named.any(CZ_WORDS) && id::cz_rc(all) {
-                add(Kind::CzRc, "cz_rc_date", true);
+            // `YYMMDD/SSS`, the slash form of a birth number issued before 1954, stands alone.
+            let n = named.any(CZ_WORDS);
+            if ((compact || two(6, 3, &[" "])) && n || two(6, 3, &["/"])) && id::cz_rc(all) {
+                add(Kind::CzRc, "cz_rc_date", n);
             }
         }
         10 => ten(text, c, all, lens, &named, &mut add),
@@ -185,7 +220,11 @@ pub(super) fn national_ids(text: &str, c: &Cluster, all: &[u8], lens: &[usize]) 
         12 => {
             let n = named.any(SE_WORDS);
             let century = matches!(all[..2], [1, 8] | [1, 9] | [2, 0]);
-            let shape = n && (compact || two(8, 4, &[" "])) || two(8, 4, &["-"]);
+            // `YYYYMMDDNNNC` whole, as Skatteverket and BankID write it, unless some other
+            // identifier's word (an order, an invoice) names it.
+            let other = super::phone_context::context(b, c.start) == Some(false);
+            let shape =
+                n && (compact || two(8, 4, &[" "])) || two(8, 4, &["-"]) || compact && !other;
             if shape && century && id::se_personnummer(&all[2..]) {
                 add(Kind::SePersonnummer, "se_luhn", n);
             }
@@ -261,14 +300,22 @@ fn eleven(text: &str, c: &Cluster, all: &[u8], lens: &[usize], named: &Named, ad
     let grouped = c.consistent(text, 0, last, &[" ", "-", "."]);
     let seps_in = |allowed: &[&str]| (0..last).all(|i| allowed.contains(&c.sep(text, i)));
     if id::be_national_number(all) {
-        let be_shape = matches!(lens, [2, 2, 2, 3, 2] | [6, 3, 2]) && seps_in(&[".", "-", " "]);
+        // Two check digits and a date: like the Norwegian number, compact it stands alone.
+        let be_shape =
+            compact || matches!(lens, [2, 2, 2, 3, 2] | [6, 3, 2]) && seps_in(&[".", "-", " "]);
         let n = named.any(BE_WORDS);
         if n && grouped || be_shape {
             add(Kind::BeNationalNumber, "be_mod97", n);
         }
     }
-    if grouped && named.any(DE_WORDS) && id::de_tax_id(all) {
-        add(Kind::DeTaxId, "de_iso7064", true);
+    // `12 345 678 901`: how the Federal Central Tax Office prints the Steuer-ID.
+    let de_shape = lens == [2, 3, 3, 3] && c.consistent(text, 0, last, &[" "]);
+    let n = named.any(DE_WORDS);
+    if (grouped && n || de_shape) && id::de_tax_id(all) {
+        add(Kind::DeTaxId, "de_iso7064", n);
+    }
+    if grouped && named.any(IT_WORDS) && id::it_iva(all) {
+        add(Kind::ItFiscalCode, "it_iva_luhn", true);
     }
     if grouped && named.any(PESEL_WORDS) && id::pl_pesel(all) {
         add(Kind::PlPesel, "pl_pesel_weights", true);

@@ -2,14 +2,21 @@
 //! numbers in a text are few, so each one is cut into digit groups once and every numeric kind
 //! (cards, IBANs, national identifiers, phones, IPs) is checked against those groups.
 
+mod addresses;
 mod cards;
+mod iban;
 mod ids;
 mod lettered;
 mod numeric;
 mod phone_context;
+mod phone_extension;
+mod phone_formats;
 mod phones;
 
 pub use phones::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
+
+use addresses::{colon, mac_around};
+use iban::{iban_at, iban_shaped};
 
 use super::checksum as check;
 use super::national_id as id;
@@ -171,8 +178,8 @@ const MIN_DIGITS: usize = 7;
 /// One candidate at `start`; returns where scanning continues.
 fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Finding>) -> usize {
     let b = text.as_bytes();
-    if let Some(end) = mac_at(b, start) {
-        out.push(Finding::new(Kind::MacAddress, start, end, "mac"));
+    if let Some((begin, end)) = mac_around(b, start) {
+        out.push(Finding::new(Kind::MacAddress, begin, end, "mac"));
         return end;
     }
     if b[start].is_ascii_digit()
@@ -210,7 +217,8 @@ fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Fin
         out.push(Finding::new(kind, start, end, validator));
         return end;
     }
-    if b.get(cluster.end).is_some_and(|&c| is_word(c)) {
+    let extension = phone_extension::extension(b, cluster.end);
+    if extension.is_none() && b.get(cluster.end).is_some_and(|&c| is_word(c)) {
         return word(text, start, cluster.end, out);
     }
     if b.get(cluster.end).is_some_and(|&c| b"-/".contains(&c))
@@ -219,8 +227,16 @@ fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Fin
     {
         return skip_token(b, cluster.end);
     }
-    if cluster.digits >= MIN_DIGITS || cluster.count == 4 {
+    // Four groups or more may be an IPv4 address with or without its prefix length.
+    if cluster.digits >= MIN_DIGITS || cluster.count >= 4 {
+        let before = out.len();
         numeric::numeric(text, &cluster, regions, out);
+        if let Some(end) = extension {
+            if phone_extension::attach(&mut out[before..], cluster.end, end) {
+                return end;
+            }
+            return skip_token(b, cluster.end);
+        }
     }
     cluster.end
 }
@@ -261,27 +277,6 @@ fn skip_token(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// `00:1A:2B:3C:4D:5E` or with `-`.
-fn mac_at(b: &[u8], start: usize) -> Option<usize> {
-    let end = start + 17;
-    let mac = b.get(start..end)?;
-    let sep = mac[2];
-    let shaped = (sep == b':' || sep == b'-')
-        && mac.iter().enumerate().all(|(i, &c)| {
-            if i % 3 == 2 {
-                c == sep
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        });
-    let bounded = start
-        .checked_sub(1)
-        .is_none_or(|i| !b[i].is_ascii_alphanumeric())
-        && b.get(end)
-            .is_none_or(|c| !c.is_ascii_alphanumeric() && *c != sep);
-    (shaped && bounded).then_some(end)
-}
-
 /// An alphanumeric word holding digits: the identifiers that mix letters and digits.
 fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Finding>) -> usize {
     let b = text.as_bytes();
@@ -304,6 +299,10 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
         out.push(Finding::new(Kind::Iban, ws, end, "iban_mod97"));
         return end;
     }
+    if let Some(end) = iban_shaped(b, ws) {
+        // An account number that fails its check: its groups are none of the other kinds.
+        return end;
+    }
     // Identifiers with letters are read in either case (`rssmra85t10a562s`, `131052-308t`).
     // Only the lengths a lettered identifier has are copied (hashes and UUIDs are not).
     let upper = if matches!(span.len(), 8 | 9 | 11 | 16) {
@@ -323,6 +322,11 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
         9 if id::uk_nino(&upper) => Some((Kind::UkNino, "uk_nino_prefix")),
         9 if id::es_dni(&upper) => Some((Kind::EsDni, "es_dni_mod23")),
         8 | 9 if pps() => Some((Kind::IePps, "ie_pps_mod23")),
+        // The nine-character form's second letter (`A`, `B`, `H`; `W`, `T`, `X` before 2013)
+        // makes it stand alone.
+        9 if upper[..7].iter().all(u8::is_ascii_digit) && id::ie_pps(&upper) => {
+            Some((Kind::IePps, "ie_pps_mod23"))
+        }
         11 if id::fi_hetu(&upper) => Some((Kind::FiHetu, "fi_hetu_mod31")),
         11 if upper.starts_with(b"PT") && pt_nif(&upper[2..]) => {
             Some((Kind::PtNif, "pt_nif_mod11"))
@@ -354,69 +358,6 @@ fn it_fiscal_shape(cf: &[u8]) -> bool {
         && letter(11)
         && letter(15)
         && cf.iter().any(u8::is_ascii_digit)
-}
-
-/// An IBAN starting at `start` (`DE89 3704 0044 …` or compact): country length and mod 97.
-fn iban_at(b: &[u8], start: usize) -> Option<usize> {
-    let head = b.get(start..start + 4)?;
-    if !(head[0].is_ascii_uppercase()
-        && head[1].is_ascii_uppercase()
-        && head[2].is_ascii_digit()
-        && head[3].is_ascii_digit())
-    {
-        return None;
-    }
-    let len = check::iban_length(&head[..2])?;
-    let mut compact = Vec::with_capacity(len);
-    let mut i = start;
-    while compact.len() < len && i < b.len() {
-        let c = b[i];
-        if c.is_ascii_digit() || c.is_ascii_uppercase() {
-            compact.push(c);
-            i += 1;
-        } else if c == b' ' && b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric()) {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    let bounded = b.get(i).is_none_or(|c| !c.is_ascii_alphanumeric());
-    (compact.len() == len && bounded && check::iban_mod97(&compact)).then_some(i)
-}
-
-/// IPv6 addresses and colon MACs around a `:`; returns where scanning continues.
-fn colon(text: &str, at: usize, out: &mut Vec<Finding>) -> usize {
-    let b = text.as_bytes();
-    let allowed = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
-    let mut ws = at;
-    while ws > 0 && allowed(b[ws - 1]) && at - ws < 45 {
-        ws -= 1;
-    }
-    let mut we = at;
-    while we < b.len() && allowed(b[we]) && we - ws < 45 {
-        we += 1;
-    }
-    while we > at + 1 && matches!(b[we - 1], b'.') {
-        we -= 1;
-    }
-    let bounded =
-        ws.checked_sub(1).is_none_or(|i| !is_word(b[i])) && b.get(we).is_none_or(|&c| !is_word(c));
-    if !bounded {
-        return we;
-    }
-    if let Some(end) = mac_at(b, ws).filter(|&end| end == we) {
-        out.push(Finding::new(Kind::MacAddress, ws, end, "mac"));
-        return we;
-    }
-    let token = &text[ws..we];
-    let colons = token.bytes().filter(|&c| c == b':').count();
-    if colons >= 2
-        && token.bytes().any(|c| c.is_ascii_digit())
-        && token.parse::<std::net::Ipv6Addr>().is_ok()
-    {
-        out.push(Finding::new(Kind::IpAddress, ws, we, "ipv6"));
-    }
-    we
 }
 
 #[cfg(test)]

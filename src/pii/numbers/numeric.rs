@@ -7,7 +7,11 @@ use crate::pii::{Finding, Kind};
 
 /// Every numeric kind the digit groups of `c` can be.
 pub(super) fn numeric(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
-    if c.digits > 40 {
+    if c.digits > super::cards::LONGEST_RUN {
+        // Several numbers in a row: only cards standing apart are read in it.
+        if !c.plus {
+            super::cards::cards(text, c, out);
+        }
         return;
     }
     let b = text.as_bytes();

@@ -12,6 +12,7 @@ use regex::Regex;
 
 use super::Cluster;
 use super::phone_context::context;
+use super::phone_formats::{TrunkFormat, trunk_needed};
 use crate::pii::{Finding, Kind};
 
 /// The regions whose national numbers are recognised unless configured otherwise: the EU, the
@@ -42,6 +43,9 @@ struct Region {
     /// Whether the plan writes national numbers with the trunk prefix (`030 …` in Germany), as
     /// opposed to without one (Italy, Spain), or with it optional (North America, Liechtenstein).
     trunk_written: bool,
+    /// The plan's formats, for numbers written without a trunk prefix where others have one
+    /// (Ireland's `1800 …` beside `01 …`).
+    formats: Arc<Vec<TrunkFormat>>,
     /// The plan's patterns, compiled once.
     plan: Arc<Plan>,
 }
@@ -128,14 +132,22 @@ fn matches((regex, lengths): &(Regex, Vec<u16>), nsn: &str) -> bool {
 /// plan of its country code, by the compiled plans alone: the crate's parser is never asked here,
 /// since text full of `+` numbers that are none (an agent may send megabytes of them) made it
 /// spend about half a millisecond each, its regex cache evicting and compiling patterns again.
+///
+/// A national trunk prefix written after the country code (`+358 09 …`, `+32 02 …`) is dropped
+/// first when the number is valid only without it, as libphonenumber's parser drops it.
 fn valid_international(digits: &str) -> bool {
     (2..=4).filter(|&end| end < digits.len()).any(|end| {
         let code = digits[1..end].parse::<u16>().ok();
         let metas = code.and_then(|code| DATABASE.by_code(&code));
         metas.is_some_and(|metas| {
-            metas
-                .into_iter()
-                .any(|meta| plan(meta).is_some_and(|p| p.valid(&digits[end..])))
+            metas.into_iter().any(|meta| {
+                let nsn = &digits[end..];
+                let trunkless = meta
+                    .national_prefix()
+                    .filter(|t| !t.is_empty())
+                    .and_then(|t| nsn.strip_prefix(t));
+                plan(meta).is_some_and(|p| p.valid(nsn) || trunkless.is_some_and(|n| p.valid(n)))
+            })
         })
     })
 }
@@ -171,18 +183,15 @@ impl PhoneRegions {
             let unknown = || UnknownRegion(code.as_ref().to_string());
             let id: Id = upper.parse().map_err(|_| unknown())?;
             let meta = DATABASE.by_id(upper.as_str()).ok_or_else(unknown)?;
-            let trunk_written = meta.national_prefix().is_some_and(|trunk| {
-                meta.formats().iter().any(|f| {
-                    !f.is_national_prefix_optional()
-                        && f.national_prefix().is_some_and(|rule| rule.contains(trunk))
-                })
-            });
+            let formats = TrunkFormat::of(meta);
+            let trunk_written = formats.iter().any(|f| f.written);
             let plan = plan(meta).ok_or_else(unknown)?;
             if !regions.iter().any(|r| r.id == id) {
                 regions.push(Region {
                     id,
                     meta,
                     trunk_written,
+                    formats: Arc::new(formats),
                     plan,
                 });
             }
@@ -198,14 +207,15 @@ impl PhoneRegions {
     /// The configured regions `digits` (a national number, trunk prefix included) is a valid
     /// number of, by their compiled plans.
     fn national<'a>(&'a self, digits: &'a str) -> impl Iterator<Item = &'a Region> + 'a {
-        self.regions.iter().filter(move |r| {
-            let nsn = match r.meta.national_prefix() {
-                Some(trunk) if digits.starts_with(trunk) => &digits[trunk.len()..],
-                Some(_) if r.trunk_written => return false,
-                _ => digits,
-            };
-            r.plan.valid(nsn)
-        })
+        self.regions
+            .iter()
+            .filter(move |r| match r.meta.national_prefix() {
+                Some(trunk) if digits.starts_with(trunk) => r.plan.valid(&digits[trunk.len()..]),
+                Some(_) if r.trunk_written => {
+                    r.plan.valid(digits) && !trunk_needed(&r.formats, digits)
+                }
+                _ => r.plan.valid(digits),
+            })
     }
 }
 
@@ -214,6 +224,16 @@ impl PhoneRegions {
 pub(super) fn phones(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     if text[..c.start].ends_with(['$', '€', '£', '#']) {
+        return;
+    }
+    // A date leads a timestamp (`2023-03-29 11:50`); one digit repeated is a placeholder.
+    let date_led = !c.plus && c.count >= 3 && c.lens()[..3] == [4, 2, 2] && date(text, c, 0, 2);
+    let (s, _) = c.groups[0];
+    let repeated = (0..c.count).all(|g| {
+        let (gs, ge) = c.groups[g];
+        b[gs..ge].iter().all(|&d| d == b[s])
+    });
+    if date_led || repeated {
         return;
     }
     let ctx = context(b, c.start);
@@ -311,7 +331,7 @@ fn national(
 ) -> bool {
     let lens = &c.lens()[from..=to];
     let count: usize = lens.iter().sum();
-    if !(6..=13).contains(&count) || !separators(text, c, from, to) {
+    if !(6..=14).contains(&count) || !separators(text, c, from, to) {
         return false;
     }
     let digits: String = c.groups[from..=to]
@@ -328,10 +348,19 @@ fn national(
     if !plain(text, c, from, to) {
         return false;
     }
+    // An area code in parentheses with its trunk prefix (`(0463) 09782 735`) is how phone
+    // numbers alone are written, wherever the plan would split it.
+    let (s, _) = c.groups[from];
+    let paren = s > 0 && text.as_bytes()[s - 1] == b'(' && to > from;
     // The parsed number is needed only to see how the plan formats it.
     valid.any(|r| {
-        phonenumber::parse(Some(r.id), &digits)
-            .is_ok_and(|number| unambiguous(lens, &digits, r.meta, &number))
+        let trunk = r
+            .meta
+            .national_prefix()
+            .is_some_and(|t| digits.starts_with(t));
+        paren && trunk
+            || phonenumber::parse(Some(r.id), &digits)
+                .is_ok_and(|number| unambiguous(lens, &digits, r.meta, &number))
     })
 }
 

@@ -90,6 +90,8 @@ fn international_numbers_are_found_in_any_grouping() {
         "+61 2 9876 5432",
         "+55 11 91234 5678",
         "0049 30 12345678",
+        "+39-02-1234-5678",
+        "+44-20-7946-0958",
     ];
     let mut failures = Vec::new();
     for number in cases {
@@ -191,4 +193,93 @@ fn only_configured_regions_count_for_national_numbers() {
         phones_in(&scanner, "+49 30 12345678"),
         vec!["+49 30 12345678"]
     );
+}
+
+#[test]
+fn a_trunk_prefix_kept_after_the_country_code_is_read_as_libphonenumber_reads_it() {
+    let scanner = default_scanner();
+    let mut failures = Vec::new();
+    for (code, number) in examples() {
+        let meta = DATABASE.by_id(code).expect("region");
+        let Some(trunk) = meta.national_prefix() else {
+            continue;
+        };
+        let nsn = number.national().value().to_string();
+        let written = format!("+{} {trunk}{nsn}", meta.country_code());
+        let got = phones_in(&scanner, &format!("x {written} y"));
+        if got != vec![written.clone()] {
+            failures.push(format!("{code}: {written:?} gave {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn phone_words_of_every_language_and_area_codes_in_parentheses_say_phone() {
+    let scanner = default_scanner();
+    // Numbers valid in their plans but written in a way other numbers are too: a call verb or
+    // a phone noun of the sentence's language, or a `(0…)` area code, says which they are.
+    let cases = [
+        ("Llámame al 912345678", "912345678"),
+        ("Appelez-moi au 0123456789", "0123456789"),
+        ("Chiamami allo 0301234567", "0301234567"),
+        ("Ruf mich an: 0301234567", "0301234567"),
+        ("Bel me op 0201234567", "0201234567"),
+        ("Zadzwoń: 221234567", "221234567"),
+        ("Hívjon: 0301234567", "0301234567"),
+        ("Τηλέφωνο 0301234567", "0301234567"),
+        ("Soita 0201234567", "0201234567"),
+        ("Büro (0721) 12 34 567", "(0721) 12 34 567"),
+        ("Büro (06221) 1234 56", "(06221) 1234 56"),
+        ("Hotline 0800 1234567890", "0800 1234567890"),
+    ];
+    let mut failures = Vec::new();
+    for (text, want) in cases {
+        let got = phones_in(&scanner, text);
+        if got != vec![want.to_string()] {
+            failures.push(format!("{text:?} gave {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn numbers_inside_other_identifiers_and_placeholders_are_not_phones() {
+    let scanner = Scanner::new(&ScannerConfig::default()).expect("scanner");
+    let cases = [
+        // An IBAN whose check digits fail (the standard example with one altered).
+        "Konto DE88 3704 0044 0532 0130 00",
+        "account GB29-NWBK-6016-1331-9268-18",
+        // Timestamps, product codes, one digit repeated.
+        "last_login=2021-07-14 10:22:31.123456",
+        "at 2019-11-05 08:15 UTC",
+        "EAN 96385074",
+        "barcode 96385074",
+        "tel 555 555 555",
+        "Belgium 912345678",
+    ];
+    let mut failures = Vec::new();
+    for text in cases {
+        let found = scanner.scan(text);
+        if !found.is_empty() {
+            failures.push(format!("{text:?} gave {found:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn where_the_plan_writes_a_trunk_prefix_a_national_number_needs_it() {
+    // Germany's plan formats national numbers as `$NP$FG`: `030 …`, never `30 …`.
+    let germany = Scanner::new(&ScannerConfig {
+        phone_regions: PhoneRegions::new(&["DE"]).expect("DE"),
+        ..ScannerConfig::default()
+    })
+    .expect("scanner");
+    assert_eq!(
+        phones_in(&germany, "Büro 030 12345678"),
+        vec!["030 12345678"]
+    );
+    assert!(phones_in(&germany, "Büro 30 12345678").is_empty());
+    assert!(phones_in(&germany, "Büro 301 234 5678").is_empty());
 }
