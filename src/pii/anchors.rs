@@ -1,14 +1,14 @@
 //! Candidates found by literal anchors: `@` and its obfuscations for emails, key prefixes for
-//! secrets, `0x` and `bc1` for wallets, credential keywords for the generic rule. One
-//! Aho-Corasick pass finds every anchor; a regex anchored at the hit gives the shape; a
-//! validator decides.
+//! secrets, `0x` and `bc1` for wallets, credential keywords for the generic rule. One pass
+//! (`literals.rs`) finds every anchor; a regex anchored at the hit gives the shape; a validator
+//! decides.
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
 use super::checksum::entropy;
+use super::literals::Literals;
 use super::secret_rules::{Rules, aws_secrets_near};
 use super::{Finding, Kind};
 
@@ -104,7 +104,7 @@ const SECRETS: &[SecretShape] = &[
 
 /// The compiled anchors.
 pub(super) struct Anchors {
-    automaton: AhoCorasick,
+    literals: Literals,
     /// What each distinct literal starts (several rules share `key`, `sk_live`, ...).
     targets: Vec<Vec<Anchor>>,
     shapes: Vec<Regex>,
@@ -134,47 +134,52 @@ const PEM_MIN_BODY: usize = 64;
 /// How far a private key's end is looked for.
 const PEM_WINDOW: usize = 65_536;
 
+/// The anchor literals (lower case, each once) and what each one starts.
+fn table(rules: &Rules) -> (Vec<String>, Vec<Vec<Anchor>>) {
+    let mut literals: Vec<String> = Vec::new();
+    let mut targets: Vec<Vec<Anchor>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut add = |literal: &str, anchor: Anchor| {
+        let key = literal.to_ascii_lowercase();
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            literals.push(key);
+            targets.push(Vec::new());
+            targets.len() - 1
+        });
+        targets[i].push(anchor);
+    };
+    add("@", Anchor::At);
+    for obfuscated in ["[at]", "(at)", "{at}", " at "] {
+        add(obfuscated, Anchor::ObfuscatedAt);
+    }
+    for (i, secret) in SECRETS.iter().enumerate() {
+        for prefix in secret.prefixes {
+            add(prefix, Anchor::Secret(i));
+        }
+    }
+    for (i, rule) in rules.rules.iter().enumerate() {
+        for anchor in &rule.anchors {
+            add(anchor, Anchor::Rule(i));
+        }
+    }
+    add("-----begin", Anchor::Pem);
+    (literals, targets)
+}
+
+/// The anchor literals, for the tests of `literals.rs`.
+#[cfg(test)]
+pub(super) fn literals() -> Result<Vec<String>, String> {
+    Ok(table(&Rules::new()?).0)
+}
+
 impl Anchors {
     pub(super) fn new() -> Result<Anchors, String> {
         let rules = Rules::new()?;
-        let mut literals: Vec<String> = Vec::new();
-        let mut targets: Vec<Vec<Anchor>> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut add = |literal: &str, anchor: Anchor| {
-            let key = literal.to_ascii_lowercase();
-            let i = *index.entry(key.clone()).or_insert_with(|| {
-                literals.push(key);
-                targets.push(Vec::new());
-                targets.len() - 1
-            });
-            targets[i].push(anchor);
-        };
-        add("@", Anchor::At);
-        for obfuscated in ["[at]", "(at)", "{at}", " at "] {
-            add(obfuscated, Anchor::ObfuscatedAt);
-        }
-        for (i, secret) in SECRETS.iter().enumerate() {
-            for prefix in secret.prefixes {
-                add(prefix, Anchor::Secret(i));
-            }
-        }
-        for (i, rule) in rules.rules.iter().enumerate() {
-            for anchor in &rule.anchors {
-                add(anchor, Anchor::Rule(i));
-            }
-        }
-        add("-----begin", Anchor::Pem);
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            // A full DFA: the builder picks the contiguous NFA past 100 patterns, and its
-            // overlapping walk was a tenth of the proxy's CPU; the table is about 1 MB.
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .map_err(|e| e.to_string())?;
+        let (literals, targets) = table(&rules);
+        let literals = Literals::new(&literals)?;
         let compile = |pattern: &str| Regex::new(pattern).map_err(|e| e.to_string());
         Ok(Anchors {
-            automaton,
+            literals,
             targets,
             shapes: SECRETS
                 .iter()
@@ -190,9 +195,9 @@ impl Anchors {
     /// Every anchored finding in `text`.
     pub(super) fn scan(&self, text: &str, internal: &[String], out: &mut Vec<Finding>) {
         let mut seen: Vec<(usize, usize)> = Vec::new();
-        for hit in self.automaton.find_overlapping_iter(text) {
-            let (start, end) = (hit.start(), hit.end());
-            for &anchor in &self.targets[hit.pattern().as_usize()] {
+        for hit in self.literals.find(text.as_bytes()) {
+            let (start, end) = (hit.start, hit.end);
+            for &anchor in &self.targets[hit.literal] {
                 match anchor {
                     Anchor::At => {
                         if let Some(f) = super::email::plain(text, start, internal) {
@@ -228,12 +233,12 @@ impl Anchors {
         let offset = name.len() + 5;
         let mut found = Vec::new();
         let mut seen = Vec::new();
-        for hit in self.automaton.find_overlapping_iter(&member[..=name.len()]) {
-            for &anchor in &self.targets[hit.pattern().as_usize()] {
+        for hit in self.literals.find(&member.as_bytes()[..=name.len()]) {
+            for &anchor in &self.targets[hit.literal] {
                 if let Anchor::Rule(i) = anchor
                     && self.rules.rules[i].keyed()
                 {
-                    self.rule(&member, hit.start(), i, &mut seen, &mut found);
+                    self.rule(&member, hit.start, i, &mut seen, &mut found);
                 }
             }
         }

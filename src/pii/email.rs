@@ -104,6 +104,8 @@ pub(super) fn obfuscated(
     } else {
         end
     };
+    // The first label waits outside the vector: most at-words (` at 3pm`) have one label.
+    let mut first: Option<&str> = None;
     let mut labels: Vec<&str> = Vec::new();
     let mut obfuscated_dot = false;
     let mut finish = i;
@@ -116,7 +118,15 @@ pub(super) fn obfuscated(
         if i == label_start {
             break;
         }
-        labels.push(&text[label_start..i]);
+        let label = &text[label_start..i];
+        if first.is_none() {
+            first = Some(label);
+        } else {
+            if labels.is_empty() {
+                labels.extend(first);
+            }
+            labels.push(label);
+        }
         finish = i;
         let rest = &text[i..];
         let Some(dot) = DOTS.iter().find(|d| {

@@ -14,8 +14,10 @@ mod head;
 mod json;
 mod kind;
 mod known;
+mod literals;
 mod national_id;
 mod numbers;
+mod overlaps;
 pub mod raw_offsets;
 mod redact;
 mod redactor;
@@ -40,6 +42,8 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
+
+use overlaps::resolve_overlaps;
 
 pub use events::{EventRestorer, MAX_EVENT, event_end, event_end_from, stream_text};
 pub use head::{RequestHead, header_fields, rewrite_headers};
@@ -246,34 +250,6 @@ impl Scanner {
             }
         }
     }
-}
-
-/// Keeps, of overlapping findings, the most specific kind, then the longest, then the first.
-fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
-    found.sort_by_key(|f| (f.start, f.end));
-    if found.windows(2).all(|w| w[0].end <= w[1].start) {
-        return found;
-    }
-    found.sort_by(|a, b| {
-        b.kind
-            .specificity()
-            .cmp(&a.kind.specificity())
-            .then((b.end - b.start).cmp(&(a.end - a.start)))
-            .then(a.start.cmp(&b.start))
-    });
-    // Kept findings never overlap, so only the one starting last before a candidate's end can
-    // overlap it.
-    let mut kept: BTreeMap<usize, Finding> = BTreeMap::new();
-    for f in found {
-        let overlaps = kept
-            .range(..f.end)
-            .next_back()
-            .is_some_and(|(_, k)| k.end > f.start);
-        if !overlaps {
-            kept.insert(f.start, f);
-        }
-    }
-    kept.into_values().collect()
 }
 
 /// Findings counted by kind name: what logs and audit records hold instead of values.

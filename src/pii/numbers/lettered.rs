@@ -32,14 +32,18 @@ pub(super) fn nino_around(b: &[u8], digits: usize) -> Option<(usize, usize)> {
     if !starts_word(b, begin) {
         return None;
     }
-    let mut compact = vec![b[begin], b[begin + 1]];
+    // On the stack: two-letter words before a number (`at 3pm`) get this far.
+    let mut compact = [0u8; 9];
+    compact[..2].copy_from_slice(&b[begin..begin + 2]);
+    let mut len = 2;
     let mut i = digits;
     let mut spaces = 0;
-    while compact.len() < 8 {
+    while len < 8 {
         let c = *b.get(i)?;
         if c.is_ascii_digit() {
-            compact.push(c);
-        } else if c == b' ' && compact.len() % 2 == 0 && compact.len() > 2 && b[i - 1] != b' ' {
+            compact[len] = c;
+            len += 1;
+        } else if c == b' ' && len % 2 == 0 && len > 2 && b[i - 1] != b' ' {
             spaces += 1;
         } else {
             return None;
@@ -49,7 +53,7 @@ pub(super) fn nino_around(b: &[u8], digits: usize) -> Option<(usize, usize)> {
     if b.get(i) == Some(&b' ') {
         i += 1;
     }
-    compact.push(*b.get(i)?);
+    compact[8] = *b.get(i)?;
     let end = i + 1;
     if !matches!(spaces, 0 | 2) || alnum_at(b, end) {
         return None;
@@ -90,14 +94,13 @@ pub(super) fn es_id(b: &[u8], c: &Cluster) -> Option<(usize, usize)> {
     if prefix.is_none() && !starts_word(b, start) {
         return None;
     }
-    let lens = c.lens();
     let (want, grouped) = if prefix.is_some() {
         (7, [1, 3, 3])
     } else {
         (8, [2, 3, 3])
     };
-    let shaped = lens == [want]
-        || lens == grouped
+    let shaped = c.lens_are(&[want])
+        || c.lens_are(&grouped)
             && (0..2).all(|i| matches!(&b[c.seps[i].0..c.seps[i].1], b"." | b" "))
             && b[c.seps[0].0] == b[c.seps[1].0];
     if !shaped {

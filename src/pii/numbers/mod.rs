@@ -32,6 +32,7 @@ fn is_word(b: u8) -> bool {
 /// Scans `text` for every digit-led kind.
 pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
+    let mut cluster = Cluster::empty();
     let mut i = 0;
     loop {
         i = next_start(b, i);
@@ -39,9 +40,9 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
             break;
         };
         i = match c {
-            b'0'..=b'9' => candidate(text, i, regions, out).max(i + 1),
+            b'0'..=b'9' => candidate(text, i, regions, &mut cluster, out).max(i + 1),
             b'+' | b'(' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                candidate(text, i, regions, out).max(i + 1)
+                candidate(text, i, regions, &mut cluster, out).max(i + 1)
             }
             b':' => colon(text, i, out).max(i + 1),
             _ => i + 1,
@@ -99,22 +100,36 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn parse(b: &[u8], start: usize) -> Cluster {
+    /// A cluster holding nothing, to be filled by [`Cluster::parse`].
+    fn empty() -> Cluster {
+        Cluster {
+            start: 0,
+            end: 0,
+            plus: false,
+            groups: [(0, 0); MAX_GROUPS],
+            seps: [(0, 0); MAX_GROUPS],
+            count: 0,
+            digits: 0,
+        }
+    }
+
+    /// The cluster starting at `start`, parsed into `c` (one cluster is reused for every
+    /// candidate of a text: zeroing both arrays for each number cost more than reading it).
+    /// Only the entries the last cluster used are cleared, so `c` ends as a new one would.
+    fn parse(c: &mut Cluster, b: &[u8], start: usize) {
+        c.groups[..c.count].fill((0, 0));
+        c.seps[..c.count].fill((0, 0));
         let plus = b[start] == b'+';
         let mut i = if plus || b[start] == b'(' {
             start + 1
         } else {
             start
         };
-        let mut c = Cluster {
-            start,
-            end: i,
-            plus,
-            groups: [(0, 0); MAX_GROUPS],
-            seps: [(0, 0); MAX_GROUPS],
-            count: 0,
-            digits: 0,
-        };
+        c.start = start;
+        c.end = i;
+        c.plus = plus;
+        c.count = 0;
+        c.digits = 0;
         loop {
             let group_start = i;
             while i < b.len() && b[i].is_ascii_digit() {
@@ -135,7 +150,6 @@ impl Cluster {
             }
         }
         c.end = i;
-        c
     }
 
     fn groups(&self) -> &[(usize, usize)] {
@@ -151,6 +165,16 @@ impl Cluster {
             .iter()
             .flat_map(|&(s, e)| b[s..e].iter().map(|d| d - b'0'))
             .collect()
+    }
+
+    /// Whether the digit groups have exactly the lengths `lens` (without allocating).
+    fn lens_are(&self, lens: &[usize]) -> bool {
+        self.count == lens.len()
+            && self
+                .groups()
+                .iter()
+                .zip(lens)
+                .all(|(&(s, e), &len)| e - s == len)
     }
 
     fn lens(&self) -> Vec<usize> {
@@ -176,7 +200,13 @@ impl Cluster {
 const MIN_DIGITS: usize = 7;
 
 /// One candidate at `start`; returns where scanning continues.
-fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Finding>) -> usize {
+fn candidate(
+    text: &str,
+    start: usize,
+    regions: &PhoneRegions,
+    cluster: &mut Cluster,
+    out: &mut Vec<Finding>,
+) -> usize {
     let b = text.as_bytes();
     if let Some((begin, end)) = mac_around(b, start) {
         out.push(Finding::new(Kind::MacAddress, begin, end, "mac"));
@@ -188,8 +218,9 @@ fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Fin
         out.push(Finding::new(Kind::UkNino, begin, end, "uk_nino_prefix"));
         return end;
     }
-    let cluster = Cluster::parse(b, start);
-    if let Some((begin, end)) = lettered::es_id(b, &cluster) {
+    Cluster::parse(cluster, b, start);
+    let cluster = &*cluster;
+    if let Some((begin, end)) = lettered::es_id(b, cluster) {
         out.push(Finding::new(Kind::EsDni, begin, end, "es_dni_mod23"));
         return end;
     }
@@ -213,7 +244,7 @@ fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Fin
         out.push(Finding::new(Kind::FrNir, start, end, "fr_nir_mod97"));
         return end;
     }
-    if let Some((kind, end, validator)) = lettered::plus_form(b, &cluster) {
+    if let Some((kind, end, validator)) = lettered::plus_form(b, cluster) {
         out.push(Finding::new(kind, start, end, validator));
         return end;
     }
@@ -230,7 +261,7 @@ fn candidate(text: &str, start: usize, regions: &PhoneRegions, out: &mut Vec<Fin
     // Four groups or more may be an IPv4 address with or without its prefix length.
     if cluster.digits >= MIN_DIGITS || cluster.count >= 4 {
         let before = out.len();
-        numeric::numeric(text, &cluster, regions, out);
+        numeric::numeric(text, cluster, regions, out);
         if let Some(end) = extension {
             if phone_extension::attach(&mut out[before..], cluster.end, end) {
                 return end;

@@ -1,0 +1,382 @@
+//! Every occurrence of the anchor literals in a text, ASCII case ignored, overlapping, in the
+//! order an overlapping Aho-Corasick walk reports them (by end, the longer first): what
+//! `anchors.rs` acts on.
+//!
+//! Most of a text starts no literal, but the literals begin with nearly every letter (gitleaks'
+//! keywords: `key`, `api`, `token`, …), so no byte class is rare enough for `memchr`, and the
+//! 241 literals are too many for a packed (Teddy) searcher. A walk over a full DFA cost two
+//! thirds of the scan of plain prose (its table is larger than the L1 cache). Instead each
+//! position's next three bytes, case folded, are hashed into a 32 KiB bit set holding the first
+//! three bytes of every literal (and every continuation of a two-byte one): one multiply and one
+//! load per byte, eight positions to a branch. Where a bit is set, the same of four bytes
+//! (unless a literal of two or three bytes begins there) and then the literals that begin with
+//! those two bytes are compared; a one-byte literal (`@`) is found with `memchr`.
+
+/// Bits of the hashes of three and four bytes: sets of 2^18 bits (32 KiB each).
+const HASH_BITS: u32 = 18;
+const HASH_WORDS: usize = 1 << (HASH_BITS - 6);
+
+/// A literal found: `text[start..end]`, literal number `literal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hit {
+    pub start: usize,
+    pub end: usize,
+    pub literal: usize,
+}
+
+impl Hit {
+    fn order(&self) -> (usize, usize) {
+        (self.end, self.start)
+    }
+}
+
+/// The compiled literal set.
+pub(super) struct Literals {
+    /// The literals, lower case.
+    literals: Vec<Box<[u8]>>,
+    /// Bit `hash(fold(first three bytes))` is set for every literal of three bytes or more, and
+    /// for every continuation of each two-byte literal.
+    trigrams: Box<[u64; HASH_WORDS]>,
+    /// The same of the first four bytes of every literal of four bytes or more.
+    quads: Box<[u64; HASH_WORDS]>,
+    /// By the folded first two bytes: whether a literal of two or three bytes begins so (the
+    /// four bytes at a candidate then say nothing).
+    short_pairs: Box<[u64; 1024]>,
+    /// By the folded first two bytes: 1 + the index in `groups` of the literals beginning so.
+    pairs: Box<[u16]>,
+    /// The literals that begin with one pair of (folded) bytes.
+    groups: Vec<Vec<usize>>,
+    /// One-byte literals: each byte that is one (both cases), with its literal.
+    singles: Vec<(u8, usize)>,
+}
+
+/// ASCII letters to lower case, four or eight at a time; a few punctuation pairs (`@` and
+/// `` ` ``, `[` and `{`, `_` and DEL) fold together too, which only adds candidates that the
+/// comparison then drops.
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+fn pair_key(a: u8, b: u8) -> usize {
+    usize::from(a | 0x20) | usize::from(b | 0x20) << 8
+}
+
+/// The hash of the (folded) bytes in the low `bytes` bytes of `key`.
+fn hash(key: u64, bytes: u32) -> usize {
+    let key = (key | FOLD) << (64 - 8 * bytes);
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HASH_BITS)) as usize
+}
+
+fn set(bits: &mut [u64; HASH_WORDS], h: usize) {
+    bits[h >> 6] |= 1 << (h & 63);
+}
+
+fn test(bits: &[u64; HASH_WORDS], h: usize) -> u32 {
+    (bits[h >> 6] >> (h & 63)) as u32 & 1
+}
+
+fn key_of(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
+impl Literals {
+    /// The set of `literals` (lower case, not empty; at most 65,535 distinct first pairs).
+    pub(super) fn new(literals: &[String]) -> Result<Literals, String> {
+        let mut trigrams = Box::new([0u64; HASH_WORDS]);
+        let mut quads = Box::new([0u64; HASH_WORDS]);
+        let mut short_pairs = Box::new([0u64; 1024]);
+        let mut pairs = vec![0u16; 1 << 16].into_boxed_slice();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut singles = Vec::new();
+        for (id, literal) in literals.iter().enumerate() {
+            let l = literal.as_bytes();
+            match *l {
+                [] => return Err("an empty anchor literal".into()),
+                [c] => {
+                    singles.push((c.to_ascii_lowercase(), id));
+                    if c.is_ascii_alphabetic() {
+                        singles.push((c.to_ascii_uppercase(), id));
+                    }
+                    continue;
+                }
+                [a, b] => (0..=255).for_each(|c| set(&mut trigrams, hash(key_of(&[a, b, c]), 3))),
+                _ => set(&mut trigrams, hash(key_of(&l[..3]), 3)),
+            }
+            if l.len() >= 4 {
+                set(&mut quads, hash(key_of(&l[..4]), 4));
+            }
+            let key = pair_key(l[0], l[1]);
+            if l.len() <= 3 {
+                short_pairs[key >> 6] |= 1 << (key & 63);
+            }
+            if pairs[key] == 0 {
+                groups.push(Vec::new());
+                pairs[key] = u16::try_from(groups.len()).map_err(|e| e.to_string())?;
+            }
+            groups[usize::from(pairs[key]) - 1].push(id);
+        }
+        Ok(Literals {
+            literals: literals
+                .iter()
+                .map(|l| l.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                .collect(),
+            trigrams,
+            quads,
+            short_pairs,
+            pairs,
+            groups,
+            singles,
+        })
+    }
+
+    /// Every occurrence in `text`, ordered by end, then by start.
+    pub(super) fn find(&self, text: &[u8]) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        // Eight positions at a time from ten bytes; one branch for the eight.
+        let mut i = 0;
+        while let Some(chunk) = text.get(i..i + 10) {
+            let lo = key_of(&chunk[..8]);
+            let hi = key_of(&chunk[8..]);
+            let mut found = test(&self.trigrams, hash(lo, 3));
+            for j in 1..8 {
+                let key = (lo >> (8 * j)) | (hi << (64 - 8 * j));
+                found |= test(&self.trigrams, hash(key, 3)) << j;
+            }
+            while found != 0 {
+                let j = found.trailing_zeros() as usize;
+                found &= found - 1;
+                self.compare(text, i + j, &mut hits);
+            }
+            i += 8;
+        }
+        while let Some(window) = text.get(i..i + 3) {
+            if test(&self.trigrams, hash(key_of(window), 3)) != 0 {
+                self.compare(text, i, &mut hits);
+            }
+            i += 1;
+        }
+        if i + 1 < text.len() {
+            self.compare(text, i, &mut hits);
+        }
+        if self.singles.is_empty() {
+            return hits;
+        }
+        let mut singles: Vec<Hit> = Vec::new();
+        for &(byte, literal) in &self.singles {
+            singles.extend(memchr::memchr_iter(byte, text).map(|start| Hit {
+                start,
+                end: start + 1,
+                literal,
+            }));
+        }
+        if singles.is_empty() {
+            return hits;
+        }
+        singles.sort_unstable_by_key(Hit::order);
+        merge(hits, singles)
+    }
+
+    /// The literals of two bytes or more that start at `i`, added to `hits` in order.
+    fn compare(&self, text: &[u8], i: usize, hits: &mut Vec<Hit>) {
+        let pair = pair_key(text[i], text[i + 1]);
+        // Most candidates are dismissed by their fourth byte, before the larger pair table.
+        if self.short_pairs[pair >> 6] >> (pair & 63) & 1 == 0 {
+            let Some(quad) = text.get(i..i + 4) else {
+                return;
+            };
+            if test(&self.quads, hash(key_of(quad), 4)) == 0 {
+                return;
+            }
+        }
+        let Some(group) = usize::from(self.pairs[pair])
+            .checked_sub(1)
+            .map(|g| &self.groups[g])
+        else {
+            return;
+        };
+        for &literal in group {
+            let l = &self.literals[literal];
+            let end = i + l.len();
+            if text.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(l)) {
+                let hit = Hit {
+                    start: i,
+                    end,
+                    literal,
+                };
+                // Hits arrive by start; a later start may end first (a shorter literal).
+                let mut at = hits.len();
+                while at > 0 && hits[at - 1].order() > hit.order() {
+                    at -= 1;
+                }
+                hits.insert(at, hit);
+            }
+        }
+    }
+}
+
+/// Two lists in `Hit::order` merged into one.
+fn merge(a: Vec<Hit>, b: Vec<Hit>) -> Vec<Hit> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.order() <= y.order() => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        let Some(next) = next else {
+            return out;
+        };
+        out.push(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+    /// The straightforward way: an overlapping walk over a full DFA of every literal.
+    fn automaton(literals: &[String]) -> AhoCorasick {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(literals)
+            .unwrap()
+    }
+
+    fn reference(automaton: &AhoCorasick, text: &[u8]) -> Vec<Hit> {
+        automaton
+            .find_overlapping_iter(text)
+            .map(|m| Hit {
+                start: m.start(),
+                end: m.end(),
+                literal: m.pattern().as_usize(),
+            })
+            .collect()
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 as usize
+        }
+    }
+
+    /// Texts made of the literals themselves (in random case, cut short, run together),
+    /// pieces of prose, punctuation, digits and non-ASCII characters.
+    fn texts(literals: &[String], count: usize) -> Vec<Vec<u8>> {
+        let filler: &[&[u8]] = &[
+            b" ",
+            b"a",
+            b"e",
+            b"s",
+            b".",
+            b"-",
+            b"_",
+            b"@",
+            b"`",
+            b"{",
+            b"[",
+            b"~",
+            b"0",
+            b"9",
+            b"\n",
+            b"the key is ",
+            b"api_token=",
+            b"\xc3\xa9",
+            b"\xe2\x80\x8b",
+            b"\x00",
+            b"\x7f",
+            b"\xff",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        (0..count)
+            .map(|_| {
+                let mut text = Vec::new();
+                for _ in 0..rng.next() % 40 {
+                    if rng.next().is_multiple_of(3) {
+                        text.extend_from_slice(filler[rng.next() % filler.len()]);
+                        continue;
+                    }
+                    let literal = literals[rng.next() % literals.len()].as_bytes();
+                    let cut = if rng.next().is_multiple_of(4) {
+                        rng.next() % literal.len()
+                    } else {
+                        literal.len()
+                    };
+                    text.extend(literal[..cut].iter().map(|&c| {
+                        if rng.next().is_multiple_of(2) {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    }));
+                }
+                text
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_occurrence_is_found_in_the_order_of_an_overlapping_walk() {
+        let literals: Vec<String> = super::super::anchors::literals()
+            .unwrap()
+            .into_iter()
+            .collect();
+        let set = Literals::new(&literals).unwrap();
+        let automaton = automaton(&literals);
+        let mut found = 0;
+        for text in texts(&literals, 20_000) {
+            let want = reference(&automaton, &text);
+            assert_eq!(
+                set.find(&text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+            found += want.len();
+        }
+        assert!(found > 100_000, "{found}");
+    }
+
+    #[test]
+    fn short_texts_and_texts_ending_in_a_literal() {
+        let literals: Vec<String> = ["@", "ey", "s.", "key", "x", "a3-", "-----begin"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let set = Literals::new(&literals).unwrap();
+        let automaton = automaton(&literals);
+        for text in [
+            "",
+            "@",
+            "e",
+            "ey",
+            "EY",
+            "s.",
+            "x",
+            "X@",
+            "key",
+            "kEy",
+            "a@ey",
+            "xkey",
+            "zzs.",
+            "-----BEGIN",
+            "k-----begin",
+            "@@@",
+            "skey.",
+        ] {
+            assert_eq!(
+                set.find(text.as_bytes()),
+                reference(&automaton, text.as_bytes()),
+                "{text:?}"
+            );
+        }
+    }
+}
