@@ -7,7 +7,7 @@
 //! patterns are gitleaks' own with `\w \s \d \b` made ASCII (RE2's meaning). The last rules of the
 //! table are Gatehouse's own and say so.
 //!
-//! Two kinds of rule, both reached through the one pass over the anchor literals (`literals.rs`):
+//! Two kinds of rule, both reached through the one anchor pass (`literals.rs`):
 //! - `prefix`: the secret starts at its literal anchor (or `back` bytes before it); the pattern is
 //!   matched there and nowhere else.
 //! - `keyed`: gitleaks' "semi-generic" rules, `[\w.-]{0,50}?(?:identifier)…operator…(secret)`:
