@@ -5,6 +5,8 @@
 use phonenumber::metadata::Metadata;
 use regex::Regex;
 
+use super::phones::digit_regex;
+
 /// One format of a plan, compiled: the numbers it formats (its last leading-digits pattern and
 /// its whole pattern) and whether it writes them with the trunk prefix.
 pub(super) struct TrunkFormat {
@@ -20,10 +22,7 @@ impl TrunkFormat {
         let trunk = meta.national_prefix().unwrap_or_default();
         let anchored = |p: &str, whole: bool| {
             let end = if whole { "$" } else { "" };
-            regex::RegexBuilder::new(&format!("^(?:{p}){end}"))
-                .ignore_whitespace(true)
-                .build()
-                .ok()
+            digit_regex(&format!("^(?:{p}){end}"))
         };
         meta.formats()
             .iter()

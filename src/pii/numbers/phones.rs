@@ -115,11 +115,23 @@ fn plan(meta: &Metadata) -> Option<Arc<Plan>> {
 /// the start as its `Descriptor::is_match` reads it, with its possible lengths.
 fn compiled(descriptor: &Descriptor) -> Option<(Regex, Vec<u16>)> {
     let pattern = format!("^(?:{})", descriptor.national_number().as_str());
-    let regex = regex::RegexBuilder::new(&pattern)
-        .ignore_whitespace(true)
-        .build()
-        .ok()?;
-    Some((regex, descriptor.possible_length().to_vec()))
+    Some((
+        digit_regex(&pattern)?,
+        descriptor.possible_length().to_vec(),
+    ))
+}
+
+/// A pattern over ASCII digit strings, compiled without Unicode classes where it can be (a
+/// Unicode `\d` is some seventy ranges; over a thousand patterns that was 50 MB).
+pub(super) fn digit_regex(pattern: &str) -> Option<Regex> {
+    let build = |unicode: bool| {
+        regex::RegexBuilder::new(pattern)
+            .ignore_whitespace(true)
+            .unicode(unicode)
+            .build()
+            .ok()
+    };
+    build(false).or_else(|| build(true))
 }
 
 /// Whether `nsn` is of `lengths` (any, when none are listed) and matches `regex`.
