@@ -112,10 +112,11 @@ pub(super) fn colon(text: &str, at: usize, out: &mut Vec<Finding>) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::pii::{Kind, Scanner, ScannerConfig};
 
-    fn found(text: &str) -> Vec<(Kind, String)> {
+    /// Each finding of the default scanner in `text`: its kind and the text it covers.
+    pub(in crate::pii::numbers) fn found(text: &str) -> Vec<(Kind, String)> {
         Scanner::new(&ScannerConfig::default())
             .expect("scanner")
             .scan(text)

@@ -76,16 +76,8 @@ pub(super) fn iban_shaped(b: &[u8], start: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use crate::pii::{Kind, Scanner, ScannerConfig};
-
-    fn found(text: &str) -> Vec<(Kind, String)> {
-        Scanner::new(&ScannerConfig::default())
-            .expect("scanner")
-            .scan(text)
-            .into_iter()
-            .map(|f| (f.kind, text[f.start..f.end].to_string()))
-            .collect()
-    }
+    use super::super::addresses::tests::found;
+    use crate::pii::Kind;
 
     #[test]
     fn ibans_grouped_by_spaces_or_hyphens_are_found_and_failed_ones_hide_nothing() {
