@@ -459,7 +459,7 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
     Ok(runtime.block_on(future))
 }
 
-/// Replaces this process with `program`; returns only on failure.
+/// Runs the proxy until a shutdown signal, then drains it.
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

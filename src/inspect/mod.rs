@@ -172,7 +172,12 @@ pub fn recognise(request: &Request<'_>, config: &InspectConfig) -> Recognised {
                 postgrest::postgrest(request.method, request.path, request.query, request.prefer)
             });
             let problem = beyond_judging(data.as_ref(), llm.as_ref())
-                .or_else(|| unreadable(request, json.as_ref()));
+                .or_else(|| unreadable(request, json.as_ref()))
+                .or_else(|| {
+                    llm.as_ref()
+                        .zip(json.as_ref())
+                        .and_then(|(l, j)| llm::loose_stream(l, j))
+                });
             (data, problem)
         }
     };
@@ -393,5 +398,7 @@ fn sql_in(
     Ok(found)
 }
 
+#[cfg(test)]
+mod llm_tests;
 #[cfg(test)]
 mod repeated_tests;

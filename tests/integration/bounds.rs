@@ -310,6 +310,22 @@ async fn long_lists_are_bounded_for_conditions_without_hiding_anything() {
     let (status, text) = send(call(1, "fine", 300)).await;
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("more than 256 tools"), "{text}");
+    // A `stream` a loose server could read as true would stream an answer the proxy does not
+    // meter: refused, whichever loose type it has.
+    for loose in [
+        serde_json::json!(1),
+        serde_json::json!("true"),
+        serde_json::json!({}),
+    ] {
+        let mut body = call(1, "fine", 0);
+        body["stream"] = loose;
+        let (status, text) = send(body).await;
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("`stream` is not true or false"), "{text}");
+    }
+    let mut body = call(1, "fine", 0);
+    body["stream"] = serde_json::Value::Null;
+    assert_eq!(send(body).await.0, 200);
 }
 
 #[tokio::test]
