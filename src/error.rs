@@ -283,6 +283,23 @@ impl ProxyError {
         Self::new(ErrorKind::BadRequest, Side::Agent, reason)
     }
 
+    /// The refusal of a request head hyper would not read: 431 over the header limit, 400 for
+    /// a head that does not parse; `None` for a connection that ended otherwise (a reset, a
+    /// timeout), which refused no request.
+    pub fn of_rejected_head(err: &hyper::Error) -> Option<Self> {
+        if err.is_parse_too_large() {
+            Some(Self::new(
+                ErrorKind::HeadersTooLarge,
+                Side::Agent,
+                "request head larger than limits.max_header_bytes",
+            ))
+        } else if err.is_parse() {
+            Some(Self::bad_request("malformed request head"))
+        } else {
+            None
+        }
+    }
+
     /// A failure of ours; the request is denied.
     pub fn internal(reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, Side::Internal, reason)

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::pin;
 use std::sync::Arc;
 
 use http::header::{HOST, HeaderName, HeaderValue};
@@ -17,14 +16,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{GatewayConfig, GatewayError, Presented};
 use crate::credentials::{Broker, Destination, KEY_QUERY, Sender};
-use crate::error::{ErrorKind, ProxyError, Shape, Side};
+use crate::error::{ProxyError, Shape};
 use crate::inspect::provider_of_host;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::conns::ConnectionSlot;
 use crate::proxy::identity::{ANONYMOUS, Identity};
 use crate::proxy::target::{Host, Target, canonical_path};
 use crate::proxy::tls::LeafCache;
-use crate::proxy::{ClientInfo, ConnectionPermit, Handler, Lifecycle, Limits, Refusal};
+use crate::proxy::{ClientInfo, ConnectionPermit, Handler, Lifecycle, Limits, Refusal, drive};
 
 /// TLS for the gateway: a leaf for `name` minted from Gatehouse's CA (which `gatehouse exec`
 /// already makes agents trust), re-minted as the leaf cache ages it out.
@@ -133,28 +132,12 @@ impl<H: Handler> GatewayServer<H> {
             .http1_server()
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        let mut conn = pin!(conn);
-        let ended = tokio::select! {
-            ended = conn.as_mut() => ended,
-            () = self.lifecycle.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        let Err(e) = ended else {
+        let Err(e) = drive(conn, &self.lifecycle.shutdown, |c| c.graceful_shutdown()).await else {
             return;
         };
         tracing::info!(%peer, error = %e, "gateway client connection ended with an error");
         // A head hyper refused (431 over the header limit, 400 unparseable) is a refusal too.
-        let error = if e.is_parse_too_large() {
-            ProxyError::new(
-                ErrorKind::HeadersTooLarge,
-                Side::Agent,
-                "request head larger than limits.max_header_bytes",
-            )
-        } else if e.is_parse() {
-            ProxyError::bad_request("malformed request head")
-        } else {
+        let Some(error) = ProxyError::of_rejected_head(&e) else {
             return;
         };
         self.handler.refused(&Refusal {

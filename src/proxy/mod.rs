@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 
 pub use connector::{ConnectError, GuardedConnector};
 pub use limits::Limits;
-pub use server::{ProxyServer, Slots, next_connection};
+pub use server::{ProxyServer, Slots, drive, next_connection};
 
 use crate::error::ProxyError;
 use body::ProxyBody;

@@ -214,15 +214,7 @@ impl<H: Handler> ProxyServer<H> {
         err: &hyper::Error,
     ) {
         log_client_error(peer, err);
-        let error = if err.is_parse_too_large() {
-            ProxyError::new(
-                ErrorKind::HeadersTooLarge,
-                Side::Agent,
-                "request head larger than limits.max_header_bytes",
-            )
-        } else if err.is_parse() {
-            ProxyError::bad_request("malformed request head")
-        } else {
+        let Some(error) = ProxyError::of_rejected_head(err) else {
             return;
         };
         let refusal = Refusal {
@@ -407,7 +399,7 @@ impl<H: Handler> ProxyServer<H> {
 
 /// Drives a hyper connection; when shutdown starts, calls `graceful` so in-flight requests finish
 /// and the connection closes.
-pub(super) async fn drive<C, E>(
+pub async fn drive<C, E>(
     conn: C,
     shutdown: &CancellationToken,
     graceful: impl FnOnce(Pin<&mut C>),
