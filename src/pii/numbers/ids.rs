@@ -10,9 +10,20 @@ use crate::pii::{Finding, Kind};
 /// How far before a number its naming word may stand, in bytes.
 const WINDOW: usize = 48;
 
-/// The text just before a number, lower-cased, for the words that name identifiers.
+/// The text just before a number (and after it, for [`Named::around`]), lower-cased, for the
+/// words that name identifiers. Text of ASCII only (nearly all of it) is kept on the stack: one
+/// allocation and one Unicode case mapping per number were a tenth of the scan of dense text.
 pub(super) struct Named {
-    window: String,
+    window: Window,
+}
+
+/// The lower-cased window: inline when ASCII (`len` bytes of `bytes`), else a `String`.
+enum Window {
+    Ascii {
+        bytes: [u8; WINDOW + 1 + AFTER],
+        len: usize,
+    },
+    Text(String),
 }
 
 /// How far after a number its naming word may stand (`199109242397 är mitt pnr`), in bytes.
@@ -21,9 +32,14 @@ const AFTER: usize = 24;
 impl Named {
     pub(super) fn before(b: &[u8], start: usize) -> Named {
         let from = start.saturating_sub(WINDOW);
-        Named {
-            window: String::from_utf8_lossy(&b[from..start]).to_lowercase(),
-        }
+        let mut named = Named {
+            window: Window::Ascii {
+                bytes: [0; WINDOW + 1 + AFTER],
+                len: 0,
+            },
+        };
+        named.push(&b[from..start]);
+        named
     }
 
     /// The words before the number at `start..end` and those after it in the same clause (up to
@@ -35,19 +51,46 @@ impl Named {
             .iter()
             .position(|&c| c.is_ascii_digit() || b".,;:!?\n(".contains(&c))
             .unwrap_or(tail.len());
-        named.window.push('\n');
+        named.push(b"\n");
+        named.push(&tail[..clause]);
         named
-            .window
-            .push_str(&String::from_utf8_lossy(&tail[..clause]).to_lowercase());
-        named
+    }
+
+    /// Appends `part` lower-cased, as `String::from_utf8_lossy(part).to_lowercase()` would.
+    fn push(&mut self, part: &[u8]) {
+        if let Window::Ascii { bytes, len } = &mut self.window
+            && part.is_ascii()
+            && *len + part.len() <= bytes.len()
+        {
+            bytes[*len..*len + part.len()].copy_from_slice(part);
+            bytes[*len..*len + part.len()].make_ascii_lowercase();
+            *len += part.len();
+            return;
+        }
+        let lower = String::from_utf8_lossy(part).to_lowercase();
+        match &mut self.window {
+            Window::Text(text) => text.push_str(&lower),
+            Window::Ascii { bytes, len } => {
+                let mut text = String::from_utf8_lossy(&bytes[..*len]).into_owned();
+                text.push_str(&lower);
+                self.window = Window::Text(text);
+            }
+        }
+    }
+
+    fn text(&self) -> &str {
+        match &self.window {
+            Window::Ascii { bytes, len } => std::str::from_utf8(&bytes[..*len]).unwrap_or_default(),
+            Window::Text(text) => text,
+        }
     }
 
     /// Whether one of `words` (lower-case) starts a word here; a word of four characters or
     /// fewer must end one too (`sin` is not `since`, `tin` not `tiny`).
     pub(super) fn any(&self, words: &[&str]) -> bool {
-        let w = &self.window;
+        let w = self.text();
         words.iter().any(|word| {
-            w.match_indices(word).any(|(i, _)| {
+            occurrences(w, word).any(|i| {
                 let starts = w[..i]
                     .chars()
                     .next_back()
@@ -62,6 +105,26 @@ impl Named {
             })
         })
     }
+}
+
+/// Where `word` (not empty) occurs in `w`: leftmost first and not overlapping, the positions
+/// `str::match_indices` gives, without its searcher's set-up for every word of every number (a
+/// byte match of a UTF-8 word in UTF-8 text falls on character boundaries).
+fn occurrences<'a>(w: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let (text, word) = (w.as_bytes(), word.as_bytes());
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let &first = word.first()?;
+        while from + word.len() <= text.len() {
+            let at = from + memchr::memchr(first, &text[from..=text.len() - word.len()])?;
+            if text[at..].starts_with(word) {
+                from = at + word.len();
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
+    })
 }
 
 const SSN_WORDS: &[&str] = &["ssn", "social security"];
@@ -329,5 +392,121 @@ fn eleven(text: &str, c: &Cluster, all: &[u8], lens: &[usize], named: &Named, ad
     }
     if grouped && named.any(GR_WORDS) && id::gr_amka(all) {
         add(Kind::GrAmka, "gr_amka_luhn", true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ID_WORDS, Named, occurrences};
+
+    /// The way `Named` read its window before it was kept on the stack.
+    fn reference(b: &[u8], start: usize, end: usize, words: &[&str]) -> bool {
+        let from = start.saturating_sub(super::WINDOW);
+        let mut w = String::from_utf8_lossy(&b[from..start]).to_lowercase();
+        let tail = &b[end..b.len().min(end + super::AFTER)];
+        let clause = tail
+            .iter()
+            .position(|&c| c.is_ascii_digit() || b".,;:!?\n(".contains(&c))
+            .unwrap_or(tail.len());
+        w.push('\n');
+        w.push_str(&String::from_utf8_lossy(&tail[..clause]).to_lowercase());
+        words.iter().any(|word| {
+            w.match_indices(word).any(|(i, _)| {
+                let starts = w[..i]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !c.is_alphanumeric());
+                let ends = word.chars().count() > 4
+                    || w[i + word.len()..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !c.is_alphabetic());
+                starts && ends
+            })
+        })
+    }
+
+    #[test]
+    fn the_words_are_found_as_match_indices_finds_them_in_a_lowercased_copy() {
+        let pieces: &[&str] = &[
+            " ",
+            "sin",
+            "SIN",
+            "Sin",
+            "since",
+            "tin",
+            "tax id",
+            "TAX ID",
+            "nhs",
+            "ssn",
+            "bsn",
+            "pesel",
+            "rč",
+            "RČ",
+            "r.č.",
+            "αμκα",
+            "ΑΜΚΑ",
+            "İ",
+            "ẞ",
+            "é",
+            "ß",
+            "\n",
+            ".",
+            ":",
+            "-",
+            "12",
+            "x",
+            "nifnif",
+            "nasnas",
+            "sinsin",
+            "\u{fffd}",
+            "adóazonosító",
+            "ADÓAZONOSÍTÓ",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        let mut agreed = [0usize; 2];
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..next() % 30 {
+                text.push_str(pieces[next() % pieces.len()]);
+            }
+            let b = text.as_bytes();
+            // Any byte offsets, even inside a character (the window's edges cut through some).
+            let start = next() % (b.len() + 1);
+            let end = start + next() % (b.len() - start + 1);
+            for words in ID_WORDS {
+                let want = reference(b, start, end, words);
+                assert_eq!(Named::around(b, start, end).any(words), want, "{text:?}");
+                agreed[usize::from(want)] += 1;
+            }
+        }
+        assert!(agreed[1] > 1_000, "{agreed:?}");
+    }
+
+    #[test]
+    fn occurrences_are_those_of_match_indices() {
+        for (text, word) in [
+            ("aaaa", "aa"),
+            ("nasnasnas", "nasnas"),
+            ("", "a"),
+            ("a", "a"),
+            ("xrč rčrč", "rč"),
+            ("ab", "abc"),
+        ] {
+            let want: Vec<usize> = text.match_indices(word).map(|(i, _)| i).collect();
+            assert_eq!(occurrences(text, word).collect::<Vec<_>>(), want, "{text}");
+        }
+        assert!(
+            ID_WORDS
+                .iter()
+                .flat_map(|w| w.iter())
+                .all(|w| !w.is_empty())
+        );
     }
 }
