@@ -7,6 +7,7 @@ mod cards;
 mod iban;
 mod ids;
 mod lettered;
+mod named;
 mod numeric;
 mod phone_context;
 mod phone_extension;
@@ -349,7 +350,7 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
     };
     let pps = || {
         upper[..7].iter().all(u8::is_ascii_digit)
-            && ids::Named::before(b, ws).any(ids::PPS_WORDS)
+            && named::Named::before(b, ws).any(ids::PPS_WORDS)
             && id::ie_pps(&upper)
     };
     let finding = match span.len() {
