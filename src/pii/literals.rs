@@ -74,7 +74,7 @@ fn hash_of(key: u64, bytes: u32, bits: u32) -> usize {
     ((key | FOLD).wrapping_mul(MULTIPLIER << (64 - 8 * bytes)) >> (64 - bits)) as usize
 }
 
-/// The hash of four bytes, into the set of [`HASH_BITS`] bits.
+/// The hash of `bytes` bytes (four: the set of first four bytes) into [`HASH_BITS`] bits.
 fn hash(key: u64, bytes: u32) -> usize {
     hash_of(key, bytes, HASH_BITS)
 }
