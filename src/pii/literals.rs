@@ -6,15 +6,20 @@
 //! keywords: `key`, `api`, `token`, …), so no byte class is rare enough for `memchr`, and the
 //! 241 literals are too many for a packed (Teddy) searcher. A walk over a full DFA cost two
 //! thirds of the scan of plain prose (its table is larger than the L1 cache). Instead each
-//! position's next three bytes, case folded, are hashed into a 32 KiB bit set holding the first
-//! three bytes of every literal (and every continuation of a two-byte one): one multiply and one
-//! load per byte, eight positions to a branch. Where a bit is set, the same of four bytes
-//! (unless a literal of two or three bytes begins there) and then the literals that begin with
-//! those two bytes are compared; a one-byte literal (`@`) is found with `memchr`.
+//! position's next three bytes, case folded, are hashed into a 64 KiB table holding the first
+//! three bytes of every literal (and every continuation of a two-byte one), a byte to a hash:
+//! one load of the bytes, one multiply and one load of the table a position, sixteen positions
+//! to a branch (a bit set in place of the table cost a variable shift a position, a third more
+//! time). Where a byte is set, the same of four bytes in a bit set (unless a literal of two or
+//! three bytes begins there) and then the literals that begin with those two bytes are compared;
+//! a one-byte literal (`@`) is found with `memchr`.
 
-/// Bits of the hashes of three and four bytes: sets of 2^18 bits (32 KiB each).
+/// Bits of the hash of four bytes: a set of 2^18 bits (32 KiB).
 const HASH_BITS: u32 = 18;
 const HASH_WORDS: usize = 1 << (HASH_BITS - 6);
+/// Bits of the hash of three bytes: a table of 2^16 bytes (64 KiB), a byte to a hash, so that a
+/// position is tested with one load and no variable shift.
+const START_BITS: u32 = 16;
 
 /// A literal found: `text[start..end]`, literal number `literal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +39,9 @@ impl Hit {
 pub(super) struct Literals {
     /// The literals, lower case.
     literals: Vec<Box<[u8]>>,
-    /// Bit `hash(fold(first three bytes))` is set for every literal of three bytes or more, and
+    /// Byte `hash(fold(first three bytes))` is 1 for every literal of three bytes or more, and
     /// for every continuation of each two-byte literal.
-    trigrams: Box<[u64; HASH_WORDS]>,
+    starts: Box<[u8]>,
     /// The same of the first four bytes of every literal of four bytes or more.
     quads: Box<[u64; HASH_WORDS]>,
     /// By the folded first two bytes: whether a literal of two or three bytes begins so (the
@@ -59,11 +64,39 @@ fn pair_key(a: u8, b: u8) -> usize {
     usize::from(a | 0x20) | usize::from(b | 0x20) << 8
 }
 
-/// The hash of the (folded) bytes in the low `bytes` bytes of `key`.
-fn hash(key: u64, bytes: u32) -> usize {
-    let key = (key | FOLD) << (64 - 8 * bytes);
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HASH_BITS)) as usize
+/// The multiplier of the hash.
+const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The hash of the (folded) bytes in the low `bytes` bytes of `key`, of `bits` bits: the
+/// product of those bytes shifted to the top of the word, which is that of the whole key by the
+/// multiplier shifted as far (the bytes above drop out of the product): no shift per position.
+fn hash_of(key: u64, bytes: u32, bits: u32) -> usize {
+    ((key | FOLD).wrapping_mul(MULTIPLIER << (64 - 8 * bytes)) >> (64 - bits)) as usize
 }
+
+/// The hash of `bytes` bytes (four: the set of first four bytes) into [`HASH_BITS`] bits.
+fn hash(key: u64, bytes: u32) -> usize {
+    hash_of(key, bytes, HASH_BITS)
+}
+
+/// The hash of three bytes, into the table of [`START_BITS`] bits.
+fn start_hash(key: u64) -> usize {
+    hash_of(key, 3, START_BITS)
+}
+
+/// The first three bytes at `j` of a chunk, and the one after them, which [`start_hash`]
+/// ignores: one load a position.
+fn key_at(chunk: &[u8; CHUNK + 3], j: usize) -> u64 {
+    u64::from(u32::from_le_bytes([
+        chunk[j],
+        chunk[j + 1],
+        chunk[j + 2],
+        chunk[j + 3],
+    ]))
+}
+
+/// Positions tested to a branch.
+const CHUNK: usize = 16;
 
 fn set(bits: &mut [u64; HASH_WORDS], h: usize) {
     bits[h >> 6] |= 1 << (h & 63);
@@ -82,7 +115,7 @@ fn key_of(bytes: &[u8]) -> u64 {
 impl Literals {
     /// The set of `literals` (lower case, not empty; at most 65,535 distinct first pairs).
     pub(super) fn new(literals: &[String]) -> Result<Literals, String> {
-        let mut trigrams = Box::new([0u64; HASH_WORDS]);
+        let mut starts = vec![0u8; 1 << START_BITS].into_boxed_slice();
         let mut quads = Box::new([0u64; HASH_WORDS]);
         let mut short_pairs = Box::new([0u64; 1024]);
         let mut pairs = vec![0u16; 1 << 16].into_boxed_slice();
@@ -99,8 +132,8 @@ impl Literals {
                     }
                     continue;
                 }
-                [a, b] => (0..=255).for_each(|c| set(&mut trigrams, hash(key_of(&[a, b, c]), 3))),
-                _ => set(&mut trigrams, hash(key_of(&l[..3]), 3)),
+                [a, b] => (0..=255).for_each(|c| starts[start_hash(key_of(&[a, b, c]))] = 1),
+                _ => starts[start_hash(key_of(&l[..3]))] = 1,
             }
             if l.len() >= 4 {
                 set(&mut quads, hash(key_of(&l[..4]), 4));
@@ -120,7 +153,7 @@ impl Literals {
                 .iter()
                 .map(|l| l.to_ascii_lowercase().into_bytes().into_boxed_slice())
                 .collect(),
-            trigrams,
+            starts,
             quads,
             short_pairs,
             pairs,
@@ -132,25 +165,25 @@ impl Literals {
     /// Every occurrence in `text`, ordered by end, then by start.
     pub(super) fn find(&self, text: &[u8]) -> Vec<Hit> {
         let mut hits = Vec::new();
-        // Eight positions at a time from ten bytes; one branch for the eight.
+        // Sixteen positions at a time; one branch for the sixteen.
         let mut i = 0;
-        while let Some(chunk) = text.get(i..i + 10) {
-            let lo = key_of(&chunk[..8]);
-            let hi = key_of(&chunk[8..]);
-            let mut found = test(&self.trigrams, hash(lo, 3));
-            for j in 1..8 {
-                let key = (lo >> (8 * j)) | (hi << (64 - 8 * j));
-                found |= test(&self.trigrams, hash(key, 3)) << j;
+        while let Some(chunk) = text
+            .get(i..i + CHUNK + 3)
+            .and_then(|c| <&[u8; CHUNK + 3]>::try_from(c).ok())
+        {
+            let mut found = 0;
+            for j in 0..CHUNK {
+                found |= u32::from(self.starts[start_hash(key_at(chunk, j))]) << j;
             }
             while found != 0 {
                 let j = found.trailing_zeros() as usize;
                 found &= found - 1;
                 self.compare(text, i + j, &mut hits);
             }
-            i += 8;
+            i += CHUNK;
         }
         while let Some(window) = text.get(i..i + 3) {
-            if test(&self.trigrams, hash(key_of(window), 3)) != 0 {
+            if self.starts[start_hash(key_of(window))] != 0 {
                 self.compare(text, i, &mut hits);
             }
             i += 1;

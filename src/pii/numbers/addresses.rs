@@ -50,6 +50,9 @@ fn dotted_mac_at(b: &[u8], start: usize) -> Option<usize> {
 /// The MAC address (colon, hyphen or dotted form) holding the digit at `digit`, which may
 /// follow some of its hex letters (`D0-50-…`, `aabb.cc0d.…`): its start and end.
 pub(super) fn mac_around(b: &[u8], digit: usize) -> Option<(usize, usize)> {
+    if !mac_group(b, digit) {
+        return None;
+    }
     let mut first = digit;
     while first > 0
         && digit - first < 16
@@ -63,6 +66,35 @@ pub(super) fn mac_around(b: &[u8], digit: usize) -> Option<(usize, usize)> {
             let end = mac_at(b, s).or_else(|| dotted_mac_at(b, s))?;
             (end > digit).then_some((s, end))
         })
+}
+
+/// Whether the hex digits around `digit` can be a group of a MAC address, as they must be for
+/// [`mac_around`] to find one: a run of exactly two beside a `:` or `-`, or of exactly four
+/// beside a `.`. Every group of the three forms is bounded on each side by a separator or by the
+/// address's edge, which [`mac_at`] and [`dotted_mac_at`] require to be no letter or digit, and
+/// has a separator on one side at least. Most numbers in prose are none, and the search for an
+/// address's start at every position behind them was a twentieth of its scan.
+fn mac_group(b: &[u8], digit: usize) -> bool {
+    if !b[digit].is_ascii_hexdigit() {
+        return false;
+    }
+    let mut start = digit;
+    while start > 0 && digit - start < 4 && b[start - 1].is_ascii_hexdigit() {
+        start -= 1;
+    }
+    let mut end = digit + 1;
+    while end < b.len() && end - start <= 4 && b[end].is_ascii_hexdigit() {
+        end += 1;
+    }
+    let beside = |seps: &[u8]| {
+        start.checked_sub(1).is_some_and(|i| seps.contains(&b[i]))
+            || b.get(end).is_some_and(|c| seps.contains(c))
+    };
+    match end - start {
+        2 => beside(b":-"),
+        4 => beside(b"."),
+        _ => false,
+    }
 }
 
 /// IPv6 addresses and colon MACs around a `:`; returns where scanning continues.
@@ -123,6 +155,58 @@ pub(super) mod tests {
             .into_iter()
             .map(|f| (f.kind, text[f.start..f.end].to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_group_test_drops_no_address_the_search_would_find() {
+        // The search for an address's start at every position behind the digit, as it was.
+        let reference = |b: &[u8], digit: usize| {
+            let mut first = digit;
+            while first > 0
+                && digit - first < 16
+                && (b[first - 1].is_ascii_hexdigit() || matches!(b[first - 1], b':' | b'-' | b'.'))
+            {
+                first -= 1;
+            }
+            (first..=digit)
+                .filter(|&s| b[s].is_ascii_hexdigit())
+                .find_map(|s| {
+                    let end = super::mac_at(b, s).or_else(|| super::dotted_mac_at(b, s))?;
+                    (end > digit).then_some((s, end))
+                })
+        };
+        let alphabet = b"0123456789abcdefABCDEFgxZ:-.: -+(_";
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut found = 0;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut bits = state;
+            let text: Vec<u8> = (0..24)
+                .map(|i| {
+                    // Mostly the shapes of addresses: hex pairs or fours between separators.
+                    let r = (bits >> (i % 16 * 4)) as usize;
+                    bits = bits.rotate_left(7) ^ (i as u64);
+                    match (i % 3, r % 8) {
+                        (2, 0..=5) => b":-.:-."[r % 6],
+                        (_, 0..=5) => b"0123456789abcDEF"[r % 16],
+                        _ => alphabet[r % alphabet.len()],
+                    }
+                })
+                .collect();
+            for digit in (0..text.len()).filter(|&i| text[i].is_ascii_digit() || text[i] == b'+') {
+                let want = reference(&text, digit);
+                found += usize::from(want.is_some());
+                assert_eq!(
+                    super::mac_around(&text, digit),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+        assert!(found > 1_000, "{found}");
     }
 
     #[test]

@@ -4,65 +4,9 @@
 //! word that names them just before (`BSN`, `SIN`, `TFN`, `CPR`). A kind named by its word wins
 //! over kinds that only fit by shape in the same number.
 
+use super::named::Named;
 use super::{Cluster, id};
 use crate::pii::{Finding, Kind};
-
-/// How far before a number its naming word may stand, in bytes.
-const WINDOW: usize = 48;
-
-/// The text just before a number, lower-cased, for the words that name identifiers.
-pub(super) struct Named {
-    window: String,
-}
-
-/// How far after a number its naming word may stand (`199109242397 är mitt pnr`), in bytes.
-const AFTER: usize = 24;
-
-impl Named {
-    pub(super) fn before(b: &[u8], start: usize) -> Named {
-        let from = start.saturating_sub(WINDOW);
-        Named {
-            window: String::from_utf8_lossy(&b[from..start]).to_lowercase(),
-        }
-    }
-
-    /// The words before the number at `start..end` and those after it in the same clause (up to
-    /// a digit or a punctuation mark that ends a clause): "… is my SIN", "… är mitt pnr".
-    pub(super) fn around(b: &[u8], start: usize, end: usize) -> Named {
-        let mut named = Named::before(b, start);
-        let tail = &b[end..b.len().min(end + AFTER)];
-        let clause = tail
-            .iter()
-            .position(|&c| c.is_ascii_digit() || b".,;:!?\n(".contains(&c))
-            .unwrap_or(tail.len());
-        named.window.push('\n');
-        named
-            .window
-            .push_str(&String::from_utf8_lossy(&tail[..clause]).to_lowercase());
-        named
-    }
-
-    /// Whether one of `words` (lower-case) starts a word here; a word of four characters or
-    /// fewer must end one too (`sin` is not `since`, `tin` not `tiny`).
-    pub(super) fn any(&self, words: &[&str]) -> bool {
-        let w = &self.window;
-        words.iter().any(|word| {
-            w.match_indices(word).any(|(i, _)| {
-                let starts = w[..i]
-                    .chars()
-                    .next_back()
-                    .is_none_or(|c| !c.is_alphanumeric());
-                let short = word.chars().count() <= 4;
-                let ends = !short
-                    || w[i + word.len()..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !c.is_alphabetic());
-                starts && ends
-            })
-        })
-    }
-}
 
 const SSN_WORDS: &[&str] = &["ssn", "social security"];
 const BE_WORDS: &[&str] = &[

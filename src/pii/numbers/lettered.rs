@@ -15,7 +15,7 @@ fn starts_word(b: &[u8], i: usize) -> bool {
     i == 0 || !b[i - 1].is_ascii_alphanumeric()
 }
 
-const NINO_WORDS: &[&str] = &["nino", "national insurance", "ni number", "ni no"];
+pub(super) const NINO_WORDS: &[&str] = &["nino", "national insurance", "ni number", "ni no"];
 
 /// A NINO whose digits start at `digits`: its two prefix letters right before them or before a
 /// space; returns its span. Upper-case letters, or lower-case ones with the digits in pairs
@@ -67,7 +67,7 @@ pub(super) fn nino_around(b: &[u8], digits: usize) -> Option<(usize, usize)> {
     }
     let compact_word = end - begin == 9;
     let paired = spaces == 2;
-    let named = super::ids::Named::before(b, begin).any(NINO_WORDS);
+    let named = super::named::Named::before(b, begin).any(NINO_WORDS);
     (upper || lower && (paired || compact_word) || named).then_some((begin, end))
 }
 

@@ -7,6 +7,7 @@ mod cards;
 mod iban;
 mod ids;
 mod lettered;
+mod named;
 mod numeric;
 mod phone_context;
 mod phone_extension;
@@ -115,10 +116,10 @@ impl Cluster {
 
     /// The cluster starting at `start`, parsed into `c` (one cluster is reused for every
     /// candidate of a text: zeroing both arrays for each number cost more than reading it).
-    /// Only the entries the last cluster used are cleared, so `c` ends as a new one would.
+    /// Only the entries the last cluster used and this one does not are cleared afterwards, so
+    /// `c` ends as a new one would.
     fn parse(c: &mut Cluster, b: &[u8], start: usize) {
-        c.groups[..c.count].fill((0, 0));
-        c.seps[..c.count].fill((0, 0));
+        let used = c.count;
         let plus = b[start] == b'+';
         let mut i = if plus || b[start] == b'(' {
             start + 1
@@ -150,6 +151,12 @@ impl Cluster {
             }
         }
         c.end = i;
+        for k in c.count..used {
+            c.groups[k] = (0, 0);
+        }
+        for k in c.count - 1..used {
+            c.seps[k] = (0, 0);
+        }
     }
 
     fn groups(&self) -> &[(usize, usize)] {
@@ -343,7 +350,7 @@ fn word(text: &str, digit_start: usize, cluster_end: usize, out: &mut Vec<Findin
     };
     let pps = || {
         upper[..7].iter().all(u8::is_ascii_digit)
-            && ids::Named::before(b, ws).any(ids::PPS_WORDS)
+            && named::Named::before(b, ws).any(ids::PPS_WORDS)
             && id::ie_pps(&upper)
     };
     let finding = match span.len() {

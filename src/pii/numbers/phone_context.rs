@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 /// Words that say a number nearby is a phone number, read where they begin a word (`tel` in
 /// `Telefon`, `téléphone`, `telefoon`): the nouns and the verbs for calling of the EU's
@@ -164,8 +164,11 @@ static CONTEXT_WORDS: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
         .copied()
         .chain(others.copied())
         .collect();
+    // A full DFA: its overlapping walk over the 48 bytes before each number was a tenth of the
+    // scan of dense text as the default (contiguous NFA) automaton.
     let automaton = AhoCorasick::builder()
         .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
         .build(&words)
         .ok()?;
     Some(ContextWords {
