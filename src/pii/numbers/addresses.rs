@@ -53,6 +53,12 @@ pub(super) fn mac_around(b: &[u8], digit: usize) -> Option<(usize, usize)> {
     if !mac_group(b, digit) {
         return None;
     }
+    mac_search(b, digit)
+}
+
+/// [`mac_around`] without the group test: the address's start searched at every position behind
+/// the digit.
+fn mac_search(b: &[u8], digit: usize) -> Option<(usize, usize)> {
     let mut first = digit;
     while first > 0
         && digit - first < 16
@@ -160,21 +166,7 @@ pub(super) mod tests {
     #[test]
     fn the_group_test_drops_no_address_the_search_would_find() {
         // The search for an address's start at every position behind the digit, as it was.
-        let reference = |b: &[u8], digit: usize| {
-            let mut first = digit;
-            while first > 0
-                && digit - first < 16
-                && (b[first - 1].is_ascii_hexdigit() || matches!(b[first - 1], b':' | b'-' | b'.'))
-            {
-                first -= 1;
-            }
-            (first..=digit)
-                .filter(|&s| b[s].is_ascii_hexdigit())
-                .find_map(|s| {
-                    let end = super::mac_at(b, s).or_else(|| super::dotted_mac_at(b, s))?;
-                    (end > digit).then_some((s, end))
-                })
-        };
+        let reference = super::mac_search;
         let alphabet = b"0123456789abcdefABCDEFgxZ:-.: -+(_";
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
         let mut found = 0;
