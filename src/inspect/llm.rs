@@ -183,15 +183,16 @@ fn openai(endpoint: &str, body: &Value) -> LlmFacts {
 
 /// Why an LLM call's `stream` member cannot be judged, if it cannot: it is neither `true`,
 /// `false` nor `null`. A server that coerces loose types (`1`, `"true"`) streams the answer while
-/// the proxy, reading the call as not streamed, would not ask for usage in the stream: the call
-/// would go unmetered. Gemini streams by its method name, so its bodies are not asked.
+/// rules would read `llm.stream` as false (a rule on streaming dodged) and the proxy would not ask
+/// for usage in the stream (the call charged at its worst case, not its cost). Gemini streams by
+/// its method name, so its bodies are not asked.
 pub fn loose_stream(facts: &LlmFacts, body: &Value) -> Option<String> {
     match body.get("stream") {
         None | Some(Value::Bool(_) | Value::Null) => None,
         Some(_) if facts.provider == "gemini" => None,
         Some(_) => Some(
-            "an LLM call whose `stream` is not true or false cannot be metered, so it is not \
-             forwarded"
+            "an LLM call whose `stream` is not true or false cannot be judged: a server reading \
+             it loosely may stream while rules read `llm.stream` as false"
                 .to_string(),
         ),
     }

@@ -310,8 +310,8 @@ async fn long_lists_are_bounded_for_conditions_without_hiding_anything() {
     let (status, text) = send(call(1, "fine", 300)).await;
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("more than 256 tools"), "{text}");
-    // A `stream` a loose server could read as true would stream an answer the proxy does not
-    // meter: refused, whichever loose type it has.
+    // A `stream` a loose server could read as true would stream while rules read `llm.stream`
+    // as false: refused, whichever loose type it has.
     for loose in [
         serde_json::json!(1),
         serde_json::json!("true"),
