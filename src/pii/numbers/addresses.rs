@@ -103,6 +103,27 @@ fn mac_group(b: &[u8], digit: usize) -> bool {
     }
 }
 
+/// A MAC address with no decimal digit (`AA-BB-CC-DD-EE-FF`, `aabb.ccdd.eeff`) whose first
+/// separator is `b[at]`: the digit scan never reaches one, and a colon form is read at its `:`.
+/// An address with a digit is left to the digit scan, so none is found twice. Returns where
+/// scanning continues.
+pub(super) fn lettered_mac(b: &[u8], at: usize, out: &mut Vec<Finding>) -> usize {
+    let lettered = |from: usize, to: usize| b[from..to].iter().all(|c| !c.is_ascii_digit());
+    let found = match b[at] {
+        b'-' => at.checked_sub(2).and_then(|s| Some(s).zip(mac_at(b, s))),
+        _ => at
+            .checked_sub(4)
+            .and_then(|s| Some(s).zip(dotted_mac_at(b, s))),
+    };
+    match found {
+        Some((start, end)) if lettered(start, end) => {
+            out.push(Finding::new(Kind::MacAddress, start, end, "mac"));
+            end
+        }
+        _ => at + 1,
+    }
+}
+
 /// IPv6 addresses and colon MACs around a `:`; returns where scanning continues.
 pub(super) fn colon(text: &str, at: usize, out: &mut Vec<Finding>) -> usize {
     let b = text.as_bytes();
@@ -213,6 +234,12 @@ pub(super) mod tests {
             "3c4a.920b.71e5",
             "E45F.012A.9BC7",
             "fac0.ffee.1234",
+            // No decimal digit at all: reached at the first separator, not by the digit scan.
+            "AA-BB-CC-DD-EE-FF",
+            "aa-bb-cc-dd-ee-ff",
+            "aa:bb:cc:dd:ee:ff",
+            "aabb.ccdd.eeff",
+            "DEAD.BEEF.CAFE",
         ];
         for mac in macs {
             for text in [
@@ -228,6 +255,13 @@ pub(super) mod tests {
             "part 3c4a.920b.71e5.ff",
             "x3c4a.920b.71e5",
             "3C-4A-92-0B-71-E5-00",
+            "AA-BB-CC-DD-EE-FF-AA",
+            "aa-bb-cc-dd-ee and well-known",
+            "xaa-bb-cc-dd-ee-ff",
+            "aa-bb-cc-dd-ee-ffx",
+            "dead.beef.cafe.face",
+            "cafe.babe: de.ad.be.ef",
+            "aa--bb-cc-dd-ee-ff",
         ] {
             assert!(
                 found(text).iter().all(|(k, _)| *k != Kind::MacAddress),

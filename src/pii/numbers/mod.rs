@@ -16,7 +16,7 @@ mod phones;
 
 pub use phones::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
 
-use addresses::{colon, mac_around};
+use addresses::{colon, lettered_mac, mac_around};
 use iban::{iban_at, iban_shaped};
 
 use super::checksum as check;
@@ -46,17 +46,26 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
                 candidate(text, i, regions, &mut cluster, out).max(i + 1)
             }
             b':' => colon(text, i, out).max(i + 1),
+            b'-' | b'.'
+                if i > 0
+                    && b[i - 1].is_ascii_hexdigit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) =>
+            {
+                lettered_mac(b, i, out).max(i + 1)
+            }
             _ => i + 1,
         };
     }
 }
 
-/// The first byte at or after `from` that may start a candidate (a digit, `+`, `(` or `:`), or
-/// the length: eight bytes at a time, since most of a text is letters and spaces.
+/// The first byte at or after `from` that may start a candidate (a digit, `+`, `(`, `:`, or a `-`
+/// or `.`, which may follow the first group of a MAC address written in hex letters only; `/`
+/// too, which the caller passes over), or the length: eight bytes at a time, since most of a
+/// text is letters and spaces.
 fn next_start(b: &[u8], from: usize) -> usize {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let starts = |c: u8| c.is_ascii_digit() || matches!(c, b'+' | b'(' | b':');
+    let starts = |c: u8| matches!(c, b'-'..=b':' | b'+' | b'(');
     let equal = |w: u64, c: u8| {
         let x = w ^ (LOW * u64::from(c));
         x.wrapping_sub(LOW) & !x & HIGH
@@ -67,12 +76,13 @@ fn next_start(b: &[u8], from: usize) -> usize {
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
         let seven = w & !HIGH;
-        // 0x30..=0x3a: digits and `:` (bytes of non-ASCII characters are left out).
-        let at_least = seven + LOW * (0x80 - 0x30);
+        // 0x2d..=0x3a: `-`, `.`, `/`, digits and `:` (bytes of non-ASCII characters are left
+        // out); `/` is passed over by the caller, but one range costs less than two bytes more.
+        let at_least = seven + LOW * (0x80 - 0x2d);
         let above = seven + LOW * (0x7f - 0x3a);
-        let digits = at_least & !above & !w & HIGH;
+        let ranged = at_least & !above & !w & HIGH;
         // The lowest flagged byte is a true one (a borrow only flags bytes above a match).
-        let hits = digits | equal(w, b'+') | equal(w, b'(');
+        let hits = ranged | equal(w, b'+') | equal(w, b'(');
         if hits != 0 {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
@@ -405,15 +415,15 @@ mod tests {
     #[test]
     fn the_next_start_is_found_at_every_position_past_every_other_byte() {
         let others: Vec<u8> = (0..=255u8)
-            .filter(|c| !c.is_ascii_digit() && !b"+(:".contains(c))
+            .filter(|c| !c.is_ascii_digit() && !b"+(:-./".contains(c))
             .collect();
         for len in 0..20 {
             for &other in &others {
                 assert_eq!(next_start(&vec![other; len], 0), len, "{other}");
             }
             for at in 0..len {
-                for start in [b'0', b'5', b'9', b'+', b'(', b':'] {
-                    let mut text = vec![b'/'; len];
+                for start in [b'0', b'5', b'9', b'+', b'(', b':', b'-', b'.', b'/'] {
+                    let mut text = vec![b','; len];
                     text[at] = start;
                     if at + 1 < len {
                         text[at + 1] = b';';
