@@ -246,6 +246,7 @@ pub(super) mod tests {
                 format!("MAC {mac}"),
                 format!("({mac}) seen"),
                 mac.to_string(),
+                format!("padding ........ ---/// {mac} ........"),
             ] {
                 assert_eq!(found(&text), vec![(Kind::MacAddress, mac.into())], "{text}");
             }
@@ -262,6 +263,7 @@ pub(super) mod tests {
             "dead.beef.cafe.face",
             "cafe.babe: de.ad.be.ef",
             "aa--bb-cc-dd-ee-ff",
+            "..--aa-bb-cc-dd-ee-ff",
         ] {
             assert!(
                 found(text).iter().all(|(k, _)| *k != Kind::MacAddress),

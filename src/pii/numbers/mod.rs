@@ -53,6 +53,14 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
             {
                 lettered_mac(b, i, out).max(i + 1)
             }
+            // The rest of a run of `-`, `.` and `/` (a rule, an ellipsis, padding) follows no hex
+            // digit, so no address starts in it: passed over at once, not a byte at a time.
+            b'-'..=b'/' => {
+                i + b[i..]
+                    .iter()
+                    .take_while(|c| matches!(c, b'-'..=b'/'))
+                    .count()
+            }
             _ => i + 1,
         };
     }
