@@ -4,13 +4,11 @@
 //! (a body sent as text, a JSON Lines file, a string value holding JSON such as a tool call's
 //! `arguments`) is read the same way: a server reading it as JSON decodes `\u0040`, so must we.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
-
 use serde_json::Value;
 
 use super::known::{Known, Place, Reuse, reuse};
 use super::redact::{Replacer, redact};
+use super::unique::names_a_member_twice;
 use super::vault::VaultError;
 use super::{Finding, Scanner};
 
@@ -367,130 +365,4 @@ pub(super) fn redact_value(
         out.push('\n');
     }
     Ok(Some(out))
-}
-
-/// Whether `text` is JSON in which one object names a member twice (`{"a": 1, "a": 2}`, or
-/// `"\u0061"` for the second): parsers disagree on which value counts, so the one dropped would
-/// go unjudged. `false` for text that is not JSON.
-pub fn names_a_member_twice(text: &[u8]) -> bool {
-    let mut stream = serde_json::Deserializer::from_slice(text).into_iter::<Unique>();
-    stream.any(|doc| doc.is_err_and(|e| e.to_string().starts_with(TWICE)))
-}
-
-const TWICE: &str = "a member named twice";
-
-/// Walks a JSON document without keeping it, failing on a member named twice in one object.
-struct Unique;
-
-impl<'de> serde::Deserialize<'de> for Unique {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
-        d.deserialize_any(Unique)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Unique {
-    type Value = Unique;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JSON")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
-        Ok(Unique)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
-        Ok(Unique)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
-        Ok(Unique)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
-        Ok(Unique)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
-        Ok(Unique)
-    }
-
-    fn visit_unit<E>(self) -> Result<Unique, E> {
-        Ok(Unique)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
-        while seq.next_element::<Unique>()?.is_some() {}
-        Ok(Unique)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
-        // Objects are mostly small: their names are compared in a list, borrowed from the text
-        // where they hold no escape; past `FEW` names a set takes over.
-        const FEW: usize = 16;
-        let mut few: Vec<Cow<'de, str>> = Vec::new();
-        let mut many: Option<HashSet<Cow<'de, str>>> = None;
-        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
-            let twice = match &mut many {
-                Some(names) => !names.insert(name),
-                None if few.contains(&name) => true,
-                None => {
-                    few.push(name);
-                    if few.len() > FEW {
-                        many = Some(few.drain(..).collect());
-                    }
-                    false
-                }
-            };
-            if twice {
-                return Err(serde::de::Error::custom(TWICE));
-            }
-            map.next_value::<Unique>()?;
-        }
-        Ok(Unique)
-    }
-}
-
-/// A member's name, borrowed from the text unless it holds an escape.
-struct Name<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Name<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Name<'de>, D::Error> {
-        d.deserialize_str(NameVisitor)
-    }
-}
-
-struct NameVisitor;
-
-impl<'de> serde::de::Visitor<'de> for NameVisitor {
-    type Value = Name<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
-        Ok(Name(Cow::Borrowed(name)))
-    }
-
-    fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
-        Ok(Name(Cow::Owned(name.to_string())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// Past sixteen names a set takes over: a repeat is told before, at and after the switch.
-    #[test]
-    fn a_repeat_among_many_names_is_told() {
-        let names = |n: usize| (0..n).map(|i| format!("\"m{i}\": {i}")).collect::<Vec<_>>();
-        for (n, repeat) in [(40, "m3"), (17, "m16"), (40, "m39"), (16, "m0"), (17, "m0")] {
-            let mut members = names(n);
-            let text = format!("{{{}}}", members.join(","));
-            assert!(!super::names_a_member_twice(text.as_bytes()));
-            members.push(format!("\"{repeat}\": 0"));
-            let text = format!("{{{}}}", members.join(","));
-            assert!(super::names_a_member_twice(text.as_bytes()), "{n} {repeat}");
-        }
-    }
 }

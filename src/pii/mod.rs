@@ -22,6 +22,7 @@ pub mod raw_offsets;
 mod redact;
 mod redactor;
 mod secret_rules;
+mod unique;
 mod vault;
 
 #[cfg(test)]
@@ -47,7 +48,7 @@ use overlaps::resolve_overlaps;
 
 pub use events::{EventRestorer, MAX_EVENT, event_end, event_end_from, stream_text};
 pub use head::{RequestHead, header_fields, rewrite_headers};
-pub use json::{JsonFinding, names_a_member_twice, redact_json, scan_json};
+pub use json::{JsonFinding, redact_json, scan_json};
 pub use kind::{BUILTIN, GROUPS, Kind};
 pub use known::Known;
 pub use numbers::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
@@ -56,6 +57,7 @@ pub use redactor::{
     BodyParts, BodyShape, PiiConfig, RedactError, RedactRule, Redacted, Redactor, hash_key,
     session_of,
 };
+pub use unique::{names_a_member_twice, parse_unique};
 pub use vault::{Restorer, Vault, VaultError};
 
 /// One piece of personal data or one secret, by position: `text[start..end]`.
