@@ -105,10 +105,17 @@ fn mac_group(b: &[u8], digit: usize) -> bool {
 
 /// A MAC address with no decimal digit (`AA-BB-CC-DD-EE-FF`, `aabb.ccdd.eeff`) whose first
 /// separator is `b[at]`: the digit scan never reaches one, and a colon form is read at its `:`.
-/// An address with a digit is left to the digit scan, so none is found twice. Returns where
-/// scanning continues.
+/// An address with a digit is left to the digit scan, so none is found twice; one touching a
+/// `:` to [`colon`], which reads the whole token (an IPv6 address ending in `::aa` followed by
+/// `-bb-cc-dd-ee-ff` stays an IPv6 finding, not a MAC covering its tail). Returns where scanning
+/// continues.
 pub(super) fn lettered_mac(b: &[u8], at: usize, out: &mut Vec<Finding>) -> usize {
-    let lettered = |from: usize, to: usize| b[from..to].iter().all(|c| !c.is_ascii_digit());
+    let colon_at = |i: Option<usize>| i.and_then(|i| b.get(i)) == Some(&b':');
+    let lettered = |from: usize, to: usize| {
+        b[from..to].iter().all(|c| !c.is_ascii_digit())
+            && !colon_at(from.checked_sub(1))
+            && !colon_at(Some(to))
+    };
     let found = match b[at] {
         b'-' => at.checked_sub(2).and_then(|s| Some(s).zip(mac_at(b, s))),
         _ => at
@@ -269,6 +276,27 @@ pub(super) mod tests {
                 found(text).iter().all(|(k, _)| *k != Kind::MacAddress),
                 "{text}: {:?}",
                 found(text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_lettered_mac_touching_a_colon_leaves_the_token_to_the_ipv6_reading() {
+        // A MAC covering an IPv6 address's tail would win the overlap and hide the address.
+        for (text, ip) in [
+            ("host 2001:db8::aa-bb-cc-dd-ee-ff end", "2001:db8::"),
+            ("x aa-bb-cc-dd-ee-ff:2001:db8::1 end", "2001:db8::1"),
+            ("peer fe80::be-ef-ca-fe-ba-be up", "fe80::"),
+        ] {
+            let got = found(text);
+            assert!(
+                got.iter().all(|(k, _)| *k != Kind::MacAddress),
+                "{text}: {got:?}"
+            );
+            assert!(
+                got.iter()
+                    .any(|(k, v)| *k == Kind::IpAddress && v.contains(ip)),
+                "{text}: {got:?}"
             );
         }
     }
