@@ -10,9 +10,10 @@ use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use phonenumber::{Mode, PhoneNumber, Type, country::Id};
 use regex::Regex;
 
-use super::Cluster;
-use super::phone_context::context;
+use super::inline::Inline;
+use super::phone_context::Walk;
 use super::phone_formats::{TrunkFormat, trunk_needed};
+use super::{Cluster, MAX_GROUPS};
 use crate::pii::{Finding, Kind};
 
 /// The regions whose national numbers are recognised unless configured otherwise: the EU, the
@@ -233,7 +234,13 @@ impl PhoneRegions {
 
 /// Phone numbers in the digit groups of `c`: an international one from its start, else the
 /// longest national one from its start or from a group that opens with a trunk `0` or `(`.
-pub(super) fn phones(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
+pub(super) fn phones(
+    text: &str,
+    c: &Cluster,
+    regions: &PhoneRegions,
+    walk: &mut Walk,
+    out: &mut Vec<Finding>,
+) {
     let b = text.as_bytes();
     if text[..c.start].ends_with(['$', '€', '£', '#']) {
         return;
@@ -248,7 +255,7 @@ pub(super) fn phones(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut 
     if date_led || repeated {
         return;
     }
-    let ctx = context(b, c.start);
+    let ctx = walk.context(b, c.start);
     if let Some(end) = international(text, c, ctx) {
         out.push(Finding::new(
             Kind::Phone,
@@ -305,8 +312,11 @@ fn international(text: &str, c: &Cluster, ctx: Option<bool>) -> Option<usize> {
     if !c.plus && !double_zero {
         return None;
     }
-    let mut digits = String::from("+");
-    let mut ends = Vec::new();
+    // `+` and at most `cards::LONGEST_RUN` digits (a longer cluster is read for cards only).
+    let mut digits = Inline::<48>::new();
+    digits.push(b'+');
+    let mut ends = [(0, 0); MAX_GROUPS];
+    let mut groups = 0;
     for (i, &(s, e)) in c.groups().iter().enumerate() {
         let trunk = i > 0
             && &b[s..e] == b"0"
@@ -317,15 +327,18 @@ fn international(text: &str, c: &Cluster, ctx: Option<bool>) -> Option<usize> {
         if trunk {
             continue;
         }
-        let group = &text[s..e];
-        digits.push_str(if i == 0 && double_zero {
+        let group = &b[s..e];
+        digits.extend(if i == 0 && double_zero {
             &group[2..]
         } else {
             group
         });
-        ends.push((digits.len(), e));
+        ends[groups] = (digits.len(), e);
+        groups += 1;
     }
-    ends.iter()
+    let digits = digits.as_str();
+    ends[..groups]
+        .iter()
         .rev()
         .filter(|(len, _)| (8..=16).contains(len))
         .find(|(len, _)| valid_international(&digits[..*len]))
@@ -346,14 +359,15 @@ fn national(
     if !(6..=14).contains(&count) || !separators(text, c, from, to) {
         return false;
     }
-    let digits: String = c.groups[from..=to]
-        .iter()
-        .map(|&(s, e)| &text[s..e])
-        .collect();
+    let mut inline = Inline::<14>::new();
+    for &(s, e) in &c.groups[from..=to] {
+        inline.extend(&text.as_bytes()[s..e]);
+    }
+    let digits = inline.as_str();
     if digits.starts_with("00") || date(text, c, from, to) {
         return false;
     }
-    let mut valid = regions.national(&digits);
+    let mut valid = regions.national(digits);
     if phone_ctx {
         return valid.next().is_some();
     }
@@ -371,8 +385,8 @@ fn national(
             .national_prefix()
             .is_some_and(|t| digits.starts_with(t));
         paren && trunk
-            || phonenumber::parse(Some(r.id), &digits)
-                .is_ok_and(|number| unambiguous(lens, &digits, r.meta, &number))
+            || phonenumber::parse(Some(r.id), digits)
+                .is_ok_and(|number| unambiguous(lens, digits, r.meta, &number))
     })
 }
 
