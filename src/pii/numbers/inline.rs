@@ -38,6 +38,23 @@ impl<const N: usize> Inline<N> {
         self.extend(&[byte]);
     }
 
+    /// Appends the values of the ASCII digits `digits` (`b"42"` as `[4, 2]`), a byte at a time
+    /// (see [`Inline::extend`]): a call to copy a few bytes cost more than the copy.
+    pub(super) fn extend_values(&mut self, digits: &[u8]) {
+        debug_assert!(
+            self.len + digits.len() <= N,
+            "{} + {} > {N}",
+            self.len,
+            digits.len()
+        );
+        for &d in digits {
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = d.wrapping_sub(b'0');
+                self.len += 1;
+            }
+        }
+    }
+
     /// The bytes as text: callers append ASCII digits and `+` only, so it is all of them.
     pub(super) fn as_str(&self) -> &str {
         std::str::from_utf8(self).unwrap_or_default()
@@ -66,5 +83,9 @@ mod tests {
         digits.extend(b"123");
         assert_eq!(&*digits, b"+4930123");
         assert_eq!(digits.as_str(), "+4930123");
+        let mut values = Inline::<4>::new();
+        values.extend_values(b"09");
+        values.extend_values(b"37");
+        assert_eq!(&*values, &[0, 9, 3, 7]);
     }
 }

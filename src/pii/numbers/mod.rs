@@ -181,9 +181,7 @@ impl Cluster {
     fn digits(&self, b: &[u8], from: usize, to: usize) -> Inline<{ cards::LONGEST_RUN }> {
         let mut digits = Inline::new();
         for &(s, e) in &self.groups[from..=to] {
-            for &d in &b[s..e] {
-                digits.push(d - b'0');
-            }
+            digits.extend_values(&b[s..e]);
         }
         digits
     }

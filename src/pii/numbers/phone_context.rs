@@ -3,9 +3,9 @@
 
 use std::sync::LazyLock;
 
+use aho_corasick::Anchored;
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
-use aho_corasick::Anchored;
 
 /// Words that say a number nearby is a phone number, read where they begin a word (`tel` in
 /// `Telefon`, `téléphone`, `telefoon`): the nouns and the verbs for calling of the EU's

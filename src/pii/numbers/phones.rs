@@ -58,6 +58,11 @@ struct Region {
 struct Plan {
     general: (Regex, Vec<u16>),
     types: Vec<(Regex, Vec<u16>)>,
+    /// Bit `n` set for each length `n` (below 64) a valid number may have: those the general
+    /// pattern lists (any, if none) that some type lists (any, if some type lists none). A
+    /// number of another length is none of the plan's without running a pattern; a number of 64
+    /// digits or more is left to the patterns.
+    lengths: u64,
 }
 
 impl Plan {
@@ -79,15 +84,28 @@ impl Plan {
         .flatten()
         .map(compiled)
         .collect::<Option<Vec<_>>>()?;
+        let general = compiled(d.general())?;
+        let mask = |lengths: &[u16]| {
+            if lengths.is_empty() {
+                return u64::MAX;
+            }
+            lengths
+                .iter()
+                .filter(|&&l| l < 64)
+                .fold(0, |mask, &l| mask | 1 << l)
+        };
+        let lengths = mask(&general.1) & types.iter().fold(0, |any, t| any | mask(&t.1));
         Some(Plan {
-            general: compiled(d.general())?,
+            general,
             types,
+            lengths,
         })
     }
 
     /// Whether `nsn`, a national significant number, is a valid number of the plan.
     fn valid(&self, nsn: &str) -> bool {
-        matches(&self.general, nsn) && self.types.iter().any(|t| matches(t, nsn))
+        let possible = nsn.len() >= 64 || self.lengths >> nsn.len() & 1 == 1;
+        possible && matches(&self.general, nsn) && self.types.iter().any(|t| matches(t, nsn))
     }
 }
 
