@@ -13,6 +13,7 @@ mod numeric;
 mod phone_context;
 mod phone_extension;
 mod phone_formats;
+mod phone_plans;
 mod phones;
 
 pub use phones::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};

@@ -1,5 +1,6 @@
 //! Phone detection tables: libphonenumber's example numbers per region, groupings, near misses.
 
+use super::super::phone_plans::matches;
 use super::*;
 use crate::pii::{Scanner, ScannerConfig};
 
