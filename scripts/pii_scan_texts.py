@@ -8,10 +8,11 @@ A change made for speed must leave every finding as it was. This writes, into OU
   corpora.txt   the text of every record of tests/data/pii_corpus.jsonl and
                 tests/data/independent_corpus.jsonl (JSON records as their body), one a line
   corpora.json  every record of both corpora as one JSON document (a list)
-  fragments.txt about 3 MB of corpus words shuffled with the anchor literals (gitleaks' keywords
-                and prefixes from src/pii/secret_rules.tsv, our own key prefixes, obfuscated
-                `at`s) in random case, assignment operators, quotes, digits and separators: text
-                where anchors start, end and continue words in every way
+  fragments.txt about 3 MB of corpus words and whole corpus texts shuffled with the anchor
+                literals (gitleaks' keywords and prefixes from src/pii/secret_rules.tsv, our own
+                key prefixes, obfuscated `at`s) in random case with key-like tails, assignment
+                operators, quotes, digits and separators: text where anchors start, end and
+                continue words in every way
 and with --compare BASE NEW runs `BINARY scan FILE` of both on each file and says whether the
 outputs are byte-identical (and how many findings each holds).
 
@@ -98,10 +99,13 @@ def fragments(records, seed, size):
     glue = [" ", " ", " ", "", "\n", "=", ": ", ":", "\"", "'", " = ", "=>", ":=", "_", "-", ".",
             "/", ",", "(", ")", "\t", "`"]
     alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    texts = [record_text(r) for r in records]
     out, n = [], 0
     while n < size:
         roll = rng.random()
-        if roll < 0.45:
+        if roll < 0.08:
+            piece = rng.choice(texts)
+        elif roll < 0.45:
             piece = rng.choice(words)
         elif roll < 0.75:
             lit = rng.choice(literals)
