@@ -172,11 +172,48 @@ pub(super) fn literals() -> Result<Vec<String>, String> {
     Ok(table(&Rules::new()?).0)
 }
 
+/// Whether every anchor a literal starts acts only where the literal begins a word (the byte
+/// before it is none of `[A-Za-z0-9_]`), so that [`Literals::find`] need not report it inside
+/// one. Per target: [`Anchors::secret`] returns at once after such a byte (our own key shapes,
+/// wallets: `sk-`, `eyJ`, `0x`, `bc1`); [`Rules::origin`] refuses it for a prefix rule whose
+/// secret starts at the anchor ([`super::secret_rules::Rule::only_at_word_start`]), before the
+/// rule reads or records anything. Every other target (`@` and the at-words, keyed rules'
+/// keywords, anchors inside their secret, `-----BEGIN`) acts anywhere, and a literal with one
+/// of them is reported everywhere.
+fn only_at_word_start(rules: &Rules, targets: &[Vec<Anchor>]) -> Vec<bool> {
+    targets
+        .iter()
+        .map(|anchors| {
+            anchors.iter().all(|anchor| match *anchor {
+                Anchor::Secret(_) => true,
+                Anchor::Rule(i) => rules.rules[i].only_at_word_start(),
+                Anchor::At | Anchor::ObfuscatedAt | Anchor::Pem => false,
+            })
+        })
+        .collect()
+}
+
 impl Anchors {
     pub(super) fn new() -> Result<Anchors, String> {
+        Anchors::build(true)
+    }
+
+    /// The anchors with every literal reported everywhere, as before word starts were used: the
+    /// reference the restricted search is tested against.
+    #[cfg(test)]
+    pub(super) fn reporting_everywhere() -> Result<Anchors, String> {
+        Anchors::build(false)
+    }
+
+    fn build(word_starts: bool) -> Result<Anchors, String> {
         let rules = Rules::new()?;
         let (literals, targets) = table(&rules);
-        let literals = Literals::new(&literals)?;
+        let restricted = if word_starts {
+            only_at_word_start(&rules, &targets)
+        } else {
+            vec![false; literals.len()]
+        };
+        let literals = Literals::new(&literals, &restricted)?;
         let compile = |pattern: &str| Regex::new(pattern).map_err(|e| e.to_string());
         Ok(Anchors {
             literals,

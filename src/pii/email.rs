@@ -129,6 +129,10 @@ pub(super) fn obfuscated(
         }
         finish = i;
         let rest = &text[i..];
+        // Every separator begins with one of these bytes: most labels end in none of them.
+        if !matches!(b.get(i), Some(b' ' | b'[' | b'(' | b'{' | b'.')) {
+            break;
+        }
         let Some(dot) = DOTS.iter().find(|d| {
             rest.get(..d.len())
                 .is_some_and(|r| r.eq_ignore_ascii_case(d))
@@ -148,4 +152,16 @@ pub(super) fn obfuscated(
     let domain = labels.join(".").to_ascii_lowercase();
     valid_domain(&domain, internal)
         .then(|| Finding::new(Kind::Email, local, finish, "email_obfuscated"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_dot_begins_with_a_byte_tested_first() {
+        assert!(
+            super::DOTS
+                .iter()
+                .all(|d| matches!(d.as_bytes()[0], b' ' | b'[' | b'(' | b'{' | b'.'))
+        );
+    }
 }

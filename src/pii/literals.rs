@@ -21,6 +21,11 @@ const HASH_WORDS: usize = 1 << (HASH_BITS - 6);
 /// position is tested with one load and no variable shift.
 const START_BITS: u32 = 16;
 
+/// Whether a byte continues a word for the literals found only where one begins.
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
 /// A literal found: `text[start..end]`, literal number `literal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Hit {
@@ -53,6 +58,11 @@ pub(super) struct Literals {
     groups: Vec<Vec<usize>>,
     /// One-byte literals: each byte that is one (both cases), with its literal.
     singles: Vec<(u8, usize)>,
+    /// By literal: reported only where it begins a word (see [`Literals::find`]).
+    word_start: Vec<bool>,
+    /// By the folded first two bytes: whether every literal beginning so is one of those, so
+    /// a position inside a word is dismissed before any table of the comparison is read.
+    word_start_pairs: Box<[u64; 1024]>,
 }
 
 /// ASCII letters to lower case, four or eight at a time; a few punctuation pairs (`@` and
@@ -113,8 +123,12 @@ fn key_of(bytes: &[u8]) -> u64 {
 }
 
 impl Literals {
-    /// The set of `literals` (lower case, not empty; at most 65,535 distinct first pairs).
-    pub(super) fn new(literals: &[String]) -> Result<Literals, String> {
+    /// The set of `literals` (lower case, not empty; at most 65,535 distinct first pairs), of
+    /// which those marked in `word_start` are found only where they begin a word.
+    pub(super) fn new(literals: &[String], word_start: &[bool]) -> Result<Literals, String> {
+        if word_start.len() != literals.len() {
+            return Err("a word-start mark for every anchor literal".into());
+        }
         let mut starts = vec![0u8; 1 << START_BITS].into_boxed_slice();
         let mut quads = Box::new([0u64; HASH_WORDS]);
         let mut short_pairs = Box::new([0u64; 1024]);
@@ -148,6 +162,15 @@ impl Literals {
             }
             groups[usize::from(pairs[key]) - 1].push(id);
         }
+        let mut word_start_pairs = Box::new([0u64; 1024]);
+        for (key, &group) in pairs.iter().enumerate() {
+            let all = usize::from(group)
+                .checked_sub(1)
+                .is_some_and(|g| groups[g].iter().all(|&id| word_start[id]));
+            if all {
+                word_start_pairs[key >> 6] |= 1 << (key & 63);
+            }
+        }
         Ok(Literals {
             literals: literals
                 .iter()
@@ -159,10 +182,14 @@ impl Literals {
             pairs,
             groups,
             singles,
+            word_start: word_start.to_vec(),
+            word_start_pairs,
         })
     }
 
-    /// Every occurrence in `text`, ordered by end, then by start.
+    /// Every occurrence in `text`, ordered by end, then by start, except those of a literal
+    /// marked word-start that continue a word (the byte before is a letter, a digit or `_`):
+    /// the occurrences an overlapping Aho-Corasick walk reports, less those.
     pub(super) fn find(&self, text: &[u8]) -> Vec<Hit> {
         let mut hits = Vec::new();
         // Sixteen positions at a time; one branch for the sixteen.
@@ -196,11 +223,15 @@ impl Literals {
         }
         let mut singles: Vec<Hit> = Vec::new();
         for &(byte, literal) in &self.singles {
-            singles.extend(memchr::memchr_iter(byte, text).map(|start| Hit {
-                start,
-                end: start + 1,
-                literal,
-            }));
+            singles.extend(
+                memchr::memchr_iter(byte, text)
+                    .filter(|&start| !self.inside_word(text, start, literal))
+                    .map(|start| Hit {
+                        start,
+                        end: start + 1,
+                        literal,
+                    }),
+            );
         }
         if singles.is_empty() {
             return hits;
@@ -209,9 +240,18 @@ impl Literals {
         merge(hits, singles)
     }
 
+    /// Whether an occurrence of `literal` at `start` is one [`Literals::find`] leaves out.
+    fn inside_word(&self, text: &[u8], start: usize, literal: usize) -> bool {
+        self.word_start[literal] && start > 0 && is_word(text[start - 1])
+    }
+
     /// The literals of two bytes or more that start at `i`, added to `hits` in order.
     fn compare(&self, text: &[u8], i: usize, hits: &mut Vec<Hit>) {
         let pair = pair_key(text[i], text[i + 1]);
+        let inside = i > 0 && is_word(text[i - 1]);
+        if inside && self.word_start_pairs[pair >> 6] >> (pair & 63) & 1 == 1 {
+            return;
+        }
         // Most candidates are dismissed by their fourth byte, before the larger pair table.
         if self.short_pairs[pair >> 6] >> (pair & 63) & 1 == 0 {
             let Some(quad) = text.get(i..i + 4) else {
@@ -230,6 +270,9 @@ impl Literals {
         for &literal in group {
             let l = &self.literals[literal];
             let end = i + l.len();
+            if inside && self.word_start[literal] {
+                continue;
+            }
             if text.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(l)) {
                 let hit = Hit {
                     start: i,
@@ -266,150 +309,5 @@ fn merge(a: Vec<Hit>, b: Vec<Hit>) -> Vec<Hit> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-
-    /// The straightforward way: an overlapping walk over a full DFA of every literal.
-    fn automaton(literals: &[String]) -> AhoCorasick {
-        AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(literals)
-            .unwrap()
-    }
-
-    fn reference(automaton: &AhoCorasick, text: &[u8]) -> Vec<Hit> {
-        automaton
-            .find_overlapping_iter(text)
-            .map(|m| Hit {
-                start: m.start(),
-                end: m.end(),
-                literal: m.pattern().as_usize(),
-            })
-            .collect()
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 as usize
-        }
-    }
-
-    /// Texts made of the literals themselves (in random case, cut short, run together),
-    /// pieces of prose, punctuation, digits and non-ASCII characters.
-    fn texts(literals: &[String], count: usize) -> Vec<Vec<u8>> {
-        let filler: &[&[u8]] = &[
-            b" ",
-            b"a",
-            b"e",
-            b"s",
-            b".",
-            b"-",
-            b"_",
-            b"@",
-            b"`",
-            b"{",
-            b"[",
-            b"~",
-            b"0",
-            b"9",
-            b"\n",
-            b"the key is ",
-            b"api_token=",
-            b"\xc3\xa9",
-            b"\xe2\x80\x8b",
-            b"\x00",
-            b"\x7f",
-            b"\xff",
-        ];
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        (0..count)
-            .map(|_| {
-                let mut text = Vec::new();
-                for _ in 0..rng.next() % 40 {
-                    if rng.next().is_multiple_of(3) {
-                        text.extend_from_slice(filler[rng.next() % filler.len()]);
-                        continue;
-                    }
-                    let literal = literals[rng.next() % literals.len()].as_bytes();
-                    let cut = if rng.next().is_multiple_of(4) {
-                        rng.next() % literal.len()
-                    } else {
-                        literal.len()
-                    };
-                    text.extend(literal[..cut].iter().map(|&c| {
-                        if rng.next().is_multiple_of(2) {
-                            c.to_ascii_uppercase()
-                        } else {
-                            c
-                        }
-                    }));
-                }
-                text
-            })
-            .collect()
-    }
-
-    #[test]
-    fn every_occurrence_is_found_in_the_order_of_an_overlapping_walk() {
-        let literals: Vec<String> = super::super::anchors::literals()
-            .unwrap()
-            .into_iter()
-            .collect();
-        let set = Literals::new(&literals).unwrap();
-        let automaton = automaton(&literals);
-        let mut found = 0;
-        for text in texts(&literals, 20_000) {
-            let want = reference(&automaton, &text);
-            assert_eq!(
-                set.find(&text),
-                want,
-                "{:?}",
-                String::from_utf8_lossy(&text)
-            );
-            found += want.len();
-        }
-        assert!(found > 100_000, "{found}");
-    }
-
-    #[test]
-    fn short_texts_and_texts_ending_in_a_literal() {
-        let literals: Vec<String> = ["@", "ey", "s.", "key", "x", "a3-", "-----begin"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        let set = Literals::new(&literals).unwrap();
-        let automaton = automaton(&literals);
-        for text in [
-            "",
-            "@",
-            "e",
-            "ey",
-            "EY",
-            "s.",
-            "x",
-            "X@",
-            "key",
-            "kEy",
-            "a@ey",
-            "xkey",
-            "zzs.",
-            "-----BEGIN",
-            "k-----begin",
-            "@@@",
-            "skey.",
-        ] {
-            assert_eq!(
-                set.find(text.as_bytes()),
-                reference(&automaton, text.as_bytes()),
-                "{text:?}"
-            );
-        }
-    }
-}
+#[path = "literals_tests.rs"]
+mod tests;

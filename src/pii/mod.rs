@@ -28,6 +28,8 @@ mod vault;
 #[cfg(test)]
 mod accuracy;
 #[cfg(test)]
+mod anchor_start_tests;
+#[cfg(test)]
 mod escape_tests;
 #[cfg(test)]
 mod id_tests;

@@ -50,6 +50,14 @@ impl Rule {
     pub(super) fn keyed(&self) -> bool {
         self.keyed
     }
+
+    /// Whether an anchor of this rule finds nothing where it continues a word: a prefix rule
+    /// whose secret starts at its anchor, which [`Rules::origin`] refuses after a letter, digit
+    /// or `_` (a keyed rule's keyword, or an anchor `back` bytes into its secret, stands inside
+    /// a word).
+    pub(super) fn only_at_word_start(&self) -> bool {
+        !self.keyed && self.back == 0
+    }
 }
 
 /// The compiled table.

@@ -1,6 +1,7 @@
 //! Payment cards: the issuer identification number (IIN) ranges and lengths of each network,
 //! Luhn, and the groupings cards are printed and typed in.
 
+use super::inline::Inline;
 use super::{Cluster, check};
 use crate::pii::{Finding, Kind};
 
@@ -119,11 +120,15 @@ pub(super) fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     };
     for from in 0..c.count {
         let mut count = 0;
+        // The digits of groups `from..=to`, a group appended as `to` moves on.
+        let mut digits = Inline::<19>::new();
         for to in from..c.count {
             count += lens[to];
             if count > 19 {
                 break;
             }
+            let (s, e) = c.groups[to];
+            digits.extend_values(&b[s..e]);
             if count < 12
                 || !grouping(&lens[from..=to])
                 || !c.consistent(text, from, to, &[" ", "-"])
@@ -131,7 +136,6 @@ pub(super) fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
             {
                 continue;
             }
-            let digits = c.digits(b, from, to);
             if network(&digits).is_some() && check::luhn(&digits) {
                 out.push(Finding::new(
                     Kind::CreditCard,

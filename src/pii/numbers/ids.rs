@@ -5,6 +5,7 @@
 //! over kinds that only fit by shape in the same number.
 
 use super::named::Named;
+use super::phone_context::Walk;
 use super::{Cluster, id};
 use crate::pii::{Finding, Kind};
 
@@ -112,7 +113,13 @@ struct Candidate {
 
 /// Every national identifier the digit groups of `c` validate as; those named by their word,
 /// or if none is, those that fit by shape.
-pub(super) fn national_ids(text: &str, c: &Cluster, all: &[u8], lens: &[usize]) -> Vec<Finding> {
+pub(super) fn national_ids(
+    text: &str,
+    c: &Cluster,
+    all: &[u8],
+    lens: &[usize],
+    walk: &mut Walk,
+) -> Vec<Finding> {
     let b = text.as_bytes();
     let last = c.count - 1;
     let named = Named::around(b, c.start, c.end);
@@ -166,7 +173,7 @@ pub(super) fn national_ids(text: &str, c: &Cluster, all: &[u8], lens: &[usize]) 
             let century = matches!(all[..2], [1, 8] | [1, 9] | [2, 0]);
             // `YYYYMMDDNNNC` whole, as Skatteverket and BankID write it, unless some other
             // identifier's word (an order, an invoice) names it.
-            let other = super::phone_context::context(b, c.start) == Some(false);
+            let other = walk.context(b, c.start) == Some(false);
             let shape =
                 n && (compact || two(8, 4, &[" "])) || two(8, 4, &["-"]) || compact && !other;
             if shape && century && id::se_personnummer(&all[2..]) {

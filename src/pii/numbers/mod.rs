@@ -6,18 +6,22 @@ mod addresses;
 mod cards;
 mod iban;
 mod ids;
+mod inline;
 mod lettered;
 mod named;
 mod numeric;
 mod phone_context;
 mod phone_extension;
 mod phone_formats;
+mod phone_plans;
 mod phones;
 
 pub use phones::{DEFAULT_PHONE_REGIONS, PhoneRegions, UnknownRegion};
 
 use addresses::{colon, lettered_mac, mac_around};
 use iban::{iban_at, iban_shaped};
+use inline::Inline;
+use phone_context::Walk;
 
 use super::checksum as check;
 use super::national_id as id;
@@ -34,6 +38,7 @@ fn is_word(b: u8) -> bool {
 pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let mut cluster = Cluster::empty();
+    let mut walk = Walk::new();
     let mut i = 0;
     loop {
         i = next_start(b, i);
@@ -41,9 +46,9 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
             break;
         };
         i = match c {
-            b'0'..=b'9' => candidate(text, i, regions, &mut cluster, out).max(i + 1),
+            b'0'..=b'9' => candidate(text, i, regions, (&mut cluster, &mut walk), out).max(i + 1),
             b'+' | b'(' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                candidate(text, i, regions, &mut cluster, out).max(i + 1)
+                candidate(text, i, regions, (&mut cluster, &mut walk), out).max(i + 1)
             }
             b':' => colon(text, i, out).max(i + 1),
             b'-' | b'.'
@@ -114,6 +119,8 @@ struct Cluster {
     groups: [(usize, usize); MAX_GROUPS],
     /// The separators between consecutive groups (`count - 1` of them).
     seps: [(usize, usize); MAX_GROUPS],
+    /// The lengths of the groups (`count` of them).
+    lens: [usize; MAX_GROUPS],
     count: usize,
     digits: usize,
 }
@@ -127,6 +134,7 @@ impl Cluster {
             plus: false,
             groups: [(0, 0); MAX_GROUPS],
             seps: [(0, 0); MAX_GROUPS],
+            lens: [0; MAX_GROUPS],
             count: 0,
             digits: 0,
         }
@@ -155,6 +163,7 @@ impl Cluster {
                 i += 1;
             }
             c.groups[c.count] = (group_start, i);
+            c.lens[c.count] = i - group_start;
             c.count += 1;
             c.digits += i - group_start;
             let mut j = i;
@@ -171,6 +180,7 @@ impl Cluster {
         c.end = i;
         for k in c.count..used {
             c.groups[k] = (0, 0);
+            c.lens[k] = 0;
         }
         for k in c.count - 1..used {
             c.seps[k] = (0, 0);
@@ -185,11 +195,14 @@ impl Cluster {
         &self.seps[..self.count.saturating_sub(1)]
     }
 
-    fn digits(&self, b: &[u8], from: usize, to: usize) -> Vec<u8> {
-        self.groups[from..=to]
-            .iter()
-            .flat_map(|&(s, e)| b[s..e].iter().map(|d| d - b'0'))
-            .collect()
+    /// The values of the digits of groups `from..=to`, of which there are at most
+    /// [`cards::LONGEST_RUN`] (a longer cluster is read only for cards, of 19 at most).
+    fn digits(&self, b: &[u8], from: usize, to: usize) -> Inline<{ cards::LONGEST_RUN }> {
+        let mut digits = Inline::new();
+        for &(s, e) in &self.groups[from..=to] {
+            digits.extend_values(&b[s..e]);
+        }
+        digits
     }
 
     /// Whether the digit groups have exactly the lengths `lens` (without allocating).
@@ -202,8 +215,9 @@ impl Cluster {
                 .all(|(&(s, e), &len)| e - s == len)
     }
 
-    fn lens(&self) -> Vec<usize> {
-        self.groups().iter().map(|(s, e)| e - s).collect()
+    /// The lengths of the digit groups.
+    fn lens(&self) -> &[usize] {
+        &self.lens[..self.count]
     }
 
     fn sep<'t>(&self, text: &'t str, i: usize) -> &'t str {
@@ -229,7 +243,7 @@ fn candidate(
     text: &str,
     start: usize,
     regions: &PhoneRegions,
-    cluster: &mut Cluster,
+    (cluster, walk): (&mut Cluster, &mut Walk),
     out: &mut Vec<Finding>,
 ) -> usize {
     let b = text.as_bytes();
@@ -286,7 +300,7 @@ fn candidate(
     // Four groups or more may be an IPv4 address with or without its prefix length.
     if cluster.digits >= MIN_DIGITS || cluster.count >= 4 {
         let before = out.len();
-        numeric::numeric(text, cluster, regions, out);
+        numeric::numeric(text, cluster, regions, walk, out);
         if let Some(end) = extension {
             if phone_extension::attach(&mut out[before..], cluster.end, end) {
                 return end;

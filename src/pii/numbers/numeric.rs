@@ -2,11 +2,18 @@
 //! national identifiers by their validators, phones by libphonenumber's plans ([`phones`]).
 
 use super::Cluster;
+use super::phone_context::Walk;
 use super::phones::{self, PhoneRegions};
 use crate::pii::{Finding, Kind};
 
 /// Every numeric kind the digit groups of `c` can be.
-pub(super) fn numeric(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
+pub(super) fn numeric(
+    text: &str,
+    c: &Cluster,
+    regions: &PhoneRegions,
+    walk: &mut Walk,
+    out: &mut Vec<Finding>,
+) {
     if c.digits > super::cards::LONGEST_RUN {
         // Several numbers in a row: only cards standing apart are read in it.
         if !c.plus {
@@ -23,7 +30,7 @@ pub(super) fn numeric(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut
     }
     let date_like = lens.len() == 3
         && matches!(
-            lens.as_slice(),
+            lens,
             [4, 2, 2] | [2, 2, 4] | [2, 2, 2] | [1, 2, 4] | [2, 1, 4]
         )
         && c.consistent(text, 0, last, &["-", ".", "/"]);
@@ -32,9 +39,9 @@ pub(super) fn numeric(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut
     }
     let before = out.len();
     if !c.plus {
-        out.extend(super::ids::national_ids(text, c, &all, &lens));
+        out.extend(super::ids::national_ids(text, c, &all, lens, walk));
     }
-    phones::phones(text, c, regions, out);
+    phones::phones(text, c, regions, walk, out);
     // A card number hidden in part of a longer identifier that validated whole is a coincidence
     // of Luhn, not a card.
     let whole_identifier = out[before..].iter().any(|f| f.kind != Kind::Phone);

@@ -3,7 +3,9 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use aho_corasick::Anchored;
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
 
 /// Words that say a number nearby is a phone number, read where they begin a word (`tel` in
 /// `Telefon`, `téléphone`, `telefoon`): the nouns and the verbs for calling of the EU's
@@ -143,10 +145,12 @@ const OTHER_CONTEXT: &[&str] = &[
     "imei",
 ];
 
-/// Every context word, phone words first, in one automaton: the 48 bytes before a candidate are
-/// read once, not once a word.
+/// How far before a number its context words are read, in bytes.
+const WINDOW: usize = 48;
+
+/// Every context word, phone words first, in one automaton, walked once a text ([`Walk`]).
 struct ContextWords {
-    automaton: AhoCorasick,
+    automaton: DFA,
     /// How many of the patterns (the first ones) say "phone".
     phone_words: usize,
     /// How many of those (the first ones) count where they only begin a word.
@@ -164,11 +168,11 @@ static CONTEXT_WORDS: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
         .copied()
         .chain(others.copied())
         .collect();
-    // A full DFA: its overlapping walk over the 48 bytes before each number was a tenth of the
-    // scan of dense text as the default (contiguous NFA) automaton.
-    let automaton = AhoCorasick::builder()
+    // A full DFA without a prefilter, stepped a byte at a time by [`Walk`]: every state that is
+    // special is a match state (or the dead one, which an unanchored search never enters).
+    let automaton = DFA::builder()
         .ascii_case_insensitive(true)
-        .kind(Some(AhoCorasickKind::DFA))
+        .prefilter(false)
         .build(&words)
         .ok()?;
     Some(ContextWords {
@@ -178,36 +182,120 @@ static CONTEXT_WORDS: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
     })
 });
 
-/// Whether the words before `start` call the number a phone (`Some(true)`), some other
-/// identifier (`Some(false)`), or say nothing: the nearer word wins. A word counts where it
-/// begins one (`tel` in `Telefon`, not in `hotel`); an identifier's word of four letters or fewer
-/// and the short phone words must end one too (`tax` is not `taxi`, `bel` not `Belgium`).
-pub(super) fn context(b: &[u8], start: usize) -> Option<bool> {
-    let words = CONTEXT_WORDS.as_ref()?;
-    let window = &b[start.saturating_sub(48)..start];
-    let (mut phone, mut other) = (None, None);
-    for hit in words.automaton.find_overlapping_iter(window) {
-        let is_phone = hit.pattern().as_usize() < words.phone_words;
-        let prefix = hit.pattern().as_usize() < words.phone_prefixes;
-        // A byte of a non-ASCII letter before the word continues a word (`тел` in `отель`).
-        let begins = hit.start() == 0 || {
-            let c = window[hit.start() - 1];
-            !c.is_ascii_alphabetic() && c.is_ascii()
-        };
-        let ends = prefix
-            || (hit.len() > 4 && !is_phone)
-            || window
-                .get(hit.end())
-                .is_none_or(|c| !c.is_ascii_alphabetic());
-        if begins && ends {
-            let last = if is_phone { &mut phone } else { &mut other };
-            *last = Some(last.map_or(hit.end(), |e: usize| e.max(hit.end())));
+/// One occurrence of a context word in the text, with what decides whether it counts.
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    start: usize,
+    end: usize,
+    phone: bool,
+    /// Whether the byte before it is not a letter (or it starts the text); at the start of a
+    /// number's window it begins a word whatever stands before.
+    begins: bool,
+    /// Whether it ends where it has to (see [`Walk::context`]).
+    ends: bool,
+}
+
+/// The context words of one text, found by one overlapping walk that goes only as far as the
+/// numbers that ask (so text without numbers is never read) and never reads a byte twice while
+/// the windows of consecutive numbers overlap: the same occurrences an overlapping search of each
+/// window finds, since an occurrence lies within a window whichever walk finds it. Reading each
+/// number's 48 bytes afresh was a tenth of the scan of dense text.
+pub(super) struct Walk {
+    /// The automaton's state after the byte before `at`.
+    state: Option<StateID>,
+    /// Where the walk goes on.
+    at: usize,
+    /// Occurrences found that may still fall in a later window, by end.
+    words: Vec<Word>,
+}
+
+impl Walk {
+    /// A walk at the start of a text.
+    pub(super) fn new() -> Walk {
+        Walk {
+            state: None,
+            at: 0,
+            words: Vec::new(),
         }
     }
-    match (phone, other) {
-        (Some(p), Some(o)) => Some(p > o),
-        (Some(_), None) => Some(true),
-        (None, Some(_)) => Some(false),
-        (None, None) => None,
+
+    /// Whether the words before `start` call the number a phone (`Some(true)`), some other
+    /// identifier (`Some(false)`), or say nothing: the nearer word wins. A word counts where it
+    /// begins one (`tel` in `Telefon`, not in `hotel`); an identifier's word of four letters or
+    /// fewer and the short phone words must end one too (`tax` is not `taxi`, `bel` not
+    /// `Belgium`). The window is the 48 bytes before `start`, a word counting as begun at its
+    /// first byte. Numbers are asked about in order of position in one text `b` (asking about an
+    /// earlier one starts the walk again).
+    pub(super) fn context(&mut self, b: &[u8], start: usize) -> Option<bool> {
+        let words = CONTEXT_WORDS.as_ref()?;
+        let from = start.saturating_sub(WINDOW);
+        self.walk(words, b, from, start);
+        let (mut phone, mut other) = (None, None);
+        for w in self.words.iter().filter(|w| w.start >= from) {
+            if (w.begins || w.start == from) && w.ends {
+                let last = if w.phone { &mut phone } else { &mut other };
+                *last = Some(last.map_or(w.end, |e: usize| e.max(w.end)));
+            }
+        }
+        match (phone, other) {
+            (Some(p), Some(o)) => Some(p > o),
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (None, None) => None,
+        }
+    }
+
+    /// Walks on to `to`, having read at least from `from`: from where the walk stands when that
+    /// is within the window, else afresh from `from` (an occurrence starting before `from` is
+    /// in no window to come).
+    fn walk(&mut self, words: &ContextWords, b: &[u8], from: usize, to: usize) {
+        let automaton = &words.automaton;
+        let mut state = match self.state {
+            Some(state) if (from..=to).contains(&self.at) => state,
+            _ => {
+                self.words.clear();
+                self.at = from;
+                match automaton.start_state(Anchored::No) {
+                    Ok(state) => state,
+                    Err(_) => return,
+                }
+            }
+        };
+        self.words.retain(|w| w.start >= from);
+        while self.at < to {
+            state = automaton.next_state(Anchored::No, state, b[self.at]);
+            self.at += 1;
+            if !automaton.is_special(state) || !automaton.is_match(state) {
+                continue;
+            }
+            let end = self.at;
+            for i in 0..automaton.match_len(state) {
+                let pattern = automaton.match_pattern(state, i);
+                let start = end - automaton.pattern_len(pattern);
+                let phone = pattern.as_usize() < words.phone_words;
+                let prefix = pattern.as_usize() < words.phone_prefixes;
+                // A byte of a non-ASCII letter before the word continues a word (`тел` in
+                // `отель`).
+                let begins = start == 0 || {
+                    let c = b[start - 1];
+                    !c.is_ascii_alphabetic() && c.is_ascii()
+                };
+                let ends = prefix
+                    || (end - start > 4 && !phone)
+                    || b.get(end).is_none_or(|c| !c.is_ascii_alphabetic());
+                self.words.push(Word {
+                    start,
+                    end,
+                    phone,
+                    begins,
+                    ends,
+                });
+            }
+        }
+        self.state = Some(state);
     }
 }
+
+#[cfg(test)]
+#[path = "phone_context_tests.rs"]
+mod tests;

@@ -20,6 +20,10 @@ pub(super) fn extension(b: &[u8], at: usize) -> Option<usize> {
         i += 1;
     }
     let rest = b.get(i..)?;
+    // Every label begins with `e` or `x`: most numbers are followed by neither.
+    if !matches!(rest.first(), Some(b'e' | b'E' | b'x' | b'X')) {
+        return None;
+    }
     let label = LABELS
         .iter()
         .find(|l| rest.len() >= l.len() && rest[..l.len()].eq_ignore_ascii_case(l))?;
@@ -58,6 +62,11 @@ pub(super) fn attach(found: &mut [Finding], number_end: usize, extension_end: us
 #[cfg(test)]
 mod tests {
     use crate::pii::{Kind, Scanner, ScannerConfig};
+
+    #[test]
+    fn every_label_begins_with_the_letters_tested_first() {
+        assert!(super::LABELS.iter().all(|l| matches!(l[0], b'e' | b'x')));
+    }
 
     fn phones_in(text: &str) -> Vec<String> {
         Scanner::new(&ScannerConfig::default())

@@ -5,7 +5,7 @@
 use phonenumber::metadata::Metadata;
 use regex::Regex;
 
-use super::phones::digit_regex;
+use super::phone_plans::digit_regex;
 
 /// One format of a plan, compiled: the numbers it formats (its last leading-digits pattern and
 /// its whole pattern) and whether it writes them with the trunk prefix.

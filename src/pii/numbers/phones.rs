@@ -3,16 +3,16 @@
 //! national number when it is a valid number of one of the configured regions and is written
 //! the way numbers are (ambiguous ones need a word like "phone" nearby).
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
-use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use phonenumber::metadata::{DATABASE, Metadata};
 use phonenumber::{Mode, PhoneNumber, Type, country::Id};
-use regex::Regex;
 
-use super::Cluster;
-use super::phone_context::context;
+use super::inline::Inline;
+use super::phone_context::Walk;
 use super::phone_formats::{TrunkFormat, trunk_needed};
+use super::phone_plans::{CRATE_CACHE, CRATE_CACHE_PATTERNS, Plan, plan, valid_international};
+use super::{Cluster, MAX_GROUPS};
 use crate::pii::{Finding, Kind};
 
 /// The regions whose national numbers are recognised unless configured otherwise: the EU, the
@@ -48,120 +48,6 @@ struct Region {
     formats: Arc<Vec<TrunkFormat>>,
     /// The plan's patterns, compiled once.
     plan: Arc<Plan>,
-}
-
-/// A numbering plan's general pattern and each number type's (fixed line, mobile, toll free,
-/// …), with their lengths, compiled once by us: the crate's own go through a shared cache that
-/// hashes each pattern's text on every use, so one of its parses costs some 20 µs. A number
-/// the plan's general pattern and one type's take is valid, as the crate's `is_valid` decides.
-struct Plan {
-    general: (Regex, Vec<u16>),
-    types: Vec<(Regex, Vec<u16>)>,
-}
-
-impl Plan {
-    fn of(meta: &Metadata) -> Option<Plan> {
-        let d = meta.descriptors();
-        let types = [
-            d.fixed_line(),
-            d.mobile(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.personal_number(),
-            d.voip(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(compiled)
-        .collect::<Option<Vec<_>>>()?;
-        Some(Plan {
-            general: compiled(d.general())?,
-            types,
-        })
-    }
-
-    /// Whether `nsn`, a national significant number, is a valid number of the plan.
-    fn valid(&self, nsn: &str) -> bool {
-        matches(&self.general, nsn) && self.types.iter().any(|t| matches(t, nsn))
-    }
-}
-
-/// The crate keeps its compiled patterns in one LRU cache of 100 for every region; parsing and
-/// formatting numbers of a few dozen regions evicts them, and each eviction is a compilation again
-/// (text of numbers valid in many regions made the fuzzer spend most of its time compiling). The
-/// cache is made large enough for every pattern of some hundred regions, at the first regions built.
-static CRATE_CACHE: std::sync::Once = std::sync::Once::new();
-const CRATE_CACHE_PATTERNS: usize = 4_096;
-
-/// The plans compiled so far, by region: the configured ones at start, others (of
-/// international numbers) when first needed.
-static PLANS: LazyLock<Mutex<HashMap<String, Arc<Plan>>>> = LazyLock::new(Default::default);
-
-fn plan(meta: &Metadata) -> Option<Arc<Plan>> {
-    let mut plans = PLANS.lock().ok()?;
-    if let Some(plan) = plans.get(meta.id()) {
-        return Some(plan.clone());
-    }
-    let plan = Arc::new(Plan::of(meta)?);
-    plans.insert(meta.id().to_string(), plan.clone());
-    Some(plan)
-}
-
-/// A descriptor's pattern compiled as the crate compiles it (whitespace ignored) and anchored at
-/// the start as its `Descriptor::is_match` reads it, with its possible lengths.
-fn compiled(descriptor: &Descriptor) -> Option<(Regex, Vec<u16>)> {
-    let pattern = format!("^(?:{})", descriptor.national_number().as_str());
-    Some((
-        digit_regex(&pattern)?,
-        descriptor.possible_length().to_vec(),
-    ))
-}
-
-/// A pattern over ASCII digit strings, compiled without Unicode classes where it can be (a
-/// Unicode `\d` is some seventy ranges; over a thousand patterns that was 50 MB).
-pub(super) fn digit_regex(pattern: &str) -> Option<Regex> {
-    let build = |unicode: bool| {
-        regex::RegexBuilder::new(pattern)
-            .ignore_whitespace(true)
-            .unicode(unicode)
-            .build()
-            .ok()
-    };
-    build(false).or_else(|| build(true))
-}
-
-/// Whether `nsn` is of `lengths` (any, when none are listed) and matches `regex`.
-fn matches((regex, lengths): &(Regex, Vec<u16>), nsn: &str) -> bool {
-    let length = u16::try_from(nsn.len()).unwrap_or(u16::MAX);
-    (lengths.is_empty() || lengths.contains(&length)) && regex.is_match(nsn)
-}
-
-/// Whether `digits` (`+`, country code, national significant number) is a valid number of a
-/// plan of its country code, by the compiled plans alone: the crate's parser is never asked here,
-/// since text full of `+` numbers that are none (an agent may send megabytes of them) made it
-/// spend about half a millisecond each, its regex cache evicting and compiling patterns again.
-///
-/// A national trunk prefix written after the country code (`+358 09 …`, `+32 02 …`) is dropped
-/// first when the number is valid only without it, as libphonenumber's parser drops it.
-fn valid_international(digits: &str) -> bool {
-    (2..=4).filter(|&end| end < digits.len()).any(|end| {
-        let code = digits[1..end].parse::<u16>().ok();
-        let metas = code.and_then(|code| DATABASE.by_code(&code));
-        metas.is_some_and(|metas| {
-            metas.into_iter().any(|meta| {
-                let nsn = &digits[end..];
-                let trunkless = meta
-                    .national_prefix()
-                    .filter(|t| !t.is_empty())
-                    .and_then(|t| nsn.strip_prefix(t));
-                plan(meta).is_some_and(|p| p.valid(nsn) || trunkless.is_some_and(|n| p.valid(n)))
-            })
-        })
-    })
 }
 
 impl std::fmt::Debug for PhoneRegions {
@@ -233,7 +119,13 @@ impl PhoneRegions {
 
 /// Phone numbers in the digit groups of `c`: an international one from its start, else the
 /// longest national one from its start or from a group that opens with a trunk `0` or `(`.
-pub(super) fn phones(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut Vec<Finding>) {
+pub(super) fn phones(
+    text: &str,
+    c: &Cluster,
+    regions: &PhoneRegions,
+    walk: &mut Walk,
+    out: &mut Vec<Finding>,
+) {
     let b = text.as_bytes();
     if text[..c.start].ends_with(['$', '€', '£', '#']) {
         return;
@@ -248,7 +140,7 @@ pub(super) fn phones(text: &str, c: &Cluster, regions: &PhoneRegions, out: &mut 
     if date_led || repeated {
         return;
     }
-    let ctx = context(b, c.start);
+    let ctx = walk.context(b, c.start);
     if let Some(end) = international(text, c, ctx) {
         out.push(Finding::new(
             Kind::Phone,
@@ -305,8 +197,11 @@ fn international(text: &str, c: &Cluster, ctx: Option<bool>) -> Option<usize> {
     if !c.plus && !double_zero {
         return None;
     }
-    let mut digits = String::from("+");
-    let mut ends = Vec::new();
+    // `+` and at most `cards::LONGEST_RUN` digits (a longer cluster is read for cards only).
+    let mut digits = Inline::<48>::new();
+    digits.push(b'+');
+    let mut ends = [(0, 0); MAX_GROUPS];
+    let mut groups = 0;
     for (i, &(s, e)) in c.groups().iter().enumerate() {
         let trunk = i > 0
             && &b[s..e] == b"0"
@@ -317,15 +212,18 @@ fn international(text: &str, c: &Cluster, ctx: Option<bool>) -> Option<usize> {
         if trunk {
             continue;
         }
-        let group = &text[s..e];
-        digits.push_str(if i == 0 && double_zero {
+        let group = &b[s..e];
+        digits.extend(if i == 0 && double_zero {
             &group[2..]
         } else {
             group
         });
-        ends.push((digits.len(), e));
+        ends[groups] = (digits.len(), e);
+        groups += 1;
     }
-    ends.iter()
+    let digits = digits.as_str();
+    ends[..groups]
+        .iter()
         .rev()
         .filter(|(len, _)| (8..=16).contains(len))
         .find(|(len, _)| valid_international(&digits[..*len]))
@@ -346,14 +244,15 @@ fn national(
     if !(6..=14).contains(&count) || !separators(text, c, from, to) {
         return false;
     }
-    let digits: String = c.groups[from..=to]
-        .iter()
-        .map(|&(s, e)| &text[s..e])
-        .collect();
+    let mut inline = Inline::<14>::new();
+    for &(s, e) in &c.groups[from..=to] {
+        inline.extend(&text.as_bytes()[s..e]);
+    }
+    let digits = inline.as_str();
     if digits.starts_with("00") || date(text, c, from, to) {
         return false;
     }
-    let mut valid = regions.national(&digits);
+    let mut valid = regions.national(digits);
     if phone_ctx {
         return valid.next().is_some();
     }
@@ -371,8 +270,8 @@ fn national(
             .national_prefix()
             .is_some_and(|t| digits.starts_with(t));
         paren && trunk
-            || phonenumber::parse(Some(r.id), &digits)
-                .is_ok_and(|number| unambiguous(lens, &digits, r.meta, &number))
+            || phonenumber::parse(Some(r.id), digits)
+                .is_ok_and(|number| unambiguous(lens, digits, r.meta, &number))
     })
 }
 

@@ -1,5 +1,6 @@
 //! Phone detection tables: libphonenumber's example numbers per region, groupings, near misses.
 
+use super::super::phone_plans::matches;
 use super::*;
 use crate::pii::{Scanner, ScannerConfig};
 
@@ -282,4 +283,54 @@ fn where_the_plan_writes_a_trunk_prefix_a_national_number_needs_it() {
     );
     assert!(phones_in(&germany, "Büro 30 12345678").is_empty());
     assert!(phones_in(&germany, "Büro 301 234 5678").is_empty());
+}
+
+/// The plan's length mask decides nothing the patterns would not: every plan of every country
+/// code, on its example numbers, on them cut, lengthened and changed, and on random digits.
+#[test]
+fn the_length_mask_agrees_with_the_patterns() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    let (mut asked, mut valid) = (0, 0);
+    for code in 1..=999u16 {
+        for meta in DATABASE.by_code(&code).unwrap_or_default() {
+            let plan = Plan::of(meta).expect("plan");
+            let d = meta.descriptors();
+            let examples: Vec<&str> = [d.fixed_line(), d.mobile(), d.toll_free(), d.voip()]
+                .into_iter()
+                .flatten()
+                .filter_map(|desc| desc.example())
+                .collect();
+            let mut numbers: Vec<String> = Vec::new();
+            for example in &examples {
+                numbers.push(example.to_string());
+                numbers.push(example[..example.len() - 1].to_string());
+                numbers.push(format!("{example}{}", next() % 10));
+                let mut changed = example.as_bytes().to_vec();
+                let at = next() % changed.len();
+                changed[at] = b'0' + (next() % 10) as u8;
+                numbers.push(String::from_utf8(changed).expect("digits"));
+            }
+            for _ in 0..40 {
+                let len = 1 + next() % 20;
+                numbers.push(
+                    (0..len)
+                        .map(|_| char::from(b'0' + (next() % 10) as u8))
+                        .collect(),
+                );
+            }
+            for n in &numbers {
+                let want = matches(&plan.general, n) && plan.types.iter().any(|t| matches(t, n));
+                assert_eq!(plan.valid(n), want, "{} {n}", meta.id());
+                asked += 1;
+                valid += usize::from(want);
+            }
+        }
+    }
+    assert!(asked > 10_000 && valid > 500, "{asked} {valid}");
 }

@@ -1,0 +1,182 @@
+//! The literal search against an overlapping walk over a full DFA of every literal.
+
+use super::*;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+/// The straightforward way: an overlapping walk over a full DFA of every literal.
+fn automaton(literals: &[String]) -> AhoCorasick {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(literals)
+        .unwrap()
+}
+
+fn reference(automaton: &AhoCorasick, text: &[u8]) -> Vec<Hit> {
+    automaton
+        .find_overlapping_iter(text)
+        .map(|m| Hit {
+            start: m.start(),
+            end: m.end(),
+            literal: m.pattern().as_usize(),
+        })
+        .collect()
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 as usize
+    }
+}
+
+/// Texts made of the literals themselves (in random case, cut short, run together),
+/// pieces of prose, punctuation, digits and non-ASCII characters.
+fn texts(literals: &[String], count: usize) -> Vec<Vec<u8>> {
+    let filler: &[&[u8]] = &[
+        b" ",
+        b"a",
+        b"e",
+        b"s",
+        b".",
+        b"-",
+        b"_",
+        b"@",
+        b"`",
+        b"{",
+        b"[",
+        b"~",
+        b"0",
+        b"9",
+        b"\n",
+        b"the key is ",
+        b"api_token=",
+        b"\xc3\xa9",
+        b"\xe2\x80\x8b",
+        b"\x00",
+        b"\x7f",
+        b"\xff",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    (0..count)
+        .map(|_| {
+            let mut text = Vec::new();
+            for _ in 0..rng.next() % 40 {
+                if rng.next().is_multiple_of(3) {
+                    text.extend_from_slice(filler[rng.next() % filler.len()]);
+                    continue;
+                }
+                let literal = literals[rng.next() % literals.len()].as_bytes();
+                let cut = if rng.next().is_multiple_of(4) {
+                    rng.next() % literal.len()
+                } else {
+                    literal.len()
+                };
+                text.extend(literal[..cut].iter().map(|&c| {
+                    if rng.next().is_multiple_of(2) {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                }));
+            }
+            text
+        })
+        .collect()
+}
+
+#[test]
+fn every_occurrence_is_found_in_the_order_of_an_overlapping_walk() {
+    let literals: Vec<String> = super::super::anchors::literals()
+        .unwrap()
+        .into_iter()
+        .collect();
+    let set = Literals::new(&literals, &vec![false; literals.len()]).unwrap();
+    let automaton = automaton(&literals);
+    let mut found = 0;
+    for text in texts(&literals, 20_000) {
+        let want = reference(&automaton, &text);
+        assert_eq!(
+            set.find(&text),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(&text)
+        );
+        found += want.len();
+    }
+    assert!(found > 100_000, "{found}");
+}
+
+/// With some literals marked word-start (half of them, at random, so that some first pairs
+/// are all marked and some mixed), every occurrence is found but theirs inside a word.
+#[test]
+fn word_start_literals_are_found_where_they_begin_a_word() {
+    let literals: Vec<String> = super::super::anchors::literals()
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let marks: Vec<bool> = literals
+        .iter()
+        .map(|l| l == "s." || l == "@" || rng.next().is_multiple_of(2))
+        .collect();
+    let set = Literals::new(&literals, &marks).unwrap();
+    let automaton = automaton(&literals);
+    let (mut found, mut left_out) = (0, 0);
+    for text in texts(&literals, 20_000) {
+        let all = reference(&automaton, &text);
+        let want: Vec<Hit> = all
+            .iter()
+            .copied()
+            .filter(|h| !(marks[h.literal] && h.start > 0 && is_word(text[h.start - 1])))
+            .collect();
+        assert_eq!(
+            set.find(&text),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(&text)
+        );
+        found += want.len();
+        left_out += all.len() - want.len();
+    }
+    assert!(found > 50_000 && left_out > 10_000, "{found} {left_out}");
+}
+
+#[test]
+fn short_texts_and_texts_ending_in_a_literal() {
+    let literals: Vec<String> = ["@", "ey", "s.", "key", "x", "a3-", "-----begin"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let set = Literals::new(&literals, &vec![false; literals.len()]).unwrap();
+    let automaton = automaton(&literals);
+    for text in [
+        "",
+        "@",
+        "e",
+        "ey",
+        "EY",
+        "s.",
+        "x",
+        "X@",
+        "key",
+        "kEy",
+        "a@ey",
+        "xkey",
+        "zzs.",
+        "-----BEGIN",
+        "k-----begin",
+        "@@@",
+        "skey.",
+    ] {
+        assert_eq!(
+            set.find(text.as_bytes()),
+            reference(&automaton, text.as_bytes()),
+            "{text:?}"
+        );
+    }
+}
