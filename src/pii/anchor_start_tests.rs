@@ -4,17 +4,7 @@
 //! [`Literals::find`]: super::literals::Literals::find
 
 use super::anchors::{Anchors, literals};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 as usize
-    }
-}
+use super::test_rng::Rng;
 
 /// Anchor literals in random case, glued to word bytes or separators before them, followed by
 /// random key-like tails of the lengths key formats have, assignment operators and prose.

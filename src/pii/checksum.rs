@@ -263,13 +263,8 @@ mod tests {
     #[test]
     fn entropy_is_the_sum_over_all_counts_to_the_last_bit() {
         let alphabet: Vec<char> = "aAbz09_-+/=~.Q ~éж€😀\u{7f}\u{80}".chars().collect();
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as usize
-        };
+        let mut rng = crate::pii::test_rng::Rng(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next();
         for _ in 0..50_000 {
             // A few distinct characters or many, repeated or not.
             let len = next() % 90;

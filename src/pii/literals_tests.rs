@@ -1,6 +1,7 @@
 //! The literal search against an overlapping walk over a full DFA of every literal.
 
 use super::*;
+use crate::pii::test_rng::{Mix, Rng, mix};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// The straightforward way: an overlapping walk over a full DFA of every literal.
@@ -22,16 +23,6 @@ fn reference(automaton: &AhoCorasick, text: &[u8]) -> Vec<Hit> {
             literal: m.pattern().as_usize(),
         })
         .collect()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 as usize
-    }
 }
 
 /// Texts made of the literals themselves (in random case, cut short, run together),
@@ -64,27 +55,13 @@ fn texts(literals: &[String], count: usize) -> Vec<Vec<u8>> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     (0..count)
         .map(|_| {
-            let mut text = Vec::new();
-            for _ in 0..rng.next() % 40 {
-                if rng.next().is_multiple_of(3) {
-                    text.extend_from_slice(filler[rng.next() % filler.len()]);
-                    continue;
-                }
-                let literal = literals[rng.next() % literals.len()].as_bytes();
-                let cut = if rng.next().is_multiple_of(4) {
-                    rng.next() % literal.len()
-                } else {
-                    literal.len()
-                };
-                text.extend(literal[..cut].iter().map(|&c| {
-                    if rng.next().is_multiple_of(2) {
-                        c.to_ascii_uppercase()
-                    } else {
-                        c
-                    }
-                }));
-            }
-            text
+            let how = Mix {
+                parts: 40,
+                filler: 3,
+                cut: 4,
+                upper: 2,
+            };
+            mix(&mut rng, literals, filler, &how)
         })
         .collect()
 }

@@ -38,6 +38,8 @@ mod places_tests;
 #[cfg(test)]
 mod secret_tests;
 #[cfg(test)]
+mod test_rng;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

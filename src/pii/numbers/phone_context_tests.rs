@@ -4,6 +4,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 use super::*;
+use crate::pii::test_rng::{Mix, Rng, mix};
 
 /// The words, in the automaton's order.
 fn words() -> Vec<&'static str> {
@@ -51,17 +52,6 @@ fn reference(automaton: &AhoCorasick, b: &[u8], start: usize) -> Option<bool> {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 as usize
-    }
-}
-
 /// Context words (in random case, cut short, run together), letters, separators, non-ASCII
 /// letters, numbers.
 fn text(rng: &mut Rng, words: &[&str]) -> Vec<u8> {
@@ -92,27 +82,13 @@ fn text(rng: &mut Rng, words: &[&str]) -> Vec<u8> {
         "отель",
         "\u{200b}",
     ];
-    let mut out = Vec::new();
-    for _ in 0..rng.next() % 60 {
-        if rng.next().is_multiple_of(2) {
-            out.extend_from_slice(filler[rng.next() % filler.len()].as_bytes());
-            continue;
-        }
-        let word = words[rng.next() % words.len()].as_bytes();
-        let cut = if rng.next().is_multiple_of(5) {
-            rng.next() % word.len()
-        } else {
-            word.len()
-        };
-        out.extend(word[..cut].iter().map(|&c| {
-            if rng.next().is_multiple_of(3) {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            }
-        }));
-    }
-    out
+    let how = Mix {
+        parts: 60,
+        filler: 2,
+        cut: 5,
+        upper: 3,
+    };
+    mix(rng, words, filler, &how)
 }
 
 #[test]
