@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::known::{Known, Place, Reuse, reuse};
 use super::redact::{Replacer, redact};
-use super::unique::names_a_member_twice;
+use super::unique::parse_unique_stream;
 use super::vault::VaultError;
 use super::{Finding, Scanner};
 
@@ -227,15 +227,12 @@ fn unique_name(fields: &serde_json::Map<String, Value>, name: String) -> String 
 /// escapes of a body that is one JSON string as well).
 fn documents(text: &str) -> Option<Vec<Value>> {
     let first = text.trim_start().as_bytes().first()?;
-    if !matches!(first, b'{' | b'[' | b'"') || names_a_member_twice(text.as_bytes()) {
-        // Text with a member named twice is read as it is: every value stands in it (see
-        // `escaped_strings` for the quoted strings in it that hold escapes).
+    if !matches!(first, b'{' | b'[' | b'"') {
         return None;
     }
-    let docs: Vec<Value> = serde_json::Deserializer::from_str(text)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .ok()?;
+    // Text with a member named twice is read as it is: every value stands in it (see
+    // `escaped_strings` for the quoted strings in it that hold escapes).
+    let docs = parse_unique_stream(text)?;
     docs.iter()
         .all(|d| d.is_object() || d.is_array() || d.is_string())
         .then_some(docs)

@@ -29,6 +29,17 @@ pub fn parse_unique(text: &[u8]) -> Option<Value> {
         .map(|v| v.0)
 }
 
+/// The JSON documents of `text` one after another (JSON Lines, or one), as `serde_json` reads
+/// them, or `None` when one of them is no document or names a member twice: one pass, as
+/// [`parse_unique`].
+pub(super) fn parse_unique_stream(text: &str) -> Option<Vec<Value>> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<UniqueValue>()
+        .map(|doc| doc.map(|UniqueValue(value)| value))
+        .collect::<Result<_, _>>()
+        .ok()
+}
+
 /// A document built as `serde_json::Value` builds itself, failing on a repeated member name.
 struct UniqueValue(Value);
 
@@ -217,6 +228,17 @@ mod tests {
         serde_json::from_slice(text).ok()
     }
 
+    /// What the JSON-in-text reading did before it read documents in one pass.
+    fn stream_two_passes(text: &str) -> Option<Vec<Value>> {
+        if super::names_a_member_twice(text.as_bytes()) {
+            return None;
+        }
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .ok()
+    }
+
     #[test]
     fn one_pass_reads_what_two_did() {
         let table: &[&str] = &[
@@ -243,6 +265,11 @@ mod tests {
             assert_eq!(
                 super::parse_unique(text.as_bytes()),
                 two_passes(text.as_bytes()),
+                "{text}"
+            );
+            assert_eq!(
+                super::parse_unique_stream(text),
+                stream_two_passes(text),
                 "{text}"
             );
         }
@@ -307,6 +334,13 @@ mod tests {
             let want = two_passes(text.as_bytes());
             twice += usize::from(want.is_none() && serde_json::from_str::<Value>(&text).is_ok());
             assert_eq!(super::parse_unique(text.as_bytes()), want, "{text}");
+            // Two documents in a row, as JSON Lines: read as the two passes read them.
+            let lines = format!("{text}\n{text}");
+            assert_eq!(
+                super::parse_unique_stream(&lines),
+                stream_two_passes(&lines),
+                "{lines}"
+            );
         }
         assert!(twice > 500, "{twice} documents naming a member twice");
     }

@@ -51,7 +51,8 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
                 candidate(text, i, regions, (&mut cluster, &mut walk), out).max(i + 1)
             }
             b':' => colon(text, i, out).max(i + 1),
-            b'-' | b'.' if mac_separator(b, i) => lettered_mac(b, i, out).max(i + 1),
+            // `next_start` stops at a `-` or `.` only between hex digits.
+            b'-' | b'.' => lettered_mac(b, i, out).max(i + 1),
             _ => i + 1,
         };
     }
