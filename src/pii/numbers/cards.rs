@@ -105,17 +105,20 @@ pub(super) fn grouping(lens: &[usize]) -> bool {
 /// Every run of groups in `c` with 12–19 digits, one separator (space or hyphen), a card
 /// grouping, a network's IIN range and length, and a valid Luhn digit. In a run of more groups
 /// than any one number has (several numbers in a row), a grouped card must stand apart from its
-/// neighbours: another separator, or none, on each side.
+/// neighbours: another separator, or none, on each side, or a card already read just before it
+/// (`4012-8888-8888-1881 4012 8888 8888 1881`: the second's first space follows the first card).
 pub(super) fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let lens = c.lens();
     let long = c.digits > LONGEST_RUN;
-    let apart = |from: usize, to: usize| {
+    // Bit `g`: a card found ends with group `g`.
+    let mut card_ends = 0u32;
+    let apart = |from: usize, to: usize, card_ends: u32| {
         if from == to {
             return true;
         }
         let inner = c.sep(text, from);
-        (from == 0 || c.sep(text, from - 1) != inner)
+        (from == 0 || c.sep(text, from - 1) != inner || card_ends >> (from - 1) & 1 == 1)
             && (to == c.count - 1 || c.sep(text, to) != inner)
     };
     for from in 0..c.count {
@@ -132,11 +135,12 @@ pub(super) fn cards(text: &str, c: &Cluster, out: &mut Vec<Finding>) {
             if count < 12
                 || !grouping(&lens[from..=to])
                 || !c.consistent(text, from, to, &[" ", "-"])
-                || long && !apart(from, to)
+                || long && !apart(from, to, card_ends)
             {
                 continue;
             }
             if network(&digits).is_some() && check::luhn(&digits) {
+                card_ends |= 1 << to;
                 out.push(Finding::new(
                     Kind::CreditCard,
                     c.groups[from].0,
@@ -303,8 +307,18 @@ mod tests {
         let master = card("5412", 16);
         let hyphened = group(&master, &[4, 4, 4, 4], "-");
         // More than forty digits in one run: three cards in a row, the first two set apart.
-        let text = format!("{visa} {hyphened} {}", group(&visa, &[4, 4, 4, 4], " "));
-        assert_eq!(cards_in(&text), vec![visa.clone(), hyphened]);
+        let spaced = group(&visa, &[4, 4, 4, 4], " ");
+        let text = format!("{visa} {hyphened} {spaced}");
+        assert_eq!(
+            cards_in(&text),
+            vec![visa.clone(), hyphened.clone(), spaced]
+        );
+        // A run of fours after a card is read only where it holds exactly a card.
+        let longer = format!(
+            "{visa} {hyphened} {} 1234",
+            group(&visa, &[4, 4, 4, 4], " ")
+        );
+        assert_eq!(cards_in(&longer), vec![visa.clone(), hyphened.clone()]);
         // Fours in a long run of fours: where a card would start is unknowable.
         let fours = format!(
             "{} 1234 5678 9012 3456 7890 1234 5678",
