@@ -266,18 +266,34 @@ impl Anchors {
         if name.is_empty() || !plain(name) || !plain(value) {
             return Vec::new();
         }
-        let member = format!("\"{name}\": \"{value}\"");
+        // The keywords are looked for in the name alone (a hit at its start begins a word, as
+        // after the member's opening quote); the member is written only for a keyed rule's.
+        let keyed = |i: usize| self.rules.rules[i].keyed();
+        let hits: Vec<(usize, usize)> = self
+            .literals
+            .find(name.as_bytes())
+            .iter()
+            .flat_map(|hit| {
+                self.targets[hit.literal]
+                    .iter()
+                    .filter_map(|&anchor| match anchor {
+                        Anchor::Rule(i) if keyed(i) => Some((hit.start + 1, i)),
+                        _ => None,
+                    })
+            })
+            .collect();
+        if hits.is_empty() {
+            return Vec::new();
+        }
+        let mut member = String::with_capacity(name.len() + value.len() + 6);
+        for part in ["\"", name, "\": \"", value, "\""] {
+            member.push_str(part);
+        }
         let offset = name.len() + 5;
         let mut found = Vec::new();
         let mut seen = Vec::new();
-        for hit in self.literals.find(&member.as_bytes()[..=name.len()]) {
-            for &anchor in &self.targets[hit.literal] {
-                if let Anchor::Rule(i) = anchor
-                    && self.rules.rules[i].keyed()
-                {
-                    self.rule(&member, hit.start, i, &mut seen, &mut found);
-                }
-            }
+        for (start, i) in hits {
+            self.rule(&member, start, i, &mut seen, &mut found);
         }
         found
             .into_iter()
