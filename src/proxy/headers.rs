@@ -173,10 +173,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
                 .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
         })
     });
-    for name in HOP_BY_HOP {
-        if keep_upgrade && (name == "upgrade" || name == "connection") {
-            continue;
-        }
+    // The names present, found in one pass over the map: a removal by a name the map lacks
+    // still parses and hashes that name, nine times a message.
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
+        .filter(|name| !(keep_upgrade && (*name == "upgrade" || *name == "connection")))
+        .cloned()
+        .collect();
+    for name in present {
         headers.remove(name);
     }
     if te_trailers {
