@@ -77,7 +77,7 @@ impl Meter {
             self.terminal = true;
             return;
         }
-        if let Ok(doc) = serde_json::from_slice::<Value>(data) {
+        if let Some(doc) = super::answer_doc::parse(data) {
             self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
             self.terminal |= is_terminal(&doc);
             self.answer.read(self.dialect, &doc);
@@ -110,7 +110,7 @@ impl Meter {
                 self.kept.clear();
             }
         } else if !self.overflow
-            && let Ok(doc) = serde_json::from_slice::<Value>(&self.kept)
+            && let Some(doc) = super::answer_doc::parse(&self.kept)
         {
             self.seen |= read_usage(self.dialect, &doc, &mut self.usage);
             self.terminal = true;

@@ -3,6 +3,7 @@
 //! pause cache, breakers, and rate limits.
 
 mod answer;
+mod answer_doc;
 mod breakers;
 mod leases;
 mod ledger;
