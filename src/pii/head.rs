@@ -10,6 +10,9 @@
 //! data in a header name (`X-4111111111111111`), which has no room for `[CARD]`, and data that
 //! only reads once a header value is percent-decoded.
 
+use std::borrow::Cow;
+
+use super::known::{Known, Place, Reuse, reuse};
 use super::redactor::{RedactError, Redactor};
 use super::{Finding, Redaction};
 
@@ -70,19 +73,43 @@ impl Redactor {
             .map(|(i, (name, value))| (i, name.as_str(), value.as_str()))
     }
 
-    /// Every finding in the path, the query (names and values) and the scanned headers.
-    pub(super) fn head_findings(&self, head: &RequestHead<'_>) -> Vec<Vec<Finding>> {
+    /// Every finding in the path, the query (names and values) and the scanned headers; with
+    /// `known`, what the path and the header fields held is noted there (a value with a `%` only
+    /// as it is read, which is not what redaction scans).
+    pub(super) fn head_findings(
+        &self,
+        head: &RequestHead<'_>,
+        mut known: Option<&mut Known>,
+    ) -> Vec<Vec<Finding>> {
         let s = &self.scanner;
-        let mut found = vec![s.scan(&decoded_path(head.path))];
+        let mut scan = |text: &str, noted: bool| {
+            let found = s.scan(text);
+            if noted && let Some(known) = known.as_deref_mut() {
+                known.note(Place::Head, "", text, Reuse::of(&found));
+            }
+            found
+        };
+        let mut found = vec![scan(&decoded_path(head.path), true)];
+        for (_, name, value) in self.scanned_headers(head.headers) {
+            found.push(scan(&name_words(name), true));
+            let read = as_read(value);
+            let plain = matches!(read, Cow::Borrowed(_));
+            found.push(scan(&read, plain));
+        }
         for (name, value) in form_urlencoded::parse(head.query.unwrap_or_default().as_bytes()) {
             found.push(s.scan(&name));
             found.push(super::json::scan_value(s, &name, &value));
         }
-        for (_, name, value) in self.scanned_headers(head.headers) {
-            found.push(s.scan(&name_words(name)));
-            found.push(s.scan(&as_read(value)));
-        }
         found
+    }
+
+    /// The findings of `text`, a place of the head: those detection noted in `known`, or a scan.
+    fn head_place(&self, text: &str, known: Option<&Known>) -> Vec<Finding> {
+        match reuse(known, Place::Head, "", text) {
+            Reuse::Clean => Vec::new(),
+            Reuse::Findings(found) => found,
+            Reuse::Rescan => self.scanner.scan(text),
+        }
     }
 
     /// Refuses a path that holds a kind `redaction` redacts.
@@ -90,8 +117,9 @@ impl Redactor {
         &self,
         path: &str,
         redaction: &Redaction<'_>,
+        known: Option<&Known>,
     ) -> Result<(), RedactError> {
-        match obliged(redaction, &self.scanner.scan(&decoded_path(path))) {
+        match obliged(redaction, &self.head_place(&decoded_path(path), known)) {
             true => Err(RedactError::UnrewritablePlace("the URL path".into())),
             false => Ok(()),
         }
@@ -103,6 +131,7 @@ impl Redactor {
         &self,
         head: &RequestHead<'_>,
         redaction: &mut Redaction<'_>,
+        known: Option<&Known>,
     ) -> Result<HeadRewrite, RedactError> {
         let query = match head.query {
             Some(q) => self.redact_pairs(q.as_bytes(), redaction)?,
@@ -110,11 +139,15 @@ impl Redactor {
         };
         let mut headers = Vec::new();
         for (i, name, value) in self.scanned_headers(head.headers) {
-            if obliged(redaction, &self.scanner.scan(&name_words(name))) {
+            if obliged(redaction, &self.head_place(&name_words(name), known)) {
                 // `[CARD]` is no header name.
                 return Err(RedactError::UnrewritablePlace("a header name".into()));
             }
-            let findings = self.scanner.scan(value);
+            // Detection noted a value as it is only when it has no `%` (see `head_findings`).
+            let findings = match value.contains('%') {
+                true => self.scanner.scan(value),
+                false => self.head_place(value, known),
+            };
             if FRAMING.contains(&name) && obliged(redaction, &findings) {
                 return Err(RedactError::UnrewritablePlace(format!(
                     "the `{name}` header"

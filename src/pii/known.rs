@@ -1,5 +1,6 @@
 //! What detection (step 5) found in each place of a JSON body — string and number values with
-//! their field's name, member names — so redaction (step 10) does not scan the body again. A scan
+//! their field's name, member names — and of the request's head (the decoded path, header names
+//! and values), so redaction (step 10) does not scan them again. A scan
 //! of a plain text is a function of the field's name (its last bytes, see
 //! [`super::anchors::field_tail`]) and the text: a place detection saw clean is clean, and a place
 //! it saw holding findings holds those same findings. Keyed by the exact text, never by a hash
@@ -46,11 +47,13 @@ struct Noted {
     reuse: Reuse,
 }
 
-/// What a place is: a string or number value (with its field's name), or a member's name.
+/// What a place is: a string or number value (with its field's name), a member's name, or a
+/// part of the request's head (the decoded path, a header's name as words, a header's value).
 #[derive(Debug, Hash, PartialEq, Eq, Clone, Copy)]
 pub(super) enum Place {
     Value,
     Name,
+    Head,
 }
 
 /// What redaction does with a place.
@@ -63,6 +66,16 @@ pub(super) enum Reuse {
     /// Scan it again: its findings are of documents or escaped strings it holds, or the notes
     /// gave up.
     Rescan,
+}
+
+impl Reuse {
+    /// What redaction does with a place whose scan found `found`.
+    pub(super) fn of(found: &[Finding]) -> Reuse {
+        match found.is_empty() {
+            true => Reuse::Clean,
+            false => Reuse::Findings(found.to_vec()),
+        }
+    }
 }
 
 impl Known {
@@ -179,6 +192,78 @@ mod tests {
             assert_eq!(with, without, "{case}");
             let replaced = |r: Result<super::super::Redacted, _>| r.expect("redacts").replaced;
             assert_eq!(replaced(noted), replaced(full), "{case}");
+        }
+    }
+
+    /// The same of the request's head: a path, header names and values holding findings, clean
+    /// ones, and values whose findings only read percent-decoded (noted as read, scanned as they
+    /// are by redaction), with form and text bodies too.
+    #[test]
+    fn head_redaction_with_detections_notes_equals_redaction_without_them() {
+        let fields = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        let heads = [
+            (
+                "/v1/chat",
+                fields(&[("x-note", "mail jane@example.com"), ("accept", "*/*")]),
+            ),
+            (
+                "/v1/chat",
+                fields(&[("referer", "https://a.example/?to=jane%40example.com")]),
+            ),
+            (
+                "/v1/chat",
+                fields(&[("x-4111111111111111", "y"), ("x-ok", "plain")]),
+            ),
+            ("/u/jane%40example.com", fields(&[("x-ok", "plain")])),
+            (
+                "/v1",
+                fields(&[("content-type", "text/plain; jane@example.com")]),
+            ),
+            (
+                "/v1",
+                fields(&[("x-a", "bob@example.org 100%"), ("x-b", "bob@example.org")]),
+            ),
+        ];
+        let r = redactor();
+        let form = BTreeMap::new();
+        let json = json!({"note": "jane@example.com"});
+        let bytes = json.to_string().into_bytes();
+        for (path, headers) in &heads {
+            let head = RequestHead {
+                path,
+                query: Some("q=jane%40example.com"),
+                headers,
+            };
+            for shape in [BodyShape::Json, BodyShape::Form] {
+                let parts = parts(&json, &form, &bytes);
+                let mut known = Known::default();
+                r.detect_request_noting(&parts, &head, Some(&mut known));
+                let rules = || {
+                    vec![(
+                        vec!["email".to_string(), "credit_card".to_string()],
+                        Style::Mask,
+                    )]
+                };
+                let (mut with, mut without) = (json.clone(), json.clone());
+                let noted = r.redact_known(
+                    rules(),
+                    "s",
+                    (&parts, shape, &mut with),
+                    Some(&head),
+                    Some(&known),
+                );
+                let full = r.redact(rules(), "s", (&parts, shape, &mut without), Some(&head));
+                let seen = |r: Result<super::super::Redacted, super::super::RedactError>| match r {
+                    Ok(r) => Ok((r.query, r.headers, r.replaced)),
+                    Err(e) => Err(e.to_string()),
+                };
+                assert_eq!(seen(noted), seen(full), "{path} {headers:?}");
+            }
         }
     }
 }

@@ -199,17 +199,17 @@ impl Redactor {
         &self,
         body: &BodyParts<'_>,
         head: &RequestHead<'_>,
-        known: Option<&mut Known>,
+        mut known: Option<&mut Known>,
     ) -> BTreeMap<String, u64> {
         let shape = BodyShape::of(body);
         let whole = matches!(shape, BodyShape::Text | BodyShape::Opaque)
             && body.text.is_empty()
             && !body.decoded.is_empty();
         let mut counts = BTreeMap::new();
-        for findings in self.body_findings(body, whole, known) {
+        for findings in self.body_findings(body, whole, known.as_deref_mut()) {
             add(&mut counts, findings);
         }
-        for findings in self.head_findings(head) {
+        for findings in self.head_findings(head, known) {
             add(&mut counts, findings);
         }
         counts
@@ -291,7 +291,7 @@ impl Redactor {
         let mut redaction =
             Redaction::new(rules, &self.hash_key, &self.vault, session, Instant::now());
         if let Some(head) = head {
-            self.check_path(head.path, &redaction)?;
+            self.check_path(head.path, &redaction, known)?;
         }
         let bytes = body.decoded;
         let body = match shape {
@@ -323,7 +323,7 @@ impl Redactor {
             }
         };
         let (query, headers) = match head {
-            Some(head) => self.redact_head(head, &mut redaction)?,
+            Some(head) => self.redact_head(head, &mut redaction, known)?,
             None => (None, Vec::new()),
         };
         Ok(Redacted {
