@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// The member names on the paths the meter reads.
@@ -110,11 +110,68 @@ impl<'de> Visitor<'de> for Pruned {
                     members.insert(name.to_string(), value);
                 }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(Skip)?;
                 }
             }
         }
         Ok(Value::Object(members))
+    }
+}
+
+/// A value read and dropped: parsed as for a `Value` (strings checked, numbers in range, nesting
+/// bounded), so the document is refused exactly where a whole parse refuses it, but nothing is
+/// built (an unescaped string is borrowed from the input). serde's `IgnoredAny` checks less.
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
     }
 }
 
@@ -197,16 +254,33 @@ mod tests {
 
     #[test]
     fn what_is_not_json_is_refused_as_serde_refuses_it() {
-        for text in [
-            "",
-            "{",
-            "{\"a\": 1} x",
-            "{\"a\": tru}",
-            "[1,]",
-            "{\"usage\": {\"x\": }}",
-        ] {
-            assert_eq!(parse(text.as_bytes()), None, "{text}");
-            assert!(serde_json::from_str::<Value>(text).is_err());
+        let usage = r#""usage": {"prompt_tokens": 10, "completion_tokens": 5}"#;
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let texts: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"{".to_vec(),
+            b"{\"a\": 1} x".to_vec(),
+            b"{\"a\": tru}".to_vec(),
+            b"[1,]".to_vec(),
+            b"{\"usage\": {\"x\": }}".to_vec(),
+            // Members passed over are checked as a whole parse checks them.
+            format!(r#"{{"id": "\ud800", {usage}}}"#).into_bytes(),
+            [
+                &b"{\"id\": \""[..],
+                b"\xff\xfe",
+                b"\", ",
+                usage.as_bytes(),
+                b"}",
+            ]
+            .concat(),
+            format!(r#"{{"logprob": 1e400, {usage}}}"#).into_bytes(),
+            format!(r#"{{"choices": [{{"message": {{"content": {deep}}}}}], {usage}}}"#)
+                .into_bytes(),
+        ];
+        for text in texts {
+            let shown = String::from_utf8_lossy(&text).into_owned();
+            assert!(serde_json::from_slice::<Value>(&text).is_err(), "{shown}");
+            assert_eq!(parse(&text), None, "{shown}");
         }
         assert_eq!(
             parse(b" {\"model\": \"m\", \"id\": [1, {\"x\": null}]} "),
