@@ -174,15 +174,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         })
     });
     // The names present, found in one pass over the map: a removal by a name the map lacks
-    // still parses and hashes that name, nine times a message.
+    // still parses and hashes that name, nine times a message. They are removed in the list's
+    // order, as before (a removal moves the map's last field into the gap).
     let present: Vec<HeaderName> = headers
         .keys()
         .filter(|name| HOP_BY_HOP.contains(&name.as_str()))
-        .filter(|name| !(keep_upgrade && (*name == "upgrade" || *name == "connection")))
         .cloned()
         .collect();
-    for name in present {
-        headers.remove(name);
+    for name in HOP_BY_HOP {
+        if keep_upgrade && (name == "upgrade" || name == "connection") {
+            continue;
+        }
+        if let Some(name) = present.iter().find(|p| *p == name) {
+            headers.remove(name);
+        }
     }
     if te_trailers {
         // `TE: trailers` is the one TE value HTTP/2 allows end to end; gRPC depends on it.
@@ -237,6 +242,19 @@ mod tests {
             );
         }
         map
+    }
+
+    #[test]
+    fn the_fields_left_keep_the_order_they_had() {
+        let mut h = headers(&[
+            ("trailer", "a"),
+            ("keep-alive", "b"),
+            ("x-a", "1"),
+            ("x-b", "2"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-a", "x-b"]);
     }
 
     #[test]
