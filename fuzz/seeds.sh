@@ -39,3 +39,6 @@ seed scan folded '\xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91 1111 1111 111
 # redact_restore: first byte the chunk size, then the text.
 seed redact_restore mixed '\x07Mail jane@example.com, +44 20 7946 0958, IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111'
 seed redact_restore ids '\x03SSN 078-05-1121, NIR 1 85 05 78 006 084 36, DNI x1234567l, NO 01018012345'
+# redact_noted: line 1 path?query, then header lines, an empty line, then the body.
+seed redact_noted json '/v1/chat?to=jane%40example.com\nx-note: mail bob@example.org\nreferer: https://a.example/?m=jane%40example.com\nx-4111111111111111: y\n\n{"messages":[{"role":"user","content":"card 4111 1111 1111 1111"}],"jane@example.com":1}'
+seed redact_noted text '/u/jane%40example.com\ncontent-type: text/plain; a@b.example\n\ncall +44 20 7946 0958'

@@ -4,29 +4,14 @@
 //! once redacted.
 #![no_main]
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use bytes::Bytes;
 use gatehouse::inspect::{InspectConfig, Request, body_facts, examine};
-use gatehouse::pii::{BodyShape, PiiConfig, Redactor, RequestHead, ScannerConfig, Style};
+use gatehouse::pii::{BodyShape, RequestHead, Style};
 use libfuzzer_sys::fuzz_target;
 
-fn redactor() -> &'static Redactor {
-    static REDACTOR: OnceLock<Redactor> = OnceLock::new();
-    REDACTOR.get_or_init(|| {
-        let config = PiiConfig {
-            scanner: ScannerConfig::default(),
-            hash_key: None,
-            scan_headers: true,
-            unscanned_headers: vec!["authorization".to_string()],
-            vault_max_executions: 4,
-            vault_max_values: 1024,
-            vault_idle: Duration::from_secs(60),
-        };
-        Redactor::new(&config).expect("redactor")
-    })
-}
+#[path = "shared_redactor.rs"]
+mod shared_redactor;
+use shared_redactor::redactor;
 
 fuzz_target!(|data: &[u8]| {
     let mut lines = data.splitn(3, |b| *b == b'\n');
@@ -43,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
         method: "POST",
         path: "/v1/chat/completions",
         query: Some("q=1"),
-        content_type: Some(&content_type).filter(|c| !c.is_empty()).map(String::as_str),
+        content_type: Some(&content_type)
+            .filter(|c| !c.is_empty())
+            .map(String::as_str),
         prefer: None,
         body: &body,
     };
