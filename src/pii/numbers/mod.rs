@@ -37,14 +37,15 @@ fn is_word(b: u8) -> bool {
 /// Scans `text` for every digit-led kind.
 pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
+    let mut i = next_start(b, 0);
+    if i >= b.len() {
+        // Most short texts (a header, a member's name) hold nothing that starts a number, and
+        // the cluster is a kilobyte to clear.
+        return;
+    }
     let mut cluster = Cluster::empty();
     let mut walk = Walk::new();
-    let mut i = 0;
-    loop {
-        i = next_start(b, i);
-        let Some(&c) = b.get(i) else {
-            break;
-        };
+    while let Some(&c) = b.get(i) {
         i = match c {
             b'0'..=b'9' => candidate(text, i, regions, (&mut cluster, &mut walk), out).max(i + 1),
             b'+' | b'(' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
@@ -55,6 +56,7 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
             b'-' | b'.' => lettered_mac(b, i, out).max(i + 1),
             _ => i + 1,
         };
+        i = next_start(b, i);
     }
 }
 
