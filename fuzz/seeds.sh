@@ -42,3 +42,8 @@ seed redact_restore ids '\x03SSN 078-05-1121, NIR 1 85 05 78 006 084 36, DNI x12
 # redact_noted: line 1 path?query, then header lines, an empty line, then the body.
 seed redact_noted json '/v1/chat?to=jane%40example.com\nx-note: mail bob@example.org\nreferer: https://a.example/?m=jane%40example.com\nx-4111111111111111: y\n\n{"messages":[{"role":"user","content":"card 4111 1111 1111 1111"}],"jane@example.com":1}'
 seed redact_noted text '/u/jane%40example.com\ncontent-type: text/plain; a@b.example\n\ncall +44 20 7946 0958'
+# meter: byte 0 the dialect (mod 3) and the chunk size, then an answer.
+seed meter openai '\x00{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4}}}'
+seed meter responses '\x03{"type":"response.completed","response":{"model":"o3","status":"completed","usage":{"input_tokens":7,"output_tokens":3}}}'
+seed meter anthropic '\x01{"type":"message","model":"claude","stop_reason":"end_turn","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":9,"cache_read_input_tokens":2,"output_tokens":1}}'
+seed meter gemini '\x02{"modelVersion":"gemini-2.0-flash","candidates":[{"content":{"parts":[{"text":"a"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":2,"thoughtsTokenCount":1}}'
