@@ -25,6 +25,11 @@ fn reference(automaton: &AhoCorasick, text: &[u8]) -> Vec<Hit> {
         .collect()
 }
 
+/// `set` finds `want` in `text`, or the text is shown.
+fn assert_finds(set: &Literals, text: &[u8], want: &[Hit]) {
+    assert_eq!(set.find(text), want, "{:?}", String::from_utf8_lossy(text));
+}
+
 /// Texts made of the literals themselves (in random case, cut short, run together),
 /// pieces of prose, punctuation, digits and non-ASCII characters.
 fn texts(literals: &[String], count: usize) -> Vec<Vec<u8>> {
@@ -68,21 +73,13 @@ fn texts(literals: &[String], count: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn every_occurrence_is_found_in_the_order_of_an_overlapping_walk() {
-    let literals: Vec<String> = super::super::anchors::literals()
-        .unwrap()
-        .into_iter()
-        .collect();
+    let literals = super::super::anchors::literals().unwrap();
     let set = Literals::new(&literals, &vec![false; literals.len()]).unwrap();
     let automaton = automaton(&literals);
     let mut found = 0;
     for text in texts(&literals, 20_000) {
         let want = reference(&automaton, &text);
-        assert_eq!(
-            set.find(&text),
-            want,
-            "{:?}",
-            String::from_utf8_lossy(&text)
-        );
+        assert_finds(&set, &text, &want);
         found += want.len();
     }
     assert!(found > 100_000, "{found}");
@@ -92,10 +89,7 @@ fn every_occurrence_is_found_in_the_order_of_an_overlapping_walk() {
 /// are all marked and some mixed), every occurrence is found but theirs inside a word.
 #[test]
 fn word_start_literals_are_found_where_they_begin_a_word() {
-    let literals: Vec<String> = super::super::anchors::literals()
-        .unwrap()
-        .into_iter()
-        .collect();
+    let literals = super::super::anchors::literals().unwrap();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let marks: Vec<bool> = literals
         .iter()
@@ -111,12 +105,7 @@ fn word_start_literals_are_found_where_they_begin_a_word() {
             .copied()
             .filter(|h| !(marks[h.literal] && h.start > 0 && is_word(text[h.start - 1])))
             .collect();
-        assert_eq!(
-            set.find(&text),
-            want,
-            "{:?}",
-            String::from_utf8_lossy(&text)
-        );
+        assert_finds(&set, &text, &want);
         found += want.len();
         left_out += all.len() - want.len();
     }
