@@ -84,8 +84,8 @@ impl Redactor {
         let s = &self.scanner;
         let mut scan = |text: &str, noted: bool| {
             let found = s.scan(text);
-            if noted && let Some(known) = known.as_deref_mut() {
-                known.note(Place::Head, "", text, Reuse::of(&found));
+            if noted {
+                super::json::keep(&mut known, (Place::Head, "", text), &found, true);
             }
             found
         };

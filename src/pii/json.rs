@@ -99,7 +99,7 @@ fn walk(
 }
 
 /// Notes in `known` what a place held: its findings when they are offsets in its text (`plain`).
-fn keep(
+pub(super) fn keep(
     known: &mut Option<&mut Known>,
     (place, field, text): (Place, &str, &str),
     found: &[Finding],
@@ -108,10 +108,9 @@ fn keep(
     if let Some(known) = known.as_deref_mut() {
         // A text that holds documents or escaped strings is scanned in pieces here and whole
         // by redaction, which may find more (a keyword before an escaped value): scan it again.
-        let reuse = match (plain, found.is_empty()) {
-            (false, _) => Reuse::Rescan,
-            (true, true) => Reuse::Clean,
-            (true, false) => Reuse::Findings(found.to_vec()),
+        let reuse = match plain {
+            true => Reuse::of(found),
+            false => Reuse::Rescan,
         };
         known.note(place, field, text, reuse);
     }
