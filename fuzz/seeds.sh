@@ -36,6 +36,9 @@ seed scan ids 'DNI 12.345.678-Z, BSN 1234.56.782, PESEL 44051401359, CPR 010180-
 seed scan secrets 'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY" AKIAZ7Q3MD4XW2PLH5RK ghp_0123456789abcdefghijklmnopqrstuvwxyz'
 seed scan json '{"messages":[{"content":"jane\\u0040example.com"}],"tool":{"arguments":"{\\"to\\": \\"bob@example.org\\"}"},"n":5555555555554444}'
 seed scan folded '\xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91 1111 1111 1111 caf\xc3\xa9 ja\xe2\x80\x8bne@example.com'
+# json_text: any bytes; JSON documents are written again.
+seed json_text doc '{"b":[1,-2.5e-7,true,null],"a":"q\\"\\\\\\u0001\\n\\u00e9"}'
+seed json_text text 'line one\n\ttab \\ "quote" \x01 caf\xc3\xa9'
 # redact_restore: first byte the chunk size, then the text.
 seed redact_restore mixed '\x07Mail jane@example.com, +44 20 7946 0958, IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111'
 seed redact_restore ids '\x03SSN 078-05-1121, NIR 1 85 05 78 006 084 36, DNI x1234567l, NO 01018012345'

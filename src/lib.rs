@@ -46,6 +46,7 @@ pub mod firewall;
 pub mod gateway;
 pub mod geo;
 pub mod inspect;
+pub mod json_text;
 pub mod launch;
 pub mod metrics;
 pub mod pii;

@@ -37,7 +37,7 @@ pub fn ask_for_usage(
         return None;
     }
     options.insert("include_usage".into(), Value::Bool(true));
-    serde_json::to_vec(&doc).ok().map(Bytes::from)
+    Some(Bytes::from(crate::json_text::to_vec(&doc)))
 }
 
 /// The request body with an output limit of `limit` tokens, in the field the endpoint reads, when
@@ -64,7 +64,7 @@ pub fn with_output_limit(provider: &str, path: &str, body: &[u8], limit: u64) ->
             }
             let config = config.as_object_mut()?;
             config.insert(field.into(), Value::from(limit));
-            return serde_json::to_vec(&doc).ok().map(Bytes::from);
+            return Some(Bytes::from(crate::json_text::to_vec(&doc)));
         }
         Dialect::OpenAi if path.ends_with("/responses") => "max_output_tokens",
         Dialect::OpenAi
@@ -76,7 +76,7 @@ pub fn with_output_limit(provider: &str, path: &str, body: &[u8], limit: u64) ->
         Dialect::OpenAi => return None,
     };
     object.insert(field.into(), Value::from(limit));
-    serde_json::to_vec(&doc).ok().map(Bytes::from)
+    Some(Bytes::from(crate::json_text::to_vec(&doc)))
 }
 
 /// Passes complete events on, except the usage-only one; holds an incomplete event back.

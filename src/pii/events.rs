@@ -151,7 +151,7 @@ fn render(lines: &[String], doc: &Value) -> Vec<u8> {
         out.push('\n');
     }
     out.push_str("data: ");
-    out.push_str(&doc.to_string());
+    out.push_str(&crate::json_text::to_string(doc));
     out.push_str("\n\n");
     out.into_bytes()
 }

@@ -334,7 +334,7 @@ pub(super) fn redact_value(
         for (start, end, decoded) in &strings {
             let findings = scanner.scan_field(field, decoded);
             rewritten.push(match redact(decoded, &findings, replacer)? {
-                Some(new) => Value::String(new).to_string(),
+                Some(new) => crate::json_text::to_string(&Value::String(new)),
                 None => text[*start..*end].to_string(),
             });
         }
@@ -354,7 +354,7 @@ pub(super) fn redact_value(
     }
     let mut out = docs
         .iter()
-        .map(Value::to_string)
+        .map(crate::json_text::to_string)
         .collect::<Vec<_>>()
         .join("\n");
     if docs.len() > 1 && text.ends_with('\n') {

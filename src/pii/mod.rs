@@ -38,7 +38,7 @@ mod places_tests;
 #[cfg(test)]
 mod secret_tests;
 #[cfg(test)]
-mod test_rng;
+pub(crate) mod test_rng;
 #[cfg(test)]
 mod tests;
 

@@ -298,9 +298,7 @@ impl Redactor {
             BodyShape::Json => {
                 let changed =
                     super::json::redact_json_known(&self.scanner, json, &mut redaction, known)?;
-                (changed > 0)
-                    .then(|| serde_json::to_vec(json).map(Bytes::from))
-                    .transpose()?
+                (changed > 0).then(|| Bytes::from(crate::json_text::to_vec(json)))
             }
             BodyShape::Form => self.redact_pairs(bytes, &mut redaction)?.map(Bytes::from),
             BodyShape::Text => {
