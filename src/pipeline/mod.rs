@@ -187,6 +187,7 @@ impl Handler for Pipeline {
         client: Arc<ClientInfo>,
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        self.handle(client, req).await
+        // Boxed: the request's future is some kilobytes, and hyper moves what it is given.
+        Box::pin(self.handle(client, req)).await
     }
 }
