@@ -173,13 +173,9 @@ pub struct Ending<'a> {
 }
 
 impl From<crate::pii::RedactError> for ProxyError {
-    /// Obliged redactions that cannot be carried out refuse the request (the agent's side); a
-    /// redacted body that cannot be written again is ours.
+    /// Obliged redactions that cannot be carried out refuse the request (the agent's side).
     fn from(e: crate::pii::RedactError) -> Self {
-        match e {
-            crate::pii::RedactError::Json(_) => ProxyError::internal(e.to_string()),
-            _ => ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string()),
-        }
+        ProxyError::new(ErrorKind::Forbidden, Side::Agent, e.to_string())
     }
 }
 

@@ -121,9 +121,6 @@ pub enum RedactError {
          rewrite; the request was not forwarded unredacted"
     )]
     UnrewritablePlace(String),
-    /// The redacted JSON could not be written again.
-    #[error("redacted JSON: {0}")]
-    Json(#[from] serde_json::Error),
 }
 
 /// What redaction did.

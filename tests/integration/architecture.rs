@@ -40,7 +40,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
 ];
 
 /// Modules that do no I/O: these may not appear in their code.
-const PURE: &[&str] = &["policy", "pii", "inspect", "geo"];
+const PURE: &[&str] = &["policy", "pii", "inspect", "geo", "json_text"];
 const IO: &[&str] = &[
     "std::fs",
     "tokio::fs",
