@@ -175,3 +175,23 @@ fn header_bytes_that_are_not_utf8_are_read_as_latin1() {
     let found = redactor().detect_request(&body, &head);
     assert_eq!(found.get("credit_card"), Some(&1), "{found:?}");
 }
+
+#[test]
+fn numbers_of_a_redacted_json_body_leave_with_the_values_the_agent_sent() {
+    // The body is written again from its parse: a float read one unit off (serde_json without
+    // `float_roundtrip`) would be forwarded changed.
+    let body = r#"{"to":"alice@example.com","x":-3.2621709746126856e+66,"y":0.1,"z":-0.0,"n":18446744073709551615}"#;
+    let (_, sent) = detect_and_mask("application/json", body);
+    let sent: Value = serde_json::from_str(&sent).expect("JSON");
+    for (name, number) in [
+        ("x", "-3.2621709746126856e+66"),
+        ("y", "0.1"),
+        ("z", "-0.0"),
+    ] {
+        let agent: f64 = number.parse().expect("a float");
+        let forwarded = sent[name].as_f64().map(f64::to_bits);
+        assert_eq!(forwarded, Some(agent.to_bits()), "{name}");
+    }
+    assert_eq!(sent["n"].as_u64(), Some(u64::MAX));
+    assert_ne!(sent["to"], "alice@example.com");
+}

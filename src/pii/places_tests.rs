@@ -199,39 +199,6 @@ fn json_member_names_are_renamed_without_losing_a_sibling() {
 }
 
 #[test]
-fn numbers_of_a_redacted_json_body_leave_with_the_values_the_agent_sent() {
-    // The body is written again from its parse: a float read one unit off (serde_json without
-    // `float_roundtrip`) would be forwarded changed.
-    let r = redactor();
-    let text = r#"{"to":"alice@example.com","x":-3.2621709746126856e+66,"y":0.1,"z":-0.0,"n":18446744073709551615}"#;
-    let body = Body::new("application/json", text);
-    let mut doc = parse_unique(text.as_bytes()).expect("JSON");
-    let redacted = r
-        .redact(
-            mask(&["email"]),
-            "s",
-            (&body.parts(), BodyShape::Json, &mut doc),
-            Some(&head("/", None, NO_HEADERS)),
-        )
-        .expect("redacts");
-    let sent: Value = serde_json::from_slice(&redacted.body.expect("changed")).unwrap();
-    for (name, number) in [
-        ("x", "-3.2621709746126856e+66"),
-        ("y", "0.1"),
-        ("z", "-0.0"),
-    ] {
-        let agent: f64 = number.parse().unwrap();
-        assert_eq!(
-            sent[name].as_f64().map(f64::to_bits),
-            Some(agent.to_bits()),
-            "{name}"
-        );
-    }
-    assert_eq!(sent["n"].as_u64(), Some(u64::MAX));
-    assert_eq!(sent["to"], "[EMAIL]");
-}
-
-#[test]
 fn form_names_query_names_and_header_values_are_rewritten() {
     let r = redactor();
     let body = Body::new(
