@@ -16,13 +16,29 @@ use super::facts::{
 
 /// The facts of one request as CEL variables, built once for every condition judged against them.
 pub struct Activation {
-    /// The variables, by their index in [`VARIABLES`]; read in place by the direct evaluator.
-    values: [Option<Value>; VARIABLES.len()],
+    /// What each variable is, by its index in [`VARIABLES`].
+    built: [Built; VARIABLES.len()],
     /// The fields of each variable that is an object, in the order of [`FIELDS`] (empty for one
     /// that is `null` or not built): the direct evaluator reads `agent.team` without a lookup.
     fields: [Vec<Option<Value>>; VARIABLES.len()],
+    /// Each object variable as a CEL map, made from its fields the first time a condition reads
+    /// it whole (most read only fields, and a map costs a key and a hash a field).
+    maps: [OnceCell<Value>; VARIABLES.len()],
+    /// What a variable the request has no section for is: `null`.
+    null: Value,
     /// The same, bound for the `cel` interpreter: built the first time a condition needs it.
     context: OnceCell<Context<'static, 'static>>,
+}
+
+/// What a variable of an [`Activation`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Built {
+    /// No condition reads it.
+    Unread,
+    /// Read, and the request has no such section (`llm` of a call that is none).
+    Null,
+    /// Read, an object of [`FIELDS`].
+    Object,
 }
 
 /// Which CEL variables to build: bit `i` stands for `VARIABLES[i]`. Only what some condition reads
@@ -73,7 +89,7 @@ impl Activation {
     /// `destination`, `llm`, `tool`, `data`, `response` (`null` when the request has no such
     /// section), `body` and `pii`.
     pub fn new(facts: &Facts, reads: Reads) -> Activation {
-        let build = |name: &str| -> Option<Object> {
+        let build = |name: &str| -> Option<Vec<Option<Value>>> {
             match name {
                 "agent" => Some(agent(&facts.agent)),
                 "request" => Some(request(&facts.request)),
@@ -87,18 +103,21 @@ impl Activation {
                 _ => None,
             }
         };
-        let mut values = [const { None }; VARIABLES.len()];
+        let mut built = [Built::Unread; VARIABLES.len()];
         let mut fields = [const { Vec::new() }; VARIABLES.len()];
         for (i, name) in VARIABLES.iter().enumerate() {
             if reads.has(name) {
-                let object = build(name);
-                values[i] = Some(object.as_ref().map_or(Value::Null, |o| o.value.clone()));
-                fields[i] = object.map(|o| o.fields).unwrap_or_default();
+                (built[i], fields[i]) = match build(name) {
+                    Some(object) => (Built::Object, object),
+                    None => (Built::Null, Vec::new()),
+                };
             }
         }
         Activation {
-            values,
+            built,
             fields,
+            maps: [const { OnceCell::new() }; VARIABLES.len()],
+            null: Value::Null,
             context: OnceCell::new(),
         }
     }
@@ -111,15 +130,22 @@ impl Activation {
 
     /// The variable `VARIABLES[index]`, if it was built.
     pub(super) fn value(&self, index: usize) -> Option<&Value> {
-        self.values.get(index)?.as_ref()
+        match self.built.get(index)? {
+            Built::Unread => None,
+            Built::Null => Some(&self.null),
+            Built::Object => {
+                let (names, fields) = (FIELDS.get(index)?, self.fields.get(index)?);
+                Some(self.maps.get(index)?.get_or_init(|| map(names, fields)))
+            }
+        }
     }
 
     /// The variables bound for the `cel` interpreter.
     pub(super) fn context(&self) -> &Context<'static, 'static> {
         self.context.get_or_init(|| {
             let mut context = Context::with_env(stdlib());
-            for (name, value) in VARIABLES.iter().zip(&self.values) {
-                if let Some(value) = value {
+            for (index, name) in VARIABLES.iter().enumerate() {
+                if let Some(value) = self.value(index) {
                     context.add_variable_from_value(name.to_string(), value.clone());
                 }
             }
@@ -151,9 +177,9 @@ pub(super) const FIELDS: [&[&str]; VARIABLES.len()] = [
     &LLM,
     &TOOL,
     &DATA,
+    &BODY,
     &PII,
     &RESPONSE,
-    &BODY,
 ];
 const AGENT: [&str; 5] = ["id", "team", "env", "execution", "labels"];
 const REQUEST: [&str; 9] = [
@@ -207,26 +233,22 @@ const BODY: [&str; 7] = [
     "problem",
 ];
 
-/// An object as CEL sees it (a map) and its fields in the order of its names.
-struct Object {
-    value: Value,
-    fields: Vec<Option<Value>>,
+/// An object's fields in the order of its names (`names` fixes the count).
+fn object<const N: usize>(_names: &[&str; N], values: [Option<Value>; N]) -> Vec<Option<Value>> {
+    values.into()
 }
 
-/// A CEL map from `names` and their `values`; `None` values are left out of the map.
-fn object<const N: usize>(names: &[&str; N], values: [Option<Value>; N]) -> Object {
+/// The object of `names` and their `values` as CEL sees it, a map; `None` values are left out.
+fn map(names: &[&str], values: &[Option<Value>]) -> Value {
     let map: HashMap<Key, Value> = names
         .iter()
-        .zip(&values)
+        .zip(values)
         .filter_map(|(name, value)| {
             let value = value.clone()?;
             Some((Key::String(Arc::new(name.to_string())), value))
         })
         .collect();
-    Object {
-        value: Value::Map(map.into()),
-        fields: values.into(),
-    }
+    Value::Map(map.into())
 }
 
 fn text(s: &str) -> Option<Value> {
@@ -262,7 +284,7 @@ fn uint(n: u64) -> Option<Value> {
     i64::try_from(n).ok().map(Value::Int)
 }
 
-fn agent(a: &AgentFacts) -> Object {
+fn agent(a: &AgentFacts) -> Vec<Option<Value>> {
     object(
         &AGENT,
         [
@@ -275,7 +297,7 @@ fn agent(a: &AgentFacts) -> Object {
     )
 }
 
-fn request(r: &RequestFacts) -> Object {
+fn request(r: &RequestFacts) -> Vec<Option<Value>> {
     object(
         &REQUEST,
         [
@@ -292,7 +314,7 @@ fn request(r: &RequestFacts) -> Object {
     )
 }
 
-fn destination(d: &DestinationFacts) -> Object {
+fn destination(d: &DestinationFacts) -> Vec<Option<Value>> {
     object(
         &DESTINATION,
         [
@@ -308,7 +330,7 @@ fn destination(d: &DestinationFacts) -> Object {
     )
 }
 
-fn llm(l: &LlmFacts) -> Object {
+fn llm(l: &LlmFacts) -> Vec<Option<Value>> {
     object(
         &LLM,
         [
@@ -343,11 +365,11 @@ fn listed(messages: &[String]) -> Value {
     Value::List(Arc::new(values))
 }
 
-fn tool(t: &ToolFacts) -> Object {
+fn tool(t: &ToolFacts) -> Vec<Option<Value>> {
     object(&TOOL, [text(&t.name), Some(json(&t.arguments))])
 }
 
-fn data(d: &DataFacts) -> Object {
+fn data(d: &DataFacts) -> Vec<Option<Value>> {
     object(
         &DATA,
         [
@@ -361,7 +383,7 @@ fn data(d: &DataFacts) -> Object {
     )
 }
 
-fn body(b: &BodyFacts) -> Object {
+fn body(b: &BodyFacts) -> Vec<Option<Value>> {
     object(
         &BODY,
         [
@@ -376,19 +398,19 @@ fn body(b: &BodyFacts) -> Object {
     )
 }
 
-fn response(r: &ResponseFacts) -> Object {
+fn response(r: &ResponseFacts) -> Vec<Option<Value>> {
     object(
         &RESPONSE,
         [
             uint(u64::from(r.status)),
             string_map(&r.headers),
-            Some(body(&r.body).value),
-            Some(pii(&r.pii).value),
+            Some(map(&BODY, &body(&r.body))),
+            Some(map(&PII, &pii(&r.pii))),
         ],
     )
 }
 
-fn pii(p: &PiiFacts) -> Object {
+fn pii(p: &PiiFacts) -> Vec<Option<Value>> {
     let counts: HashMap<Key, Value> = p
         .counts
         .iter()
@@ -428,6 +450,25 @@ fn json(value: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_variable_has_its_own_field_names_at_its_index() {
+        let own: [(&str, &[&str]); VARIABLES.len()] = [
+            ("agent", &AGENT),
+            ("request", &REQUEST),
+            ("destination", &DESTINATION),
+            ("llm", &LLM),
+            ("tool", &TOOL),
+            ("data", &DATA),
+            ("body", &BODY),
+            ("pii", &PII),
+            ("response", &RESPONSE),
+        ];
+        for (name, names) in own {
+            let index = VARIABLES.iter().position(|v| *v == name).expect(name);
+            assert_eq!(FIELDS[index], names, "{name}");
+        }
+    }
 
     #[test]
     fn long_conversations_are_listed_bounded_with_every_text_kept() {
