@@ -165,3 +165,33 @@ fn the_direct_evaluator_answers_as_the_interpreter_does() {
     }
     assert!(answered > 80, "{answered}");
 }
+
+/// `body`, `pii` and `response` read through another variable's field names (a typo that loads:
+/// the load-time check lets a missing key pass) fail as the interpreter says, and are not read as
+/// whatever field sits at that name's index in the other variable (81821fd~1 read
+/// `response.size` as `response.status`, `body.kinds` as `body.size`, `pii.body` as `pii.total`).
+#[test]
+fn another_variables_field_names_are_not_read_by_their_index() {
+    let mut facts = Facts::sample(Trigger::HttpResponse);
+    facts.body.size = 5;
+    facts.body.content_type = String::new();
+    facts.pii = PiiFacts::from_counts([("email".to_string(), 3)].into());
+    let response = facts.response.as_mut().expect("a response");
+    response.status = 500;
+    let activation = Activation::new(&facts, Reads::ALL);
+    for source in [
+        "body.kinds == 5",
+        "body.counts == ''",
+        "body.total == {}",
+        "pii.body == 3",
+        "pii.headers == {'email': 3}",
+        "response.size >= 400",
+        "response.content_type == {}",
+    ] {
+        let condition = Condition::compile(source, Trigger::HttpResponse)
+            .unwrap_or_else(|e| panic!("{source} loads: {e}"));
+        let interpreted = condition.interpret(&activation);
+        assert!(interpreted.is_err(), "{source}: {interpreted:?}");
+        assert_eq!(condition.eval(&activation), interpreted, "{source}");
+    }
+}
