@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue};
 use cel::{ExecutionError, Program, Value};
 
-use super::activation::{Activation, Reads};
+use super::activation::{Activation, FIELDS, Reads};
 use super::facts::{Facts, VARIABLES};
 use super::fast::Fast;
 use super::model::Trigger;
@@ -77,6 +77,14 @@ pub enum ConditionError {
         /// The rule's trigger.
         trigger: String,
     },
+    /// Reads a field its object does not have: it would fail on every request.
+    #[error("`{object}` has no field `{field}` (its fields: {known})")]
+    UnknownField {
+        object: String,
+        field: String,
+        /// The object's fields, comma-separated.
+        known: String,
+    },
     /// Uses a name that is neither a fact nor a function.
     #[error("`{0}` is not declared")]
     Undeclared(String),
@@ -112,6 +120,13 @@ impl Condition {
             .find(|f| !is_operator(f) && !FUNCTIONS.contains(f))
         {
             return Err(ConditionError::UnknownFunction(function.to_string()));
+        }
+        if let Some((object, field, known)) = unknown_field(program.expression(), &bound) {
+            return Err(ConditionError::UnknownField {
+                object,
+                field,
+                known: known.join(", "),
+            });
         }
         for section in ["llm", "tool", "data", "response"] {
             if references.variables().contains(&section)
@@ -191,6 +206,44 @@ fn comprehension_variables(expr: &IdedExpr) -> Vec<String> {
         }
     }
     bound
+}
+
+/// The first `variable.field` (also `response.body.field`, `response.pii.field`, and within
+/// `has()`) naming a field its object does not have, with the object's fields: the sample check
+/// lets a missing key pass (a map's key may be absent), so such a typo would load and fail on
+/// every request. A name a comprehension binds anywhere in `expr` is left alone.
+fn unknown_field(
+    expr: &IdedExpr,
+    bound: &[String],
+) -> Option<(String, String, &'static [&'static str])> {
+    nodes(expr).into_iter().find_map(|node| {
+        let Expr::Select(select) = &node.expr else {
+            return None;
+        };
+        let (object, known) = object_of(&select.operand, bound)?;
+        (!known.contains(&select.field.as_str())).then(|| (object, select.field.clone(), known))
+    })
+}
+
+/// The object `operand` names and its fields: a variable, or `response.body` / `response.pii`
+/// (the answer's own `body` and `pii` facts).
+fn object_of(operand: &IdedExpr, bound: &[String]) -> Option<(String, &'static [&'static str])> {
+    let fields_of = |name: &str| {
+        let index = VARIABLES.iter().position(|v| *v == name)?;
+        FIELDS.get(index).copied()
+    };
+    match &operand.expr {
+        Expr::Ident(name) if !bound.contains(name) => Some((name.clone(), fields_of(name)?)),
+        Expr::Select(inner) if !inner.test && matches!(inner.field.as_str(), "body" | "pii") => {
+            let Expr::Ident(name) = &inner.operand.expr else {
+                return None;
+            };
+            (name == "response" && !bound.contains(name)).then_some(())?;
+            let object = format!("response.{}", inner.field);
+            Some((object, fields_of(&inner.field)?))
+        }
+        _ => None,
+    }
 }
 
 /// The patterns of `x.matches('...')` and `matches(x, '...')` written as string literals.

@@ -188,10 +188,92 @@ fn another_variables_field_names_are_not_read_by_their_index() {
         "response.size >= 400",
         "response.content_type == {}",
     ] {
-        let condition = Condition::compile(source, Trigger::HttpResponse)
-            .unwrap_or_else(|e| panic!("{source} loads: {e}"));
-        let interpreted = condition.interpret(&activation);
-        assert!(interpreted.is_err(), "{source}: {interpreted:?}");
-        assert_eq!(condition.eval(&activation), interpreted, "{source}");
+        // Refused at load now; below the load check, the direct evaluator still must not read
+        // them by index.
+        let refused = Condition::compile(source, Trigger::HttpResponse);
+        assert!(
+            matches!(refused, Err(ConditionError::UnknownField { .. })),
+            "{source}: {refused:?}"
+        );
+        let program = cel::Program::compile(source).expect("compiles");
+        let direct = Fast::compile(program.expression()).and_then(|f| f.eval(&activation));
+        assert_eq!(direct, None, "{source}");
+    }
+}
+
+#[test]
+fn a_field_its_object_does_not_have_is_refused_at_load() {
+    let refused = [
+        (
+            "response.status_code >= 400",
+            Trigger::HttpResponse,
+            "response",
+            "status_code",
+        ),
+        (
+            "has(request.hostname)",
+            Trigger::HttpRequest,
+            "request",
+            "hostname",
+        ),
+        (
+            "response.pii.totl > 0",
+            Trigger::HttpResponse,
+            "response.pii",
+            "totl",
+        ),
+        (
+            "response.body.sise > 0",
+            Trigger::HttpResponse,
+            "response.body",
+            "sise",
+        ),
+        ("llm.modle == 'x'", Trigger::LlmRequest, "llm", "modle"),
+        (
+            "request.headers.exists(h, h == 'x') && agent.tem == 'a'",
+            Trigger::HttpRequest,
+            "agent",
+            "tem",
+        ),
+    ];
+    for (source, trigger, object, field) in refused {
+        match Condition::compile(source, trigger) {
+            Err(ConditionError::UnknownField {
+                object: o,
+                field: f,
+                known,
+            }) => {
+                assert_eq!((o.as_str(), f.as_str()), (object, field), "{source}");
+                assert!(!known.is_empty(), "{source}");
+            }
+            other => panic!("{source}: {other:?}"),
+        }
+    }
+    let loaded = [
+        (
+            "response.status >= 400 && response.pii.total == 0",
+            Trigger::HttpResponse,
+        ),
+        (
+            "response.body.size > 0 && has(response.headers)",
+            Trigger::HttpResponse,
+        ),
+        (
+            "agent.labels.tier == 'gold' || request.headers['x-a'] == 'b'",
+            Trigger::HttpRequest,
+        ),
+        (
+            "[{'foo': 1}].exists(pii, pii.foo == 1)",
+            Trigger::HttpRequest,
+        ),
+        (
+            "has(llm.max_tokens) && llm.model == 'x'",
+            Trigger::LlmRequest,
+        ),
+    ];
+    for (source, trigger) in loaded {
+        if let Err(e) = Condition::compile(source, trigger) {
+            panic!("{source}: {e}");
+        }
     }
 }

@@ -370,6 +370,10 @@ fn policy_file_errors_name_file_line_and_rule() {
             "p.yaml:5: rule `a`: when: unknown variable `reqest`",
         ),
         (
+            "rules:\n  - id: a\n    trigger: http.request\n    effect: allow\n    when: \"request.hots == 'x'\"\n",
+            "p.yaml:5: rule `a`: when: `request` has no field `hots` (its fields: method, scheme, host",
+        ),
+        (
             "rules:\n  - id: a\n    trigger: http.request\n    effect: allow\n    when: \"request.port\"\n",
             "p.yaml:5: rule `a`: when: must evaluate to a boolean",
         ),
