@@ -80,7 +80,9 @@ pub enum ConditionError {
     /// Reads a field its object does not have: it would fail on every request.
     #[error("`{object}` has no field `{field}` (its fields: {known})")]
     UnknownField {
+        /// The variable, or `response.body` / `response.pii`.
         object: String,
+        /// The name read.
         field: String,
         /// The object's fields, comma-separated.
         known: String,
