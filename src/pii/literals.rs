@@ -46,14 +46,15 @@ pub(super) struct Literals {
     literals: Vec<Box<[u8]>>,
     /// Byte `hash(fold(first three bytes))` is 1 for every literal of three bytes or more, and
     /// for every continuation of each two-byte literal.
-    starts: Box<[u8]>,
+    /// (A fixed-size array: an index shifted down to [`START_BITS`] bits needs no bounds check.)
+    starts: Box<[u8; 1 << START_BITS]>,
     /// The same of the first four bytes of every literal of four bytes or more.
     quads: Box<[u64; HASH_WORDS]>,
     /// By the folded first two bytes: whether a literal of two or three bytes begins so (the
     /// four bytes at a candidate then say nothing).
     short_pairs: Box<[u64; 1024]>,
     /// By the folded first two bytes: 1 + the index in `groups` of the literals beginning so.
-    pairs: Box<[u16]>,
+    pairs: Box<[u16; 1 << 16]>,
     /// The literals that begin with one pair of (folded) bytes.
     groups: Vec<Vec<usize>>,
     /// One-byte literals: each byte that is one (both cases), with its literal.
@@ -129,10 +130,10 @@ impl Literals {
         if word_start.len() != literals.len() {
             return Err("a word-start mark for every anchor literal".into());
         }
-        let mut starts = vec![0u8; 1 << START_BITS].into_boxed_slice();
+        let mut starts = Box::new([0u8; 1 << START_BITS]);
         let mut quads = Box::new([0u64; HASH_WORDS]);
         let mut short_pairs = Box::new([0u64; 1024]);
-        let mut pairs = vec![0u16; 1 << 16].into_boxed_slice();
+        let mut pairs = Box::new([0u16; 1 << 16]);
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut singles = Vec::new();
         for (id, literal) in literals.iter().enumerate() {
