@@ -44,6 +44,9 @@ impl Hit {
 pub(super) struct Literals {
     /// The literals, lower case.
     literals: Vec<Box<[u8]>>,
+    /// By literal: its first four bytes (fewer when shorter) with [`FOLD`], and the mask of the
+    /// bytes it has, so most literals of a group are dismissed by one comparison of words.
+    heads: Vec<(u32, u32)>,
     /// Byte `hash(fold(first three bytes))` is 1 for every literal of three bytes or more, and
     /// for every continuation of each two-byte literal.
     /// (A fixed-size array: an index shifted down to [`START_BITS`] bits needs no bounds check.)
@@ -117,6 +120,14 @@ fn test(bits: &[u64; HASH_WORDS], h: usize) -> u32 {
     (bits[h >> 6] >> (h & 63)) as u32 & 1
 }
 
+/// The folded first four bytes of a literal and the mask of those it has (see `heads`).
+fn head_of(literal: &[u8]) -> (u32, u32) {
+    let n = literal.len().min(4);
+    let mask = u32::MAX >> (8 * (4 - n));
+    // The key's bytes past the literal's end are zero; the mask drops what FOLD set in them.
+    ((key_of(&literal[..n]) | FOLD) as u32 & mask, mask)
+}
+
 fn key_of(bytes: &[u8]) -> u64 {
     let mut word = [0u8; 8];
     word[..bytes.len()].copy_from_slice(bytes);
@@ -173,6 +184,7 @@ impl Literals {
             }
         }
         Ok(Literals {
+            heads: literals.iter().map(|l| head_of(l.as_bytes())).collect(),
             literals: literals
                 .iter()
                 .map(|l| l.to_ascii_lowercase().into_bytes().into_boxed_slice())
@@ -268,12 +280,14 @@ impl Literals {
         else {
             return;
         };
+        let head = key_of(&text[i..text.len().min(i + 4)]) as u32 | FOLD as u32;
         for &literal in group {
-            let l = &self.literals[literal];
-            let end = i + l.len();
-            if inside && self.word_start[literal] {
+            let (want, mask) = self.heads[literal];
+            if head & mask != want || (inside && self.word_start[literal]) {
                 continue;
             }
+            let l = &self.literals[literal];
+            let end = i + l.len();
             if text.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(l)) {
                 let hit = Hit {
                     start: i,
