@@ -19,6 +19,15 @@ pub fn to_string(value: &Value) -> String {
     out
 }
 
+/// [`to_vec`] into a buffer that starts with room for `capacity` bytes: a body written again
+/// after small changes is about as long as it came, and growing to that by doubling copies it
+/// some ten times over.
+pub fn to_vec_sized(value: &Value, capacity: usize) -> Vec<u8> {
+    let mut out = String::with_capacity(capacity);
+    write_value(&mut out, value);
+    out.into_bytes()
+}
+
 /// Appends `value` to `out`. Nesting is as deep as the parsers that made the value allow (128 by
 /// default for serde_json), so recursion is bounded by them.
 fn write_value(out: &mut String, value: &Value) {
@@ -149,6 +158,7 @@ mod tests {
             String::from_utf8_lossy(&theirs),
             "{value:?}"
         );
+        assert_eq!(to_vec_sized(value, 3), ours, "{value:?}");
     }
 
     #[test]

@@ -21,7 +21,9 @@ const MAX_KEPT: usize = 1 << 20;
 #[derive(Default)]
 pub struct Known {
     hasher: foldhash::fast::RandomState,
-    held: HashMap<u64, Vec<Noted>>,
+    /// Keyed by a hash already: foldhash of a `u64`, not SipHash (some 150 instructions a
+    /// lookup, twice for every string of a body).
+    held: HashMap<u64, Vec<Noted>, foldhash::fast::RandomState>,
     /// Bytes of text kept; past [`MAX_KEPT`] `held` is emptied and every place rescanned.
     kept: usize,
     overflowed: bool,
@@ -88,7 +90,7 @@ impl Known {
         self.kept += field.len() + text.len();
         if self.kept > MAX_KEPT {
             self.overflowed = true;
-            self.held = HashMap::new();
+            self.held = HashMap::default();
             return;
         }
         let key = self.hasher.hash_one((place, field, text));

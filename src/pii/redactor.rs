@@ -295,7 +295,9 @@ impl Redactor {
             BodyShape::Json => {
                 let changed =
                     super::json::redact_json_known(&self.scanner, json, &mut redaction, known)?;
-                (changed > 0).then(|| Bytes::from(crate::json_text::to_vec(json)))
+                // Redacted values are placeholders of about the length of what they replace.
+                let room = bytes.len() + bytes.len() / 8;
+                (changed > 0).then(|| Bytes::from(crate::json_text::to_vec_sized(json, room)))
             }
             BodyShape::Form => self.redact_pairs(bytes, &mut redaction)?.map(Bytes::from),
             BodyShape::Text => {
