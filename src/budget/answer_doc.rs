@@ -32,8 +32,11 @@ const KEPT: [&str; 15] = [
 const WHOLE: [&str; 2] = ["usage", "usageMetadata"];
 
 /// `bytes` as a JSON document with only the members the meter reads; `None` when it is not JSON.
+///
+/// Checked as UTF-8 once and read as a `str`, as [`crate::pii::parse_unique`] reads a body.
 pub fn parse(bytes: &[u8]) -> Option<Value> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let doc = Pruned.deserialize(&mut de).ok()?;
     de.end().ok()?;
     Some(doc)
