@@ -34,7 +34,7 @@ struct CallLabels {
     agent: String,
     team: String,
     model: String,
-    cost_status: String,
+    cost_status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,7 +42,7 @@ struct TokenLabels {
     agent: String,
     team: String,
     model: String,
-    kind: String,
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,7 +57,7 @@ struct GenAiTokenLabels {
     gen_ai_operation_name: String,
     gen_ai_provider_name: String,
     gen_ai_request_model: String,
-    gen_ai_token_type: String,
+    gen_ai_token_type: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,7 +75,7 @@ pub struct LlmCall<'a> {
     /// Model as priced.
     pub model: &'a str,
     /// `exact`, `estimated` or `unpriced`.
-    pub cost_status: &'a str,
+    pub cost_status: &'static str,
     /// USD (0 when unpriced).
     pub usd: f64,
     /// Tokens by kind (`input`, `cached_input`, `cache_write`, `output`), when reported.
@@ -296,23 +296,27 @@ impl Metrics {
             model: call.model.to_string(),
         };
         self.llm_cost.get_or_create(&labels).inc_by(call.usd);
-        self.llm_calls
-            .get_or_create(&CallLabels {
-                agent: labels.agent.clone(),
-                team: labels.team.clone(),
-                model: labels.model.clone(),
-                cost_status: call.cost_status.to_string(),
-            })
-            .inc();
-        for (kind, n) in call.tokens.into_iter().flatten() {
-            self.llm_tokens
-                .get_or_create(&TokenLabels {
-                    agent: labels.agent.clone(),
-                    team: labels.team.clone(),
-                    model: labels.model.clone(),
-                    kind: kind.to_string(),
-                })
-                .inc_by(n);
+        let LlmLabels { agent, team, model } = labels;
+        let mut calls = CallLabels {
+            agent,
+            team,
+            model,
+            cost_status: call.cost_status,
+        };
+        self.llm_calls.get_or_create(&calls).inc();
+        let Some(tokens) = call.tokens else {
+            return;
+        };
+        // One set of labels, its kind changed for each count: the label strings are made once.
+        let mut labels = TokenLabels {
+            agent: std::mem::take(&mut calls.agent),
+            team: std::mem::take(&mut calls.team),
+            model: std::mem::take(&mut calls.model),
+            kind: "",
+        };
+        for (kind, n) in tokens {
+            labels.kind = kind;
+            self.llm_tokens.get_or_create(&labels).inc_by(n);
         }
     }
 
@@ -342,13 +346,14 @@ impl Metrics {
             gen_ai_request_model: call.model.to_string(),
         };
         if let Some((input, output)) = call.tokens {
+            let mut labels = GenAiTokenLabels {
+                gen_ai_operation_name: labels.gen_ai_operation_name.clone(),
+                gen_ai_provider_name: labels.gen_ai_provider_name.clone(),
+                gen_ai_request_model: labels.gen_ai_request_model.clone(),
+                gen_ai_token_type: "",
+            };
             for (kind, count) in [("input", input), ("output", output)] {
-                let labels = GenAiTokenLabels {
-                    gen_ai_operation_name: labels.gen_ai_operation_name.clone(),
-                    gen_ai_provider_name: labels.gen_ai_provider_name.clone(),
-                    gen_ai_request_model: labels.gen_ai_request_model.clone(),
-                    gen_ai_token_type: kind.to_string(),
-                };
+                labels.gen_ai_token_type = kind;
                 self.gen_ai
                     .tokens
                     .get_or_create(&labels)
