@@ -279,6 +279,29 @@ mod tests {
         assert!(super::parse_unique(br#"{"a": 1, "\u0061": 2}"#).is_none());
     }
 
+    /// Bytes that are not UTF-8 (in a value, in a name, cut short, a surrogate encoded as
+    /// UTF-8, next to an escape, after the end) and a BOM: refused as a read from a slice
+    /// refuses them; non-ASCII UTF-8 in values and names is read as it reads it.
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_as_a_slice_read_refuses_them() {
+        let table: &[&[u8]] = &[
+            b"{\"a\": \"x\xff\"}",
+            b"{\"a\xc3\": 1}",
+            b"{\"a\": \"\xe2\x82\"}",
+            b"{\"a\": \"\xed\xa0\x80\"}",
+            b"{\"a\": \"\\u00e9\xa9\"}",
+            b"\xef\xbb\xbf{\"a\": 1}",
+            b"{\"a\": 1}\xff",
+            b"{\"a\": 1} \xc2\xa0",
+            b"{\"a\": \"\xc3\xa9\", \"\xe2\x82\xac\": \"\\ud83d\\ude00\"} \n",
+        ];
+        for text in table {
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(super::parse_unique(text), two_passes(text), "{shown}");
+        }
+        assert!(super::parse_unique(table[table.len() - 1]).is_some());
+    }
+
     /// Random documents of nested objects and arrays whose names repeat now and then, cut short
     /// now and then: the one pass agrees with the two on every one.
     #[test]
