@@ -70,11 +70,7 @@ pub(super) fn scan(text: &str, regions: &PhoneRegions, out: &mut Vec<Finding>) {
 fn next_start(b: &[u8], from: usize) -> usize {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let starts = |at: usize| match b[at] {
-        b'-' | b'.' => mac_separator(b, at),
-        b'/' => false,
-        c => matches!(c, b'0'..=b':' | b'+' | b'('),
-    };
+    let starts = |at: usize| starts_at(b, at);
     let equal = |w: u64, c: u8| {
         let x = w ^ (LOW * u64::from(c));
         x.wrapping_sub(LOW) & !x & HIGH
@@ -113,6 +109,15 @@ fn next_start(b: &[u8], from: usize) -> usize {
         i = next;
     }
     (i..b.len()).find(|&at| starts(at)).unwrap_or(b.len())
+}
+
+/// Whether the byte at `at` may start a candidate: what [`next_start`] finds, a byte at a time.
+fn starts_at(b: &[u8], at: usize) -> bool {
+    match b[at] {
+        b'-' | b'.' => mac_separator(b, at),
+        b'/' => false,
+        c => matches!(c, b'0'..=b':' | b'+' | b'('),
+    }
 }
 
 /// `-`, `.` or `/`: bytes the start filter flags that start nothing after one another.

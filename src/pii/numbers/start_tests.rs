@@ -1,6 +1,6 @@
 //! The digit scan's start filter against a byte-by-byte search.
 
-use super::{mac_separator, next_start};
+use super::{next_start, starts_at};
 use crate::pii::test_rng::Rng;
 
 /// Runs of dots, dashes and slashes, between and beside hex digits and the other starts, at
@@ -11,11 +11,7 @@ fn runs_of_separators_are_passed_over_as_a_byte_by_byte_search_does() {
     let alphabet = b"aF9g -./+(:,.-.";
     let plain = |b: &[u8], from: usize| {
         (from..b.len())
-            .find(|&at| match b[at] {
-                b'-' | b'.' => mac_separator(b, at),
-                b'/' => false,
-                c => matches!(c, b'0'..=b':' | b'+' | b'('),
-            })
+            .find(|&at| starts_at(b, at))
             .unwrap_or(b.len())
     };
     let mut rng = Rng(0x005e_ed0f_d075);
